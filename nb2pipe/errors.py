@@ -1,0 +1,68 @@
+"""Every error nb2pipe raises for a user's mistake: one root class, one-line messages.
+
+A message names the thing (file, cell, stage, tag) and says what to do next. The CLI prints
+`error: <message>` and exits with `exit_code`; no traceback unless `--debug`.
+"""
+
+from __future__ import annotations
+
+
+class Nb2PipeError(Exception):
+    """Root of nb2pipe's errors. `str(error)` is a single line meant for the user."""
+
+    exit_code = 2
+
+    def __init__(self, message: str):
+        super().__init__(" ".join(message.split("\n")))
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+class NotebookError(Nb2PipeError):
+    """The notebook file cannot be read as a notebook."""
+
+
+class SpecError(Nb2PipeError):
+    """Tags, parameters or a pipeline file say something nb2pipe cannot accept."""
+
+
+class CycleError(SpecError):
+    """The stages depend on each other in a circle."""
+
+    def __init__(self, cycle: list[str]):
+        self.cycle = cycle
+        super().__init__(
+            f"the stages form a cycle: {' -> '.join(cycle)}; remove one of these edges "
+            "(an after:/prev: tag, or a file that is both read and written)"
+        )
+
+
+class UnknownStageError(SpecError):
+    """A stage name that the pipeline does not have."""
+
+    def __init__(self, name: str, known: list[str], where: str = ""):
+        import difflib
+
+        self.name = name
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"known stages: {', '.join(known) or 'none'}"
+        prefix = f"{where}: " if where else ""
+        super().__init__(f"{prefix}unknown stage '{name}'; {hint}")
+
+
+class OverwriteError(Nb2PipeError):
+    """Export would overwrite something the user wrote."""
+
+
+class StageFailed(Nb2PipeError):
+    """A stage's code raised while the pipeline ran."""
+
+    exit_code = 1
+
+
+class PipelineLocked(Nb2PipeError):
+    """Another run of the same pipeline holds its lock."""
+
+    exit_code = 1

@@ -1,0 +1,490 @@
+"""Turn a `NotebookPlan` into the files of a pipeline folder, and write them safely.
+
+1. `render_pipeline` is pure: plan in, `{relative path: text}` out, byte-identical for the same
+   notebook. Stage scripts are jupytext percent-format `.py` (or `.ipynb`): a header, the setup
+   code, a parameters cell with the parameters the stage reads, the stage's cells each titled
+   with the notebook cell it came from, and after a `metrics` cell, code that writes the metrics.
+2. Every generated file but params.yaml carries a checksum of its own text, so a hand edit is
+   noticed: `write_files` refuses to overwrite it (or any file nb2pipe did not write) without
+   `force`, and leaves unchanged files untouched.
+3. params.yaml belongs to the user once edited: without a valid checksum its values are kept,
+   new parameters are added and removed ones dropped.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nb2pipe import model as m
+from nb2pipe.errors import OverwriteError, SpecError
+from nb2pipe.graph import order, producers
+from nb2pipe.hashing import hash_bytes
+from nb2pipe.infer import analyze_cell
+from nb2pipe.notebook import DEFAULT_SPLIT_LEVEL, plan_notebook, read_notebook, slugify
+from nb2pipe.spec import dump_yaml, pipeline_to_dict
+
+FORMATS = ("py", "ipynb")
+_CHECKSUM_TOKEN = "@NB2PIPE_CHECKSUM@"
+_CHECKSUM_RE = re.compile(r"nb2pipe-checksum: ([0-9a-f]{16})")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where things are, relative to each other."""
+
+    notebook: str  # the source notebook, relative to the pipeline folder
+    notebook_name: str  # its file name, for provenance comments
+    wdir: str  # the working directory, relative to the pipeline folder
+    pipeline_from_wdir: str  # the pipeline folder, relative to wdir
+
+
+@dataclass
+class Rendered:
+    pipeline: m.Pipeline
+    files: dict[str, str]
+    warnings: list[str] = field(default_factory=list)
+
+
+# --- 1. rendering ----------------------------------------------------------------------------
+
+
+def render_pipeline(
+    plan: m.NotebookPlan,
+    layout: Layout,
+    fmt: str = "py",
+    current_params: dict[str, Any] | None = None,
+) -> Rendered:
+    """All files of the pipeline folder for `plan`. `current_params` is the user's params.yaml."""
+    if fmt not in FORMATS:
+        raise SpecError(f"unknown format '{fmt}'; use one of: {', '.join(FORMATS)}")
+    defaults = dict(plan.param_defaults)
+    setup_facts = [analyze_cell(c.source) for c in plan.setup]
+    setup_binds = set().union(*(f.binds for f in setup_facts)) if setup_facts else set()
+    setup_reads = set().union(*(f.reads for f in setup_facts)) if setup_facts else set()
+    stage_facts = {s.name: [analyze_cell(c.source) for c in s.code_cells] for s in plan.stages}
+
+    stages, files, warnings = [], {}, []
+    for stage in plan.stages:
+        facts = stage_facts[stage.name]
+        reads = _stage_reads(facts) | setup_reads
+        used_params = [name for name in defaults if name in reads]
+        script = f"{m.STAGES_DIR}/{stage.name}.{fmt}"
+        metrics_file = _join(layout.pipeline_from_wdir, m.METRICS_DIR, f"{stage.name}.json")
+        metrics = (metrics_file,) if stage.metrics_cells else ()
+        cells = _script_cells(plan, stage, layout, used_params, defaults, metrics_file)
+        files[script] = _render_script(cells, plan, stage.name, layout, fmt)
+        for cell, f in zip(stage.code_cells, facts):
+            warnings.extend(f"stage '{stage.name}', {cell.label}: {w}" for w in f.warnings)
+        stages.append(
+            m.Stage(
+                name=stage.name,
+                script=script,
+                deps=stage.deps,
+                outs=stage.outs,
+                metrics=metrics,
+                params=tuple(used_params),
+                after=stage.after,
+                cells=tuple(c.number for c in stage.cells),
+                meta=stage.meta,
+            )
+        )
+    warnings.extend(_borrowed_names_warnings(plan, stage_facts, setup_binds | set(defaults)))
+    pipeline = m.Pipeline(
+        root="",
+        stages=tuple(stages),
+        wdir=layout.wdir,
+        source_notebook=layout.notebook,
+        source_hash=plan.source_hash,
+        kernel=dict(plan.kernelspec).get("name"),
+    )
+    producers(pipeline)  # one producer per file
+    order(pipeline)  # no cycles
+    files[m.PIPELINE_FILE] = _stamp(_spec_header(layout) + dump_yaml(pipeline_to_dict(pipeline)))
+    files[m.PARAMS_FILE] = render_params(plan, layout, defaults, current_params)
+    return Rendered(pipeline, dict(sorted(files.items())), warnings)
+
+
+def _join(*parts: str) -> str:
+    return os.path.normpath(os.path.join(*parts)).replace(os.sep, "/")
+
+
+def _stage_reads(facts: list) -> set[str]:
+    """Names a stage reads before binding them itself, cell after cell."""
+    bound: set[str] = set()
+    reads: set[str] = set()
+    for f in facts:
+        reads |= f.reads - bound
+        bound |= f.binds
+    return reads
+
+
+def _borrowed_names_warnings(plan: m.NotebookPlan, stage_facts: dict, provided: set[str]) -> list[str]:
+    """One line per stage that reads names only another stage binds (they will not be there)."""
+    binders: dict[str, list[str]] = {}
+    for stage in plan.stages:
+        for f in stage_facts[stage.name]:
+            for name in f.binds:
+                binders.setdefault(name, [])
+                if stage.name not in binders[name]:
+                    binders[name].append(stage.name)
+    warnings = []
+    for stage in plan.stages:
+        missing = sorted(
+            name
+            for name in _stage_reads(stage_facts[stage.name]) - provided
+            if name in binders and stage.name not in binders[name]
+        )
+        if missing:
+            sources = sorted({s for name in missing for s in binders[name]})
+            warnings.append(
+                f"stage '{stage.name}' reads {', '.join(missing)}, which only stage(s) "
+                f"{', '.join(repr(s) for s in sources)} define; each stage runs in a fresh kernel, "
+                "so hand them over in files (out:/in: tags) or move the code into a setup cell"
+            )
+    return warnings
+
+
+@dataclass(frozen=True)
+class _ScriptCell:
+    kind: str
+    source: str
+    title: str = ""
+    tags: tuple[str, ...] = ()
+
+
+def _script_cells(
+    plan: m.NotebookPlan,
+    stage: m.StagePlan,
+    layout: Layout,
+    used_params: list[str],
+    defaults: dict[str, Any],
+    metrics_file: str,
+) -> list[_ScriptCell]:
+    numbers = [c.number for c in stage.cells]
+    cells = [
+        _ScriptCell(
+            "markdown",
+            f"# Stage `{stage.name}` of `{layout.notebook_name}`\n\n"
+            f"Generated by nb2pipe from cells {_ranges(numbers)} of `{layout.notebook}`. "
+            "Edit the notebook, then run `nb2pipe export`.",
+        )
+    ]
+    head: list[tuple[int, _ScriptCell]] = [
+        (c.number, _ScriptCell("code", c.source, _title(layout, c, "setup"))) for c in plan.setup
+    ]
+    if used_params:
+        assignments = "\n".join(f"{name} = {_literal(defaults[name])}" for name in used_params)
+        at = plan.parameters.number if plan.parameters else 0
+        head.append((at, _ScriptCell("code", assignments, "", ("parameters",))))
+    cells.extend(cell for _, cell in sorted(head, key=lambda pair: pair[0]))
+    for c in stage.cells:
+        cells.append(_ScriptCell(c.kind, c.source, _title(layout, c)))
+        if c.number in stage.metrics_cells:
+            cells.append(_ScriptCell("code", _metrics_code(c, metrics_file), "nb2pipe: write metrics"))
+    return cells
+
+
+def _title(layout: Layout, cell: m.Cell, role: str = "") -> str:
+    return f"{layout.notebook_name} cell {cell.number}" + (f" ({role})" if role else "")
+
+
+def _ranges(numbers: list[int]) -> str:
+    parts, start = [], None
+    for i, n in enumerate(numbers):
+        if start is None:
+            start = n
+        if i + 1 == len(numbers) or numbers[i + 1] != n + 1:
+            parts.append(str(start) if start == n else f"{start}-{n}")
+            start = None
+    return ", ".join(parts)
+
+
+def _literal(value: Any) -> str:
+    return repr(value)
+
+
+def metric_names(source: str) -> list[str]:
+    """Names a metrics cell reports: its top-level assignments, and Kale's `print(x)` / bare `x`."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    names: list[str] = []
+    for node in tree.body:
+        targets: list[ast.expr] = []
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, (ast.AnnAssign, ast.AugAssign)):
+            targets = [node.target]
+        elif isinstance(node, ast.Expr):
+            value = node.value
+            if isinstance(value, ast.Call) and getattr(value.func, "id", None) == "print":
+                targets = [a for a in value.args if isinstance(a, ast.Name)]
+            elif isinstance(value, ast.Name):
+                targets = [value]
+        for target in targets:
+            if isinstance(target, ast.Name) and target.id not in names:
+                names.append(target.id)
+    return names
+
+
+def _metrics_code(cell: m.Cell, metrics_file: str) -> str:
+    names = metric_names(cell.source)
+    pairs = ", ".join(f"{n!r}: {n}" for n in names)
+    return (
+        "import json as _nb2pipe_json, numbers as _nb2pipe_numbers, os as _nb2pipe_os\n"
+        f"_nb2pipe_metrics = {{{pairs}}}\n"
+        "_nb2pipe_metrics = {\n"
+        "    k: (int(v) if isinstance(v, _nb2pipe_numbers.Integral) else float(v))\n"
+        "    for k, v in _nb2pipe_metrics.items()\n"
+        "    if isinstance(v, _nb2pipe_numbers.Number) and not isinstance(v, bool)\n"
+        "}\n"
+        f"_nb2pipe_os.makedirs(_nb2pipe_os.path.dirname({metrics_file!r}), exist_ok=True)\n"
+        f"with open({metrics_file!r}, 'w') as _nb2pipe_file:\n"
+        "    _nb2pipe_json.dump(_nb2pipe_metrics, _nb2pipe_file, indent=2, sort_keys=True)\n"
+    )
+
+
+def _render_script(
+    cells: list[_ScriptCell], plan: m.NotebookPlan, stage: str, layout: Layout, fmt: str
+) -> str:
+    kernelspec = dict(plan.kernelspec) or {"display_name": "Python 3", "language": "python", "name": "python3"}
+    provenance = {"notebook": layout.notebook, "stage": stage}
+    if fmt == "ipynb":
+        return _stamp(_render_ipynb(cells, kernelspec, provenance))
+    return _stamp(_render_percent(cells, kernelspec, provenance))
+
+
+def _render_percent(cells: list[_ScriptCell], kernelspec: dict, provenance: dict) -> str:
+    """jupytext's percent format (checked against jupytext by the tests)."""
+    header = {"jupyter": {"kernelspec": kernelspec, "nb2pipe": {**provenance, "checksum": "X"}}}
+    header_text = dump_yaml(header).replace("checksum: X", f"nb2pipe-checksum: {_CHECKSUM_TOKEN}")
+    lines = ["# ---", *(f"# {line}" for line in header_text.splitlines()), "# ---", ""]
+    for cell in cells:
+        marker = "# %%"
+        if cell.kind == "markdown":
+            marker += " [markdown]"
+        if cell.title:
+            marker += f" {cell.title}"
+        if cell.tags:
+            marker += " tags=" + json.dumps(list(cell.tags))
+        lines.append(marker)
+        if cell.kind == "markdown":
+            lines.extend(f"# {line}" if line else "#" for line in cell.source.splitlines())
+        else:
+            lines.extend(cell.source.rstrip("\n").splitlines())
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _render_ipynb(cells: list[_ScriptCell], kernelspec: dict, provenance: dict) -> str:
+    nb_cells = []
+    for i, cell in enumerate(cells, start=1):
+        metadata: dict[str, Any] = {}
+        if cell.title:
+            metadata["title"] = cell.title
+        if cell.tags:
+            metadata["tags"] = list(cell.tags)
+        entry: dict[str, Any] = {"cell_type": cell.kind, "id": f"nb2pipe-{i}", "metadata": metadata}
+        entry["source"] = cell.source.splitlines(keepends=True)
+        if cell.kind == "code":
+            entry["execution_count"] = None
+            entry["outputs"] = []
+        nb_cells.append(entry)
+    nb = {
+        "cells": nb_cells,
+        "metadata": {"kernelspec": kernelspec, "nb2pipe": {**provenance, "nb2pipe-checksum": _CHECKSUM_TOKEN}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    text = json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+    return text.replace(f'"nb2pipe-checksum": "{_CHECKSUM_TOKEN}"', f'"checksum": "nb2pipe-checksum: {_CHECKSUM_TOKEN}"')
+
+
+def _spec_header(layout: Layout) -> str:
+    return (
+        f"# The pipeline of {layout.notebook}, written by `nb2pipe export`.\n"
+        "# Edit the notebook and re-export; hand edits here are refused without --force.\n"
+        f"# nb2pipe-checksum: {_CHECKSUM_TOKEN}\n"
+    )
+
+
+def render_params(
+    plan: m.NotebookPlan, layout: Layout, defaults: dict[str, Any], current: dict[str, Any] | None
+) -> str:
+    """params.yaml: the notebook's defaults, or the user's values when they edited the file."""
+    values = defaults if current is None else {k: current.get(k, v) for k, v in defaults.items()}
+    head = (
+        f"# Parameters of the pipeline of {layout.notebook}, from its parameters cell.\n"
+        "# Change values here (or with `nb2pipe run -p name=value`); re-export keeps your edits.\n"
+    )
+    if current is None:
+        return _stamp(head + f"# nb2pipe-checksum: {_CHECKSUM_TOKEN}\n" + (dump_yaml(values) if values else ""))
+    return head + (dump_yaml(values) if values else "")
+
+
+# --- 2. checksums ----------------------------------------------------------------------------
+
+
+def _checksum(text: str) -> str:
+    return hash_bytes(text.encode())[len("blake3:") :][:16]
+
+
+def _stamp(text: str) -> str:
+    return text.replace(_CHECKSUM_TOKEN, _checksum(text))
+
+
+def is_pristine(text: str) -> bool:
+    """True when `text` carries an nb2pipe checksum that still matches it (no hand edits)."""
+    match = _CHECKSUM_RE.search(text)
+    if not match:
+        return False
+    unstamped = text[: match.start(1)] + _CHECKSUM_TOKEN + text[match.end(1) :]
+    return _checksum(unstamped) == match.group(1)
+
+
+# --- the whole export ------------------------------------------------------------------------
+
+
+@dataclass
+class ExportResult:
+    folder: Path
+    pipeline: m.Pipeline
+    written: list[str]
+    unchanged: list[str]
+    differing: list[str]  # with check=True: files that are out of date
+    removed: list[str]
+    warnings: list[str]
+
+
+def default_folder(notebook: Path) -> Path:
+    return notebook.parent / m.PIPELINES_DIR / notebook.stem
+
+
+def export_notebook(
+    notebook: Path,
+    out: Path | None = None,
+    *,
+    fmt: str = "py",
+    split_level: int = DEFAULT_SPLIT_LEVEL,
+    force: bool = False,
+    check: bool = False,
+    nb: dict | None = None,
+) -> ExportResult:
+    """Export `notebook` to its pipeline folder (`pipelines/<name>/` next to it by default)."""
+    notebook = Path(os.path.abspath(notebook))
+    folder = Path(os.path.abspath(out)) if out else default_folder(notebook)
+    nb = read_notebook(notebook) if nb is None else nb
+    plan = plan_notebook(nb, slugify(notebook.stem), split_level)
+    rel_wdir = os.path.relpath(notebook.parent, folder).replace(os.sep, "/")
+    layout = Layout(
+        notebook=os.path.relpath(notebook, folder).replace(os.sep, "/"),
+        notebook_name=notebook.name,
+        wdir=rel_wdir,
+        pipeline_from_wdir=os.path.relpath(folder, notebook.parent).replace(os.sep, "/"),
+    )
+    rendered = render_pipeline(plan, layout, fmt, _user_params(folder / m.PARAMS_FILE))
+    _refuse_to_clobber_notebook(notebook, folder, rendered.files)
+    written, unchanged, differing, removed = write_files(folder, rendered.files, force=force, check=check)
+    return ExportResult(folder, rendered.pipeline, written, unchanged, differing, removed, rendered.warnings)
+
+
+def _user_params(path: Path) -> dict[str, Any] | None:
+    """The values of an existing params.yaml the user edited; None when nb2pipe may regenerate it."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    if is_pristine(text):
+        return None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise SpecError(f"'{path}' is not valid YAML; fix it or delete it to regenerate it") from None
+    return data if isinstance(data, dict) else {}
+
+
+def _refuse_to_clobber_notebook(notebook: Path, folder: Path, files: dict[str, str]) -> None:
+    targets = {os.path.normpath(folder / rel) for rel in files}
+    if folder == notebook or str(notebook) in targets:
+        raise OverwriteError(
+            f"exporting to '{folder}' would overwrite the notebook '{notebook.name}'; choose another "
+            "output folder with -o"
+        )
+
+
+def write_files(
+    folder: Path, files: dict[str, str], *, force: bool = False, check: bool = False
+) -> tuple[list[str], list[str], list[str], list[str]]:
+    """Write `files` under `folder`, touching only files whose content changes.
+
+    Returns (written, unchanged, differing, removed). With `check`, nothing is written and
+    `differing` lists what an export would change. Stage scripts of stages that no longer exist
+    are removed when nb2pipe wrote them.
+    """
+    written, unchanged, differing, removed = [], [], [], []
+    stale_scripts = _old_stage_scripts(folder, files)
+    for rel, text in files.items():
+        path = folder / rel
+        old = _read_text(path)
+        if old == text or (rel == m.PARAMS_FILE and check and old is not None and not is_pristine(old)):
+            unchanged.append(rel)
+            continue
+        differing.append(rel)
+        if check:
+            continue
+        if old is not None and rel != m.PARAMS_FILE and not force and not is_pristine(old):
+            raise OverwriteError(
+                f"'{path}' was edited by hand (or not written by nb2pipe); move your changes into the "
+                "notebook, or re-export with --force to overwrite it"
+            )
+    for rel in stale_scripts:
+        differing.append(rel)
+    if check:
+        return written, unchanged, differing, removed
+    for rel in differing:
+        path = folder / rel
+        if rel in files:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _atomic_write(path, files[rel])
+            written.append(rel)
+        else:
+            path.unlink()
+            removed.append(rel)
+    return written, unchanged, differing, removed
+
+
+def _old_stage_scripts(folder: Path, files: dict[str, str]) -> list[str]:
+    stages_dir = folder / m.STAGES_DIR
+    if not stages_dir.is_dir():
+        return []
+    old = []
+    for path in sorted(stages_dir.iterdir()):
+        rel = f"{m.STAGES_DIR}/{path.name}"
+        if rel not in files and path.suffix in (".py", ".ipynb") and is_pristine(_read_text(path) or ""):
+            old.append(rel)
+    return old
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.nb2pipe-tmp")
+    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

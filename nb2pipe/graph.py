@@ -1,0 +1,132 @@
+"""The stage graph: edges from files and `after:`, a dependency order, cycles, selections.
+
+1. Every file a stage produces (outs and metrics) has exactly one producer.
+2. A stage depends on the producer of each of its deps (a dep inside a produced folder counts,
+   and so does a produced file inside a dep folder), and on each stage named by `after:`.
+3. `graphlib.TopologicalSorter` orders the stages; its CycleError becomes a message that prints
+   the cycle. Ties keep the order of nb2pipe.yaml, so the order is deterministic.
+"""
+
+from __future__ import annotations
+
+import graphlib
+from collections.abc import Iterable
+
+from nb2pipe.errors import CycleError, SpecError, UnknownStageError
+from nb2pipe.model import Pipeline
+
+
+def _contains(folder: str, path: str) -> bool:
+    folder = folder.rstrip("/")
+    return path == folder or path.startswith(folder + "/")
+
+
+def producers(pipeline: Pipeline) -> dict[str, str]:
+    """Which stage produces each output path; two producers of one path is an error."""
+    owner: dict[str, str] = {}
+    for stage in pipeline.stages:
+        for path in stage.produced:
+            if path in owner and owner[path] != stage.name:
+                raise SpecError(
+                    f"'{path}' is declared as an output of both stage '{owner[path]}' and stage "
+                    f"'{stage.name}'; a file has one producer: remove one of the out: tags"
+                )
+            owner[path] = stage.name
+    return owner
+
+
+def upstream(pipeline: Pipeline) -> dict[str, list[str]]:
+    """For each stage, the stages it depends on (sorted by pipeline order)."""
+    owner = producers(pipeline)
+    names = pipeline.names
+    position = {name: i for i, name in enumerate(names)}
+    edges: dict[str, list[str]] = {}
+    for stage in pipeline.stages:
+        found: set[str] = set()
+        for target in stage.after:
+            if target not in position:
+                raise UnknownStageError(target, names, where=f"stage '{stage.name}', after")
+            found.add(target)
+        for dep in stage.deps:
+            for out, producer in owner.items():
+                if producer != stage.name and (_contains(out, dep) or _contains(dep, out)):
+                    found.add(producer)
+        edges[stage.name] = sorted(found, key=position.__getitem__)
+    return edges
+
+
+def order(pipeline: Pipeline, edges: dict[str, list[str]] | None = None) -> list[str]:
+    """The stages in an order where every stage comes after the stages it depends on."""
+    edges = upstream(pipeline) if edges is None else edges
+    sorter = graphlib.TopologicalSorter({name: edges[name] for name in pipeline.names})
+    try:
+        sorter.prepare()
+    except graphlib.CycleError as e:
+        cycle = list(e.args[1])
+        raise CycleError(cycle) from None
+    position = {name: i for i, name in enumerate(pipeline.names)}
+    result: list[str] = []
+    while sorter.is_active():
+        ready = sorted(sorter.get_ready(), key=position.__getitem__)
+        result.extend(ready)
+        sorter.done(*ready)
+    return result
+
+
+def downstream(edges: dict[str, list[str]], roots: Iterable[str]) -> set[str]:
+    """`roots` and every stage that depends on them, directly or not."""
+    dependants: dict[str, list[str]] = {name: [] for name in edges}
+    for name, ups in edges.items():
+        for up in ups:
+            dependants[up].append(name)
+    seen: set[str] = set()
+    todo = list(roots)
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo.extend(dependants[name])
+    return seen
+
+
+def select(
+    pipeline: Pipeline,
+    stages: Iterable[str] = (),
+    *,
+    from_stage: str | None = None,
+    with_downstream: bool = False,
+) -> list[str]:
+    """The stages a command acts on, in dependency order: all of them by default; `stages` (and,
+    with `with_downstream`, what depends on them); or `from_stage` and everything after it."""
+    edges = upstream(pipeline)
+    ordered = order(pipeline, edges)
+    chosen = list(stages)
+    for name in chosen + ([from_stage] if from_stage else []):
+        if name not in edges:
+            raise UnknownStageError(name, pipeline.names)
+    if from_stage:
+        chosen.append(from_stage)
+        with_downstream = True
+    if not chosen:
+        return ordered
+    wanted = downstream(edges, chosen) if with_downstream else set(chosen)
+    return [name for name in ordered if name in wanted]
+
+
+def mermaid(pipeline: Pipeline) -> str:
+    """The DAG as a Mermaid flowchart; edges carrying files are labelled with them."""
+    edges = upstream(pipeline)
+    owner = producers(pipeline)
+    lines = ["flowchart TD"]
+    for name in order(pipeline, edges):
+        lines.append(f"    {_node(name)}[\"{name}\"]")
+    for stage in pipeline.stages:
+        for up in edges[stage.name]:
+            files = [d for d in stage.deps if any(owner.get(o) == up and (_contains(o, d) or _contains(d, o)) for o in owner)]
+            label = f"|\"{', '.join(files)}\"|" if files else ""
+            lines.append(f"    {_node(up)} -->{label} {_node(stage.name)}")
+    return "\n".join(lines) + "\n"
+
+
+def _node(name: str) -> str:
+    return "s_" + name.replace("-", "__")

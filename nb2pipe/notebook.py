@@ -1,0 +1,459 @@
+"""Read a notebook and cut it into setup code, parameters and stages (pure, apart from reading).
+
+How a notebook becomes a `NotebookPlan`:
+1. Read the JSON; every way it can fail to be a notebook is a one-line `NotebookError`.
+2. Give each cell its tags: `metadata.tags` merged with the structured `metadata.nb2pipe`
+   (metadata wins on conflict), Kale's spellings mapped to nb2pipe's.
+3. Pull out the `parameters` cell (and papermill's `injected-parameters`, whose values win),
+   the `setup` cells and the `skip` cells.
+4. Cut the rest into stages: at `stage:` tags when there are any, else at markdown headings of
+   the chosen level, else one stage named after the notebook. Untagged code above the first
+   stage is setup when it only imports or defines, else an error that names the cell.
+5. Collect each stage's declared deps, outs, `after:` edges, metrics cells and Kale settings.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nb2pipe import model as m
+from nb2pipe.errors import NotebookError, SpecError, UnknownStageError
+from nb2pipe.hashing import hash_bytes
+from nb2pipe.infer import analyze_cell
+
+DEFAULT_SPLIT_LEVEL = 2
+
+
+# --- 1. reading ------------------------------------------------------------------------------
+
+
+def read_notebook(path: Path) -> dict:
+    """The notebook at `path` as a plain nbformat-4 dict, or a one-line error saying what is wrong."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise NotebookError(f"notebook '{path}' does not exist; check the path") from None
+    except IsADirectoryError:
+        raise NotebookError(f"'{path}' is a folder; pass a notebook file (.ipynb)") from None
+    except UnicodeDecodeError:
+        raise NotebookError(f"'{path}' is not a text file; pass a notebook file (.ipynb)") from None
+    return parse_notebook(text, str(path))
+
+
+def parse_notebook(text: str, where: str) -> dict:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise NotebookError(
+            f"'{where}' is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}); "
+            "restore it from version control or re-save it from Jupyter"
+        ) from None
+    if not isinstance(data, dict) or "cells" not in data and "worksheets" not in data:
+        raise NotebookError(
+            f"'{where}' is JSON but not a Jupyter notebook (no 'cells'); pass an .ipynb file"
+        )
+    major = data.get("nbformat")
+    if not isinstance(major, int) or major < 4:
+        raise NotebookError(
+            f"'{where}' is nbformat {major}, older than nb2pipe reads (4); upgrade it with "
+            f"`jupyter nbconvert --to notebook --inplace '{where}'`"
+        )
+    if major > 4:
+        raise NotebookError(f"'{where}' is nbformat {major}; nb2pipe reads nbformat 4")
+    if not isinstance(data["cells"], list):
+        raise NotebookError(f"'{where}' has a 'cells' entry that is not a list; the file is damaged")
+    return data
+
+
+def _cell_source(cell: dict) -> str:
+    source = cell.get("source", "")
+    return "".join(source) if isinstance(source, list) else str(source)
+
+
+# --- 2. tags ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Roles:
+    """What one cell's tags say about it."""
+
+    stage: str | None = None  # a stage name; "" for Kale's empty `block:` (continue the stage)
+    after: list[str] = field(default_factory=list)
+    deps: list[str] = field(default_factory=list)
+    outs: list[str] = field(default_factory=list)
+    meta: dict[str, list[str]] = field(default_factory=dict)
+    parameters: bool = False
+    injected: bool = False
+    setup: bool = False
+    skip: bool = False
+    metrics: bool = False
+
+
+def _strip_prefix(tag: str, prefixes: tuple[str, ...]) -> str | None:
+    for prefix in prefixes:
+        if tag.startswith(prefix):
+            return tag[len(prefix) :].strip()
+    return None
+
+
+def _check_stage_name(name: str, cell: m.Cell, tag: str) -> str:
+    if not m.STAGE_NAME_RE.match(name):
+        raise SpecError(
+            f"{cell.label}: bad stage name in tag '{tag}'; {m.STAGE_NAME_RULE} (e.g. 'stage:train')"
+        )
+    return name
+
+
+def _roles(cell: m.Cell, structured: Any) -> _Roles:
+    roles = _Roles()
+    for tag in cell.tags:
+        if (name := _strip_prefix(tag, m.STAGE_TAG_PREFIXES)) is not None:
+            if name == "" and not tag.startswith("stage:"):
+                roles.stage = roles.stage or ""  # Kale: an empty block: continues the stage
+            else:
+                roles.stage = _check_stage_name(name, cell, tag)
+        elif (name := _strip_prefix(tag, m.AFTER_TAG_PREFIXES)) is not None:
+            if name:
+                roles.after.append(_check_stage_name(name, cell, tag))
+        elif (path := _strip_prefix(tag, (m.IN_TAG_PREFIX,))) is not None:
+            roles.deps.append(_check_path(path, cell, tag))
+        elif (path := _strip_prefix(tag, (m.OUT_TAG_PREFIX,))) is not None:
+            roles.outs.append(_check_path(path, cell, tag))
+        elif tag in m.PARAMETERS_TAGS:
+            roles.parameters = True
+        elif tag == m.INJECTED_PARAMETERS_TAG:
+            roles.injected = True
+        elif tag in m.SETUP_TAGS:
+            roles.setup = True
+        elif tag in m.SKIP_TAGS:
+            roles.skip = True
+        elif tag in m.METRICS_TAGS:
+            roles.metrics = True
+        elif (setting := _strip_prefix(tag, m.KALE_SETTING_PREFIXES)) is not None:
+            roles.meta.setdefault(tag.split(":", 1)[0], []).append(setting)
+        # any other tag belongs to some other tool (e.g. 'hide-input'): leave it alone
+    if isinstance(structured, dict):
+        _merge_structured(roles, structured, cell)
+    elif structured is not None:
+        raise SpecError(f"{cell.label}: metadata 'nb2pipe' must be a mapping, not {type(structured).__name__}")
+    return roles
+
+
+def _merge_structured(roles: _Roles, meta: dict, cell: m.Cell) -> None:
+    """`cell.metadata.nb2pipe` as written by the JupyterLab extension; it wins over tags."""
+    stage = meta.get(m.META_STAGE)
+    if stage:
+        roles.stage = _check_stage_name(str(stage), cell, f"metadata nb2pipe.stage={stage}")
+    for key, target in ((m.META_DEPS, roles.deps), (m.META_OUTS, roles.outs)):
+        for path in _as_list(meta.get(key), key, cell):
+            if path not in target:
+                target.append(_check_path(path, cell, f"metadata nb2pipe.{key}"))
+    for name in _as_list(meta.get(m.META_AFTER), m.META_AFTER, cell):
+        if name not in roles.after:
+            roles.after.append(_check_stage_name(name, cell, f"metadata nb2pipe.after={name}"))
+
+
+def _as_list(value: Any, key: str, cell: m.Cell) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    raise SpecError(f"{cell.label}: metadata nb2pipe.{key} must be a list of strings")
+
+
+def _check_path(path: str, cell: m.Cell, tag: str) -> str:
+    if not path:
+        raise SpecError(f"{cell.label}: tag '{tag}' names no file; write it as 'in:data/raw.csv'")
+    return path[2:] if path.startswith("./") else path
+
+
+# --- 3. parameters ---------------------------------------------------------------------------
+
+
+def parse_parameters(cell: m.Cell) -> list[tuple[str, Any]]:
+    """The literal assignments of a parameters cell, in order; anything else is an error."""
+    try:
+        tree = ast.parse(cell.source)
+    except SyntaxError as e:
+        raise SpecError(
+            f"{cell.label} (parameters): syntax error at line {e.lineno}: {e.msg}; fix the cell"
+        ) from None
+    lines = cell.source.splitlines()
+    values: list[tuple[str, Any]] = []
+    for node in tree.body:
+        target, value = _assignment(node)
+        if target is None:
+            _not_literal(cell, lines, node)
+        try:
+            values.append((target, ast.literal_eval(value)))
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            _not_literal(cell, lines, node)
+    return values
+
+
+def _assignment(node: ast.stmt) -> tuple[str | None, ast.expr | None]:
+    if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+        return node.targets[0].id, node.value
+    if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+        return node.target.id, node.value
+    return None, None
+
+
+def _not_literal(cell: m.Cell, lines: list[str], node: ast.stmt) -> None:
+    line = lines[node.lineno - 1].strip() if node.lineno <= len(lines) else ""
+    raise SpecError(
+        f"cell {cell.number} (parameters) line {node.lineno}: '{line}' is not a literal assignment; "
+        "a parameters cell holds only `name = value` with numbers, strings, booleans, None, lists "
+        "and dicts; move other code to a later cell"
+    )
+
+
+# --- 4 and 5. stages -------------------------------------------------------------------------
+
+
+@dataclass
+class _StageBuilder:
+    name: str
+    cells: list[m.Cell] = field(default_factory=list)
+    deps: list[str] = field(default_factory=list)
+    outs: list[str] = field(default_factory=list)
+    after: list[tuple[str, m.Cell]] = field(default_factory=list)
+    metrics_cells: list[int] = field(default_factory=list)
+    meta: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, cell: m.Cell, roles: _Roles) -> None:
+        self.cells.append(cell)
+        _extend_unique(self.deps, roles.deps)
+        _extend_unique(self.outs, roles.outs)
+        self.after.extend((name, cell) for name in roles.after)
+        if roles.metrics:
+            self.metrics_cells.append(cell.number)
+        for key, values in roles.meta.items():
+            _extend_unique(self.meta.setdefault(key, []), values)
+
+    def freeze(self) -> m.StagePlan:
+        after: list[str] = []
+        _extend_unique(after, [name for name, _ in self.after])
+        return m.StagePlan(
+            name=self.name,
+            cells=tuple(self.cells),
+            deps=tuple(self.deps),
+            outs=tuple(self.outs),
+            after=tuple(after),
+            metrics_cells=tuple(self.metrics_cells),
+            meta=m.freeze_meta(self.meta),
+        )
+
+
+def _extend_unique(target: list[str], items: list[str]) -> None:
+    for item in items:
+        if item not in target:
+            target.append(item)
+
+
+def plan_notebook(nb: dict, name: str, split_level: int = DEFAULT_SPLIT_LEVEL) -> m.NotebookPlan:
+    """Cut a notebook (as read by `read_notebook`) into a `NotebookPlan`."""
+    cells, structured = _cells(nb)
+    roles = [_roles(cell, meta) for cell, meta in zip(cells, structured)]
+    if not any(c.kind == "code" and c.source.strip() for c in cells):
+        raise NotebookError(f"notebook '{name}' has no code cells; there is nothing to run")
+
+    parameters: m.Cell | None = None
+    injected: m.Cell | None = None
+    setup: list[m.Cell] = []
+    body: list[tuple[m.Cell, _Roles]] = []
+    for cell, role in zip(cells, roles):
+        if role.skip or cell.kind == "raw":
+            continue
+        if role.parameters and cell.kind == "code":
+            if parameters is not None:
+                raise SpecError(
+                    f"two parameters cells: cell {parameters.number} and cell {cell.number}; "
+                    "merge them into one (papermill injects after the first)"
+                )
+            parameters = cell
+        elif role.injected and cell.kind == "code":
+            injected = cell
+        elif role.setup and cell.kind == "code":
+            setup.append(cell)
+        else:
+            body.append((cell, role))
+
+    defaults = dict(parse_parameters(parameters)) if parameters else {}
+    if injected is not None:
+        defaults.update(parse_parameters(injected))
+
+    if any(role.stage for _, role in body):
+        builders, more_setup = _split_by_tags(body)
+    else:
+        builders, more_setup = _split_by_headings(body, name, split_level)
+    setup = sorted(setup + more_setup, key=lambda c: c.number)
+    stages = [b.freeze() for b in builders if b.cells and any(c.kind == "code" for c in b.cells)]
+    _check_after_targets(builders, [s.name for s in stages])
+
+    kernelspec = nb.get("metadata", {}).get("kernelspec") or {}
+    return m.NotebookPlan(
+        name=name,
+        kernelspec=tuple(sorted((k, str(v)) for k, v in kernelspec.items() if isinstance(v, (str, int)))),
+        setup=tuple(setup),
+        parameters=parameters,
+        param_defaults=tuple(defaults.items()),
+        stages=tuple(stages),
+        source_hash=source_hash(cells, structured),
+    )
+
+
+def _cells(nb: dict) -> tuple[list[m.Cell], list[Any]]:
+    cells, structured = [], []
+    for number, raw in enumerate(nb.get("cells", []), start=1):
+        if not isinstance(raw, dict):
+            raise NotebookError(f"cell {number} is not a JSON object; the notebook is damaged")
+        metadata = raw.get("metadata") or {}
+        tags = metadata.get("tags") or []
+        if not isinstance(tags, list):
+            tags = [str(tags)]
+        cells.append(
+            m.Cell(
+                number=number,
+                kind=str(raw.get("cell_type", "code")),
+                source=_cell_source(raw),
+                tags=tuple(str(t).strip() for t in tags),
+            )
+        )
+        structured.append(metadata.get(m.CELL_METADATA_KEY))
+    return cells, structured
+
+
+def _split_by_tags(body: list[tuple[m.Cell, _Roles]]) -> tuple[list[_StageBuilder], list[m.Cell]]:
+    builders: dict[str, _StageBuilder] = {}
+    setup: list[m.Cell] = []
+    current: _StageBuilder | None = None
+    pending_markdown: list[m.Cell] = []
+    for cell, role in body:
+        if cell.kind == "markdown":
+            pending_markdown.append(cell)
+            continue
+        if role.stage:
+            current = builders.setdefault(role.stage, _StageBuilder(role.stage))
+        elif current is None:
+            if not cell.source.strip():
+                continue
+            if analyze_cell(cell.source).only_imports_and_definitions and not (
+                role.deps or role.outs or role.after or role.metrics
+            ):
+                setup.append(cell)
+                continue
+            raise SpecError(
+                f"{cell.label} is above the first stage and does more than import or define; "
+                "tag it 'stage:NAME', 'setup' or 'skip'"
+            )
+        for md in pending_markdown:
+            current.add(md, _Roles())
+        pending_markdown = []
+        current.add(cell, role)
+    if current is not None:
+        for md in pending_markdown:
+            current.add(md, _Roles())
+    return list(builders.values()), setup
+
+
+_HEADING_RE = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
+
+
+def headings(markdown: str) -> list[tuple[int, str]]:
+    """The (level, text) of each ATX heading in a markdown cell, outside fenced code."""
+    found, fenced = [], False
+    for line in markdown.splitlines():
+        if line.lstrip().startswith(("```", "~~~")):
+            fenced = not fenced
+        elif not fenced and (match := _HEADING_RE.match(line)):
+            found.append((len(match.group(1)), match.group(2)))
+    return found
+
+
+def slugify(text: str) -> str:
+    """A valid stage name from heading text: 'Train a model!' -> 'train_a_model'."""
+    text = re.sub(r"<[^>]+>|`|\*|\[|\]\([^)]*\)", "", text)  # markup
+    slug = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+    if not slug:
+        slug = "stage"
+    if not (slug[0].isalpha() or slug[0] == "_"):
+        slug = "s_" + slug
+    return slug[:64].rstrip("_-") or "stage"
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    candidate, n = name, 2
+    while candidate in taken:
+        suffix = f"_{n}"
+        candidate = name[: 64 - len(suffix)] + suffix
+        n += 1
+    taken.add(candidate)
+    return candidate
+
+
+def _split_by_headings(
+    body: list[tuple[m.Cell, _Roles]], notebook_name: str, level: int
+) -> tuple[list[_StageBuilder], list[m.Cell]]:
+    builders: list[_StageBuilder] = []
+    setup: list[m.Cell] = []
+    taken: set[str] = set()
+    title: str | None = None
+    intro: list[tuple[m.Cell, _Roles]] = []  # cells before the first split heading
+    for cell, role in body:
+        found = headings(cell.source) if cell.kind == "markdown" else []
+        split_at = [text for lvl, text in found if lvl == level]
+        if title is None:
+            title = next((text for lvl, text in found if lvl < level), None)
+        if split_at:
+            builders.append(_StageBuilder(_unique(slugify(split_at[0]), taken)))
+        if builders:
+            builders[-1].add(cell, role)
+        else:
+            intro.append((cell, role))
+    # code before the first heading: setup when it only imports or defines, else a stage of its own
+    intro_stage = _StageBuilder(_unique(slugify(title or notebook_name), taken))
+    for cell, role in intro:
+        if cell.kind == "code" and not intro_stage.cells and _is_setup_like(cell, role):
+            setup.append(cell)
+        elif cell.kind == "code" or intro_stage.cells:
+            intro_stage.add(cell, role)
+    if intro_stage.cells:
+        builders.insert(0, intro_stage)
+    return builders, setup
+
+
+def _is_setup_like(cell: m.Cell, role: _Roles) -> bool:
+    if not cell.source.strip():
+        return True
+    facts = analyze_cell(cell.source)
+    return facts.only_imports_and_definitions and not (role.deps or role.outs or role.metrics)
+
+
+def _check_after_targets(builders: list[_StageBuilder], names: list[str]) -> None:
+    for builder in builders:
+        for target, cell in builder.after:
+            if target not in names:
+                raise UnknownStageError(target, names, where=f"{cell.label}, tag 'after:{target}'")
+
+
+def source_hash(cells: list[m.Cell], structured: list[Any]) -> str:
+    """A hash of what export reads from the notebook: cell kinds, sources, tags, nb2pipe metadata.
+
+    Outputs, execution counts, cell ids and other metadata do not count.
+    """
+    parts = [[c.kind, c.source, sorted(c.tags), meta] for c, meta in zip(cells, structured)]
+    return hash_bytes(json.dumps(parts, ensure_ascii=False, sort_keys=True, default=str).encode())
+
+
+def notebook_hash(path: Path) -> str:
+    """`source_hash` of the notebook file at `path` (for 'source notebook changed since export')."""
+    nb = read_notebook(path)
+    return source_hash(*_cells(nb))

@@ -1,0 +1,57 @@
+"""Shared test helpers: tiny notebooks built in code, the corpus folder, and the CLI in-process."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from nb2pipe.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "example_notebooks"
+CORPUS = REPO.parent / "shared" / "corpus"
+GOLDEN = Path(__file__).resolve().parent / "golden"
+
+
+def pytest_addoption(parser):
+    parser.addoption("--update-golden", action="store_true", help="rewrite tests/golden from the current export")
+
+
+def code(source: str, *tags: str, **metadata) -> dict:
+    meta = dict(metadata)
+    if tags:
+        meta["tags"] = list(tags)
+    return {"cell_type": "code", "metadata": meta, "source": source, "outputs": [], "execution_count": None}
+
+
+def md(source: str, *tags: str) -> dict:
+    return {"cell_type": "markdown", "metadata": {"tags": list(tags)} if tags else {}, "source": source}
+
+
+def notebook(*cells: dict, minor: int = 5) -> dict:
+    return {
+        "cells": list(cells),
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        "nbformat": 4,
+        "nbformat_minor": minor,
+    }
+
+
+def write_nb(path: Path, *cells: dict, **kw) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(notebook(*cells, **kw), indent=1))
+    return path
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run the CLI in-process: returns (exit code, stdout, stderr)."""
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        code = main([str(a) for a in argv])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
