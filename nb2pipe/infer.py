@@ -414,7 +414,10 @@ def _first_string_access(call: ast.Call, written: bool) -> Iterator[tuple[ast.ex
         if path:
             yield argument, path, written
             return
-    yield from _access_at(call, len(call.args) + 1, written)  # keyword only
+    for keyword in call.keywords:
+        if keyword.arg in PATH_KEYWORDS and (path := _literal_path(keyword.value)):
+            yield keyword.value, path, written
+            return
 
 
 def _open_like_access(call: ast.Call, path_position: int, mode_position: int):
@@ -616,8 +619,8 @@ class _CellWalker(ast.NodeVisitor):
 
     # -- scopes ---------------------------------------------------------------
 
-    def open_scope(self, kind: str, parent: _Scope | None = None) -> _Scope:
-        self.scope = _Scope(kind, parent or self.scope)
+    def open_scope(self, kind: str) -> _Scope:
+        self.scope = _Scope(kind, self.scope)
         return self.scope
 
     def close_function_scope(self, scope: _Scope) -> None:
@@ -644,7 +647,7 @@ class _CellWalker(ast.NodeVisitor):
     def restore(snapshot: tuple[_Scope, set[str]], keep: set[str] | None = None) -> None:
         """Forget binds made since the snapshot, except those also in `keep`."""
         scope, before = snapshot
-        scope.definite = before if keep is None else before | (scope.definite & keep)
+        scope.definite = set(before) if keep is None else before | (scope.definite & keep)
 
     def visit_body(self, statements: list[ast.stmt]) -> None:
         for statement in statements:
