@@ -15,6 +15,10 @@ EPILOG = """examples:
   nb2pipe export analysis.ipynb --check         exit 1 when the pipeline folder is out of date
   nb2pipe show pipelines/analysis               stages, deps, outs, params and edges
   nb2pipe show pipelines/analysis --mermaid     the DAG as a Mermaid graph
+  nb2pipe run analysis.ipynb                    export if needed, then run what is stale
+  nb2pipe run pipelines/analysis -p alpha=0.1 --jobs 2
+  nb2pipe status pipelines/analysis             each stage: up to date or stale, and why
+  nb2pipe checkout pipelines/analysis           restore the outputs recorded in nb2pipe.lock
 """
 
 
@@ -56,7 +60,178 @@ def build_parser() -> argparse.ArgumentParser:
     fmt.add_argument("--mermaid", action="store_true", help="print the DAG as a Mermaid flowchart")
     fmt.add_argument("--json", action="store_true", help="print the pipeline as JSON")
     show.set_defaults(func=cmd_show)
+
+    run = commands.add_parser(
+        "run",
+        help="run the stale stages of a pipeline (exporting a notebook first if needed)",
+        epilog="examples:\n  nb2pipe run pipelines/analysis\n  nb2pipe run analysis.ipynb -p alpha=0.1 --jobs 2\n"
+        "  nb2pipe run pipelines/analysis --stage train --downstream\n  nb2pipe run pipelines/analysis --dry-run",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("target", type=Path, help="a pipeline folder, or a notebook (exported first when needed)")
+    run.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE", help="override a parameter (typed like papermill's -p)")
+    run.add_argument("--params-file", type=Path, help="a YAML file of parameter values")
+    run.add_argument("--stage", action="append", default=[], metavar="NAME", help="run only this stage (repeatable)")
+    run.add_argument("--from", dest="from_stage", metavar="NAME", help="run this stage and everything after it")
+    run.add_argument("--downstream", action="store_true", help="with --stage: also the stages that depend on it")
+    run.add_argument("--force", action="store_true", help="run the selected stages even when up to date")
+    run.add_argument("--keep-going", action="store_true", help="after a failure, still run the stages that do not depend on it")
+    run.add_argument("--dry-run", action="store_true", help="show what would run, and why; run nothing")
+    run.add_argument("--jobs", "-j", type=int, default=0, metavar="N", help="stages to run at once (default: number of cores)")
+    run.add_argument("--kernel", help="the Jupyter kernel to run stages on")
+    run.add_argument("--events", choices=("jsonl",), help="print machine-readable progress events on stdout")
+    run.add_argument("--wait", action="store_true", help="wait for another run of the same pipeline to finish")
+    run.set_defaults(func=cmd_run)
+
+    status = commands.add_parser(
+        "status",
+        help="each stage: up to date, stale, never run or failed, with the reasons",
+        epilog="examples:\n  nb2pipe status pipelines/analysis\n  nb2pipe status pipelines/analysis --json\n"
+        "  nb2pipe status pipelines/analysis --quiet || echo stale",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    status.add_argument("pipeline", type=Path, help="a pipeline folder (or its notebook)")
+    status.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE", help="as if run with this parameter")
+    out = status.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print the status as JSON")
+    out.add_argument("--quiet", "-q", action="store_true", help="print nothing; exit 1 when any stage is stale")
+    status.set_defaults(func=cmd_status)
+
+    checkout = commands.add_parser("checkout", help="restore the outputs recorded in nb2pipe.lock from the output cache")
+    checkout.add_argument("pipeline", type=Path, help="a pipeline folder")
+    checkout.set_defaults(func=cmd_checkout)
     return parser
+
+
+def parse_value(text: str):
+    """A -p value, typed as papermill types it: True/False, None, int, float, else a string."""
+    if text in ("True", "False"):
+        return text == "True"
+    if text == "None":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_params(pairs: list[str], params_file: Path | None = None) -> dict:
+    from nb2pipe.errors import SpecError
+
+    values: dict = {}
+    if params_file:
+        import yaml
+
+        try:
+            data = yaml.safe_load(params_file.read_text())
+        except (OSError, yaml.YAMLError) as e:
+            raise SpecError(f"cannot read --params-file '{params_file}': {getattr(e, 'strerror', None) or 'invalid YAML'}") from None
+        if not isinstance(data, dict):
+            raise SpecError(f"--params-file '{params_file}' must be a mapping of names to values")
+        values.update(data)
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise SpecError(f"bad parameter '{pair}'; write it as -p name=value")
+        values[name.strip()] = parse_value(value)
+    return values
+
+
+def _pipeline_path(target: Path) -> Path:
+    """A notebook's pipeline folder; anything else is taken as the folder itself."""
+    if target.suffix == ".ipynb":
+        from nb2pipe.export import default_folder
+
+        return default_folder(target)
+    return target
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from nb2pipe.run import RunOptions, run_pipeline
+    from nb2pipe.run.events import jsonl_reporter, plain_reporter, terminal_reporter
+
+    if args.target.suffix == ".ipynb":
+        _export_if_needed(args.target)
+    if args.events == "jsonl":
+        reporters = [jsonl_reporter(sys.stdout)]
+    elif sys.stderr.isatty():
+        reporters = [terminal_reporter(sys.stderr)]
+    else:
+        reporters = [plain_reporter(sys.stderr)]
+    options = RunOptions(
+        stages=tuple(args.stage),
+        from_stage=args.from_stage,
+        downstream=args.downstream,
+        force=args.force,
+        keep_going=args.keep_going,
+        dry_run=args.dry_run,
+        jobs=args.jobs,
+        params=parse_params(args.param, args.params_file),
+        kernel=args.kernel,
+        wait=args.wait,
+    )
+    result = run_pipeline(_pipeline_path(args.target), options, reporters)
+    for message in result.errors.values():
+        print(f"error: {message}", file=sys.stderr)
+    if result.errors:
+        first = next(iter(result.errors))
+        print(f"fix it, then resume with: nb2pipe run {args.target} --from {first}", file=sys.stderr)
+    if args.events != "jsonl":
+        print(result.summary())
+    return 0 if result.ok else 1
+
+
+def _export_if_needed(notebook: Path) -> None:
+    from nb2pipe.export import export_notebook
+
+    check = export_notebook(notebook, check=True)
+    if check.differing:
+        result = export_notebook(notebook)
+        for warning in result.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        print(f"exported '{notebook}' -> {_display(result.folder)}/", file=sys.stderr)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    import json
+
+    from nb2pipe.run.pidlock import is_locked
+    from nb2pipe.spec import load_params, load_pipeline
+    from nb2pipe.state import pipeline_status, read_json, state_dir
+
+    path = _pipeline_path(args.pipeline)
+    pipeline = load_pipeline(path)
+    params = {**load_params(pipeline), **parse_params(args.param)}
+    running: set[str] = set()
+    if is_locked(state_dir(pipeline) / "run.pid"):
+        running = set(read_json(state_dir(pipeline) / "journal.json", {}).get("stages", {}))
+    report = pipeline_status(pipeline, params, running)
+    stale = any(s.is_stale for s in report.stages)
+    if args.quiet:
+        return 1 if stale else 0
+    if args.json:
+        print(json.dumps(report.to_json(str(path)), indent=2))
+        return 0
+    if report.source_in_sync is False:
+        print(f"source notebook changed since export: run nb2pipe export {pipeline.source_notebook}")
+    width = max(len(s.name) for s in report.stages)
+    for s in report.stages:
+        print(f"{s.name:<{width}}  {s.state}")
+        for reason in s.reasons:
+            print(f"{'':<{width}}    {reason}")
+    return 0
+
+
+def cmd_checkout(args: argparse.Namespace) -> int:
+    from nb2pipe.run import checkout
+
+    restored = checkout(_pipeline_path(args.pipeline))
+    for path in restored:
+        print(f"restored {path}")
+    print(f"{len(restored)} output{'s' if len(restored) != 1 else ''} restored" if restored else "every output already matches nb2pipe.lock")
+    return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:

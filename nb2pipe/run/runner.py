@@ -1,0 +1,405 @@
+"""Run a pipeline: plan, execute stale stages in dependency order, record what they produced.
+
+1. Take the pipeline's run lock (one run at a time) and recover from a run that was killed:
+   the outs of the stages it left half-done are restored from the output cache.
+2. Select the stages (all, `--stage`, `--from`, `--downstream`) and order them.
+3. Dispatch a stage when its upstream stages are done. At that moment its status is checked
+   afresh, so a stage whose inputs came out byte-identical stays up to date (early cut-off).
+   A stale stage seen before (same code, params, dep hashes) is restored from the run cache.
+4. Run the rest on the executor, several at once. On success hash the outs, store them in the
+   output cache and write the lock entry (atomically). On failure restore the stage's previous
+   outs, keep its lock entry, and do not run its dependants.
+5. Ctrl-C or SIGTERM kills the kernels, restores the outs of interrupted stages, exits 130.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import secrets
+import signal
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nb2pipe import model as m
+from nb2pipe import state
+from nb2pipe.errors import Nb2PipeError, SpecError
+from nb2pipe.graph import select, upstream
+from nb2pipe.run.cache import OutputCache
+from nb2pipe.run.events import Events, Reporter
+from nb2pipe.run.pidlock import RunLock
+from nb2pipe.spec import load_params, load_pipeline
+
+JOURNAL_FILE = "journal.json"
+RUNS_DIR = "runs"
+
+RAN, UP_TO_DATE, RESTORED, FAILED, NOT_RUN = "ran", "up to date", "restored", "failed", "not run"
+
+
+@dataclass
+class RunOptions:
+    stages: tuple[str, ...] = ()
+    from_stage: str | None = None
+    downstream: bool = False
+    force: bool = False
+    keep_going: bool = False
+    dry_run: bool = False
+    jobs: int = 0  # 0: number of cores
+    params: dict[str, Any] = field(default_factory=dict)  # overrides of params.yaml
+    kernel: str | None = None
+    wait: bool = False
+    executor: str = "local"
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    outcomes: dict[str, str]
+    errors: dict[str, str]
+    planned: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not any(o in (FAILED, NOT_RUN) for o in self.outcomes.values())
+
+    def summary(self) -> str:
+        counts = {k: sum(1 for o in self.outcomes.values() if o == k) for k in (RAN, UP_TO_DATE, RESTORED, FAILED, NOT_RUN)}
+        text = f"{counts[RAN]} ran, {counts[UP_TO_DATE]} up to date, {counts[RESTORED]} restored from cache, {counts[FAILED]} failed"
+        return text + (f", {counts[NOT_RUN]} not run" if counts[NOT_RUN] else "")
+
+
+def new_run_id() -> str:
+    return dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+
+
+def effective_params(pipeline: m.Pipeline, overrides: dict[str, Any]) -> dict[str, Any]:
+    params = load_params(pipeline)
+    unknown = [k for k in overrides if k not in params]
+    if unknown:
+        import difflib
+
+        close = difflib.get_close_matches(unknown[0], list(params), n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"known parameters: {', '.join(params) or 'none'}"
+        raise SpecError(f"unknown parameter '{unknown[0]}'; {hint}")
+    return {**params, **overrides}
+
+
+class Runner:
+    def __init__(self, pipeline: m.Pipeline, options: RunOptions, reporters: list[Reporter]):
+        self.pipeline = pipeline
+        self.options = options
+        self.run_id = new_run_id()
+        self.state_dir = state.state_dir(pipeline)
+        self.run_dir = self.state_dir / RUNS_DIR / self.run_id
+        self.cache = OutputCache(self.state_dir)
+        self.hashes = state.hash_cache(pipeline)
+        self.params = effective_params(pipeline, options.params)
+        self.reporters = reporters
+        self.lock_entries: dict[str, dict] = {}
+        self.last: dict[str, dict] = {}
+        self.journal: dict[str, dict] = {}
+        self.events: Events | None = None
+
+    # --- the whole run ---
+
+    def run(self) -> RunResult:
+        run_lock = RunLock(self.state_dir / "run.pid")
+        run_lock.acquire(wait=self.options.wait, where=self.pipeline.root)
+        try:
+            self.lock_entries = state.read_lock(self.pipeline)
+            self.last = state.read_last(self.pipeline)
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.events = Events(self.run_dir / "events.jsonl", self.reporters)
+            self._recover()
+            return self._run_selected()
+        finally:
+            self.hashes.save()
+            if self.events:
+                self.events.close()
+            run_lock.release()
+
+    def _run_selected(self) -> RunResult:
+        o = self.options
+        planned = select(self.pipeline, o.stages, from_stage=o.from_stage, with_downstream=o.downstream)
+        edges = upstream(self.pipeline)
+        self.events.emit("run_started", run=self.run_id, stages=planned, params=self.params, pid=os.getpid())
+        if o.dry_run:
+            return self._dry_run(planned, edges)
+        outcomes: dict[str, str] = {}
+        errors: dict[str, str] = {}
+        executor = None
+        running: dict[Future, str] = {}
+        started_at: dict[str, float] = {}
+        pending = list(planned)
+        previous_signal = _sigterm_raises_interrupt()
+        try:
+            while pending or running:
+                for name in list(pending):
+                    ups = [u for u in edges[name] if u in planned]
+                    if any(outcomes.get(u) in (FAILED, NOT_RUN) for u in ups):
+                        outcomes[name] = NOT_RUN
+                        pending.remove(name)
+                        self.events.emit("stage_finished", stage=name, outcome=NOT_RUN, reason="an upstream stage failed")
+                        continue
+                    if any(u not in outcomes for u in ups):
+                        continue
+                    if any(outcomes[n] == FAILED for n in outcomes) and not o.keep_going:
+                        outcomes[name] = NOT_RUN
+                        pending.remove(name)
+                        continue
+                    pending.remove(name)
+                    decision = self._decide(name, ups, outcomes)
+                    if decision is not None:
+                        outcomes[name] = decision
+                        continue
+                    if executor is None:
+                        executor = self._executor()
+                    job = self._job(name)
+                    self._journal_start(name)
+                    started_at[name] = time.monotonic()
+                    self.events.emit("stage_started", stage=name)
+                    running[executor.submit(job)] = name
+                if not running:
+                    continue
+                done, _ = wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)
+                for future in done:
+                    name = running.pop(future)
+                    outcome = future.result()
+                    outcomes[name] = self._finish(name, outcome, errors)
+        except KeyboardInterrupt:
+            if executor is not None:
+                executor.interrupt()
+                for future, name in running.items():
+                    future.result()
+                    self._restore_previous(name)
+                    self._journal_end(name)
+                    self._record(name, FAILED, 0.0, error="interrupted")
+            state.write_last(self.pipeline, self.last)
+            self.events.emit("run_finished", run=self.run_id, status="interrupted")
+            raise
+        finally:
+            signal.signal(signal.SIGTERM, previous_signal)
+            if executor is not None:
+                executor.close()
+        state.write_last(self.pipeline, self.last)
+        result = RunResult(self.run_id, {n: outcomes[n] for n in planned}, errors, planned)
+        self.events.emit("run_finished", run=self.run_id, status="ok" if result.ok else "failed", summary=result.summary(), outcomes=result.outcomes)
+        return result
+
+    def _dry_run(self, planned: list[str], edges: dict[str, list[str]]) -> RunResult:
+        status = {s.name: s for s in state.pipeline_status(self.pipeline, self.params).stages}
+        outcomes = {}
+        for name in planned:
+            reasons = [str(r) for r in status[name].reasons] or (["forced"] if self.options.force else [])
+            would = "would run" if reasons else "up to date"
+            self.events.emit("message", text=f"{would:>10} {name}" + (f"  ({'; '.join(reasons)})" if reasons else ""))
+            outcomes[name] = UP_TO_DATE
+        return RunResult(self.run_id, outcomes, {}, planned)
+
+    # --- deciding ---
+
+    def _decide(self, name: str, ups: list[str], outcomes: dict[str, str]) -> str | None:
+        """UP_TO_DATE or RESTORED when the stage need not run; None to run it."""
+        stage = self.pipeline.stage(name)
+        entry = self.lock_entries.get(name)
+        reasons = state.stage_reasons(self.pipeline, stage, entry, self.params, self.hashes)
+        if self.last.get(name, {}).get("outcome") == FAILED:
+            reasons.append(m.Reason(state.LAST_RUN_FAILED))
+        if not reasons and not self.options.force:
+            self.events.emit("stage_finished", stage=name, outcome=UP_TO_DATE)
+            return UP_TO_DATE
+        if self.options.force:
+            return None
+        code = state.code_hash(self.pipeline, stage)
+        params = state.param_values(stage, self.params)
+        deps = state.hash_paths(self.pipeline, stage.deps, self.hashes)
+        remembered = self.cache.recall_run(state.fingerprint(code, params, deps))
+        if remembered is None or set(remembered) != set(stage.produced):
+            return None
+        for path, digest in remembered.items():
+            if digest is not None:
+                self.cache.restore(state.resolve(self.pipeline, path), digest)
+        self.lock_entries[name] = state.lock_entry(code, params, deps, remembered)
+        state.write_lock(self.pipeline, self.lock_entries)
+        self._record(name, RESTORED, 0.0)
+        self.events.emit("stage_finished", stage=name, outcome=RESTORED, reasons=[str(r) for r in reasons])
+        return RESTORED
+
+    # --- executing ---
+
+    def _executor(self):
+        from nb2pipe.run.kernels import choose_kernel
+
+        kernel = choose_kernel(self.pipeline, self.options.kernel, lambda text: self.events.emit("message", text=text))
+        jobs = self.options.jobs or os.cpu_count() or 1
+        if self.options.executor == "local":
+            from nb2pipe.run.local import LocalExecutor
+
+            return LocalExecutor(kernel, state.wdir(self.pipeline), jobs)
+        raise SpecError(f"unknown executor '{self.options.executor}'; use 'local'")
+
+    def _job(self, name: str):
+        from nb2pipe.run.kernels import stage_notebook
+        from nb2pipe.run.local import StageJob
+
+        stage = self.pipeline.stage(name)
+        return StageJob(
+            name=name,
+            cmd=stage.cmd,
+            notebook=None if stage.cmd else stage_notebook(self.pipeline, stage),
+            parameters=state.param_values(stage, self.params),
+            output=self.run_dir / f"{name}.ipynb",
+            on_cell=lambda i, n: self.events.emit("cell", stage=name, index=i, count=n),
+        )
+
+    def _finish(self, name: str, outcome, errors: dict[str, str]) -> str:
+        stage = self.pipeline.stage(name)
+        notebook = os.path.relpath(self.run_dir / f"{name}.ipynb")
+        if outcome.ok:
+            outs = state.hash_paths(self.pipeline, stage.produced, self.hashes)
+            missing = [p for p, d in outs.items() if d is None]
+            if missing:
+                outcome.ok = False
+                outcome.error = {"ename": "MissingOutput", "evalue": f"the stage did not write its declared output '{missing[0]}'"}
+        if not outcome.ok:
+            message = failure_message(self.pipeline, stage, outcome.error or {}, notebook)
+            errors[name] = message
+            self._restore_previous(name)
+            self._journal_end(name)
+            self._record(name, FAILED, outcome.duration, error=_short_error(outcome.error), notebook=notebook)
+            self.events.emit("stage_failed", stage=name, duration=outcome.duration, error=message, notebook=notebook, cell=(outcome.error or {}).get("title"))
+            return FAILED
+        for path, digest in outs.items():
+            self.cache.store(state.resolve(self.pipeline, path), digest, self.hashes)
+        code = state.code_hash(self.pipeline, stage)
+        params = state.param_values(stage, self.params)
+        deps = state.hash_paths(self.pipeline, stage.deps, self.hashes)
+        self.lock_entries[name] = state.lock_entry(code, params, deps, outs)
+        state.write_lock(self.pipeline, self.lock_entries)
+        self.cache.remember_run(state.fingerprint(code, params, deps), outs)
+        self._journal_end(name)
+        self._record(name, RAN, outcome.duration, notebook=notebook)
+        self.events.emit("stage_finished", stage=name, outcome=RAN, duration=outcome.duration, notebook=notebook)
+        return RAN
+
+    def _record(self, name: str, outcome: str, duration: float, error: str | None = None, notebook: str | None = None) -> None:
+        entry = {"outcome": outcome, "run": self.run_id, "duration": round(duration, 3), "finished": dt.datetime.now().isoformat(timespec="seconds")}
+        if error:
+            entry["error"] = error
+        if notebook:
+            entry["notebook"] = os.path.relpath(os.path.abspath(notebook), self.pipeline.root)
+        self.last[name] = entry
+
+    # --- nothing lost ---
+
+    def _journal_start(self, name: str) -> None:
+        previous = (self.lock_entries.get(name) or {}).get(state.L_OUTS) or {}
+        self.journal[name] = {"outs": {p: previous.get(p) for p in self.pipeline.stage(name).produced}}
+        self._write_journal()
+
+    def _journal_end(self, name: str) -> None:
+        self.journal.pop(name, None)
+        self._write_journal()
+
+    def _write_journal(self) -> None:
+        path = self.state_dir / JOURNAL_FILE
+        if self.journal:
+            state.atomic_write(path, json.dumps({"run": self.run_id, "pid": os.getpid(), "stages": self.journal}))
+        elif path.exists():
+            path.unlink()
+
+    def _restore_previous(self, name: str) -> None:
+        outs = self.journal.get(name, {}).get("outs", {})
+        self._restore_outs(outs)
+
+    def _restore_outs(self, outs: dict[str, str | None]) -> None:
+        for path, digest in outs.items():
+            target = state.resolve(self.pipeline, path)
+            if digest and self.cache.has(digest):
+                self.cache.restore(target, digest)
+            elif digest is None and target.exists():
+                _remove(target)  # the stage had not produced it before this run
+
+    def _recover(self) -> None:
+        """Undo what a killed run left half-done (we hold the run lock, so it is dead)."""
+        journal = state.read_json(self.state_dir / JOURNAL_FILE, None)
+        if not journal:
+            return
+        for name, entry in journal.get("stages", {}).items():
+            if name in self.pipeline.names:
+                self._restore_outs(entry.get("outs", {}))
+                self.last[name] = {"outcome": FAILED, "run": journal.get("run"), "error": "interrupted (the runner was killed)"}
+                self.events.emit("message", text=f"recovered stage '{name}' from interrupted run {journal.get('run')}: its previous outputs are restored")
+        (self.state_dir / JOURNAL_FILE).unlink()
+        state.write_last(self.pipeline, self.last)
+
+
+def _remove(path: Path) -> None:
+    import shutil
+
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+
+
+def _short_error(error: dict | None) -> str:
+    if not error:
+        return "failed"
+    return f"{error.get('ename', 'Error')}: {error.get('evalue', '')}".strip().rstrip(":")
+
+
+def failure_message(pipeline: m.Pipeline, stage: m.Stage, error: dict, notebook: str) -> str:
+    """stage, failing cell (script and notebook), exception, and the executed notebook to open."""
+    where = ""
+    title = error.get("title") or ""
+    if title:
+        where = f" in {title}"
+        if stage.script:
+            where += f" ({stage.script})"
+    return f"stage '{stage.name}' failed{where}: {_short_error(error)}; open {notebook}"
+
+
+def _sigterm_raises_interrupt():
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (e.g. inside a server): leave signals alone
+        return signal.getsignal(signal.SIGTERM)
+
+
+def run_pipeline(path: Path, options: RunOptions, reporters: list[Reporter]) -> RunResult:
+    pipeline = load_pipeline(path)
+    runner = Runner(pipeline, options, reporters)
+    return runner.run()
+
+
+def checkout(path: Path) -> list[str]:
+    """Restore every out recorded in nb2pipe.lock from the output cache; returns what was restored."""
+    pipeline = load_pipeline(path)
+    cache = OutputCache(state.state_dir(pipeline))
+    hashes = state.hash_cache(pipeline)
+    restored, missing = [], []
+    for name, entry in state.read_lock(pipeline).items():
+        for out, digest in (entry.get(state.L_OUTS) or {}).items():
+            if digest is None:
+                continue
+            target = state.resolve(pipeline, out)
+            if hashes.hash_path(target) == digest:
+                continue
+            if not cache.has(digest):
+                missing.append(out)
+                continue
+            cache.restore(target, digest)
+            restored.append(out)
+    hashes.save()
+    if missing:
+        raise Nb2PipeError(f"'{missing[0]}' is not in the output cache (and {len(missing) - 1} more); rerun its stage with nb2pipe run")
+    return restored
+
