@@ -15,6 +15,7 @@ EPILOG = """examples:
   nb2pipe export analysis.ipynb --check         exit 1 when the pipeline folder is out of date
   nb2pipe show pipelines/analysis               stages, deps, outs, params and edges
   nb2pipe show pipelines/analysis --mermaid     the DAG as a Mermaid graph
+  nb2pipe explain analysis.ipynb                what each stage takes from and hands to the others
   nb2pipe run analysis.ipynb                    export if needed, then run what is stale
   nb2pipe run pipelines/analysis -p alpha=0.1 --jobs 2
   nb2pipe status pipelines/analysis             each stage: up to date or stale, and why
@@ -60,6 +61,17 @@ def build_parser() -> argparse.ArgumentParser:
     fmt.add_argument("--mermaid", action="store_true", help="print the DAG as a Mermaid flowchart")
     fmt.add_argument("--json", action="store_true", help="print the pipeline as JSON")
     show.set_defaults(func=cmd_show)
+
+    explain = commands.add_parser(
+        "explain",
+        help="per stage: the variables and files it takes and hands on, and why",
+        epilog="examples:\n  nb2pipe explain analysis.ipynb\n  nb2pipe explain analysis.ipynb --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    explain.add_argument("notebook", type=Path, help="the .ipynb file")
+    explain.add_argument("--split-level", type=int, default=2, metavar="N", help="as for export")
+    explain.add_argument("--json", action="store_true", help="print it as JSON")
+    explain.set_defaults(func=cmd_explain)
 
     run = commands.add_parser(
         "run",
@@ -277,6 +289,19 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(json.dumps(describe.describe(args.pipeline), indent=2))
     else:
         print(describe.as_text(describe.describe(args.pipeline)), end="")
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from nb2pipe import describe
+
+    info = describe.explain(args.notebook, args.split_level)
+    if args.json:
+        import json
+
+        print(json.dumps(info, indent=2))
+    else:
+        print(describe.explain_text(info), end="")
     return 0
 
 

@@ -1,10 +1,11 @@
-"""What `nb2pipe show` prints: a pipeline's stages, files, params and edges, as data and as text."""
+"""What `nb2pipe show` and `nb2pipe explain` print: stages, variables, files, params and edges."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from nb2pipe.export import plan_export
 from nb2pipe.graph import order, upstream
 from nb2pipe.spec import load_params, load_pipeline
 
@@ -27,6 +28,9 @@ def describe(path: Path) -> dict[str, Any]:
                 "metrics": list(stage.metrics),
                 "params": list(stage.params),
                 "upstream": edges[name],
+                "loads": [{"name": var, "from": provider} for var, provider in stage.loads],
+                "saves": list(stage.saves),
+                "inferred": list(stage.inferred),
                 "meta": {k: list(v) for k, v in stage.meta},
             }
         )
@@ -57,4 +61,59 @@ def as_text(info: dict[str, Any]) -> str:
     if edges:
         lines.append("")
         lines.append("edges: " + ", ".join(f"{a} -> {b}" for a, b in edges))
+    return "\n".join(lines) + "\n"
+
+
+def explain(notebook: Path, split_level: int) -> dict[str, Any]:
+    """Per stage of a notebook: the variables it loads and saves, its files (declared or
+    inferred), its parameters and the warnings of the analysis."""
+    rendered = plan_export(notebook, None, "py", split_level)
+    by_stage: dict[str, list[str]] = {}
+    for warning in rendered.warnings:
+        name = warning.split("'")[1] if warning.startswith("stage '") else ""
+        by_stage.setdefault(name, []).append(warning)
+    stages = []
+    for stage in rendered.pipeline.stages:
+        consumers = {
+            var: sorted(s.name for s in rendered.pipeline.stages if (var, stage.name) in s.loads) for var in stage.saves
+        }
+        var_paths = {p for p in stage.deps + stage.outs if "/.nb2pipe/vars/" in p}
+        stages.append(
+            {
+                "name": stage.name,
+                "cells": list(stage.cells),
+                "loads": [{"name": var, "from": provider, "how": "inferred"} for var, provider in stage.loads],
+                "saves": [{"name": var, "to": consumers[var]} for var in stage.saves],
+                "deps": [_file(p, stage) for p in stage.deps if p not in var_paths],
+                "outs": [_file(p, stage) for p in stage.produced if p not in var_paths],
+                "params": list(stage.params),
+                "after": list(stage.after),
+                "warnings": by_stage.get(stage.name, []),
+            }
+        )
+    return {"notebook": str(notebook), "stages": stages}
+
+
+def _file(path: str, stage) -> dict[str, str]:
+    return {"path": path, "how": "inferred" if path in stage.inferred else "declared"}
+
+
+def explain_text(info: dict[str, Any]) -> str:
+    lines = [f"notebook {info['notebook']}"]
+    for stage in info["stages"]:
+        lines.append("")
+        lines.append(f"stage {stage['name']}  (cells {', '.join(map(str, stage['cells']))})")
+        for var in stage["loads"]:
+            lines.append(f"  loads   {var['name']}  from stage '{var['from']}' ({var['how']})")
+        for var in stage["saves"]:
+            lines.append(f"  saves   {var['name']}  for {', '.join(repr(s) for s in var['to'])}")
+        for label, key in (("dep", "deps"), ("out", "outs")):
+            for f in stage[key]:
+                lines.append(f"  {label:<7} {f['path']} ({f['how']})")
+        if stage["params"]:
+            lines.append(f"  params  {', '.join(stage['params'])}")
+        if stage["after"]:
+            lines.append(f"  after   {', '.join(stage['after'])}")
+        for warning in stage["warnings"]:
+            lines.append(f"  warning {warning}")
     return "\n".join(lines) + "\n"

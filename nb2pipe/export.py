@@ -27,7 +27,7 @@ from nb2pipe import model as m
 from nb2pipe.errors import OverwriteError, SpecError
 from nb2pipe.graph import order, producers
 from nb2pipe.hashing import hash_bytes
-from nb2pipe.infer import analyze_cell
+from nb2pipe.infer import analyze_cell, infer_flow, needed_definitions, transform_ipython
 from nb2pipe.notebook import DEFAULT_SPLIT_LEVEL, plan_notebook, read_notebook, slugify
 from nb2pipe.spec import dump_yaml, pipeline_to_dict
 
@@ -70,33 +70,41 @@ def render_pipeline(
     setup_binds = set().union(*(f.binds for f in setup_facts)) if setup_facts else set()
     setup_reads = set().union(*(f.reads for f in setup_facts)) if setup_facts else set()
     stage_facts = {s.name: [analyze_cell(c.source) for c in s.code_cells] for s in plan.stages}
+    flow = infer_stage_flow(plan, stage_facts, exclude=set(defaults) | setup_binds)
+    files = infer_files(plan, stage_facts)
 
-    stages, files, warnings = [], {}, []
+    stages, rendered, warnings = [], {}, []
     for stage in plan.stages:
         facts = stage_facts[stage.name]
-        reads = _stage_reads(facts) | setup_reads
+        reads = stage_reads(facts) | setup_reads
         used_params = [name for name in defaults if name in reads]
         script = f"{m.STAGES_DIR}/{stage.name}.{fmt}"
         metrics_file = _join(layout.pipeline_from_wdir, m.METRICS_DIR, f"{stage.name}.json")
-        metrics = (metrics_file,) if stage.metrics_cells else ()
-        cells = _script_cells(plan, stage, layout, used_params, defaults, metrics_file)
-        files[script] = _render_script(cells, plan, stage.name, layout, fmt)
+        loads, saves, definitions = flow[stage.name]
+        var_deps = tuple(var_folder(layout, provider, name) for name, provider in loads)
+        var_outs = tuple(var_folder(layout, stage.name, name) for name in saves)
+        inferred_deps, inferred_outs = files.get(stage.name, ((), ()))
+        prelude, postlude = _variable_cells(plan, layout, stage.name, loads, saves, definitions, flow)
+        cells = _script_cells(plan, stage, layout, used_params, defaults, metrics_file, prelude, postlude)
+        rendered[script] = _render_script(cells, plan, stage.name, layout, fmt)
         for cell, f in zip(stage.code_cells, facts):
             warnings.extend(f"stage '{stage.name}', {cell.label}: {w}" for w in f.warnings)
         stages.append(
             m.Stage(
                 name=stage.name,
                 script=script,
-                deps=stage.deps,
-                outs=stage.outs,
-                metrics=metrics,
+                deps=_unique(stage.deps + inferred_deps + var_deps),
+                outs=_unique(stage.outs + inferred_outs + var_outs),
+                metrics=(metrics_file,) if stage.metrics_cells else (),
                 params=tuple(used_params),
                 after=stage.after,
                 cells=tuple(c.number for c in stage.cells),
                 meta=stage.meta,
+                loads=loads,
+                saves=saves,
+                inferred=_unique(inferred_deps + inferred_outs),
             )
         )
-    warnings.extend(_borrowed_names_warnings(plan, stage_facts, setup_binds | set(defaults)))
     pipeline = m.Pipeline(
         root="",
         stages=tuple(stages),
@@ -107,16 +115,25 @@ def render_pipeline(
     )
     producers(pipeline)  # one producer per file
     order(pipeline)  # no cycles
-    files[m.PIPELINE_FILE] = _stamp(_spec_header(layout) + dump_yaml(pipeline_to_dict(pipeline)))
-    files[m.PARAMS_FILE] = render_params(plan, layout, defaults, current_params)
-    return Rendered(pipeline, dict(sorted(files.items())), warnings)
+    rendered[m.PIPELINE_FILE] = _stamp(_spec_header(layout) + dump_yaml(pipeline_to_dict(pipeline)))
+    rendered[m.PARAMS_FILE] = render_params(plan, layout, defaults, current_params)
+    return Rendered(pipeline, dict(sorted(rendered.items())), warnings)
 
 
 def _join(*parts: str) -> str:
     return os.path.normpath(os.path.join(*parts)).replace(os.sep, "/")
 
 
-def _stage_reads(facts: list) -> set[str]:
+def _unique(items: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(items))
+
+
+def var_folder(layout: Layout, stage: str, name: str) -> str:
+    """Where variable `name` of `stage` is saved, relative to wdir."""
+    return _join(layout.pipeline_from_wdir, m.STATE_DIR, m.VARS_DIR, stage, name)
+
+
+def stage_reads(facts: list) -> set[str]:
     """Names a stage reads before binding them itself, cell after cell."""
     bound: set[str] = set()
     reads: set[str] = set()
@@ -126,30 +143,106 @@ def _stage_reads(facts: list) -> set[str]:
     return reads
 
 
-def _borrowed_names_warnings(plan: m.NotebookPlan, stage_facts: dict, provided: set[str]) -> list[str]:
-    """One line per stage that reads names only another stage binds (they will not be there)."""
-    binders: dict[str, list[str]] = {}
-    for stage in plan.stages:
-        for f in stage_facts[stage.name]:
-            for name in f.binds:
-                binders.setdefault(name, [])
-                if stage.name not in binders[name]:
-                    binders[name].append(stage.name)
-    warnings = []
-    for stage in plan.stages:
-        missing = sorted(
-            name
-            for name in _stage_reads(stage_facts[stage.name]) - provided
-            if name in binders and stage.name not in binders[name]
+# --- what flows between stages (DESIGN §2) ---------------------------------------------------
+
+_Flow = tuple[tuple[tuple[str, str], ...], tuple[str, ...], tuple[tuple[str, str], ...]]
+
+
+def infer_stage_flow(plan: m.NotebookPlan, stage_facts: dict, exclude: set[str]) -> dict[str, _Flow]:
+    """Per stage: (variables it loads with their providers, variables it saves, definitions it copies)."""
+    stages = [(s.name, stage_facts[s.name]) for s in plan.stages]
+    flows = {f.stage: f for f in infer_flow(stages, exclude=exclude)}
+    definitions = needed_definitions(stages, exclude=exclude)
+    return {
+        s.name: (flows[s.name].inputs, flows[s.name].outputs, definitions.get(s.name, ()))
+        for s in plan.stages
+    }
+
+
+def infer_files(plan: m.NotebookPlan, stage_facts: dict) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+    """Per stage: (inferred deps, inferred outs) from literal paths given to readers and writers.
+
+    Declared files win: a path another stage declares is not inferred. A path written by several
+    stages belongs to the last writer. A stage depends on a file only when it is external or
+    written by an earlier stage, never on its own outputs or a later stage's.
+    """
+    declared_out = {path: s.name for s in plan.stages for path in s.outs}
+    writer: dict[str, str] = dict(declared_out)
+    for s in plan.stages:
+        for f in stage_facts[s.name]:
+            for path in f.files_written:
+                if path not in declared_out:
+                    writer[path] = s.name
+    position = {s.name: i for i, s in enumerate(plan.stages)}
+    result = {}
+    for s in plan.stages:
+        written = [p for f in stage_facts[s.name] for p in f.files_written]
+        outs = tuple(p for p in dict.fromkeys(written) if writer.get(p) == s.name and p not in s.outs)
+        read = [p for f in stage_facts[s.name] for p in f.files_read]
+        deps = tuple(
+            p
+            for p in dict.fromkeys(read)
+            if p not in s.deps
+            and (p not in writer or position[writer[p]] < position[s.name])
         )
-        if missing:
-            sources = sorted({s for name in missing for s in binders[name]})
-            warnings.append(
-                f"stage '{stage.name}' reads {', '.join(missing)}, which only stage(s) "
-                f"{', '.join(repr(s) for s in sources)} define; each stage runs in a fresh kernel, "
-                "so hand them over in files (out:/in: tags) or move the code into a setup cell"
-            )
-    return warnings
+        result[s.name] = (deps, outs)
+    return result
+
+
+def _definition_source(plan: m.NotebookPlan, stage_name: str, name: str) -> str | None:
+    """The last top-level import, def or class statement of `stage_name` that binds `name`."""
+    stage = next(s for s in plan.stages if s.name == stage_name)
+    found = None
+    for cell in stage.code_cells:
+        code = transform_ipython(cell.source)
+        try:
+            tree = ast.parse(code)
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            if _binds_definition(node, name):
+                found = ast.get_source_segment(code, node, padded=False)
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.decorator_list:
+                    lines = code.splitlines()
+                    found = "\n".join(lines[node.decorator_list[0].lineno - 1 : node.end_lineno])
+    return found
+
+
+def _binds_definition(node: ast.stmt, name: str) -> bool:
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return node.name == name
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        return any((alias.asname or alias.name.split(".")[0]) == name for alias in node.names)
+    return False
+
+
+def _variable_cells(
+    plan: m.NotebookPlan,
+    layout: Layout,
+    stage: str,
+    loads: tuple[tuple[str, str], ...],
+    saves: tuple[str, ...],
+    definitions: tuple[tuple[str, str], ...],
+    flow: dict[str, _Flow],
+) -> tuple[list, list]:
+    """Cells that re-create definitions and load inputs (first), and save outputs (last)."""
+    prelude = []
+    sources = [src for name, provider in definitions if (src := _definition_source(plan, provider, name))]
+    if sources:
+        prelude.append(_ScriptCell("code", "\n\n".join(dict.fromkeys(sources)), "nb2pipe: definitions from earlier stages"))
+    if loads:
+        lines = ["from nb2pipe.marshal import load as _nb2pipe_load"]
+        lines += [f"{name} = _nb2pipe_load({var_folder(layout, provider, name)!r})" for name, provider in loads]
+        prelude.append(_ScriptCell("code", "\n".join(lines), "nb2pipe: load variables from earlier stages"))
+    postlude = []
+    if saves:
+        lines = ["from nb2pipe.marshal import save as _nb2pipe_save"]
+        for name in saves:
+            consumers = sorted(s for s, (ls, _, _) in flow.items() if (name, stage) in ls)
+            folder = var_folder(layout, stage, name)
+            lines.append(f"_nb2pipe_save({name!r}, globals(), {folder!r}, stage={stage!r}, consumers={consumers!r})")
+        postlude.append(_ScriptCell("code", "\n".join(lines), "nb2pipe: save variables for later stages"))
+    return prelude, postlude
 
 
 @dataclass(frozen=True)
@@ -167,6 +260,8 @@ def _script_cells(
     used_params: list[str],
     defaults: dict[str, Any],
     metrics_file: str,
+    prelude: list[_ScriptCell],
+    postlude: list[_ScriptCell],
 ) -> list[_ScriptCell]:
     numbers = [c.number for c in stage.cells]
     cells = [
@@ -185,11 +280,12 @@ def _script_cells(
         at = plan.parameters.number if plan.parameters else 0
         head.append((at, _ScriptCell("code", assignments, "", ("parameters",))))
     cells.extend(cell for _, cell in sorted(head, key=lambda pair: pair[0]))
+    cells.extend(prelude)
     for c in stage.cells:
         cells.append(_ScriptCell(c.kind, c.source, _title(layout, c)))
         if c.number in stage.metrics_cells:
             cells.append(_ScriptCell("code", _metrics_code(c, metrics_file), "nb2pipe: write metrics"))
-    return cells
+    return cells + postlude
 
 
 def _title(layout: Layout, cell: m.Cell, role: str = "") -> str:
@@ -382,19 +478,27 @@ def export_notebook(
     """Export `notebook` to its pipeline folder (`pipelines/<name>/` next to it by default)."""
     notebook = Path(os.path.abspath(notebook))
     folder = Path(os.path.abspath(out)) if out else default_folder(notebook)
-    nb = read_notebook(notebook) if nb is None else nb
-    plan = plan_notebook(nb, slugify(notebook.stem), split_level)
-    rel_wdir = os.path.relpath(notebook.parent, folder).replace(os.sep, "/")
-    layout = Layout(
-        notebook=os.path.relpath(notebook, folder).replace(os.sep, "/"),
-        notebook_name=notebook.name,
-        wdir=rel_wdir,
-        pipeline_from_wdir=os.path.relpath(folder, notebook.parent).replace(os.sep, "/"),
-    )
-    rendered = render_pipeline(plan, layout, fmt, _user_params(folder / m.PARAMS_FILE))
+    rendered = plan_export(notebook, folder, fmt, split_level, nb)
     _refuse_to_clobber_notebook(notebook, folder, rendered.files)
     written, unchanged, differing, removed = write_files(folder, rendered.files, force=force, check=check)
     return ExportResult(folder, rendered.pipeline, written, unchanged, differing, removed, rendered.warnings)
+
+
+def plan_export(
+    notebook: Path, folder: Path | None, fmt: str, split_level: int, nb: dict | None = None
+) -> Rendered:
+    """Everything `export_notebook` would write, without writing it."""
+    notebook = Path(os.path.abspath(notebook))
+    folder = folder or default_folder(notebook)
+    nb = read_notebook(notebook) if nb is None else nb
+    plan = plan_notebook(nb, slugify(notebook.stem), split_level)
+    layout = Layout(
+        notebook=os.path.relpath(notebook, folder).replace(os.sep, "/"),
+        notebook_name=notebook.name,
+        wdir=os.path.relpath(notebook.parent, folder).replace(os.sep, "/"),
+        pipeline_from_wdir=os.path.relpath(folder, notebook.parent).replace(os.sep, "/"),
+    )
+    return render_pipeline(plan, layout, fmt, _user_params(folder / m.PARAMS_FILE))
 
 
 def _user_params(path: Path) -> dict[str, Any] | None:

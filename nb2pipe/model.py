@@ -45,6 +45,8 @@ K_VERSION, K_SOURCE, K_NOTEBOOK, K_HASH = "version", "source", "notebook", "hash
 K_WDIR, K_PARAMS, K_STAGES, K_KERNEL = "wdir", "params", "stages", "kernel"
 K_SCRIPT, K_CMD, K_DEPS, K_OUTS, K_METRICS = "script", "cmd", "deps", "outs", "metrics"
 K_AFTER, K_META, K_CELLS = "after", "meta", "cells"
+K_LOADS, K_SAVES, K_INFERRED = "loads", "saves", "inferred"
+VARS_DIR = "vars"  # under STATE_DIR: variables handed between stages
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,9 @@ class Stage:
     after: tuple[str, ...] = ()
     cells: tuple[int, ...] = ()
     meta: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    loads: tuple[tuple[str, str], ...] = ()  # (variable, providing stage), inferred
+    saves: tuple[str, ...] = ()  # variables later stages load from this one
+    inferred: tuple[str, ...] = ()  # deps and outs found by analysis rather than declared
 
     @property
     def produced(self) -> tuple[str, ...]:

@@ -41,6 +41,12 @@ def _stage_to_dict(s: m.Stage) -> dict[str, Any]:
     for key in _STAGE_LIST_KEYS:
         if values := getattr(s, key):
             entry[key] = list(values)
+    if s.loads:
+        entry[m.K_LOADS] = dict(s.loads)
+    if s.saves:
+        entry[m.K_SAVES] = list(s.saves)
+    if s.inferred:
+        entry[m.K_INFERRED] = list(s.inferred)
     if s.meta:
         entry[m.K_META] = m.meta_dict(s.meta)
     return entry
@@ -122,7 +128,13 @@ def _load_stage(name: Any, entry: Any, where: str) -> m.Stage:
     if not isinstance(meta, dict):
         raise SpecError(f"'{where}': stage '{name}': meta must be a mapping")
     cells = entry.get(m.K_CELLS) or []
+    loads = entry.get(m.K_LOADS) or {}
+    if not isinstance(loads, dict):
+        raise SpecError(f"'{where}': stage '{name}': loads must map variable names to stages")
     return m.Stage(
+        loads=tuple((str(k), str(v)) for k, v in loads.items()),
+        saves=tuple(_string_list(entry.get(m.K_SAVES), m.K_SAVES, name, where)),
+        inferred=tuple(_string_list(entry.get(m.K_INFERRED), m.K_INFERRED, name, where)),
         name=name,
         script=str(script) if script is not None else None,
         cmd=tuple(str(a) for a in cmd) if cmd is not None else None,

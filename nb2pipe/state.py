@@ -265,7 +265,8 @@ def stage_reasons(
     recorded_deps = entry.get(L_DEPS) or {}
     for path, digest in hash_paths(pipeline, stage.deps, cache).items():
         if digest is None:
-            reasons.append(m.Reason(DEP_MISSING, path))
+            if recorded_deps.get(path, "") is not None:  # missing now, but not at the last run
+                reasons.append(m.Reason(DEP_MISSING, path))
         elif recorded_deps.get(path) != digest:
             reasons.append(m.Reason(DEP_CHANGED, path))
     recorded_outs = entry.get(L_OUTS) or {}

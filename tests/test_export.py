@@ -186,12 +186,14 @@ def test_metrics_cell_gets_code_that_writes_its_metrics(tmp_path, cli):
     assert json.loads((folder / "metrics" / "ev.json").read_text()) == {"acc": 0.9, "n": 3}
 
 
-def test_warns_once_per_stage_that_reads_another_stages_variables(tmp_path, cli):
+def test_a_stage_loads_the_variables_an_earlier_stage_binds(tmp_path, cli):
     nb = write_nb(tmp_path / "a.ipynb", code("df = 1", "stage:load"), code("print(df)\nprint(df)", "stage:use"))
     status, _, err = cli("export", nb)
-    assert status == 0
-    lines = [line for line in err.splitlines() if line.startswith("warning: ")]
-    assert len(lines) == 1 and "stage 'use' reads df, which only stage(s) 'load' define" in lines[0]
+    assert status == 0 and "warning" not in err
+    spec = yaml.safe_load((tmp_path / "pipelines" / "a" / "nb2pipe.yaml").read_text())
+    folder = "pipelines/a/.nb2pipe/vars/load/df"
+    assert spec["stages"]["load"]["outs"] == [folder] and spec["stages"]["load"]["saves"] == ["df"]
+    assert spec["stages"]["use"]["deps"] == [folder] and spec["stages"]["use"]["loads"] == {"df": "load"}
 
 
 def test_show_lists_stages_files_params_and_edges(tmp_path, cli):

@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   kernelspec: {display_name: Python 3 (ipykernel), language: python, name: python3}
-#   nb2pipe: {notebook: ../../breast_cancer_untagged.ipynb, stage: evaluate, nb2pipe-checksum: bcae54c47d43d8c0}
+#   nb2pipe: {notebook: ../../breast_cancer_untagged.ipynb, stage: evaluate, nb2pipe-checksum: 4f88f4b645034b71}
 # ---
 
 # %% [markdown]
@@ -19,6 +19,12 @@ from sklearn.metrics import accuracy_score, roc_auc_score
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+
+# %% nb2pipe: load variables from earlier stages
+from nb2pipe.marshal import load as _nb2pipe_load
+X_test = _nb2pipe_load('pipelines/breast_cancer_untagged/.nb2pipe/vars/train_a_model/X_test')
+model = _nb2pipe_load('pipelines/breast_cancer_untagged/.nb2pipe/vars/train_a_model/model')
+y_test = _nb2pipe_load('pipelines/breast_cancer_untagged/.nb2pipe/vars/train_a_model/y_test')
 
 # %% [markdown] breast_cancer_untagged.ipynb cell 10
 # ## Evaluate

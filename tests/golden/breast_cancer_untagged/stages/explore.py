@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   kernelspec: {display_name: Python 3 (ipykernel), language: python, name: python3}
-#   nb2pipe: {notebook: ../../breast_cancer_untagged.ipynb, stage: explore, nb2pipe-checksum: 04bdafd8d520f195}
+#   nb2pipe: {notebook: ../../breast_cancer_untagged.ipynb, stage: explore, nb2pipe-checksum: b58d0b1e4a51b008}
 # ---
 
 # %% [markdown]
@@ -19,6 +19,11 @@ from sklearn.metrics import accuracy_score, roc_auc_score
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+
+# %% nb2pipe: load variables from earlier stages
+from nb2pipe.marshal import load as _nb2pipe_load
+df = _nb2pipe_load('pipelines/breast_cancer_untagged/.nb2pipe/vars/load_the_data/df')
+features = _nb2pipe_load('pipelines/breast_cancer_untagged/.nb2pipe/vars/load_the_data/features')
 
 # %% [markdown] breast_cancer_untagged.ipynb cell 5
 # ## Explore
@@ -39,3 +44,8 @@ worst_cols = [c for c in df.columns if c.startswith("worst ")]
 strongest_worst = df[worst_cols].corrwith(df["target"]).abs().idxmax()
 features.append(strongest_worst)
 print(f"dropped {len(error_cols)} error columns; added {strongest_worst!r} -> {len(features)} features")
+
+# %% nb2pipe: save variables for later stages
+from nb2pipe.marshal import save as _nb2pipe_save
+_nb2pipe_save('df', globals(), 'pipelines/breast_cancer_untagged/.nb2pipe/vars/explore/df', stage='explore', consumers=['train_a_model'])
+_nb2pipe_save('features', globals(), 'pipelines/breast_cancer_untagged/.nb2pipe/vars/explore/features', stage='explore', consumers=['train_a_model'])

@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   kernelspec: {display_name: Python 3 (ipykernel), language: python, name: python3}
-#   nb2pipe: {notebook: ../../breast_cancer_untagged.ipynb, stage: load_the_data, nb2pipe-checksum: d1d48873fd39bcd6}
+#   nb2pipe: {notebook: ../../breast_cancer_untagged.ipynb, stage: load_the_data, nb2pipe-checksum: 5bb1aae91e2d8f1d}
 # ---
 
 # %% [markdown]
@@ -28,3 +28,8 @@ data = load_breast_cancer(as_frame=True)
 df = data.frame.copy()
 features = [c for c in df.columns if c.startswith("mean ")]
 print(f"{df.shape[0]} samples, {df.shape[1] - 1} columns, starting with {len(features)} 'mean' features")
+
+# %% nb2pipe: save variables for later stages
+from nb2pipe.marshal import save as _nb2pipe_save
+_nb2pipe_save('df', globals(), 'pipelines/breast_cancer_untagged/.nb2pipe/vars/load_the_data/df', stage='load_the_data', consumers=['explore'])
+_nb2pipe_save('features', globals(), 'pipelines/breast_cancer_untagged/.nb2pipe/vars/load_the_data/features', stage='load_the_data', consumers=['explore'])

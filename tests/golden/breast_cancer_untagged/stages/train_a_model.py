@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   kernelspec: {display_name: Python 3 (ipykernel), language: python, name: python3}
-#   nb2pipe: {notebook: ../../breast_cancer_untagged.ipynb, stage: train_a_model, nb2pipe-checksum: 5eee7a4e222659e8}
+#   nb2pipe: {notebook: ../../breast_cancer_untagged.ipynb, stage: train_a_model, nb2pipe-checksum: 14f933a2cc9fa0f6}
 # ---
 
 # %% [markdown]
@@ -20,6 +20,11 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+# %% nb2pipe: load variables from earlier stages
+from nb2pipe.marshal import load as _nb2pipe_load
+df = _nb2pipe_load('pipelines/breast_cancer_untagged/.nb2pipe/vars/explore/df')
+features = _nb2pipe_load('pipelines/breast_cancer_untagged/.nb2pipe/vars/explore/features')
+
 # %% [markdown] breast_cancer_untagged.ipynb cell 8
 # ## Train a model
 
@@ -32,3 +37,9 @@ X_train, X_test, y_train, y_test = train_test_split(
 model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
 model.fit(X_train, y_train)
 print(f"trained on {X_train.shape[0]} rows x {X_train.shape[1]} features")
+
+# %% nb2pipe: save variables for later stages
+from nb2pipe.marshal import save as _nb2pipe_save
+_nb2pipe_save('X_test', globals(), 'pipelines/breast_cancer_untagged/.nb2pipe/vars/train_a_model/X_test', stage='train_a_model', consumers=['evaluate'])
+_nb2pipe_save('model', globals(), 'pipelines/breast_cancer_untagged/.nb2pipe/vars/train_a_model/model', stage='train_a_model', consumers=['evaluate'])
+_nb2pipe_save('y_test', globals(), 'pipelines/breast_cancer_untagged/.nb2pipe/vars/train_a_model/y_test', stage='train_a_model', consumers=['evaluate'])

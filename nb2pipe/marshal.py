@@ -1,0 +1,137 @@
+"""Hand variables from one stage's kernel to another's: a registry of serializers.
+
+Generated cells call `save` at the end of a stage that provides variables and `load` at the
+start of a stage that needs them. Each variable lives in its own folder,
+`.nb2pipe/vars/<stage>/<name>/`, holding one file `<name>.<ext>`; the folder is what the
+pipeline declares, so staleness, caching and early cut-off treat it like any output.
+
+Serializers are tried in order; the first whose `accepts` says yes and whose `save` succeeds
+wins: numpy arrays as `.npy`, pandas DataFrames as `.parquet` (when pyarrow is installed),
+anything else with pickle. `register` adds one in front.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+import sys
+from dataclasses import dataclass
+from typing import Any, Callable
+
+
+@dataclass(frozen=True)
+class Serializer:
+    ext: str
+    accepts: Callable[[Any], bool]
+    save: Callable[[Any, str], None]
+    load: Callable[[str], Any]
+
+
+class VariableNotSaved(Exception):
+    """A value that cannot travel between stages (a generator, an open file, a lambda...)."""
+
+
+def _is_ndarray(value: Any) -> bool:
+    numpy = sys.modules.get("numpy")
+    return numpy is not None and type(value) is numpy.ndarray and value.dtype != object
+
+
+def _save_npy(value: Any, path: str) -> None:
+    import numpy
+
+    numpy.save(path, value, allow_pickle=False)
+
+
+def _load_npy(path: str) -> Any:
+    import numpy
+
+    return numpy.load(path, allow_pickle=False)
+
+
+def _is_dataframe(value: Any) -> bool:
+    pandas = sys.modules.get("pandas")
+    if pandas is None or type(value) is not pandas.DataFrame:
+        return False
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        return False
+    return all(isinstance(c, str) for c in value.columns)
+
+
+def _save_parquet(value: Any, path: str) -> None:
+    value.to_parquet(path)
+
+
+def _load_parquet(path: str) -> Any:
+    import pandas
+
+    return pandas.read_parquet(path)
+
+
+def _save_pickle(value: Any, path: str) -> None:
+    with open(path, "wb") as f:
+        pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _load_pickle(path: str) -> Any:
+    with open(path, "rb") as f:
+        return pickle.load(f)
+
+
+SERIALIZERS: list[Serializer] = [
+    Serializer("npy", _is_ndarray, _save_npy, _load_npy),
+    Serializer("parquet", _is_dataframe, _save_parquet, _load_parquet),
+    Serializer("pkl", lambda value: True, _save_pickle, _load_pickle),
+]
+
+
+def register(serializer: Serializer) -> None:
+    """Try `serializer` before the built-in ones."""
+    SERIALIZERS.insert(0, serializer)
+
+
+def save(name: str, namespace: dict, folder: str, stage: str, consumers: list[str]) -> None:
+    """Save variable `name` of `namespace` into `folder` for the stages `consumers`."""
+    needed_by = ", ".join(repr(c) for c in consumers)
+    if name not in namespace:
+        raise VariableNotSaved(
+            f"variable '{name}' is not defined at the end of stage '{stage}', but stage {needed_by} "
+            f"reads it; define it in every branch of stage '{stage}', or compute it in stage {needed_by}"
+        )
+    value = namespace[name]
+    if os.path.isdir(folder):
+        shutil.rmtree(folder)
+    os.makedirs(folder)
+    errors = []
+    for serializer in SERIALIZERS:
+        if not serializer.accepts(value):
+            continue
+        path = os.path.join(folder, f"{name}.{serializer.ext}")
+        try:
+            serializer.save(value, path)
+            return
+        except Exception as error:  # try the next serializer; report the last failure
+            errors.append(f"{type(error).__name__}: {error}")
+            if os.path.exists(path):
+                os.remove(path)
+    raise VariableNotSaved(
+        f"variable '{name}' ({type(value).__name__}) of stage '{stage}', needed by stage {needed_by}, "
+        f"cannot be saved ({errors[-1] if errors else 'no serializer'}); tag the cell that makes it "
+        f"'setup', or recompute it in stage {needed_by}"
+    )
+
+
+def load(folder: str) -> Any:
+    """The value saved in `folder` by `save`."""
+    try:
+        files = sorted(os.listdir(folder))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"'{folder}' is missing; run the stage that provides it first") from None
+    for file in files:
+        ext = file.rsplit(".", 1)[-1]
+        for serializer in SERIALIZERS:
+            if serializer.ext == ext:
+                return serializer.load(os.path.join(folder, file))
+    raise FileNotFoundError(f"'{folder}' holds no saved variable; rerun the stage that provides it")
