@@ -188,6 +188,8 @@ def parse_parameters(cell: m.Cell) -> list[tuple[str, Any]]:
     lines = cell.source.splitlines()
     values: list[tuple[str, Any]] = []
     for node in tree.body:
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+            continue  # a docstring documents the parameters; it is not code
         target, value = _assignment(node)
         if target is None:
             _not_literal(cell, lines, node)

@@ -136,7 +136,8 @@ def test_headings_ignore_fenced_code():
 
 def test_parameters_cell_accepts_annotations_comments_and_multiline_literals():
     p = plan(
-        code("a: float = 2.25  # learning rate\nname = 'x'\nflags = [\n  1,\n  2,\n]\nd = {'k': None, 'b': True}\nneg = -1", "parameters"),
+        code('"""Defaults; papermill overrides them."""\n'
+             "a: float = 2.25  # learning rate\nname = 'x'\nflags = [\n  1,\n  2,\n]\nd = {'k': None, 'b': True}\nneg = -1", "parameters"),
         code("print(a)", "stage:s"),
     )
     assert dict(p.param_defaults) == {"a": 2.25, "name": "x", "flags": [1, 2], "d": {"k": None, "b": True}, "neg": -1}
