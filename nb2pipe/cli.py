@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     show.add_argument("pipeline", type=Path, help="a pipeline folder (or its nb2pipe.yaml)")
+    show.add_argument("run", nargs="?", help="a run id, tag or 'latest': show what was recorded for that run")
     fmt = show.add_mutually_exclusive_group()
     fmt.add_argument("--mermaid", action="store_true", help="print the DAG as a Mermaid flowchart")
     fmt.add_argument("--json", action="store_true", help="print the pipeline as JSON")
@@ -83,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("target", type=Path, help="a pipeline folder, or a notebook (exported first when needed)")
     run.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE", help="override a parameter (typed like papermill's -p)")
     run.add_argument("--params-file", type=Path, help="a YAML file of parameter values")
+    run.add_argument("--params-from", metavar="RUN", help="use the parameters of an earlier run (id, tag or 'latest')")
     run.add_argument("--stage", action="append", default=[], metavar="NAME", help="run only this stage (repeatable)")
     run.add_argument("--from", dest="from_stage", metavar="NAME", help="run this stage and everything after it")
     run.add_argument("--downstream", action="store_true", help="with --stage: also the stages that depend on it")
@@ -109,9 +111,56 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--quiet", "-q", action="store_true", help="print nothing; exit 1 when any stage is stale")
     status.set_defaults(func=cmd_status)
 
-    checkout = commands.add_parser("checkout", help="restore the outputs recorded in nb2pipe.lock from the output cache")
+    checkout = commands.add_parser("checkout", help="restore the outputs recorded in nb2pipe.lock (or of an earlier run) from the output cache")
     checkout.add_argument("pipeline", type=Path, help="a pipeline folder")
+    checkout.add_argument("--run", metavar="RUN", help="roll the outputs back to what this run produced")
     checkout.set_defaults(func=cmd_checkout)
+
+    runs = commands.add_parser("runs", help="the run history: id, when, status, commit, changed params, metrics")
+    runs.add_argument("pipeline", type=Path)
+    runs.add_argument("--limit", type=int, default=20, metavar="N", help="show the N newest runs (default 20)")
+    runs.add_argument("--json", action="store_true")
+    runs.set_defaults(func=cmd_runs)
+
+    diff = commands.add_parser(
+        "diff", help="two runs' params and metrics side by side",
+        epilog="examples:\n  nb2pipe diff pipelines/analysis latest~1 latest\n  nb2pipe diff pipelines/analysis champion latest --md",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    diff.add_argument("pipeline", type=Path)
+    diff.add_argument("run_a", metavar="RUN_A")
+    diff.add_argument("run_b", metavar="RUN_B")
+    fmt = diff.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true")
+    fmt.add_argument("--md", action="store_true", help="a Markdown table (for a pull request comment)")
+    diff.set_defaults(func=cmd_diff)
+
+    tag = commands.add_parser("tag", help="name a run, e.g. champion")
+    tag.add_argument("pipeline", type=Path)
+    tag.add_argument("run")
+    tag.add_argument("name")
+    tag.set_defaults(func=cmd_tag)
+
+    gate = commands.add_parser(
+        "gate", help="exit 0 if the latest run beats a baseline on the chosen metrics, 1 if not, 2 if a metric is missing",
+        epilog="examples:\n  nb2pipe gate pipelines/analysis --metric r2:max --metric mse:min --margin 0.01 --baseline champion",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    gate.add_argument("pipeline", type=Path)
+    gate.add_argument("--metric", action="append", required=True, metavar="NAME:max|min", help="a metric and which way is better (repeatable)")
+    gate.add_argument("--margin", type=float, default=0.0, help="how much better the candidate must be (default 0)")
+    gate.add_argument("--baseline", required=True, metavar="RUN", help="the run to beat: a tag (e.g. champion), an id or latest~1")
+    gate.add_argument("--candidate", default="latest", metavar="RUN", help="the run judged (default: latest)")
+    gate.add_argument("--json", action="store_true")
+    gate.set_defaults(func=cmd_gate)
+
+    ci = commands.add_parser("ci", help="write a CI workflow that runs the pipeline and gates it")
+    ci.add_argument("provider", choices=("github",))
+    ci.add_argument("pipeline", type=Path, help="the pipeline folder (or notebook) the workflow runs")
+    ci.add_argument("--metric", action="append", default=[], metavar="NAME:max|min", help="metrics the gate checks")
+    ci.add_argument("--output", type=Path, default=Path(".github/workflows/nb2pipe.yml"))
+    ci.add_argument("--force", action="store_true", help="overwrite an existing workflow file")
+    ci.set_defaults(func=cmd_ci)
     return parser
 
 
@@ -184,7 +233,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         kernel=args.kernel,
         wait=args.wait,
     )
-    result = run_pipeline(_pipeline_path(args.target), options, reporters)
+    from nb2pipe.spec import load_pipeline
+    from nb2pipe.track import RunStore
+
+    pipeline = load_pipeline(_pipeline_path(args.target))
+    store = RunStore(pipeline)
+    if args.params_from:
+        options.params = {**store.get(args.params_from)["params"], **options.params}
+    if not args.dry_run:
+        reporters.append(store.recorder(["nb2pipe", *(sys.argv[1:] if sys.argv[0].endswith("nb2pipe") else ["run", str(args.target)])]))
+    try:
+        result = run_pipeline(_pipeline_path(args.target), options, reporters)
+    finally:
+        store.close()
     for message in result.errors.values():
         print(f"error: {message}", file=sys.stderr)
     if result.errors:
@@ -239,6 +300,16 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_checkout(args: argparse.Namespace) -> int:
     from nb2pipe.run import checkout
 
+    if args.run:
+        from nb2pipe.spec import load_pipeline
+        from nb2pipe.track import RunStore, checkout_run
+
+        pipeline = load_pipeline(_pipeline_path(args.pipeline))
+        store = RunStore(pipeline)
+        run = store.get(args.run)
+        restored = checkout_run(pipeline, run)
+        print(f"outputs rolled back to run {run['id']}: {len(restored)} restored")
+        return 0
     restored = checkout(_pipeline_path(args.pipeline))
     for path in restored:
         print(f"restored {path}")
@@ -278,6 +349,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from nb2pipe import describe
 
+    if args.run:
+        return _show_run(args)
+
     if args.mermaid:
         from nb2pipe.graph import mermaid
         from nb2pipe.spec import load_pipeline
@@ -302,6 +376,139 @@ def cmd_explain(args: argparse.Namespace) -> int:
         print(json.dumps(info, indent=2))
     else:
         print(describe.explain_text(info), end="")
+    return 0
+
+
+def _store(path: Path):
+    from nb2pipe.spec import load_pipeline
+    from nb2pipe.track import RunStore
+
+    return RunStore(load_pipeline(_pipeline_path(path)))
+
+
+def _metrics_text(metrics: dict, limit: int = 3) -> str:
+    short = {k: v for k, v in metrics.items() if "." not in k} or metrics
+    items = list(short.items())[:limit]
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in items)
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    import json
+
+    from nb2pipe.track import changed_params, when
+
+    runs = _store(args.pipeline).runs(args.limit)
+    if args.json:
+        print(json.dumps(runs, indent=2, default=str))
+        return 0
+    if not runs:
+        print(f"no runs yet; start one with: nb2pipe run {args.pipeline}")
+        return 0
+    changes = changed_params(runs)
+    rows = [("RUN", "WHEN", "STATUS", "COMMIT", "CHANGED PARAMS", "METRICS", "TIME")]
+    for run in runs:
+        commit = (run["git_commit"] or "-")[:8] + ("*" if run["git_dirty"] else "")
+        changed = ", ".join(f"{k}={v}" for k, v in changes[run["id"]].items()) or "-"
+        name = run["id"] + (f" ({', '.join(run['tags'])})" if run["tags"] else "")
+        duration = f"{run['duration']:.1f}s" if run["duration"] is not None else "-"
+        rows.append((name, when(run["started"]), run["status"], commit, changed, _metrics_text(run["metrics"]) or "-", duration))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    return 0
+
+
+def _show_run(args: argparse.Namespace) -> int:
+    import json
+
+    from nb2pipe.track import when
+
+    store = _store(args.pipeline)
+    run = store.get(args.run)
+    if args.json:
+        print(json.dumps({**run, "environment": store.environment_of(run["environment"])}, indent=2, default=str))
+        return 0
+    env = store.environment_of(run["environment"])
+    print(f"run {run['id']}" + (f"  tags: {', '.join(run['tags'])}" if run["tags"] else ""))
+    print(f"  status    {run['status']}" + (f": {run['error']}" if run["error"] else ""))
+    print(f"  started   {when(run['started'])}" + (f"  ({run['duration']:.1f}s)" if run["duration"] is not None else ""))
+    print(f"  command   {' '.join(run['command'])}")
+    commit = run["git_commit"] or "(not in a git repository)"
+    print(f"  commit    {commit}" + (" (with uncommitted changes)" if run["git_dirty"] else ""))
+    print(f"  env       Python {env.get('python', '?')} on {env.get('platform', '?')}, {len(env.get('distributions', {}))} packages ({run['environment']})")
+    print("  params    " + (", ".join(f"{k}={v!r}" for k, v in run["params"].items()) or "-"))
+    print("  metrics   " + (_metrics_text(run["metrics"], limit=100) or "-"))
+    print("  stages")
+    for stage in run["stages"]:
+        duration = f" {stage['duration']:.1f}s" if stage["duration"] else ""
+        print(f"    {stage['name']:<20} {stage['outcome']}{duration}" + (f"  {stage['error']}" if stage["error"] else ""))
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    import json
+
+    from nb2pipe.track import diff
+
+    store = _store(args.pipeline)
+    result = diff(store.get(args.run_a), store.get(args.run_b))
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+        return 0
+
+    def fmt(value) -> str:
+        return "-" if value is None else (f"{value:.6g}" if isinstance(value, float) else str(value))
+
+    if args.md:
+        print(f"| | {result['a']} | {result['b']} | change |\n|---|---|---|---|")
+        for section in ("params", "metrics"):
+            for row in result[section]:
+                change = fmt(row.get("change")) if "change" in row else ("changed" if row["changed"] else "")
+                print(f"| {section[:-1]} `{row['name']}` | {fmt(row['a'])} | {fmt(row['b'])} | {change} |")
+        return 0
+    for section in ("params", "metrics"):
+        print(section)
+        for row in result[section]:
+            change = f"  ({row['change']:+.6g})" if row.get("change") else ("  (changed)" if row["changed"] and "change" not in row else "")
+            print(f"  {row['name']:<24} {fmt(row['a']):>14}  {fmt(row['b']):>14}{change}")
+    return 0
+
+
+def cmd_tag(args: argparse.Namespace) -> int:
+    run_id = _store(args.pipeline).tag(args.run, args.name)
+    print(f"tagged run {run_id} as '{args.name}'")
+    return 0
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    import json
+
+    from nb2pipe.track import gate, parse_metric_goal
+
+    store = _store(args.pipeline)
+    goals = [parse_metric_goal(text) for text in args.metric]
+    candidate, baseline = store.get(args.candidate), store.get(args.baseline)
+    code, checks = gate(candidate, baseline, goals, args.margin)
+    if args.json:
+        print(json.dumps({"candidate": candidate["id"], "baseline": baseline["id"], "exit": code,
+                          "checks": [c.__dict__ for c in checks]}, indent=2))
+    else:
+        print(f"candidate {candidate['id']} vs baseline {baseline['id']} (margin {args.margin:g})")
+        for check in checks:
+            print("  " + check.line(args.margin))
+        print({0: "better: deploy", 1: "not better: keep the baseline", 2: "cannot judge: a metric is missing"}[code])
+    return code
+
+
+def cmd_ci(args: argparse.Namespace) -> int:
+    from nb2pipe.ci import github_workflow
+    from nb2pipe.errors import OverwriteError
+
+    if args.output.exists() and not args.force:
+        raise OverwriteError(f"'{args.output}' exists; pass --force to overwrite it")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(github_workflow(str(args.pipeline), args.metric))
+    print(f"wrote {args.output}")
     return 0
 
 

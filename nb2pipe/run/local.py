@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import subprocess
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -35,6 +36,7 @@ class StageJob:
     output: Path
     on_cell: Callable[[int, int], None]
     cmd: tuple[str, ...] | None = None
+    env: dict[str, str] = field(default_factory=dict)  # set in the kernel before the stage's code
 
 
 @dataclass
@@ -128,6 +130,8 @@ class LocalExecutor:
         import papermill
         from papermill.exceptions import PapermillExecutionError
 
+        if job.env:
+            _prepend_env_cell(job)
         km = self.pool.take()
         started = time.monotonic()
         count = sum(1 for c in job.notebook.cells if c.cell_type == "code")
@@ -160,10 +164,19 @@ class LocalExecutor:
         self.threads.shutdown(wait=True, cancel_futures=True)
 
 
+def _prepend_env_cell(job: StageJob) -> None:
+    """Kernels are started before their stage is known, so its environment is set by a first cell."""
+    import nbformat
+
+    source = f"import os as _nb2pipe_os\n_nb2pipe_os.environ.update({dict(sorted(job.env.items()))!r})"
+    job.notebook.cells.insert(0, nbformat.v4.new_code_cell(source, metadata={"tags": ["nb2pipe-env"], "title": "nb2pipe: stage environment"}))
+
+
 def _run_command(job: StageJob, cwd: Path) -> StageOutcome:
     """A stage that is a plain command: an argv list, never a shell string."""
     started = time.monotonic()
-    result = subprocess.run(list(job.cmd), cwd=cwd, capture_output=True, text=True)
+    env = {**os.environ, **job.env} if job.env else None
+    result = subprocess.run(list(job.cmd), cwd=cwd, capture_output=True, text=True, env=env)
     job.output.with_suffix(".log").write_text(result.stdout + result.stderr)
     if result.returncode == 0:
         return StageOutcome(job.name, True, time.monotonic() - started)

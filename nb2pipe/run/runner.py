@@ -23,7 +23,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from nb2pipe import model as m
 from nb2pipe import state
@@ -53,6 +53,7 @@ class RunOptions:
     kernel: str | None = None
     wait: bool = False
     executor: str = "local"
+    stage_env: Callable[[str], dict[str, str]] | None = None  # extra environment for a stage's kernel
 
 
 @dataclass
@@ -158,10 +159,10 @@ class Runner:
                         continue
                     if executor is None:
                         executor = self._executor()
-                    job = self._job(name)
                     self._journal_start(name)
                     started_at[name] = time.monotonic()
                     self.events.emit("stage_started", stage=name)
+                    job = self._job(name)
                     running[executor.submit(job)] = name
                 if not running:
                     continue
@@ -210,7 +211,7 @@ class Runner:
         if self.last.get(name, {}).get("outcome") == FAILED:
             reasons.append(m.Reason(state.LAST_RUN_FAILED))
         if not reasons and not self.options.force:
-            self.events.emit("stage_finished", stage=name, outcome=UP_TO_DATE)
+            self.events.emit("stage_finished", stage=name, outcome=UP_TO_DATE, **self._stage_record(name))
             return UP_TO_DATE
         if self.options.force:
             return None
@@ -226,7 +227,7 @@ class Runner:
         self.lock_entries[name] = state.lock_entry(code, params, deps, remembered)
         state.write_lock(self.pipeline, self.lock_entries)
         self._record(name, RESTORED, 0.0)
-        self.events.emit("stage_finished", stage=name, outcome=RESTORED, reasons=[str(r) for r in reasons])
+        self.events.emit("stage_finished", stage=name, outcome=RESTORED, reasons=[str(r) for r in reasons], **self._stage_record(name))
         return RESTORED
 
     # --- executing ---
@@ -254,6 +255,7 @@ class Runner:
             parameters=state.param_values(stage, self.params),
             output=self.run_dir / f"{name}.ipynb",
             on_cell=lambda i, n: self.events.emit("cell", stage=name, index=i, count=n),
+            env=self.options.stage_env(name) if self.options.stage_env else {},
         )
 
     def _finish(self, name: str, outcome, errors: dict[str, str]) -> str:
@@ -283,8 +285,16 @@ class Runner:
         self.cache.remember_run(state.fingerprint(code, params, deps), outs)
         self._journal_end(name)
         self._record(name, RAN, outcome.duration, notebook=notebook)
-        self.events.emit("stage_finished", stage=name, outcome=RAN, duration=outcome.duration, notebook=notebook)
+        self.events.emit("stage_finished", stage=name, outcome=RAN, duration=outcome.duration, notebook=notebook, **self._stage_record(name))
         return RAN
+
+    def _stage_record(self, name: str) -> dict[str, Any]:
+        """What the run history keeps of a stage that is up to date now: its lock entry,
+        fingerprint and metrics."""
+        entry = self.lock_entries.get(name) or {}
+        stage = self.pipeline.stage(name)
+        fingerprint = state.fingerprint(entry.get(state.L_CODE), entry.get(state.L_PARAMS) or {}, entry.get(state.L_DEPS) or {})
+        return {"fingerprint": fingerprint, "lock": entry, "metrics": read_metrics(self.pipeline, stage)}
 
     def _record(self, name: str, outcome: str, duration: float, error: str | None = None, notebook: str | None = None) -> None:
         entry = {"outcome": outcome, "run": self.run_id, "duration": round(duration, 3), "finished": dt.datetime.now().isoformat(timespec="seconds")}
@@ -336,6 +346,16 @@ class Runner:
                 self.events.emit("message", text=f"recovered stage '{name}' from interrupted run {journal.get('run')}: its previous outputs are restored")
         (self.state_dir / JOURNAL_FILE).unlink()
         state.write_last(self.pipeline, self.last)
+
+
+def read_metrics(pipeline: m.Pipeline, stage: m.Stage) -> dict[str, Any]:
+    """The numbers in a stage's metrics files ({} when it has none)."""
+    metrics: dict[str, Any] = {}
+    for path in stage.metrics:
+        data = state.read_json(state.resolve(pipeline, path), {})
+        if isinstance(data, dict):
+            metrics.update({k: v for k, v in data.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+    return metrics
 
 
 def _remove(path: Path) -> None:

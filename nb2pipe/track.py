@@ -1,0 +1,381 @@
+"""Every run recorded, compared and gated: `.nb2pipe/runs.db` (SQLite, WAL).
+
+1. `RunStore.recorder()` is a run reporter: it turns the runner's events into rows — one per
+   run (times, status, command, git commit and dirty flag, parameter values, environment) and
+   one per stage (outcome, duration, fingerprint, lock entry with dep and out hashes, metrics).
+2. A run still marked running whose process is gone is shown as `interrupted`.
+3. `diff` puts two runs' params and metrics side by side; `gate` says whether a candidate run
+   beats a baseline on chosen metrics (exit 0), does not (1), or cannot be judged (2).
+4. The schema carries a version; `MIGRATIONS` brings an older database up to date in place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nb2pipe import model as m
+from nb2pipe.errors import Nb2PipeError, SpecError
+from nb2pipe.run.events import Reporter
+from nb2pipe.run.pidlock import is_locked
+from nb2pipe.state import state_dir
+
+DB_FILE = "runs.db"
+SCHEMA_VERSION = 2
+RUNNING, OK, FAILED, INTERRUPTED = "running", "ok", "failed", "interrupted"
+
+# Each entry brings a database from the previous version to this one.
+MIGRATIONS: dict[int, list[str]] = {
+    1: [
+        "CREATE TABLE runs (id TEXT PRIMARY KEY, started REAL, finished REAL, status TEXT, pid INTEGER,"
+        " command TEXT, git_commit TEXT, git_dirty INTEGER, params TEXT, error TEXT, summary TEXT)",
+        "CREATE TABLE stages (run_id TEXT, stage TEXT, outcome TEXT, duration REAL, fingerprint TEXT,"
+        " lock TEXT, metrics TEXT, error TEXT, notebook TEXT, PRIMARY KEY (run_id, stage))",
+    ],
+    2: [
+        "CREATE TABLE tags (name TEXT PRIMARY KEY, run_id TEXT NOT NULL)",
+        "CREATE TABLE environments (hash TEXT PRIMARY KEY, data TEXT)",
+        "ALTER TABLE runs ADD COLUMN env_hash TEXT",
+    ],
+}
+
+
+class UnknownRun(Nb2PipeError):
+    pass
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    db.row_factory = sqlite3.Row
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    migrate(db)
+    return db
+
+
+def migrate(db: sqlite3.Connection) -> None:
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise SpecError(f"runs.db has schema version {version}, newer than this nb2pipe ({SCHEMA_VERSION}); upgrade nb2pipe")
+    for target in range(version + 1, SCHEMA_VERSION + 1):
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in MIGRATIONS[target]:
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version = {target}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+
+# --- facts about where a run happened --------------------------------------------------------
+
+
+def git_info(folder: Path) -> tuple[str | None, bool | None]:
+    """(commit, dirty) of the git repository holding `folder`, or (None, None) outside one."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=10)
+        if commit.returncode != 0:
+            return None, None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=folder, capture_output=True, text=True, timeout=30)
+        return commit.stdout.strip(), bool(dirty.stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+
+
+def environment() -> dict[str, Any]:
+    """Python, platform, and every installed distribution with its version."""
+    from importlib.metadata import distributions
+
+    dists = sorted({(d.metadata["Name"] or "?", d.version) for d in distributions()})
+    return {
+        "python": sys.version.split()[0],
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "distributions": {name: version for name, version in dists},
+    }
+
+
+def _hash_json(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# --- the store -------------------------------------------------------------------------------
+
+
+@dataclass
+class RunStore:
+    pipeline: m.Pipeline
+
+    def __post_init__(self) -> None:
+        self.path = state_dir(self.pipeline) / DB_FILE
+        self._db: sqlite3.Connection | None = None
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            self._db = connect(self.path)
+        return self._db
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    # --- recording ---
+
+    def recorder(self, command: list[str]) -> Reporter:
+        """A reporter that records the run it hears about."""
+        commit, dirty = git_info(Path(self.pipeline.root))
+        env = environment()
+        env_hash = _hash_json(env)
+        self.db.execute("INSERT OR IGNORE INTO environments VALUES (?, ?)", (env_hash, json.dumps(env)))
+        run_id: list[str] = []
+
+        def record(event: dict[str, Any]) -> None:
+            kind = event["event"]
+            if kind == "run_started":
+                run_id.append(event["run"])
+                self.db.execute(
+                    "INSERT INTO runs (id, started, status, pid, command, git_commit, git_dirty, params, env_hash)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (event["run"], event["time"], RUNNING, event.get("pid"), json.dumps(command), commit,
+                     None if dirty is None else int(dirty), json.dumps(event.get("params", {}), default=str), env_hash),
+                )
+            elif kind in ("stage_finished", "stage_failed") and run_id:
+                self.db.execute(
+                    "INSERT OR REPLACE INTO stages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (run_id[0], event["stage"], event.get("outcome", FAILED), event.get("duration"), event.get("fingerprint"),
+                     json.dumps(event.get("lock") or {}), json.dumps(event.get("metrics") or {}), event.get("error"), event.get("notebook")),
+                )
+            elif kind == "run_finished" and run_id:
+                errors = [r["error"] for r in self.db.execute("SELECT error FROM stages WHERE run_id = ? AND error IS NOT NULL", (run_id[0],))]
+                self.db.execute(
+                    "UPDATE runs SET finished = ?, status = ?, summary = ?, error = ? WHERE id = ?",
+                    (event["time"], event.get("status", OK), event.get("summary"), "; ".join(errors) or None, run_id[0]),
+                )
+
+        return record
+
+    # --- reading ---
+
+    def _mark_interrupted(self) -> None:
+        """Runs still marked running whose process is gone were killed: say so."""
+        lock_held = is_locked(state_dir(self.pipeline) / "run.pid")
+        for row in self.db.execute("SELECT id, pid FROM runs WHERE status = ?", (RUNNING,)).fetchall():
+            if not (lock_held and _pid_alive(row["pid"])):
+                self.db.execute("UPDATE runs SET status = ?, error = ? WHERE id = ?", (INTERRUPTED, "the run was killed", row["id"]))
+
+    def runs(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Runs, newest first, each with its per-stage records and flat metrics."""
+        self._mark_interrupted()
+        sql = "SELECT * FROM runs ORDER BY started DESC" + (f" LIMIT {int(limit)}" if limit else "")
+        return [self._run(row) for row in self.db.execute(sql).fetchall()]
+
+    def _run(self, row: sqlite3.Row) -> dict[str, Any]:
+        stages = self.db.execute("SELECT * FROM stages WHERE run_id = ? ORDER BY rowid", (row["id"],)).fetchall()
+        tags = [r["name"] for r in self.db.execute("SELECT name FROM tags WHERE run_id = ? ORDER BY name", (row["id"],))]
+        run = {
+            "id": row["id"],
+            "started": row["started"],
+            "finished": row["finished"],
+            "duration": round(row["finished"] - row["started"], 3) if row["finished"] else None,
+            "status": row["status"],
+            "command": json.loads(row["command"] or "[]"),
+            "git_commit": row["git_commit"],
+            "git_dirty": None if row["git_dirty"] is None else bool(row["git_dirty"]),
+            "params": json.loads(row["params"] or "{}"),
+            "error": row["error"],
+            "summary": row["summary"],
+            "environment": row["env_hash"],
+            "tags": tags,
+            "stages": [
+                {
+                    "name": s["stage"],
+                    "outcome": s["outcome"],
+                    "duration": s["duration"],
+                    "fingerprint": s["fingerprint"],
+                    "lock": json.loads(s["lock"] or "{}"),
+                    "metrics": json.loads(s["metrics"] or "{}"),
+                    "error": s["error"],
+                    "notebook": s["notebook"],
+                }
+                for s in stages
+            ],
+        }
+        run["metrics"] = flat_metrics(run["stages"])
+        return run
+
+    def resolve(self, ref: str) -> str:
+        """A run id from a ref: a tag, 'latest', 'latest~N', an id or an unambiguous id prefix."""
+        self._mark_interrupted()
+        if ref == "latest" or ref.startswith("latest~"):
+            back = int(ref.split("~", 1)[1]) if "~" in ref else 0
+            rows = self.db.execute("SELECT id FROM runs ORDER BY started DESC LIMIT 1 OFFSET ?", (back,)).fetchall()
+            if rows:
+                return rows[0]["id"]
+            raise UnknownRun(f"no run '{ref}' in this pipeline's history; see nb2pipe runs")
+        tagged = self.db.execute("SELECT run_id FROM tags WHERE name = ?", (ref,)).fetchone()
+        if tagged:
+            return tagged["run_id"]
+        matches = [r["id"] for r in self.db.execute("SELECT id FROM runs WHERE id LIKE ? ORDER BY started", (ref + "%",))]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise UnknownRun(f"run '{ref}' is ambiguous ({', '.join(matches[:3])}...); give more of the id")
+        raise UnknownRun(f"no run or tag '{ref}' in this pipeline's history; see nb2pipe runs")
+
+    def get(self, ref: str) -> dict[str, Any]:
+        row = self.db.execute("SELECT * FROM runs WHERE id = ?", (self.resolve(ref),)).fetchone()
+        return self._run(row)
+
+    def environment_of(self, env_hash: str) -> dict[str, Any]:
+        row = self.db.execute("SELECT data FROM environments WHERE hash = ?", (env_hash,)).fetchone()
+        return json.loads(row["data"]) if row else {}
+
+    def tag(self, ref: str, name: str) -> str:
+        if not name or name.startswith("latest") or any(c.isspace() for c in name):
+            raise SpecError(f"bad tag name '{name}'; use a word such as 'champion' (not 'latest')")
+        run_id = self.resolve(ref)
+        self.db.execute("INSERT OR REPLACE INTO tags VALUES (?, ?)", (name, run_id))
+        return run_id
+
+
+def flat_metrics(stages: list[dict[str, Any]]) -> dict[str, Any]:
+    """A run's metrics: `name` when one stage reports it, and always `stage.name`."""
+    flat: dict[str, Any] = {}
+    seen: dict[str, int] = {}
+    for stage in stages:
+        for name, value in stage["metrics"].items():
+            flat[f"{stage['name']}.{name}"] = value
+            seen[name] = seen.get(name, 0) + 1
+            flat.setdefault(name, value)
+    return {k: v for k, v in sorted(flat.items()) if "." in k or seen.get(k) == 1}
+
+
+# --- comparing -------------------------------------------------------------------------------
+
+
+def diff(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Params and metrics of two runs side by side, with the change."""
+
+    def side_by_side(x: dict, y: dict, numeric: bool) -> list[dict[str, Any]]:
+        rows = []
+        for key in sorted(set(x) | set(y)):
+            old, new = x.get(key), y.get(key)
+            row = {"name": key, "a": old, "b": new, "changed": old != new}
+            if numeric and isinstance(old, (int, float)) and isinstance(new, (int, float)):
+                row["change"] = new - old
+            rows.append(row)
+        return rows
+
+    return {
+        "a": a["id"],
+        "b": b["id"],
+        "params": side_by_side(a["params"], b["params"], numeric=False),
+        "metrics": side_by_side(a["metrics"], b["metrics"], numeric=True),
+    }
+
+
+@dataclass(frozen=True)
+class GateCheck:
+    metric: str
+    goal: str  # "max" or "min"
+    baseline: float | None
+    candidate: float | None
+    passed: bool | None  # None: the metric is missing
+
+    def line(self, margin: float) -> str:
+        if self.passed is None:
+            where = "baseline" if self.baseline is None else "candidate"
+            return f"missing  {self.metric}: the {where} run has no such metric"
+        sign = "≥" if self.goal == "max" else "≤"
+        need = self.baseline + margin if self.goal == "max" else self.baseline - margin
+        verdict = "pass" if self.passed else "FAIL"
+        return f"{verdict:<8} {self.metric}: {self.candidate:g} (baseline {self.baseline:g}, needs {sign} {need:g})"
+
+
+def parse_metric_goal(text: str) -> tuple[str, str]:
+    name, _, goal = text.rpartition(":")
+    if not name or goal not in ("max", "min"):
+        raise SpecError(f"bad --metric '{text}'; write NAME:max or NAME:min, e.g. --metric auc:max")
+    return name, goal
+
+
+def gate(candidate: dict[str, Any], baseline: dict[str, Any], goals: list[tuple[str, str]], margin: float) -> tuple[int, list[GateCheck]]:
+    """0 when the candidate beats the baseline by `margin` on every metric, 1 when not, 2 when a
+    metric is missing from either run."""
+    checks = []
+    for name, goal in goals:
+        old, new = baseline["metrics"].get(name), candidate["metrics"].get(name)
+        if not isinstance(old, (int, float)) or not isinstance(new, (int, float)):
+            checks.append(GateCheck(name, goal, old, new, None))
+            continue
+        passed = new >= old + margin if goal == "max" else new <= old - margin
+        checks.append(GateCheck(name, goal, old, new, passed))
+    if any(c.passed is None for c in checks):
+        return 2, checks
+    return (0 if all(c.passed for c in checks) else 1), checks
+
+
+def changed_params(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per run id: the params that differ from the run before it (oldest runs first in time)."""
+    result: dict[str, dict[str, Any]] = {}
+    previous: dict[str, Any] | None = None
+    for run in sorted(runs, key=lambda r: r["started"]):
+        params = run["params"]
+        result[run["id"]] = {} if previous is None else {k: v for k, v in params.items() if previous.get(k) != v}
+        previous = params
+    return result
+
+
+def when(timestamp: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp)) if timestamp else "-"
+
+
+def checkout_run(pipeline: m.Pipeline, run: dict[str, Any]) -> list[str]:
+    """Roll the outputs (and their lock entries) back to what `run` produced or used."""
+    from nb2pipe import state
+    from nb2pipe.run.cache import OutputCache
+
+    cache = OutputCache(state.state_dir(pipeline))
+    entries = state.read_lock(pipeline)
+    restored, missing = [], []
+    for stage in run["stages"]:
+        lock = stage["lock"]
+        if stage["name"] not in pipeline.names or not lock:
+            continue
+        for out, digest in (lock.get(state.L_OUTS) or {}).items():
+            if digest and cache.has(digest):
+                cache.restore(state.resolve(pipeline, out), digest)
+                restored.append(out)
+            elif digest:
+                missing.append(out)
+        entries[stage["name"]] = lock
+    if missing:
+        raise Nb2PipeError(f"'{missing[0]}' of run {run['id']} is no longer in the output cache; rerun it with nb2pipe run --params-from {run['id']}")
+    state.write_lock(pipeline, entries)
+    return restored
