@@ -182,15 +182,27 @@ def _strip_comments(code: str) -> str:
     return "\n".join(line.rstrip() for line in code.splitlines() if line.strip())
 
 
+_by_stat: dict[tuple, str] = {}  # (kind, path, inode, size, mtime_ns) -> hash, for long-lived processes
+
+
+def _memo_by_stat(kind: str, path: Path, compute) -> str:
+    st = path.stat()
+    key = (kind, str(path), st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _by_stat:
+        if len(_by_stat) > 10_000:
+            _by_stat.clear()
+        _by_stat[key] = compute()
+    return _by_stat[key]
+
+
 def code_hash(pipeline: m.Pipeline, stage: m.Stage) -> str:
     if stage.cmd:
         return hash_bytes(json.dumps(list(stage.cmd)).encode())
     path = Path(pipeline.root) / str(stage.script)
     try:
-        text = path.read_text(encoding="utf-8")
+        return _memo_by_stat("code", path, lambda: hash_bytes(normalized_code(path.read_text(encoding="utf-8")).encode()))
     except OSError:
         raise SpecError(f"stage '{stage.name}': script '{path}' is missing; re-export the notebook") from None
-    return hash_bytes(normalized_code(text).encode())
 
 
 def param_values(stage: m.Stage, params: dict[str, Any]) -> dict[str, Any]:
@@ -298,8 +310,8 @@ def source_in_sync(pipeline: m.Pipeline) -> bool | None:
         return None
     path = Path(pipeline.root) / pipeline.source_notebook
     try:
-        return notebook_hash(path) == pipeline.source_hash
-    except Nb2PipeError:
+        return _memo_by_stat("notebook", path, lambda: notebook_hash(path)) == pipeline.source_hash
+    except (Nb2PipeError, OSError):
         return False
 
 
@@ -315,7 +327,8 @@ def pipeline_status(pipeline: m.Pipeline, params: dict[str, Any], running: set[s
         previous = last.get(name)
         if previous and previous.get("outcome") == "failed":
             reasons.insert(0, m.Reason(LAST_RUN_FAILED, previous.get("error", "")))
-        reasons.extend(m.Reason(UPSTREAM_STALE, up) for up in edges[name] if statuses[up].is_stale)
+        if name in lock:  # "never run" says it all
+            reasons.extend(m.Reason(UPSTREAM_STALE, up) for up in edges[name] if statuses[up].is_stale)
         statuses[name] = StageStatus(name, _state(name, reasons, running, lock), reasons, previous)
     cache.save()
     return PipelineStatus(pipeline, source_in_sync(pipeline), list(statuses.values()))

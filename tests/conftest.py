@@ -9,6 +9,8 @@ import pytest
 
 from nb2pipe.cli import main
 
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "example_notebooks"
 CORPUS = REPO.parent / "shared" / "corpus"

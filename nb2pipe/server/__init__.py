@@ -1,0 +1,18 @@
+"""The jupyter_server extension: nb2pipe's REST API under `<base_url>/nb2pipe/`.
+
+Enabled by default through `jupyter-config/jupyter_server_config.d/nb2pipe.json`, which the wheel
+installs; the JupyterLab extension talks only to these routes.
+"""
+
+from __future__ import annotations
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    return [{"module": "nb2pipe.server"}]
+
+
+def _load_jupyter_server_extension(server_app) -> None:
+    from nb2pipe.server.handlers import setup_handlers
+
+    setup_handlers(server_app.web_app, server_app.root_dir)
+    server_app.log.info("nb2pipe server extension loaded: REST API at %snb2pipe/", server_app.base_url)

@@ -1,0 +1,145 @@
+"""The REST API under /nb2pipe/, through a real jupyter_server (pytest-jupyter's jp_fetch)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+
+import pytest
+from tornado.httpclient import HTTPClientError
+
+from conftest import EXAMPLES, code, write_nb
+
+
+@pytest.fixture
+def jp_server_config():
+    return {"ServerApp": {"jpserver_extensions": {"nb2pipe.server": True}}}
+
+
+@pytest.fixture
+def tiny(jp_root_dir):
+    return write_nb(
+        jp_root_dir / "work" / "tiny.ipynb",
+        code("n = 3", "parameters"),
+        code("open('a.txt', 'w').write(str(n))", "stage:make", "out:a.txt"),
+        code("print(open('a.txt').read())", "stage:use", "in:a.txt"),
+    )
+
+
+async def fetch_json(jp_fetch, *parts, **kw):
+    response = await jp_fetch("nb2pipe", *parts, **kw)
+    return response.code, json.loads(response.body)
+
+
+async def expect_error(jp_fetch, status, *parts, **kw):
+    with pytest.raises(HTTPClientError) as info:
+        await jp_fetch("nb2pipe", *parts, **kw)
+    assert info.value.code == status, info.value
+    return json.loads(info.value.response.body) if info.value.response.body else {}
+
+
+async def test_status_of_a_notebook_without_pipeline_says_so(jp_fetch, tiny):
+    code_, body = await fetch_json(jp_fetch, "status", params={"path": "work/tiny.ipynb"})
+    assert code_ == 200 and body["exists"] is False and body["pipeline"] == "work/pipelines/tiny"
+
+
+async def test_export_then_status_lists_never_run_stages(jp_fetch, tiny):
+    code_, body = await fetch_json(jp_fetch, "export", method="POST", body=json.dumps({"path": "work/tiny.ipynb"}))
+    assert code_ == 200 and body["stages"] == ["make", "use"]
+    _, status = await fetch_json(jp_fetch, "status", params={"path": "work/tiny.ipynb"})
+    assert status["exists"] and status["source_in_sync"] is True
+    assert [(s["name"], s["state"], s["reasons"]) for s in status["stages"]] == [
+        ("make", "never-run", ["never run"]),
+        ("use", "never-run", ["never run"]),
+    ]
+
+
+async def test_run_in_the_background_then_progress_then_history(jp_fetch, tiny):
+    await jp_fetch("nb2pipe", "export", method="POST", body=json.dumps({"path": "work/tiny.ipynb"}))
+    code_, job = await fetch_json(jp_fetch, "runs", method="POST", body=json.dumps({"path": "work/tiny.ipynb", "params": {"n": 5}}))
+    assert code_ == 202 and job["id"]
+    for _ in range(300):
+        _, job = await fetch_json(jp_fetch, "runs", job["id"])
+        if job["finished"]:
+            break
+        await asyncio.sleep(0.1)
+    assert job["status"] == "ok", job
+    assert {name: s["state"] for name, s in job["stages"].items()} == {"make": "ran", "use": "ran"}
+    _, status = await fetch_json(jp_fetch, "status", params={"path": "work/tiny.ipynb", "p": "x"})
+    assert all(s["state"] == "stale" for s in status["stages"][:1])  # n=5 ran, params.yaml says 3
+    assert status["stages"][0]["reasons"] == ["param changed: n 5 → 3"]
+    _, history = await fetch_json(jp_fetch, "runs", params={"path": "work/tiny.ipynb"})
+    assert len(history["runs"]) == 1 and history["runs"][0]["params"] == {"n": 5}
+
+
+async def test_cancel_stops_the_run_and_keeps_outputs(jp_fetch, jp_root_dir):
+    write_nb(
+        jp_root_dir / "slow.ipynb",
+        code("import time\nopen('s.txt', 'w').write('new')\ntime.sleep(30)", "stage:slow", "out:s.txt"),
+    )
+    (jp_root_dir / "s.txt").write_text("old")
+    await jp_fetch("nb2pipe", "export", method="POST", body=json.dumps({"path": "slow.ipynb"}))
+    _, job = await fetch_json(jp_fetch, "runs", method="POST", body=json.dumps({"path": "slow.ipynb"}))
+    for _ in range(200):
+        _, job = await fetch_json(jp_fetch, "runs", job["id"])
+        if job["stages"].get("slow", {}).get("state") == "running" and (jp_root_dir / "s.txt").read_text() == "new":
+            break
+        await asyncio.sleep(0.1)
+    code_, _ = await fetch_json(jp_fetch, "runs", job["id"], method="DELETE")
+    assert code_ == 202
+    for _ in range(200):
+        _, job = await fetch_json(jp_fetch, "runs", job["id"])
+        if job["finished"]:
+            break
+        await asyncio.sleep(0.1)
+    assert job["status"] == "cancelled"
+    assert not (jp_root_dir / "s.txt").exists(), "an output the stage had never produced before is removed"
+
+
+async def test_unknown_run_is_404(jp_fetch):
+    body = await expect_error(jp_fetch, 404, "runs", "123-9")
+    assert "no run '123-9'" in body["message"]
+
+
+@pytest.mark.parametrize(
+    "path, status",
+    [("../outside.ipynb", 403), ("/etc/passwd", 400), ("", 400), ("a/../../x.ipynb", 403)],
+)
+async def test_paths_outside_the_root_are_refused(jp_fetch, path, status):
+    await expect_error(jp_fetch, status, "status", params={"path": path})
+    await expect_error(jp_fetch, status, "export", method="POST", body=json.dumps({"path": path}))
+
+
+async def test_a_symlink_out_of_the_root_is_refused(jp_fetch, jp_root_dir, tmp_path_factory):
+    outside = tmp_path_factory.mktemp("outside")
+    shutil.copy(EXAMPLES / "wine_quality.ipynb", outside / "w.ipynb")
+    (jp_root_dir / "link").symlink_to(outside)
+    await expect_error(jp_fetch, 403, "export", method="POST", body=json.dumps({"path": "link/w.ipynb"}))
+    assert not (outside / "pipelines").exists()
+
+
+@pytest.mark.parametrize("body", ["not json", "[1, 2]", json.dumps({"path": 3})])
+async def test_malformed_bodies_are_400(jp_fetch, body):
+    await expect_error(jp_fetch, 400, "export", method="POST", body=body)
+    await expect_error(jp_fetch, 400, "runs", method="POST", body=body)
+
+
+async def test_a_bad_notebook_is_a_400_with_the_one_line_message(jp_fetch, jp_root_dir):
+    (jp_root_dir / "bad.ipynb").write_text("{not json")
+    body = await expect_error(jp_fetch, 400, "export", method="POST", body=json.dumps({"path": "bad.ipynb"}))
+    assert "is not valid JSON" in body["message"]
+
+
+async def test_every_route_needs_the_token(jp_fetch, tiny):
+    for method, parts, body in [
+        ("GET", ("status",), None),
+        ("POST", ("export",), json.dumps({"path": "work/tiny.ipynb"})),
+        ("POST", ("runs",), json.dumps({"path": "work/tiny.ipynb"})),
+        ("GET", ("runs", "1-1"), None),
+        ("DELETE", ("runs", "1-1"), None),
+    ]:
+        with pytest.raises(HTTPClientError) as info:
+            await jp_fetch("nb2pipe", *parts, method=method, body=body, headers={"Authorization": ""}, params={"path": "work/tiny.ipynb"})
+        assert info.value.code == 403, (method, parts)
+    assert not (tiny.parent / "pipelines").exists()
