@@ -38,6 +38,7 @@ def producers(pipeline: Pipeline) -> dict[str, str]:
 def upstream(pipeline: Pipeline) -> dict[str, list[str]]:
     """For each stage, the stages it depends on (sorted by pipeline order)."""
     owner = producers(pipeline)
+    inside = _folder_index(owner)
     names = pipeline.names
     position = {name: i for i, name in enumerate(names)}
     edges: dict[str, list[str]] = {}
@@ -48,11 +49,31 @@ def upstream(pipeline: Pipeline) -> dict[str, list[str]]:
                 raise UnknownStageError(target, names, where=f"stage '{stage.name}', after")
             found.add(target)
         for dep in stage.deps:
-            for out, producer in owner.items():
-                if producer != stage.name and (_contains(out, dep) or _contains(dep, out)):
-                    found.add(producer)
+            found.update(p for p in _producers_of(dep, owner, inside) if p != stage.name)
         edges[stage.name] = sorted(found, key=position.__getitem__)
     return edges
+
+
+def _folder_index(owner: dict[str, str]) -> dict[str, set[str]]:
+    """For every folder above a produced path, the stages producing something inside it."""
+    index: dict[str, set[str]] = {}
+    for path, producer in owner.items():
+        parts = path.rstrip("/").split("/")
+        for depth in range(1, len(parts)):
+            index.setdefault("/".join(parts[:depth]), set()).add(producer)
+    return index
+
+
+def _producers_of(dep: str, owner: dict[str, str], inside: dict[str, set[str]]) -> set[str]:
+    """Stages producing `dep`, a folder holding it, or something inside it."""
+    dep = dep.rstrip("/")
+    found = set(inside.get(dep, ()))
+    parts = dep.split("/")
+    for depth in range(1, len(parts) + 1):
+        producer = owner.get("/".join(parts[:depth]))
+        if producer:
+            found.add(producer)
+    return found
 
 
 def order(pipeline: Pipeline, edges: dict[str, list[str]] | None = None) -> list[str]:

@@ -244,3 +244,18 @@ def _walk(
 def _file_id(st: os.stat_result) -> tuple[int, int]:
     """Identity of a file or folder on this machine: (device, inode)."""
     return (st.st_dev, st.st_ino)
+
+
+_MEMO: dict[tuple, object] = {}
+
+
+def memo_by_stat(kind: str, path: Path, compute):
+    """`compute()` once per (kind, path, inode, size, mtime_ns): for long-lived processes such
+    as the Jupyter server, which ask about the same unchanged files again and again."""
+    st = os.stat(path)
+    key = (kind, str(path), st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _MEMO:
+        if len(_MEMO) > 10_000:
+            _MEMO.clear()
+        _MEMO[key] = compute()
+    return _MEMO[key]

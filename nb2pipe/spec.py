@@ -6,6 +6,7 @@ it back as a `Pipeline`. YAML is always read with `safe_load`.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,16 @@ import yaml
 
 from nb2pipe import model as m
 from nb2pipe.errors import SpecError
+from nb2pipe.hashing import memo_by_stat
 
 _STAGE_LIST_KEYS = (m.K_DEPS, m.K_OUTS, m.K_PARAMS, m.K_METRICS, m.K_AFTER)
+# libyaml's loader when PyYAML has it: the same safe subset of YAML, ten times faster
+_SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def safe_load(text: str) -> Any:
+    """YAML to data, never constructing arbitrary objects (safe_load semantics)."""
+    return yaml.load(text, Loader=_SAFE_LOADER)
 
 
 def pipeline_to_dict(p: m.Pipeline) -> dict[str, Any]:
@@ -101,7 +110,7 @@ def load_pipeline(path: Path) -> m.Pipeline:
 
 def _read_yaml(path: Path) -> Any:
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return copy.deepcopy(memo_by_stat("yaml", path, lambda: safe_load(path.read_text(encoding="utf-8"))))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark else ""

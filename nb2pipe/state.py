@@ -24,8 +24,9 @@ import yaml
 
 from nb2pipe import model as m
 from nb2pipe.graph import order, upstream
-from nb2pipe.hashing import HashCache, hash_bytes
+from nb2pipe.hashing import HashCache, hash_bytes, memo_by_stat
 from nb2pipe.notebook import notebook_hash
+from nb2pipe.spec import safe_load
 from nb2pipe.errors import Nb2PipeError, SpecError
 
 LOCK_SCHEMA = 1
@@ -47,11 +48,7 @@ UPSTREAM_STALE = "upstream stale"
 # stage states
 UP_TO_DATE, STALE, NEVER_RUN_STATE, FAILED, RUNNING = "up-to-date", "stale", "never-run", "failed", "running"
 
-try:
-    _Loader: Any = yaml.CSafeLoader
-    _Dumper: Any = yaml.CSafeDumper
-except AttributeError:  # PyYAML without libyaml
-    _Loader, _Dumper = yaml.SafeLoader, yaml.SafeDumper
+_Dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 # --- paths -----------------------------------------------------------------------------------
@@ -67,7 +64,7 @@ def wdir(pipeline: m.Pipeline) -> Path:
 
 def resolve(pipeline: m.Pipeline, path: str) -> Path:
     """A dep or out path (relative to wdir) as a path on disk."""
-    return Path(os.path.normpath(wdir(pipeline) / path))
+    return Path(os.path.normpath(os.path.join(pipeline.root, pipeline.wdir, path)))
 
 
 def hash_cache(pipeline: m.Pipeline) -> HashCache:
@@ -106,18 +103,16 @@ def read_lock(pipeline: m.Pipeline) -> dict[str, dict]:
     """The lock's stage entries ({} when there is no lock yet)."""
     path = lock_path(pipeline)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = memo_by_stat("yaml", path, lambda: safe_load(path.read_text(encoding="utf-8")))
     except FileNotFoundError:
         return {}
-    try:
-        data = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError:
         raise SpecError(f"'{path}' is damaged (not valid YAML); restore it from git, or delete it to rerun every stage") from None
     if not data:
         return {}
     if not isinstance(data, dict) or not isinstance(data.get(L_STAGES, {}), dict):
         raise SpecError(f"'{path}' is not an nb2pipe lock file; restore it from git or delete it")
-    return data.get(L_STAGES) or {}
+    return dict(data.get(L_STAGES) or {})  # callers replace entries, never change them in place
 
 
 def write_lock(pipeline: m.Pipeline, entries: dict[str, dict]) -> None:
@@ -182,25 +177,12 @@ def _strip_comments(code: str) -> str:
     return "\n".join(line.rstrip() for line in code.splitlines() if line.strip())
 
 
-_by_stat: dict[tuple, str] = {}  # (kind, path, inode, size, mtime_ns) -> hash, for long-lived processes
-
-
-def _memo_by_stat(kind: str, path: Path, compute) -> str:
-    st = path.stat()
-    key = (kind, str(path), st.st_ino, st.st_size, st.st_mtime_ns)
-    if key not in _by_stat:
-        if len(_by_stat) > 10_000:
-            _by_stat.clear()
-        _by_stat[key] = compute()
-    return _by_stat[key]
-
-
 def code_hash(pipeline: m.Pipeline, stage: m.Stage) -> str:
     if stage.cmd:
         return hash_bytes(json.dumps(list(stage.cmd)).encode())
     path = Path(pipeline.root) / str(stage.script)
     try:
-        return _memo_by_stat("code", path, lambda: hash_bytes(normalized_code(path.read_text(encoding="utf-8")).encode()))
+        return memo_by_stat("code", path, lambda: hash_bytes(normalized_code(path.read_text(encoding="utf-8")).encode()))
     except OSError:
         raise SpecError(f"stage '{stage.name}': script '{path}' is missing; re-export the notebook") from None
 
@@ -310,7 +292,7 @@ def source_in_sync(pipeline: m.Pipeline) -> bool | None:
         return None
     path = Path(pipeline.root) / pipeline.source_notebook
     try:
-        return _memo_by_stat("notebook", path, lambda: notebook_hash(path)) == pipeline.source_hash
+        return memo_by_stat("notebook", path, lambda: notebook_hash(path)) == pipeline.source_hash
     except (Nb2PipeError, OSError):
         return False
 
