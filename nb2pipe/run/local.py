@@ -50,8 +50,10 @@ class StageOutcome:
 class KernelPool:
     """Kernels of one kind, started in `cwd` before anyone asks for them."""
 
-    def __init__(self, kernel_name: str, cwd: Path, size: int):
+    def __init__(self, kernel_name: str, cwd: Path, size: int, log: Path | None = None):
         self.kernel_name, self.cwd, self.size = kernel_name, cwd, size
+        # the kernels' own stdout/stderr (start-up chatter, crashes); cell output comes over ZMQ
+        self._log = open(log, "ab") if log else subprocess.DEVNULL
         self._ready: list[Future] = []
         self._in_use: set[AsyncKernelManager] = set()
         self._lock = threading.Lock()
@@ -62,8 +64,7 @@ class KernelPool:
 
     def _start(self) -> AsyncKernelManager:
         km = AsyncKernelManager(kernel_name=self.kernel_name)
-        # the kernel's own stdout/stderr carry only its start-up chatter; cell output comes over ZMQ
-        asyncio.run(km.start_kernel(cwd=str(self.cwd), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        asyncio.run(km.start_kernel(cwd=str(self.cwd), stdout=self._log, stderr=self._log))
         return km
 
     def take(self) -> AsyncKernelManager:
@@ -72,6 +73,8 @@ class KernelPool:
             if not self._closed:
                 self._ready.append(self._starter.submit(self._start))
         km = future.result()
+        if not asyncio.run(km.is_alive()):  # it died while waiting (its reason is in the kernel log)
+            km = self._start()
         with self._lock:
             self._in_use.add(km)
         return km
@@ -94,6 +97,8 @@ class KernelPool:
         for future in waiting:
             future.add_done_callback(lambda f: f.exception() is None and _kill(f.result()))
         self._starter.shutdown(wait=False, cancel_futures=True)
+        if self._log is not subprocess.DEVNULL:
+            self._log.close()
 
 
 def _shutdown(km: AsyncKernelManager) -> None:
@@ -112,12 +117,12 @@ def _kill(km: AsyncKernelManager) -> None:
 class LocalExecutor:
     """Runs stage jobs on `jobs` threads, each on a pre-started kernel."""
 
-    def __init__(self, kernel_name: str, cwd: Path, jobs: int):
+    def __init__(self, kernel_name: str, cwd: Path, jobs: int, log: Path | None = None):
         import papermill  # noqa: F401  (imported before the first stage, while kernels boot)
 
         self.cwd = cwd
         self.kernel_name = kernel_name
-        self.pool = KernelPool(kernel_name, cwd, size=jobs + 1)
+        self.pool = KernelPool(kernel_name, cwd, size=jobs + 1, log=log)
         self.threads = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="nb2pipe-stage")
         self.interrupted = False
 

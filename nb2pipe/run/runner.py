@@ -53,6 +53,7 @@ class RunOptions:
     kernel: str | None = None
     wait: bool = False
     executor: str = "local"
+    scheduler: str | None = None  # dask: the scheduler's address (else DASK_SCHEDULER_ADDRESS, else a LocalCluster)
     stage_env: Callable[[str], dict[str, str]] | None = None  # extra environment for a stage's kernel
 
 
@@ -240,8 +241,12 @@ class Runner:
         if self.options.executor == "local":
             from nb2pipe.run.local import LocalExecutor
 
-            return LocalExecutor(kernel, state.wdir(self.pipeline), jobs)
-        raise SpecError(f"unknown executor '{self.options.executor}'; use 'local'")
+            return LocalExecutor(kernel, state.wdir(self.pipeline), jobs, log=self.run_dir / "kernels.log")
+        if self.options.executor == "dask":
+            from nb2pipe.run.dask_executor import DaskExecutor
+
+            return DaskExecutor(kernel, state.wdir(self.pipeline), jobs, self.options.scheduler)
+        raise SpecError(f"unknown executor '{self.options.executor}'; use 'local' or 'dask'")
 
     def _job(self, name: str):
         from nb2pipe.run.kernels import stage_notebook
