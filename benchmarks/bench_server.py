@@ -48,7 +48,7 @@ def main() -> None:
     token, port = secrets.token_hex(8), free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyter", "server", "--no-browser", "--allow-root", f"--port={port}", f"--IdentityProvider.token={token}",
-         f"--ServerApp.root_dir={root}", "--ServerApp.jpserver_extensions={\"nb2pipe.server\": True}"],
+         f"--ServerApp.root_dir={root}", "--ServerApp.jpserver_extensions=nb2pipe.server=True"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "JUPYTER_PLATFORM_DIRS": "1"},
     )
     url = f"http://127.0.0.1:{port}/nb2pipe/status?path=big.ipynb"

@@ -8,6 +8,9 @@ export const SERVER_EXTENSION_MISSING =
 /**
  * Call the nb2pipe server extension's REST API.
  *
+ * A 404 with nb2pipe's JSON body (`{"message": ...}`, e.g. a notebook that does not
+ * exist) keeps its message; any other 404 means no route: the server extension is missing.
+ *
  * @param endPoint - path below `<baseUrl>/nb2pipe/`
  * @param init - initial values for the request
  * @returns the response body, parsed as JSON when possible
@@ -26,17 +29,19 @@ export async function requestAPI<T>(
     throw new ServerConnection.NetworkError(error as TypeError);
   }
 
-  if (response.status === 404) {
-    throw new ServerConnection.ResponseError(response, SERVER_EXTENSION_MISSING);
-  }
-
   let data: any = await response.text();
+  let json = false;
   if (data.length > 0) {
     try {
       data = JSON.parse(data);
+      json = true;
     } catch {
       // Not JSON: keep the text as is.
     }
+  }
+
+  if (response.status === 404 && !(json && typeof data?.message === 'string')) {
+    throw new ServerConnection.ResponseError(response, SERVER_EXTENSION_MISSING);
   }
 
   if (!response.ok) {

@@ -1,80 +1,70 @@
+/**
+ * The nb2pipe JupyterLab extension: three plugins.
+ * - `nb2pipe:plugin`: the left sidebar (stages, state, export and run buttons) and the
+ *   pipeline commands;
+ * - `nb2pipe:cell-tools`: commands that tag cells, shown in the cell toolbar and the cell
+ *   context menu (schema/cell-tools.json);
+ * - `nb2pipe:structure`: stage chips and coloured borders on the cells.
+ */
+
 import {
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
-import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
+import { ICommandPalette } from '@jupyterlab/apputils';
+import { INotebookTracker } from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
-import { LabIcon } from '@jupyterlab/ui-components';
-import { Widget } from '@lumino/widgets';
 
-import { INb2pipeSettings } from './tokens';
+import { addCellCommands } from './cellcommands';
+import { addPipelineCommands } from './pipelinecommands';
+import { PipelineModels } from './registry';
+import { Nb2pipeSidebar } from './sidebar';
+import { NotebookStructure } from './structure';
+import { CommandIDs, INb2pipeSettings } from './tokens';
 
-const PLUGIN_ID = 'nb2pipe:plugin';
+export { nb2pipeIcon } from './icons';
+export { Nb2pipeSidebar } from './sidebar';
 
-/** Icon of the nb2pipe sidebar tab (a small three-stage pipe). */
-export const nb2pipeIcon = new LabIcon({
-  name: 'nb2pipe:icon',
-  svgstr:
-    '<svg xmlns="http://www.w3.org/2000/svg" width="16" viewBox="0 0 24 24">' +
-    '<g class="jp-icon3" fill="#616161">' +
-    '<rect x="2" y="9" width="5" height="6" rx="1"/>' +
-    '<rect x="9.5" y="9" width="5" height="6" rx="1"/>' +
-    '<rect x="17" y="9" width="5" height="6" rx="1"/>' +
-    '<rect x="6" y="11" width="4" height="2"/>' +
-    '<rect x="13.5" y="11" width="4" height="2"/>' +
-    '</g></svg>'
-});
+const PALETTE_CATEGORY = 'nb2pipe';
 
-/** Left-area panel showing the active notebook. */
-export class Nb2pipeSidebar extends Widget {
-  constructor() {
-    super();
-    this.id = 'jp-nb2pipe-sidebar';
-    this.addClass('jp-nb2pipe-sidebar');
-    this.title.icon = nb2pipeIcon;
-    this.title.caption = 'nb2pipe'; // tooltip; side-bar tabs show icons only
-
-    const heading = document.createElement('h2');
-    heading.className = 'jp-nb2pipe-title';
-    heading.textContent = 'nb2pipe';
-    this._path = document.createElement('div');
-    this._path.className = 'jp-nb2pipe-path';
-    this.node.append(heading, this._path);
-    this.setNotebook(null);
-  }
-
-  /** Show which notebook is active (null: none). */
-  setNotebook(panel: NotebookPanel | null): void {
-    this._path.textContent = panel ? panel.context.path : 'No active notebook';
-    this._path.dataset.path = panel ? panel.context.path : '';
-  }
-
-  private _path: HTMLDivElement;
-}
-
-const plugin: JupyterFrontEndPlugin<void> = {
-  id: PLUGIN_ID,
-  description: 'nb2pipe: turn notebooks into pipelines.',
+const sidebarPlugin: JupyterFrontEndPlugin<void> = {
+  id: 'nb2pipe:plugin',
+  description: 'nb2pipe: the pipeline sidebar of the active notebook.',
   autoStart: true,
   requires: [INotebookTracker],
-  optional: [ISettingRegistry],
+  optional: [ISettingRegistry, ICommandPalette],
   activate: (
     app: JupyterFrontEnd,
     tracker: INotebookTracker,
-    settingRegistry: ISettingRegistry | null
+    settingRegistry: ISettingRegistry | null,
+    palette: ICommandPalette | null
   ) => {
-    const sidebar = new Nb2pipeSidebar();
+    const sidebar = new Nb2pipeSidebar(app.commands);
+    const models = new PipelineModels(tracker, { isActive: () => sidebar.isVisible });
+    sidebar.setModel(models.current);
+    models.currentChanged.connect((_, model) => sidebar.setModel(model));
+    addPipelineCommands(app, models);
     app.shell.add(sidebar, 'left', { rank: 1000 });
 
-    sidebar.setNotebook(tracker.currentWidget);
-    tracker.currentChanged.connect((_, panel) => sidebar.setNotebook(panel));
+    if (palette) {
+      for (const command of [
+        CommandIDs.exportPipeline,
+        CommandIDs.runStale,
+        CommandIDs.runAll,
+        CommandIDs.cancelRun,
+        CommandIDs.refreshStatus
+      ]) {
+        palette.addItem({ command, category: PALETTE_CATEGORY });
+      }
+    }
 
     if (settingRegistry) {
       settingRegistry
-        .load(PLUGIN_ID)
+        .load(sidebarPlugin.id)
         .then(settings => {
           const read = () => {
             const s = settings.composite as unknown as INb2pipeSettings;
+            models.pollInterval = s.pollInterval;
             sidebar.node.dataset.pollInterval = String(s.pollInterval);
           };
           read();
@@ -84,8 +74,47 @@ const plugin: JupyterFrontEndPlugin<void> = {
           console.error('nb2pipe: failed to load settings.', reason);
         });
     }
-    console.log('nb2pipe: extension activated');
   }
 };
 
-export default plugin;
+const cellToolsPlugin: JupyterFrontEndPlugin<void> = {
+  id: 'nb2pipe:cell-tools',
+  description: 'nb2pipe: tag cells from the cell toolbar and context menu.',
+  autoStart: true,
+  requires: [INotebookTracker],
+  optional: [ICommandPalette],
+  activate: (
+    app: JupyterFrontEnd,
+    tracker: INotebookTracker,
+    palette: ICommandPalette | null
+  ) => {
+    addCellCommands(app, tracker);
+    if (palette) {
+      for (const command of [
+        CommandIDs.setStage,
+        CommandIDs.toggleParameters,
+        CommandIDs.toggleSetup,
+        CommandIDs.toggleSkip,
+        CommandIDs.toggleMetrics,
+        CommandIDs.declareInputs,
+        CommandIDs.declareOutputs
+      ]) {
+        palette.addItem({ command, category: PALETTE_CATEGORY });
+      }
+    }
+  }
+};
+
+const structurePlugin: JupyterFrontEndPlugin<void> = {
+  id: 'nb2pipe:structure',
+  description: 'nb2pipe: show each cell\'s stage with a chip and a coloured border.',
+  autoStart: true,
+  requires: [INotebookTracker],
+  activate: (app: JupyterFrontEnd, tracker: INotebookTracker) => {
+    const onChipClick = () => void app.commands.execute(CommandIDs.setStage);
+    tracker.forEach(panel => new NotebookStructure(panel, onChipClick));
+    tracker.widgetAdded.connect((_, panel) => new NotebookStructure(panel, onChipClick));
+  }
+};
+
+export default [sidebarPlugin, cellToolsPlugin, structurePlugin];

@@ -1,12 +1,138 @@
 /**
- * Shared types for the nb2pipe lab extension.
+ * Shared types and names of the nb2pipe lab extension.
  *
- * Placeholder: the server-side API of nb2pipe is not defined yet. Shapes of
- * the `/nb2pipe/...` REST responses will live here once they exist.
+ * The REST types mirror nb2pipe/server/handlers.py and nb2pipe/server/jobs.py
+ * (`<baseUrl>/nb2pipe/...`); command ids are spelled once, in `CommandIDs`.
  */
 
 /** Settings of the `nb2pipe:plugin` plugin (see schema/plugin.json). */
 export interface INb2pipeSettings {
-  /** How often (ms) the sidebar refreshes pipeline status. */
+  /** How often (ms) the sidebar refreshes pipeline status while it is visible. */
   pollInterval: number;
+}
+
+/** Every command of the extension. */
+export namespace CommandIDs {
+  // cell tools (cell toolbar, cell context menu)
+  export const setStage = 'nb2pipe:set-stage';
+  export const toggleParameters = 'nb2pipe:toggle-parameters';
+  export const toggleSetup = 'nb2pipe:toggle-setup';
+  export const toggleSkip = 'nb2pipe:toggle-skip';
+  export const toggleMetrics = 'nb2pipe:toggle-metrics';
+  export const declareInputs = 'nb2pipe:declare-inputs';
+  export const declareOutputs = 'nb2pipe:declare-outputs';
+  // pipeline of the active notebook (sidebar, command palette)
+  export const exportPipeline = 'nb2pipe:export-pipeline';
+  export const runStale = 'nb2pipe:run-stale';
+  export const runAll = 'nb2pipe:run-all';
+  export const runStage = 'nb2pipe:run-stage';
+  export const cancelRun = 'nb2pipe:cancel-run';
+  export const refreshStatus = 'nb2pipe:refresh-status';
+  export const openExecuted = 'nb2pipe:open-executed';
+}
+
+/** Stage states reported by `GET status`. */
+export type StageState =
+  | 'up-to-date'
+  | 'stale'
+  | 'never-run'
+  | 'failed'
+  | 'running';
+
+/** The last recorded run of a stage (`.nb2pipe/last.json`). */
+export interface ILastRun {
+  outcome: string;
+  duration?: number | null;
+  error?: string | null;
+  /** Executed notebook, relative to the server root. */
+  notebook?: string | null;
+  run?: string;
+  finished?: string;
+}
+
+/** One stage in `GET status`. */
+export interface IStageStatus {
+  name: string;
+  state: StageState;
+  /** Why the stage is not up to date, e.g. `param changed: alpha 1.0 → 0.5`. */
+  reasons: string[];
+  last_run: ILastRun | null;
+  metrics: Record<string, unknown>;
+  /** 1-based numbers of the notebook cells the stage was cut from. */
+  cells: number[];
+  params: string[];
+}
+
+/** `GET status?path=NOTEBOOK`. */
+export interface IStatus {
+  notebook: string | null;
+  pipeline: string;
+  exists: boolean;
+  /** False when the notebook changed since export; absent when there is no pipeline. */
+  source_in_sync?: boolean | null;
+  stages: IStageStatus[];
+  job: IJob | null;
+}
+
+/** `POST export`. */
+export interface IExportResult {
+  pipeline: string;
+  stages: string[];
+  written: string[];
+  warnings: string[];
+}
+
+/** Body of `POST runs`. */
+export interface IRunRequest {
+  path: string;
+  stages?: string[];
+  force?: boolean;
+  downstream?: boolean;
+  params?: Record<string, unknown>;
+}
+
+/** Progress of one stage inside a job. */
+export interface IJobStage {
+  /** pending, running, failed, or the runner's outcome (ran, restored, ...). */
+  state: string;
+  /** Running: index of the code cell being executed (1-based); failed: title of the failing cell. */
+  cell?: number | string | null;
+  cells?: number | null;
+  duration?: number | null;
+  error?: string | null;
+  /** Executed notebook, relative to the server root. */
+  notebook?: string | null;
+  metrics?: Record<string, unknown> | null;
+  started?: string | number | null;
+}
+
+export type JobStatus = 'starting' | 'running' | 'ok' | 'failed' | 'cancelled';
+
+/** A run started from the browser: `POST runs` (202), `GET runs/{id}`, `DELETE runs/{id}`. */
+export interface IJob {
+  id: string;
+  pipeline: string;
+  status: JobStatus;
+  run: string | null;
+  stages: Record<string, IJobStage>;
+  errors: string[];
+  summary: string | null;
+  started: number;
+  finished: number | null;
+}
+
+/** `GET runs?path=` (history). */
+export interface IRunHistory {
+  runs: Record<string, unknown>[];
+}
+
+/** True once a job will not change any more. */
+export function isJobFinished(job: IJob | null | undefined): boolean {
+  if (!job) {
+    return false;
+  }
+  return (
+    (job.finished !== null && job.finished !== undefined) ||
+    ['ok', 'failed', 'cancelled'].includes(job.status)
+  );
 }

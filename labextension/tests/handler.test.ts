@@ -36,6 +36,13 @@ describe('requestAPI', () => {
     expect(new URL(request.url).pathname).toBe('/nb2pipe/status');
   });
 
+  it("keeps nb2pipe's own 404 message (e.g. a missing notebook)", async () => {
+    mockFetch('{"message": "notebook \'x.ipynb\' does not exist"}', 404);
+    await expect(requestAPI('status?path=x.ipynb')).rejects.toThrow(
+      "notebook 'x.ipynb' does not exist"
+    );
+  });
+
   it('returns parsed JSON on success', async () => {
     mockFetch('{"ok": true}', 200);
     await expect(requestAPI<{ ok: boolean }>('status')).resolves.toEqual({

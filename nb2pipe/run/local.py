@@ -205,8 +205,10 @@ def _execution_error(e: Any, job: StageJob) -> dict[str, Any]:
     try:
         import nbformat
 
+        # papermill puts an error banner above the cells, so find the failing cell by its output
         executed = nbformat.read(str(job.output), as_version=4)
-        title = executed.cells[e.cell_index].metadata.get("title", "")
+        failed = next(c for c in executed.cells if any(o.get("output_type") == "error" for o in c.get("outputs", [])))
+        title = failed.metadata.get("title", "")
     except Exception:  # the executed notebook may be unreadable; the error still stands
         pass
     return {

@@ -1,0 +1,153 @@
+/**
+ * Commands that tag cells: set the stage, mark parameters / setup / skip / metrics,
+ * declare input and output files. They act on the selected cells of the active notebook
+ * (the active cell when nothing else is selected). The cell toolbar and the cell context
+ * menu show them through schema/cell-tools.json.
+ */
+
+import { JupyterFrontEnd } from '@jupyterlab/application';
+import { showErrorMessage } from '@jupyterlab/apputils';
+import { ICellModel } from '@jupyterlab/cells';
+import { INotebookTracker } from '@jupyterlab/notebook';
+
+import { cellInput, cellMetadata, editCells } from './cellmeta';
+import { askFiles, askStage } from './dialogs';
+import { stageIcon } from './icons';
+import {
+  declaredStages,
+  describeCells,
+  Flag,
+  readRoles,
+  setFiles,
+  setFlag,
+  setStage
+} from './tags';
+import { CommandIDs } from './tokens';
+
+const FLAG_COMMANDS: { id: string; flag: Flag; label: string; caption: string }[] = [
+  {
+    id: CommandIDs.toggleParameters,
+    flag: 'parameters',
+    label: 'Parameters Cell',
+    caption: "nb2pipe: the pipeline's parameters and their defaults (tag 'parameters')"
+  },
+  {
+    id: CommandIDs.toggleSetup,
+    flag: 'setup',
+    label: 'Setup Cell',
+    caption: "nb2pipe: code run before every stage, e.g. imports (tag 'setup')"
+  },
+  {
+    id: CommandIDs.toggleSkip,
+    flag: 'skip',
+    label: 'Skip Cell',
+    caption: "nb2pipe: leave the cell out of the pipeline (tag 'skip')"
+  },
+  {
+    id: CommandIDs.toggleMetrics,
+    flag: 'metrics',
+    label: 'Metrics Cell',
+    caption: "nb2pipe: the cell's numeric assignments are the stage's metrics (tag 'metrics')"
+  }
+];
+
+export function addCellCommands(app: JupyterFrontEnd, tracker: INotebookTracker): void {
+  const { commands } = app;
+
+  /** The selected cells of the active notebook, or its active cell. */
+  const targets = (codeOnly = false): ICellModel[] => {
+    const notebook = tracker.currentWidget?.content;
+    if (!notebook) {
+      return [];
+    }
+    const models = notebook.widgets
+      .filter(cell => notebook.isSelectedOrActive(cell))
+      .map(cell => cell.model);
+    return codeOnly ? models.filter(m => m.type === 'code') : models;
+  };
+  const activeModel = (): ICellModel | null =>
+    tracker.currentWidget?.content.activeCell?.model ?? null;
+  const isEnabled = (): boolean => activeModel() !== null;
+  const isCodeCell = (): boolean => activeModel()?.type === 'code';
+  const report = (error: unknown) =>
+    void showErrorMessage('nb2pipe', error instanceof Error ? error.message : String(error));
+
+  commands.addCommand(CommandIDs.setStage, {
+    label: args => (args.toolbar ? '' : 'Set Stage…'),
+    caption: 'nb2pipe: assign the cell to a pipeline stage',
+    icon: args => (args.toolbar || args.isPalette ? stageIcon : undefined),
+    isEnabled: isCodeCell,
+    execute: async () => {
+      const panel = tracker.currentWidget;
+      const active = activeModel();
+      if (!panel?.model || active?.type !== 'code') {
+        return;
+      }
+      const inputs = Array.from(panel.model.cells).map(cellInput);
+      const existing = declaredStages(inputs);
+      for (const d of describeCells(inputs)) {
+        if (d.stage && !existing.includes(d.stage)) {
+          existing.push(d.stage); // stages inferred from headings
+        }
+      }
+      try {
+        const choice = await askStage(existing, readRoles(cellMetadata(active)).stage);
+        if (!choice) {
+          return;
+        }
+        const name = choice.action === 'set' ? choice.name : null;
+        editCells(targets(true), md => setStage(md, name)); // stages are made of code cells
+      } catch (error) {
+        report(error);
+      }
+    }
+  });
+
+  for (const { id, flag, label, caption } of FLAG_COMMANDS) {
+    commands.addCommand(id, {
+      label,
+      caption,
+      isEnabled,
+      isToggled: () => {
+        const model = activeModel();
+        return model ? readRoles(cellMetadata(model))[flag] : false;
+      },
+      execute: () => {
+        const model = activeModel();
+        if (!model) {
+          return;
+        }
+        const on = !readRoles(cellMetadata(model))[flag];
+        editCells(targets(), md => setFlag(md, flag, on));
+      }
+    });
+  }
+
+  const declare = (kind: 'in' | 'out') => async () => {
+    const model = activeModel();
+    if (!model) {
+      return;
+    }
+    const roles = readRoles(cellMetadata(model));
+    try {
+      const paths = await askFiles(kind, kind === 'in' ? roles.deps : roles.outs);
+      if (paths !== null) {
+        editCells([model], md => setFiles(md, kind, paths));
+      }
+    } catch (error) {
+      report(error);
+    }
+  };
+  commands.addCommand(CommandIDs.declareInputs, {
+    label: 'Declare Input Files…',
+    caption: "nb2pipe: files or folders the cell's stage reads (tags 'in:PATH')",
+    isEnabled: isCodeCell,
+    execute: declare('in')
+  });
+  commands.addCommand(CommandIDs.declareOutputs, {
+    label: 'Declare Output Files…',
+    caption: "nb2pipe: files or folders the cell's stage writes (tags 'out:PATH')",
+    isEnabled: isCodeCell,
+    execute: declare('out')
+  });
+}

@@ -1,0 +1,93 @@
+/**
+ * Commands on the active notebook's pipeline: export, run (stale, all, one stage),
+ * cancel, refresh, and open a stage's executed notebook. The sidebar's buttons run them;
+ * they are in the command palette too. Failures show in the sidebar (`model.error`).
+ */
+
+import { JupyterFrontEnd } from '@jupyterlab/application';
+import { showErrorMessage } from '@jupyterlab/apputils';
+
+import { openExecutedNotebook } from './executed';
+import { PipelineModel } from './model';
+import { PipelineModels } from './registry';
+import { CommandIDs } from './tokens';
+
+export function addPipelineCommands(app: JupyterFrontEnd, models: PipelineModels): void {
+  const { commands } = app;
+  const hasModel = () => models.current !== null;
+  const withModel =
+    (action: (model: PipelineModel, args: Record<string, any>) => Promise<unknown>) =>
+    async (args: Record<string, any>) => {
+      const model = models.current;
+      if (!model) {
+        return;
+      }
+      try {
+        await action(model, args);
+      } catch (error) {
+        // The model keeps the message; the sidebar shows it.
+        console.warn('nb2pipe:', error);
+      }
+    };
+  const idle = () => hasModel() && !models.current!.isRunning;
+
+  commands.addCommand(CommandIDs.exportPipeline, {
+    label: 'Export Notebook to Pipeline',
+    caption: "nb2pipe: write the active notebook's pipeline folder",
+    isEnabled: idle,
+    execute: withModel(async model => {
+      const panel = models.currentPanel;
+      if (panel?.context.model.dirty) {
+        await panel.context.save(); // export reads the notebook on disk
+      }
+      await model.exportPipeline();
+    })
+  });
+  commands.addCommand(CommandIDs.runStale, {
+    label: 'Run Stale Stages',
+    caption: 'nb2pipe: run the stages that are not up to date',
+    isEnabled: idle,
+    execute: withModel(model => model.runStale())
+  });
+  commands.addCommand(CommandIDs.runAll, {
+    label: 'Run All Stages',
+    caption: 'nb2pipe: run every stage, up to date or not',
+    isEnabled: idle,
+    execute: withModel(model => model.runAll())
+  });
+  commands.addCommand(CommandIDs.runStage, {
+    label: args => (args.stage ? `Run Stage '${args.stage}'` : 'Run Stage'),
+    caption: 'nb2pipe: run one stage, even if it is up to date',
+    isEnabled: args => idle() && typeof args.stage === 'string',
+    execute: withModel((model, args) => model.runStage(String(args.stage)))
+  });
+  commands.addCommand(CommandIDs.cancelRun, {
+    label: 'Cancel Pipeline Run',
+    caption: "nb2pipe: stop the active notebook's running pipeline",
+    isEnabled: () => !!models.current?.isRunning,
+    execute: withModel(model => model.cancel())
+  });
+  commands.addCommand(CommandIDs.refreshStatus, {
+    label: 'Refresh Pipeline Status',
+    isEnabled: hasModel,
+    execute: withModel(model => model.refresh())
+  });
+  commands.addCommand(CommandIDs.openExecuted, {
+    label: 'Open Executed Notebook',
+    caption: "nb2pipe: open a stage's executed notebook at the failing cell",
+    execute: async args => {
+      const path = typeof args.path === 'string' ? args.path : '';
+      if (!path) {
+        return;
+      }
+      try {
+        return await openExecutedNotebook(app, path, typeof args.cell === 'string' ? args.cell : null);
+      } catch (error) {
+        void showErrorMessage(
+          'nb2pipe: cannot open the executed notebook',
+          error instanceof Error ? error.message : String(error)
+        );
+      }
+    }
+  });
+}

@@ -1,0 +1,269 @@
+/**
+ * The left sidebar: the active notebook's pipeline, its stages and their state, and the
+ * buttons to export and run it. It renders a `PipelineModel` and runs commands; it holds
+ * no state of its own besides which model it shows.
+ */
+
+import { CommandRegistry } from '@lumino/commands';
+import { Message } from '@lumino/messaging';
+import { Widget } from '@lumino/widgets';
+
+import { stageColor } from './colors';
+import { isExecutedNotebook } from './executed';
+import { nb2pipeIcon } from './icons';
+import { PipelineModel } from './model';
+import {
+  displayState,
+  formatDuration,
+  formatMetric,
+  progressText,
+  STATE_LABELS
+} from './format';
+import { CommandIDs, IJob, IStageStatus, isJobFinished } from './tokens';
+
+export class Nb2pipeSidebar extends Widget {
+  constructor(commands: CommandRegistry) {
+    super();
+    this._commands = commands;
+    this.id = 'jp-nb2pipe-sidebar';
+    this.addClass('jp-nb2pipe-sidebar');
+    this.title.icon = nb2pipeIcon;
+    this.title.caption = 'nb2pipe'; // tooltip; side-bar tabs show icons only
+
+    const heading = document.createElement('h2');
+    heading.className = 'jp-nb2pipe-title';
+    heading.textContent = 'nb2pipe';
+    this._path = document.createElement('div');
+    this._path.className = 'jp-nb2pipe-path';
+    this._body = document.createElement('div');
+    this._body.className = 'jp-nb2pipe-body';
+    this.node.append(heading, this._path, this._body);
+    this.setModel(null);
+  }
+
+  /** The model shown (null: no active notebook). */
+  get model(): PipelineModel | null {
+    return this._model;
+  }
+
+  /** Show the pipeline of another notebook. */
+  setModel(model: PipelineModel | null): void {
+    if (this._model) {
+      this._model.statusChanged.disconnect(this._render, this);
+      this._model.jobChanged.disconnect(this._render, this);
+      this._model.errorChanged.disconnect(this._render, this);
+    }
+    this._model = model;
+    if (model) {
+      model.statusChanged.connect(this._render, this);
+      model.jobChanged.connect(this._render, this);
+      model.errorChanged.connect(this._render, this);
+    }
+    this._path.textContent = model ? model.path : 'No active notebook';
+    this._path.dataset.path = model ? model.path : '';
+    this._render();
+  }
+
+  protected onAfterShow(msg: Message): void {
+    super.onAfterShow(msg);
+    void this._model?.refresh();
+  }
+
+  private _render(): void {
+    const model = this._model;
+    const body = this._body;
+    body.replaceChildren();
+    if (!model || model.isDisposed) {
+      return;
+    }
+    if (isExecutedNotebook(model.path)) {
+      body.append(
+        el(
+          'p',
+          'jp-nb2pipe-empty jp-nb2pipe-executed-note',
+          'This is an executed notebook written by a pipeline run; it is not exported. ' +
+            'Open its source notebook to see the pipeline.'
+        )
+      );
+      return;
+    }
+    if (model.error) {
+      body.append(el('div', 'jp-nb2pipe-error', model.error));
+    }
+    const status = model.status;
+    if (!status) {
+      if (!model.error) {
+        body.append(el('div', 'jp-nb2pipe-loading', 'Loading…'));
+      }
+      return;
+    }
+    const running = model.isRunning;
+    if (!status.exists) {
+      body.append(
+        el('p', 'jp-nb2pipe-empty', 'This notebook has no pipeline yet. Export it to cut it into stages.'),
+        this._button('Export', 'jp-nb2pipe-export', CommandIDs.exportPipeline, {}, running, true)
+      );
+      this._renderJob(model.job);
+      return;
+    }
+    body.append(el('div', 'jp-nb2pipe-pipeline', status.pipeline));
+    if (status.source_in_sync === false) {
+      const banner = el('div', 'jp-nb2pipe-banner');
+      banner.append(
+        el('span', '', 'The notebook changed since the last export.'),
+        this._button('Re-export', 'jp-nb2pipe-reexport', CommandIDs.exportPipeline, {}, running)
+      );
+      body.append(banner);
+    }
+    for (const warning of model.warnings) {
+      body.append(el('div', 'jp-nb2pipe-warning', warning));
+    }
+    const actions = el('div', 'jp-nb2pipe-actions');
+    actions.append(
+      this._button('Run stale', 'jp-nb2pipe-run-stale', CommandIDs.runStale, {}, running, true),
+      this._button('Run all', 'jp-nb2pipe-run-all', CommandIDs.runAll, {}, running)
+    );
+    if (running) {
+      actions.append(this._button('Cancel', 'jp-nb2pipe-cancel', CommandIDs.cancelRun, {}, false));
+    }
+    actions.append(this._button('Refresh', 'jp-nb2pipe-refresh', CommandIDs.refreshStatus, {}, false));
+    body.append(actions);
+    this._renderJob(model.job);
+
+    const list = el('ul', 'jp-nb2pipe-stages');
+    for (const stage of status.stages) {
+      list.append(this._renderStage(stage, model.job, running));
+    }
+    body.append(list);
+  }
+
+  private _renderJob(job: IJob | null): void {
+    if (!job) {
+      return;
+    }
+    const box = el('div', `jp-nb2pipe-progress jp-nb2pipe-job-${job.status}`);
+    box.dataset.status = job.status;
+    if (!isJobFinished(job)) {
+      const current = Object.entries(job.stages).filter(([, s]) => s.state === 'running');
+      const text = current.length
+        ? current.map(([name, s]) => `${name}: ${progressText(s)}`).join(', ')
+        : 'starting…';
+      box.append(el('span', 'jp-nb2pipe-spinner', ''), el('span', '', `Running — ${text}`));
+    } else {
+      const text =
+        job.status === 'ok'
+          ? job.summary || 'Run finished.'
+          : job.status === 'cancelled'
+            ? 'Run cancelled.'
+            : job.summary || 'Run failed.';
+      box.append(el('span', '', text));
+    }
+    this._body.append(box);
+  }
+
+  private _renderStage(stage: IStageStatus, job: IJob | null, running: boolean): HTMLElement {
+    const state = displayState(stage, job);
+    const progress = job && !isJobFinished(job) ? job.stages[stage.name] : undefined;
+    const jobStage = job?.stages[stage.name];
+    const item = el('li', `jp-nb2pipe-stage jp-nb2pipe-state-${state}`);
+    item.dataset.stage = stage.name;
+    item.dataset.state = state;
+    item.style.setProperty('--jp-nb2pipe-stage-color', stageColor(stage.name));
+
+    const head = el('div', 'jp-nb2pipe-stage-head');
+    const shown = STATE_LABELS[state] ?? { icon: '?', label: state };
+    const icon = el('span', 'jp-nb2pipe-state-icon', shown.icon);
+    icon.title = shown.label;
+    const name = el('span', 'jp-nb2pipe-stage-name', stage.name);
+    name.title = stage.cells.length ? `notebook cells ${stage.cells.join(', ')}` : '';
+    const label = el(
+      'span',
+      'jp-nb2pipe-state-label',
+      state === 'running' ? `running ${progressText(progress)}` : shown.label
+    );
+    const run = this._button('Run', 'jp-nb2pipe-run-stage', CommandIDs.runStage, { stage: stage.name }, running);
+    run.title = `Run stage '${stage.name}' (even if up to date)`;
+    head.append(icon, name, run);
+    const line = el('div', 'jp-nb2pipe-stage-state');
+    line.append(label);
+    const duration = formatDuration(stage.last_run?.duration);
+    if (duration && state !== 'running') {
+      const d = el('span', 'jp-nb2pipe-duration', duration);
+      d.title = 'duration of the last run';
+      line.append(d);
+    }
+    item.append(head, line);
+
+    // A failed stage shows its error below; its "last run failed: ..." reason would repeat it.
+    const shownReasons =
+      state === 'failed'
+        ? stage.reasons.filter(r => !r.startsWith('last run failed'))
+        : stage.reasons;
+    if ((state === 'stale' || state === 'failed') && shownReasons.length) {
+      const reasons = el('ul', 'jp-nb2pipe-reasons');
+      for (const reason of shownReasons) {
+        reasons.append(el('li', 'jp-nb2pipe-reason', reason));
+      }
+      item.append(reasons);
+    }
+    const metrics = Object.entries(stage.metrics ?? {});
+    if (metrics.length) {
+      const box = el('div', 'jp-nb2pipe-metrics');
+      for (const [key, value] of metrics) {
+        const metric = el('span', 'jp-nb2pipe-metric');
+        metric.append(el('span', 'jp-nb2pipe-metric-name', key), el('span', 'jp-nb2pipe-metric-value', formatMetric(value)));
+        box.append(metric);
+      }
+      item.append(box);
+    }
+    if (state === 'failed') {
+      const jobFailed = jobStage?.state === 'failed' ? jobStage : undefined;
+      const message = jobFailed?.error || stage.last_run?.error || 'the last run failed';
+      item.append(el('pre', 'jp-nb2pipe-stage-error', message));
+      const notebook = jobFailed?.notebook || stage.last_run?.notebook;
+      if (notebook) {
+        const cell = typeof jobFailed?.cell === 'string' ? jobFailed.cell : null;
+        item.append(
+          this._button('Open executed notebook', 'jp-nb2pipe-open-executed', CommandIDs.openExecuted, { path: notebook, cell }, false)
+        );
+      }
+    }
+    return item;
+  }
+
+  private _button(
+    text: string,
+    className: string,
+    command: string,
+    args: Record<string, any>,
+    disabled: boolean,
+    primary = false
+  ): HTMLButtonElement {
+    const button = el('button', `jp-mod-styled jp-nb2pipe-button ${className}`, text) as HTMLButtonElement;
+    if (primary) {
+      button.classList.add('jp-mod-accept');
+    }
+    button.type = 'button';
+    button.disabled = disabled;
+    button.addEventListener('click', () => {
+      void this._commands.execute(command, args).catch(error => console.error(error));
+    });
+    return button;
+  }
+
+  private _commands: CommandRegistry;
+  private _model: PipelineModel | null = null;
+  private _path: HTMLDivElement;
+  private _body: HTMLDivElement;
+}
+
+function el(tag: string, className: string, text?: string): HTMLElement {
+  const node = document.createElement(tag);
+  if (className) {
+    node.className = className;
+  }
+  if (text !== undefined) {
+    node.textContent = text;
+  }
+  return node;
+}

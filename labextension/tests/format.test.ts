@@ -1,0 +1,86 @@
+import { stageColor, STAGE_PALETTE } from '../src/colors';
+import { findFailingCell, hiddenFolderHint, isExecutedNotebook } from '../src/executed';
+import { displayState, formatDuration, formatMetric, progressText } from '../src/format';
+import { IJob, IStageStatus } from '../src/tokens';
+
+const stage = (name: string, state: IStageStatus['state']): IStageStatus => ({
+  name,
+  state,
+  reasons: [],
+  last_run: null,
+  metrics: {},
+  cells: [],
+  params: []
+});
+
+const job = (stages: IJob['stages'], finished: number | null = null): IJob => ({
+  id: '1',
+  pipeline: 'p',
+  status: finished ? 'ok' : 'running',
+  run: 'r',
+  stages,
+  errors: [],
+  summary: null,
+  started: 0,
+  finished
+});
+
+describe('stageColor', () => {
+  it('is stable and from the palette', () => {
+    expect(stageColor('train')).toBe(stageColor('train'));
+    expect(STAGE_PALETTE).toContain(stageColor('load_data'));
+  });
+  it('spreads names over the palette', () => {
+    const names = ['load', 'split', 'train', 'evaluate', 'compare', 'report', 'a', 'b', 'c', 'd'];
+    expect(new Set(names.map(stageColor)).size).toBeGreaterThanOrEqual(5);
+  });
+});
+
+describe('sidebar wording', () => {
+  it('formats durations and metrics', () => {
+    expect(formatDuration(7.234)).toBe('7.2 s');
+    expect(formatDuration(42.6)).toBe('43 s');
+    expect(formatDuration(125)).toBe('2 min 05 s');
+    expect(formatDuration(null)).toBe('');
+    expect(formatMetric(0.412345678)).toBe('0.4123');
+    expect(formatMetric(3)).toBe('3');
+  });
+
+  it('shows a running job over the last status', () => {
+    const running = job({ a: { state: 'running', cell: 2, cells: 5 }, b: { state: 'pending' } });
+    expect(displayState(stage('a', 'stale'), running)).toBe('running');
+    expect(displayState(stage('b', 'never-run'), running)).toBe('queued');
+    expect(displayState(stage('c', 'up-to-date'), running)).toBe('up-to-date');
+    expect(displayState(stage('a', 'failed'), job({ a: { state: 'running' } }, 5))).toBe('failed');
+    expect(progressText(running.stages.a)).toBe('cell 2 of 5');
+    expect(progressText(running.stages.b)).toBe('');
+  });
+});
+
+describe('findFailingCell', () => {
+  const cells = [
+    { metadata: { title: 'nb cell 2 (setup)' }, outputs: [] },
+    { metadata: { title: 'nb cell 10' }, outputs: [{ output_type: 'error' }] },
+    { metadata: {}, outputs: [{ output_type: 'stream' }, { output_type: 'error' }] }
+  ];
+  it('matches the title the runner reported', () => {
+    expect(findFailingCell(cells, 'nb cell 10')).toBe(1);
+  });
+  it('prefers a cell with an error output over a titled cell without one', () => {
+    expect(findFailingCell(cells, 'nb cell 2 (setup)')).toBe(1);
+  });
+  it('falls back to the first cell with an error output, then to the title', () => {
+    expect(findFailingCell([cells[0], cells[2]], 'unknown')).toBe(1);
+    expect(findFailingCell([cells[0]], null)).toBe(-1);
+    expect(findFailingCell([cells[0]], 'nb cell 2 (setup)')).toBe(0);
+  });
+  it('recognises executed notebooks', () => {
+    expect(isExecutedNotebook('pipelines/nb/.nb2pipe/runs/2026-1/train.ipynb')).toBe(true);
+    expect(isExecutedNotebook('.nb2pipe/runs/1/a.ipynb')).toBe(true);
+    expect(isExecutedNotebook('pipelines/nb/stages/train.ipynb')).toBe(false);
+  });
+  it('explains hidden folders', () => {
+    expect(hiddenFolderHint('p/.nb2pipe/runs/1/a.ipynb')).toMatch(/hidden folder '.nb2pipe'/);
+    expect(hiddenFolderHint('p/runs/a.ipynb')).toBe('');
+  });
+});
