@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 a check failed (or a stage failed), 2 a usage or input 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -20,6 +21,8 @@ EPILOG = """examples:
   nb2pipe run pipelines/analysis -p alpha=0.1 --jobs 2
   nb2pipe status pipelines/analysis             each stage: up to date or stale, and why
   nb2pipe checkout pipelines/analysis           restore the outputs recorded in nb2pipe.lock
+  nb2pipe export analysis.ipynb --to dvc        also write dvc.yaml (or --to airflow, --to kubeflow)
+  nb2pipe run pipelines/analysis --executor dask   run the stages on a Dask cluster
 """
 
 
@@ -48,6 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--split-level", type=int, default=2, metavar="N", help="untagged notebooks: split at markdown headings of this level (default 2)")
     export.add_argument("--check", action="store_true", help="write nothing; exit 1 and list the files that differ")
     export.add_argument("--force", action="store_true", help="overwrite generated files that were edited by hand")
+    export.add_argument("--to", choices=("dvc", "airflow", "kubeflow"), help="also write the pipeline for another engine (see docs/run-elsewhere.md)")
+    export.add_argument("--image", help="--to kubeflow: the default container image (default python:3.11-slim)")
+    export.add_argument("--package", action="append", metavar="REQ", help="--to kubeflow: a pip requirement installed in every step (repeatable)")
+    export.add_argument("--pvc", metavar="CLAIM", help="--to kubeflow: a PersistentVolumeClaim holding the notebook's folder, mounted in every step")
     export.set_defaults(func=cmd_export)
 
     show = commands.add_parser(
@@ -93,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true", help="show what would run, and why; run nothing")
     run.add_argument("--jobs", "-j", type=int, default=0, metavar="N", help="stages to run at once (default: number of cores)")
     run.add_argument("--kernel", help="the Jupyter kernel to run stages on")
+    run.add_argument("--executor", choices=("local", "dask"), default="local", help="where stages run: this machine (default) or a Dask cluster")
+    run.add_argument("--scheduler", metavar="ADDRESS", help="--executor dask: the scheduler, e.g. tcp://host:8786 (default: DASK_SCHEDULER_ADDRESS, else a local cluster)")
     run.add_argument("--events", choices=("jsonl",), help="print machine-readable progress events on stdout")
     run.add_argument("--wait", action="store_true", help="wait for another run of the same pipeline to finish")
     run.set_defaults(func=cmd_run)
@@ -232,6 +241,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         params=parse_params(args.param, args.params_file),
         kernel=args.kernel,
         wait=args.wait,
+        executor=args.executor,
+        scheduler=args.scheduler,
     )
     from nb2pipe.spec import load_pipeline
     from nb2pipe.track import RunStore
@@ -240,8 +251,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     store = RunStore(pipeline)
     if args.params_from:
         options.params = {**store.get(args.params_from)["params"], **options.params}
+    command = ["nb2pipe", *getattr(args, "argv", ["run", str(args.target)])]
     if not args.dry_run:
-        reporters.append(store.recorder(["nb2pipe", *(sys.argv[1:] if sys.argv[0].endswith("nb2pipe") else ["run", str(args.target)])]))
+        reporters.append(store.recorder(command))
+    if not args.dry_run and os.environ.get("MLFLOW_TRACKING_URI", "").strip():
+        from nb2pipe.mlflow_bridge import MlflowBridge
+
+        bridge = MlflowBridge(pipeline, command=command)
+        reporters.append(bridge)
+        options.stage_env = bridge.stage_env
     try:
         result = run_pipeline(_pipeline_path(args.target), options, reporters)
     finally:
@@ -320,6 +338,10 @@ def cmd_checkout(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from nb2pipe.export import export_notebook
 
+    if (args.image or args.package or args.pvc) and args.to != "kubeflow":
+        from nb2pipe.errors import SpecError
+
+        raise SpecError("--image, --package and --pvc are options of --to kubeflow")
     if args.split_level < 1 or args.split_level > 6:
         from nb2pipe.errors import SpecError
 
@@ -343,6 +365,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     what = f"wrote {changed} file{'s' if changed != 1 else ''}" if changed else "nothing changed"
     count = len(result.pipeline.stages)
     print(f"exported '{args.notebook}' -> {folder}/ ({count} stage{'s' if count != 1 else ''}: {names}); {what}")
+    if args.to:
+        from nb2pipe.exporters import export_to
+
+        for path in export_to(args.to, result.folder, force=args.force, image=args.image, packages=args.package, pvc=args.pvc):
+            print(f"wrote {_display(path)}")
     return 0
 
 
@@ -397,14 +424,17 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
     from nb2pipe.track import changed_params, when
 
-    runs = _store(args.pipeline).runs(args.limit)
+    limit = args.limit if args.limit and args.limit > 0 else None
+    # one run more than shown, so the oldest shown is compared with the run before it
+    runs = _store(args.pipeline).runs(limit + 1 if limit else None)
+    changes = changed_params(runs)
+    runs = runs[:limit]
     if args.json:
         print(json.dumps(runs, indent=2, default=str))
         return 0
     if not runs:
         print(f"no runs yet; start one with: nb2pipe run {args.pipeline}")
         return 0
-    changes = changed_params(runs)
     rows = [("RUN", "WHEN", "STATUS", "COMMIT", "CHANGED PARAMS", "METRICS", "TIME")]
     for run in runs:
         commit = (run["git_commit"] or "-")[:8] + ("*" if run["git_dirty"] else "")
@@ -522,6 +552,7 @@ def _display(path: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what the user typed, for the run history
     if args.version:
         from nb2pipe import __version__
 

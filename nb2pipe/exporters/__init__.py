@@ -1,0 +1,102 @@
+"""Export a pipeline folder to another engine: DVC, Airflow or Kubeflow Pipelines (DESIGN §7).
+
+Each exporter is a pure text renderer with one function,
+
+    render(pipeline: Pipeline, params: dict, **options) -> dict[str, str]
+
+that returns the files to write, keyed by their path relative to the pipeline's `wdir` (the
+notebook's folder), and a tuple `OPTIONS` naming the keyword options it takes. `export_to` loads
+a pipeline folder, renders it and writes the files. Every engine runs a stage the same way:
+`python -m nb2pipe.exporters.execute PIPELINE_DIR STAGE` (see execute.py), in the notebook's
+folder, with the stage's parameters; it never looks at nb2pipe's own staleness records.
+
+| target   | writes (relative to the notebook's folder)   | needs at export time |
+|----------|----------------------------------------------|----------------------|
+| dvc      | pipelines/<name>/dvc.yaml (stages use `wdir`) | nothing              |
+| airflow  | dags/<name>.py                               | nothing              |
+| kubeflow | kubeflow/<name>.yaml (compiled KFP v2 spec)  | kfp (+ kfp-kubernetes for labels/annotations) |
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+from typing import Any
+
+from nb2pipe.errors import OverwriteError, SpecError
+
+EXPORTERS = {
+    "dvc": "nb2pipe.exporters.dvc",
+    "airflow": "nb2pipe.exporters.airflow",
+    "kubeflow": "nb2pipe.exporters.kubeflow",
+}
+
+# First-line marker of every generated file: a file without it is the user's and is not overwritten.
+MARKER = "written by `nb2pipe export --to"
+
+
+def exporter(target: str):
+    """The module that renders `target`; a SpecError naming the known targets otherwise."""
+    if target not in EXPORTERS:
+        raise SpecError(f"unknown export target '{target}'; known targets: {', '.join(EXPORTERS)}")
+    return importlib.import_module(EXPORTERS[target])
+
+
+def pipeline_name(pipeline) -> str:
+    """The pipeline's name: its folder's name (`pipelines/<name>/`)."""
+    return Path(pipeline.root).name
+
+
+def wdir_path(pipeline) -> Path:
+    """The folder the stages run in (the notebook's folder), absolute."""
+    return Path(os.path.normpath(Path(pipeline.root) / pipeline.wdir))
+
+
+def pipeline_from_wdir(pipeline) -> str:
+    """The pipeline folder as a path relative to `wdir`, with forward slashes."""
+    return os.path.relpath(pipeline.root, wdir_path(pipeline)).replace(os.sep, "/")
+
+
+def render(target: str, pipeline_dir: Path, **options: Any) -> tuple[Path, dict[str, str]]:
+    """Load the pipeline at `pipeline_dir` and render it for `target`: (wdir, files)."""
+    from nb2pipe.spec import load_params, load_pipeline
+
+    module = exporter(target)
+    given = {k: v for k, v in options.items() if v is not None}
+    unknown = sorted(set(given) - set(module.OPTIONS))
+    if unknown:
+        takes = ", ".join(module.OPTIONS) or "no options"
+        raise SpecError(f"option '{unknown[0]}' does not apply to --to {target} (it takes: {takes})")
+    pipeline = load_pipeline(Path(pipeline_dir))
+    files = module.render(pipeline, load_params(pipeline), **given)
+    return wdir_path(pipeline), files
+
+
+def export_to(target: str, pipeline_dir: Path, *, force: bool = False, **options: Any) -> list[Path]:
+    """Write the `target` files of the pipeline at `pipeline_dir`; the paths written (all of them,
+    changed or not). A file there that nb2pipe did not write is refused unless `force`.
+    Options set to None are ignored, so a CLI can pass every flag it has."""
+    base, files = render(target, pipeline_dir, **options)
+    written = []
+    for rel, text in files.items():
+        path = base / rel
+        old = _read(path)
+        if old is not None and old != text and not force and MARKER not in "".join(old.splitlines(True)[:3]):
+            raise OverwriteError(
+                f"'{path}' exists and was not written by nb2pipe; move it away, or export with --force to overwrite it"
+            )
+        if old != text:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.nb2pipe-tmp")
+            tmp.write_text(text, encoding="utf-8", newline="\n")
+            os.replace(tmp, path)
+        written.append(path)
+    return written
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None

@@ -1,0 +1,117 @@
+"""`nb2pipe export --to airflow`: an Airflow 3 DAG file, `dags/<name>.py` in the notebook's folder.
+
+One PythonOperator per stage, with the pipeline's edges (graph.upstream). The pipeline's
+parameters are the DAG's params, with params.yaml's values as defaults; a run overrides them
+with `--conf '{"alpha": 0.5}'` (Airflow merges a run's conf into its params). Each task runs its
+stage in a subprocess, `python -m nb2pipe.exporters.execute`, with the Python that runs the
+task, so nb2pipe and the notebook's libraries must be installed where the tasks run.
+
+The DAG finds the pipeline folder relative to its own (symlink-resolved) path, so keep the
+file in the repository and point Airflow's dags folder (or a DAG bundle) at `dags/`, or
+symlink the file. Stages hand files to each other through the filesystem: run the tasks on one
+machine (LocalExecutor) or on workers that share the notebook's folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from nb2pipe import graph
+from nb2pipe.errors import SpecError
+from nb2pipe.exporters import pipeline_from_wdir, pipeline_name
+from nb2pipe.model import Pipeline
+
+OPTIONS: tuple[str, ...] = ()
+DAGS_DIR = "dags"
+
+_TEMPLATE = '''\
+"""Airflow DAG of the nb2pipe pipeline '{name}', written by `nb2pipe export --to airflow`.
+
+One task per stage; each runs `python -m nb2pipe.exporters.execute {pipeline_rel} <stage>` in the
+notebook's folder. The DAG's params are the pipeline's parameters, read from its params file
+when the DAG is parsed; override them per run, e.g. `airflow dags test {name} --conf '{conf_example}'`.
+Re-export after changing the notebook instead of editing this file.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+from airflow.providers.standard.operators.python import PythonOperator
+from airflow.sdk import DAG, Param
+
+PIPELINE = Path(__file__).resolve().parent / {pipeline_from_dag}
+PARAMS_FILE = PIPELINE / {params_file}
+JSON_TYPES = {{bool: "boolean", int: "integer", float: "number", str: "string", list: "array", dict: "object"}}
+
+
+def param(value: object) -> Param:
+    """A DAG param whose default is the value in the params file, typed like it."""
+    kind = JSON_TYPES.get(type(value))
+    return Param(value, type=kind) if kind else Param(value)
+
+
+def run_stage(stage: str, params: dict) -> None:
+    """Run one stage with this run's parameter values (the DAG's params merged with the run's conf)."""
+    command = [
+        sys.executable, "-m", "nb2pipe.exporters.execute", str(PIPELINE), stage,
+        "--engine", "airflow", "--params-json", json.dumps(dict(params), sort_keys=True),
+    ]
+    subprocess.run(command, check=True)
+
+
+with DAG(
+    dag_id={dag_id},
+    schedule=None,
+    catchup=False,
+    tags=["nb2pipe"],
+    doc_md=__doc__,
+    params={{name: param(value) for name, value in (yaml.safe_load(PARAMS_FILE.read_text()) or {{}}).items()}},
+):
+    tasks = {{{tasks}
+    }}
+{edges}'''
+
+
+def _q(text: str) -> str:
+    """A Python string literal in double quotes."""
+    return json.dumps(text)
+
+
+def render(pipeline: Pipeline, params: dict[str, Any]) -> dict[str, str]:
+    name = pipeline_name(pipeline)
+    prefix = pipeline_from_wdir(pipeline)
+    path = f"{DAGS_DIR}/{name}.py"
+    pipeline_from_dag = os.path.normpath(os.path.join("..", prefix)).replace(os.sep, "/")
+    edges = graph.upstream(pipeline)
+    ordered = graph.order(pipeline, edges)
+    used = sorted({p for s in pipeline.stages for p in s.params})
+    missing = [p for p in used if p not in params]
+    if missing:
+        raise SpecError(f"a stage reads parameter '{missing[0]}', which params.yaml lacks; re-export the notebook")
+    task_lines = [
+        f"\n        {_q(stage)}: PythonOperator(task_id={_q(stage)}, python_callable=run_stage, op_kwargs={{\"stage\": {_q(stage)}}}),"
+        for stage in ordered
+    ]
+    edge_lines = [
+        f"    tasks[{_q(up)}] >> tasks[{_q(stage)}]\n" for stage in ordered for up in edges[stage]
+    ]
+    example = next(iter(params), None)
+    conf_example = json.dumps({example: "<value>"}).replace('"<value>"', "<value>") if example else "{}"
+    text = _TEMPLATE.format(
+        name=name,
+        pipeline_rel=prefix,
+        conf_example=conf_example,
+        pipeline_from_dag=_q(pipeline_from_dag),
+        dag_id=_q(name),
+        params_file=_q(pipeline.params_file),
+        tasks="".join(task_lines),
+        edges="".join(edge_lines),
+    )
+    return {path: text}

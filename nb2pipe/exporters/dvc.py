@@ -1,0 +1,95 @@
+"""`nb2pipe export --to dvc`: a dvc.yaml with one DVC stage per nb2pipe stage.
+
+The file goes into the pipeline folder (`pipelines/<name>/dvc.yaml`, next to nb2pipe.yaml), so
+two notebooks in one folder never fight over one dvc.yaml, and every stage carries
+`wdir: <the notebook's folder>`: DVC then resolves deps, outs, metrics and the params file
+relative to the same folder nb2pipe does, so the paths are copied verbatim.
+
+Per stage: `cmd` runs `python -m nb2pipe.exporters.execute <pipeline> <stage> --engine dvc`;
+`deps` are the stage's deps plus its script (a code change reruns it) plus, for an `after:`
+edge that no file carries, the outputs of that stage (DVC orders stages by files only);
+`params` are the names the stage reads, from the pipeline's params.yaml; `outs` and `metrics`
+(metrics with `cache: false`, so they are committed to git) as declared.
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from nb2pipe import graph
+from nb2pipe.errors import SpecError
+from nb2pipe.exporters import pipeline_from_wdir, pipeline_name
+from nb2pipe.model import Pipeline
+
+OPTIONS: tuple[str, ...] = ()
+FILE = "dvc.yaml"
+
+
+def _join(*parts: str) -> str:
+    joined = "/".join(p.strip("/") for p in parts if p not in ("", "."))
+    return joined or "."
+
+
+def render(pipeline: Pipeline, params: dict[str, Any]) -> dict[str, str]:
+    from nb2pipe.spec import dump_yaml
+
+    prefix = pipeline_from_wdir(pipeline)  # the pipeline folder, seen from wdir
+    wdir = pipeline.wdir  # wdir, seen from the pipeline folder (where dvc.yaml lives)
+    edges = graph.upstream(pipeline)
+    by_name = {s.name: s for s in pipeline.stages}
+    owner = graph.producers(pipeline)
+    stages: dict[str, Any] = {}
+    for name in graph.order(pipeline, edges):
+        stage = by_name[name]
+        entry: dict[str, Any] = {"wdir": wdir}
+        if stage.cmd:
+            entry["cmd"] = " ".join(shlex.quote(a) for a in stage.cmd)
+        else:
+            entry["cmd"] = f"python -m nb2pipe.exporters.execute {shlex.quote(prefix)} {name} --engine dvc"
+        deps = list(stage.deps)
+        if stage.script:
+            deps.append(_join(prefix, stage.script))
+        for up in edges[name]:
+            if any(owner.get(out) == up for out in owner if _touches(out, stage.deps)):
+                continue  # a file already carries this edge
+            produced = list(by_name[up].produced)
+            if not produced:
+                raise SpecError(
+                    f"stage '{name}' runs after stage '{up}', which writes no file; DVC orders stages only "
+                    f"through files: give stage '{up}' an out: tag, or drop the after: tag"
+                )
+            deps.extend(p for p in produced if p not in deps)
+        if deps:
+            entry["deps"] = deps
+        if stage.params:
+            missing = [p for p in stage.params if p not in params]
+            if missing:
+                raise SpecError(f"stage '{name}' reads parameter '{missing[0]}', which params.yaml lacks; re-export the notebook")
+            entry["params"] = [{_join(prefix, pipeline.params_file): list(stage.params)}]
+        if stage.outs:
+            entry["outs"] = list(stage.outs)
+        if stage.metrics:
+            entry["metrics"] = [{path: {"cache": False}} for path in stage.metrics]
+        stages[name] = entry
+    header = (
+        f"# DVC stages of the nb2pipe pipeline '{pipeline_name(pipeline)}', written by `nb2pipe export --to dvc`.\n"
+        "# Paths are relative to each stage's wdir (the notebook's folder). Re-export after changing the\n"
+        "# notebook; run with `dvc repro` (DVC_NO_ANALYTICS=1 turns off DVC's usage analytics).\n"
+    )
+    return {_join(prefix, FILE): header + _spaced(dump_yaml({"stages": stages}))}
+
+
+def _touches(out: str, deps: tuple[str, ...]) -> bool:
+    return any(out == d or out.startswith(d.rstrip("/") + "/") or d.startswith(out.rstrip("/") + "/") for d in deps)
+
+
+def _spaced(text: str) -> str:
+    """A blank line between stages, for reading."""
+    lines = text.splitlines(True)
+    out: list[str] = []
+    for i, line in enumerate(lines):
+        if i > 1 and line.startswith("  ") and not line.startswith("   "):
+            out.append("\n")
+        out.append(line)
+    return "".join(out)

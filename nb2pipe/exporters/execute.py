@@ -1,0 +1,120 @@
+"""Run one stage of a pipeline for another engine: `python -m nb2pipe.exporters.execute PIPELINE STAGE`.
+
+DVC, Airflow and Kubeflow all run a stage through this module. It does what `nb2pipe run` does
+for a single stage and nothing else: no staleness check, no lock file, no output cache, no
+restore on failure (the engine owns all of that).
+
+1. Parameters: the values in the pipeline's params.yaml, overridden by `--params-json '{...}'`
+   (Airflow's DAG params, Kubeflow's pipeline inputs); an unknown name is an error. Only the
+   parameters the stage reads are injected.
+2. A script stage runs through papermill in a fresh kernel with cwd = the pipeline's `wdir`;
+   the executed notebook goes to `<pipeline>/.nb2pipe/<engine>-runs/<stage>.ipynb` (never an
+   output of the stage). A `cmd:` stage runs its argv in `wdir`.
+3. Exit status 0 on success, 1 when the stage fails (one line names the cell, the exception and
+   the executed notebook), 2 for a usage or pipeline error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from nb2pipe import model as m
+from nb2pipe.errors import Nb2PipeError, SpecError, StageFailed
+
+
+def stage_params(pipeline: m.Pipeline, stage: m.Stage, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The values of the parameters `stage` reads: params.yaml overridden by `overrides`."""
+    import difflib
+
+    from nb2pipe.spec import load_params
+
+    values = load_params(pipeline)
+    for name in overrides:
+        if name not in values:
+            close = difflib.get_close_matches(name, list(values), n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"known parameters: {', '.join(values) or 'none'}"
+            raise SpecError(f"unknown parameter '{name}'; {hint}")
+    values = {**values, **overrides}
+    missing = [p for p in stage.params if p not in values]
+    if missing:
+        raise SpecError(f"stage '{stage.name}' reads parameter '{missing[0]}' but params.yaml has no value for it; re-export the notebook")
+    return {name: values[name] for name in stage.params}
+
+
+def run_stage(pipeline_dir: Path, stage_name: str, overrides: dict[str, Any] | None = None, engine: str = "export") -> Path | None:
+    """Run one stage; the executed notebook's path (None for a `cmd:` stage). Raises StageFailed."""
+    from nb2pipe.spec import load_pipeline
+
+    pipeline = load_pipeline(Path(pipeline_dir))
+    stage = pipeline.stage(stage_name)
+    wdir = Path(os.path.normpath(Path(pipeline.root) / pipeline.wdir))
+    if stage.cmd:
+        result = subprocess.run(list(stage.cmd), cwd=wdir)
+        if result.returncode:
+            raise StageFailed(f"stage '{stage.name}' failed: {' '.join(stage.cmd)} exited with status {result.returncode}")
+        return None
+
+    import papermill
+    from jupyter_client.manager import AsyncKernelManager
+    from papermill.exceptions import PapermillExecutionError
+
+    from nb2pipe.run.kernels import choose_kernel, stage_notebook
+
+    logging.getLogger("papermill").setLevel(logging.WARNING)
+    params = stage_params(pipeline, stage, overrides or {})
+    notebook = stage_notebook(pipeline, stage)
+    kernel = choose_kernel(pipeline, None, lambda message: print(message, file=sys.stderr))
+    output = Path(pipeline.root) / m.STATE_DIR / f"{engine}-runs" / f"{stage.name}.ipynb"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    # a kernel of our own, so its start-up chatter goes nowhere (cell output comes over ZMQ)
+    km = AsyncKernelManager(kernel_name=kernel)
+    asyncio.run(km.start_kernel(cwd=str(wdir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    try:
+        papermill.execute_notebook(
+            notebook, str(output), parameters=params, kernel_name=kernel, cwd=str(wdir), progress_bar=False, km=km
+        )
+    except PapermillExecutionError as e:
+        raise StageFailed(
+            f"stage '{stage.name}' failed: {e.ename}: {e.evalue} (cell {e.cell_index + 1} of the executed notebook '{output}')"
+        ) from None
+    finally:
+        asyncio.run(km.shutdown_kernel(now=True))
+    return output
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m nb2pipe.exporters.execute",
+        description="Run one stage of an nb2pipe pipeline (used by the DVC, Airflow and Kubeflow exports).",
+    )
+    parser.add_argument("pipeline", type=Path, help="the pipeline folder (holding nb2pipe.yaml)")
+    parser.add_argument("stage", help="the stage to run")
+    parser.add_argument("--params-json", default="{}", metavar="JSON", help="parameter values overriding params.yaml, as a JSON object")
+    parser.add_argument("--engine", default="export", help="names the folder of executed notebooks: .nb2pipe/<engine>-runs/")
+    args = parser.parse_args(argv)
+    try:
+        try:
+            overrides = json.loads(args.params_json)
+        except json.JSONDecodeError as e:
+            raise SpecError(f"--params-json is not valid JSON: {e}") from None
+        if not isinstance(overrides, dict):
+            raise SpecError("--params-json must be a JSON object of parameter names to values")
+        output = run_stage(args.pipeline, args.stage, overrides, engine=args.engine)
+    except Nb2PipeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    where = f"; executed notebook: {output}" if output else ""
+    print(f"stage '{args.stage}' done{where}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
