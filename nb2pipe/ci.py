@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import posixpath
+
 
 def github_workflow(pipeline: str, metrics: list[str]) -> str:
     """Install, run the pipeline, gate the run against the run tagged `champion`, keep the
     executed notebooks. The run history (.nb2pipe/) is carried between workflow runs by the
     cache action, so the champion of an earlier run is there to compare with."""
-    state = f"{pipeline.rstrip('/')}" if not pipeline.endswith(".ipynb") else pipeline.rsplit("/", 1)[0] + "/pipelines/" + pipeline.rsplit("/", 1)[-1][: -len(".ipynb")]
+    if pipeline.endswith(".ipynb"):
+        folder, name = posixpath.split(pipeline)
+        state = posixpath.join(folder, "pipelines", name[: -len(".ipynb")])
+    else:
+        state = pipeline.rstrip("/")
     gate_args = " ".join(f"--metric {m}" for m in metrics) or "--metric METRIC:max"
     return f"""# Written by `nb2pipe ci github`. Runs the pipeline; deploys only if it beats the champion.
 name: nb2pipe

@@ -169,7 +169,8 @@ class RunStore:
                 self.db.execute(
                     "INSERT OR REPLACE INTO stages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (run_id[0], event["stage"], event.get("outcome", FAILED), event.get("duration"), event.get("fingerprint"),
-                     json.dumps(event.get("lock") or {}), json.dumps(event.get("metrics") or {}), event.get("error"), event.get("notebook")),
+                     json.dumps(event.get("lock") or {}), json.dumps(event.get("metrics") or {}), event.get("error"),
+                     self._pipeline_relative(event.get("notebook"))),
                 )
             elif kind == "run_finished" and run_id:
                 errors = [r["error"] for r in self.db.execute("SELECT error FROM stages WHERE run_id = ? AND error IS NOT NULL", (run_id[0],))]
@@ -179,6 +180,11 @@ class RunStore:
                 )
 
         return record
+
+    def _pipeline_relative(self, path: str | None) -> str | None:
+        """Paths in events are relative to where the run started; the store keeps them relative
+        to the pipeline folder, so they mean the same from anywhere."""
+        return os.path.relpath(os.path.abspath(path), self.pipeline.root) if path else None
 
     # --- reading ---
 
@@ -233,8 +239,8 @@ class RunStore:
         """A run id from a ref: a tag, 'latest', 'latest~N', an id or an unambiguous id prefix."""
         self._mark_interrupted()
         if ref == "latest" or ref.startswith("latest~"):
-            back = int(ref.split("~", 1)[1]) if "~" in ref else 0
-            rows = self.db.execute("SELECT id FROM runs ORDER BY started DESC LIMIT 1 OFFSET ?", (back,)).fetchall()
+            back = ref[len("latest~"):] if "~" in ref else "0"
+            rows = self.db.execute("SELECT id FROM runs ORDER BY started DESC LIMIT 1 OFFSET ?", (int(back),)).fetchall() if back.isdigit() else []
             if rows:
                 return rows[0]["id"]
             raise UnknownRun(f"no run '{ref}' in this pipeline's history; see nb2pipe runs")
@@ -363,19 +369,20 @@ def checkout_run(pipeline: m.Pipeline, run: dict[str, Any]) -> list[str]:
 
     cache = OutputCache(state.state_dir(pipeline))
     entries = state.read_lock(pipeline)
-    restored, missing = [], []
-    for stage in run["stages"]:
-        lock = stage["lock"]
-        if stage["name"] not in pipeline.names or not lock:
-            continue
-        for out, digest in (lock.get(state.L_OUTS) or {}).items():
-            if digest and cache.has(digest):
-                cache.restore(state.resolve(pipeline, out), digest)
-                restored.append(out)
-            elif digest:
-                missing.append(out)
-        entries[stage["name"]] = lock
-    if missing:
+    stages = [s for s in run["stages"] if s["name"] in pipeline.names and s["lock"]]
+    outs = [(out, digest) for s in stages for out, digest in (s["lock"].get(state.L_OUTS) or {}).items() if digest]
+    missing = [out for out, digest in outs if not cache.has(digest)]
+    if missing:  # checked before anything is touched, so outputs and lock never disagree
         raise Nb2PipeError(f"'{missing[0]}' of run {run['id']} is no longer in the output cache; rerun it with nb2pipe run --params-from {run['id']}")
+    for out, digest in outs:
+        cache.restore(state.resolve(pipeline, out), digest)
+    rolled_back = [s["name"] for s in stages]
+    entries.update({s["name"]: s["lock"] for s in stages})
     state.write_lock(pipeline, entries)
-    return restored
+    # a later failed attempt no longer describes these stages: their outputs are now the run's
+    last = state.read_last(pipeline)
+    for name in rolled_back:
+        if last.get(name, {}).get("outcome") == FAILED:
+            last[name] = {"outcome": "restored", "run": run["id"]}
+    state.write_last(pipeline, last)
+    return [out for out, _ in outs]
