@@ -57,5 +57,5 @@ jobs:
         uses: actions/upload-artifact@v4
         with:
           name: executed-notebooks
-          path: {state}/.nb2pipe/runs/
+          path: {state}/runs/
 """

@@ -32,6 +32,8 @@ from nb2pipe.notebook import DEFAULT_SPLIT_LEVEL, plan_notebook, read_notebook, 
 from nb2pipe.spec import dump_yaml, pipeline_to_dict
 
 FORMATS = ("py", "ipynb")
+GITIGNORE = ".gitignore"  # written once; the user may add to it
+GITIGNORE_TEXT = "# Written by nb2pipe export: run state, caches and executed notebooks stay out of git.\n.nb2pipe/\nruns/\n"
 _CHECKSUM_TOKEN = "@NB2PIPE_CHECKSUM@"
 _CHECKSUM_RE = re.compile(r"nb2pipe-checksum: ([0-9a-f]{16})")
 
@@ -117,6 +119,7 @@ def render_pipeline(
     order(pipeline)  # no cycles
     rendered[m.PIPELINE_FILE] = _stamp(_spec_header(layout) + dump_yaml(pipeline_to_dict(pipeline)))
     rendered[m.PARAMS_FILE] = render_params(plan, layout, defaults, current_params)
+    rendered[GITIGNORE] = GITIGNORE_TEXT
     return Rendered(pipeline, dict(sorted(rendered.items())), warnings)
 
 
@@ -539,7 +542,8 @@ def write_files(
     for rel, text in files.items():
         path = folder / rel
         old = _read_text(path)
-        if old == text or (rel == m.PARAMS_FILE and check and old is not None and not is_pristine(old)):
+        user_owned = rel == GITIGNORE or (rel == m.PARAMS_FILE and check and not is_pristine(old or ""))
+        if old == text or (user_owned and old is not None):
             unchanged.append(rel)
             continue
         differing.append(rel)

@@ -293,7 +293,7 @@ def pipeline_outputs(folder: Path, notebook_name: str) -> tuple[dict[int, tuple[
     """
     pipeline = folder / "pipelines" / Path(notebook_name).stem
     spec = yaml.safe_load((pipeline / "nb2pipe.yaml").read_text(encoding="utf-8"))
-    runs = sorted(p for p in (pipeline / ".nb2pipe" / "runs").iterdir() if p.is_dir())
+    runs = sorted(p for p in (pipeline / "runs").iterdir() if p.is_dir())
     assert len(runs) == 1, f"expected one run folder, found {[p.name for p in runs]}"
     title_re = re.compile(rf"^{re.escape(notebook_name)} cell (\d+)( \(setup\))?$")
     found: dict[int, tuple[str, str]] = {}

@@ -151,7 +151,7 @@ def test_a_run_stopped_with_sigterm_is_killed_in_mlflow(tmp_path):
     try:
         deadline = time.monotonic() + 180
         # a "cell" event: the stage is executing, so its nested run exists (not just its stage_started line)
-        while not any('"cell"' in log.read_text() for log in tmp_path.glob(f"{PIPE}/.nb2pipe/runs/*/events.jsonl")):
+        while not any('"cell"' in log.read_text() for log in tmp_path.glob(f"{PIPE}/runs/*/events.jsonl")):
             assert proc.poll() is None and time.monotonic() < deadline, "the stage never started"
             time.sleep(0.2)
         proc.send_signal(signal.SIGTERM)

@@ -552,7 +552,7 @@ def _descendants(pid: int) -> set[int]:
 
 @pytest.mark.slow
 def test_a_run_killed_with_kill_9_shows_as_interrupted(proj, cli):
-    runs_dir = proj.root / PIPE / ".nb2pipe" / "runs"
+    runs_dir = proj.root / PIPE / "runs"
     before = set(runs_dir.iterdir())
     proc = subprocess.Popen(
         [sys.executable, "-m", "nb2pipe", "run", PIPE, "-p", "nap=120"],
@@ -700,7 +700,7 @@ def test_ci_github_writes_a_workflow_that_runs_gates_and_uploads(proj, cli):
     gate = steps["Gate against the champion"]["run"]
     assert f"nb2pipe gate {PIPE} --metric r2:max --metric mse:min --baseline champion" in gate
     upload = steps["Keep the executed notebooks"]
-    assert upload["uses"].startswith("actions/upload-artifact@") and upload["with"]["path"] == f"{PIPE}/.nb2pipe/runs/"
+    assert upload["uses"].startswith("actions/upload-artifact@") and upload["with"]["path"] == f"{PIPE}/runs/"
     assert steps["Bring back the run history and output cache"]["with"]["path"] == f"{PIPE}/.nb2pipe"
     # an existing workflow is not overwritten without --force
     exit_code, _, err = cli("ci", "github", PIPE, "--metric", "r2:max")

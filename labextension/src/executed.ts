@@ -1,5 +1,5 @@
 /**
- * Open a stage's executed notebook (`.nb2pipe/runs/<run>/<stage>.ipynb`) at its failing cell.
+ * Open a stage's executed notebook (`<pipeline>/runs/<run>/<stage>.ipynb`) at its failing cell.
  *
  * The failing cell: the cell whose `metadata.title` is the title the runner reported
  * (e.g. `diabetes_kale.ipynb cell 10`) if that cell shows an error; else the first cell with
@@ -31,9 +31,9 @@ export function findFailingCell(
   return failed >= 0 ? failed : titled;
 }
 
-/** True for a notebook a run wrote (`<pipeline>/.nb2pipe/runs/<run>/<stage>.ipynb`). */
+/** True for a notebook a run wrote (`<pipeline>/runs/<run-id>/<stage>.ipynb`). */
 export function isExecutedNotebook(path: string): boolean {
-  return /(^|\/)\.nb2pipe\/runs\//.test(path);
+  return /(^|\/)runs\/\d{8}-\d{6}-[0-9a-f]{4}\/[^/]+\.ipynb$/.test(path) || /(^|\/)\.nb2pipe\//.test(path);
 }
 
 /** Why a path may be invisible to the contents API. */

@@ -75,8 +75,10 @@ describe('findFailingCell', () => {
     expect(findFailingCell([cells[0]], 'nb cell 2 (setup)')).toBe(0);
   });
   it('recognises executed notebooks', () => {
-    expect(isExecutedNotebook('pipelines/nb/.nb2pipe/runs/2026-1/train.ipynb')).toBe(true);
-    expect(isExecutedNotebook('.nb2pipe/runs/1/a.ipynb')).toBe(true);
+    expect(isExecutedNotebook('pipelines/nb/runs/20261126-120102-ab12/train.ipynb')).toBe(true);
+    expect(isExecutedNotebook('runs/20261126-120102-ab12/a.ipynb')).toBe(true);
+    expect(isExecutedNotebook('pipelines/nb/.nb2pipe/dvc-runs/a.ipynb')).toBe(true);
+    expect(isExecutedNotebook('analysis/runs/notes.ipynb')).toBe(false);
     expect(isExecutedNotebook('pipelines/nb/stages/train.ipynb')).toBe(false);
   });
   it('explains hidden folders', () => {

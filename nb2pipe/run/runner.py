@@ -96,7 +96,8 @@ class Runner:
         self.options = options
         self.run_id = new_run_id()
         self.state_dir = state.state_dir(pipeline)
-        self.run_dir = self.state_dir / RUNS_DIR / self.run_id
+        # not under .nb2pipe/: Jupyter does not open files in hidden folders, and users open these
+        self.run_dir = Path(pipeline.root) / RUNS_DIR / self.run_id
         self.cache = OutputCache(self.state_dir)
         self.hashes = state.hash_cache(pipeline)
         self.params = effective_params(pipeline, options.params)

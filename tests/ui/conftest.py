@@ -140,9 +140,6 @@ def lab(tmp_path_factory) -> Lab:
         f"--LabApp.workspaces_dir={state / 'workspaces'}",
         f"--LabApp.user_settings_dir={state / 'settings'}",
         "--ServerApp.jpserver_extensions=nb2pipe.server=True",
-        # Executed notebooks live in the pipeline's `.nb2pipe/` folder, which the contents
-        # API hides by default; "Open executed notebook" needs it served.
-        "--ContentsManager.allow_hidden=True",
     ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")
