@@ -117,12 +117,12 @@ def _kill(km: AsyncKernelManager) -> None:
 class LocalExecutor:
     """Runs stage jobs on `jobs` threads, each on a pre-started kernel."""
 
-    def __init__(self, kernel_name: str, cwd: Path, jobs: int, log: Path | None = None):
-        import papermill  # noqa: F401  (imported before the first stage, while kernels boot)
-
+    def __init__(self, kernel_name: str, cwd: Path, jobs: int, log: Path | None = None, pool_size: int | None = None):
         self.cwd = cwd
         self.kernel_name = kernel_name
-        self.pool = KernelPool(kernel_name, cwd, size=jobs + 1, log=log)
+        self.pool = KernelPool(kernel_name, cwd, size=pool_size or jobs + 1, log=log)
+        import papermill  # noqa: F401  (imported now, while the kernels boot)
+
         self.threads = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="nb2pipe-stage")
         self.interrupted = False
 
@@ -139,14 +139,16 @@ class LocalExecutor:
             _prepend_env_cell(job)
         km = self.pool.take()
         started = time.monotonic()
-        count = sum(1 for c in job.notebook.cells if c.cell_type == "code")
+        # papermill adds an injected-parameters cell when there are parameters
+        count = sum(1 for c in job.notebook.cells if c.cell_type == "code") + (1 if job.parameters else 0)
         try:
             papermill.execute_notebook(
                 job.notebook,
                 str(job.output),
                 parameters=job.parameters,
                 kernel_name=self.kernel_name,
-                cwd=str(self.cwd),
+                # no cwd: papermill would chdir the whole process, racing the other stage threads;
+                # the kernel already runs in wdir
                 progress_bar=False,
                 km=km,
                 on_cell_start=_cell_counter(job, count),

@@ -160,7 +160,7 @@ class Runner:
                         outcomes[name] = decision
                         continue
                     if executor is None:
-                        executor = self._executor()
+                        executor = self._executor(pending + [name])
                     self._journal_start(name)
                     started_at[name] = time.monotonic()
                     self.events.emit("stage_started", stage=name)
@@ -234,15 +234,17 @@ class Runner:
 
     # --- executing ---
 
-    def _executor(self):
+    def _executor(self, planned: list[str]):
         from nb2pipe.run.kernels import choose_kernel
 
         kernel = choose_kernel(self.pipeline, self.options.kernel, lambda text: self.events.emit("message", text=text))
-        jobs = self.options.jobs or os.cpu_count() or 1
+        jobs = min(self.options.jobs or os.cpu_count() or 1, len(planned))
         if self.options.executor == "local":
             from nb2pipe.run.local import LocalExecutor
 
-            return LocalExecutor(kernel, state.wdir(self.pipeline), jobs, log=self.run_dir / "kernels.log")
+            # one kernel ahead of the running stages, but never more kernels than stages
+            pool = min(jobs + 1, len(planned))
+            return LocalExecutor(kernel, state.wdir(self.pipeline), jobs, log=self.run_dir / "kernels.log", pool_size=pool)
         if self.options.executor == "dask":
             from nb2pipe.run.dask_executor import DaskExecutor
 

@@ -1,0 +1,462 @@
+"""The dask executor: each stage in a fresh Jupyter kernel on a dask worker (DESIGN §5).
+
+1. Connect to `--scheduler` or DASK_SCHEDULER_ADDRESS, else start a LocalCluster of `jobs`
+   single-threaded worker processes. dask is imported here only, when the executor is made.
+2. Check that every worker shares the pipeline's filesystem: the client writes a probe file under
+   `<wdir>/.nb2pipe/` and each worker must read it back (and may write in wdir, and has the
+   kernel). The same call makes this run's `LocalExecutor` on each worker, so its kernels boot now.
+3. `submit` sends a plain module-level task. On the worker it runs the StageJob on that
+   LocalExecutor: papermill, a pre-started kernel in wdir, command stages as an argv (never a
+   shell). A stage therefore behaves exactly as it does locally; only where it runs differs.
+4. Progress: the worker logs (stage, index, count) as a dask event on a topic named for this run
+   (`Worker.log_event`: no client on the worker, nothing polls); the client subscribes to the
+   topic and a small thread of ours calls `job.on_cell`. A stage's future resolves once its cell
+   events have been delivered, so they never arrive after the stage has finished.
+5. `interrupt` tells every worker: start no more stages of this run, kill its kernels in use and
+   its running commands (and keep killing while they wind down). Stages no worker had started are
+   cancelled and resolve at once as interrupted; started ones resolve when their kill lands.
+6. `close` closes the worker-side executors (idle kernels are killed), the client, and the
+   cluster if we made it.
+Workers must have nb2pipe installed (the task is pickled by reference) and see wdir at the same path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import queue
+import secrets
+import signal
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from nb2pipe.errors import Nb2PipeError
+from nb2pipe.run.local import LocalExecutor, StageJob, StageOutcome
+
+CONNECT_TIMEOUT_S = 10
+WORKERS_TIMEOUT_S = 30  # an external scheduler with no worker yet
+PROGRESS_GRACE_S = 2.0  # a finished stage waits at most this long for its cell events
+KEEP_KILLING_S = 60.0  # after an interrupt, kernels/commands of the run are killed again for this long
+IDLE_CLOSE_S = 600.0  # a worker closes a run idle this long (its client may be gone without close())
+PROBE_PREFIX = "dask-probe-"
+SHARE_HINT = (
+    "mount it at the same path on every worker, "
+    "or leave out --scheduler and DASK_SCHEDULER_ADDRESS to run on a LocalCluster here"
+)
+
+
+# --- the client side -------------------------------------------------------------------------
+
+
+@dataclass
+class _Entry:
+    job: StageJob
+    result: Future
+    task: Any = None  # distributed.Future
+    submitted: float = 0.0
+    seen: int = 0  # cell events delivered
+    done: bool = False
+
+
+class DaskExecutor:
+    """Runs stage jobs on a dask cluster; the interface of LocalExecutor (submit, interrupt, close)."""
+
+    def __init__(self, kernel_name: str, cwd: Path, jobs: int, scheduler: str | None = None):
+        from distributed import Client, LocalCluster
+
+        self.kernel_name = kernel_name
+        self.cwd = Path(cwd)
+        self.token = secrets.token_hex(8)
+        self.interrupted = False
+        self.cluster = None
+        self.client = None
+        self.topic = f"nb2pipe-progress-{self.token}"
+        self._cells: queue.SimpleQueue = queue.SimpleQueue()  # (stage, index, count) or None to stop
+        self._subscribed = False
+        self._drainer: threading.Thread | None = None
+        self._entries: dict[str, _Entry] = {}
+        self._cond = threading.Condition()
+        self._closing = threading.Event()
+        self._count = 0
+        address = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
+        try:
+            if address:
+                try:
+                    self.client = Client(address, timeout=f"{CONNECT_TIMEOUT_S}s", set_as_default=False)
+                except (OSError, TimeoutError) as e:
+                    raise Nb2PipeError(
+                        f"cannot reach the dask scheduler at {address} ({type(e).__name__}: {e}); "
+                        f"start one with `dask scheduler`, or leave out --scheduler and DASK_SCHEDULER_ADDRESS to run on a LocalCluster"
+                    ) from None
+            else:
+                with _children_ignore_sigint():
+                    self.cluster = LocalCluster(n_workers=max(1, jobs), threads_per_worker=1, processes=True, dashboard_address=None)
+                self.client = Client(self.cluster, set_as_default=False)
+            self._prepare_workers()
+            self.client.subscribe_topic(self.topic, self._on_event)  # before any task is submitted
+            self._subscribed = True
+        except BaseException:
+            self._disconnect()
+            raise
+        self._drainer = threading.Thread(target=self._drain, name="nb2pipe-dask-progress", daemon=True)
+        self._drainer.start()
+
+    def _prepare_workers(self) -> None:
+        """Every worker must see wdir (a probe file written here) and have the kernel; start their pools."""
+        address = self.client.scheduler.address
+        try:
+            self.client.wait_for_workers(1, timeout=WORKERS_TIMEOUT_S)
+        except TimeoutError:
+            raise Nb2PipeError(f"the dask scheduler at {address} has no workers; start some with `dask worker {address}`") from None
+        state_dir = self.cwd / ".nb2pipe"
+        made = not state_dir.exists()
+        state_dir.mkdir(parents=True, exist_ok=True)
+        probe = state_dir / f"{PROBE_PREFIX}{self.token}"
+        probe.write_text(self.token)
+        try:
+            answers = self.client.run(_prepare_worker, self.token, self.kernel_name, str(self.cwd), str(probe), on_error="return")
+        finally:
+            probe.unlink(missing_ok=True)
+            if made:
+                try:
+                    state_dir.rmdir()
+                except OSError:
+                    pass
+        for worker, answer in sorted(answers.items()):
+            if isinstance(answer, BaseException):
+                raise Nb2PipeError(
+                    f"dask worker {worker} cannot run nb2pipe's stages ({type(answer).__name__}: {answer}); "
+                    "install nb2pipe, with the same version as here, in the workers' environment"
+                )
+            if answer:
+                raise Nb2PipeError(answer)
+
+    def submit(self, job: StageJob) -> Future:
+        result: Future = Future()
+        spec = {f.name: getattr(job, f.name) for f in fields(job) if f.name != "on_cell"}
+        spec["output"] = Path(os.path.abspath(job.output))  # a worker's current directory is not ours
+        with self._cond:
+            if self.interrupted or self._closing.is_set():
+                result.set_result(_interrupted(job.name, 0.0))
+                return result
+            entry = self._entries[job.name] = _Entry(job, result, submitted=time.monotonic())
+            self._count += 1
+            key = f"nb2pipe-{job.name}-{self.token}-{self._count}"
+        entry.task = self.client.submit(
+            _run_stage, self.token, self.kernel_name, str(self.cwd), self.topic, pickle.dumps(spec),
+            key=key, pure=False, retries=0,
+        )  # fmt: skip
+        entry.task.add_done_callback(lambda task: threading.Thread(target=self._resolve, args=(entry, task), daemon=True).start())
+        return result
+
+    def _resolve(self, entry: _Entry, task: Any) -> None:
+        name, sent = entry.job.name, 0
+        if task.cancelled():
+            outcome = _interrupted(name, time.monotonic() - entry.submitted)
+        else:
+            try:
+                outcome, sent = task.result()
+            except Exception as e:  # the task itself broke: a worker died, nb2pipe missing there, ...
+                reason = "interrupted" if self.interrupted else str(e) or type(e).__name__
+                outcome = StageOutcome(name, False, time.monotonic() - entry.submitted, {"ename": type(e).__name__, "evalue": reason})
+        deadline = time.monotonic() + PROGRESS_GRACE_S
+        with self._cond:
+            while entry.seen < sent and not self._closing.is_set() and time.monotonic() < deadline:
+                self._cond.wait(deadline - time.monotonic())
+        self._settle(entry, outcome)
+
+    def _settle(self, entry: _Entry, outcome: StageOutcome) -> None:
+        with self._cond:
+            if entry.done:
+                return
+            entry.done = True
+        entry.result.set_result(outcome)
+
+    def _on_event(self, event: tuple[float, Any]) -> None:
+        """On the client's event loop: hand the cell event to our thread (reporters may be slow)."""
+        self._cells.put(tuple(event[1]))
+
+    def _drain(self) -> None:
+        """Deliver cell events from the workers to job.on_cell, on this one thread."""
+        while True:
+            item = self._cells.get()
+            if item is None:
+                return
+            name, index, count = item
+            entry = self._entries.get(name)
+            if entry is None or entry.done:
+                continue
+            try:
+                entry.job.on_cell(index, count)
+            except Exception:  # a reporter's problem must not stop the run
+                pass
+            with self._cond:
+                entry.seen += 1
+                self._cond.notify_all()
+
+    def interrupt(self) -> None:
+        with self._cond:
+            self.interrupted = True
+            waiting = [e for e in self._entries.values() if not e.done]
+        started: set[str] = set()
+        try:
+            answers = self.client.run(_interrupt_worker, self.token, on_error="return")
+            for answer in answers.values():
+                if isinstance(answer, list):
+                    started.update(answer)
+        except Exception:  # the scheduler is gone: nothing there runs any more
+            pass
+        not_started = [e for e in waiting if e.job.name not in started]
+        try:
+            self.client.cancel([e.task for e in not_started if e.task is not None])
+        except Exception:
+            pass
+        for entry in not_started:
+            self._settle(entry, _interrupted(entry.job.name, time.monotonic() - entry.submitted))
+
+    def close(self) -> None:
+        self._closing.set()
+        with self._cond:
+            self._cond.notify_all()
+            left = [e for e in self._entries.values() if not e.done]
+        for entry in left:  # the runner waits for every stage before closing; this is for other callers
+            self._settle(entry, _interrupted(entry.job.name, time.monotonic() - entry.submitted))
+        if self._drainer is not None:
+            self._cells.put(None)
+            self._drainer.join(timeout=PROGRESS_GRACE_S)
+        self._disconnect()
+
+    def _disconnect(self) -> None:
+        if self.client is not None:
+            try:
+                self.client.run(_close_worker, self.token, on_error="ignore")
+            except Exception:
+                pass
+            try:
+                if self._subscribed:
+                    self.client.unsubscribe_topic(self.topic)
+            except Exception:
+                pass
+            try:
+                self.client.close()
+            except Exception:
+                pass
+            self.client = None
+        if self.cluster is not None:
+            try:
+                self.cluster.close()
+            except Exception:
+                pass
+            self.cluster = None
+
+
+@contextlib.contextmanager
+def _children_ignore_sigint():
+    """Worker processes started meanwhile inherit an ignored SIGINT. Ctrl-C on a terminal reaches
+    the whole process group: the runner must get it and interrupt the stages through us, not the
+    workers die of it mid-task (their nanny would restart them and dask would rerun the stage)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _interrupted(name: str, duration: float) -> StageOutcome:
+    return StageOutcome(name, False, duration, {"ename": "KeyboardInterrupt", "evalue": "interrupted"})
+
+
+def _cannot_see(worker: str, cwd: str | Path) -> str:
+    return f"dask worker {worker} cannot see '{cwd}'; the workers must share the pipeline's filesystem ({SHARE_HINT})"
+
+
+# --- the worker side: plain module-level functions, and this run's state in a registry ----------
+
+
+class _WorkerRun:
+    """One run on one worker: its LocalExecutor (and kernel pool), the stages running, their argv."""
+
+    def __init__(self, kernel_name: str, cwd: Path, slots: int):
+        self.executor = LocalExecutor(kernel_name, cwd, slots)
+        self.lock = threading.Lock()
+        self.running: dict[str, tuple[str, ...] | None] = {}  # stage -> argv of a command stage
+        self.interrupted = False
+        self.active = time.monotonic()  # last start or end of a stage here
+        self.closed = False
+
+    def kill(self) -> None:
+        """Kill this run's kernels in use and its running commands (with their children)."""
+        self.executor.interrupt()
+        with self.lock:
+            argvs = [list(argv) for argv in self.running.values() if argv]
+        if argvs:
+            _kill_children_running(argvs)
+
+    def close(self) -> None:
+        with self.lock:
+            self.closed = True
+        self.executor.pool.close()  # kills the idle kernels now
+        threading.Thread(target=self.executor.close, daemon=True).start()
+
+
+_RUNS: dict[str, _WorkerRun] = {}
+_RUNS_LOCK = threading.Lock()
+_REAPER: list[threading.Thread] = []
+_CLOSED: set[str] = set()
+_INTERRUPTED: set[str] = set()  # also before this worker's _WorkerRun exists
+
+
+def _worker_run(token: str, kernel_name: str, cwd: str | Path, slots: int) -> _WorkerRun:
+    with _RUNS_LOCK:
+        run = _RUNS.get(token)
+        if run is None:
+            if token in _CLOSED:
+                raise RuntimeError("this nb2pipe run is closed")
+            run = _RUNS[token] = _WorkerRun(kernel_name, Path(cwd), slots)
+        if not _REAPER:
+            _REAPER.append(threading.Thread(target=_reap_idle_runs, name="nb2pipe-reaper", daemon=True))
+            _REAPER[0].start()
+    if token in _CLOSED and _RUNS.pop(token, None) is run:  # closed while we were making it
+        run.close()
+    return run
+
+
+def _reap_idle_runs() -> None:
+    """Close the runs nobody used for IDLE_CLOSE_S: their kernels must not outlive a vanished client.
+    A later stage of such a run (a very long one elsewhere) makes it again, kernels and all."""
+    while True:
+        time.sleep(min(30.0, IDLE_CLOSE_S / 4))
+        for token, run in list(_RUNS.items()):
+            with run.lock:
+                idle = run.closed = run.closed or (not run.running and time.monotonic() - run.active > IDLE_CLOSE_S)
+            if idle:
+                with _RUNS_LOCK:
+                    if _RUNS.get(token) is run:
+                        del _RUNS[token]
+                run.close()
+
+
+def _prepare_worker(token: str, kernel_name: str, cwd: str, probe: str, dask_worker: Any = None) -> str | None:
+    """On every worker at start (on its event loop, so quick): None when fine, else the problem."""
+    where = dask_worker.address
+    try:
+        seen = Path(probe).read_text() == token
+    except OSError:
+        seen = False
+    if not seen or not Path(cwd).is_dir():
+        return _cannot_see(where, cwd)
+    if not os.access(cwd, os.W_OK | os.X_OK):
+        return f"dask worker {where} cannot write in '{cwd}'; the stages write their outputs there"
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    if kernel_name not in KernelSpecManager().find_kernel_specs():
+        return f"dask worker {where} has no Jupyter kernel '{kernel_name}'; install it there, or choose another with --kernel"
+    # papermill's import and the kernels' boot happen off the event loop; a stage waits for them
+    threading.Thread(target=_warm_up, args=(token, kernel_name, cwd, dask_worker.state.nthreads), daemon=True).start()
+    return None
+
+
+def _warm_up(token: str, kernel_name: str, cwd: str, slots: int) -> None:
+    try:
+        _worker_run(token, kernel_name, cwd, slots)
+    except Exception:  # closed already, or the executor cannot start: the stages report it
+        pass
+
+
+def _run_stage(token: str, kernel_name: str, cwd: str, topic: str, payload: bytes) -> tuple[StageOutcome, int]:
+    """The task: run one stage on this worker's LocalExecutor of the run. Returns (outcome, cell events sent)."""
+    from distributed import get_worker
+
+    spec = pickle.loads(payload)
+    name = spec["name"]
+    worker = get_worker()
+    if not Path(cwd).is_dir():  # a worker that joined after the check
+        return StageOutcome(name, False, 0.0, {"ename": "Nb2PipeError", "evalue": _cannot_see(worker.address, cwd)}), 0
+    while True:
+        run = _worker_run(token, kernel_name, cwd, worker.state.nthreads)
+        with run.lock:
+            if run.interrupted or token in _INTERRUPTED:
+                return _interrupted(name, 0.0), 0
+            if run.closed:  # closed for idleness just now: make it again
+                time.sleep(0.01)
+                continue
+            run.running[name] = tuple(spec["cmd"]) if spec.get("cmd") else None
+            run.active = time.monotonic()
+            break
+    sent = [0]
+
+    def on_cell(index: int, count: int) -> None:  # thread-safe, never blocks papermill
+        worker.log_event(topic, [name, index, count])
+        sent[0] += 1
+
+    try:
+        outcome = run.executor.submit(StageJob(**spec, on_cell=on_cell)).result()
+    finally:
+        with run.lock:
+            run.running.pop(name, None)
+            run.active = time.monotonic()
+    if (run.interrupted or token in _INTERRUPTED) and not outcome.ok:
+        outcome.error = {"ename": (outcome.error or {}).get("ename", "KeyboardInterrupt"), "evalue": "interrupted"}
+    return outcome, sent[0]
+
+
+def _interrupt_worker(token: str) -> list[str]:
+    """On every worker: no new stage of the run starts; kill what runs. Returns the stages running here."""
+    _INTERRUPTED.add(token)
+    run = _RUNS.get(token)
+    if run is None:
+        return []
+    with run.lock:
+        run.interrupted = True
+        running = list(run.running)
+    run.kill()
+    if running:  # a kernel still booting when we killed, a command just spawning: kill again
+        threading.Thread(target=_keep_killing, args=(run,), daemon=True).start()
+    return running
+
+
+def _keep_killing(run: _WorkerRun) -> None:
+    deadline = time.monotonic() + KEEP_KILLING_S
+    while run.running and time.monotonic() < deadline:
+        time.sleep(0.2)
+        run.kill()
+
+
+def _kill_children_running(argvs: list[list[str]]) -> None:
+    """Kill this process's children whose command line ends with one of `argvs` (and their children).
+
+    The ending, not the whole line: a script started through its #! line runs as `interpreter script ...`.
+    """
+    import psutil  # a dependency of distributed
+
+    doomed = []
+    for child in psutil.Process().children():
+        try:
+            cmdline = child.cmdline()
+        except psutil.Error:
+            continue
+        if any(len(cmdline) >= len(argv) and cmdline[-len(argv) :] == argv for argv in argvs):
+            try:
+                doomed += [child, *child.children(recursive=True)]
+            except psutil.Error:
+                doomed.append(child)
+    for process in doomed:
+        try:
+            process.kill()
+        except psutil.Error:
+            pass
+
+
+def _close_worker(token: str) -> None:
+    _CLOSED.add(token)
+    run = _RUNS.pop(token, None)
+    if run is not None:
+        run.close()
