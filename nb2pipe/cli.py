@@ -289,12 +289,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     import json
 
     from nb2pipe.run.pidlock import is_locked
-    from nb2pipe.spec import load_params, load_pipeline
+    from nb2pipe.spec import load_pipeline
     from nb2pipe.state import pipeline_status, read_json, state_dir
+
+    from nb2pipe.run.runner import effective_params
 
     path = _pipeline_path(args.pipeline)
     pipeline = load_pipeline(path)
-    params = {**load_params(pipeline), **parse_params(args.param)}
+    params = effective_params(pipeline, parse_params(args.param))
     running: set[str] = set()
     if is_locked(state_dir(pipeline) / "run.pid"):
         running = set(read_json(state_dir(pipeline) / "journal.json", {}).get("stages", {}))
@@ -306,7 +308,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(report.to_json(str(path)), indent=2))
         return 0
     if report.source_in_sync is False:
-        print(f"source notebook changed since export: run nb2pipe export {pipeline.source_notebook}")
+        notebook = os.path.relpath(Path(pipeline.root) / pipeline.source_notebook)
+        print(f"source notebook changed since export: run nb2pipe export {notebook}")
     width = max(len(s.name) for s in report.stages)
     for s in report.stages:
         print(f"{s.name:<{width}}  {s.state}")

@@ -166,15 +166,17 @@ def _is_parameters(tags: list[str]) -> bool:
 
 
 def _strip_comments(code: str) -> str:
+    """The code without comments, trailing spaces and blank lines (tokenized, so a `#` inside a
+    string stays)."""
+    lines = code.splitlines()
     try:
-        tokens = [
-            t for t in tokenize.generate_tokens(io.StringIO(code).readline)
-            if t.type not in (tokenize.COMMENT, tokenize.NL)
-        ]
-        code = tokenize.untokenize(tokens)
-    except (tokenize.TokenError, IndentationError, SyntaxError):
-        code = "\n".join(line for line in code.splitlines() if not line.lstrip().startswith("#"))
-    return "\n".join(line.rstrip() for line in code.splitlines() if line.strip())
+        for token in tokenize.generate_tokens(io.StringIO(code).readline):
+            if token.type == tokenize.COMMENT:
+                row, col = token.start
+                lines[row - 1] = lines[row - 1][:col]
+    except (tokenize.TokenError, IndentationError, SyntaxError):  # IPython syntax: drop comment lines
+        lines = [line for line in lines if not line.lstrip().startswith("#")]
+    return "\n".join(line.rstrip() for line in lines if line.strip())
 
 
 def code_hash(pipeline: m.Pipeline, stage: m.Stage) -> str:

@@ -47,6 +47,21 @@ class StageOutcome:
     error: dict[str, Any] | None = None  # ename, evalue, cell_index, source, title
 
 
+class _KernelManager(AsyncKernelManager):
+    """A kernel manager that remembers the clients made for it, so that they can be closed: the
+    notebook client papermill runs on a kernel it did not start leaves its client open (sockets
+    and a heartbeat thread per stage, until the process runs out of file handles)."""
+
+    def client(self, **kwargs):
+        made = super().client(**kwargs)
+        self.__dict__.setdefault("_nb2pipe_clients", []).append(made)
+        return made
+
+    def close_clients(self) -> None:
+        for made in self.__dict__.pop("_nb2pipe_clients", []):
+            made.stop_channels()
+
+
 class KernelPool:
     """Kernels of one kind, started in `cwd` before anyone asks for them."""
 
@@ -63,7 +78,7 @@ class KernelPool:
             self._ready.append(self._starter.submit(self._start))
 
     def _start(self) -> AsyncKernelManager:
-        km = AsyncKernelManager(kernel_name=self.kernel_name)
+        km = _KernelManager(kernel_name=self.kernel_name)
         asyncio.run(km.start_kernel(cwd=str(self.cwd), stdout=self._log, stderr=self._log))
         return km
 
@@ -103,6 +118,7 @@ class KernelPool:
 
 def _shutdown(km: AsyncKernelManager) -> None:
     try:
+        km.close_clients()
         asyncio.run(km.shutdown_kernel(now=True))
     except Exception:  # the kernel may already be gone
         _kill(km)

@@ -38,6 +38,7 @@ JOURNAL_FILE = "journal.json"
 RUNS_DIR = "runs"
 
 RAN, UP_TO_DATE, RESTORED, FAILED, NOT_RUN = "ran", "up to date", "restored", "failed", "not run"
+WOULD_RUN = "would run"  # --dry-run
 
 
 @dataclass
@@ -69,7 +70,9 @@ class RunResult:
         return not any(o in (FAILED, NOT_RUN) for o in self.outcomes.values())
 
     def summary(self) -> str:
-        counts = {k: sum(1 for o in self.outcomes.values() if o == k) for k in (RAN, UP_TO_DATE, RESTORED, FAILED, NOT_RUN)}
+        counts = {k: sum(1 for o in self.outcomes.values() if o == k) for k in (RAN, UP_TO_DATE, RESTORED, FAILED, NOT_RUN, WOULD_RUN)}
+        if counts[WOULD_RUN] or not self.outcomes:
+            return f"{counts[WOULD_RUN]} would run, {counts[UP_TO_DATE]} up to date (dry run: nothing ran)"
         text = f"{counts[RAN]} ran, {counts[UP_TO_DATE]} up to date, {counts[RESTORED]} restored from cache, {counts[FAILED]} failed"
         return text + (f", {counts[NOT_RUN]} not run" if counts[NOT_RUN] else "")
 
@@ -140,8 +143,11 @@ class Runner:
         pending = list(planned)
         previous_signal = _sigterm_raises_interrupt()
         try:
+            slots = min(o.jobs or os.cpu_count() or 1, len(planned))
             while pending or running:
                 for name in list(pending):
+                    if len(running) >= slots:
+                        break  # queued here, not in the executor, so a failure can still stop it
                     ups = [u for u in edges[name] if u in planned]
                     if any(outcomes.get(u) in (FAILED, NOT_RUN) for u in ups):
                         outcomes[name] = NOT_RUN
@@ -200,7 +206,7 @@ class Runner:
             reasons = [str(r) for r in status[name].reasons] or (["forced"] if self.options.force else [])
             would = "would run" if reasons else "up to date"
             self.events.emit("message", text=f"{would:>10} {name}" + (f"  ({'; '.join(reasons)})" if reasons else ""))
-            outcomes[name] = UP_TO_DATE
+            outcomes[name] = WOULD_RUN if reasons else UP_TO_DATE
         return RunResult(self.run_id, outcomes, {}, planned)
 
     # --- deciding ---
@@ -388,7 +394,7 @@ def failure_message(pipeline: m.Pipeline, stage: m.Stage, error: dict, notebook:
     if title:
         where = f" in {title}"
         if stage.script:
-            where += f" ({stage.script})"
+            where += f" ({os.path.relpath(Path(pipeline.root) / stage.script)})"
     return f"stage '{stage.name}' failed{where}: {_short_error(error)}; open {notebook}"
 
 
