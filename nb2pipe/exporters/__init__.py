@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from nb2pipe.errors import OverwriteError, SpecError
+from nb2pipe.state import atomic_write
 
 EXPORTERS = {
     "dvc": "nb2pipe.exporters.dvc",
@@ -87,10 +88,7 @@ def export_to(target: str, pipeline_dir: Path, *, force: bool = False, **options
                 f"'{path}' exists and was not written by nb2pipe; move it away, or export with --force to overwrite it"
             )
         if old != text:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.nb2pipe-tmp")
-            tmp.write_text(text, encoding="utf-8", newline="\n")
-            os.replace(tmp, path)
+            atomic_write(path, text)
         written.append(path)
     return written
 
