@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from nb2pipe.export import plan_export
+from nb2pipe.export import cell_ranges, plan_export
 from nb2pipe.graph import order, upstream
 from nb2pipe.spec import load_params, load_pipeline
 
@@ -102,7 +102,7 @@ def explain_text(info: dict[str, Any]) -> str:
     lines = [f"notebook {info['notebook']}"]
     for stage in info["stages"]:
         lines.append("")
-        lines.append(f"stage {stage['name']}  (cells {', '.join(map(str, stage['cells']))})")
+        lines.append(f"stage {stage['name']}  (cells {cell_ranges(stage['cells'])})")
         for var in stage["loads"]:
             lines.append(f"  loads   {var['name']}  from stage '{var['from']}' ({var['how']})")
         for var in stage["saves"]:
