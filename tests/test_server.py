@@ -143,3 +143,18 @@ async def test_every_route_needs_the_token(jp_fetch, tiny):
             await jp_fetch("nb2pipe", *parts, method=method, body=body, headers={"Authorization": ""}, params={"path": "work/tiny.ipynb"})
         assert info.value.code == 403, (method, parts)
     assert not (tiny.parent / "pipelines").exists()
+
+
+def test_the_openapi_file_documents_exactly_the_routes():
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    from nb2pipe.server import handlers
+
+    spec = yaml.safe_load((Path(__file__).parent.parent / "docs" / "openapi.yaml").read_text())
+    source = Path(handlers.__file__).read_text()
+    routes = {"/nb2pipe/" + re.sub(r"\(\?P<(\w+)>[^)]*\)", r"{\1}", r).replace("{job_id}", "{id}")
+              for r in re.findall(r'url_path_join\(base, r?"([^"]+)"\)', source)}
+    assert set(spec["paths"]) == routes
