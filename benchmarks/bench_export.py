@@ -100,6 +100,9 @@ def timed(cmd: list[str], cwd: Path, expect: str = "") -> float:
 
 
 def main() -> None:
+    # Users' installs carry compiled bytecode (pip compiles at install); this machine sets
+    # PYTHONDONTWRITEBYTECODE, so compile nb2pipe once rather than measure the compiler.
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(__file__).resolve().parents[1] / "nb2pipe")], check=True)
     nb2pipe = Path(sys.executable).parent / "nb2pipe"
     if not nb2pipe.exists():
         sys.exit(f"no {nb2pipe}; run with the python of the virtualenv nb2pipe is installed in")

@@ -292,7 +292,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from nb2pipe.spec import load_pipeline
     from nb2pipe.state import pipeline_status, read_json, state_dir
 
-    from nb2pipe.run.runner import effective_params
+    from nb2pipe.spec import effective_params
 
     path = _pipeline_path(args.pipeline)
     pipeline = load_pipeline(path)

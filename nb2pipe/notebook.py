@@ -24,7 +24,6 @@ from typing import Any
 from nb2pipe import model as m
 from nb2pipe.errors import NotebookError, SpecError, UnknownStageError
 from nb2pipe.hashing import hash_bytes
-from nb2pipe.infer import analyze_cell
 
 DEFAULT_SPLIT_LEVEL = 2
 
@@ -347,7 +346,7 @@ def _split_by_tags(body: list[tuple[m.Cell, _Roles]]) -> tuple[list[_StageBuilde
         elif current is None:
             if not cell.source.strip():
                 continue
-            if analyze_cell(cell.source).only_imports_and_definitions and not (
+            if _only_imports_and_definitions(cell.source) and not (
                 role.deps or role.outs or role.after or role.metrics
             ):
                 setup.append(cell)
@@ -435,8 +434,13 @@ def _split_by_headings(
 def _is_setup_like(cell: m.Cell, role: _Roles) -> bool:
     if not cell.source.strip():
         return True
-    facts = analyze_cell(cell.source)
-    return facts.only_imports_and_definitions and not (role.deps or role.outs or role.metrics)
+    return _only_imports_and_definitions(cell.source) and not (role.deps or role.outs or role.metrics)
+
+
+def _only_imports_and_definitions(source: str) -> bool:
+    from nb2pipe.infer import analyze_cell  # not needed by status, which only hashes notebooks
+
+    return analyze_cell(source).only_imports_and_definitions
 
 
 def _check_after_targets(builders: list[_StageBuilder], names: list[str]) -> None:

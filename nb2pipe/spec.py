@@ -175,3 +175,16 @@ def load_params(pipeline: m.Pipeline) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise SpecError(f"'{path}' must be a mapping of parameter names to values")
     return data
+
+
+def effective_params(pipeline: m.Pipeline, overrides: dict[str, Any]) -> dict[str, Any]:
+    """params.yaml with `overrides` on top; an override of an unknown parameter is an error."""
+    params = load_params(pipeline)
+    unknown = [k for k in overrides if k not in params]
+    if unknown:
+        import difflib
+
+        close = difflib.get_close_matches(unknown[0], list(params), n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"known parameters: {', '.join(params) or 'none'}"
+        raise SpecError(f"unknown parameter '{unknown[0]}'; {hint}")
+    return {**params, **overrides}

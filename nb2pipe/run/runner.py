@@ -32,7 +32,7 @@ from nb2pipe.graph import select, upstream
 from nb2pipe.run.cache import OutputCache
 from nb2pipe.run.events import Events, Reporter
 from nb2pipe.run.pidlock import RunLock
-from nb2pipe.spec import load_params, load_pipeline
+from nb2pipe.spec import effective_params, load_pipeline
 
 JOURNAL_FILE = "journal.json"
 RUNS_DIR = "runs"
@@ -79,18 +79,6 @@ class RunResult:
 
 def new_run_id() -> str:
     return dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
-
-
-def effective_params(pipeline: m.Pipeline, overrides: dict[str, Any]) -> dict[str, Any]:
-    params = load_params(pipeline)
-    unknown = [k for k in overrides if k not in params]
-    if unknown:
-        import difflib
-
-        close = difflib.get_close_matches(unknown[0], list(params), n=1)
-        hint = f"did you mean '{close[0]}'?" if close else f"known parameters: {', '.join(params) or 'none'}"
-        raise SpecError(f"unknown parameter '{unknown[0]}'; {hint}")
-    return {**params, **overrides}
 
 
 class Runner:
