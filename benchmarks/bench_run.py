@@ -44,7 +44,8 @@ Run from the checkout with the virtualenv nb2pipe is installed in (takes ~5 minu
 
     /work/venv/bin/python benchmarks/bench_run.py                    # full: 2 GiB file
     /work/venv/bin/python benchmarks/bench_run.py --big-size 64M --repeat 3   # quick
-    options: --dvc PATH (default /work/venv-bench/bin/dvc), --keep (leave the temp folder)
+    options: --dvc PATH (default /work/venv-bench/bin/dvc), --scenarios A|B|C|AB... (default ABC),
+             --keep (leave the temp folder)
 """
 
 from __future__ import annotations
@@ -444,6 +445,7 @@ def main() -> int:
     parser.add_argument("--big-size", type=parse_size, default=DEFAULT_BIG_SIZE, help="size of scenario A's big file (default 2G)")
     parser.add_argument("--repeat", type=int, default=5, help="measured runs per side (median; default 5)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder and print its path")
+    parser.add_argument("--scenarios", default="ABC", help="which scenarios to run, e.g. A or BC (default ABC)")
     args = parser.parse_args()
     if not (BIN / "nb2pipe").exists():
         raise SystemExit(f"no nb2pipe next to {sys.executable}; run this with the virtualenv nb2pipe is installed in")
@@ -456,12 +458,15 @@ def main() -> int:
     if os.cpu_count() and float(load_before if load_before != "?" else 0) > os.cpu_count() / 2:
         print(f"warning: load average {load_before} on {os.cpu_count()} cores; other processes will skew the times", file=sys.stderr)
     try:
-        if dvc:
+        wanted = args.scenarios.upper()
+        if "A" in wanted and dvc:
             rows += scenario_a(root, args.big_size, dvc, args.repeat)
-        else:
+        elif "A" in wanted:
             print(f"skipping scenario A: no dvc at '{args.dvc}' (python3 -m venv /work/venv-bench && /work/venv-bench/bin/pip install dvc)", file=sys.stderr)
-        rows += scenario_b(root, args.repeat)
-        rows += scenario_c(root, args.repeat)
+        if "B" in wanted:
+            rows += scenario_b(root, args.repeat)
+        if "C" in wanted:
+            rows += scenario_c(root, args.repeat)
     finally:
         if args.keep:
             print(f"kept {root}", file=sys.stderr)
