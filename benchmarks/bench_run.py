@@ -467,19 +467,20 @@ def main() -> int:
             rows += scenario_b(root, args.repeat)
         if "C" in wanted:
             rows += scenario_c(root, args.repeat)
+        header = (  # before the clean-up: these processes write bytecode under root too
+            f"{version(nb2pipe('--version'))} ({nb2pipe_tree()}), {version([str(BIN / 'papermill'), '--version'])}, "
+            f"dvc {version([dvc, '--version']) if dvc else 'not found'}; Python {platform.python_version()}, "
+            f"{os.cpu_count()} cores, {platform.system()} {platform.release()}; "
+            f"load average {load_before} before, {load_average()} after; "
+            f"median of {args.repeat} (whole processes, interleaved); total {time.perf_counter() - started:.0f} s\n"
+        )
     finally:
         if args.keep:
             print(f"kept {root}", file=sys.stderr)
         else:
             shutil.rmtree(root, ignore_errors=True)
 
-    print(
-        f"{version(nb2pipe('--version'))} ({nb2pipe_tree()}), {version([str(BIN / 'papermill'), '--version'])}, "
-        f"dvc {version([dvc, '--version']) if dvc else 'not found'}; Python {platform.python_version()}, "
-        f"{os.cpu_count()} cores, {platform.system()} {platform.release()}; "
-        f"load average {load_before} before, {load_average()} after; "
-        f"median of {args.repeat} (whole processes, interleaved); total {time.perf_counter() - started:.0f} s\n"
-    )
+    print(header)
     print("| scenario | nb2pipe s | other s | ratio | target | met? |")
     print("|---|---:|---:|---:|---:|---|")
     for row in rows:
