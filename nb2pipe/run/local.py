@@ -65,8 +65,12 @@ class _KernelManager(AsyncKernelManager):
 class KernelPool:
     """Kernels of one kind, started in `cwd` before anyone asks for them."""
 
-    def __init__(self, kernel_name: str, cwd: Path, size: int, log: Path | None = None):
+    def __init__(self, kernel_name: str, cwd: Path, size: int, log: Path | None = None, budget: int | None = None):
+        """`size` kernels boot now; `budget`, when given, caps how many are ever started (the
+        number of stages to run), so no kernel boots only to be killed at the end."""
         self.kernel_name, self.cwd, self.size = kernel_name, cwd, size
+        size = size if budget is None else min(size, budget)
+        self._left = None if budget is None else budget - size
         # the kernels' own stdout/stderr (start-up chatter, crashes); cell output comes over ZMQ
         self._log = open(log, "ab") if log else subprocess.DEVNULL
         self._ready: list[Future] = []
@@ -85,8 +89,10 @@ class KernelPool:
     def take(self) -> AsyncKernelManager:
         with self._lock:
             future = self._ready.pop(0) if self._ready else self._starter.submit(self._start)
-            if not self._closed:
+            if not self._closed and (self._left is None or self._left > 0):
                 self._ready.append(self._starter.submit(self._start))
+                if self._left is not None:
+                    self._left -= 1
         km = future.result()
         if not asyncio.run(km.is_alive()):  # it died while waiting (its reason is in the kernel log)
             km = self._start()
@@ -133,10 +139,12 @@ def _kill(km: AsyncKernelManager) -> None:
 class LocalExecutor:
     """Runs stage jobs on `jobs` threads, each on a pre-started kernel."""
 
-    def __init__(self, kernel_name: str, cwd: Path, jobs: int, log: Path | None = None, pool_size: int | None = None):
+    def __init__(
+        self, kernel_name: str, cwd: Path, jobs: int, log: Path | None = None, pool_size: int | None = None, budget: int | None = None
+    ):
         self.cwd = cwd
         self.kernel_name = kernel_name
-        self.pool = KernelPool(kernel_name, cwd, size=pool_size or jobs + 1, log=log)
+        self.pool = KernelPool(kernel_name, cwd, size=pool_size or jobs + 1, log=log, budget=budget)
         import papermill  # noqa: F401  (imported now, while the kernels boot)
 
         self.threads = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="nb2pipe-stage")

@@ -238,7 +238,9 @@ class Runner:
 
             # one kernel ahead of the running stages, but never more kernels than stages
             pool = min(jobs + 1, len(planned))
-            return LocalExecutor(kernel, state.wdir(self.pipeline), jobs, log=self.run_dir / "kernels.log", pool_size=pool)
+            return LocalExecutor(
+                kernel, state.wdir(self.pipeline), jobs, log=self.run_dir / "kernels.log", pool_size=pool, budget=len(planned)
+            )
         if self.options.executor == "dask":
             from nb2pipe.run.dask_executor import DaskExecutor
 
