@@ -26,7 +26,7 @@ import yaml
 from nb2pipe import model as m
 from nb2pipe.errors import OverwriteError, SpecError
 from nb2pipe.graph import order, producers
-from nb2pipe.hashing import hash_bytes
+from nb2pipe.hashing import atomic_write, hash_bytes
 from nb2pipe.infer import analyze_cell, infer_flow, needed_definitions, transform_ipython
 from nb2pipe.notebook import DEFAULT_SPLIT_LEVEL, plan_notebook, read_notebook, slugify
 from nb2pipe.spec import dump_yaml, pipeline_to_dict
@@ -562,7 +562,7 @@ def write_files(
         path = folder / rel
         if rel in files:
             path.parent.mkdir(parents=True, exist_ok=True)
-            _atomic_write(path, files[rel])
+            atomic_write(path, files[rel])
             written.append(rel)
         else:
             path.unlink()
@@ -588,11 +588,3 @@ def _read_text(path: Path) -> str | None:
     except (OSError, UnicodeDecodeError):
         return None
 
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.nb2pipe-tmp")
-    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

@@ -109,8 +109,11 @@ def _load_entries(cache_file: Path | None) -> dict[str, list]:
     return {path: value for path, value in data.items() if _is_valid_entry(value)}
 
 
-def _write_atomically(target: Path, payload: bytes) -> None:
-    """Write payload to a temp file beside target, fsync it, then rename it over target."""
+def atomic_write(target: Path, payload: bytes | str) -> None:
+    """Write payload to a temp file beside target, fsync it, then rename it over target: readers
+    see the old file or the new one, never a torn one. Text is written as UTF-8."""
+    if isinstance(payload, str):
+        payload = payload.encode("utf-8")
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=target.name + ".", suffix=".tmp")
     try:
@@ -155,7 +158,7 @@ class HashCache:
         kept = dict(list(self._entries.items())[-MAX_CACHE_ENTRIES:])
         payload = json.dumps(kept, separators=(",", ":")).encode()
         try:
-            _write_atomically(self._cache_file, payload)
+            atomic_write(self._cache_file, payload)
         except OSError:
             return
         self._entries = kept

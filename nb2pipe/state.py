@@ -24,7 +24,7 @@ import yaml
 
 from nb2pipe import model as m
 from nb2pipe.graph import order, upstream
-from nb2pipe.hashing import HashCache, hash_bytes, memo_by_stat
+from nb2pipe.hashing import HashCache, atomic_write, hash_bytes, memo_by_stat
 from nb2pipe.notebook import notebook_hash
 from nb2pipe.spec import safe_load
 from nb2pipe.errors import Nb2PipeError, SpecError
@@ -71,18 +71,7 @@ def hash_cache(pipeline: m.Pipeline) -> HashCache:
     return HashCache(state_dir(pipeline) / HASH_CACHE_FILE)
 
 
-# --- atomic files ----------------------------------------------------------------------------
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write `text` to `path` so that readers see the old or the new file, never a torn one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+# --- small files -----------------------------------------------------------------------------
 
 
 def read_json(path: Path, default: Any) -> Any:
