@@ -199,7 +199,9 @@ class Runner:
             with contextlib.suppress(BaseException):
                 future.result()
             self._record(name, FAILED, 0.0, error=reason)
-            self.events.emit("stage_failed", stage=name, error=reason, lock=inputs.lock_entry({}), fingerprint=inputs.fingerprint)
+            self.events.emit(
+                "stage_failed", stage=name, error=reason, interrupted=interrupted, lock=inputs.lock_entry({}), fingerprint=inputs.fingerprint
+            )
             self._put_back(name)
         for name in list(self.journal.stages):  # a stage caught between dispatch and submit
             self._put_back(name)
