@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 a check failed (or a stage failed), 2 a usage or input 
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 from pathlib import Path
@@ -98,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true", help="run the selected stages even when up to date")
     run.add_argument("--keep-going", action="store_true", help="after a failure, still run the stages that do not depend on it")
     run.add_argument("--dry-run", action="store_true", help="show what would run, and why; run nothing")
-    run.add_argument("--jobs", "-j", type=int, default=0, metavar="N", help="stages to run at once (default: number of cores)")
+    run.add_argument("--jobs", "-j", type=int, default=None, metavar="N", help="stages to run at once (default: number of cores)")
     run.add_argument("--kernel", help="the Jupyter kernel to run stages on")
     run.add_argument("--executor", choices=("local", "dask"), default="local", help="where stages run: this machine (default) or a Dask cluster")
     run.add_argument("--scheduler", metavar="ADDRESS", help="--executor dask: the scheduler, e.g. tcp://host:8786 (default: DASK_SCHEDULER_ADDRESS, else a local cluster)")
@@ -221,9 +222,12 @@ def _pipeline_path(target: Path) -> Path:
 def cmd_run(args: argparse.Namespace) -> int:
     from nb2pipe.run import RunOptions, run_pipeline
     from nb2pipe.run.events import jsonl_reporter, plain_reporter, terminal_reporter
+    from nb2pipe.run.runner import acquire_run_lock
 
-    if args.target.suffix == ".ipynb":
-        _export_if_needed(args.target)
+    if args.jobs is not None and args.jobs < 1:
+        from nb2pipe.errors import SpecError
+
+        raise SpecError(f"--jobs {args.jobs} is not a number of stages; use 1 or more")
     if args.events == "jsonl":
         reporters = [jsonl_reporter(sys.stdout)]
     elif sys.stderr.isatty():
@@ -244,26 +248,45 @@ def cmd_run(args: argparse.Namespace) -> int:
         executor=args.executor,
         scheduler=args.scheduler,
     )
-    from nb2pipe.spec import load_pipeline
-    from nb2pipe.track import RunStore
+    folder = _pipeline_path(args.target)
+    if args.target.suffix == ".ipynb":
+        from nb2pipe.export import plan_export
 
-    pipeline = load_pipeline(_pipeline_path(args.target))
-    store = RunStore(pipeline)
-    if args.params_from:
-        options.params = {**store.get(args.params_from)["params"], **options.params}
-    command = ["nb2pipe", *getattr(args, "argv", ["run", str(args.target)])]
-    if not args.dry_run:
-        reporters.append(store.recorder(command))
-    if not args.dry_run and os.environ.get("MLFLOW_TRACKING_URI", "").strip():
-        from nb2pipe.mlflow_bridge import MlflowBridge
+        plan_export(args.target, None, "py", 2)  # a damaged notebook is one error, before anything is written
+    else:
+        from nb2pipe.spec import load_pipeline
 
-        bridge = MlflowBridge(pipeline, command=command)
-        reporters.append(bridge)
-        options.stage_env = bridge.stage_env
+        folder = Path(load_pipeline(folder).root)  # not a pipeline: one error, before anything is written
+    # the run lock first: a second `nb2pipe run NOTEBOOK` must not re-export under a running pipeline
+    run_lock = acquire_run_lock(folder, args.wait, reporters)
+    store = None
     try:
-        result = run_pipeline(_pipeline_path(args.target), options, reporters)
+        if args.target.suffix == ".ipynb":
+            _export_if_needed(args.target)
+        from nb2pipe.spec import load_pipeline
+
+        pipeline = load_pipeline(folder)
+        command = ["nb2pipe", *getattr(args, "argv", ["run", str(args.target)])]
+        store = _open_history(pipeline)
+        if args.params_from:
+            if store is None:
+                from nb2pipe.errors import SpecError
+
+                raise SpecError("--params-from needs the run history, which cannot be read; see the warning above")
+            options.params = {**store.get(args.params_from)["params"], **options.params}
+        if not args.dry_run and store is not None:
+            reporters.append(store.recorder(command, warn=lambda text: print(f"warning: {text}", file=sys.stderr)))
+        if not args.dry_run and os.environ.get("MLFLOW_TRACKING_URI", "").strip():
+            from nb2pipe.mlflow_bridge import MlflowBridge
+
+            bridge = MlflowBridge(pipeline, command=command)
+            reporters.append(bridge)
+            options.stage_env = bridge.stage_env
+        result = run_pipeline(folder, options, reporters, lock=run_lock)
     finally:
-        store.close()
+        if store is not None:
+            store.close()
+        run_lock.release()
     for message in result.errors.values():
         print(f"error: {message}", file=sys.stderr)
     if result.errors:
@@ -274,12 +297,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _open_history(pipeline):
+    """The pipeline's run history, or None (with a warning) when it cannot be opened: a damaged
+    history never stops a run."""
+    from nb2pipe.errors import Nb2PipeError
+    from nb2pipe.track import RunStore
+
+    store = RunStore(pipeline)
+    try:
+        store.db
+    except Nb2PipeError as error:
+        print(f"warning: {error}; this run is not recorded", file=sys.stderr)
+        return None
+    return store
+
+
 def _export_if_needed(notebook: Path) -> None:
+    """Bring the notebook's pipeline folder up to date (only files that differ are written)."""
     from nb2pipe.export import export_notebook
 
-    check = export_notebook(notebook, check=True)
-    if check.differing:
-        result = export_notebook(notebook)
+    result = export_notebook(notebook)
+    if result.written or result.removed:
         for warning in result.warnings:
             print(f"warning: {warning}", file=sys.stderr)
         print(f"exported '{notebook}' -> {_display(result.folder)}/", file=sys.stderr)
@@ -576,3 +614,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as error:
+        if args.debug or error.errno not in _FILE_SYSTEM_ERRORS:
+            raise
+        where = f" ('{error.filename}')" if error.filename else ""
+        print(f"error: {error.strerror}{where}; {_FILE_SYSTEM_ERRORS[error.errno]}", file=sys.stderr)
+        return 2
+
+
+_FILE_SYSTEM_ERRORS = {
+    errno.ENOSPC: "free some disk space and run again (outputs were put back; the next run finishes the job)",
+    errno.EDQUOT: "free some of your disk quota and run again",
+    errno.EROFS: "the file system is read-only: export or run where you can write",
+    errno.EACCES: "you may not write there: check the folder's permissions",
+    errno.EPERM: "you may not write there: check the folder's permissions",
+}

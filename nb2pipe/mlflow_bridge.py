@@ -180,7 +180,7 @@ class MlflowBridge:
             return
         self._log(run, tags={"nb2pipe.outcome": "failed", "nb2pipe.error": str(event.get("error", ""))[:MAX_TAG]}, at=event.get("time"))
         self._artifacts(run, name, event.get("notebook"), metrics_files=False)
-        self.client.set_terminated(run, "FAILED", end_time=_ms(event.get("time")))
+        self.client.set_terminated(run, "KILLED" if event.get("interrupted") else "FAILED", end_time=_ms(event.get("time")))
 
     def _on_run_finished(self, event: dict[str, Any]) -> None:
         status = STATUS.get(event.get("status", "ok"), "FAILED")

@@ -7,6 +7,7 @@ it back as a `Pipeline`. YAML is always read with `safe_load`.
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +99,8 @@ def load_pipeline(path: Path) -> m.Pipeline:
     if not isinstance(source, dict):
         raise SpecError(f"'{where}': 'source' must be a mapping with 'notebook' and 'hash'")
     return m.Pipeline(
-        root=str(folder.resolve()),
+        # symlinks kept: with a symlinked pipelines/ folder, wdir is still the notebook's folder
+        root=os.path.abspath(folder),
         stages=tuple(_load_stage(name, entry, where) for name, entry in stages_data.items()),
         wdir=str(data.get(m.K_WDIR, ".")),
         params_file=str(data.get(m.K_PARAMS, m.PARAMS_FILE)),

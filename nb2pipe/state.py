@@ -67,6 +67,31 @@ def resolve(pipeline: m.Pipeline, path: str) -> Path:
     return Path(os.path.normpath(os.path.join(pipeline.root, pipeline.wdir, path)))
 
 
+def project_folders(pipeline: m.Pipeline) -> tuple[str, ...]:
+    """The folders nb2pipe may write below, symlinks resolved: the notebook's folder (wdir),
+    and the pipeline folder when it lives elsewhere."""
+    return tuple(dict.fromkeys(os.path.realpath(p) for p in (wdir(pipeline), pipeline.root)))
+
+
+def out_path(pipeline: m.Pipeline, path: str) -> Path:
+    """An out on disk, as a path nb2pipe may write, restore or delete: strictly inside the project
+    once its folder's symlinks are resolved. A SpecError otherwise (outside the project, or the
+    project's folder itself or one of its parents)."""
+    target = resolve(pipeline, path)
+    real = os.path.join(os.path.realpath(target.parent), target.name)
+    folders = project_folders(pipeline)
+    if any(folder == real or folder.startswith(real.rstrip(os.sep) + os.sep) for folder in folders):
+        problem = "is the project's folder or one of its parents"
+    elif not any(real.startswith(folder.rstrip(os.sep) + os.sep) for folder in folders):
+        problem = f"is outside the project '{folders[0]}'"
+    else:
+        return Path(real)
+    raise SpecError(
+        f"output '{path}' {problem}; nb2pipe only writes, restores and deletes outputs inside the "
+        "notebook's folder: change the out: tag (or nb2pipe.yaml) to a file or folder below it"
+    )
+
+
 def hash_cache(pipeline: m.Pipeline) -> HashCache:
     return HashCache(state_dir(pipeline) / HASH_CACHE_FILE)
 
@@ -75,9 +100,10 @@ def hash_cache(pipeline: m.Pipeline) -> HashCache:
 
 
 def read_json(path: Path, default: Any) -> Any:
+    """A JSON file nb2pipe wrote for itself; `default` when it is missing or unreadable."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError):
         return default
 
 
@@ -89,19 +115,51 @@ def lock_path(pipeline: m.Pipeline) -> Path:
 
 
 def read_lock(pipeline: m.Pipeline) -> dict[str, dict]:
-    """The lock's stage entries ({} when there is no lock yet)."""
+    """The lock's stage entries ({} when there is no lock yet); an error naming the fix when the
+    file is damaged or written by a newer nb2pipe."""
     path = lock_path(pipeline)
+    damaged = f"'{path}' is damaged"
+    fix = "restore it from git, or delete it to rerun every stage"
     try:
-        data = memo_by_stat("yaml", path, lambda: safe_load(path.read_text(encoding="utf-8")))
+        data = memo_by_stat("yaml", path, lambda: safe_load(path.read_bytes().decode("utf-8")))
     except FileNotFoundError:
         return {}
-    except yaml.YAMLError:
-        raise SpecError(f"'{path}' is damaged (not valid YAML); restore it from git, or delete it to rerun every stage") from None
+    except IsADirectoryError:
+        raise SpecError(f"'{path}' is a folder, not nb2pipe's lock file; move it away") from None
+    except UnicodeDecodeError:
+        raise SpecError(f"{damaged} (not UTF-8 text); {fix}") from None
+    except (yaml.YAMLError, RecursionError):
+        raise SpecError(f"{damaged} (not valid YAML); {fix}") from None
     if not data:
         return {}
-    if not isinstance(data, dict) or not isinstance(data.get(L_STAGES, {}), dict):
-        raise SpecError(f"'{path}' is not an nb2pipe lock file; restore it from git or delete it")
-    return dict(data.get(L_STAGES) or {})  # callers replace entries, never change them in place
+    if not isinstance(data, dict) or not isinstance(data.get(L_STAGES) or {}, dict):
+        raise SpecError(f"'{path}' is not an nb2pipe lock file; {fix}")
+    schema = data.get(L_SCHEMA)
+    if isinstance(schema, int) and not isinstance(schema, bool) and schema > LOCK_SCHEMA:
+        raise SpecError(f"'{path}' has schema version {schema}, newer than this nb2pipe reads ({LOCK_SCHEMA}); upgrade nb2pipe")
+    if schema != LOCK_SCHEMA:
+        raise SpecError(f"{damaged} (schema version {schema!r}, expected {LOCK_SCHEMA}); {fix}")
+    stages = data.get(L_STAGES) or {}
+    for name, entry in stages.items():
+        problem = _entry_problem(entry)
+        if problem:
+            raise SpecError(f"{damaged}: the entry of stage {name!r} {problem}; restore the file from git, or delete that entry to rerun the stage")
+    return dict(stages)  # callers replace entries, never change them in place
+
+
+def _entry_problem(entry: Any) -> str | None:
+    """What is wrong with a lock entry's shape (None when it is right)."""
+    if not isinstance(entry, dict):
+        return "is not a mapping"
+    if not isinstance(entry.get(L_CODE), str):
+        return f"has no '{L_CODE}' hash"
+    if not isinstance(entry.get(L_PARAMS, {}), dict):
+        return f"has '{L_PARAMS}' that is not a mapping"
+    for key in (L_DEPS, L_OUTS):
+        files = entry.get(key, {})
+        if not isinstance(files, dict) or not all(isinstance(p, str) and (d is None or isinstance(d, str)) for p, d in files.items()):
+            return f"has '{key}' that is not a mapping of paths to hashes"
+    return None
 
 
 def write_lock(pipeline: m.Pipeline, entries: dict[str, dict]) -> None:
@@ -112,7 +170,12 @@ def write_lock(pipeline: m.Pipeline, entries: dict[str, dict]) -> None:
 
 
 def read_last(pipeline: m.Pipeline) -> dict[str, dict]:
-    return read_json(state_dir(pipeline) / LAST_FILE, {})
+    """Each stage's last attempt; entries of the wrong shape are dropped (the file is a record
+    nb2pipe keeps for itself, not something a run depends on)."""
+    data = read_json(state_dir(pipeline) / LAST_FILE, {})
+    if not isinstance(data, dict):
+        return {}
+    return {name: entry for name, entry in data.items() if isinstance(entry, dict) and isinstance(entry.get("outcome", ""), str)}
 
 
 def write_last(pipeline: m.Pipeline, last: dict[str, dict]) -> None:
@@ -168,12 +231,24 @@ def _strip_comments(code: str) -> str:
     return "\n".join(line.rstrip() for line in lines if line.strip())
 
 
-def code_hash(pipeline: m.Pipeline, stage: m.Stage) -> str:
-    if stage.cmd:
-        return hash_bytes(json.dumps(list(stage.cmd)).encode())
+def read_script(pipeline: m.Pipeline, stage: m.Stage) -> str:
+    """The text of a stage's script."""
     path = Path(pipeline.root) / str(stage.script)
     try:
-        return memo_by_stat("code", path, lambda: hash_bytes(normalized_code(path.read_text(encoding="utf-8")).encode()))
+        return path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        raise SpecError(f"stage '{stage.name}': script '{path}' is missing or unreadable; re-export the notebook") from None
+
+
+def code_hash(pipeline: m.Pipeline, stage: m.Stage, text: str | None = None) -> str:
+    """The hash of the stage's normalized code (of `text` when given: the script as it was read)."""
+    if stage.cmd:
+        return hash_bytes(json.dumps(list(stage.cmd)).encode())
+    if text is not None:
+        return hash_bytes(normalized_code(text).encode())
+    path = Path(pipeline.root) / str(stage.script)
+    try:
+        return memo_by_stat("code", path, lambda: code_hash(pipeline, stage, read_script(pipeline, stage)))
     except OSError:
         raise SpecError(f"stage '{stage.name}': script '{path}' is missing; re-export the notebook") from None
 
@@ -205,6 +280,39 @@ def lock_entry(code: str, params: dict, deps: dict, outs: dict) -> dict[str, Any
     return {L_CODE: code, L_PARAMS: params, L_DEPS: deps, L_OUTS: outs}
 
 
+def same_value(a: Any, b: Any) -> bool:
+    """Parameter values compared as their canonical JSON, so NaN equals NaN."""
+    return a == b or json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+
+
+@dataclass(frozen=True)
+class StageInputs:
+    """What a stage consumes, hashed once when it is dispatched: that is what its lock entry, the
+    run cache and the run history record, even if a file changes while the stage runs."""
+
+    code: str
+    params: dict[str, Any]
+    deps: dict[str, str | None]
+    script: str | None = field(default=None, compare=False, repr=False)  # the text the code hash is of
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.code, self.params, self.deps)
+
+    def lock_entry(self, outs: dict[str, str | None]) -> dict[str, Any]:
+        return lock_entry(self.code, self.params, self.deps, outs)
+
+
+def stage_inputs(pipeline: m.Pipeline, stage: m.Stage, params: dict[str, Any], cache: HashCache) -> StageInputs:
+    script = None if stage.cmd else read_script(pipeline, stage)
+    return StageInputs(
+        code=code_hash(pipeline, stage, script),
+        params=param_values(stage, params),
+        deps=hash_paths(pipeline, stage.deps, cache),
+        script=script,
+    )
+
+
 # --- status ----------------------------------------------------------------------------------
 
 
@@ -234,21 +342,28 @@ def stage_reasons(
     entry: dict | None,
     params: dict[str, Any],
     cache: HashCache,
+    inputs: StageInputs | None = None,
 ) -> list[m.Reason]:
-    """Why `stage` is not up to date (empty when it is), cheapest checks first."""
+    """Why `stage` is not up to date (empty when it is), cheapest checks first. `inputs`, when
+    given, are the stage's inputs as hashed already (the runner hashes them once, at dispatch)."""
     if not entry:
         return [m.Reason(NEVER_RUN)]
     reasons: list[m.Reason] = []
-    if entry.get(L_CODE) != code_hash(pipeline, stage):
+    code = inputs.code if inputs else code_hash(pipeline, stage)
+    if entry.get(L_CODE) != code:
         reasons.append(m.Reason(CODE_CHANGED))
     recorded = entry.get(L_PARAMS) or {}
-    for name, value in param_values(stage, params).items():
+    for name, value in (inputs.params if inputs else param_values(stage, params)).items():
         if name not in recorded:
             reasons.append(m.Reason(PARAM_CHANGED, f"{name} (new) → {_short(value)}"))
-        elif recorded[name] != value:
+        elif not same_value(recorded[name], value):
             reasons.append(m.Reason(PARAM_CHANGED, f"{name} {_short(recorded[name])} → {_short(value)}"))
     recorded_deps = entry.get(L_DEPS) or {}
-    for path, digest in hash_paths(pipeline, stage.deps, cache).items():
+    # a file the stage both reads and writes (appends to) is checked as an out, against what the
+    # stage left there, not against what it found
+    deps = tuple(p for p in stage.deps if p not in stage.produced)
+    dep_hashes = {p: inputs.deps[p] for p in deps} if inputs else hash_paths(pipeline, deps, cache)
+    for path, digest in dep_hashes.items():
         if digest is None:
             if recorded_deps.get(path, "") is not None:  # missing now, but not at the last run
                 reasons.append(m.Reason(DEP_MISSING, path))

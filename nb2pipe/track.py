@@ -53,14 +53,48 @@ class UnknownRun(Nb2PipeError):
     pass
 
 
+class DamagedHistory(SpecError):
+    """runs.db cannot be read or written."""
+
+
 def connect(path: Path) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-    db.row_factory = sqlite3.Row
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
-    migrate(db)
+    try:
+        db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        migrate(db)
+        _check_tables(db)
+    except sqlite3.Error as e:
+        raise DamagedHistory(
+            f"the run history '{path}' is damaged ({e}); move it aside to start a new one: mv '{path}' '{path}.damaged'"
+        ) from None
     return db
+
+
+def _history_errors(method):
+    """sqlite's errors from reading the history become one line that says how to move it aside."""
+    import functools
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except (sqlite3.Error, ValueError, TypeError) as e:
+            raise DamagedHistory(
+                f"the run history '{self.path}' is damaged ({e}); move it aside to start a new one: mv '{self.path}' '{self.path}.damaged'"
+            ) from None
+
+    return wrapper
+
+
+def _check_tables(db: sqlite3.Connection) -> None:
+    """Every table nb2pipe uses is there with the columns it uses (a query fails otherwise)."""
+    for table, columns in (("runs", "id, started, finished, status, pid, command, git_commit, git_dirty, params, error, summary, env_hash"),
+                           ("stages", "run_id, stage, outcome, duration, fingerprint, lock, metrics, error, notebook"),
+                           ("tags", "name, run_id"), ("environments", "hash, data")):
+        db.execute(f"SELECT {columns} FROM {table} LIMIT 0")
 
 
 def migrate(db: sqlite3.Connection) -> None:
@@ -161,23 +195,41 @@ class RunStore:
 
     # --- recording ---
 
-    def recorder(self, command: list[str]) -> Reporter:
-        """A reporter that records the run it hears about."""
+    def recorder(self, command: list[str], warn=None) -> Reporter:
+        """A reporter that records the run it hears about. The history never stops a run: when
+        it cannot be written (damaged, disk full), `warn` is told once and the run goes on."""
         commit, dirty = git_info(Path(self.pipeline.root))
         env = environment()
         env_hash = _hash_json(env)
-        self.db.execute("INSERT OR IGNORE INTO environments VALUES (?, ?)", (env_hash, json.dumps(env)))
         run_id: list[str] = []
+        failed: list[str] = []
 
         def record(event: dict[str, Any]) -> None:
+            if failed:
+                return
+            try:
+                write(event)
+            except (sqlite3.Error, OSError) as e:
+                failed.append(str(e))
+                if warn:
+                    warn(f"the run history '{self.path}' could not be written ({e}); this run is not recorded in it")
+
+        def write(event: dict[str, Any]) -> None:
             kind = event["event"]
             if kind == "run_started":
+                self.db.execute("INSERT OR IGNORE INTO environments VALUES (?, ?)", (env_hash, json.dumps(env)))
                 run_id.append(event["run"])
                 self.db.execute(
                     "INSERT INTO runs (id, started, status, pid, command, git_commit, git_dirty, params, env_hash)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (event["run"], event["time"], RUNNING, event.get("pid"), json.dumps(command), commit,
                      None if dirty is None else int(dirty), json.dumps(event.get("params", {}), default=str), env_hash),
+                )
+            elif kind == "stage_started" and run_id:
+                # what the stage consumes, hashed at dispatch: kept even if the run is killed
+                self.db.execute(
+                    "INSERT OR REPLACE INTO stages (run_id, stage, outcome, fingerprint, lock) VALUES (?, ?, ?, ?, ?)",
+                    (run_id[0], event["stage"], RUNNING, event.get("fingerprint"), json.dumps(event.get("lock") or {})),
                 )
             elif kind in ("stage_finished", "stage_failed") and run_id:
                 self.db.execute(
@@ -208,7 +260,10 @@ class RunStore:
         for row in self.db.execute("SELECT id, pid FROM runs WHERE status = ?", (RUNNING,)).fetchall():
             if not (lock_held and _pid_alive(row["pid"])):
                 self.db.execute("UPDATE runs SET status = ?, error = ? WHERE id = ?", (INTERRUPTED, "the run was killed", row["id"]))
+                self.db.execute("UPDATE stages SET outcome = ?, error = ? WHERE run_id = ? AND outcome = ?",
+                                (INTERRUPTED, "the run was killed", row["id"], RUNNING))
 
+    @_history_errors
     def runs(self, limit: int | None = None) -> list[dict[str, Any]]:
         """Runs, newest first, each with its per-stage records and flat metrics."""
         self._mark_interrupted()
@@ -249,6 +304,7 @@ class RunStore:
         run["metrics"] = flat_metrics(run["stages"])
         return run
 
+    @_history_errors
     def resolve(self, ref: str) -> str:
         """A run id from a ref: a tag, 'latest', 'latest~N', an id or an unambiguous id prefix."""
         self._mark_interrupted()
@@ -261,21 +317,24 @@ class RunStore:
         tagged = self.db.execute("SELECT run_id FROM tags WHERE name = ?", (ref,)).fetchone()
         if tagged:
             return tagged["run_id"]
-        matches = [r["id"] for r in self.db.execute("SELECT id FROM runs WHERE id LIKE ? ORDER BY started", (ref + "%",))]
+        matches = [r["id"] for r in self.db.execute("SELECT id FROM runs WHERE substr(id, 1, ?) = ? ORDER BY started", (len(ref), ref))]
         if len(matches) == 1:
             return matches[0]
         if len(matches) > 1:
             raise UnknownRun(f"run '{ref}' is ambiguous ({', '.join(matches[:3])}...); give more of the id")
         raise UnknownRun(f"no run or tag '{ref}' in this pipeline's history; see nb2pipe runs")
 
+    @_history_errors
     def get(self, ref: str) -> dict[str, Any]:
         row = self.db.execute("SELECT * FROM runs WHERE id = ?", (self.resolve(ref),)).fetchone()
         return self._run(row)
 
+    @_history_errors
     def environment_of(self, env_hash: str) -> dict[str, Any]:
         row = self.db.execute("SELECT data FROM environments WHERE hash = ?", (env_hash,)).fetchone()
         return json.loads(row["data"]) if row else {}
 
+    @_history_errors
     def tag(self, ref: str, name: str) -> str:
         if not name or name.startswith("latest") or any(c.isspace() for c in name):
             raise SpecError(f"bad tag name '{name}'; use a word such as 'champion' (not 'latest')")
@@ -383,13 +442,20 @@ def checkout_run(pipeline: m.Pipeline, run: dict[str, Any]) -> list[str]:
 
     cache = OutputCache(state.state_dir(pipeline))
     entries = state.read_lock(pipeline)
-    stages = [s for s in run["stages"] if s["name"] in pipeline.names and s["lock"]]
-    outs = [(out, digest) for s in stages for out, digest in (s["lock"].get(state.L_OUTS) or {}).items() if digest]
+    succeeded = ("ran", "up to date", "restored")  # a failed stage's record holds its inputs, not outputs
+    stages = [s for s in run["stages"] if s["name"] in pipeline.names and s["lock"] and s["outcome"] in succeeded]
+    outs = [
+        (out, digest)
+        for s in stages
+        for out, digest in (s["lock"].get(state.L_OUTS) or {}).items()
+        if digest and out in pipeline.stage(s["name"]).produced  # only what nb2pipe.yaml says the stage writes
+    ]
     missing = [out for out, digest in outs if not cache.has(digest)]
     if missing:  # checked before anything is touched, so outputs and lock never disagree
         raise Nb2PipeError(f"'{missing[0]}' of run {run['id']} is no longer in the output cache; rerun it with nb2pipe run --params-from {run['id']}")
-    for out, digest in outs:
-        cache.restore(state.resolve(pipeline, out), digest)
+    targets = [(state.out_path(pipeline, out), digest) for out, digest in outs]  # all checked before any is touched
+    for target, digest in targets:
+        cache.restore(target, digest)
     rolled_back = [s["name"] for s in stages]
     entries.update({s["name"]: s["lock"] for s in stages})
     state.write_lock(pipeline, entries)

@@ -373,7 +373,7 @@ def test_status_rejects_an_unknown_parameter_like_run_does(ran, cli):
 def test_interrupted_run_exits_130_restores_outs_and_leaves_no_kernel(slow, runs, cli, how):
     lock = (slow / SLOW_PIPE / "nb2pipe.lock").read_bytes()
     before = run_dirs(slow, SLOW_PIPE)
-    proc = runs.start(SLOW_PIPE, "-p", "nap=60", "--jobs", "1")
+    proc = runs.start(SLOW_PIPE, "-p", "nap=3600", "--jobs", "1")
     runs.wait_until(proc, lambda: stage_started(slow, SLOW_PIPE, before) and (slow / "slow.txt").read_text() == "partial")
     time.sleep(0.3)  # let the pool start its next kernel, so it is counted too
     runs.note_kernels(proc)
@@ -381,10 +381,8 @@ def test_interrupted_run_exits_130_restores_outs_and_leaves_no_kernel(slow, runs
         os.killpg(proc.pid, signal.SIGINT)  # a terminal sends Ctrl-C to the foreground process group
     else:
         proc.send_signal(signal.SIGTERM)
-    sent = time.monotonic()
-    out, err = proc.communicate(timeout=60)
+    out, err = proc.communicate(timeout=300)  # it does not sit out the hour-long nap
     assert proc.returncode == 130, err
-    assert time.monotonic() - sent < 30  # it did not sit out the 60 s nap
     assert "interrupted" in err
     assert (slow / "slow.txt").read_text() == "partial done"
     assert yaml.safe_load((slow / SLOW_PIPE / "nb2pipe.lock").read_text())["stages"]["slow"]["outs"]
@@ -434,12 +432,10 @@ def test_a_second_run_fails_at_once_naming_the_holder_and_wait_queues_behind_it(
     before = run_dirs(tmp_path, SLOW_PIPE)
     proc = runs.start(SLOW_PIPE, "-p", "nap=5", "--jobs", "1")
     runs.wait_until(proc, lambda: stage_started(tmp_path, SLOW_PIPE, before))
-    started = time.monotonic()
     exit_code, out, err = cli("run", SLOW_PIPE)
     assert exit_code == 1
-    assert time.monotonic() - started < 4  # at once, not after the other run
     assert f"is already running (pid {proc.pid})" in err and "--wait" in err
-    assert proc.poll() is None
+    assert proc.poll() is None  # it answered at once, not after the other run
     assert status_json(cli, SLOW_PIPE)["slow"]["state"] == "running"
     exit_code, out, err = cli("run", SLOW_PIPE, "-p", "nap=5", "--wait")
     by_pid = {}

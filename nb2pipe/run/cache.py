@@ -1,9 +1,13 @@
 """The output cache: stage outputs stored by content hash, so they can be restored.
 
 1. `store(path, digest)` copies a file (reflink where the filesystem can) to
-   `.nb2pipe/cache/objects/<digest>`; a folder is stored as a manifest object listing its files,
-   each stored as an object of its own.
-2. `restore(path, digest)` puts that content back at `path`, atomically per file.
+   `.nb2pipe/cache/objects/<digest>`; a folder is stored as a manifest object listing its files
+   (each stored as an object of its own) and its subfolders.
+2. `restore(path, digest)` makes `path` hold that content again, atomically per file. A folder is
+   restored by difference: files whose content already matches are left alone, changed files are
+   rewritten, files and folders that are not in the manifest are removed. Nothing is written
+   through a symlink that leads out of the folder being restored, and a symlink is removed as a
+   link, never followed.
 3. The run cache maps a stage fingerprint (code, params, dep hashes) to the outs it produced, so
    a stage seen before is restored instead of rerun.
 """
@@ -13,11 +17,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 from pathlib import Path
 
-from nb2pipe.hashing import HashCache
+from nb2pipe.hashing import HashCache, hash_file
 
 _FICLONE = 0x40049409  # Linux ioctl: share the data blocks of another file (btrfs, xfs)
+_FOLDER_HEAD = b'{"nb2pipe-folder":'
 
 
 def _object_name(digest: str) -> str:
@@ -39,50 +45,74 @@ class OutputCache:
         obj = self._object(digest)
         if not obj.exists():
             return False
-        manifest = self._manifest(obj)
-        return manifest is None or all(self._object(d).exists() for d in manifest.values())
+        folder = self._manifest(obj)
+        return folder is None or all(self._object(d).exists() for d in folder[0].values())
 
     def store(self, path: Path, digest: str, hashes: HashCache) -> None:
-        obj = self._object(digest)
-        if obj.exists():
+        """Keep the content of `path` (whose hash is `digest`) in the cache."""
+        if self.has(digest):
             return
+        obj = self._object(digest)
         if path.is_dir():
-            manifest = {}
-            for file in sorted(p for p in path.rglob("*") if p.is_file()):
+            files, folders = {}, []
+            for rel, file in _tree(path):
+                if file is None:
+                    folders.append(rel)
+                    continue
                 file_digest = hashes.hash_path(file)
                 if file_digest:
-                    manifest[file.relative_to(path).as_posix()] = file_digest
+                    files[rel] = file_digest
                     self.store(file, file_digest, hashes)
-            _write_via_temp(obj, lambda tmp: tmp.write_text(json.dumps({"nb2pipe-folder": manifest}, sort_keys=True)))
+            # "nb2pipe-folder" first: the object is recognised as a folder by how it starts
+            manifest = {"nb2pipe-folder": dict(sorted(files.items())), "folders": sorted(folders)}
+            _write_via_temp(obj, lambda tmp: tmp.write_text(json.dumps(manifest)))
         else:
             _write_via_temp(obj, lambda tmp: _clone_or_copy(path, tmp))
 
     def restore(self, path: Path, digest: str) -> None:
+        """Make `path` hold the content stored under `digest` again."""
         obj = self._object(digest)
-        manifest = self._manifest(obj)
-        if manifest is None:
+        folder = self._manifest(obj)
+        if folder is None:
+            if _is_link(path) or path.is_file():
+                if not (path.is_file() and hash_file(path) == digest):  # a link is replaced, not written through
+                    _write_via_temp(path, lambda tmp: _clone_or_copy(obj, tmp))
+                return
             if path.is_dir():
                 shutil.rmtree(path)
             path.parent.mkdir(parents=True, exist_ok=True)
             _write_via_temp(path, lambda tmp: _clone_or_copy(obj, tmp))
             return
-        if path.exists() and not path.is_dir():
-            path.unlink()
-        if path.is_dir():
-            shutil.rmtree(path)
-        for rel, file_digest in manifest.items():
-            self.restore(path / rel, file_digest)
-        path.mkdir(parents=True, exist_ok=True)
+        files, folders = folder
+        _make_folder(path)
+        real = os.path.realpath(path)
+        for rel in sorted(folders):  # parents first
+            if _inside(os.path.realpath((path / rel).parent), real):
+                _make_folder(path / rel, keep_link=True)
+        for rel, file_digest in files.items():
+            target = path / rel
+            if _inside(os.path.realpath(target.parent), real):
+                target.parent.mkdir(parents=True, exist_ok=True)
+                self.restore(target, file_digest)
+        _remove_extras(path, set(files), set(folders))
 
-    def _manifest(self, obj: Path) -> dict[str, str] | None:
+    def _manifest(self, obj: Path) -> tuple[dict[str, str], list[str]] | None:
+        """(files, folders) of a folder object; None for a file object."""
         try:
             with open(obj, "rb") as f:
-                head = f.read(18)
-                if head != b'{"nb2pipe-folder":':
+                if f.read(len(_FOLDER_HEAD)) != _FOLDER_HEAD:
                     return None
-                return json.loads(head + f.read())["nb2pipe-folder"]
-        except (OSError, ValueError, KeyError):
+                f.seek(0)
+                data = json.load(f)
+        except (OSError, ValueError):
             return None
+        files = data.get("nb2pipe-folder")
+        if not isinstance(files, dict):
+            return None
+        folders = data.get("folders")
+        if not isinstance(folders, list):  # stored before folders were listed: their parents
+            folders = sorted({str(Path(rel).parent) for rel in files} - {"."})
+        return files, folders
 
     # --- the run cache ---
 
@@ -96,7 +126,75 @@ class OutputCache:
             outs = json.loads(path.read_text())
         except (OSError, ValueError):
             return None
+        if not isinstance(outs, dict) or not all(isinstance(d, str) for d in outs.values()):
+            return None
         return outs if all(self.has(d) for d in outs.values()) else None
+
+
+def _make_folder(path: Path, keep_link: bool = False) -> None:
+    """A folder at `path`, replacing a file or (unless `keep_link`) a symlink that is there."""
+    if (_is_link(path) and not (keep_link and path.is_dir())) or (path.exists() and not path.is_dir()):
+        path.unlink()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.mkdir(exist_ok=True)
+
+
+def _is_link(path: Path) -> bool:
+    return os.path.islink(path)
+
+
+def _inside(real: str, folder: str) -> bool:
+    return real == folder or real.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _tree(folder: Path, rel: str = "", ancestors: frozenset[str] = frozenset()):
+    """(relative path, file) for every regular file and (relative path, None) for every subfolder
+    under `folder`, following symlinks as the folder's hash does (a link back to a folder above
+    is not followed again)."""
+    real = os.path.realpath(folder)
+    ancestors = ancestors | {real}
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError:
+        return
+    for entry in entries:
+        entry_rel = rel + entry.name
+        try:
+            mode = os.stat(entry.path).st_mode
+        except OSError:  # a dangling link
+            continue
+        if stat.S_ISDIR(mode):
+            yield entry_rel, None
+            if os.path.realpath(entry.path) not in ancestors:
+                yield from _tree(Path(entry.path), entry_rel + "/", ancestors)
+        elif stat.S_ISREG(mode):
+            yield entry_rel, Path(entry.path)
+
+
+def _rel(root: str, name: str) -> str:
+    return name if root == "." else f"{Path(root).as_posix()}/{name}"
+
+
+def _remove_extras(folder: Path, files: set[str], folders: set[str]) -> None:
+    """Remove what is under `folder` but not in the manifest: files and links (as links), then
+    folders left empty. Special files (FIFOs, sockets) were never stored and are left alone."""
+    for root, dirs, names in os.walk(folder, topdown=False):  # links are not followed
+        rel_root = os.path.relpath(root, folder)
+        for name in names + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
+            full = os.path.join(root, name)
+            rel = _rel(rel_root, name)
+            if rel in files or rel in folders:
+                continue
+            if os.path.islink(full) or stat.S_ISREG(os.lstat(full).st_mode):
+                os.unlink(full)
+        for name in dirs:
+            full = os.path.join(root, name)
+            rel = _rel(rel_root, name)
+            if rel not in folders and not os.path.islink(full):
+                try:
+                    os.rmdir(full)
+                except OSError:  # it holds something nb2pipe does not remove
+                    pass
 
 
 def _clone_or_copy(src: Path, dst: Path) -> None:

@@ -25,15 +25,18 @@ def choose_kernel(pipeline: m.Pipeline, requested: str | None, warn: Callable[[s
     return NATIVE_KERNEL_NAME
 
 
-def stage_notebook(pipeline: m.Pipeline, stage: m.Stage):
-    """The stage's script read as a notebook (jupytext for .py, nbformat for .ipynb)."""
+def stage_notebook(pipeline: m.Pipeline, stage: m.Stage, text: str | None = None):
+    """The stage's script as a notebook (jupytext for .py, nbformat for .ipynb); `text`, when
+    given, is the script as the runner read it (and hashed) at dispatch."""
     path = Path(pipeline.root) / str(stage.script)
-    if not path.is_file():
-        raise SpecError(f"stage '{stage.name}': script '{path}' is missing; re-export the notebook")
+    if text is None:
+        if not path.is_file():
+            raise SpecError(f"stage '{stage.name}': script '{path}' is missing; re-export the notebook")
+        text = path.read_text(encoding="utf-8")
     if path.suffix == ".ipynb":
         import nbformat
 
-        return nbformat.read(str(path), as_version=4)
+        return nbformat.reads(text, as_version=4)
     import jupytext
 
-    return jupytext.read(str(path), fmt="py:percent")
+    return jupytext.reads(text, fmt="py:percent")

@@ -18,18 +18,28 @@ class RunLock:
         self.path = path
         self._fd: int | None = None
 
-    def acquire(self, wait: bool = False, where: str = "") -> None:
+    def acquire(self, wait: bool = False, where: str = "", on_wait=None) -> None:
+        """Take the lock; with `wait`, queue behind its holder (telling `on_wait` once)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            if wait:
+                if on_wait:
+                    on_wait(f"waiting for the run of pipeline '{where or self.path.parent.parent}' (pid {holder}) to finish")
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                self._take(fd)
+                return
             os.close(fd)
             raise PipelineLocked(
                 f"pipeline '{where or self.path.parent.parent}' is already running (pid {holder}); "
                 "wait for it to finish, or pass --wait to queue behind it"
             ) from None
+        self._take(fd)
+
+    def _take(self, fd: int) -> None:
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._fd = fd

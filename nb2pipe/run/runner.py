@@ -6,16 +6,21 @@
 3. Dispatch a stage when its upstream stages are done. At that moment its status is checked
    afresh, so a stage whose inputs came out byte-identical stays up to date (early cut-off).
    A stale stage seen before (same code, params, dep hashes) is restored from the run cache.
-4. Run the rest on the executor, several at once. On success hash the outs, store them in the
-   output cache and write the lock entry (atomically). On failure restore the stage's previous
-   outs, keep its lock entry, and do not run its dependants.
-5. Ctrl-C or SIGTERM kills the kernels, restores the outs of interrupted stages, exits 130.
+   The stage's code, params and deps are hashed once, here: that is what its lock entry and the
+   run history record, even if a file changes while the stage runs.
+4. Before a stage starts, the journal notes what is at its outs (run/journal.py). Run the rest on
+   the executor, several at once. On success hash the outs, store them in the output cache and
+   write the lock entry (atomically). On failure put back exactly what was at the stage's outs
+   before it started, keep its lock entry, and do not run its dependants.
+5. Ctrl-C or SIGTERM (whatever signal dispositions the process inherited), or an error of the
+   runner itself (a full disk), kills the kernels and puts back the outs of the running stages;
+   an interrupt exits 130.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-import json
 import os
 import secrets
 import signal
@@ -31,11 +36,12 @@ from nb2pipe.errors import Nb2PipeError, SpecError
 from nb2pipe.graph import select, upstream
 from nb2pipe.run.cache import OutputCache
 from nb2pipe.run.events import Events, Reporter
+from nb2pipe.run.journal import Journal, read_journal, restore_snapshots
 from nb2pipe.run.pidlock import RunLock
 from nb2pipe.spec import effective_params, load_pipeline
 
-JOURNAL_FILE = "journal.json"
 RUNS_DIR = "runs"
+RUN_LOCK_FILE = "run.pid"
 
 RAN, UP_TO_DATE, RESTORED, FAILED, NOT_RUN = "ran", "up to date", "restored", "failed", "not run"
 WOULD_RUN = "would run"  # --dry-run
@@ -49,7 +55,7 @@ class RunOptions:
     force: bool = False
     keep_going: bool = False
     dry_run: bool = False
-    jobs: int = 0  # 0: number of cores
+    jobs: int | None = None  # None: number of cores
     params: dict[str, Any] = field(default_factory=dict)  # overrides of params.yaml
     kernel: str | None = None
     wait: bool = False
@@ -82,7 +88,10 @@ def new_run_id() -> str:
 
 
 class Runner:
-    def __init__(self, pipeline: m.Pipeline, options: RunOptions, reporters: list[Reporter]):
+    def __init__(self, pipeline: m.Pipeline, options: RunOptions, reporters: list[Reporter], lock: RunLock | None = None):
+        """`lock`: the pipeline's run lock when the caller holds it already (it exported first)."""
+        if options.jobs is not None and options.jobs < 1:
+            raise SpecError(f"--jobs {options.jobs} is not a number of stages; use 1 or more")
         self.pipeline = pipeline
         self.options = options
         self.run_id = new_run_id()
@@ -93,16 +102,16 @@ class Runner:
         self.hashes = state.hash_cache(pipeline)
         self.params = effective_params(pipeline, options.params)
         self.reporters = reporters
+        self.held_lock = lock
         self.lock_entries: dict[str, dict] = {}
         self.last: dict[str, dict] = {}
-        self.journal: dict[str, dict] = {}
+        self.journal = Journal(pipeline, self.cache, self.run_id)
         self.events: Events | None = None
 
     # --- the whole run ---
 
     def run(self) -> RunResult:
-        run_lock = RunLock(self.state_dir / "run.pid")
-        run_lock.acquire(wait=self.options.wait, where=self.pipeline.root)
+        run_lock = self.held_lock or acquire_run_lock(self.pipeline.root, self.options.wait, self.reporters)
         try:
             self.lock_entries = state.read_lock(self.pipeline)
             self.last = state.read_last(self.pipeline)
@@ -114,11 +123,15 @@ class Runner:
             self.hashes.save()
             if self.events:
                 self.events.close()
-            run_lock.release()
+            if run_lock is not self.held_lock:
+                run_lock.release()
 
     def _run_selected(self) -> RunResult:
         o = self.options
         planned = select(self.pipeline, o.stages, from_stage=o.from_stage, with_downstream=o.downstream)
+        for name in planned:  # before anything runs: no out may lead out of the project
+            for out in self.pipeline.stage(name).produced:
+                state.out_path(self.pipeline, out)
         edges = upstream(self.pipeline)
         self.events.emit("run_started", run=self.run_id, stages=planned, params=self.params, pid=os.getpid())
         if o.dry_run:
@@ -126,66 +139,82 @@ class Runner:
         outcomes: dict[str, str] = {}
         errors: dict[str, str] = {}
         executor = None
-        running: dict[Future, str] = {}
-        started_at: dict[str, float] = {}
+        running: dict[Future, tuple[str, state.StageInputs]] = {}
         pending = list(planned)
-        previous_signal = _sigterm_raises_interrupt()
+        slots = min(o.jobs or os.cpu_count() or 1, len(planned))
         try:
-            slots = min(o.jobs or os.cpu_count() or 1, len(planned))
-            while pending or running:
-                for name in list(pending):
-                    if len(running) >= slots:
-                        break  # queued here, not in the executor, so a failure can still stop it
-                    ups = [u for u in edges[name] if u in planned]
-                    if any(outcomes.get(u) in (FAILED, NOT_RUN) for u in ups):
-                        outcomes[name] = NOT_RUN
+            with _signals_interrupt():
+                while pending or running:
+                    for name in list(pending):
+                        if len(running) >= slots:
+                            break  # queued here, not in the executor, so a failure can still stop it
+                        ups = [u for u in edges[name] if u in planned]
+                        if any(outcomes.get(u) in (FAILED, NOT_RUN) for u in ups):
+                            outcomes[name] = NOT_RUN
+                            pending.remove(name)
+                            self.events.emit("stage_finished", stage=name, outcome=NOT_RUN, reason="an upstream stage failed")
+                            continue
+                        if any(u not in outcomes for u in ups):
+                            continue
+                        if any(outcomes[n] == FAILED for n in outcomes) and not o.keep_going:
+                            outcomes[name] = NOT_RUN
+                            pending.remove(name)
+                            continue
                         pending.remove(name)
-                        self.events.emit("stage_finished", stage=name, outcome=NOT_RUN, reason="an upstream stage failed")
+                        inputs = state.stage_inputs(self.pipeline, self.pipeline.stage(name), self.params, self.hashes)
+                        decision = self._decide(name, inputs)
+                        if decision is not None:
+                            outcomes[name] = decision
+                            continue
+                        if executor is None:
+                            executor = self._executor(pending + [name])
+                        self.journal.start(self.pipeline.stage(name), self.hashes)
+                        self.events.emit("stage_started", stage=name, fingerprint=inputs.fingerprint, lock=inputs.lock_entry({}))
+                        running[executor.submit(self._job(name, inputs))] = (name, inputs)
+                    if not running:
                         continue
-                    if any(u not in outcomes for u in ups):
-                        continue
-                    if any(outcomes[n] == FAILED for n in outcomes) and not o.keep_going:
-                        outcomes[name] = NOT_RUN
-                        pending.remove(name)
-                        continue
-                    pending.remove(name)
-                    decision = self._decide(name, ups, outcomes)
-                    if decision is not None:
-                        outcomes[name] = decision
-                        continue
-                    if executor is None:
-                        executor = self._executor(pending + [name])
-                    self._journal_start(name)
-                    started_at[name] = time.monotonic()
-                    self.events.emit("stage_started", stage=name)
-                    job = self._job(name)
-                    running[executor.submit(job)] = name
-                if not running:
-                    continue
-                done, _ = wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)
-                for future in done:
-                    name = running.pop(future)
-                    outcome = future.result()
-                    outcomes[name] = self._finish(name, outcome, errors)
-        except KeyboardInterrupt:
-            if executor is not None:
-                executor.interrupt()
-                for future, name in running.items():
-                    future.result()
-                    self._restore_previous(name)
-                    self._journal_end(name)
-                    self._record(name, FAILED, 0.0, error="interrupted")
-            state.write_last(self.pipeline, self.last)
-            self.events.emit("run_finished", run=self.run_id, status="interrupted")
+                    done, _ = wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        name, inputs = running.pop(future)
+                        outcomes[name] = self._finish(name, inputs, future.result(), errors)
+        except BaseException as error:
+            self._abandon(executor, running, interrupted=isinstance(error, KeyboardInterrupt))
             raise
         finally:
-            signal.signal(signal.SIGTERM, previous_signal)
             if executor is not None:
                 executor.close()
         state.write_last(self.pipeline, self.last)
         result = RunResult(self.run_id, {n: outcomes[n] for n in planned}, errors, planned)
         self.events.emit("run_finished", run=self.run_id, status="ok" if result.ok else "failed", summary=result.summary(), outcomes=result.outcomes)
         return result
+
+    def _abandon(self, executor, running: dict[Future, tuple[str, state.StageInputs]], interrupted: bool) -> None:
+        """Stop the running stages and put back what was at their outs before they started. A
+        stage whose outs cannot be put back (a full disk) stays in the journal, so the next run
+        puts them back first."""
+        if executor is not None:
+            executor.interrupt()
+        reason = "interrupted" if interrupted else "the run stopped: nb2pipe itself failed"
+        for future, (name, inputs) in running.items():
+            with contextlib.suppress(BaseException):
+                future.result()
+            self._record(name, FAILED, 0.0, error=reason)
+            self.events.emit(
+                "stage_failed", stage=name, error=reason, interrupted=interrupted, lock=inputs.lock_entry({}), fingerprint=inputs.fingerprint
+            )
+            self._put_back(name)
+        for name in list(self.journal.stages):  # a stage caught between dispatch and submit
+            self._put_back(name)
+        with contextlib.suppress(OSError):
+            state.write_last(self.pipeline, self.last)
+        self.events.emit("run_finished", run=self.run_id, status="interrupted" if interrupted else "failed")
+
+    def _put_back(self, name: str) -> None:
+        try:
+            self.journal.restore(name)
+            self.journal.end(name)
+        except OSError as e:
+            self.events.emit("message", text=f"warning: could not put back the outputs of stage '{name}' ({e.strerror}); the next run puts them back")
 
     def _dry_run(self, planned: list[str], edges: dict[str, list[str]]) -> RunResult:
         status = {s.name: s for s in state.pipeline_status(self.pipeline, self.params).stages}
@@ -199,11 +228,11 @@ class Runner:
 
     # --- deciding ---
 
-    def _decide(self, name: str, ups: list[str], outcomes: dict[str, str]) -> str | None:
+    def _decide(self, name: str, inputs: state.StageInputs) -> str | None:
         """UP_TO_DATE or RESTORED when the stage need not run; None to run it."""
         stage = self.pipeline.stage(name)
         entry = self.lock_entries.get(name)
-        reasons = state.stage_reasons(self.pipeline, stage, entry, self.params, self.hashes)
+        reasons = state.stage_reasons(self.pipeline, stage, entry, self.params, self.hashes, inputs)
         if self.last.get(name, {}).get("outcome") == FAILED:
             reasons.append(m.Reason(state.LAST_RUN_FAILED))
         if not reasons and not self.options.force:
@@ -211,17 +240,14 @@ class Runner:
             return UP_TO_DATE
         if self.options.force:
             return None
-        code = state.code_hash(self.pipeline, stage)
-        params = state.param_values(stage, self.params)
-        deps = state.hash_paths(self.pipeline, stage.deps, self.hashes)
-        remembered = self.cache.recall_run(state.fingerprint(code, params, deps))
+        remembered = self.cache.recall_run(inputs.fingerprint)
         if remembered is None or set(remembered) != set(stage.produced):
             return None
-        for path, digest in remembered.items():
-            if digest is not None:
-                self.cache.restore(state.resolve(self.pipeline, path), digest)
-        self.lock_entries[name] = state.lock_entry(code, params, deps, remembered)
+        self.journal.start(stage, self.hashes)
+        restore_snapshots(self.pipeline, self.cache, remembered)
+        self.lock_entries[name] = inputs.lock_entry(remembered)
         state.write_lock(self.pipeline, self.lock_entries)
+        self.journal.end(name)
         self._record(name, RESTORED, 0.0)
         self.events.emit("stage_finished", stage=name, outcome=RESTORED, reasons=[str(r) for r in reasons], **self._stage_record(name))
         return RESTORED
@@ -247,7 +273,7 @@ class Runner:
             return DaskExecutor(kernel, state.wdir(self.pipeline), jobs, self.options.scheduler)
         raise SpecError(f"unknown executor '{self.options.executor}'; use 'local' or 'dask'")
 
-    def _job(self, name: str):
+    def _job(self, name: str, inputs: state.StageInputs):
         from nb2pipe.run.kernels import stage_notebook
         from nb2pipe.run.local import StageJob
 
@@ -255,14 +281,14 @@ class Runner:
         return StageJob(
             name=name,
             cmd=stage.cmd,
-            notebook=None if stage.cmd else stage_notebook(self.pipeline, stage),
-            parameters=state.param_values(stage, self.params),
+            notebook=None if stage.cmd else stage_notebook(self.pipeline, stage, inputs.script),
+            parameters=inputs.params,
             output=self.run_dir / f"{name}.ipynb",
             on_cell=lambda i, n: self.events.emit("cell", stage=name, index=i, count=n),
             env=self.options.stage_env(name) if self.options.stage_env else {},
         )
 
-    def _finish(self, name: str, outcome, errors: dict[str, str]) -> str:
+    def _finish(self, name: str, inputs: state.StageInputs, outcome, errors: dict[str, str]) -> str:
         stage = self.pipeline.stage(name)
         notebook = os.path.relpath(self.run_dir / f"{name}.ipynb")
         if outcome.ok:
@@ -274,20 +300,19 @@ class Runner:
         if not outcome.ok:
             message = failure_message(self.pipeline, stage, outcome.error or {}, notebook)
             errors[name] = message
-            self._restore_previous(name)
-            self._journal_end(name)
+            self._put_back(name)
             self._record(name, FAILED, outcome.duration, error=_short_error(outcome.error), notebook=notebook)
-            self.events.emit("stage_failed", stage=name, duration=outcome.duration, error=message, notebook=notebook, cell=(outcome.error or {}).get("title"))
+            self.events.emit(
+                "stage_failed", stage=name, duration=outcome.duration, error=message, notebook=notebook,
+                cell=(outcome.error or {}).get("title"), lock=inputs.lock_entry({}), fingerprint=inputs.fingerprint,
+            )
             return FAILED
         for path, digest in outs.items():
-            self.cache.store(state.resolve(self.pipeline, path), digest, self.hashes)
-        code = state.code_hash(self.pipeline, stage)
-        params = state.param_values(stage, self.params)
-        deps = state.hash_paths(self.pipeline, stage.deps, self.hashes)
-        self.lock_entries[name] = state.lock_entry(code, params, deps, outs)
+            self.cache.store(state.out_path(self.pipeline, path), digest, self.hashes)
+        self.lock_entries[name] = inputs.lock_entry(outs)
         state.write_lock(self.pipeline, self.lock_entries)
-        self.cache.remember_run(state.fingerprint(code, params, deps), outs)
-        self._journal_end(name)
+        self.cache.remember_run(inputs.fingerprint, outs)
+        self.journal.end(name)
         self._record(name, RAN, outcome.duration, notebook=notebook)
         self.events.emit("stage_finished", stage=name, outcome=RAN, duration=outcome.duration, notebook=notebook, **self._stage_record(name))
         return RAN
@@ -310,46 +335,25 @@ class Runner:
 
     # --- nothing lost ---
 
-    def _journal_start(self, name: str) -> None:
-        previous = (self.lock_entries.get(name) or {}).get(state.L_OUTS) or {}
-        self.journal[name] = {"outs": {p: previous.get(p) for p in self.pipeline.stage(name).produced}}
-        self._write_journal()
-
-    def _journal_end(self, name: str) -> None:
-        self.journal.pop(name, None)
-        self._write_journal()
-
-    def _write_journal(self) -> None:
-        path = self.state_dir / JOURNAL_FILE
-        if self.journal:
-            state.atomic_write(path, json.dumps({"run": self.run_id, "pid": os.getpid(), "stages": self.journal}))
-        elif path.exists():
-            path.unlink()
-
-    def _restore_previous(self, name: str) -> None:
-        outs = self.journal.get(name, {}).get("outs", {})
-        self._restore_outs(outs)
-
-    def _restore_outs(self, outs: dict[str, str | None]) -> None:
-        for path, digest in outs.items():
-            target = state.resolve(self.pipeline, path)
-            if digest and self.cache.has(digest):
-                self.cache.restore(target, digest)
-            elif digest is None and target.exists():
-                _remove(target)  # the stage had not produced it before this run
-
     def _recover(self) -> None:
-        """Undo what a killed run left half-done (we hold the run lock, so it is dead)."""
-        journal = state.read_json(self.state_dir / JOURNAL_FILE, None)
+        """Put back what a killed run left half-done (we hold the run lock, so it is dead)."""
+        journal = read_journal(self.pipeline)
         if not journal:
             return
-        for name, entry in journal.get("stages", {}).items():
+        for name, outs in journal["stages"].items():
             if name in self.pipeline.names:
-                self._restore_outs(entry.get("outs", {}))
+                restore_snapshots(self.pipeline, self.cache, outs)
                 self.last[name] = {"outcome": FAILED, "run": journal.get("run"), "error": "interrupted (the runner was killed)"}
                 self.events.emit("message", text=f"recovered stage '{name}' from interrupted run {journal.get('run')}: its previous outputs are restored")
-        (self.state_dir / JOURNAL_FILE).unlink()
+        self.journal.path.unlink()
         state.write_last(self.pipeline, self.last)
+
+
+def acquire_run_lock(pipeline_root: str | Path, wait: bool, reporters: list[Reporter] = ()) -> RunLock:
+    """Take the pipeline's run lock (one run at a time), saying so while waiting for it."""
+    run_lock = RunLock(Path(pipeline_root) / m.STATE_DIR / RUN_LOCK_FILE)
+    run_lock.acquire(wait=wait, where=str(pipeline_root), on_wait=lambda text: [r({"event": "message", "text": text}) for r in reporters])
+    return run_lock
 
 
 def read_metrics(pipeline: m.Pipeline, stage: m.Stage) -> dict[str, Any]:
@@ -360,15 +364,6 @@ def read_metrics(pipeline: m.Pipeline, stage: m.Stage) -> dict[str, Any]:
         if isinstance(data, dict):
             metrics.update({k: v for k, v in data.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
     return metrics
-
-
-def _remove(path: Path) -> None:
-    import shutil
-
-    if path.is_dir():
-        shutil.rmtree(path)
-    else:
-        path.unlink()
 
 
 def _short_error(error: dict | None) -> str:
@@ -388,19 +383,30 @@ def failure_message(pipeline: m.Pipeline, stage: m.Stage, error: dict, notebook:
     return f"stage '{stage.name}' failed{where}: {_short_error(error)}; open {notebook}"
 
 
-def _sigterm_raises_interrupt():
+@contextlib.contextmanager
+def _signals_interrupt():
+    """SIGINT and SIGTERM raise KeyboardInterrupt while the stages run, whatever dispositions the
+    process inherited (a server or a script may start `nb2pipe run` with SIGINT ignored)."""
+
     def handler(signum, frame):
         raise KeyboardInterrupt
 
+    previous = {}
     try:
-        return signal.signal(signal.SIGTERM, handler)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, handler)
     except ValueError:  # not the main thread (e.g. inside a server): leave signals alone
-        return signal.getsignal(signal.SIGTERM)
+        pass
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
-def run_pipeline(path: Path, options: RunOptions, reporters: list[Reporter]) -> RunResult:
+def run_pipeline(path: Path, options: RunOptions, reporters: list[Reporter], lock: RunLock | None = None) -> RunResult:
     pipeline = load_pipeline(path)
-    runner = Runner(pipeline, options, reporters)
+    runner = Runner(pipeline, options, reporters, lock=lock)
     return runner.run()
 
 
@@ -411,10 +417,11 @@ def checkout(path: Path) -> list[str]:
     hashes = state.hash_cache(pipeline)
     restored, missing = [], []
     for name, entry in state.read_lock(pipeline).items():
+        declared = pipeline.stage(name).produced if name in pipeline.names else ()
         for out, digest in (entry.get(state.L_OUTS) or {}).items():
-            if digest is None:
+            if digest is None or out not in declared:  # only what nb2pipe.yaml says the stage writes
                 continue
-            target = state.resolve(pipeline, out)
+            target = state.out_path(pipeline, out)
             if hashes.hash_path(target) == digest:
                 continue
             if not cache.has(digest):
