@@ -288,18 +288,16 @@ def _export_if_needed(notebook: Path) -> None:
 def cmd_status(args: argparse.Namespace) -> int:
     import json
 
-    from nb2pipe.run.pidlock import is_locked
+    from nb2pipe.run.registry import running_stages
     from nb2pipe.spec import load_pipeline
-    from nb2pipe.state import pipeline_status, read_json, state_dir
+    from nb2pipe.state import pipeline_status
 
     from nb2pipe.spec import effective_params
 
     path = _pipeline_path(args.pipeline)
     pipeline = load_pipeline(path)
     params = effective_params(pipeline, parse_params(args.param))
-    running: set[str] = set()
-    if is_locked(state_dir(pipeline) / "run.pid"):
-        running = set(read_json(state_dir(pipeline) / "journal.json", {}).get("stages", {}))
+    running = running_stages(Path(pipeline.root))
     report = pipeline_status(pipeline, params, running)
     stale = any(s.is_stale for s in report.stages)
     if args.quiet:

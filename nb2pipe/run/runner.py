@@ -102,7 +102,7 @@ class Runner:
 
     def run(self) -> RunResult:
         run_lock = RunLock(self.state_dir / "run.pid")
-        run_lock.acquire(wait=self.options.wait, where=self.pipeline.root)
+        run_lock.acquire(wait=self.options.wait, where=self.pipeline.root, run_id=self.run_id, events=self.run_dir / "events.jsonl")
         try:
             self.lock_entries = state.read_lock(self.pipeline)
             self.last = state.read_last(self.pipeline)
