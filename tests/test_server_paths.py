@@ -158,3 +158,21 @@ async def test_a_body_over_the_size_limit_is_413(jp_fetch, tiny, route):
     answer = await expect_error(jp_fetch, 413, route, method="POST", body=body)
     assert "too large" in answer["message"]
     assert not (tiny.parent / "pipelines").exists()
+
+
+@pytest.mark.parametrize(
+    "route, fields, says",
+    [
+        ("runs", {"force": "false"}, "'force'"),
+        ("runs", {"downstream": 1}, "'downstream'"),
+        ("runs", {"stages": "make"}, "'stages'"),
+        ("runs", {"stages": [1]}, "'stages'"),
+        ("runs", {"params": [["n", 1]]}, "'params'"),
+        ("export", {"force": "no"}, "'force'"),
+    ],
+)
+async def test_fields_of_the_wrong_type_are_400(jp_fetch, exported, route, fields, says):
+    body = await expect_error(jp_fetch, 400, route, method="POST", body=json.dumps({"path": "work/tiny.ipynb", **fields}))
+    assert says in body["message"]
+    _, status = await fetch_json(jp_fetch, "status", params={"path": "work/tiny.ipynb"})
+    assert status["job"] is None

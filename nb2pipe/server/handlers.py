@@ -80,6 +80,15 @@ class Nb2PipeHandler(APIHandler):
             raise RequestError(400, "the request body must be a JSON object")
         return data
 
+    @staticmethod
+    def flag(data: dict[str, Any], key: str) -> bool:
+        value = data.get(key)
+        if value is None:
+            return False
+        if not isinstance(value, bool):
+            raise RequestError(400, f"'{key}' must be true or false, not {shown(json.dumps(value))}")
+        return value
+
     def limit(self) -> int:
         text = self.get_query_argument("limit", str(DEFAULT_LIMIT))
         if not (text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_LIMIT):
@@ -148,12 +157,13 @@ class ExportHandler(Nb2PipeHandler):
         from nb2pipe.export import export_notebook
 
         data = self.body()
+        force = self.flag(data, "force")
         notebook = confine(self.root, data.get("path"))
         if notebook.suffix != ".ipynb" or not notebook.is_file():
             raise RequestError(404 if notebook.suffix == ".ipynb" else 400, f"'{shown(str(data.get('path')))}' is not a notebook in the server root")
         _, folder = self.pipeline_of(notebook)
         await asyncio.to_thread(confine_export, self.root, folder)
-        result = await asyncio.to_thread(export_notebook, notebook, force=bool(data.get("force")))
+        result = await asyncio.to_thread(export_notebook, notebook, force=force)
         self.finish(json.dumps({
             "pipeline": self.relative(result.folder),
             "stages": [s.name for s in result.pipeline.stages],
@@ -177,8 +187,11 @@ class RunsHandler(Nb2PipeHandler):
     async def post(self):
         data = self.body()
         stages, params = data.get("stages", []), data.get("params", {})
-        if not isinstance(stages, list) or not all(isinstance(s, str) for s in stages) or not isinstance(params, dict):
-            raise RequestError(400, "'stages' must be a list of stage names and 'params' a mapping")
+        if not isinstance(stages, list) or not all(isinstance(s, str) for s in stages):
+            raise RequestError(400, "'stages' must be a list of stage names")
+        if not isinstance(params, dict):
+            raise RequestError(400, "'params' must be a mapping of parameter names to values")
+        force, downstream = self.flag(data, "force"), self.flag(data, "downstream")
         target = confine(self.root, data.get("path"))
         notebook, folder = self.pipeline_of(target)
         if notebook is not None and not notebook.is_file():
@@ -189,7 +202,7 @@ class RunsHandler(Nb2PipeHandler):
         await asyncio.to_thread(self._refuse_if_running_elsewhere, folder)
         await asyncio.to_thread(_prepare_run, self.root, notebook, folder, stages, params)
         self._refuse_if_running(folder)  # again: another request may have started one meanwhile
-        request = RunRequest(notebook or folder, folder, tuple(stages), params, bool(data.get("force")), bool(data.get("downstream")))
+        request = RunRequest(notebook or folder, folder, tuple(stages), params, force, downstream)
         job = self.jobs.start(request)
         self.set_status(202)
         self.finish(json.dumps(job.to_json()))
