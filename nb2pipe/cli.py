@@ -222,7 +222,7 @@ def _pipeline_path(target: Path) -> Path:
 def cmd_run(args: argparse.Namespace) -> int:
     from nb2pipe.run import RunOptions, run_pipeline
     from nb2pipe.run.events import jsonl_reporter, plain_reporter, terminal_reporter
-    from nb2pipe.run.runner import acquire_run_lock
+    from nb2pipe.run.runner import acquire_run_lock, new_run_id
 
     if args.jobs is not None and args.jobs < 1:
         from nb2pipe.errors import SpecError
@@ -258,7 +258,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         folder = Path(load_pipeline(folder).root)  # not a pipeline: one error, before anything is written
     # the run lock first: a second `nb2pipe run NOTEBOOK` must not re-export under a running pipeline
-    run_lock = acquire_run_lock(folder, args.wait, reporters)
+    run_id = new_run_id()
+    run_lock = acquire_run_lock(folder, args.wait, reporters, run_id)
     store = None
     try:
         if args.target.suffix == ".ipynb":
@@ -282,7 +283,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             bridge = MlflowBridge(pipeline, command=command)
             reporters.append(bridge)
             options.stage_env = bridge.stage_env
-        result = run_pipeline(folder, options, reporters, lock=run_lock)
+        result = run_pipeline(folder, options, reporters, lock=run_lock, run_id=run_id)
     finally:
         if store is not None:
             store.close()
@@ -326,18 +327,16 @@ def _export_if_needed(notebook: Path) -> None:
 def cmd_status(args: argparse.Namespace) -> int:
     import json
 
-    from nb2pipe.run.pidlock import is_locked
+    from nb2pipe.run.registry import running_stages
     from nb2pipe.spec import load_pipeline
-    from nb2pipe.state import pipeline_status, read_json, state_dir
+    from nb2pipe.state import pipeline_status
 
     from nb2pipe.spec import effective_params
 
     path = _pipeline_path(args.pipeline)
     pipeline = load_pipeline(path)
     params = effective_params(pipeline, parse_params(args.param))
-    running: set[str] = set()
-    if is_locked(state_dir(pipeline) / "run.pid"):
-        running = set(read_json(state_dir(pipeline) / "journal.json", {}).get("stages", {}))
+    running = running_stages(Path(pipeline.root))
     report = pipeline_status(pipeline, params, running)
     stale = any(s.is_stale for s in report.stages)
     if args.quiet:

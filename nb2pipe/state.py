@@ -47,6 +47,7 @@ UPSTREAM_STALE = "upstream stale"
 
 # stage states
 UP_TO_DATE, STALE, NEVER_RUN_STATE, FAILED, RUNNING = "up-to-date", "stale", "never-run", "failed", "running"
+CANCELLED = "cancelled"  # the last run of the stage was interrupted (Ctrl-C, SIGTERM, Cancel, kill -9)
 
 _Dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
@@ -425,8 +426,9 @@ def pipeline_status(pipeline: m.Pipeline, params: dict[str, Any], running: set[s
 def _state(name: str, reasons: list[m.Reason], running: set[str], lock: dict) -> str:
     if name in running:
         return RUNNING
-    if any(r.kind == LAST_RUN_FAILED for r in reasons):
-        return FAILED
+    failed = [r for r in reasons if r.kind == LAST_RUN_FAILED]
+    if failed:
+        return CANCELLED if failed[0].detail.startswith("interrupted") else FAILED
     if name not in lock:
         return NEVER_RUN_STATE
     return STALE if reasons else UP_TO_DATE

@@ -389,6 +389,7 @@ def test_interrupted_run_exits_130_restores_outs_and_leaves_no_kernel(slow, runs
     assert (slow / SLOW_PIPE / "nb2pipe.lock").read_bytes() == lock
     assert not (slow / SLOW_PIPE / ".nb2pipe" / "journal.json").exists()  # nothing left to recover
     assert status_json(cli, SLOW_PIPE)["slow"]["reasons"][0] == "last run failed: interrupted"
+    assert status_json(cli, SLOW_PIPE)["slow"]["state"] == "cancelled"
     if psutil is None:
         pytest.skip("psutil is not installed: cannot check that the kernels are gone")
     assert runs.kernels, "saw no kernel of the interrupted run"

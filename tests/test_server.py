@@ -94,7 +94,7 @@ async def test_cancel_stops_the_run_and_keeps_outputs(jp_fetch, jp_root_dir):
             break
         await asyncio.sleep(0.1)
     assert job["status"] == "cancelled"
-    assert not (jp_root_dir / "s.txt").exists(), "an output the stage had never produced before is removed"
+    assert (jp_root_dir / "s.txt").read_text() == "old", "what was at the stage's outs before it started is there again"
 
 
 async def test_unknown_run_is_404(jp_fetch):

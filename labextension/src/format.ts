@@ -9,7 +9,8 @@ export const STATE_LABELS: Record<string, { icon: string; label: string }> = {
   'never-run': { icon: '○', label: 'never run' },
   running: { icon: '◐', label: 'running' },
   queued: { icon: '…', label: 'queued' },
-  failed: { icon: '✕', label: 'failed' }
+  failed: { icon: '✕', label: 'failed' },
+  cancelled: { icon: '⊘', label: 'cancelled' }
 };
 
 /** "7.2 s", "2 min 05 s". */

@@ -22,7 +22,7 @@ import {
 } from './tokens';
 
 /** Job stage states after which a stage will not change in this job. */
-const STAGE_DONE = new Set(['failed', 'ran', 'restored', 'skipped', 'up-to-date']);
+const STAGE_DONE = new Set(['failed', 'cancelled', 'ran', 'restored', 'skipped', 'up-to-date']);
 
 export class PipelineModel implements IDisposable {
   constructor(options: PipelineModel.IOptions) {

@@ -199,7 +199,7 @@ export class Nb2pipeSidebar extends Widget {
       state === 'failed'
         ? stage.reasons.filter(r => !r.startsWith('last run failed'))
         : stage.reasons;
-    if ((state === 'stale' || state === 'failed') && shownReasons.length) {
+    if ((state === 'stale' || state === 'failed' || state === 'cancelled') && shownReasons.length) {
       const reasons = el('ul', 'jp-nb2pipe-reasons');
       for (const reason of shownReasons) {
         reasons.append(el('li', 'jp-nb2pipe-reason', reason));

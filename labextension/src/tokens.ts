@@ -37,6 +37,7 @@ export type StageState =
   | 'stale'
   | 'never-run'
   | 'failed'
+  | 'cancelled'
   | 'running';
 
 /** The last recorded run of a stage (`.nb2pipe/last.json`). */

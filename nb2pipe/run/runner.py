@@ -88,13 +88,15 @@ def new_run_id() -> str:
 
 
 class Runner:
-    def __init__(self, pipeline: m.Pipeline, options: RunOptions, reporters: list[Reporter], lock: RunLock | None = None):
-        """`lock`: the pipeline's run lock when the caller holds it already (it exported first)."""
+    def __init__(
+        self, pipeline: m.Pipeline, options: RunOptions, reporters: list[Reporter], lock: RunLock | None = None, run_id: str | None = None
+    ):
+        """`lock`: the pipeline's run lock when the caller holds it already (taken for `run_id`)."""
         if options.jobs is not None and options.jobs < 1:
             raise SpecError(f"--jobs {options.jobs} is not a number of stages; use 1 or more")
         self.pipeline = pipeline
         self.options = options
-        self.run_id = new_run_id()
+        self.run_id = run_id or new_run_id()
         self.state_dir = state.state_dir(pipeline)
         # not under .nb2pipe/: Jupyter does not open files in hidden folders, and users open these
         self.run_dir = Path(pipeline.root) / RUNS_DIR / self.run_id
@@ -111,7 +113,7 @@ class Runner:
     # --- the whole run ---
 
     def run(self) -> RunResult:
-        run_lock = self.held_lock or acquire_run_lock(self.pipeline.root, self.options.wait, self.reporters)
+        run_lock = self.held_lock or acquire_run_lock(self.pipeline.root, self.options.wait, self.reporters, self.run_id)
         try:
             self.lock_entries = state.read_lock(self.pipeline)
             self.last = state.read_last(self.pipeline)
@@ -349,10 +351,15 @@ class Runner:
         state.write_last(self.pipeline, self.last)
 
 
-def acquire_run_lock(pipeline_root: str | Path, wait: bool, reporters: list[Reporter] = ()) -> RunLock:
-    """Take the pipeline's run lock (one run at a time), saying so while waiting for it."""
-    run_lock = RunLock(Path(pipeline_root) / m.STATE_DIR / RUN_LOCK_FILE)
-    run_lock.acquire(wait=wait, where=str(pipeline_root), on_wait=lambda text: [r({"event": "message", "text": text}) for r in reporters])
+def acquire_run_lock(pipeline_root: str | Path, wait: bool, reporters: list[Reporter], run_id: str) -> RunLock:
+    """Take the pipeline's run lock (one run at a time) for run `run_id`, saying so while waiting
+    for it. The lock file names the run and its events file, for `nb2pipe.run.registry`."""
+    root = Path(pipeline_root)
+    run_lock = RunLock(root / m.STATE_DIR / RUN_LOCK_FILE)
+    run_lock.acquire(
+        wait=wait, where=str(root), run_id=run_id, events=root / RUNS_DIR / run_id / "events.jsonl",
+        on_wait=lambda text: [report({"event": "message", "text": text}) for report in reporters],
+    )
     return run_lock
 
 
@@ -404,9 +411,11 @@ def _signals_interrupt():
             signal.signal(sig, old)
 
 
-def run_pipeline(path: Path, options: RunOptions, reporters: list[Reporter], lock: RunLock | None = None) -> RunResult:
+def run_pipeline(
+    path: Path, options: RunOptions, reporters: list[Reporter], lock: RunLock | None = None, run_id: str | None = None
+) -> RunResult:
     pipeline = load_pipeline(path)
-    runner = Runner(pipeline, options, reporters, lock=lock)
+    runner = Runner(pipeline, options, reporters, lock=lock, run_id=run_id)
     return runner.run()
 
 

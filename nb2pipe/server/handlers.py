@@ -1,16 +1,19 @@
-"""REST handlers under `<base_url>/nb2pipe/`: status, export, runs. Thin: parse, call, map errors.
+"""REST handlers under `<base_url>/nb2pipe/`: status, export, runs. Thin: parse, check, call, map errors.
 
-Every verb is authenticated. Every path is relative to the server's root and must stay inside
-it once resolved (`..`, absolute paths and symlinks pointing out are refused). Errors are mapped
-to HTTP in one place, `_error_status`.
+Every verb is authenticated. Every path read or written stays inside the server's root, the
+paths a pipeline file names included (`paths.py`). A run is checked before the 202 (pipeline,
+stage names, parameter names), so a mistake is a 400 at once, not a failed job later. Request
+bodies are JSON objects of at most MAX_BODY bytes. Errors are mapped to HTTP in one place,
+`_error_status`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import functools
 import json
-import os
+import keyword
 from pathlib import Path
 from typing import Any
 
@@ -20,21 +23,18 @@ from jupyter_server.utils import url_path_join
 
 from nb2pipe import model as m
 from nb2pipe.errors import Nb2PipeError, NotebookError, OverwriteError, PipelineLocked, SpecError
-from nb2pipe.server.jobs import Jobs
+from nb2pipe.server.jobs import Jobs, RunRequest
+from nb2pipe.server.paths import RequestError, confine, confine_export, confine_folder, confine_pipeline, is_inside, shown
 
 NAMESPACE = "nb2pipe"
-
-
-class PathError(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
+MAX_BODY = 1024 * 1024  # bytes
+DEFAULT_LIMIT, MAX_LIMIT = 20, 1000  # runs in one history answer
 
 
 def _error_status(error: Exception) -> int:
     from nb2pipe.track import UnknownRun
 
-    if isinstance(error, PathError):
+    if isinstance(error, RequestError):
         return error.status
     if isinstance(error, UnknownRun):
         return 404
@@ -45,18 +45,6 @@ def _error_status(error: Exception) -> int:
     return 500
 
 
-def confine(root: Path, relative: Any) -> Path:
-    """`relative` resolved inside `root`, or a PathError (400 malformed, 403 outside the root)."""
-    if not isinstance(relative, str) or not relative.strip() or "\x00" in relative:
-        raise PathError(400, "a 'path' relative to the server root is required")
-    if os.path.isabs(relative) or relative.startswith(("/", "\\")):
-        raise PathError(400, f"'{relative}' is absolute; give a path relative to the server root")
-    full = (root / relative).resolve()
-    if full != root and root not in full.parents:
-        raise PathError(403, f"'{relative}' is outside the server root")
-    return full
-
-
 def maps_errors(method):
     """Turn nb2pipe's errors into JSON responses with the right status, in one place."""
 
@@ -64,7 +52,7 @@ def maps_errors(method):
     async def wrapper(self: "Nb2PipeHandler", *args, **kwargs):
         try:
             return await method(self, *args, **kwargs)
-        except (Nb2PipeError, PathError) as error:
+        except (Nb2PipeError, RequestError) as error:
             self.set_status(_error_status(error))
             self.finish(json.dumps({"message": str(error)}))
 
@@ -81,23 +69,41 @@ class Nb2PipeHandler(APIHandler):
         return self.settings["nb2pipe_jobs"]
 
     def body(self) -> dict[str, Any]:
+        size = len(self.request.body or b"")
+        if size > MAX_BODY:
+            raise RequestError(413, f"the request body is too large ({size} bytes; at most {MAX_BODY})")
         try:
             data = json.loads(self.request.body or b"{}")
         except ValueError:
-            raise PathError(400, "the request body is not valid JSON") from None
+            raise RequestError(400, "the request body is not valid JSON") from None
         if not isinstance(data, dict):
-            raise PathError(400, "the request body must be a JSON object")
+            raise RequestError(400, "the request body must be a JSON object")
         return data
+
+    @staticmethod
+    def flag(data: dict[str, Any], key: str) -> bool:
+        value = data.get(key)
+        if value is None:
+            return False
+        if not isinstance(value, bool):
+            raise RequestError(400, f"'{key}' must be true or false, not {shown(json.dumps(value))}")
+        return value
+
+    def limit(self) -> int:
+        text = self.get_query_argument("limit", str(DEFAULT_LIMIT))
+        if not (text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_LIMIT):
+            raise RequestError(400, f"'limit' must be a whole number from 1 to {MAX_LIMIT}, not '{shown(text)}'")
+        return int(text)
 
     def relative(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()
 
     def pipeline_of(self, target: Path) -> tuple[Path | None, Path]:
-        """(notebook or None, pipeline folder) for a notebook path or a pipeline folder path."""
+        """(notebook or None, pipeline folder inside the root) for a notebook or a pipeline folder."""
         if target.suffix == ".ipynb":
             from nb2pipe.export import default_folder
 
-            return target, default_folder(target)
+            return target, confine_folder(self.root, default_folder(target))
         return None, target
 
 
@@ -108,12 +114,14 @@ class StatusHandler(Nb2PipeHandler):
         target = confine(self.root, self.get_query_argument("path", ""))
         notebook, folder = self.pipeline_of(target)
         if notebook is not None and not notebook.is_file():
-            raise PathError(404, f"notebook '{self.relative(notebook)}' does not exist")
-        payload = await asyncio.to_thread(_status_payload, self.root, notebook, folder, self.jobs)
+            raise RequestError(404, f"notebook '{self.relative(notebook)}' does not exist")
+        own = self.jobs.running_for(self.relative(folder))
+        own_json = copy.deepcopy(own.to_json()) if own else None
+        payload = await asyncio.to_thread(_status_payload, self.root, notebook, folder, own_json, self.jobs)
         self.finish(json.dumps(payload, default=str))
 
 
-def _status_payload(root: Path, notebook: Path | None, folder: Path, jobs: Jobs) -> dict[str, Any]:
+def _status_payload(root: Path, notebook: Path | None, folder: Path, own_job: dict | None, jobs: Jobs) -> dict[str, Any]:
     from nb2pipe.run.runner import read_metrics
     from nb2pipe.spec import load_params, load_pipeline
     from nb2pipe.state import pipeline_status
@@ -123,8 +131,9 @@ def _status_payload(root: Path, notebook: Path | None, folder: Path, jobs: Jobs)
     if not (folder / m.PIPELINE_FILE).is_file():
         return {**base, "exists": False, "stages": [], "job": None}
     pipeline = load_pipeline(folder)
-    job = jobs.running_for(relative)
-    running = {name for name, s in (job.stages if job else {}).items() if s.get("state") == "running"}
+    confine_pipeline(root, pipeline)
+    job = own_job or jobs.external_for(folder)
+    running = {name for name, s in (job["stages"] if job else {}).items() if s.get("state") == "running"}
     report = pipeline_status(pipeline, load_params(pipeline), running)
     stages = []
     for status in report.stages:
@@ -132,12 +141,13 @@ def _status_payload(root: Path, notebook: Path | None, folder: Path, jobs: Jobs)
         stage = pipeline.stage(status.name)
         last = entry["last_run"] or {}
         if last.get("notebook"):
-            last["notebook"] = (folder / last["notebook"]).resolve().relative_to(root).as_posix()
+            executed = folder / last["notebook"]
+            last["notebook"] = executed.resolve().relative_to(root).as_posix() if is_inside(root, executed) else None
         entry["metrics"] = read_metrics(pipeline, stage)
         entry["cells"] = list(stage.cells)
         entry["params"] = list(stage.params)
         stages.append(entry)
-    return {**base, "exists": True, "source_in_sync": report.source_in_sync, "stages": stages, "job": job.to_json() if job else None}
+    return {**base, "exists": True, "source_in_sync": report.source_in_sync, "stages": stages, "job": job}
 
 
 class ExportHandler(Nb2PipeHandler):
@@ -147,10 +157,13 @@ class ExportHandler(Nb2PipeHandler):
         from nb2pipe.export import export_notebook
 
         data = self.body()
+        force = self.flag(data, "force")
         notebook = confine(self.root, data.get("path"))
         if notebook.suffix != ".ipynb" or not notebook.is_file():
-            raise PathError(404 if notebook.suffix == ".ipynb" else 400, f"'{data.get('path')}' is not a notebook in the server root")
-        result = await asyncio.to_thread(export_notebook, notebook, force=bool(data.get("force")))
+            raise RequestError(404 if notebook.suffix == ".ipynb" else 400, f"'{shown(str(data.get('path')))}' is not a notebook in the server root")
+        _, folder = self.pipeline_of(notebook)
+        await asyncio.to_thread(confine_export, self.root, folder)
+        result = await asyncio.to_thread(export_notebook, notebook, force=force)
         self.finish(json.dumps({
             "pipeline": self.relative(result.folder),
             "stages": [s.name for s in result.pipeline.stages],
@@ -163,64 +176,114 @@ class RunsHandler(Nb2PipeHandler):
     @tornado.web.authenticated
     @maps_errors
     async def get(self):
-        from nb2pipe.spec import load_pipeline
-        from nb2pipe.track import RunStore
-
         target = confine(self.root, self.get_query_argument("path", ""))
+        limit = self.limit()
         _, folder = self.pipeline_of(target)
-        if not (folder / m.PIPELINE_FILE).is_file():
-            self.finish(json.dumps({"runs": []}))
-            return
-        store = RunStore(load_pipeline(folder))
-        try:
-            runs = await asyncio.to_thread(store.runs, int(self.get_query_argument("limit", "20")))
-        finally:
-            store.close()
-        for run in runs:
-            for stage in run["stages"]:
-                stage.pop("lock", None)
+        runs = await asyncio.to_thread(_history, self.root, folder, limit)
         self.finish(json.dumps({"runs": runs}, default=str))
 
     @tornado.web.authenticated
     @maps_errors
     async def post(self):
         data = self.body()
+        stages, params = data.get("stages", []), data.get("params", {})
+        if not isinstance(stages, list) or not all(isinstance(s, str) for s in stages):
+            raise RequestError(400, "'stages' must be a list of stage names")
+        if not isinstance(params, dict):
+            raise RequestError(400, "'params' must be a mapping of parameter names to values")
+        force, downstream = self.flag(data, "force"), self.flag(data, "downstream")
         target = confine(self.root, data.get("path"))
         notebook, folder = self.pipeline_of(target)
-        if notebook is not None:
-            if not notebook.is_file():
-                raise PathError(404, f"notebook '{data.get('path')}' does not exist")
-            target = notebook
-        elif not (folder / m.PIPELINE_FILE).is_file():
-            raise PathError(404, f"no pipeline at '{data.get('path')}'; export its notebook first")
-        stages = data.get("stages", [])
-        params = data.get("params", {})
-        if not isinstance(stages, list) or not all(isinstance(s, str) for s in stages) or not isinstance(params, dict):
-            raise PathError(400, "'stages' must be a list of stage names and 'params' a mapping")
-        if self.jobs.running_for(self.relative(folder)):
-            raise PipelineLocked(f"pipeline '{self.relative(folder)}' is already running; wait for it or cancel it")
-        job = self.jobs.start(target, {"stages": stages, "params": params, "force": bool(data.get("force")), "downstream": bool(data.get("downstream"))})
-        job.pipeline = self.relative(folder)
+        if notebook is not None and not notebook.is_file():
+            raise RequestError(404, f"notebook '{shown(str(data.get('path')))}' does not exist")
+        if notebook is None and not (folder / m.PIPELINE_FILE).is_file():
+            raise RequestError(404, f"no pipeline at '{shown(str(data.get('path')))}'; export its notebook first")
+        self._refuse_if_running(folder)
+        await asyncio.to_thread(self._refuse_if_running_elsewhere, folder)
+        await asyncio.to_thread(_prepare_run, self.root, notebook, folder, stages, params)
+        self._refuse_if_running(folder)  # again: another request may have started one meanwhile
+        request = RunRequest(notebook or folder, folder, tuple(stages), params, force, downstream)
+        job = self.jobs.start(request)
         self.set_status(202)
         self.finish(json.dumps(job.to_json()))
 
+    def _refuse_if_running(self, folder: Path) -> None:
+        if self.jobs.running_for(self.relative(folder)):
+            raise PipelineLocked(f"pipeline '{self.relative(folder)}' is already running; wait for it or cancel it")
+
+    def _refuse_if_running_elsewhere(self, folder: Path) -> None:
+        other = self.jobs.external_for(folder)
+        if other is not None:
+            raise PipelineLocked(
+                f"pipeline '{self.relative(folder)}' is already running (pid {other['pid']}), started outside "
+                "this server; wait for it to finish"
+            )
+
+
+def _history(root: Path, folder: Path, limit: int) -> list[dict[str, Any]]:
+    from nb2pipe.spec import load_pipeline
+    from nb2pipe.track import RunStore
+
+    if not (folder / m.PIPELINE_FILE).is_file():
+        return []
+    pipeline = load_pipeline(folder)
+    confine_pipeline(root, pipeline)
+    store = RunStore(pipeline)
+    try:
+        runs = store.runs(limit)
+    finally:
+        store.close()
+    for run in runs:
+        for stage in run["stages"]:
+            stage.pop("lock", None)
+    return runs
+
+
+def _prepare_run(root: Path, notebook: Path | None, folder: Path, stages: list[str], params: dict[str, Any]) -> None:
+    """Export the notebook when it changed, then check the pipeline, the stage names and the
+    parameter names, so that a mistake is a 400 before anything runs."""
+    from nb2pipe.spec import effective_params, load_pipeline
+
+    if notebook is not None:
+        confine_export(root, folder)
+        _export_if_needed(notebook)
+    pipeline = load_pipeline(folder)
+    confine_pipeline(root, pipeline)
+    for name in stages:
+        pipeline.stage(name)  # UnknownStageError, with a close match
+    for name in params:
+        if not name.isidentifier() or keyword.iskeyword(name):
+            raise SpecError(f"'{shown(name)}' is not a parameter name; give the name of a parameter in params.yaml")
+    effective_params(pipeline, params)  # an unknown parameter, with a close match
+
+
+def _export_if_needed(notebook: Path) -> None:
+    from nb2pipe.export import export_notebook
+
+    if export_notebook(notebook, check=True).differing:
+        export_notebook(notebook)
+
 
 class RunHandler(Nb2PipeHandler):
-    def _job(self, job_id: str):
-        job = self.jobs.jobs.get(job_id)
-        if job is None:
-            raise PathError(404, f"no run '{job_id}' was started by this server")
-        return job
-
     @tornado.web.authenticated
     @maps_errors
     async def get(self, job_id: str):
-        self.finish(json.dumps(self._job(job_id).to_json(), default=str))
+        job = self.jobs.jobs.get(job_id)
+        answer = job.to_json() if job else await asyncio.to_thread(self.jobs.external, job_id)
+        if answer is None:
+            raise RequestError(404, f"no run '{shown(job_id)}' was started by this server")
+        self.finish(json.dumps(answer, default=str))
 
     @tornado.web.authenticated
     @maps_errors
     async def delete(self, job_id: str):
-        job = self._job(job_id)
+        job = self.jobs.jobs.get(job_id)
+        if job is None:
+            other = await asyncio.to_thread(self.jobs.external, job_id)
+            if other is None:
+                raise RequestError(404, f"no run '{shown(job_id)}' was started by this server")
+            where = f"pid {other['pid']}" if other["pid"] else "it has finished"
+            raise RequestError(409, f"run '{job_id}' was started outside this server ({where}); stop it where it runs, e.g. with Ctrl-C")
         self.jobs.cancel(job)
         self.set_status(202)
         self.finish(json.dumps(job.to_json(), default=str))

@@ -1,119 +1,262 @@
-"""Runs started from the browser: each is `nb2pipe run --events jsonl` in a child process.
+"""Runs started from the browser, and runs started elsewhere that the server shows.
 
-The child's JSON-lines events are folded into a progress record (stage states, cell i of n,
-errors) that `GET runs/{id}` returns. Cancelling sends SIGINT, the runner's own interrupt path,
-so outputs are restored and the lock stays valid, as after Ctrl-C in a terminal.
+1. `start` records a job and starts the task that watches it (kept on the job). The task writes
+   the posted parameters, typed, as YAML to a private temporary file and spawns
+   `nb2pipe run --events jsonl --params-file FILE`; a spawn that fails makes the job `failed`
+   with the error. The file is removed when the job ends.
+2. The child's JSON-lines events fold into the job's progress (`registry.Progress`).
+3. Cancel sends SIGTERM once: the runner turns it into its interrupt path (outputs restored,
+   lock released, exit 130), and it reaches the child whatever the server's own dispositions
+   (a server started without a terminal ignores SIGINT, and so would its children). A cancel
+   that arrives before the child exists is recorded and sent as soon as it does.
+4. The status comes from how the child ended: 0 is `ok` (a cancel that came too late is said in
+   the summary); interrupted (130) or killed by a signal after a cancel is `cancelled`;
+   anything else is `failed`, with the child's last error line.
+5. A run that holds a pipeline's lock but is not a job here (started from a terminal) is read
+   from the run registry and shown as an `external` job, also by `GET runs/{run id}`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import yaml
+
+from nb2pipe.run.registry import ActiveRun, Progress, active_run, read_progress
+
+STARTING, RUNNING, OK, FAILED, CANCELLED = "starting", "running", "ok", "failed", "cancelled"
+INTERRUPTED_EXIT = 130  # what `nb2pipe run` exits with after SIGINT or SIGTERM
+STREAM_LIMIT = 16 * 1024 * 1024  # longest event line read from the child
+TOO_LATE = "the cancel came too late: the run had already finished"
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What `POST runs` asked for, validated."""
+
+    target: Path  # the notebook or pipeline folder given to `nb2pipe run`
+    folder: Path  # the pipeline folder
+    stages: tuple[str, ...] = ()
+    params: dict[str, Any] = field(default_factory=dict)
+    force: bool = False
+    downstream: bool = False
 
 
 @dataclass
 class Job:
     id: str
     pipeline: str  # relative to the server root
-    argv: list[str]
+    progress: Progress = field(default_factory=Progress)
+    status: str = STARTING
+    argv: list[str] = field(default_factory=list)
     process: asyncio.subprocess.Process | None = None
-    status: str = "starting"  # starting, running, ok, failed, cancelled
-    run_id: str | None = None
-    stages: dict[str, dict[str, Any]] = field(default_factory=dict)
-    errors: list[str] = field(default_factory=list)
-    summary: str | None = None
+    task: asyncio.Task | None = None
     started: float = field(default_factory=time.time)
     finished: float | None = None
     cancel_requested: bool = False
+    cancel_sent: bool = False
+    params_dir: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "pipeline": self.pipeline,
             "status": self.status,
-            "run": self.run_id,
-            "stages": self.stages,
-            "errors": self.errors,
-            "summary": self.summary,
+            "run": self.progress.run_id,
+            "stages": self.progress.stages,
+            "errors": self.progress.errors,
+            "summary": self.progress.summary,
             "started": self.started,
             "finished": self.finished,
+            "cancel_requested": self.cancel_requested,
+            "external": False,
         }
 
-    def apply(self, event: dict[str, Any]) -> None:
-        """Fold one runner event into the progress record."""
-        kind, stage = event.get("event"), event.get("stage")
-        if kind == "run_started":
-            self.run_id = event.get("run")
-            self.status = "running"
-            for name in event.get("stages", []):
-                self.stages[name] = {"state": "pending"}
-        elif kind == "stage_started":
-            self.stages[stage] = {"state": "running", "cell": 0, "cells": None, "started": event.get("time")}
-        elif kind == "cell":
-            self.stages.setdefault(stage, {}).update(cell=event["index"], cells=event["count"])
-        elif kind == "stage_finished":
-            self.stages[stage] = {"state": event.get("outcome"), "duration": event.get("duration"), "metrics": event.get("metrics")}
-        elif kind == "stage_failed":
-            self.stages[stage] = {"state": "failed", "duration": event.get("duration"), "error": event.get("error"),
-                                  "notebook": event.get("notebook"), "cell": event.get("cell")}
-            self.errors.append(event.get("error", ""))
-        elif kind == "run_finished":
-            self.summary = event.get("summary")
+    def apply_line(self, line: bytes) -> None:
+        self.progress.apply_line(line)
+        if self.status == STARTING and self.progress.run_id:
+            self.status = RUNNING
 
 
 class Jobs:
     def __init__(self, root: Path):
         self.root = root
         self.jobs: dict[str, Job] = {}
+        self._external: dict[str, tuple[str, Path, Path | None]] = {}  # run id -> (pipeline, folder, events)
         self._count = 0
 
-    def start(self, pipeline: Path, options: dict[str, Any]) -> Job:
+    # --- jobs of this server ---
+
+    def start(self, request: RunRequest) -> Job:
         self._count += 1
-        job_id = f"{int(time.time())}-{self._count}"
-        argv = [sys.executable, "-m", "nb2pipe", "run", str(pipeline), "--events", "jsonl"]
-        for stage in options.get("stages", []):
-            argv += ["--stage", stage]
-        if options.get("downstream"):
-            argv.append("--downstream")
-        if options.get("force"):
-            argv.append("--force")
-        for name, value in (options.get("params") or {}).items():
-            argv += ["-p", f"{name}={value}"]
-        job = Job(job_id, str(pipeline.relative_to(self.root)), argv)
-        self.jobs[job_id] = job
-        asyncio.get_event_loop().create_task(self._watch(job, pipeline))
+        job = Job(f"{int(time.time())}-{self._count}", request.folder.relative_to(self.root).as_posix())
+        self.jobs[job.id] = job
+        job.task = asyncio.get_running_loop().create_task(self._watch(job, request))
         return job
-
-    async def _watch(self, job: Job, pipeline: Path) -> None:
-        job.process = await asyncio.create_subprocess_exec(
-            *job.argv, cwd=str(self.root), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-        )
-        stderr_task = asyncio.ensure_future(job.process.stderr.read())
-        async for line in job.process.stdout:
-            try:
-                job.apply(json.loads(line))
-            except (ValueError, KeyError, TypeError):
-                continue
-        code = await job.process.wait()
-        stderr = (await stderr_task).decode(errors="replace").strip()
-        if code != 0 and not job.errors:
-            job.errors.append(stderr.splitlines()[-1] if stderr else f"nb2pipe run exited with {code}")
-        job.status = "cancelled" if job.cancel_requested else ("ok" if code == 0 else "failed")
-        job.finished = time.time()
-
-    def cancel(self, job: Job) -> None:
-        if job.process is not None and job.process.returncode is None:
-            job.cancel_requested = True
-            job.process.send_signal(signal.SIGINT)
 
     def running_for(self, pipeline: str) -> Job | None:
         for job in self.jobs.values():
             if job.pipeline == pipeline and job.finished is None:
                 return job
         return None
+
+    def cancel(self, job: Job) -> None:
+        """Stop `job`: now if its process exists, else as soon as it does."""
+        if job.finished is not None:
+            return
+        job.cancel_requested = True
+        self._send_cancel(job)
+
+    async def _watch(self, job: Job, request: RunRequest) -> None:
+        try:
+            try:
+                await self._spawn(job, request)
+            except Exception as error:  # OSError, a bad executable, a full disk...
+                self._conclude(job, FAILED, f"cannot start nb2pipe run: {error}")
+                return
+            self._send_cancel(job)  # a cancel that came while the process was being created
+            try:
+                code, stderr = await self._follow(job)
+            except Exception as error:  # never leave a job running forever
+                self._terminate(job)
+                await job.process.wait()
+                self._conclude(job, FAILED, f"lost track of nb2pipe run: {error}")
+                return
+            self._conclude_from_exit(job, code, stderr)
+        finally:
+            if job.params_dir:
+                shutil.rmtree(job.params_dir, ignore_errors=True)
+
+    async def _spawn(self, job: Job, request: RunRequest) -> None:
+        job.argv = [sys.executable, "-m", "nb2pipe", "run", str(request.target), "--events", "jsonl"]
+        for stage in request.stages:
+            job.argv += ["--stage", stage]
+        if request.downstream:
+            job.argv.append("--downstream")
+        if request.force:
+            job.argv.append("--force")
+        if request.params:
+            job.params_dir = tempfile.mkdtemp(prefix="nb2pipe-params-")  # private: mode 0700
+            params_file = Path(job.params_dir) / "params.yaml"
+            params_file.write_text(yaml.safe_dump(request.params, allow_unicode=True), encoding="utf-8")
+            job.argv += ["--params-file", str(params_file)]
+        job.process = await asyncio.create_subprocess_exec(
+            *job.argv, cwd=str(self.root), stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, limit=STREAM_LIMIT,
+        )
+
+    async def _follow(self, job: Job) -> tuple[int, str]:
+        """Fold the child's events until it exits: (exit code, its stderr)."""
+        stderr = asyncio.ensure_future(job.process.stderr.read())
+        async for line in job.process.stdout:
+            job.apply_line(line)
+        code = await job.process.wait()
+        return code, (await stderr).decode(errors="replace").strip()
+
+    def _send_cancel(self, job: Job) -> None:
+        """SIGTERM, once, to a child that exists and runs; a second signal would interrupt
+        the runner while it restores outputs."""
+        if not job.cancel_requested or job.cancel_sent or job.process is None or job.process.returncode is not None:
+            return
+        job.cancel_sent = True
+        self._terminate(job)
+
+    @staticmethod
+    def _terminate(job: Job) -> None:
+        try:
+            job.process.send_signal(signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+    def _conclude_from_exit(self, job: Job, code: int, stderr: str) -> None:
+        if code == 0:
+            if job.cancel_requested:
+                job.progress.summary = f"{job.progress.summary}; {TOO_LATE}" if job.progress.summary else TOO_LATE
+            self._conclude(job, OK)
+        elif job.cancel_requested and (code == INTERRUPTED_EXIT or code < 0):
+            self._conclude(job, CANCELLED)
+        else:
+            self._conclude(job, FAILED, None if job.progress.errors else _exit_message(code, stderr))
+
+    @staticmethod
+    def _conclude(job: Job, status: str, error: str | None = None) -> None:
+        if error:
+            job.progress.errors.append(error)
+        if status != OK:
+            job.progress.stop_running(status)
+        job.status = status
+        job.finished = time.time()
+
+    # --- runs started elsewhere ---
+
+    def external_for(self, folder: Path) -> dict[str, Any] | None:
+        """The run holding `folder`'s lock when it is not a job of this server (blocking: it
+        reads the lock and the events file)."""
+        run = active_run(folder)
+        if run is None or self._is_ours(run):
+            return None
+        pipeline = folder.relative_to(self.root).as_posix()
+        if run.run_id:
+            self._external[run.run_id] = (pipeline, folder, run.events)
+        return _external_json(pipeline, run.run_id, run.pid, run.progress(), RUNNING, None)
+
+    def external(self, run_id: str) -> dict[str, Any] | None:
+        """An external run seen before, by its run id: running, or how it ended."""
+        if run_id not in self._external:
+            return None
+        pipeline, folder, events = self._external[run_id]
+        run = active_run(folder)
+        if run is not None and run.run_id == run_id:
+            return _external_json(pipeline, run_id, run.pid, run.progress(), RUNNING, None)
+        progress = read_progress(events)
+        status = {"ok": OK, "interrupted": CANCELLED}.get(progress.outcome or "", FAILED)
+        if progress.outcome is None:
+            progress.errors.append("the run stopped without finishing (it was killed)")
+        if status != OK:
+            progress.stop_running(status)
+        return _external_json(pipeline, run_id, None, progress, status, progress.last_event or time.time())
+
+    def _is_ours(self, run: ActiveRun) -> bool:
+        return any(job.process is not None and job.process.pid == run.pid for job in self.jobs.values())
+
+
+def _external_json(pipeline: str, run_id: str | None, pid: int | None, progress: Progress, status: str,
+                   finished: float | None) -> dict[str, Any]:
+    return {
+        "id": run_id or f"pid-{pid}",
+        "pipeline": pipeline,
+        "status": status,
+        "run": run_id,
+        "stages": progress.stages,
+        "errors": progress.errors,
+        "summary": progress.summary,
+        "started": progress.started,
+        "finished": finished,
+        "cancel_requested": False,
+        "external": True,
+        "pid": pid,
+    }
+
+
+def _exit_message(code: int, stderr: str) -> str:
+    if code < 0:
+        return f"nb2pipe run was killed by {_signal_name(-code)}"
+    if code == INTERRUPTED_EXIT:
+        return "nb2pipe run was interrupted"
+    last = stderr.splitlines()[-1] if stderr else ""
+    return last or f"nb2pipe run exited with {code}"
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
