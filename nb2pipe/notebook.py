@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any
 
 from nb2pipe import model as m
 from nb2pipe.errors import NotebookError, SpecError, UnknownStageError
+from nb2pipe.files import read_user_text
 from nb2pipe.hashing import hash_bytes
 
 DEFAULT_SPLIT_LEVEL = 2
@@ -31,16 +33,21 @@ DEFAULT_SPLIT_LEVEL = 2
 # --- 1. reading ------------------------------------------------------------------------------
 
 
+MAX_NOTEBOOK_BYTES = 1 << 30  # bigger is not a notebook a person saved; /dev/zero never ends
+CELL_TYPES = ("code", "markdown", "raw")
+_DAMAGED = "the notebook is damaged: re-save it from Jupyter or restore it from version control"
+
+
 def read_notebook(path: Path) -> dict:
     """The notebook at `path` as a plain nbformat-4 dict, or a one-line error saying what is wrong."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise NotebookError(f"notebook '{path}' does not exist; check the path") from None
-    except IsADirectoryError:
-        raise NotebookError(f"'{path}' is a folder; pass a notebook file (.ipynb)") from None
-    except UnicodeDecodeError:
-        raise NotebookError(f"'{path}' is not a text file; pass a notebook file (.ipynb)") from None
+    text = read_user_text(
+        path,
+        what="notebook",
+        limit=MAX_NOTEBOOK_BYTES,
+        error=NotebookError,
+        hint="pass a notebook file (.ipynb); if it is one, clear its outputs "
+        "(jupyter nbconvert --clear-output --inplace) to shrink it",
+    )
     return parse_notebook(text, str(path))
 
 
@@ -52,21 +59,61 @@ def parse_notebook(text: str, where: str) -> dict:
             f"'{where}' is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}); "
             "restore it from version control or re-save it from Jupyter"
         ) from None
+    except RecursionError:
+        raise NotebookError(f"'{where}' is JSON nested too deeply to be a notebook; {_DAMAGED}") from None
     if not isinstance(data, dict) or "cells" not in data and "worksheets" not in data:
         raise NotebookError(
             f"'{where}' is JSON but not a Jupyter notebook (no 'cells'); pass an .ipynb file"
         )
     major = data.get("nbformat")
-    if not isinstance(major, int) or major < 4:
+    if type(major) is not int or major < 4:
         raise NotebookError(
             f"'{where}' is nbformat {major}, older than nb2pipe reads (4); upgrade it with "
             f"`jupyter nbconvert --to notebook --inplace '{where}'`"
         )
     if major > 4:
         raise NotebookError(f"'{where}' is nbformat {major}; nb2pipe reads nbformat 4")
+    check_notebook(data, where)
+    return data
+
+
+def check_notebook(data: dict, where: str) -> None:
+    """Refuse, in one line naming the cell, a notebook whose fields have the wrong JSON type."""
+    if "cells" not in data:
+        raise NotebookError(f"'{where}' is nbformat 4 but has no 'cells' list; {_DAMAGED}")
     if not isinstance(data["cells"], list):
         raise NotebookError(f"'{where}' has a 'cells' entry that is not a list; the file is damaged")
-    return data
+    metadata = data.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise NotebookError(f"'{where}': 'metadata' must be a JSON object, not {_json_type(metadata)}; {_DAMAGED}")
+    if not isinstance(metadata.get("kernelspec", {}), dict):
+        raise NotebookError(f"'{where}': 'metadata.kernelspec' must be a JSON object; {_DAMAGED}")
+    for number, cell in enumerate(data["cells"], start=1):
+        problem = _cell_problem(cell)
+        if problem:
+            raise NotebookError(f"'{where}': cell {number}: {problem}; {_DAMAGED}")
+
+
+def _cell_problem(cell: Any) -> str | None:
+    if not isinstance(cell, dict):
+        return f"is {_json_type(cell)}, not a JSON object"
+    if cell.get("cell_type") not in CELL_TYPES:
+        return f"unknown cell_type {cell.get('cell_type')!r} (a cell is {', '.join(CELL_TYPES)})"
+    metadata = cell.get("metadata", {})
+    if not isinstance(metadata, dict):
+        return f"'metadata' must be a JSON object, not {_json_type(metadata)}"
+    tags = metadata.get("tags", [])
+    if not (isinstance(tags, list) and all(isinstance(t, str) for t in tags)):
+        return "'metadata.tags' must be a list of strings"
+    source = cell.get("source", "")
+    if not (isinstance(source, str) or isinstance(source, list) and all(isinstance(s, str) for s in source)):
+        return f"'source' must be text (a string or a list of strings), not {_json_type(source)}"
+    return None
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
 
 
 def _cell_source(cell: dict) -> str:
@@ -193,10 +240,37 @@ def parse_parameters(cell: m.Cell) -> list[tuple[str, Any]]:
         if target is None:
             _not_literal(cell, lines, node)
         try:
-            values.append((target, ast.literal_eval(value)))
+            literal = ast.literal_eval(value)
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
             _not_literal(cell, lines, node)
+        if (what := _not_a_parameter(literal)) is not None:
+            raise SpecError(
+                f"cell {cell.number} (parameters) line {node.lineno}: '{_line(lines, node)}' holds {what}, "
+                "which params.yaml and papermill cannot pass on; a parameter is a number, string, "
+                "boolean, None, or a list or dict of them"
+            )
+        values.append((target, literal))
     return values
+
+
+def _not_a_parameter(value: Any) -> str | None:
+    """What in a literal value cannot be a parameter (None when all of it can)."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else "an infinite number"
+    if isinstance(value, (list, tuple)):
+        return next((what for item in value if (what := _not_a_parameter(item))), None)
+    if isinstance(value, dict):
+        if any(not isinstance(k, (str, int, float, bool)) for k in value):
+            return "a dict key that is not a string or number"
+        return next((what for item in value.values() if (what := _not_a_parameter(item))), None)
+    kinds = {complex: "a complex number", set: "a set", frozenset: "a set", bytes: "bytes", type(...): "'...'"}
+    return kinds.get(type(value), f"a {type(value).__name__}")
+
+
+def _line(lines: list[str], node: ast.stmt) -> str:
+    return lines[node.lineno - 1].strip() if node.lineno <= len(lines) else ""
 
 
 def _assignment(node: ast.stmt) -> tuple[str | None, ast.expr | None]:
@@ -208,7 +282,7 @@ def _assignment(node: ast.stmt) -> tuple[str | None, ast.expr | None]:
 
 
 def _not_literal(cell: m.Cell, lines: list[str], node: ast.stmt) -> None:
-    line = lines[node.lineno - 1].strip() if node.lineno <= len(lines) else ""
+    line = _line(lines, node)
     raise SpecError(
         f"cell {cell.number} (parameters) line {node.lineno}: '{line}' is not a literal assignment; "
         "a parameters cell holds only `name = value` with numbers, strings, booleans, None, lists "
