@@ -17,21 +17,19 @@ import ast
 import json
 import os
 import re
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from nb2pipe import model as m
 from nb2pipe.errors import OverwriteError, SpecError
-from nb2pipe.files import out_problem
+from nb2pipe.files import out_problem, read_user_text
 from nb2pipe.graph import order, producers
 from nb2pipe.hashing import atomic_write, hash_bytes
 from nb2pipe.infer import analyze_cell, infer_flow, needed_definitions, transform_ipython
 from nb2pipe.notebook import DEFAULT_SPLIT_LEVEL, plan_notebook, read_notebook, slugify
-from nb2pipe.spec import dump_yaml, pipeline_to_dict
+from nb2pipe.spec import MAX_YAML_BYTES, dump_yaml, parse_yaml, pipeline_to_dict
 
 FORMATS = ("py", "ipynb")
 GITIGNORE = ".gitignore"  # written once; the user may add to it
@@ -165,6 +163,9 @@ def infer_stage_flow(plan: m.NotebookPlan, stage_facts: dict, exclude: set[str])
     }
 
 
+OutChecker = Callable[[str], "str | None"]
+
+
 def infer_files(
     plan: m.NotebookPlan, stage_facts: dict, check_out: OutChecker | None = None
 ) -> tuple[dict[str, tuple[tuple[str, ...], tuple[str, ...]]], list[str]]:
@@ -200,9 +201,6 @@ def infer_files(
         )
         result[s.name] = (deps, outs)
     return result, warnings
-
-
-OutChecker = Callable[[str], "str | None"]
 
 
 def out_checker(layout: Layout | None) -> OutChecker:
@@ -557,16 +555,13 @@ def plan_export(
 
 def _user_params(path: Path) -> dict[str, Any] | None:
     """The values of an existing params.yaml the user edited; None when nb2pipe may regenerate it."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError:
+    if not os.path.lexists(path):
         return None
+    fix = "fix it or delete it to regenerate it"
+    text = read_user_text(path, what="file", limit=MAX_YAML_BYTES, error=SpecError, hint=fix)
     if is_pristine(text):
         return None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError:
-        raise SpecError(f"'{path}' is not valid YAML; fix it or delete it to regenerate it") from None
+    data = parse_yaml(text, f"'{path}'", fix)
     return data if isinstance(data, dict) else {}
 
 

@@ -24,6 +24,7 @@ import yaml
 
 from nb2pipe import model as m
 from nb2pipe.graph import order, upstream
+from nb2pipe.files import read_user_text
 from nb2pipe.hashing import HashCache, atomic_write, hash_bytes, memo_by_stat
 from nb2pipe.notebook import notebook_hash
 from nb2pipe.spec import safe_load
@@ -33,6 +34,7 @@ LOCK_SCHEMA = 1
 L_SCHEMA, L_STAGES, L_CODE, L_PARAMS, L_DEPS, L_OUTS = "schema", "stages", "code", "params", "deps", "outs"
 LAST_FILE = "last.json"
 HASH_CACHE_FILE = "hashcache.json"
+MAX_SCRIPT_BYTES = 1 << 30
 
 # reason kinds, spelled once (the CLI, the JSON and the sidebar show them as they are)
 NEVER_RUN = "never run"
@@ -172,8 +174,13 @@ def code_hash(pipeline: m.Pipeline, stage: m.Stage) -> str:
     if stage.cmd:
         return hash_bytes(json.dumps(list(stage.cmd)).encode())
     path = Path(pipeline.root) / str(stage.script)
+
+    def digest() -> str:  # a FIFO or /dev/zero named as the script is refused, not read forever
+        text = read_user_text(path, what=f"stage '{stage.name}': script", limit=MAX_SCRIPT_BYTES, error=SpecError, hint="re-export the notebook")
+        return hash_bytes(normalized_code(text).encode())
+
     try:
-        return memo_by_stat("code", path, lambda: hash_bytes(normalized_code(path.read_text(encoding="utf-8")).encode()))
+        return memo_by_stat("code", path, digest)
     except OSError:
         raise SpecError(f"stage '{stage.name}': script '{path}' is missing; re-export the notebook") from None
 

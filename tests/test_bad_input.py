@@ -388,3 +388,17 @@ def test_run_on_a_bad_notebook_prints_only_the_error(tmp_path, cli):
     path = write_nb(tmp_path / "analysis.ipynb", md("# t"), code("a = 1+2j", "parameters"), code("print(a)"))
     assert_one_line_error(cli("run", path), "a complex number")
     assert not (tmp_path / "pipelines").exists()
+
+
+# --- stage scripts named by a hand-edited nb2pipe.yaml ------------------------------------------
+
+
+@pytest.mark.parametrize("script", ["/dev/zero", "fifo.py", "latin1.py"])
+def test_a_stage_script_that_cannot_be_read_as_text_is_one_line(tmp_path, cli, script):
+    (tmp_path / "nb2pipe.yaml").write_text(f"version: 1\nstages:\n  one:\n    script: {script}\n")
+    (tmp_path / "nb2pipe.lock").write_text("schema: 1\nstages:\n  one: {code: 'blake3:0'}\n")
+    if script == "fifo.py":
+        os.mkfifo(tmp_path / script)
+    elif script == "latin1.py":
+        (tmp_path / script).write_bytes("x = 'é'\n".encode("latin-1"))
+    assert_one_line_error(run_cli("status", tmp_path, cwd=tmp_path), "stage 'one'", script)
