@@ -194,8 +194,10 @@ def _roles(cell: m.Cell, structured: Any, check_out: OutChecker) -> _Roles:
 def _merge_structured(roles: _Roles, meta: dict, cell: m.Cell, check_out: OutChecker) -> None:
     """`cell.metadata.nb2pipe` as written by the JupyterLab extension; it wins over tags."""
     stage = meta.get(m.META_STAGE)
+    if stage and not isinstance(stage, str):
+        raise SpecError(f"{cell.label}: metadata nb2pipe.stage must be a stage name (a string, e.g. 'train')")
     if stage:
-        roles.stage = _check_stage_name(str(stage), cell, f"metadata nb2pipe.stage={stage}")
+        roles.stage = _check_stage_name(stage, cell, f"metadata nb2pipe.stage={stage}")
     for key, target in ((m.META_DEPS, roles.deps), (m.META_OUTS, roles.outs)):
         for path in _as_list(meta.get(key), key, cell):
             if path not in target:

@@ -402,3 +402,11 @@ def test_a_stage_script_that_cannot_be_read_as_text_is_one_line(tmp_path, cli, s
     elif script == "latin1.py":
         (tmp_path / script).write_bytes("x = 'é'\n".encode("latin-1"))
     assert_one_line_error(run_cli("status", tmp_path, cwd=tmp_path), "stage 'one'", script)
+
+
+@pytest.mark.parametrize("stage", [["a"], 5, {"name": "a"}, [[[[1]]]] * 50])
+def test_a_structured_stage_that_is_not_a_string_is_named_briefly(tmp_path, cli, stage):
+    path = write_nb(tmp_path / "analysis.ipynb", code("x = 1", nb2pipe={"stage": stage}))
+    status, out, err = cli("export", path)
+    assert_one_line_error((status, out, err), "cell 1 ('x = 1'): metadata nb2pipe.stage must be a stage name")
+    assert len(err) < 300, err
