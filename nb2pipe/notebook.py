@@ -149,7 +149,7 @@ def _strip_prefix(tag: str, prefixes: tuple[str, ...]) -> str | None:
 
 
 def _check_stage_name(name: str, cell: m.Cell, tag: str) -> str:
-    if not m.STAGE_NAME_RE.match(name):
+    if not m.STAGE_NAME_RE.fullmatch(name):
         raise SpecError(
             f"{cell.label}: bad stage name in tag '{tag}'; {m.STAGE_NAME_RULE} (e.g. 'stage:train')"
         )

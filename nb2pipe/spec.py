@@ -7,6 +7,7 @@ it back as a `Pipeline`. YAML is always read with `safe_load`.
 from __future__ import annotations
 
 import copy
+import keyword
 import os
 from pathlib import Path
 from typing import Any
@@ -205,7 +206,7 @@ def _expanded_size(data: Any, budget: int) -> int:
 
 
 def _load_stage(name: Any, entry: Any, where: str) -> m.Stage:
-    if not isinstance(name, str) or not m.STAGE_NAME_RE.match(name):
+    if not isinstance(name, str) or not m.STAGE_NAME_RE.fullmatch(name):
         raise SpecError(f"'{where}': bad stage name {name!r}; {m.STAGE_NAME_RULE}")
     if not isinstance(entry, dict):
         raise SpecError(f"'{where}': stage '{name}' must be a mapping (script or cmd, deps, outs, ...)")
@@ -219,10 +220,11 @@ def _load_stage(name: Any, entry: Any, where: str) -> m.Stage:
     if cmd is not None and not (isinstance(cmd, list) and cmd and all(_is_argument(a) for a in cmd)):
         raise SpecError(f"{at} cmd must be a non-empty list of strings")
     lists = {key: _path_list(entry.get(key), key, at) for key in (m.K_DEPS, m.K_OUTS, m.K_METRICS)}
-    lists.update({key: _string_list(entry.get(key), key, name, where) for key in (m.K_PARAMS, m.K_AFTER)})
+    lists[m.K_PARAMS] = _python_names(entry.get(m.K_PARAMS), m.K_PARAMS, at)
+    lists[m.K_AFTER] = _string_list(entry.get(m.K_AFTER), m.K_AFTER, name, where)
     return m.Stage(
         loads=_loads(entry.get(m.K_LOADS), at),
-        saves=tuple(_string_list(entry.get(m.K_SAVES), m.K_SAVES, name, where)),
+        saves=tuple(_python_names(entry.get(m.K_SAVES), m.K_SAVES, at)),
         inferred=tuple(_string_list(entry.get(m.K_INFERRED), m.K_INFERRED, name, where)),
         name=name,
         script=_path(script, f"{at} 'script'") if script is not None else None,
@@ -275,9 +277,29 @@ def _meta(value: Any, at: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
 def _loads(value: Any, at: str) -> tuple[tuple[str, str], ...]:
     if value is None:
         return ()
-    if not (isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())):
+    if not (isinstance(value, dict) and all(_is_python_name(k) and _is_stage_name(v) for k, v in value.items())):
         raise SpecError(f"{at} 'loads' must map variable names to stage names")
     return tuple(value.items())
+
+
+def _python_names(value: Any, key: str, at: str) -> list[str]:
+    """Parameter and variable names: they end up in generated code, so each must be a Python name."""
+    if value is None:
+        return []
+    if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+        raise SpecError(f"{at} '{key}' must be a list of strings")
+    for name in value:
+        if not _is_python_name(name):
+            raise SpecError(f"{at} '{key}' holds {name!r}, which is not a Python name; fix it or re-export")
+    return value
+
+
+def _is_python_name(value: Any) -> bool:
+    return isinstance(value, str) and value.isidentifier() and not keyword.iskeyword(value)
+
+
+def _is_stage_name(value: Any) -> bool:
+    return isinstance(value, str) and bool(m.STAGE_NAME_RE.fullmatch(value))
 
 
 def _string_list(value: Any, key: str, stage: str, where: str) -> list[str]:

@@ -230,6 +230,10 @@ PIPELINE_FILES = {
     "dep with a NUL": (_set("stages", "one", "deps", ["a\0b"]), "NUL"),
     "empty dep": (_set("stages", "one", "deps", [""]), "stage 'one': 'deps' holds an empty path"),
     "unknown stage key": (_set("stages", "one", "dep", ["x"]), "stage 'one': unknown key 'dep'; did you mean 'deps'?"),
+    "a param that is not a name": (_set("stages", "one", "params", ["a; import os"]), "stage 'one': 'params' holds 'a; import os', which is not a Python name"),
+    "a saved variable that is not a name": (_set("stages", "one", "saves", ["x y"]), "stage 'one': 'saves' holds 'x y', which is not a Python name"),
+    "a loaded variable that is not a name": (_set("stages", "one", "loads", {"1x": "two"}), "stage 'one': 'loads' must map variable names to stage names"),
+    "loads from a bad stage name": (_set("stages", "one", "loads", {"x": "Two Words"}), "stage 'one': 'loads' must map variable names to stage names"),
 }
 
 
@@ -410,3 +414,14 @@ def test_a_structured_stage_that_is_not_a_string_is_named_briefly(tmp_path, cli,
     status, out, err = cli("export", path)
     assert_one_line_error((status, out, err), "cell 1 ('x = 1'): metadata nb2pipe.stage must be a stage name")
     assert len(err) < 300, err
+
+
+def test_a_stage_name_with_a_trailing_newline_is_refused(pipeline, cli, tmp_path):
+    """`$` in a regular expression matches before a final newline; a stage name must not end in one."""
+    spec = pipeline / "nb2pipe.yaml"
+    data = yaml.safe_load(spec.read_text())
+    data["stages"]["one\n"] = data["stages"].pop("one")
+    spec.write_text(yaml.safe_dump(data))
+    assert_one_line_error(cli("show", pipeline), "bad stage name 'one\\n'")
+    path = write_nb(tmp_path / "other.ipynb", code("x = 1", nb2pipe={"stage": "train\n"}))
+    assert_one_line_error(cli("export", path), "bad stage name")
