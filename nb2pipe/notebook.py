@@ -10,6 +10,9 @@ How a notebook becomes a `NotebookPlan`:
    the chosen level, else one stage named after the notebook. Untagged code above the first
    stage is setup when it only imports or defines, else an error that names the cell.
 5. Collect each stage's declared deps, outs, `after:` edges, metrics cells and Kale settings.
+   A declared out that would escape the project (files.out_problem) is an error naming the cell.
+6. A `stage:` tag seen again after another stage adds its cells to that stage (as Kale does),
+   unless the stage and the one between them would need each other: an error naming both cells.
 """
 
 from __future__ import annotations

@@ -1,7 +1,10 @@
 """Read and write the pipeline file `nb2pipe.yaml` and the parameters file `params.yaml`.
 
 `pipeline_to_yaml` and `load_pipeline` are inverses: export writes one, every other command reads
-it back as a `Pipeline`. YAML is always read with `safe_load`.
+it back as a `Pipeline`. YAML is always read with `safe_load`, after files.read_user_text has
+refused what is not a regular UTF-8 file, and alias bombs are refused. Every key of a hand-edited
+nb2pipe.yaml is checked (type, known name, paths without NUL, outputs inside the project), so a
+damaged file is one line naming the file and the stage, never a traceback.
 """
 
 from __future__ import annotations
@@ -171,8 +174,7 @@ def _read_yaml(path: Path) -> Any:
 
 def _parse_yaml(path: Path) -> Any:
     text = read_user_text(path, what="file", limit=MAX_YAML_BYTES, error=SpecError, hint="fix the file or re-export")
-    data = parse_yaml(text, f"'{path}'", "fix the file or re-export")
-    return data
+    return parse_yaml(text, f"'{path}'", "fix the file or re-export")
 
 
 def parse_yaml(text: str, where: str, fix: str) -> Any:
