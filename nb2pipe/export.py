@@ -208,7 +208,8 @@ def out_checker(layout: Layout | None) -> OutChecker:
     if layout is None:
         return lambda path: out_problem(path, None)
     protected = {"the pipeline folder": layout.pipeline_from_wdir, "the notebook": layout.notebook_name}
-    return lambda path: out_problem(path, layout.project, protected)
+    inside = (layout.pipeline_from_wdir,)
+    return lambda path: out_problem(path, layout.project, protected, also_inside=inside)
 
 
 def _escaping_writes(plan: m.NotebookPlan, stage_facts: dict, check_out: OutChecker) -> tuple[set[str], list[str]]:

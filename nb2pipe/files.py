@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import posixpath
 import stat
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 
@@ -73,12 +73,16 @@ def _size(count: int) -> str:
 # --- where outputs may go ---------------------------------------------------------------------
 
 
-def out_problem(path: str, project: str | None, protected: Mapping[str, str] = {}) -> str | None:
+def out_problem(
+    path: str, project: str | None, protected: Mapping[str, str] = {}, also_inside: Sequence[str] = ()
+) -> str | None:
     """Why `path` cannot be an output of a pipeline working in `project`; None when it can.
 
     `path` is relative to `project` (or absolute). With `project` None only the path's text is
     judged (`.`, `..`, absolute); with a folder on disk, symlinks are followed too. `protected`
-    names paths no output may be or hold, e.g. {"the pipeline folder": "/p/pipelines/x"}.
+    names paths no output may be or hold, e.g. {"the pipeline folder": "pipelines/x"};
+    `also_inside` are folders whose insides are fine even where a symlink takes them out of the
+    project (the pipeline folder, which holds nb2pipe's own variables and metrics).
     """
     if "\0" in path:
         return "contains a NUL character"
@@ -89,7 +93,8 @@ def out_problem(path: str, project: str | None, protected: Mapping[str, str] = {
     if problem := _containment_problem(target, base):
         return problem
     real_base, real_target = os.path.realpath(base), os.path.realpath(target)
-    if problem := _containment_problem(real_target, real_base):
+    problem = _containment_problem(real_target, real_base)
+    if problem and not any(_is_strictly_inside(real_target, os.path.realpath(os.path.join(base, f))) for f in also_inside):
         return f"{problem}: through a symlink it is '{real_target}'"
     for label, kept in protected.items():
         kept_real = os.path.realpath(os.path.join(base, kept))
@@ -104,11 +109,15 @@ def _lexical_problem(path: str) -> str | None:
     return _containment_problem(posixpath.normpath(posixpath.join("/project", path)), "/project")
 
 
+def _is_strictly_inside(target: str, folder: str) -> bool:
+    return target.startswith(folder.rstrip(os.sep) + os.sep)
+
+
 def _containment_problem(target: str, base: str) -> str | None:
     if target == base:
         return "is the project folder itself"
     if base.startswith(target.rstrip(os.sep) + os.sep):
         return "is a parent of the project folder"
-    if not target.startswith(base.rstrip(os.sep) + os.sep):
+    if not _is_strictly_inside(target, base):
         return "is outside the project"
     return None

@@ -106,7 +106,8 @@ def load_pipeline(path: Path) -> m.Pipeline:
         raise SpecError(f"'{where}': 'source' must be a mapping with 'notebook' and 'hash'")
     _refuse_unknown_keys(source, (m.K_NOTEBOOK, m.K_HASH), f"'{where}': source:")
     pipeline = m.Pipeline(
-        root=str(folder.resolve()),
+        # symlinks kept: with a symlinked pipelines/ folder, wdir is still the notebook's folder
+        root=os.path.abspath(folder),
         stages=tuple(_load_stage(name, entry, where) for name, entry in stages_data.items()),
         wdir=_path(data.get(m.K_WDIR, "."), f"'{where}': 'wdir'"),
         params_file=_path(data.get(m.K_PARAMS, m.PARAMS_FILE), f"'{where}': 'params'"),
@@ -160,7 +161,7 @@ def check_outputs_inside(pipeline: m.Pipeline, where: str) -> None:
         protected["the notebook"] = os.path.join(pipeline.root, pipeline.source_notebook)
     for stage in pipeline.stages:
         for path in stage.produced:
-            if problem := out_problem(path, project, protected):
+            if problem := out_problem(path, project, protected, also_inside=(pipeline.root,)):
                 raise SpecError(
                     f"'{where}': stage '{stage.name}': output '{path}' {problem}; nb2pipe writes and "
                     f"restores outputs only inside the project '{os.path.normpath(project)}': fix the path"

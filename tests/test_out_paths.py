@@ -259,3 +259,20 @@ def test_a_split_stage_that_can_run_still_merges(tmp_path, cli):
     )
     assert status == 0, err
     assert stages_of(folder)["a"]["cells"] == [1, 3]
+
+
+def test_a_pipeline_folder_symlinked_elsewhere_keeps_its_outputs(tmp_path, cli):
+    """Variables and metrics live in the pipeline folder; when pipelines/ is a symlink to another
+    disk, they are still nb2pipe's own outputs, not an escape."""
+    (tmp_path / "project").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "project" / "pipelines").symlink_to(tmp_path / "elsewhere")
+    (status, _, err), folder = export(
+        cli, tmp_path, code("x = 1", "stage:make"), code("y = x + 1\nscore = 0.5", "stage:use", "metrics")
+    )
+    assert status == 0, err
+    use = stages_of(folder)["use"]
+    assert use["deps"] == ["pipelines/analysis/.nb2pipe/vars/make/x"] and use["metrics"] == ["pipelines/analysis/metrics/use.json"]
+    for command in ("show", "status"):
+        status, _, err = cli(command, folder)
+        assert status == 0, err
