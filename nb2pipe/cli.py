@@ -175,7 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_value(text: str):
-    """A -p value, typed as papermill types it: True/False, None, int, float, else a string."""
+    """A -p value, typed as papermill types it: True/False, None, int, float, else a string.
+    (NaN is a float like any other: staleness compares parameter values as canonical JSON.)"""
     if text in ("True", "False"):
         return text == "True"
     if text == "None":
@@ -193,21 +194,29 @@ def parse_params(pairs: list[str], params_file: Path | None = None) -> dict:
 
     values: dict = {}
     if params_file:
-        import yaml
-
-        try:
-            data = yaml.safe_load(params_file.read_text())
-        except (OSError, yaml.YAMLError) as e:
-            raise SpecError(f"cannot read --params-file '{params_file}': {getattr(e, 'strerror', None) or 'invalid YAML'}") from None
-        if not isinstance(data, dict):
-            raise SpecError(f"--params-file '{params_file}' must be a mapping of names to values")
-        values.update(data)
+        values.update(_read_params_file(params_file))
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name.strip():
             raise SpecError(f"bad parameter '{pair}'; write it as -p name=value")
-        values[name.strip()] = parse_value(value)
+        try:
+            values[name.strip()] = parse_value(value)
+        except SpecError as e:
+            raise SpecError(f"-p {pair}: {e}; pass another value, or a string in --params-file") from None
     return values
+
+
+def _read_params_file(path: Path) -> dict:
+    from nb2pipe.errors import SpecError
+    from nb2pipe.files import read_user_text
+    from nb2pipe.spec import MAX_YAML_BYTES, check_params, parse_yaml
+
+    fix = "fix the file or pass another one"
+    text = read_user_text(path, what="--params-file", limit=MAX_YAML_BYTES, error=SpecError, hint=fix)
+    data = parse_yaml(text, f"--params-file '{path}'", fix)
+    if not isinstance(data, dict):
+        raise SpecError(f"--params-file '{path}' must be a mapping of names to values")
+    return check_params(data, f"--params-file '{path}'")
 
 
 def _pipeline_path(target: Path) -> Path:

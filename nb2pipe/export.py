@@ -17,19 +17,19 @@ import ast
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from nb2pipe import model as m
 from nb2pipe.errors import OverwriteError, SpecError
+from nb2pipe.files import out_problem, read_user_text
 from nb2pipe.graph import order, producers
 from nb2pipe.hashing import atomic_write, hash_bytes
 from nb2pipe.infer import analyze_cell, infer_flow, needed_definitions, transform_ipython
 from nb2pipe.notebook import DEFAULT_SPLIT_LEVEL, plan_notebook, read_notebook, slugify
-from nb2pipe.spec import dump_yaml, pipeline_to_dict
+from nb2pipe.spec import MAX_YAML_BYTES, dump_yaml, parse_yaml, pipeline_to_dict
 
 FORMATS = ("py", "ipynb")
 GITIGNORE = ".gitignore"  # written once; the user may add to it
@@ -46,6 +46,7 @@ class Layout:
     notebook_name: str  # its file name, for provenance comments
     wdir: str  # the working directory, relative to the pipeline folder
     pipeline_from_wdir: str  # the pipeline folder, relative to wdir
+    project: str | None = None  # the working directory on disk; None: judge output paths by their text only
 
 
 @dataclass
@@ -73,9 +74,9 @@ def render_pipeline(
     setup_reads = set().union(*(f.reads for f in setup_facts)) if setup_facts else set()
     stage_facts = {s.name: [analyze_cell(c.source) for c in s.code_cells] for s in plan.stages}
     flow = infer_stage_flow(plan, stage_facts, exclude=set(defaults) | setup_binds)
-    files = infer_files(plan, stage_facts)
+    files, warnings = infer_files(plan, stage_facts, out_checker(layout))
 
-    stages, rendered, warnings = [], {}, []
+    stages, rendered = [], {}
     for stage in plan.stages:
         facts = stage_facts[stage.name]
         reads = stage_reads(facts) | setup_reads
@@ -162,34 +163,82 @@ def infer_stage_flow(plan: m.NotebookPlan, stage_facts: dict, exclude: set[str])
     }
 
 
-def infer_files(plan: m.NotebookPlan, stage_facts: dict) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
-    """Per stage: (inferred deps, inferred outs) from literal paths given to readers and writers.
+OutChecker = Callable[[str], "str | None"]
+
+
+def infer_files(
+    plan: m.NotebookPlan, stage_facts: dict, check_out: OutChecker | None = None
+) -> tuple[dict[str, tuple[tuple[str, ...], tuple[str, ...]]], list[str]]:
+    """Per stage: (inferred deps, inferred outs) from literal paths given to readers and writers;
+    and warnings about written paths that cannot be outputs.
 
     Declared files win: a path another stage declares is not inferred. A path written by several
-    stages belongs to the last writer. A stage depends on a file only when it is external or
-    written by an earlier stage, never on its own outputs or a later stage's.
+    stages belongs to the last writer. A stage depends on a file it reads before writing it, when
+    the file is external or written by an earlier stage or by the stage itself: a file a stage
+    appends to, or reads and rewrites, is a dep and an out of that stage. A stage never depends on
+    a file it writes first, nor on a later stage's output. A written path that `check_out` refuses
+    (outside the project, the project itself, ...) is neither: it is dropped with a warning.
     """
+    escaping, warnings = _escaping_writes(plan, stage_facts, check_out or out_checker(None))
     declared_out = {path: s.name for s in plan.stages for path in s.outs}
     writer: dict[str, str] = dict(declared_out)
     for s in plan.stages:
         for f in stage_facts[s.name]:
             for path in f.files_written:
-                if path not in declared_out:
+                if path not in declared_out and path not in escaping:
                     writer[path] = s.name
     position = {s.name: i for i, s in enumerate(plan.stages)}
     result = {}
     for s in plan.stages:
         written = [p for f in stage_facts[s.name] for p in f.files_written]
         outs = tuple(p for p in dict.fromkeys(written) if writer.get(p) == s.name and p not in s.outs)
-        read = [p for f in stage_facts[s.name] for p in f.files_read]
         deps = tuple(
             p
-            for p in dict.fromkeys(read)
+            for p in _read_before_written(stage_facts[s.name])
             if p not in s.deps
-            and (p not in writer or position[writer[p]] < position[s.name])
+            and p not in escaping
+            and (p not in writer or writer[p] == s.name or position[writer[p]] < position[s.name])
         )
         result[s.name] = (deps, outs)
-    return result
+    return result, warnings
+
+
+def out_checker(layout: Layout | None) -> OutChecker:
+    """Why a path cannot be an output of this export (None when it can): see files.out_problem."""
+    if layout is None:
+        return lambda path: out_problem(path, None)
+    protected = {"the pipeline folder": layout.pipeline_from_wdir, "the notebook": layout.notebook_name}
+    inside = (layout.pipeline_from_wdir,)
+    return lambda path: out_problem(path, layout.project, protected, also_inside=inside)
+
+
+def _escaping_writes(plan: m.NotebookPlan, stage_facts: dict, check_out: OutChecker) -> tuple[set[str], list[str]]:
+    """Written paths that cannot be outputs, and a warning naming the cell for each."""
+    escaping: set[str] = set()
+    warnings: list[str] = []
+    for s in plan.stages:
+        for cell, f in zip(s.code_cells, stage_facts[s.name]):
+            for path in f.files_written:
+                if path not in s.outs and (problem := check_out(path)):
+                    escaping.add(path)
+                    warnings.append(
+                        f"stage '{s.name}', {cell.label}: '{path}' {problem}, so it is not an output of the "
+                        "pipeline: nb2pipe will neither track nor restore it"
+                    )
+    return escaping, warnings
+
+
+def _read_before_written(facts: list) -> list[str]:
+    """Paths the stage's cells read while they still hold what was there before the stage ran."""
+    found: list[str] = []
+    written: set[str] = set()
+    for f in facts:
+        for path in f.files_read:
+            first_written_here = path in f.files_written and path not in f.files_updated
+            if path not in written and not first_written_here:
+                found.append(path)
+        written.update(f.files_written)
+    return list(dict.fromkeys(found))
 
 
 def _definition_source(plan: m.NotebookPlan, stage_name: str, name: str) -> str | None:
@@ -494,28 +543,26 @@ def plan_export(
     notebook = Path(os.path.abspath(notebook))
     folder = folder or default_folder(notebook)
     nb = read_notebook(notebook) if nb is None else nb
-    plan = plan_notebook(nb, slugify(notebook.stem), split_level)
     layout = Layout(
         notebook=os.path.relpath(notebook, folder).replace(os.sep, "/"),
         notebook_name=notebook.name,
         wdir=os.path.relpath(notebook.parent, folder).replace(os.sep, "/"),
         pipeline_from_wdir=os.path.relpath(folder, notebook.parent).replace(os.sep, "/"),
+        project=str(notebook.parent),
     )
+    plan = plan_notebook(nb, slugify(notebook.stem), split_level, check_out=out_checker(layout))
     return render_pipeline(plan, layout, fmt, _user_params(folder / m.PARAMS_FILE))
 
 
 def _user_params(path: Path) -> dict[str, Any] | None:
     """The values of an existing params.yaml the user edited; None when nb2pipe may regenerate it."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError:
+    if not os.path.lexists(path):
         return None
+    fix = "fix it or delete it to regenerate it"
+    text = read_user_text(path, what="file", limit=MAX_YAML_BYTES, error=SpecError, hint=fix)
     if is_pristine(text):
         return None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError:
-        raise SpecError(f"'{path}' is not valid YAML; fix it or delete it to regenerate it") from None
+    data = parse_yaml(text, f"'{path}'", fix)
     return data if isinstance(data, dict) else {}
 
 

@@ -4,7 +4,8 @@ A stage is stale when the hash of one of its files or folders differs from the
 hash recorded at its last run. Hashes are BLAKE3 digests written "blake3:<64 hex>".
 
 Algorithm of HashCache.hash_path(path):
- 1. stat(path), following symlinks; a missing path gives None.
+ 1. stat(path), following symlinks; a missing path gives None. A FIFO, socket, device
+    or symlink loop is never read: it hashes as a marker of its kind.
  2. A file's stat key (absolute path, st_ino, st_size, st_mtime_ns) is looked up
     in the stat cache; on a hit the stored hash is returned and the file is not read.
  3. On a miss the file is read and hashed (memory-mapped and multithreaded when big).
@@ -20,6 +21,7 @@ Algorithm of HashCache.hash_path(path):
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import stat
@@ -29,6 +31,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import blake3
+
+from nb2pipe.errors import Nb2PipeError
+from nb2pipe.files import special_kind
 
 HASH_PREFIX = "blake3:"
 
@@ -42,6 +47,7 @@ FOLDER_MANIFEST_HEADER = b"nb2pipe-folder-v1\n"
 MISSING_MARK = "<missing>"  # dangling symlink, or a file that vanished during the walk
 SPECIAL_MARK = "<special>"  # FIFO, socket or device: never read (a FIFO would block)
 LOOP_MARK = "<symlink-loop>"  # symlink to a folder that contains it
+SPECIAL_HEADER = b"nb2pipe-special-v1\n"  # a dep or out that is not a file or folder hashes as this + its kind
 
 def hash_bytes(data: bytes) -> str:
     """Hash an in-memory byte string."""
@@ -139,17 +145,28 @@ class HashCache:
         self._changed = False
 
     def hash_path(self, path: Path) -> str | None:
-        """Hash a file or folder; None when path does not exist."""
+        """Hash a file or folder; None when path does not exist.
+
+        Anything else (a FIFO, socket or device, a symlink loop) is never read: it hashes as a
+        marker of what it is, so it neither blocks nor crashes, and changes when it is replaced.
+        """
         absolute = os.path.abspath(path)
         try:
             st = os.stat(absolute)
         except (FileNotFoundError, NotADirectoryError):
             return None
-        if stat.S_ISDIR(st.st_mode):
-            return self._hash_folder(absolute, st)
-        if stat.S_ISREG(st.st_mode):
-            return self._hash_regular_file(absolute, st)
-        raise ValueError(f"not a regular file or folder: {path}")
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                return hash_bytes(SPECIAL_HEADER + LOOP_MARK.encode())
+            raise Nb2PipeError(f"cannot read '{path}': {e.strerror}; fix the path or its permissions") from None
+        try:
+            if stat.S_ISDIR(st.st_mode):
+                return self._hash_folder(absolute, st)
+            if stat.S_ISREG(st.st_mode):
+                return self._hash_regular_file(absolute, st)
+        except OSError as e:
+            raise Nb2PipeError(f"cannot read '{e.filename or path}': {e.strerror}; fix its permissions or remove it") from None
+        return _special_hash(st)
 
     def save(self) -> None:
         """Persist the stat cache if it changed; failures to write (e.g. read-only dir) are ignored."""
@@ -236,12 +253,24 @@ def _walk(
         except FileNotFoundError:
             yield relpath, entry.path, MISSING_MARK
             continue
+        except OSError as e:
+            if e.errno != errno.ELOOP:
+                raise
+            yield relpath, entry.path, LOOP_MARK  # a symlink that points at itself
+            continue
         if not stat.S_ISDIR(st.st_mode):
             yield relpath, entry.path, st if stat.S_ISREG(st.st_mode) else SPECIAL_MARK
         elif _file_id(st) in ancestors:
             yield relpath, entry.path, LOOP_MARK
         else:
             yield from _walk(entry.path, relpath + "/", ancestors | {_file_id(st)})
+
+
+def _special_hash(st: os.stat_result) -> str:
+    """The hash of something that is neither a file nor a folder: what it is, never its content
+    (devices by number, so /dev/zero and /dev/null differ)."""
+    device = f" {os.major(st.st_rdev)},{os.minor(st.st_rdev)}" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else ""
+    return hash_bytes(SPECIAL_HEADER + (special_kind(st) + device).encode())
 
 
 def _file_id(st: os.stat_result) -> tuple[int, int]:

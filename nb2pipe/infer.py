@@ -22,6 +22,9 @@ Algorithm for one cell (:func:`analyze_cell`):
 4. On the way, note mutations (subscript and attribute targets, method calls
    whose result is discarded), literal file paths given to known readers and
    writers, and constructs that defeat the analysis (``exec``, star imports...).
+   A file opened in a mode that keeps its content and writes to it (``"a"``,
+   ``"a+"``, ``"r+"``, ``to_csv(mode="a")``, ``%%writefile -a``) is *updated*:
+   both read and written, its old content feeding the new.
 5. Code run by code magics (``%time``, ``%%capture``, ...) is analysed in
    place, as if it had been written there.
 
@@ -78,6 +81,9 @@ class CellFacts:
     warnings: tuple[str, ...]
     only_imports_and_definitions: bool
     understood: bool
+    # Files the cell reads before it writes them (an append, or a read then a
+    # rewrite): their old content matters. Each is in files_read and files_written too.
+    files_updated: tuple[str, ...] = ()
     # For each def/class bound by the cell, sorted by name: the global names
     # its whole statement reads (decorators, defaults, bases and body,
     # including names bound earlier in the same cell), and the global names its
@@ -359,14 +365,33 @@ def _argument(call: ast.Call, position: int, keywords: Collection[str]) -> ast.e
     return None
 
 
-def _open_mode_writes(call: ast.Call, position: int) -> bool | None:
-    """Whether an open()-like call writes; None when its mode is not a literal."""
+# How a call touches a file: reads it, writes it anew, or updates it (keeps its content and writes).
+READ, WRITE, UPDATE = "read", "write", "update"
+
+
+def _mode_access(mode: str) -> str:
+    """open()'s mode as an access: "a"/"a+"/"r+" update, "w"/"x" (also "w+") write, else read."""
+    if "a" in mode or "+" in mode and not any(flag in mode for flag in "wx"):
+        return UPDATE
+    return WRITE if any(flag in mode for flag in "wx") else READ
+
+
+def _open_mode_access(call: ast.Call, position: int) -> str | None:
+    """How an open()-like call touches its file; None when its mode is not a literal."""
     mode = _argument(call, position, ("mode",))
     if mode is None:
-        return False
+        return READ
     if isinstance(mode, ast.Constant) and isinstance(mode.value, str):
-        return any(flag in mode.value for flag in "wax+")
+        return _mode_access(mode.value)
     return None
+
+
+def _writer_access(call: ast.Call) -> str:
+    """A writer method (`to_csv`, ...) writes, or updates with a literal `mode="a"`."""
+    mode = next((k.value for k in call.keywords if k.arg == "mode"), None)
+    if isinstance(mode, ast.Constant) and isinstance(mode.value, str) and _mode_access(mode.value) == UPDATE:
+        return UPDATE
+    return WRITE
 
 
 def _path_at(call: ast.Call, position: int) -> tuple[ast.expr, str] | None:
@@ -375,8 +400,8 @@ def _path_at(call: ast.Call, position: int) -> tuple[ast.expr, str] | None:
     return (node, path) if path else None
 
 
-def _file_accesses(call: ast.Call) -> Iterator[tuple[ast.expr, str, bool]]:
-    """(path node, path, written) for each literal file path the call reads or writes."""
+def _file_accesses(call: ast.Call) -> Iterator[tuple[ast.expr, str, str]]:
+    """(path node, path, READ | WRITE | UPDATE) for each literal file path the call touches."""
     func = call.func
     if isinstance(func, ast.Name):
         if func.id == "open":
@@ -393,49 +418,49 @@ def _file_accesses(call: ast.Call) -> Iterator[tuple[ast.expr, str, bool]]:
     if method == "open":
         yield from _open_like_access(call, path_position=0, mode_position=1)
     elif method.startswith(("read_", "open_")) and method not in NOT_FILE_READERS:
-        yield from _access_at(call, 0, written=False)
+        yield from _access_at(call, 0, READ)
     elif method in LOAD_METHODS and _root_name(receiver) not in MODULES_LOADING_NO_PATH:
-        yield from _access_at(call, 0, written=False)
+        yield from _access_at(call, 0, READ)
     elif method in WRITE_METHODS:
-        yield from _access_at(call, 0, written=True)
+        yield from _access_at(call, 0, _writer_access(call))
     elif method in SAVE_METHODS:
-        yield from _first_string_access(call, written=True)
+        yield from _first_string_access(call, WRITE)
 
 
-def _access_at(call: ast.Call, position: int, written: bool) -> Iterator[tuple[ast.expr, str, bool]]:
+def _access_at(call: ast.Call, position: int, access: str) -> Iterator[tuple[ast.expr, str, str]]:
     found = _path_at(call, position)
     if found:
-        yield found[0], found[1], written
+        yield found[0], found[1], access
 
 
-def _first_string_access(call: ast.Call, written: bool) -> Iterator[tuple[ast.expr, str, bool]]:
+def _first_string_access(call: ast.Call, access: str) -> Iterator[tuple[ast.expr, str, str]]:
     for argument in call.args[:2]:
         path = _literal_path(argument)
         if path:
-            yield argument, path, written
+            yield argument, path, access
             return
     for keyword in call.keywords:
         if keyword.arg in PATH_KEYWORDS and (path := _literal_path(keyword.value)):
-            yield keyword.value, path, written
+            yield keyword.value, path, access
             return
 
 
 def _open_like_access(call: ast.Call, path_position: int, mode_position: int):
     found = _path_at(call, path_position)
-    writes = _open_mode_writes(call, mode_position)
-    if found and writes is not None:
-        yield found[0], found[1], writes
+    access = _open_mode_access(call, mode_position)
+    if found and access is not None:
+        yield found[0], found[1], access
 
 
 def _path_method_access(call: ast.Call, method: str, receiver: ast.expr, path: str):
     if method in PATH_READ_METHODS:
-        yield receiver, path, False
+        yield receiver, path, READ
     elif method in PATH_WRITE_METHODS:
-        yield receiver, path, True
+        yield receiver, path, WRITE
     elif method == "open":
-        writes = _open_mode_writes(call, 0)
-        if writes is not None:
-            yield receiver, path, writes
+        access = _open_mode_access(call, 0)
+        if access is not None:
+            yield receiver, path, access
 
 
 # ---------------------------------------------------------------------------
@@ -488,7 +513,7 @@ class _CellWalker(ast.NodeVisitor):
         self.mutates: set[str] = set()
         self.imports: set[str] = set()
         self.definitions: set[str] = set()
-        self.files: list[tuple[int, int, str, bool]] = []
+        self.files: list[tuple[int, int, str, str]] = []  # (line, column, path, READ | WRITE | UPDATE)
         self.warnings: list[str] = []
         self.understood = True
         self.current_definition: str | None = None  # top-level def/class being walked
@@ -507,8 +532,9 @@ class _CellWalker(ast.NodeVisitor):
             mutates=frozenset(self.mutates),
             imports=frozenset(self.imports),
             definitions=frozenset(self.definitions),
-            files_read=tuple(dict.fromkeys(p for _, _, p, written in ordered if not written)),
-            files_written=tuple(dict.fromkeys(p for _, _, p, written in ordered if written)),
+            files_read=tuple(dict.fromkeys(p for _, _, p, access in ordered if access != WRITE)),
+            files_written=tuple(dict.fromkeys(p for _, _, p, access in ordered if access != READ)),
+            files_updated=_files_updated([(p, access) for _, _, p, access in ordered]),
             warnings=tuple(dict.fromkeys(self.warnings)),
             only_imports_and_definitions=only_imports_and_definitions,
             understood=self.understood,
@@ -942,9 +968,9 @@ class _CellWalker(ast.NodeVisitor):
 
     def visit_Call(self, node: ast.Call) -> None:
         self.note_hidden_variables(node)
-        for path_node, path, written in _file_accesses(node):
+        for path_node, path, access in _file_accesses(node):
             line = self.line_offset + getattr(path_node, "lineno", 0)
-            self.files.append((line, getattr(path_node, "col_offset", 0), path, written))
+            self.files.append((line, getattr(path_node, "col_offset", 0), path, access))
         self.generic_visit(node)
         ipython_method = _ipython_method(node)
         if ipython_method is not None:
@@ -991,7 +1017,8 @@ class _CellWalker(ast.NodeVisitor):
         elif name in ("writefile", "file"):
             path = _magic_file_argument(line)
             if path:
-                self.files.append((self.line_offset + node.lineno, node.col_offset, path, True))
+                access = UPDATE if {"-a", "--append"} & set(line.split()) else WRITE
+                self.files.append((self.line_offset + node.lineno, node.col_offset, path, access))
         elif name not in CELL_MAGICS_WITHOUT_PYTHON:
             self.warn(f"cell magic %%{name} runs code that cannot be followed")
 
@@ -1020,6 +1047,18 @@ class _CellWalker(ast.NodeVisitor):
 
     def visit_Constant(self, node: ast.Constant) -> None:
         pass
+
+
+def _files_updated(accesses: list[tuple[str, str]]) -> tuple[str, ...]:
+    """Paths whose first access reads existing content (an update, or a read) and which are
+    written too, from (path, access) pairs in execution order."""
+    first: dict[str, str] = {}
+    written: set[str] = set()
+    for path, access in accesses:
+        first.setdefault(path, access)
+        if access != READ:
+            written.add(path)
+    return tuple(p for p, access in first.items() if p in written and access != WRITE)
 
 
 def _sorted_pairs(mapping: dict[str, set[str]]) -> tuple[tuple[str, frozenset[str]], ...]:

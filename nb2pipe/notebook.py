@@ -10,19 +10,25 @@ How a notebook becomes a `NotebookPlan`:
    the chosen level, else one stage named after the notebook. Untagged code above the first
    stage is setup when it only imports or defines, else an error that names the cell.
 5. Collect each stage's declared deps, outs, `after:` edges, metrics cells and Kale settings.
+   A declared out that would escape the project (files.out_problem) is an error naming the cell.
+6. A `stage:` tag seen again after another stage adds its cells to that stage (as Kale does),
+   unless the stage and the one between them would need each other: an error naming both cells.
 """
 
 from __future__ import annotations
 
 import ast
 import json
+import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nb2pipe import model as m
 from nb2pipe.errors import NotebookError, SpecError, UnknownStageError
+from nb2pipe.files import out_problem, read_user_text
 from nb2pipe.hashing import hash_bytes
 
 DEFAULT_SPLIT_LEVEL = 2
@@ -31,16 +37,21 @@ DEFAULT_SPLIT_LEVEL = 2
 # --- 1. reading ------------------------------------------------------------------------------
 
 
+MAX_NOTEBOOK_BYTES = 1 << 30  # bigger is not a notebook a person saved; /dev/zero never ends
+CELL_TYPES = ("code", "markdown", "raw")
+_DAMAGED = "the notebook is damaged: re-save it from Jupyter or restore it from version control"
+
+
 def read_notebook(path: Path) -> dict:
     """The notebook at `path` as a plain nbformat-4 dict, or a one-line error saying what is wrong."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise NotebookError(f"notebook '{path}' does not exist; check the path") from None
-    except IsADirectoryError:
-        raise NotebookError(f"'{path}' is a folder; pass a notebook file (.ipynb)") from None
-    except UnicodeDecodeError:
-        raise NotebookError(f"'{path}' is not a text file; pass a notebook file (.ipynb)") from None
+    text = read_user_text(
+        path,
+        what="notebook",
+        limit=MAX_NOTEBOOK_BYTES,
+        error=NotebookError,
+        hint="pass a notebook file (.ipynb); if it is one, clear its outputs "
+        "(jupyter nbconvert --clear-output --inplace) to shrink it",
+    )
     return parse_notebook(text, str(path))
 
 
@@ -52,21 +63,61 @@ def parse_notebook(text: str, where: str) -> dict:
             f"'{where}' is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}); "
             "restore it from version control or re-save it from Jupyter"
         ) from None
+    except RecursionError:
+        raise NotebookError(f"'{where}' is JSON nested too deeply to be a notebook; {_DAMAGED}") from None
     if not isinstance(data, dict) or "cells" not in data and "worksheets" not in data:
         raise NotebookError(
             f"'{where}' is JSON but not a Jupyter notebook (no 'cells'); pass an .ipynb file"
         )
     major = data.get("nbformat")
-    if not isinstance(major, int) or major < 4:
+    if type(major) is not int or major < 4:
         raise NotebookError(
             f"'{where}' is nbformat {major}, older than nb2pipe reads (4); upgrade it with "
             f"`jupyter nbconvert --to notebook --inplace '{where}'`"
         )
     if major > 4:
         raise NotebookError(f"'{where}' is nbformat {major}; nb2pipe reads nbformat 4")
+    check_notebook(data, where)
+    return data
+
+
+def check_notebook(data: dict, where: str) -> None:
+    """Refuse, in one line naming the cell, a notebook whose fields have the wrong JSON type."""
+    if "cells" not in data:
+        raise NotebookError(f"'{where}' is nbformat 4 but has no 'cells' list; {_DAMAGED}")
     if not isinstance(data["cells"], list):
         raise NotebookError(f"'{where}' has a 'cells' entry that is not a list; the file is damaged")
-    return data
+    metadata = data.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise NotebookError(f"'{where}': 'metadata' must be a JSON object, not {_json_type(metadata)}; {_DAMAGED}")
+    if not isinstance(metadata.get("kernelspec", {}), dict):
+        raise NotebookError(f"'{where}': 'metadata.kernelspec' must be a JSON object; {_DAMAGED}")
+    for number, cell in enumerate(data["cells"], start=1):
+        problem = _cell_problem(cell)
+        if problem:
+            raise NotebookError(f"'{where}': cell {number}: {problem}; {_DAMAGED}")
+
+
+def _cell_problem(cell: Any) -> str | None:
+    if not isinstance(cell, dict):
+        return f"is {_json_type(cell)}, not a JSON object"
+    if cell.get("cell_type") not in CELL_TYPES:
+        return f"unknown cell_type {cell.get('cell_type')!r} (a cell is {', '.join(CELL_TYPES)})"
+    metadata = cell.get("metadata", {})
+    if not isinstance(metadata, dict):
+        return f"'metadata' must be a JSON object, not {_json_type(metadata)}"
+    tags = metadata.get("tags", [])
+    if not (isinstance(tags, list) and all(isinstance(t, str) for t in tags)):
+        return "'metadata.tags' must be a list of strings"
+    source = cell.get("source", "")
+    if not (isinstance(source, str) or isinstance(source, list) and all(isinstance(s, str) for s in source)):
+        return f"'source' must be text (a string or a list of strings), not {_json_type(source)}"
+    return None
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
 
 
 def _cell_source(cell: dict) -> str:
@@ -101,14 +152,14 @@ def _strip_prefix(tag: str, prefixes: tuple[str, ...]) -> str | None:
 
 
 def _check_stage_name(name: str, cell: m.Cell, tag: str) -> str:
-    if not m.STAGE_NAME_RE.match(name):
+    if not m.STAGE_NAME_RE.fullmatch(name):
         raise SpecError(
             f"{cell.label}: bad stage name in tag '{tag}'; {m.STAGE_NAME_RULE} (e.g. 'stage:train')"
         )
     return name
 
 
-def _roles(cell: m.Cell, structured: Any) -> _Roles:
+def _roles(cell: m.Cell, structured: Any, check_out: OutChecker) -> _Roles:
     roles = _Roles()
     for tag in cell.tags:
         if (name := _strip_prefix(tag, m.STAGE_TAG_PREFIXES)) is not None:
@@ -122,7 +173,7 @@ def _roles(cell: m.Cell, structured: Any) -> _Roles:
         elif (path := _strip_prefix(tag, (m.IN_TAG_PREFIX,))) is not None:
             roles.deps.append(_check_path(path, cell, tag))
         elif (path := _strip_prefix(tag, (m.OUT_TAG_PREFIX,))) is not None:
-            roles.outs.append(_check_path(path, cell, tag))
+            roles.outs.append(_check_out(_check_path(path, cell, tag), cell, tag, check_out))
         elif tag in m.PARAMETERS_TAGS:
             roles.parameters = True
         elif tag == m.INJECTED_PARAMETERS_TAG:
@@ -137,21 +188,25 @@ def _roles(cell: m.Cell, structured: Any) -> _Roles:
             roles.meta.setdefault(tag.split(":", 1)[0], []).append(setting)
         # any other tag belongs to some other tool (e.g. 'hide-input'): leave it alone
     if isinstance(structured, dict):
-        _merge_structured(roles, structured, cell)
+        _merge_structured(roles, structured, cell, check_out)
     elif structured is not None:
         raise SpecError(f"{cell.label}: metadata 'nb2pipe' must be a mapping, not {type(structured).__name__}")
     return roles
 
 
-def _merge_structured(roles: _Roles, meta: dict, cell: m.Cell) -> None:
+def _merge_structured(roles: _Roles, meta: dict, cell: m.Cell, check_out: OutChecker) -> None:
     """`cell.metadata.nb2pipe` as written by the JupyterLab extension; it wins over tags."""
     stage = meta.get(m.META_STAGE)
+    if stage and not isinstance(stage, str):
+        raise SpecError(f"{cell.label}: metadata nb2pipe.stage must be a stage name (a string, e.g. 'train')")
     if stage:
-        roles.stage = _check_stage_name(str(stage), cell, f"metadata nb2pipe.stage={stage}")
+        roles.stage = _check_stage_name(stage, cell, f"metadata nb2pipe.stage={stage}")
     for key, target in ((m.META_DEPS, roles.deps), (m.META_OUTS, roles.outs)):
         for path in _as_list(meta.get(key), key, cell):
             if path not in target:
-                target.append(_check_path(path, cell, f"metadata nb2pipe.{key}"))
+                where = f"metadata nb2pipe.{key}"
+                path = _check_path(path, cell, where)
+                target.append(_check_out(path, cell, where, check_out) if key == m.META_OUTS else path)
     for name in _as_list(meta.get(m.META_AFTER), m.META_AFTER, cell):
         if name not in roles.after:
             roles.after.append(_check_stage_name(name, cell, f"metadata nb2pipe.after={name}"))
@@ -170,7 +225,22 @@ def _as_list(value: Any, key: str, cell: m.Cell) -> list[str]:
 def _check_path(path: str, cell: m.Cell, tag: str) -> str:
     if not path:
         raise SpecError(f"{cell.label}: tag '{tag}' names no file; write it as 'in:data/raw.csv'")
-    return path[2:] if path.startswith("./") else path
+    if "\0" in path:
+        raise SpecError(f"{cell.label}: tag '{tag}' holds a NUL character; fix the path")
+    return path[2:] if path.startswith("./") and len(path) > 2 else path
+
+
+OutChecker = Callable[[str], "str | None"]
+
+
+def _check_out(path: str, cell: m.Cell, tag: str, check_out: OutChecker) -> str:
+    """A declared output, refused when it would escape the project (see files.out_problem)."""
+    if problem := check_out(path):
+        raise SpecError(
+            f"{cell.label}: tag '{tag}': '{path}' {problem}; nb2pipe writes and restores outputs only "
+            "inside the notebook's folder: name a path below it, or declare the file 'in:' if the stage only reads it"
+        )
+    return path
 
 
 # --- 3. parameters ---------------------------------------------------------------------------
@@ -193,10 +263,37 @@ def parse_parameters(cell: m.Cell) -> list[tuple[str, Any]]:
         if target is None:
             _not_literal(cell, lines, node)
         try:
-            values.append((target, ast.literal_eval(value)))
+            literal = ast.literal_eval(value)
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
             _not_literal(cell, lines, node)
+        if (what := _not_a_parameter(literal)) is not None:
+            raise SpecError(
+                f"cell {cell.number} (parameters) line {node.lineno}: '{_line(lines, node)}' holds {what}, "
+                "which params.yaml and papermill cannot pass on; a parameter is a number, string, "
+                "boolean, None, or a list or dict of them"
+            )
+        values.append((target, literal))
     return values
+
+
+def _not_a_parameter(value: Any) -> str | None:
+    """What in a literal value cannot be a parameter (None when all of it can)."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else "an infinite number"
+    if isinstance(value, (list, tuple)):
+        return next((what for item in value if (what := _not_a_parameter(item))), None)
+    if isinstance(value, dict):
+        if any(not isinstance(k, (str, int, float, bool)) for k in value):
+            return "a dict key that is not a string or number"
+        return next((what for item in value.values() if (what := _not_a_parameter(item))), None)
+    kinds = {complex: "a complex number", set: "a set", frozenset: "a set", bytes: "bytes", type(...): "'...'"}
+    return kinds.get(type(value), f"a {type(value).__name__}")
+
+
+def _line(lines: list[str], node: ast.stmt) -> str:
+    return lines[node.lineno - 1].strip() if node.lineno <= len(lines) else ""
 
 
 def _assignment(node: ast.stmt) -> tuple[str | None, ast.expr | None]:
@@ -208,7 +305,7 @@ def _assignment(node: ast.stmt) -> tuple[str | None, ast.expr | None]:
 
 
 def _not_literal(cell: m.Cell, lines: list[str], node: ast.stmt) -> None:
-    line = lines[node.lineno - 1].strip() if node.lineno <= len(lines) else ""
+    line = _line(lines, node)
     raise SpecError(
         f"cell {cell.number} (parameters) line {node.lineno}: '{line}' is not a literal assignment; "
         "a parameters cell holds only `name = value` with numbers, strings, booleans, None, lists "
@@ -259,10 +356,17 @@ def _extend_unique(target: list[str], items: list[str]) -> None:
             target.append(item)
 
 
-def plan_notebook(nb: dict, name: str, split_level: int = DEFAULT_SPLIT_LEVEL) -> m.NotebookPlan:
-    """Cut a notebook (as read by `read_notebook`) into a `NotebookPlan`."""
+def plan_notebook(
+    nb: dict, name: str, split_level: int = DEFAULT_SPLIT_LEVEL, *, check_out: OutChecker | None = None
+) -> m.NotebookPlan:
+    """Cut a notebook (as read by `read_notebook`) into a `NotebookPlan`.
+
+    `check_out(path)` says why a declared output cannot be one (None when it can); by default
+    only the path's text is judged (files.out_problem without a project folder).
+    """
     cells, structured = _cells(nb)
-    roles = [_roles(cell, meta) for cell, meta in zip(cells, structured)]
+    check_out = check_out or (lambda path: out_problem(path, None))
+    roles = [_roles(cell, meta, check_out) for cell, meta in zip(cells, structured)]
     if not any(c.kind == "code" and c.source.strip() for c in cells):
         raise NotebookError(f"notebook '{name}' has no code cells; there is nothing to run")
 
@@ -298,6 +402,7 @@ def plan_notebook(nb: dict, name: str, split_level: int = DEFAULT_SPLIT_LEVEL) -
     setup = sorted(setup + more_setup, key=lambda c: c.number)
     stages = [b.freeze() for b in builders if b.cells and any(c.kind == "code" for c in b.cells)]
     _check_after_targets(builders, [s.name for s in stages])
+    _refuse_split_stages_that_cannot_run(stages)
 
     kernelspec = nb.get("metadata", {}).get("kernelspec") or {}
     return m.NotebookPlan(
@@ -448,6 +553,85 @@ def _check_after_targets(builders: list[_StageBuilder], names: list[str]) -> Non
         for target, cell in builder.after:
             if target not in names:
                 raise UnknownStageError(target, names, where=f"{cell.label}, tag 'after:{target}'")
+
+
+# --- a stage tag seen again after another stage ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Handover:
+    """Cell `reader` of stage `to` takes `what` (a variable or a file) from cell `giver` of stage `giver_stage`."""
+
+    giver_stage: str
+    giver: m.Cell
+    to: str
+    reader: m.Cell
+    what: str
+
+
+def _refuse_split_stages_that_cannot_run(stages: list[m.StagePlan]) -> None:
+    """A stage whose cells come back after another stage's cells is merged (Kale does the same),
+    unless that makes a cycle: its later cells need the stage between, which needs it first.
+
+    1. Only when some stage is split, follow every variable and file a code cell reads to the
+       nearest earlier code cell that binds, changes or writes it (in notebook order).
+    2. Such a handover between two stages is an edge of a graph of stages.
+    3. An edge into a stage from a stage that starts later, which the receiving stage itself
+       reaches, is a cycle: the merged stage can never run. Name both cells.
+    """
+    owner = {cell.number: s.name for s in stages for cell in s.code_cells}
+    if not any(_is_split(s, owner) for s in stages):
+        return
+    handovers = _handovers(sorted((c for s in stages for c in s.code_cells), key=lambda c: c.number), owner)
+    edges: dict[str, set[str]] = {}
+    for h in handovers:
+        edges.setdefault(h.giver_stage, set()).add(h.to)
+    start = {s.name: i for i, s in enumerate(stages)}
+    for h in handovers:
+        if start[h.giver_stage] > start[h.to] and _reaches(edges, h.to, h.giver_stage):
+            raise SpecError(
+                f"stage '{h.to}' comes back at {h.reader.label}, which takes {h.what} from {h.giver.label} "
+                f"of stage '{h.giver_stage}'; but stage '{h.giver_stage}' needs stage '{h.to}' first, so the "
+                f"merged stage can never run: tag cell {h.reader.number} with a stage of its own "
+                f"(e.g. 'stage:{h.to}_2') or move it above cell {h.giver.number}"
+            )
+
+
+def _is_split(stage: m.StagePlan, owner: dict[int, str]) -> bool:
+    numbers = [c.number for c in stage.code_cells]
+    return any(owner[n] != stage.name for n in owner if numbers and numbers[0] < n < numbers[-1])
+
+
+def _handovers(cells: list[m.Cell], owner: dict[int, str]) -> list[_Handover]:
+    from nb2pipe.infer import analyze_cell  # only for notebooks with a split stage
+
+    last_binder: dict[str, m.Cell] = {}  # variable name or "file:path" -> nearest earlier cell
+    found: list[_Handover] = []
+    for cell in cells:
+        facts = analyze_cell(cell.source)
+        wanted = [(name, f"variable '{name}'") for name in sorted(facts.reads)]
+        wanted += [(f"file:{path}", f"file '{path}'") for path in facts.files_read]
+        for key, what in wanted:
+            giver = last_binder.get(key)
+            if giver is not None and owner[giver.number] != owner[cell.number]:
+                found.append(_Handover(owner[giver.number], giver, owner[cell.number], cell, what))
+        for name in facts.binds | facts.mutates:
+            last_binder[name] = cell
+        for path in facts.files_written:
+            last_binder[f"file:{path}"] = cell
+    return found
+
+
+def _reaches(edges: dict[str, set[str]], start: str, goal: str) -> bool:
+    seen, todo = set(), [start]
+    while todo:
+        name = todo.pop()
+        if name == goal:
+            return True
+        if name not in seen:
+            seen.add(name)
+            todo.extend(edges.get(name, ()))
+    return False
 
 
 def source_hash(cells: list[m.Cell], structured: list[Any]) -> str:

@@ -1,12 +1,16 @@
 """Read and write the pipeline file `nb2pipe.yaml` and the parameters file `params.yaml`.
 
 `pipeline_to_yaml` and `load_pipeline` are inverses: export writes one, every other command reads
-it back as a `Pipeline`. YAML is always read with `safe_load`.
+it back as a `Pipeline`. YAML is always read with `safe_load`, after files.read_user_text has
+refused what is not a regular UTF-8 file, and alias bombs are refused. Every key of a hand-edited
+nb2pipe.yaml is checked (type, known name, paths without NUL, outputs inside the project), so a
+damaged file is one line naming the file and the stage, never a traceback.
 """
 
 from __future__ import annotations
 
 import copy
+import keyword
 import os
 from pathlib import Path
 from typing import Any
@@ -15,6 +19,7 @@ import yaml
 
 from nb2pipe import model as m
 from nb2pipe.errors import SpecError
+from nb2pipe.files import out_problem, read_user_text
 from nb2pipe.hashing import memo_by_stat
 
 _STAGE_LIST_KEYS = (m.K_DEPS, m.K_OUTS, m.K_PARAMS, m.K_METRICS, m.K_AFTER)
@@ -75,10 +80,10 @@ def pipeline_folder(path: Path) -> Path:
 
 
 def load_pipeline(path: Path) -> m.Pipeline:
-    """Load the pipeline at `path` (its folder or its nb2pipe.yaml)."""
+    """Load the pipeline at `path` (its folder or its nb2pipe.yaml); every field is checked."""
     folder = pipeline_folder(path)
     spec_file = folder / m.PIPELINE_FILE
-    if not spec_file.is_file():
+    if not os.path.lexists(spec_file):
         hint = (
             f"export the notebook first: nb2pipe export '{path}'"
             if path.suffix == ".ipynb"
@@ -89,8 +94,9 @@ def load_pipeline(path: Path) -> m.Pipeline:
     where = str(spec_file)
     if not isinstance(data, dict):
         raise SpecError(f"'{where}' must be a mapping with 'version' and 'stages'")
+    _refuse_unknown_keys(data, _PIPELINE_KEYS, f"'{where}'")
     version = data.get(m.K_VERSION)
-    if version != m.SPEC_VERSION:
+    if type(version) is not int or version != m.SPEC_VERSION:
         raise SpecError(f"'{where}': version {version!r} is not supported; this nb2pipe reads version {m.SPEC_VERSION}")
     stages_data = data.get(m.K_STAGES)
     if not isinstance(stages_data, dict) or not stages_data:
@@ -98,61 +104,215 @@ def load_pipeline(path: Path) -> m.Pipeline:
     source = data.get(m.K_SOURCE) or {}
     if not isinstance(source, dict):
         raise SpecError(f"'{where}': 'source' must be a mapping with 'notebook' and 'hash'")
-    return m.Pipeline(
+    _refuse_unknown_keys(source, (m.K_NOTEBOOK, m.K_HASH), f"'{where}': source:")
+    pipeline = m.Pipeline(
         # symlinks kept: with a symlinked pipelines/ folder, wdir is still the notebook's folder
         root=os.path.abspath(folder),
         stages=tuple(_load_stage(name, entry, where) for name, entry in stages_data.items()),
-        wdir=str(data.get(m.K_WDIR, ".")),
-        params_file=str(data.get(m.K_PARAMS, m.PARAMS_FILE)),
-        source_notebook=source.get(m.K_NOTEBOOK),
-        source_hash=source.get(m.K_HASH),
-        kernel=data.get(m.K_KERNEL),
+        wdir=_path(data.get(m.K_WDIR, "."), f"'{where}': 'wdir'"),
+        params_file=_path(data.get(m.K_PARAMS, m.PARAMS_FILE), f"'{where}': 'params'"),
+        source_notebook=_optional_path(source.get(m.K_NOTEBOOK), f"'{where}': 'source.notebook'"),
+        source_hash=_optional_string(source.get(m.K_HASH), f"'{where}': 'source.hash' must be a string"),
+        kernel=_optional_string(data.get(m.K_KERNEL), f"'{where}': 'kernel' must be a kernel name (a string, e.g. python3)"),
+    )
+    check_outputs_inside(pipeline, where)
+    return pipeline
+
+
+_PIPELINE_KEYS = (m.K_VERSION, m.K_SOURCE, m.K_WDIR, m.K_PARAMS, m.K_KERNEL, m.K_STAGES)
+_STAGE_KEYS = (m.K_SCRIPT, m.K_CMD, m.K_CELLS, *_STAGE_LIST_KEYS, m.K_LOADS, m.K_SAVES, m.K_INFERRED, m.K_META)
+MAX_YAML_BYTES = 64 << 20
+MAX_YAML_VALUES = 1_000_000  # after aliases are expanded: more is an alias bomb, not a pipeline
+
+
+def _refuse_unknown_keys(data: dict, known: tuple[str, ...], where: str) -> None:
+    for key in data:
+        if key not in known:
+            import difflib
+
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(known)}"
+            raise SpecError(f"{where} unknown key {key!r}; {hint}")
+
+
+def _path(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise SpecError(f"{what} must be a path (a non-empty string), not {value!r}")
+    if "\0" in value:
+        raise SpecError(f"{what} contains a NUL character; fix the path")
+    return value
+
+
+def _optional_path(value: Any, what: str) -> str | None:
+    return None if value is None else _path(value, what)
+
+
+def _optional_string(value: Any, message: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise SpecError(message)
+    return value
+
+
+def check_outputs_inside(pipeline: m.Pipeline, where: str) -> None:
+    """Refuse outs and metrics that would escape the project or cover the pipeline folder."""
+    for stage in pipeline.stages:
+        for path in stage.produced:
+            if problem := output_problem(pipeline, path):
+                raise SpecError(f"'{where}': stage '{stage.name}': {problem}")
+
+
+def output_problem(pipeline: m.Pipeline, path: str) -> str | None:
+    """Why `path` cannot be an output of `pipeline` (None when it can): strictly inside the
+    project (the notebook's folder) or the pipeline folder, symlinks resolved, and neither the
+    pipeline folder nor the notebook (files.out_problem)."""
+    project = os.path.join(pipeline.root, pipeline.wdir)
+    protected = {"the pipeline folder": pipeline.root}
+    if pipeline.source_notebook:
+        protected["the notebook"] = os.path.join(pipeline.root, pipeline.source_notebook)
+    problem = out_problem(path, project, protected, also_inside=(pipeline.root,))
+    if problem is None:
+        return None
+    return (
+        f"output '{path}' {problem}; nb2pipe writes and restores outputs only inside the project "
+        f"'{os.path.normpath(project)}': fix the path"
     )
 
 
 def _read_yaml(path: Path) -> Any:
+    data = memo_by_stat("yaml", path, lambda: _parse_yaml(path))
+    return copy.deepcopy(data)
+
+
+def _parse_yaml(path: Path) -> Any:
+    text = read_user_text(path, what="file", limit=MAX_YAML_BYTES, error=SpecError, hint="fix the file or re-export")
+    return parse_yaml(text, f"'{path}'", "fix the file or re-export")
+
+
+def parse_yaml(text: str, where: str, fix: str) -> Any:
+    """YAML text to data (safe_load), refusing invalid YAML and alias bombs in one line."""
     try:
-        return copy.deepcopy(memo_by_stat("yaml", path, lambda: safe_load(path.read_text(encoding="utf-8"))))
+        data = safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark else ""
         problem = getattr(e, "problem", None) or "invalid YAML"
-        raise SpecError(f"'{path}' is not valid YAML{at}: {problem}; fix the file or re-export") from None
+        raise SpecError(f"{where} is not valid YAML{at}: {problem}; {fix}") from None
+    except RecursionError:
+        raise SpecError(f"{where} is nested too deeply; {fix}") from None
+    if _expanded_size(data, MAX_YAML_VALUES) > MAX_YAML_VALUES:
+        raise SpecError(f"{where} expands to more than {MAX_YAML_VALUES:,} values (YAML aliases); {fix}")
+    return data
+
+
+def _expanded_size(data: Any, budget: int) -> int:
+    """How many values `data` holds with every alias expanded, counting no further than budget + 1."""
+    count, todo = 0, [data]
+    while todo and count <= budget:
+        value = todo.pop()
+        count += 1
+        if isinstance(value, dict):
+            todo.extend(value.keys())
+            todo.extend(value.values())
+        elif isinstance(value, (list, tuple, set)):
+            todo.extend(value)
+    return count
 
 
 def _load_stage(name: Any, entry: Any, where: str) -> m.Stage:
-    if not isinstance(name, str) or not m.STAGE_NAME_RE.match(name):
+    if not isinstance(name, str) or not m.STAGE_NAME_RE.fullmatch(name):
         raise SpecError(f"'{where}': bad stage name {name!r}; {m.STAGE_NAME_RULE}")
     if not isinstance(entry, dict):
         raise SpecError(f"'{where}': stage '{name}' must be a mapping (script or cmd, deps, outs, ...)")
+    at = f"'{where}': stage '{name}':"
+    _refuse_unknown_keys(entry, _STAGE_KEYS, at)
     script, cmd = entry.get(m.K_SCRIPT), entry.get(m.K_CMD)
     if isinstance(cmd, str):
-        raise SpecError(
-            f"'{where}': stage '{name}': cmd must be an argv list, e.g. [python, tools/fetch.py], not a shell string"
-        )
+        raise SpecError(f"{at} cmd must be an argv list, e.g. [python, tools/fetch.py], not a shell string")
     if (script is None) == (cmd is None):
         raise SpecError(f"'{where}': stage '{name}' needs exactly one of 'script' or 'cmd'")
-    if cmd is not None and not (isinstance(cmd, list) and cmd and all(isinstance(a, (str, int, float)) for a in cmd)):
-        raise SpecError(f"'{where}': stage '{name}': cmd must be a non-empty list of strings")
-    lists = {key: _string_list(entry.get(key), key, name, where) for key in _STAGE_LIST_KEYS}
-    meta = entry.get(m.K_META) or {}
-    if not isinstance(meta, dict):
-        raise SpecError(f"'{where}': stage '{name}': meta must be a mapping")
-    cells = entry.get(m.K_CELLS) or []
-    loads = entry.get(m.K_LOADS) or {}
-    if not isinstance(loads, dict):
-        raise SpecError(f"'{where}': stage '{name}': loads must map variable names to stages")
+    if cmd is not None and not (isinstance(cmd, list) and cmd and all(_is_argument(a) for a in cmd)):
+        raise SpecError(f"{at} cmd must be a non-empty list of strings")
+    lists = {key: _path_list(entry.get(key), key, at) for key in (m.K_DEPS, m.K_OUTS, m.K_METRICS)}
+    lists[m.K_PARAMS] = _python_names(entry.get(m.K_PARAMS), m.K_PARAMS, at)
+    lists[m.K_AFTER] = _string_list(entry.get(m.K_AFTER), m.K_AFTER, name, where)
     return m.Stage(
-        loads=tuple((str(k), str(v)) for k, v in loads.items()),
-        saves=tuple(_string_list(entry.get(m.K_SAVES), m.K_SAVES, name, where)),
+        loads=_loads(entry.get(m.K_LOADS), at),
+        saves=tuple(_python_names(entry.get(m.K_SAVES), m.K_SAVES, at)),
         inferred=tuple(_string_list(entry.get(m.K_INFERRED), m.K_INFERRED, name, where)),
         name=name,
-        script=str(script) if script is not None else None,
+        script=_path(script, f"{at} 'script'") if script is not None else None,
         cmd=tuple(str(a) for a in cmd) if cmd is not None else None,
-        cells=tuple(int(c) for c in cells),
-        meta=m.freeze_meta({str(k): [str(v) for v in (vs if isinstance(vs, list) else [vs])] for k, vs in meta.items()}),
+        cells=_cell_numbers(entry.get(m.K_CELLS), at),
+        meta=_meta(entry.get(m.K_META), at),
         **{key: tuple(values) for key, values in lists.items()},
     )
+
+
+def _is_argument(value: Any) -> bool:
+    return isinstance(value, str) and "\0" not in value or type(value) in (int, float)
+
+
+def _path_list(value: Any, key: str, at: str) -> list[str]:
+    if value is None:
+        return []
+    if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+        raise SpecError(f"{at} '{key}' must be a list of strings")
+    if "" in value:
+        raise SpecError(f"{at} '{key}' holds an empty path; remove it or name a file")
+    if any("\0" in v for v in value):
+        raise SpecError(f"{at} '{key}' holds a path with a NUL character; fix the path")
+    return value
+
+
+def _cell_numbers(value: Any, at: str) -> tuple[int, ...]:
+    if value is None:
+        return ()
+    if not (isinstance(value, list) and all(type(v) is int and v > 0 for v in value)):
+        raise SpecError(f"{at} 'cells' must be a list of cell numbers (1, 2, ...); re-export the notebook")
+    return tuple(value)
+
+
+def _meta(value: Any, at: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    if value is None:
+        return ()
+    problem = SpecError(f"{at} 'meta' must map names to strings or lists of strings")
+    if not isinstance(value, dict):
+        raise problem
+    meta: dict[str, list[str]] = {}
+    for key, values in value.items():
+        values = values if isinstance(values, list) else [values]
+        if not isinstance(key, str) or not all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in values):
+            raise problem
+        meta[key] = [str(v) for v in values]
+    return m.freeze_meta(meta)
+
+
+def _loads(value: Any, at: str) -> tuple[tuple[str, str], ...]:
+    if value is None:
+        return ()
+    if not (isinstance(value, dict) and all(_is_python_name(k) and _is_stage_name(v) for k, v in value.items())):
+        raise SpecError(f"{at} 'loads' must map variable names to stage names")
+    return tuple(value.items())
+
+
+def _python_names(value: Any, key: str, at: str) -> list[str]:
+    """Parameter and variable names: they end up in generated code, so each must be a Python name."""
+    if value is None:
+        return []
+    if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+        raise SpecError(f"{at} '{key}' must be a list of strings")
+    for name in value:
+        if not _is_python_name(name):
+            raise SpecError(f"{at} '{key}' holds {name!r}, which is not a Python name; fix it or re-export")
+    return value
+
+
+def _is_python_name(value: Any) -> bool:
+    return isinstance(value, str) and value.isidentifier() and not keyword.iskeyword(value)
+
+
+def _is_stage_name(value: Any) -> bool:
+    return isinstance(value, str) and bool(m.STAGE_NAME_RE.fullmatch(value))
 
 
 def _string_list(value: Any, key: str, stage: str, where: str) -> list[str]:
@@ -169,13 +329,20 @@ def _string_list(value: Any, key: str, stage: str, where: str) -> list[str]:
 def load_params(pipeline: m.Pipeline) -> dict[str, Any]:
     """The parameter values in the pipeline's params file (empty when there is none)."""
     path = Path(pipeline.root) / pipeline.params_file
-    if not path.exists():
+    if not os.path.lexists(path):
         return {}
-    data = _read_yaml(path)
+    return check_params(_read_yaml(path), f"'{path}'")
+
+
+def check_params(data: Any, where: str) -> dict[str, Any]:
+    """Parameter values read from a YAML file: a mapping whose keys are names (strings)."""
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise SpecError(f"'{path}' must be a mapping of parameter names to values")
+        raise SpecError(f"{where} must be a mapping of parameter names to values")
+    for name in data:
+        if not isinstance(name, str):
+            raise SpecError(f"{where}: parameter name {name!r} is not a string; quote it or rename it")
     return data
 
 

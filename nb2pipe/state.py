@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import stat
 import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,15 +25,17 @@ import yaml
 
 from nb2pipe import model as m
 from nb2pipe.graph import order, upstream
+from nb2pipe.files import read_user_text
 from nb2pipe.hashing import HashCache, atomic_write, hash_bytes, memo_by_stat
 from nb2pipe.notebook import notebook_hash
-from nb2pipe.spec import safe_load
+from nb2pipe.spec import output_problem, safe_load
 from nb2pipe.errors import Nb2PipeError, SpecError
 
 LOCK_SCHEMA = 1
 L_SCHEMA, L_STAGES, L_CODE, L_PARAMS, L_DEPS, L_OUTS = "schema", "stages", "code", "params", "deps", "outs"
 LAST_FILE = "last.json"
 HASH_CACHE_FILE = "hashcache.json"
+MAX_SCRIPT_BYTES = 1 << 30
 
 # reason kinds, spelled once (the CLI, the JSON and the sidebar show them as they are)
 NEVER_RUN = "never run"
@@ -68,29 +71,40 @@ def resolve(pipeline: m.Pipeline, path: str) -> Path:
     return Path(os.path.normpath(os.path.join(pipeline.root, pipeline.wdir, path)))
 
 
-def project_folders(pipeline: m.Pipeline) -> tuple[str, ...]:
-    """The folders nb2pipe may write below, symlinks resolved: the notebook's folder (wdir),
-    and the pipeline folder when it lives elsewhere."""
-    return tuple(dict.fromkeys(os.path.realpath(p) for p in (wdir(pipeline), pipeline.root)))
+def out_path(pipeline: m.Pipeline, path: str, *, as_found: bool = False) -> Path:
+    """An out on disk, as a path nb2pipe may write, restore or delete, or a SpecError.
 
-
-def out_path(pipeline: m.Pipeline, path: str) -> Path:
-    """An out on disk, as a path nb2pipe may write, restore or delete: strictly inside the project
-    once its folder's symlinks are resolved. A SpecError otherwise (outside the project, or the
-    project's folder itself or one of its parents)."""
+    The path's last part is never resolved: a symlink there is replaced or removed as a link,
+    never followed. By default the out must pass spec.output_problem (inside the project,
+    symlinks resolved, the last part too). `as_found` is for putting back what a stage left:
+    whatever the stage made of its out (even a symlink leading out), the entry itself must lie
+    inside the project or the pipeline folder, and be neither of them nor a parent."""
     target = resolve(pipeline, path)
-    real = os.path.join(os.path.realpath(target.parent), target.name)
-    folders = project_folders(pipeline)
-    if any(folder == real or folder.startswith(real.rstrip(os.sep) + os.sep) for folder in folders):
-        problem = "is the project's folder or one of its parents"
-    elif not any(real.startswith(folder.rstrip(os.sep) + os.sep) for folder in folders):
-        problem = f"is outside the project '{folders[0]}'"
+    entry = os.path.join(os.path.realpath(target.parent), target.name)
+    if not as_found:
+        problem = output_problem(pipeline, path) or _special_file_problem(path, entry)
+    elif not any(_strictly_inside(entry, os.path.realpath(f)) for f in (wdir(pipeline), pipeline.root)):
+        problem = f"output '{path}' is not inside the project '{wdir(pipeline)}'; fix the path"
     else:
-        return Path(real)
-    raise SpecError(
-        f"output '{path}' {problem}; nb2pipe only writes, restores and deletes outputs inside the "
-        "notebook's folder: change the out: tag (or nb2pipe.yaml) to a file or folder below it"
-    )
+        problem = None
+    if problem:
+        raise SpecError(problem)
+    return Path(entry)
+
+
+def _special_file_problem(path: str, entry: str) -> str | None:
+    """An out that is a FIFO, socket or device cannot be kept and put back (a FIFO would block)."""
+    try:
+        mode = os.stat(entry).st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    return f"output '{path}' is not a file or folder but a special file; remove it or choose another path"
+
+
+def _strictly_inside(path: str, folder: str) -> bool:
+    return path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 def hash_cache(pipeline: m.Pipeline) -> HashCache:
@@ -233,12 +247,9 @@ def _strip_comments(code: str) -> str:
 
 
 def read_script(pipeline: m.Pipeline, stage: m.Stage) -> str:
-    """The text of a stage's script."""
+    """The text of a stage's script (a FIFO or /dev/zero named as the script is refused, not read forever)."""
     path = Path(pipeline.root) / str(stage.script)
-    try:
-        return path.read_bytes().decode("utf-8")
-    except (OSError, UnicodeDecodeError):
-        raise SpecError(f"stage '{stage.name}': script '{path}' is missing or unreadable; re-export the notebook") from None
+    return read_user_text(path, what=f"stage '{stage.name}': script", limit=MAX_SCRIPT_BYTES, error=SpecError, hint="re-export the notebook")
 
 
 def code_hash(pipeline: m.Pipeline, stage: m.Stage, text: str | None = None) -> str:

@@ -10,6 +10,7 @@ import json
 import os
 import queue
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -140,19 +141,20 @@ def test_outs_that_did_not_exist_are_removed_and_a_link_created_by_the_stage_too
     assert (outside / "precious.txt").read_text() == "not nb2pipe's"
 
 
-def test_an_out_that_is_a_symlink_out_of_the_project_is_never_followed_when_putting_back(tmp_path, monkeypatch, cli):
-    """`data` is the user's link to a big disk: a failing stage's out. nb2pipe neither deletes
-    through it nor replaces it."""
+def test_an_out_that_is_a_symlink_out_of_the_project_is_refused_and_left_alone(tmp_path, monkeypatch, cli):
+    """`data` is the user's link to a big disk, declared as an out: nb2pipe would write through
+    it, so the run is refused before anything runs; the link and the disk stay as they were."""
     monkeypatch.chdir(tmp_path)
     disk = tmp_path.parent / f"{tmp_path.name}-disk"
     disk.mkdir()
     (disk / "keep.txt").write_text("on the big disk")
     (tmp_path / "data").symlink_to(disk)
-    write_nb(tmp_path / NB, code("raise ValueError('early')", "stage:s", "out:data"))
+    write_nb(tmp_path / NB, code("open('data/new.txt', 'w').write('x')\nraise ValueError('never runs')", "stage:s", "out:data"))
     exit_code, _, err = cli("run", NB)
-    assert exit_code == 1 and "ValueError: early" in err
+    assert exit_code == 2
+    assert "'data' is outside the project: through a symlink" in one_error_line(err)
     assert (tmp_path / "data").is_symlink() and os.readlink(tmp_path / "data") == str(disk)
-    assert (disk / "keep.txt").read_text() == "on the big disk"
+    assert sorted(p.name for p in disk.iterdir()) == ["keep.txt"]
 
 
 @pytest.mark.parametrize("out", ["./", ".", "..", "../elsewhere", "sub/../..", "/tmp/x"])
@@ -563,3 +565,12 @@ def test_a_full_disk_gives_one_line_puts_outputs_back_and_the_next_run_works(tmp
     assert run_code == 0, run_err
     assert run_out.strip().splitlines()[-1] == "1 ran, 0 up to date, 0 restored from cache, 0 failed"
     assert results[7][0] == 0 and "up-to-date" in results[7][1]
+
+
+def test_an_out_that_is_a_fifo_is_refused_before_anything_runs(tmp_path, monkeypatch, cli):
+    monkeypatch.chdir(tmp_path)
+    os.mkfifo(tmp_path / "pipe")
+    write_nb(tmp_path / NB, code("open('ran.txt', 'w').write('ran')", "stage:s", "out:pipe"))
+    exit_code, _, err = run_cli("run", NB)
+    assert exit_code == 2 and "'pipe' is not a file or folder" in err.strip().splitlines()[-1]
+    assert not (tmp_path / "ran.txt").exists() and stat.S_ISFIFO(os.lstat(tmp_path / "pipe").st_mode)

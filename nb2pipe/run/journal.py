@@ -79,7 +79,7 @@ def snapshot(pipeline: m.Pipeline, out: str, cache: OutputCache, hashes) -> Snap
 
 def restore_snapshots(pipeline: m.Pipeline, cache: OutputCache, outs: dict[str, Snapshot]) -> None:
     for out, noted in outs.items():
-        target = state.out_path(pipeline, out)
+        target = state.out_path(pipeline, out, as_found=True)
         if isinstance(noted, dict):
             link = str(noted.get(LINK))
             if not (os.path.islink(target) and os.readlink(target) == link):
