@@ -483,17 +483,20 @@ def _render_script(
     return f"{m.STAGES_DIR}/{stage}.ipynb", _render_ipynb(cells, kernelspec, provenance), problem
 
 
+# how jupytext must read a stage script: magics as written, never a comment turned into one
+_JUPYTEXT_OPTIONS = (
+    "  jupytext:\n"
+    "    comment_magics: false\n"
+    "    text_representation: {extension: .py, format_name: percent}\n"
+)
+
+
 def _render_percent(cells: list[_ScriptCell], kernelspec: dict, provenance: dict) -> str:
     """jupytext's percent format, every cell carried exactly (see percent.py); NotPercent when a
     cell cannot be. The checksum comes first, before any text from the notebook."""
-    header = {
-        "jupyter": {
-            "nb2pipe": {"checksum": "X", **provenance},
-            "jupytext": {"comment_magics": False, "text_representation": {"extension": ".py", "format_name": "percent"}},
-            "kernelspec": kernelspec,
-        }
-    }
+    header = {"jupyter": {"nb2pipe": {"checksum": "X", **provenance}, "jupytext": "X", "kernelspec": kernelspec}}
     header_text = dump_yaml(header).replace("{checksum: X,", f"{{{_CHECKSUM_AT},", 1)
+    header_text = header_text.replace("  jupytext: X\n", _JUPYTEXT_OPTIONS, 1)
     lines = ["# ---", *(f"# {line}" if line else "#" for line in header_text.splitlines()), "# ---", ""]
     for cell in cells:
         marker = "# %%"

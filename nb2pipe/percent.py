@@ -58,6 +58,8 @@ class Quotes:
         return bool(self.single or self.triple)
 
     def read(self, line: str) -> None:
+        if "'" not in line and '"' not in line:
+            return  # nothing to open or close (and a line never ends inside a single-quoted string)
         if not self.inside() and line.lstrip().startswith("#"):
             return
         triple_start = -1
