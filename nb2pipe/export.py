@@ -390,8 +390,9 @@ def _script_cells(
             "Edit the notebook, then run `nb2pipe export`.",
         )
     ]
+    name = layout.notebook_name
     head: list[tuple[int, _ScriptCell]] = [
-        (c.number, _ScriptCell("code", c.source, _title(c, "setup"), origin=c.label)) for c in plan.setup
+        (c.number, _ScriptCell("code", c.source, _title(name, c, "setup"), origin=c.label)) for c in plan.setup
     ]
     if used_params:
         assignments = "\n".join(f"{name} = {_literal(defaults[name])}" for name in used_params)
@@ -400,15 +401,23 @@ def _script_cells(
     cells.extend(cell for _, cell in sorted(head, key=lambda pair: pair[0]))
     cells.extend(prelude)
     for c in stage.cells:
-        cells.append(_ScriptCell(c.kind, c.source, _title(c), origin=c.label))
+        cells.append(_ScriptCell(c.kind, c.source, _title(name, c), origin=c.label))
         if c.number in stage.metrics_cells:
             cells.append(_ScriptCell("code", _metrics_code(c, metrics_file), "nb2pipe: write metrics"))
     return cells + postlude
 
 
-def _title(cell: m.Cell, role: str = "") -> str:
-    """Which notebook cell a script cell came from (the header names the notebook)."""
-    return f"cell {cell.number}" + (f" ({role})" if role else "")
+# A notebook name jupytext reads back unchanged as the start of a cell title: no '{' or '=' (they
+# start cell metadata), no '[' or ']' ('[markdown]' changes the cell's kind), no leading '%' or
+# whitespace (stripped). Any other name is left out of the title (the header names the notebook).
+_TITLE_SAFE_NAME = re.compile(r"^(?![%\s])[^{}=\[\]]*(?<!\s)$")
+
+
+def _title(notebook_name: str, cell: m.Cell, role: str = "") -> str:
+    """Which notebook cell a script cell came from: '<notebook> cell 12', the run's error
+    messages quote it."""
+    prefix = f"{notebook_name} " if _TITLE_SAFE_NAME.match(notebook_name) else ""
+    return f"{prefix}cell {cell.number}" + (f" ({role})" if role else "")
 
 
 def cell_ranges(numbers: list[int]) -> str:

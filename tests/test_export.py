@@ -130,10 +130,10 @@ def test_stage_scripts_read_back_through_jupytext_with_provenance(tmp_path, cli)
         if parameters:
             assert sorted(yaml.safe_load(parameters[0].source.replace(" = ", ": "))) == sorted(entry["params"])
         assert script.metadata["nb2pipe"]["notebook"] == "../../wine_quality.ipynb"
-        titled = [c for c in script.cells if c.metadata.get("title", "").startswith("cell ")]
+        titled = [c for c in script.cells if c.metadata.get("title", "").startswith("wine_quality.ipynb cell ")]
         assert titled, f"stage '{name}' names none of its notebook cells"
         for cell in titled:
-            number = int(cell.metadata["title"].split()[1])
+            number = int(cell.metadata["title"].split()[2])
             assert cell.source == "".join(source["cells"][number - 1]["source"]).rstrip("\n")
 
 

@@ -261,6 +261,8 @@ def test_a_nasty_notebook_name_is_carried_as_data(tmp_path, cli, stem):
         assert tagged in (["alpha = 0.5"], ["alpha = 0.5\nlabel = 'x'"]), stage
         header = jupytext.reads((folder / "stages" / f"{stage}.py").read_text(encoding="utf-8"), fmt="py:percent").metadata
         assert header["nb2pipe"]["notebook"] == f"../../{stem}.ipynb"
+        titles = [c.metadata["title"] for c in cells if notebook_cell_number(c)]
+        assert titles and all(re.fullmatch(rf"(?:{re.escape(stem)}\.ipynb )?cell \d+(?: \(setup\))?", t) for t in titles), titles
     assert cli("export", notebook, "--check")[0] == 0, "a re-export must find the files pristine"
     assert cli("export", notebook)[1].rstrip().endswith("nothing changed")
 
