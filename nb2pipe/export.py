@@ -366,7 +366,7 @@ def _variable_cells(
 class _ScriptCell:
     kind: str
     source: str
-    title: str = ""  # nb2pipe's own words only: jupytext parses the marker line it goes on
+    title: str = ""  # only text jupytext reads back unchanged from the marker line (see _title)
     tags: tuple[str, ...] = ()
     origin: str = ""  # how a warning names the cell
 
