@@ -1,20 +1,44 @@
-"""`nb2pipe ci github`: a GitHub Actions workflow that runs the pipeline and gates the result."""
+"""`nb2pipe ci github`: a GitHub Actions workflow that runs the pipeline and gates the result.
+
+Paths and metric names reach the workflow as data: each command is shell words quoted with
+`shlex`, each YAML value is quoted where YAML would read it otherwise, and a name that neither
+quoting can carry (a control character, or `${{`, which Actions evaluates before the shell runs)
+is refused.
+"""
 
 from __future__ import annotations
 
-import posixpath
+import shlex
+from pathlib import PurePosixPath
+
+from nb2pipe.errors import SpecError
+from nb2pipe.export import check_name, default_folder, portable_scalar
+
+_EXPRESSION = "${{"
+
+
+def _check(text: str, what: str) -> None:
+    check_name(text, what, "rename it")
+    if _EXPRESSION in text:
+        raise SpecError(f"{what} '{text}' holds '{_EXPRESSION}', which GitHub Actions would evaluate; rename it")
 
 
 def github_workflow(pipeline: str, metrics: list[str]) -> str:
     """Install, run the pipeline, gate the run against the run tagged `champion`, keep the
     executed notebooks. The run history (.nb2pipe/) is carried between workflow runs by the
     cache action, so the champion of an earlier run is there to compare with."""
+    _check(pipeline, "pipeline path")
+    for metric in metrics:
+        _check(metric, "metric")
     if pipeline.endswith(".ipynb"):
-        folder, name = posixpath.split(pipeline)
-        state = posixpath.join(folder, "pipelines", name[: -len(".ipynb")])
+        state = str(default_folder(PurePosixPath(pipeline)))
     else:
         state = pipeline.rstrip("/")
-    gate_args = " ".join(f"--metric {m}" for m in metrics) or "--metric METRIC:max"
+    metric_args = [word for metric in metrics for word in ("--metric", metric)] or ["--metric", "METRIC:max"]
+    gate_command = shlex.join(["nb2pipe", "gate", state, *metric_args, "--baseline", "champion"])
+    run_command = shlex.join(["nb2pipe", "run", pipeline])
+    show_command = shlex.join(["nb2pipe", "show", state, "champion"])
+    tag_command = shlex.join(["nb2pipe", "tag", state, "latest", "champion"])
     return f"""# Written by `nb2pipe ci github`. Runs the pipeline; deploys only if it beats the champion.
 name: nb2pipe
 on:
@@ -35,27 +59,27 @@ jobs:
       - name: Bring back the run history and output cache
         uses: actions/cache@v4
         with:
-          path: {state}/.nb2pipe
+          path: {portable_scalar(state + "/.nb2pipe")}
           key: nb2pipe-${{{{ github.ref_name }}}}-${{{{ github.sha }}}}
           restore-keys: |
             nb2pipe-${{{{ github.ref_name }}}}-
             nb2pipe-main-
       - name: Run the pipeline
-        run: nb2pipe run {pipeline}
+        run: {portable_scalar(run_command)}
       - name: Gate against the champion
         run: |
-          if nb2pipe show {state} champion > /dev/null 2>&1; then
-            nb2pipe gate {state} {gate_args} --baseline champion
+          if {show_command} > /dev/null 2>&1; then
+            {gate_command}
           else
             echo "no champion yet: this run becomes it"
           fi
       - name: Crown the new champion
         if: github.ref == 'refs/heads/main'
-        run: nb2pipe tag {state} latest champion
+        run: {portable_scalar(tag_command)}
       - name: Keep the executed notebooks
         if: always()
         uses: actions/upload-artifact@v4
         with:
           name: executed-notebooks
-          path: {state}/runs/
+          path: {portable_scalar(state + "/runs/")}
 """

@@ -4,10 +4,15 @@
    notebook. Stage scripts are jupytext percent-format `.py` (or `.ipynb`): a header, the setup
    code, a parameters cell with the parameters the stage reads, the stage's cells each titled
    with the notebook cell it came from, and after a `metrics` cell, code that writes the metrics.
-2. Every generated file but params.yaml carries a checksum of its own text, so a hand edit is
+   Every cell must read back exactly as it was (see percent.py); a stage holding a cell that a
+   percent script cannot carry is written as a notebook instead, with a warning.
+2. Text from the notebook is data: names and paths reach generated files only quoted (YAML,
+   repr) or in places where any text is inert, and control characters in them are refused.
+   Parameter defaults must survive params.yaml (YAML 1.1 and 1.2 alike) and JSON.
+3. Every generated file but params.yaml carries a checksum of its own text, so a hand edit is
    noticed: `write_files` refuses to overwrite it (or any file nb2pipe did not write) without
    `force`, and leaves unchanged files untouched.
-3. params.yaml belongs to the user once edited: without a valid checksum its values are kept,
+4. params.yaml belongs to the user once edited: without a valid checksum its values are kept,
    new parameters are added and removed ones dropped.
 """
 
@@ -22,9 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from nb2pipe import model as m
+from nb2pipe import percent
 from nb2pipe.errors import OverwriteError, SpecError
-from nb2pipe.files import out_problem, read_user_text
+from nb2pipe.files import check_name, out_problem, read_user_text
 from nb2pipe.graph import order, producers
 from nb2pipe.hashing import atomic_write, hash_bytes
 from nb2pipe.infer import analyze_cell, infer_flow, needed_definitions, transform_ipython
@@ -35,7 +43,11 @@ FORMATS = ("py", "ipynb")
 GITIGNORE = ".gitignore"  # written once; the user may add to it
 GITIGNORE_TEXT = "# Written by nb2pipe export: run state, caches and executed notebooks stay out of git.\n.nb2pipe/\nruns/\n"
 _CHECKSUM_TOKEN = "@NB2PIPE_CHECKSUM@"
+_CHECKSUM_AT = f"nb2pipe-checksum: {_CHECKSUM_TOKEN}"  # where a text file carries its checksum
+_CHECKSUM_AT_IPYNB = f'"checksum": "{_CHECKSUM_AT}"'  # ... and a notebook (no cell text can hold it)
 _CHECKSUM_RE = re.compile(r"nb2pipe-checksum: ([0-9a-f]{16})")
+# C0 and C1 controls, DEL and the Unicode line and paragraph separators: a name holding one could
+# break a line of a generated file (YAML, Python and jupytext all split lines at some of them)
 
 
 @dataclass(frozen=True)
@@ -68,7 +80,8 @@ def render_pipeline(
     """All files of the pipeline folder for `plan`. `current_params` is the user's params.yaml."""
     if fmt not in FORMATS:
         raise SpecError(f"unknown format '{fmt}'; use one of: {', '.join(FORMATS)}")
-    defaults = dict(plan.param_defaults)
+    check_texts(plan)
+    defaults = dict(plan.param_defaults)  # each checked by notebook.parse_parameters
     setup_facts = [analyze_cell(c.source) for c in plan.setup]
     setup_binds = set().union(*(f.binds for f in setup_facts)) if setup_facts else set()
     setup_reads = set().union(*(f.reads for f in setup_facts)) if setup_facts else set()
@@ -81,7 +94,6 @@ def render_pipeline(
         facts = stage_facts[stage.name]
         reads = stage_reads(facts) | setup_reads
         used_params = [name for name in defaults if name in reads]
-        script = f"{m.STAGES_DIR}/{stage.name}.{fmt}"
         metrics_file = _join(layout.pipeline_from_wdir, m.METRICS_DIR, f"{stage.name}.json")
         loads, saves, definitions = flow[stage.name]
         var_deps = tuple(var_folder(layout, provider, name) for name, provider in loads)
@@ -89,7 +101,10 @@ def render_pipeline(
         inferred_deps, inferred_outs = files.get(stage.name, ((), ()))
         prelude, postlude = _variable_cells(plan, layout, stage.name, loads, saves, definitions, flow)
         cells = _script_cells(plan, stage, layout, used_params, defaults, metrics_file, prelude, postlude)
-        rendered[script] = _render_script(cells, plan, stage.name, layout, fmt)
+        script, rendered_script, problem = _render_script(cells, plan, stage.name, layout, fmt)
+        rendered[script] = rendered_script
+        if problem:
+            warnings.append(f"stage '{stage.name}': {problem}; wrote {script} instead, which keeps it exactly")
         for cell, f in zip(stage.code_cells, facts):
             warnings.extend(f"stage '{stage.name}', {cell.label}: {w}" for w in f.warnings)
         stages.append(
@@ -118,14 +133,36 @@ def render_pipeline(
     )
     producers(pipeline)  # one producer per file
     order(pipeline)  # no cycles
-    rendered[m.PIPELINE_FILE] = _stamp(_spec_header(layout) + dump_yaml(pipeline_to_dict(pipeline)))
-    rendered[m.PARAMS_FILE] = render_params(plan, layout, defaults, current_params)
+    rendered[m.PIPELINE_FILE] = _stamp(_SPEC_HEADER + dump_yaml(pipeline_to_dict(pipeline)), _CHECKSUM_AT)
+    rendered[m.PARAMS_FILE] = render_params(defaults, current_params)
     rendered[GITIGNORE] = GITIGNORE_TEXT
     return Rendered(pipeline, dict(sorted(rendered.items())), warnings)
 
 
 def _join(*parts: str) -> str:
     return os.path.normpath(os.path.join(*parts)).replace(os.sep, "/")
+
+
+# --- text from the notebook is data ----------------------------------------------------------
+
+
+def check_layout(notebook: Path, folder: Path, layout: Layout) -> None:
+    """Refuse names and paths that would carry control characters into generated files."""
+    check_name(notebook.name, "notebook file name", "rename the notebook")
+    for path in (layout.notebook, layout.wdir, layout.pipeline_from_wdir, folder.name):
+        check_name(path, "path", "export to a folder whose path has none (-o FOLDER)")
+
+
+def check_texts(plan: m.NotebookPlan) -> None:
+    """Refuse cells that cannot be saved as UTF-8 (tag paths were checked as the notebook was read)."""
+    for cell in [*plan.setup, *([plan.parameters] if plan.parameters else []), *(c for s in plan.stages for c in s.cells)]:
+        try:
+            cell.source.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise SpecError(
+                f"{cell.label} holds text that cannot be saved as UTF-8 (U+{ord(cell.source[e.start]):04X}, "
+                "a lone surrogate); fix that character in the cell"
+            ) from None
 
 
 def _unique(items: tuple[str, ...]) -> tuple[str, ...]:
@@ -281,7 +318,13 @@ def _variable_cells(
     prelude = []
     sources = [src for name, provider in definitions if (src := _definition_source(plan, provider, name))]
     if sources:
-        prelude.append(_ScriptCell("code", "\n\n".join(dict.fromkeys(sources)), "nb2pipe: definitions from earlier stages"))
+        definitions_cell = "\n\n".join(dict.fromkeys(sources))
+        prelude.append(
+            _ScriptCell(
+                "code", definitions_cell, "nb2pipe: definitions from earlier stages",
+                origin="the definitions copied from earlier stages",
+            )
+        )
     if loads:
         lines = ["from nb2pipe.marshal import load as _nb2pipe_load"]
         lines += [f"{name} = _nb2pipe_load({var_folder(layout, provider, name)!r})" for name, provider in loads]
@@ -301,8 +344,9 @@ def _variable_cells(
 class _ScriptCell:
     kind: str
     source: str
-    title: str = ""
+    title: str = ""  # only text jupytext reads back unchanged from the marker line (see _title)
     tags: tuple[str, ...] = ()
+    origin: str = ""  # how a warning names the cell
 
 
 def _script_cells(
@@ -324,8 +368,9 @@ def _script_cells(
             "Edit the notebook, then run `nb2pipe export`.",
         )
     ]
+    name = layout.notebook_name
     head: list[tuple[int, _ScriptCell]] = [
-        (c.number, _ScriptCell("code", c.source, _title(layout, c, "setup"))) for c in plan.setup
+        (c.number, _ScriptCell("code", c.source, _title(name, c, "setup"), origin=c.label)) for c in plan.setup
     ]
     if used_params:
         assignments = "\n".join(f"{name} = {_literal(defaults[name])}" for name in used_params)
@@ -334,14 +379,23 @@ def _script_cells(
     cells.extend(cell for _, cell in sorted(head, key=lambda pair: pair[0]))
     cells.extend(prelude)
     for c in stage.cells:
-        cells.append(_ScriptCell(c.kind, c.source, _title(layout, c)))
+        cells.append(_ScriptCell(c.kind, c.source, _title(name, c), origin=c.label))
         if c.number in stage.metrics_cells:
             cells.append(_ScriptCell("code", _metrics_code(c, metrics_file), "nb2pipe: write metrics"))
     return cells + postlude
 
 
-def _title(layout: Layout, cell: m.Cell, role: str = "") -> str:
-    return f"{layout.notebook_name} cell {cell.number}" + (f" ({role})" if role else "")
+# A notebook name jupytext reads back unchanged as the start of a cell title: no '{' or '=' (they
+# start cell metadata), no '[' or ']' ('[markdown]' changes the cell's kind), no leading '%' or
+# whitespace (stripped). Any other name is left out of the title (the header names the notebook).
+_TITLE_SAFE_NAME = re.compile(r"^(?![%\s])[^{}=\[\]]*(?<!\s)$")
+
+
+def _title(notebook_name: str, cell: m.Cell, role: str = "") -> str:
+    """Which notebook cell a script cell came from: '<notebook> cell 12', the run's error
+    messages quote it."""
+    prefix = f"{notebook_name} " if _TITLE_SAFE_NAME.match(notebook_name) else ""
+    return f"{prefix}cell {cell.number}" + (f" ({role})" if role else "")
 
 
 def cell_ranges(numbers: list[int]) -> str:
@@ -403,19 +457,34 @@ def _metrics_code(cell: m.Cell, metrics_file: str) -> str:
 
 def _render_script(
     cells: list[_ScriptCell], plan: m.NotebookPlan, stage: str, layout: Layout, fmt: str
-) -> str:
+) -> tuple[str, str, str | None]:
+    """(script path, its text, why it is a notebook although a script was asked for)."""
     kernelspec = dict(plan.kernelspec) or {"display_name": "Python 3", "language": "python", "name": "python3"}
     provenance = {"notebook": layout.notebook, "stage": stage}
-    if fmt == "ipynb":
-        return _stamp(_render_ipynb(cells, kernelspec, provenance))
-    return _stamp(_render_percent(cells, kernelspec, provenance))
+    problem = None
+    if fmt == "py":
+        try:
+            return f"{m.STAGES_DIR}/{stage}.py", _render_percent(cells, kernelspec, provenance), None
+        except percent.NotPercent as e:
+            problem = str(e)
+    return f"{m.STAGES_DIR}/{stage}.ipynb", _render_ipynb(cells, kernelspec, provenance), problem
+
+
+# how jupytext must read a stage script: magics as written, never a comment turned into one
+_JUPYTEXT_OPTIONS = (
+    "  jupytext:\n"
+    "    comment_magics: false\n"
+    "    text_representation: {extension: .py, format_name: percent}\n"
+)
 
 
 def _render_percent(cells: list[_ScriptCell], kernelspec: dict, provenance: dict) -> str:
-    """jupytext's percent format (checked against jupytext by the tests)."""
-    header = {"jupyter": {"kernelspec": kernelspec, "nb2pipe": {**provenance, "checksum": "X"}}}
-    header_text = dump_yaml(header).replace("checksum: X", f"nb2pipe-checksum: {_CHECKSUM_TOKEN}")
-    lines = ["# ---", *(f"# {line}" for line in header_text.splitlines()), "# ---", ""]
+    """jupytext's percent format, every cell carried exactly (see percent.py); NotPercent when a
+    cell cannot be. The checksum comes first, before any text from the notebook."""
+    header = {"jupyter": {"nb2pipe": {"checksum": "X", **provenance}, "jupytext": "X", "kernelspec": kernelspec}}
+    header_text = dump_yaml(header).replace("{checksum: X,", f"{{{_CHECKSUM_AT},", 1)
+    header_text = header_text.replace("  jupytext: X\n", _JUPYTEXT_OPTIONS, 1)
+    lines = ["# ---", *(f"# {line}" if line else "#" for line in header_text.splitlines()), "# ---", ""]
     for cell in cells:
         marker = "# %%"
         if cell.kind == "markdown":
@@ -425,12 +494,12 @@ def _render_percent(cells: list[_ScriptCell], kernelspec: dict, provenance: dict
         if cell.tags:
             marker += " tags=" + json.dumps(list(cell.tags))
         lines.append(marker)
-        if cell.kind == "markdown":
-            lines.extend(f"# {line}" if line else "#" for line in cell.source.splitlines())
-        else:
-            lines.extend(cell.source.rstrip("\n").splitlines())
+        try:
+            lines.extend(percent.markdown_lines(cell.source) if cell.kind == "markdown" else percent.code_lines(cell.source))
+        except percent.NotPercent as e:
+            raise percent.NotPercent(f"{cell.origin or 'a generated cell'}: {e}") from None
         lines.append("")
-    return "\n".join(lines)
+    return _stamp("\n".join(lines), _CHECKSUM_AT)
 
 
 def _render_ipynb(cells: list[_ScriptCell], kernelspec: dict, provenance: dict) -> str:
@@ -454,29 +523,63 @@ def _render_ipynb(cells: list[_ScriptCell], kernelspec: dict, provenance: dict) 
         "nbformat_minor": 5,
     }
     text = json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
-    return text.replace(f'"nb2pipe-checksum": "{_CHECKSUM_TOKEN}"', f'"checksum": "nb2pipe-checksum: {_CHECKSUM_TOKEN}"')
+    text = text.replace(f'"nb2pipe-checksum": "{_CHECKSUM_TOKEN}"', _CHECKSUM_AT_IPYNB, 1)
+    return _stamp(text, _CHECKSUM_AT_IPYNB)
 
 
-def _spec_header(layout: Layout) -> str:
-    return (
-        f"# The pipeline of {layout.notebook}, written by `nb2pipe export`.\n"
-        "# Edit the notebook and re-export; hand edits here are refused without --force.\n"
-        f"# nb2pipe-checksum: {_CHECKSUM_TOKEN}\n"
-    )
+# the checksum line comes before any text from the notebook (_stamp stamps the first one)
+_SPEC_HEADER = (
+    "# The pipeline of the notebook named under `source`, written by `nb2pipe export`.\n"
+    "# Edit the notebook and re-export; hand edits here are refused without --force.\n"
+    f"# {_CHECKSUM_AT}\n"
+)
+_PARAMS_HEADER = (
+    "# Parameters of this pipeline, from the notebook's parameters cell.\n"
+    "# Change values here (or with `nb2pipe run -p name=value`); re-export keeps your edits.\n"
+)
 
 
-def render_params(
-    plan: m.NotebookPlan, layout: Layout, defaults: dict[str, Any], current: dict[str, Any] | None
-) -> str:
+def render_params(defaults: dict[str, Any], current: dict[str, Any] | None) -> str:
     """params.yaml: the notebook's defaults, or the user's values when they edited the file."""
     values = defaults if current is None else {k: current.get(k, v) for k, v in defaults.items()}
-    head = (
-        f"# Parameters of the pipeline of {layout.notebook}, from its parameters cell.\n"
-        "# Change values here (or with `nb2pipe run -p name=value`); re-export keeps your edits.\n"
-    )
+    body = dump_portable_yaml(values) if values else ""
     if current is None:
-        return _stamp(head + f"# nb2pipe-checksum: {_CHECKSUM_TOKEN}\n" + (dump_yaml(values) if values else ""))
-    return head + (dump_yaml(values) if values else "")
+        return _stamp(_PARAMS_HEADER + f"# {_CHECKSUM_AT}\n" + body, _CHECKSUM_AT)
+    return _PARAMS_HEADER + body
+
+
+class _PortableDumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
+    """PyYAML's safe dumper, quoting every string that some YAML reader could take for another type."""
+
+
+# A plain scalar starting like a number (1e3, 0o17, .5, +1, 2001-12-14, 1:20, 1_000), or a word some
+# YAML version reads as a bool, null, infinity, NaN, merge key or value key. PyYAML quotes only what
+# YAML 1.1 resolves; DVC reads YAML 1.2 (1e3 is a float there), so these are always quoted.
+_AMBIGUOUS_SCALAR = re.compile(
+    r"^(?:[-+]?\.?[0-9].*|[-+]?\.(?:inf|nan)|~|null|true|false|yes|no|on|off|y|n|=|<<|)$", re.IGNORECASE | re.DOTALL
+)
+
+
+def _represent_str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    if _AMBIGUOUS_SCALAR.match(text) and "\n" not in text:
+        return dumper.represent_scalar("tag:yaml.org,2002:str", text, style="'")
+    return dumper.represent_str(text)
+
+
+_PortableDumper.add_representer(str, _represent_str)
+
+
+def dump_portable_yaml(data: Any) -> str:
+    """Like spec.dump_yaml, and read the same way by YAML 1.1 (PyYAML) and 1.2 (ruamel, DVC) readers."""
+    return yaml.dump(
+        data, Dumper=_PortableDumper, sort_keys=False, default_flow_style=None, allow_unicode=True, width=10_000
+    )
+
+
+def portable_scalar(text: str) -> str:
+    """`text` as a one-line YAML scalar for a template, quoted only where some YAML reader needs it."""
+    entry = yaml.dump({"k": text}, Dumper=_PortableDumper, default_flow_style=False, allow_unicode=True, width=10_000)
+    return entry[len("k: ") :].rstrip("\n")
 
 
 # --- 2. checksums ----------------------------------------------------------------------------
@@ -486,17 +589,20 @@ def _checksum(text: str) -> str:
     return hash_bytes(text.encode())[len("blake3:") :][:16]
 
 
-def _stamp(text: str) -> str:
-    return text.replace(_CHECKSUM_TOKEN, _checksum(text))
+def _stamp(text: str, where: str) -> str:
+    """`text` with its checksum put at the first occurrence of `where` (which holds the token);
+    any other occurrence of the token (in a cell, say) is the notebook's own text and stays."""
+    return text.replace(where, where.replace(_CHECKSUM_TOKEN, _checksum(text)), 1)
 
 
 def is_pristine(text: str) -> bool:
-    """True when `text` carries an nb2pipe checksum that still matches it (no hand edits)."""
-    match = _CHECKSUM_RE.search(text)
-    if not match:
-        return False
-    unstamped = text[: match.start(1)] + _CHECKSUM_TOKEN + text[match.end(1) :]
-    return _checksum(unstamped) == match.group(1)
+    """True when `text` carries an nb2pipe checksum that still matches it (no hand edits). Any
+    checksum-like text in it may be the real one: a cell's text could look like one, too."""
+    for match in _CHECKSUM_RE.finditer(text):
+        unstamped = text[: match.start(1)] + _CHECKSUM_TOKEN + text[match.end(1) :]
+        if _checksum(unstamped) == match.group(1):
+            return True
+    return False
 
 
 # --- the whole export ------------------------------------------------------------------------
@@ -514,6 +620,14 @@ class ExportResult:
 
 
 def default_folder(notebook: Path) -> Path:
+    """`pipelines/<stem>/` next to the notebook: always a child of `pipelines/`, so a notebook
+    named `..ipynb` or `...ipynb` (stem `.` or `..`) is refused rather than exported into the
+    notebook's own folder or a parent."""
+    if notebook.stem in ("", ".", ".."):
+        raise SpecError(
+            f"notebook '{notebook.name}' has no name to give its pipeline folder; rename it, or choose "
+            "the folder with -o pipelines/NAME"
+        )
     return notebook.parent / m.PIPELINES_DIR / notebook.stem
 
 
@@ -542,7 +656,6 @@ def plan_export(
     """Everything `export_notebook` would write, without writing it."""
     notebook = Path(os.path.abspath(notebook))
     folder = folder or default_folder(notebook)
-    nb = read_notebook(notebook) if nb is None else nb
     layout = Layout(
         notebook=os.path.relpath(notebook, folder).replace(os.sep, "/"),
         notebook_name=notebook.name,
@@ -550,6 +663,8 @@ def plan_export(
         pipeline_from_wdir=os.path.relpath(folder, notebook.parent).replace(os.sep, "/"),
         project=str(notebook.parent),
     )
+    check_layout(notebook, folder, layout)
+    nb = read_notebook(notebook) if nb is None else nb
     plan = plan_notebook(nb, slugify(notebook.stem), split_level, check_out=out_checker(layout))
     return render_pipeline(plan, layout, fmt, _user_params(folder / m.PARAMS_FILE))
 

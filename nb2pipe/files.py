@@ -1,8 +1,11 @@
-"""The files a user hands nb2pipe, read safely, and the one rule for where outputs may go.
+"""The files a user hands nb2pipe, read safely; the names that may reach generated files; and
+the one rule for where outputs may go.
 
 - `read_user_text` reads a notebook, nb2pipe.yaml or a params file: anything that is not a
   regular file (a FIFO would block, /dev/zero never ends) and anything absurdly big is refused
   before a byte is read, and bytes that are not UTF-8 are a one-line error, not a traceback.
+- `check_name` refuses a name or path holding a control character or bytes that are not UTF-8,
+  which could break a line of a generated file.
 - `out_problem` says why a path cannot be an output. nb2pipe writes, caches and restores
   outputs, so an output must lie strictly inside the project (the working directory, i.e. the
   notebook's folder): not the project itself, not a parent of it, not outside it (absolute,
@@ -13,9 +16,15 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
 import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+from nb2pipe.errors import SpecError
+
+# a line break, tab, NUL, other C0/C1 controls, U+2028/U+2029: each could break a line of a generated file
+_CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def read_user_text(path: Path, *, what: str, limit: int, error: type[Exception], hint: str) -> str:
@@ -70,6 +79,21 @@ def _size(count: int) -> str:
     return f"{count / (1 << 30):.1f} GB" if count >= 1 << 30 else f"{count / (1 << 20):.0f} MB"
 
 
+def check_name(text: str, what: str, fix: str) -> None:
+    """A SpecError naming `what` when `text` holds a control character (a line break, tab, NUL,
+    other C0/C1 controls, U+2028/U+2029), which could break a line of a generated file, or bytes
+    that are not UTF-8 (a file name can), which no generated file can hold."""
+    found = _CONTROL_CHARACTERS.search(text)
+    if found:
+        shown = _CONTROL_CHARACTERS.sub(lambda c: f"\\u{ord(c.group()):04x}", text)
+        raise SpecError(f"{what} '{shown}' contains a control character (U+{ord(found.group()):04X}); {fix}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = text.encode("utf-8", "backslashreplace").decode("utf-8")
+        raise SpecError(f"{what} '{shown}' is not valid UTF-8; {fix}") from None
+
+
 # --- where outputs may go ---------------------------------------------------------------------
 
 
@@ -85,7 +109,7 @@ def out_problem(
     project (the pipeline folder, which holds nb2pipe's own variables and metrics).
     """
     if "\0" in path:
-        return "contains a NUL character"
+        return "contains a control character (NUL)"
     if project is None:
         return _lexical_problem(path)
     base = os.path.abspath(project)

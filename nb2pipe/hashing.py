@@ -25,7 +25,6 @@ import errno
 import json
 import os
 import stat
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -117,13 +116,23 @@ def _load_entries(cache_file: Path | None) -> dict[str, list]:
 
 def atomic_write(target: Path, payload: bytes | str) -> None:
     """Write payload to a temp file beside target, fsync it, then rename it over target: readers
-    see the old file or the new one, never a torn one. Text is written as UTF-8."""
+    see the old file or the new one, never a torn one. Text is written as UTF-8.
+
+    The file gets the mode of the file it replaces, or, when new, 0666 less the umask, as `open`
+    would give it (the temp file is created with mode 0666, so the kernel applies the umask and
+    any default ACL)."""
     if isinstance(payload, str):
         payload = payload.encode("utf-8")
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=target.name + ".", suffix=".tmp")
+    try:
+        mode: int | None = stat.S_IMODE(os.stat(target).st_mode)
+    except OSError:
+        mode = None
+    fd, temp_name = _create_temp_beside(target)
     try:
         with os.fdopen(fd, "wb") as handle:
+            if mode is not None:
+                os.fchmod(handle.fileno(), mode)
             handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
@@ -134,6 +143,19 @@ def atomic_write(target: Path, payload: bytes | str) -> None:
         except OSError:
             pass
         raise
+
+
+def _create_temp_beside(target: Path) -> tuple[int, str]:
+    """A new file `<target name>.<random>.tmp` beside target, opened for writing with mode 0666
+    (mkstemp would make it 0600, whatever the umask)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        name = os.path.join(target.parent, f"{target.name}.{os.urandom(4).hex()}.tmp")
+        try:
+            return os.open(name, flags, 0o666), name
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside '{target}'")
 
 
 class HashCache:

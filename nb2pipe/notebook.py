@@ -28,7 +28,7 @@ from typing import Any
 
 from nb2pipe import model as m
 from nb2pipe.errors import NotebookError, SpecError, UnknownStageError
-from nb2pipe.files import out_problem, read_user_text
+from nb2pipe.files import check_name, out_problem, read_user_text
 from nb2pipe.hashing import hash_bytes
 
 DEFAULT_SPLIT_LEVEL = 2
@@ -225,8 +225,7 @@ def _as_list(value: Any, key: str, cell: m.Cell) -> list[str]:
 def _check_path(path: str, cell: m.Cell, tag: str) -> str:
     if not path:
         raise SpecError(f"{cell.label}: tag '{tag}' names no file; write it as 'in:data/raw.csv'")
-    if "\0" in path:
-        raise SpecError(f"{cell.label}: tag '{tag}' holds a NUL character; fix the path")
+    check_name(path, f"{cell.label}: tag '{tag}': path", "rename the file, or fix the tag")
     return path[2:] if path.startswith("./") and len(path) > 2 else path
 
 
@@ -266,30 +265,46 @@ def parse_parameters(cell: m.Cell) -> list[tuple[str, Any]]:
             literal = ast.literal_eval(value)
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
             _not_literal(cell, lines, node)
-        if (what := _not_a_parameter(literal)) is not None:
+        if (problem := _not_a_parameter(literal)) is not None:
+            what, instead = problem
             raise SpecError(
-                f"cell {cell.number} (parameters) line {node.lineno}: '{_line(lines, node)}' holds {what}, "
-                "which params.yaml and papermill cannot pass on; a parameter is a number, string, "
-                "boolean, None, or a list or dict of them"
+                f"cell {cell.number} (parameters) line {node.lineno}: parameter '{target}' holds {what}, "
+                f"which params.yaml and papermill cannot pass on unchanged; {instead}"
             )
         values.append((target, literal))
     return values
 
 
-def _not_a_parameter(value: Any) -> str | None:
-    """What in a literal value cannot be a parameter (None when all of it can)."""
-    if value is None or isinstance(value, (bool, int, str)):
+def _not_a_parameter(value: Any) -> tuple[str, str] | None:
+    """(what in a literal cannot be a parameter, what to write instead), or None when all of it
+    can: it must come back unchanged from params.yaml and from JSON (papermill, Airflow and
+    Kubeflow pass parameters as JSON)."""
+    if value is None or isinstance(value, (bool, int)):
+        return None
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "a lone surrogate", "write a valid string"
         return None
     if isinstance(value, float):
-        return None if math.isfinite(value) else "an infinite number"
-    if isinstance(value, (list, tuple)):
-        return next((what for item in value if (what := _not_a_parameter(item))), None)
+        return None if math.isfinite(value) else (f"the number {value!r}", "write a finite number, or a string")
+    if isinstance(value, list):
+        return next(filter(None, map(_not_a_parameter, value)), None)
     if isinstance(value, dict):
-        if any(not isinstance(k, (str, int, float, bool)) for k in value):
-            return "a dict key that is not a string or number"
-        return next((what for item in value.values() if (what := _not_a_parameter(item))), None)
-    kinds = {complex: "a complex number", set: "a set", frozenset: "a set", bytes: "bytes", type(...): "'...'"}
-    return kinds.get(type(value), f"a {type(value).__name__}")
+        key = next((k for k in value if not isinstance(k, str)), None)
+        if key is not None:
+            return f"the dict key {key!r}, which is not a string", "use string keys"
+        return next(filter(None, map(_not_a_parameter, value.values())), None)
+    advice = {
+        set: ("a set", "write a list, e.g. [1, 2]"),
+        frozenset: ("a set", "write a list, e.g. [1, 2]"),
+        tuple: ("a tuple", "write a list, e.g. [1, 2]"),
+        bytes: ("bytes", "write a string"),
+        complex: ("a complex number", "write two numbers, or a string"),
+        type(...): ("'...'", "write None, or a value"),
+    }
+    return advice.get(type(value), (f"a {type(value).__name__}", "write a number, string, boolean, None, or a list or dict of them"))
 
 
 def _line(lines: list[str], node: ast.stmt) -> str:

@@ -139,7 +139,7 @@ def _path(value: Any, what: str) -> str:
     if not isinstance(value, str) or not value:
         raise SpecError(f"{what} must be a path (a non-empty string), not {value!r}")
     if "\0" in value:
-        raise SpecError(f"{what} contains a NUL character; fix the path")
+        raise SpecError(f"{what} contains a control character (NUL); fix the path")
     return value
 
 
@@ -260,7 +260,7 @@ def _path_list(value: Any, key: str, at: str) -> list[str]:
     if "" in value:
         raise SpecError(f"{at} '{key}' holds an empty path; remove it or name a file")
     if any("\0" in v for v in value):
-        raise SpecError(f"{at} '{key}' holds a path with a NUL character; fix the path")
+        raise SpecError(f"{at} '{key}' holds a path with a control character (NUL); fix the path")
     return value
 
 

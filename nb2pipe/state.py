@@ -28,6 +28,7 @@ from nb2pipe.graph import order, upstream
 from nb2pipe.files import read_user_text
 from nb2pipe.hashing import HashCache, atomic_write, hash_bytes, memo_by_stat
 from nb2pipe.notebook import notebook_hash
+from nb2pipe.percent import read_cells
 from nb2pipe.spec import output_problem, safe_load
 from nb2pipe.errors import Nb2PipeError, SpecError
 
@@ -203,7 +204,9 @@ def write_last(pipeline: m.Pipeline, last: dict[str, dict]) -> None:
 def normalized_code(text: str) -> str:
     """Code with comments, blank lines, markdown and the parameters cells removed.
 
-    Works on percent-format scripts; `.ipynb` text is read as JSON first.
+    Works on percent-format scripts, cut into cells where jupytext cuts them (percent.read_cells:
+    a marker-like line inside a string is code, a markdown cell is not); `.ipynb` text is read as
+    JSON first.
     """
     if text.lstrip().startswith("{"):
         try:
@@ -216,16 +219,12 @@ def normalized_code(text: str) -> str:
             return "\n".join(_strip_comments(c) for c in cells)
         except ValueError:
             pass
-    kept, skipping = [], False
-    for line in text.splitlines():
-        if line.startswith("# %%"):
-            skipping = "[markdown]" in line or '"parameters"' in line or '"injected-parameters"' in line
-            kept.append("# %%")
-            continue
-        if not skipping:
-            kept.append(line)
-    cells = "\n".join(kept).split("# %%")
-    return "\n".join(code for code in (_strip_comments(c) for c in cells[1:]) if code)
+    cells = [
+        "\n".join(cell.lines)
+        for cell in read_cells(text)
+        if cell.is_code and '"parameters"' not in cell.marker and '"injected-parameters"' not in cell.marker
+    ]
+    return "\n".join(code for code in map(_strip_comments, cells) if code)
 
 
 def _is_parameters(tags: list[str]) -> bool:

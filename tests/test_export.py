@@ -129,11 +129,12 @@ def test_stage_scripts_read_back_through_jupytext_with_provenance(tmp_path, cli)
         assert len(parameters) == (1 if entry.get("params") else 0)
         if parameters:
             assert sorted(yaml.safe_load(parameters[0].source.replace(" = ", ": "))) == sorted(entry["params"])
-        for cell in script.cells:
-            title = cell.metadata.get("title", "")
-            if title.startswith("wine_quality.ipynb cell "):
-                number = int(title.split()[2])
-                assert cell.source == "".join(source["cells"][number - 1]["source"]).rstrip("\n")
+        assert script.metadata["nb2pipe"]["notebook"] == "../../wine_quality.ipynb"
+        titled = [c for c in script.cells if c.metadata.get("title", "").startswith("wine_quality.ipynb cell ")]
+        assert titled, f"stage '{name}' names none of its notebook cells"
+        for cell in titled:
+            number = int(cell.metadata["title"].split()[2])
+            assert cell.source == "".join(source["cells"][number - 1]["source"]).rstrip("\n")
 
 
 def test_each_stage_lists_exactly_the_parameters_it_reads(tmp_path, cli):

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 from nb2pipe.errors import OverwriteError, SpecError
+from nb2pipe.export import check_name
 from nb2pipe.state import atomic_write
 
 EXPORTERS = {
@@ -45,8 +47,11 @@ def exporter(target: str):
 
 
 def pipeline_name(pipeline) -> str:
-    """The pipeline's name: its folder's name (`pipelines/<name>/`)."""
-    return Path(pipeline.root).name
+    """The pipeline's name: its folder's name (`pipelines/<name>/`). Generated files carry it as
+    data (quoted), and refuse it when it holds a control character."""
+    name = Path(pipeline.root).name
+    check_name(name, "pipeline folder name", "rename the folder")
+    return name
 
 
 def wdir_path(pipeline) -> Path:
@@ -56,7 +61,18 @@ def wdir_path(pipeline) -> Path:
 
 def pipeline_from_wdir(pipeline) -> str:
     """The pipeline folder as a path relative to `wdir`, with forward slashes."""
-    return os.path.relpath(pipeline.root, wdir_path(pipeline)).replace(os.sep, "/")
+    path = os.path.relpath(pipeline.root, wdir_path(pipeline)).replace(os.sep, "/")
+    check_name(path, "pipeline folder path", "rename the folder")
+    return path
+
+
+_NOT_IN_DOCSTRING = re.compile(r'[\x00-\x09\x0b-\x1f\x7f\\]|"(?="")|"$')
+
+
+def docstring(text: str) -> str:
+    """`text` as a triple-quoted Python string literal that holds it exactly, whatever it holds
+    (backslashes, quotes, control characters are escaped)."""
+    return '"""' + _NOT_IN_DOCSTRING.sub(lambda c: "\\x%02x" % ord(c.group()), text) + '"""'
 
 
 def render(target: str, pipeline_dir: Path, **options: Any) -> tuple[Path, dict[str, str]]:

@@ -10,30 +10,37 @@ The DAG finds the pipeline folder relative to its own (symlink-resolved) path, s
 file in the repository and point Airflow's dags folder (or a DAG bundle) at `dags/`, or
 symlink the file. Stages hand files to each other through the filesystem: run the tasks on one
 machine (LocalExecutor) or on workers that share the notebook's folder.
+
+Names reach the DAG file only as Python string literals (json.dumps, `docstring`); the DAG id is
+the pipeline's name with any character Airflow does not accept in an id replaced by `_`.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 from typing import Any
 
 from nb2pipe import graph
 from nb2pipe.errors import SpecError
-from nb2pipe.exporters import pipeline_from_wdir, pipeline_name
+from nb2pipe.exporters import docstring, pipeline_from_wdir, pipeline_name
 from nb2pipe.model import Pipeline
 
 OPTIONS: tuple[str, ...] = ()
 DAGS_DIR = "dags"
 
-_TEMPLATE = '''\
-"""Airflow DAG of the nb2pipe pipeline '{name}', written by `nb2pipe export --to airflow`.
+_DOC = """Airflow DAG of the nb2pipe pipeline '{name}', written by `nb2pipe export --to airflow`.
 
 One task per stage; each runs `python -m nb2pipe.exporters.execute {pipeline_rel} <stage>` in the
 notebook's folder. The DAG's params are the pipeline's parameters, read from its params file
-when the DAG is parsed; override them per run, e.g. `airflow dags test {name} --conf '{conf_example}'`.
+when the DAG is parsed; override them per run, e.g. `airflow dags test {dag_id} --conf '{conf_example}'`.
 Re-export after changing the notebook instead of editing this file.
 """
+
+_TEMPLATE = '''\
+{doc}
 
 from __future__ import annotations
 
@@ -80,14 +87,23 @@ with DAG(
 
 
 def _q(text: str) -> str:
-    """A Python string literal in double quotes."""
-    return json.dumps(text)
+    """A Python string literal holding `text` exactly (repr escapes what Python source cannot hold)."""
+    return repr(text)
+
+
+_NOT_IN_DAG_ID = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def dag_id(name: str) -> str:
+    """The pipeline's name as an Airflow DAG id (letters, digits, '_', '.', '-'; at most 250)."""
+    return _NOT_IN_DAG_ID.sub("_", name)[:250] or "nb2pipe"
 
 
 def render(pipeline: Pipeline, params: dict[str, Any]) -> dict[str, str]:
     name = pipeline_name(pipeline)
     prefix = pipeline_from_wdir(pipeline)
-    path = f"{DAGS_DIR}/{name}.py"
+    identifier = dag_id(name)
+    path = f"{DAGS_DIR}/{identifier}.py"
     pipeline_from_dag = os.path.normpath(os.path.join("..", prefix)).replace(os.sep, "/")
     edges = graph.upstream(pipeline)
     ordered = graph.order(pipeline, edges)
@@ -96,20 +112,19 @@ def render(pipeline: Pipeline, params: dict[str, Any]) -> dict[str, str]:
     if missing:
         raise SpecError(f"a stage reads parameter '{missing[0]}', which params.yaml lacks; re-export the notebook")
     task_lines = [
-        f"\n        {_q(stage)}: PythonOperator(task_id={_q(stage)}, python_callable=run_stage, op_kwargs={{\"stage\": {_q(stage)}}}),"
+        f"\n        {_q(stage)}: PythonOperator(task_id={_q(stage)}, python_callable=run_stage, op_kwargs={{'stage': {_q(stage)}}}),"
         for stage in ordered
     ]
     edge_lines = [
         f"    tasks[{_q(up)}] >> tasks[{_q(stage)}]\n" for stage in ordered for up in edges[stage]
     ]
     example = next(iter(params), None)
-    conf_example = json.dumps({example: "<value>"}).replace('"<value>"', "<value>") if example else "{}"
+    conf_example = json.dumps({str(example): "<value>"}).replace('"<value>"', "<value>") if example is not None else "{}"
+    doc = _DOC.format(name=name, pipeline_rel=shlex.quote(prefix), dag_id=identifier, conf_example=conf_example)
     text = _TEMPLATE.format(
-        name=name,
-        pipeline_rel=prefix,
-        conf_example=conf_example,
+        doc=docstring(doc.rstrip("\n") + "\n"),
         pipeline_from_dag=_q(pipeline_from_dag),
-        dag_id=_q(name),
+        dag_id=_q(identifier),
         params_file=_q(pipeline.params_file),
         tasks="".join(task_lines),
         edges="".join(edge_lines),

@@ -10,10 +10,15 @@ Per stage: `cmd` runs `python -m nb2pipe.exporters.execute <pipeline> <stage> --
 edge that no file carries, the outputs of that stage (DVC orders stages by files only);
 `params` are the names the stage reads, from the pipeline's params.yaml; `outs` and `metrics`
 (metrics with `cache: false`, so they are committed to git) as declared.
+
+Every string is data: the YAML quotes whatever a YAML 1.2 reader (DVC uses ruamel) could take for
+a number, bool or null, and a command runs through a shell only as `shlex.quote`d words. DVC
+reads `${...}` in dvc.yaml as a variable, so a path or word holding `${` is refused.
 """
 
 from __future__ import annotations
 
+import json
 import shlex
 from typing import Any
 
@@ -32,7 +37,7 @@ def _join(*parts: str) -> str:
 
 
 def render(pipeline: Pipeline, params: dict[str, Any]) -> dict[str, str]:
-    from nb2pipe.spec import dump_yaml
+    from nb2pipe.export import dump_portable_yaml
 
     prefix = pipeline_from_wdir(pipeline)  # the pipeline folder, seen from wdir
     wdir = pipeline.wdir  # wdir, seen from the pipeline folder (where dvc.yaml lives)
@@ -46,7 +51,7 @@ def render(pipeline: Pipeline, params: dict[str, Any]) -> dict[str, str]:
         if stage.cmd:
             entry["cmd"] = " ".join(shlex.quote(a) for a in stage.cmd)
         else:
-            entry["cmd"] = f"python -m nb2pipe.exporters.execute {shlex.quote(prefix)} {name} --engine dvc"
+            entry["cmd"] = f"python -m nb2pipe.exporters.execute {shlex.quote(prefix)} {shlex.quote(name)} --engine dvc"
         deps = list(stage.deps)
         if stage.script:
             deps.append(_join(prefix, stage.script))
@@ -72,12 +77,27 @@ def render(pipeline: Pipeline, params: dict[str, Any]) -> dict[str, str]:
         if stage.metrics:
             entry["metrics"] = [{path: {"cache": False}} for path in stage.metrics]
         stages[name] = entry
+    _refuse_dvc_variables(stages)
     header = (
-        f"# DVC stages of the nb2pipe pipeline '{pipeline_name(pipeline)}', written by `nb2pipe export --to dvc`.\n"
+        f"# DVC stages of the nb2pipe pipeline {json.dumps(pipeline_name(pipeline), ensure_ascii=False)}, "
+        "written by `nb2pipe export --to dvc`.\n"
         "# Paths are relative to each stage's wdir (the notebook's folder). Re-export after changing the\n"
         "# notebook; run with `dvc repro` (DVC_NO_ANALYTICS=1 turns off DVC's usage analytics).\n"
     )
-    return {_join(prefix, FILE): header + _spaced(dump_yaml({"stages": stages}))}
+    return {_join(prefix, FILE): header + _spaced(dump_portable_yaml({"stages": stages}))}
+
+
+def _refuse_dvc_variables(data: Any) -> None:
+    """DVC substitutes `${name}` anywhere in dvc.yaml: refuse text that would be read as one."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            _refuse_dvc_variables(key)
+            _refuse_dvc_variables(value)
+    elif isinstance(data, list):
+        for item in data:
+            _refuse_dvc_variables(item)
+    elif isinstance(data, str) and "${" in data:
+        raise SpecError(f"'{data}' holds '${{', which DVC would read as a variable; rename that file or folder")
 
 
 def _touches(out: str, deps: tuple[str, ...]) -> bool:

@@ -1,9 +1,11 @@
 """`nb2pipe export --to kubeflow`: a compiled Kubeflow Pipelines v2 spec, `kubeflow/<name>.yaml`.
 
-The exporter writes a small KFP program (one lightweight Python component per stage, the edges
-of graph.upstream as `.after()`, the pipeline's parameters as pipeline inputs with params.yaml's
-values as defaults), imports it and compiles it with the kfp SDK, so kfp is needed at export
-time (imported here only). Each component runs
+The exporter builds the pipeline with the kfp SDK's API from nb2pipe's own data (one lightweight
+Python component per stage, the edges of graph.upstream as `.after()`, the pipeline's parameters
+as pipeline inputs with params.yaml's values as defaults) and compiles it, so kfp is needed at
+export time (imported here only). Export runs no generated code: a component's source (its
+signature, and a fixed body) is only compiled, never executed, to give kfp a function whose
+name, signature and source it reads; the body runs in the step's container. Each component runs
 `python -m nb2pipe.exporters.execute <nb2pipe_pipeline> <stage> --engine kubeflow` with its
 parameters, where the extra pipeline input `nb2pipe_pipeline` is the pipeline folder as the
 container sees it (default: the path relative to the notebook's folder, which is right when the
@@ -26,12 +28,15 @@ run starts there, as kfp's local SubprocessRunner does, or when the volume below
 
 from __future__ import annotations
 
-import importlib.util
+import inspect
 import json
-import sys
+import keyword
+import linecache
 import tempfile
+import types
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from nb2pipe import graph
 from nb2pipe.errors import SpecError
@@ -45,7 +50,21 @@ OUT_DIR = "kubeflow"
 INSTALL_HINT = "pip install 'nb2pipe[kubeflow]'"
 PIPELINE_INPUT = "nb2pipe_pipeline"
 
-_TYPES = {bool: "bool", int: "int", float: "float", str: "str", list: "list", dict: "dict"}
+_TYPES: dict[type, type] = {bool: bool, int: int, float: float, str: str, list: list, dict: dict}
+
+# The body of every component. Its first statement takes the inputs before any other name is
+# bound, so a parameter may have any name (`json`, `sys`, ...) without being shadowed.
+_COMPONENT_BODY = """\
+    _nb2pipe_inputs = dict(locals())
+    import json as _nb2pipe_json, subprocess as _nb2pipe_subprocess, sys as _nb2pipe_sys
+
+    _nb2pipe_pipeline = _nb2pipe_inputs.pop({pipeline_input})
+    _nb2pipe_subprocess.run(
+        [_nb2pipe_sys.executable, "-m", "nb2pipe.exporters.execute", _nb2pipe_pipeline, {stage},
+         "--engine", "kubeflow", "--params-json", _nb2pipe_json.dumps(_nb2pipe_inputs)],
+        check=True,
+    )
+"""
 
 
 def _require_kfp(kubernetes: bool) -> None:
@@ -59,8 +78,31 @@ def _require_kfp(kubernetes: bool) -> None:
         raise SpecError(f"--to kubeflow needs {what}, which is not installed; install it: {INSTALL_HINT}") from None
 
 
-def _q(text: str) -> str:
-    return json.dumps(text)
+# --- the pipeline as data ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Step:
+    stage: str
+    function: str  # the component's Python name
+    image: str
+    params: tuple[str, ...]
+    after: tuple[str, ...]
+    settings: tuple[tuple[str, tuple[Any, ...]], ...]  # (what, arguments), applied by _apply
+
+
+@dataclass(frozen=True)
+class _Plan:
+    name: str
+    inputs: tuple[tuple[str, type, Any], ...]  # (name, type, default), the pipeline's inputs
+    steps: tuple[_Step, ...]
+    packages: tuple[str, ...]
+    pvc: str | None
+    mount_path: str
+
+    @property
+    def uses_kubernetes(self) -> bool:
+        return bool(self.pvc) or any(what in ("label", "annotation") for s in self.steps for what, _ in s.settings)
 
 
 def _split(stage: Stage, key: str, value: str) -> tuple[str, str]:
@@ -70,118 +112,65 @@ def _split(stage: Stage, key: str, value: str) -> tuple[str, str]:
     return name, rest
 
 
-def _step_settings(stage: Stage, var: str) -> tuple[list[str], bool]:
-    """Lines of Python applying the stage's Kale settings to task `var`; whether kfp-kubernetes is used."""
+def _step_settings(stage: Stage) -> tuple[tuple[str, tuple[Any, ...]], ...]:
+    """The stage's Kale settings: CPU, memory and accelerator limits, pod labels and annotations."""
     meta = meta_dict(stage.meta)
-    lines: list[str] = []
-    uses_kubernetes = False
+    settings: list[tuple[str, tuple[Any, ...]]] = []
     for value in meta.get("limit", []):
         resource, amount = _split(stage, "limit", value)
-        if resource == "cpu":
-            lines.append(f"{var}.set_cpu_limit({_q(amount)})")
-        elif resource == "memory":
-            lines.append(f"{var}.set_memory_limit({_q(amount)})")
+        if resource in ("cpu", "memory"):
+            settings.append((resource, (amount,)))
+        elif not amount.isdigit():
+            raise SpecError(f"stage '{stage.name}': Kale tag 'limit:{value}': an accelerator limit is a whole number")
         else:
-            if not amount.isdigit():
-                raise SpecError(f"stage '{stage.name}': Kale tag 'limit:{value}': an accelerator limit is a whole number")
-            lines.append(f"{var}.set_accelerator_type({_q(resource)}).set_accelerator_limit({int(amount)})")
-    for key, function in (("label", "add_pod_label"), ("annotation", "add_pod_annotation")):
-        for value in meta.get(key, []):
-            name, text = _split(stage, key, value)
-            lines.append(f"kubernetes.{function}({var}, {_q(name)}, {_q(text)})")
-            uses_kubernetes = True
-    return lines, uses_kubernetes
+            settings.append(("accelerator", (resource, int(amount))))
+    for key in ("label", "annotation"):
+        settings.extend((key, _split(stage, key, value)) for value in meta.get(key, []))
+    return tuple(settings)
 
 
-def _identifier(name: str) -> str:
-    return name.replace("-", "_")
+def _function_name(stage: str) -> str:
+    name = stage.replace("-", "_")
+    return name + "_" if keyword.iskeyword(name) else name
 
 
-def program(pipeline: Pipeline, params: dict[str, Any], *, image: str = DEFAULT_IMAGE, packages: tuple[str, ...] | list[str] = (),
-            pvc: str | None = None, mount_path: str = DEFAULT_MOUNT_PATH) -> tuple[str, bool]:
-    """The KFP program (Python source) for the pipeline, and whether it needs kfp-kubernetes."""
-    name = pipeline_name(pipeline)
+def _plan(pipeline: Pipeline, params: dict[str, Any], image: str, packages: tuple[str, ...], pvc: str | None,
+          mount_path: str) -> _Plan:
     edges = graph.upstream(pipeline)
     ordered = graph.order(pipeline, edges)
     by_name = {s.name: s for s in pipeline.stages}
     seen: dict[str, str] = {}
     for stage in ordered:
-        other = seen.setdefault(_identifier(stage), stage)
+        other = seen.setdefault(_function_name(stage), stage)
         if other != stage:
             raise SpecError(f"stages '{other}' and '{stage}' get the same Kubeflow name; rename one of them")
     for key in params:
-        if key == PIPELINE_INPUT or not key.isidentifier():
+        if key == PIPELINE_INPUT or not isinstance(key, str) or not key.isidentifier() or keyword.iskeyword(key):
             raise SpecError(f"parameter '{key}' cannot be a Kubeflow pipeline input; rename it in the notebook")
     default_dir = pipeline_from_wdir(pipeline)
     if pvc:
         default_dir = f"{mount_path.rstrip('/')}/{default_dir}"
-    uses_kubernetes = bool(pvc)
-    lines = [
-        f'"""KFP program of the nb2pipe pipeline {name!r}, written by `nb2pipe export --to kubeflow`."""',
-        "from kfp import dsl",
-        "",
-        "_components = {}",
-        "",
-    ]
-    for stage_name in ordered:
-        stage = by_name[stage_name]
-        meta = meta_dict(stage.meta)
-        stage_image = meta.get("image", [image])[-1]
-        args = ", ".join([f"{PIPELINE_INPUT}: str"] + [f"{p}: {_type(params, p)}" for p in stage.params])
-        values = "{" + ", ".join(f"{_q(p)}: {p}" for p in stage.params) + "}"
-        lines += [
-            "",
-            f"@dsl.component(base_image={_q(stage_image)}, packages_to_install={json.dumps(list(packages))})",
-            f"def {_identifier(stage_name)}({args}):",
-            f'    """Run stage {stage_name!r} of the nb2pipe pipeline {name!r}."""',
-            "    import json as _json, subprocess as _subprocess, sys as _sys",
-            "",
-            "    _subprocess.run(",
-            f'        [_sys.executable, "-m", "nb2pipe.exporters.execute", {PIPELINE_INPUT}, {_q(stage_name)},',
-            f'         "--engine", "kubeflow", "--params-json", _json.dumps({values})],',
-            "        check=True,",
-            "    )",
-            "",
-            f"_components[{_q(stage_name)}] = {_identifier(stage_name)}",
-            "",
-        ]
-    inputs = [f"{PIPELINE_INPUT}: str = {_q(default_dir)}"]
-    for key, value in params.items():
-        inputs.append(f"{key}: {_type(params, key)} = {_default(key, value)}")
-    body: list[str] = ["    _tasks = {}"]
-    for stage_name in ordered:
-        stage = by_name[stage_name]
-        call = ", ".join([f"{PIPELINE_INPUT}={PIPELINE_INPUT}"] + [f"{p}={p}" for p in stage.params])
-        var = "_task"
-        body += [
-            f"    {var} = _components[{_q(stage_name)}]({call})",
-            f"    {var}.set_display_name({_q(stage_name)})",
-            f"    {var}.set_caching_options(False)",
-        ]
-        body += [f"    {var}.after(_tasks[{_q(up)}])" for up in edges[stage_name]]
-        settings, kube = _step_settings(stage, var)
-        uses_kubernetes |= kube
-        body += [f"    {line}" for line in settings]
-        if pvc:
-            body.append(f"    kubernetes.mount_pvc({var}, pvc_name={_q(pvc)}, mount_path={_q(mount_path)})")
-        body.append(f"    _tasks[{_q(stage_name)}] = {var}")
-    if uses_kubernetes:
-        lines.insert(2, "from kfp import kubernetes")
-    lines += [
-        "",
-        f"@dsl.pipeline(name={_q(_kfp_name(name))}, description={_q(f'nb2pipe pipeline {name}')})",
-        f"def pipeline({', '.join(inputs)}):",
-        *body,
-        "",
-    ]
-    return "\n".join(lines), uses_kubernetes
+    inputs = [(PIPELINE_INPUT, str, default_dir)]
+    inputs += [(key, _type(params, key), _default(key, value)) for key, value in params.items()]
+    steps = []
+    for name in ordered:
+        stage = by_name[name]
+        for p in stage.params:
+            _type(params, p)
+        steps.append(
+            _Step(
+                stage=name,
+                function=_function_name(name),
+                image=meta_dict(stage.meta).get("image", [image])[-1],
+                params=tuple(stage.params),
+                after=tuple(edges[name]),
+                settings=_step_settings(stage),
+            )
+        )
+    return _Plan(pipeline_name(pipeline), tuple(inputs), tuple(steps), packages, pvc, mount_path)
 
 
-def _kfp_name(name: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-") or "pipeline"
-
-
-def _type(params: dict[str, Any], key: str) -> str:
+def _type(params: dict[str, Any], key: str) -> type:
     if key not in params:
         raise SpecError(f"a stage reads parameter '{key}', which params.yaml lacks; re-export the notebook")
     kind = _TYPES.get(type(params[key]))
@@ -190,39 +179,117 @@ def _type(params: dict[str, Any], key: str) -> str:
     return kind
 
 
-def _default(key: str, value: Any) -> str:
+def _default(key: str, value: Any) -> Any:
     try:
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError):
         raise SpecError(f"parameter '{key}' = {value!r} cannot be a Kubeflow pipeline input; it must be JSON") from None
-    return repr(value)
+    return value
+
+
+# --- components: compiled, never run here ---------------------------------------------------
+
+
+def component_source(stage: Stage, params: dict[str, Any]) -> str:
+    """The Python source of the stage's component: what runs in the step's container. Only
+    identifiers, type names and JSON string literals are put into it."""
+    args = ", ".join([f"{PIPELINE_INPUT}: str"] + [f"{p}: {_type(params, p).__name__}" for p in stage.params])
+    return (
+        f"def {_function_name(stage.name)}({args}):\n"
+        f"    {json.dumps(f'Run stage {stage.name} of an nb2pipe pipeline.')}\n"
+        + _COMPONENT_BODY.format(pipeline_input=json.dumps(PIPELINE_INPUT), stage=json.dumps(stage.name))
+    )
+
+
+def _component_function(step: _Step, source: str, types_of: dict[str, type]) -> Callable:
+    """A function kfp can make a component of, built without running `source`: the code object
+    comes from compiling it (which executes nothing), its annotations from nb2pipe's data, and
+    its source text (which kfp embeds in the component) from the line cache."""
+    filename = f"<nb2pipe kubeflow component {step.stage}>"
+    module_code = compile(source, filename, "exec", dont_inherit=True)
+    (code,) = [c for c in module_code.co_consts if isinstance(c, types.CodeType)]
+    function = types.FunctionType(code, {"__name__": __name__}, step.function)
+    function.__annotations__ = {PIPELINE_INPUT: str, **{p: types_of[p] for p in step.params}}
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    return function
+
+
+def _pipeline_function(plan: _Plan, components: dict[str, Any]) -> Callable:
+    """The pipeline function kfp calls with one channel per input: nb2pipe's own code, with the
+    inputs described by a signature built from data."""
+
+    def pipeline(*channels: Any) -> None:
+        values = dict(zip((name for name, _, _ in plan.inputs), channels))
+        tasks: dict[str, Any] = {}
+        for step in plan.steps:
+            task = components[step.stage](**{PIPELINE_INPUT: values[PIPELINE_INPUT]}, **{p: values[p] for p in step.params})
+            task.set_display_name(step.stage)
+            task.set_caching_options(False)
+            for up in step.after:
+                task.after(tasks[up])
+            _apply(task, step.settings)
+            if plan.pvc:
+                from kfp import kubernetes
+
+                kubernetes.mount_pvc(task, pvc_name=plan.pvc, mount_path=plan.mount_path)
+            tasks[step.stage] = task
+
+    pipeline.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default, annotation=kind)
+         for name, kind, default in plan.inputs]
+    )
+    pipeline.__doc__ = f"nb2pipe pipeline {plan.name}"
+    return pipeline
+
+
+def _apply(task: Any, settings: tuple[tuple[str, tuple[Any, ...]], ...]) -> None:
+    for what, args in settings:
+        if what == "cpu":
+            task.set_cpu_limit(*args)
+        elif what == "memory":
+            task.set_memory_limit(*args)
+        elif what == "accelerator":
+            task.set_accelerator_type(args[0]).set_accelerator_limit(args[1])
+        else:
+            from kfp import kubernetes
+
+            add = kubernetes.add_pod_label if what == "label" else kubernetes.add_pod_annotation
+            add(task, *args)
+
+
+def _kfp_name(name: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-") or "pipeline"
 
 
 def render(pipeline: Pipeline, params: dict[str, Any], *, image: str | None = None, packages: tuple[str, ...] | list[str] = (),
            pvc: str | None = None, mount_path: str | None = None) -> dict[str, str]:
-    source, uses_kubernetes = program(
-        pipeline, params, image=image or DEFAULT_IMAGE, packages=tuple(packages or ()), pvc=pvc,
-        mount_path=mount_path or DEFAULT_MOUNT_PATH,
-    )
-    _require_kfp(uses_kubernetes)
-    from kfp import compiler
+    plan = _plan(pipeline, params, image or DEFAULT_IMAGE, tuple(packages or ()), pvc, mount_path or DEFAULT_MOUNT_PATH)
+    _require_kfp(plan.uses_kubernetes)
+    from kfp import compiler, dsl
 
-    name = pipeline_name(pipeline)
-    with tempfile.TemporaryDirectory(prefix="nb2pipe-kfp-") as tmp:
-        module_path = Path(tmp) / f"nb2pipe_kfp_{_identifier(name)}.py"
-        module_path.write_text(source, encoding="utf-8")
-        spec = importlib.util.spec_from_file_location(module_path.stem, module_path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_path.stem] = module  # inspect.getsource (used by kfp) looks it up here
-        try:
-            spec.loader.exec_module(module)
+    types_of = {name: kind for name, kind, _ in plan.inputs}
+    by_name = {s.name: s for s in pipeline.stages}
+    filenames = []
+    try:
+        components = {}
+        for step in plan.steps:
+            function = _component_function(step, component_source(by_name[step.stage], params), types_of)
+            filenames.append(function.__code__.co_filename)
+            components[step.stage] = dsl.component(function, base_image=step.image, packages_to_install=list(plan.packages))
+        with tempfile.TemporaryDirectory(prefix="nb2pipe-kfp-") as tmp:
             package = Path(tmp) / "pipeline.yaml"
-            compiler.Compiler().compile(module.pipeline, package_path=str(package))
-        except (ValueError, TypeError) as e:  # kfp's word on a bad limit, name or type
-            raise SpecError(f"Kubeflow could not compile the pipeline: {e}") from None
-        finally:
-            sys.modules.pop(module_path.stem, None)
-        compiled = package.read_text(encoding="utf-8")
-    header = f"# Kubeflow Pipelines spec of the nb2pipe pipeline '{name}', written by `nb2pipe export --to kubeflow`.\n"
-    return {f"{OUT_DIR}/{name}.yaml": header + compiled}
-
+            built = dsl.pipeline(name=_kfp_name(plan.name), description=f"nb2pipe pipeline {plan.name}")(
+                _pipeline_function(plan, components)
+            )
+            compiler.Compiler().compile(built, package_path=str(package))
+            compiled = package.read_text(encoding="utf-8")
+    except (ValueError, TypeError) as e:  # kfp's word on a bad limit, name or type
+        raise SpecError(f"Kubeflow could not compile the pipeline: {e}") from None
+    finally:
+        for filename in filenames:
+            linecache.cache.pop(filename, None)
+    header = (
+        f"# Kubeflow Pipelines spec of the nb2pipe pipeline {json.dumps(plan.name, ensure_ascii=False)}, "
+        "written by `nb2pipe export --to kubeflow`.\n"
+    )
+    return {f"{OUT_DIR}/{plan.name}.yaml": header + compiled}

@@ -1,7 +1,10 @@
 # ---
 # jupyter:
+#   nb2pipe: {nb2pipe-checksum: 02525cf9f8d3b7c4, notebook: ../../breast_cancer_untagged.ipynb, stage: evaluate}
+#   jupytext:
+#     comment_magics: false
+#     text_representation: {extension: .py, format_name: percent}
 #   kernelspec: {display_name: Python 3 (ipykernel), language: python, name: python3}
-#   nb2pipe: {notebook: ../../breast_cancer_untagged.ipynb, stage: evaluate, nb2pipe-checksum: 4f88f4b645034b71}
 # ---
 
 # %% [markdown]

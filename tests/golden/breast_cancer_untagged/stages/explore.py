@@ -1,7 +1,10 @@
 # ---
 # jupyter:
+#   nb2pipe: {nb2pipe-checksum: df20d15821594e8a, notebook: ../../breast_cancer_untagged.ipynb, stage: explore}
+#   jupytext:
+#     comment_magics: false
+#     text_representation: {extension: .py, format_name: percent}
 #   kernelspec: {display_name: Python 3 (ipykernel), language: python, name: python3}
-#   nb2pipe: {notebook: ../../breast_cancer_untagged.ipynb, stage: explore, nb2pipe-checksum: b58d0b1e4a51b008}
 # ---
 
 # %% [markdown]

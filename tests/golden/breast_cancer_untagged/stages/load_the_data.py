@@ -1,7 +1,10 @@
 # ---
 # jupyter:
+#   nb2pipe: {nb2pipe-checksum: 21900f7fffd6aa48, notebook: ../../breast_cancer_untagged.ipynb, stage: load_the_data}
+#   jupytext:
+#     comment_magics: false
+#     text_representation: {extension: .py, format_name: percent}
 #   kernelspec: {display_name: Python 3 (ipykernel), language: python, name: python3}
-#   nb2pipe: {notebook: ../../breast_cancer_untagged.ipynb, stage: load_the_data, nb2pipe-checksum: 5bb1aae91e2d8f1d}
 # ---
 
 # %% [markdown]

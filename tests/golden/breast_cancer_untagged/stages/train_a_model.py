@@ -1,7 +1,10 @@
 # ---
 # jupyter:
+#   nb2pipe: {nb2pipe-checksum: ac0ca38e74338ff5, notebook: ../../breast_cancer_untagged.ipynb, stage: train_a_model}
+#   jupytext:
+#     comment_magics: false
+#     text_representation: {extension: .py, format_name: percent}
 #   kernelspec: {display_name: Python 3 (ipykernel), language: python, name: python3}
-#   nb2pipe: {notebook: ../../breast_cancer_untagged.ipynb, stage: train_a_model, nb2pipe-checksum: 14f933a2cc9fa0f6}
 # ---
 
 # %% [markdown]

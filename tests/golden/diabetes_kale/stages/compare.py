@@ -1,7 +1,10 @@
 # ---
 # jupyter:
+#   nb2pipe: {nb2pipe-checksum: 3444896884e08ab2, notebook: ../../diabetes_kale.ipynb, stage: compare}
+#   jupytext:
+#     comment_magics: false
+#     text_representation: {extension: .py, format_name: percent}
 #   kernelspec: {display_name: Python 3 (ipykernel), language: python, name: python3}
-#   nb2pipe: {notebook: ../../diabetes_kale.ipynb, stage: compare, nb2pipe-checksum: dfa58fa19a584b6d}
 # ---
 
 # %% [markdown]

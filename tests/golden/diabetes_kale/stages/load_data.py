@@ -1,7 +1,10 @@
 # ---
 # jupyter:
+#   nb2pipe: {nb2pipe-checksum: 29eef73fc9606ac1, notebook: ../../diabetes_kale.ipynb, stage: load_data}
+#   jupytext:
+#     comment_magics: false
+#     text_representation: {extension: .py, format_name: percent}
 #   kernelspec: {display_name: Python 3 (ipykernel), language: python, name: python3}
-#   nb2pipe: {notebook: ../../diabetes_kale.ipynb, stage: load_data, nb2pipe-checksum: 4313c88235339dca}
 # ---
 
 # %% [markdown]

@@ -1,7 +1,10 @@
 # ---
 # jupyter:
+#   nb2pipe: {nb2pipe-checksum: 9f0f90e82cfdf39f, notebook: ../../diabetes_kale.ipynb, stage: train_forest}
+#   jupytext:
+#     comment_magics: false
+#     text_representation: {extension: .py, format_name: percent}
 #   kernelspec: {display_name: Python 3 (ipykernel), language: python, name: python3}
-#   nb2pipe: {notebook: ../../diabetes_kale.ipynb, stage: train_forest, nb2pipe-checksum: 4e0f8a0e7d0978f0}
 # ---
 
 # %% [markdown]

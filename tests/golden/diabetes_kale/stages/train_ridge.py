@@ -1,7 +1,10 @@
 # ---
 # jupyter:
+#   nb2pipe: {nb2pipe-checksum: 919e5629f4017208, notebook: ../../diabetes_kale.ipynb, stage: train_ridge}
+#   jupytext:
+#     comment_magics: false
+#     text_representation: {extension: .py, format_name: percent}
 #   kernelspec: {display_name: Python 3 (ipykernel), language: python, name: python3}
-#   nb2pipe: {notebook: ../../diabetes_kale.ipynb, stage: train_ridge, nb2pipe-checksum: 7b513bce35a8fd62}
 # ---
 
 # %% [markdown]

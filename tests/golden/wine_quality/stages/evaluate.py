@@ -1,7 +1,10 @@
 # ---
 # jupyter:
+#   nb2pipe: {nb2pipe-checksum: 520c82cf1616e02f, notebook: ../../wine_quality.ipynb, stage: evaluate}
+#   jupytext:
+#     comment_magics: false
+#     text_representation: {extension: .py, format_name: percent}
 #   kernelspec: {display_name: Python 3 (ipykernel), language: python, name: python3}
-#   nb2pipe: {notebook: ../../wine_quality.ipynb, stage: evaluate, nb2pipe-checksum: a8ddc9097607c4f6}
 # ---
 
 # %% [markdown]

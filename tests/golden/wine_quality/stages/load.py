@@ -1,7 +1,10 @@
 # ---
 # jupyter:
+#   nb2pipe: {nb2pipe-checksum: 31c5b7814a76d8c3, notebook: ../../wine_quality.ipynb, stage: load}
+#   jupytext:
+#     comment_magics: false
+#     text_representation: {extension: .py, format_name: percent}
 #   kernelspec: {display_name: Python 3 (ipykernel), language: python, name: python3}
-#   nb2pipe: {notebook: ../../wine_quality.ipynb, stage: load, nb2pipe-checksum: a548a11204a78514}
 # ---
 
 # %% [markdown]

@@ -1,7 +1,10 @@
 # ---
 # jupyter:
+#   nb2pipe: {nb2pipe-checksum: 56acfdd56a44d925, notebook: ../../wine_quality.ipynb, stage: split}
+#   jupytext:
+#     comment_magics: false
+#     text_representation: {extension: .py, format_name: percent}
 #   kernelspec: {display_name: Python 3 (ipykernel), language: python, name: python3}
-#   nb2pipe: {notebook: ../../wine_quality.ipynb, stage: split, nb2pipe-checksum: 1e01bfa031dd7bd7}
 # ---
 
 # %% [markdown]

@@ -1,7 +1,10 @@
 # ---
 # jupyter:
+#   nb2pipe: {nb2pipe-checksum: eb9e10a79bf949ff, notebook: ../../wine_quality.ipynb, stage: train}
+#   jupytext:
+#     comment_magics: false
+#     text_representation: {extension: .py, format_name: percent}
 #   kernelspec: {display_name: Python 3 (ipykernel), language: python, name: python3}
-#   nb2pipe: {notebook: ../../wine_quality.ipynb, stage: train, nb2pipe-checksum: 91fcae991f0f0528}
 # ---
 
 # %% [markdown]
