@@ -20,6 +20,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -266,3 +267,40 @@ def test_a_dead_kernel_does_not_stop_the_independent_stages_with_keep_going(tmp_
     assert (tmp_path / "c.txt").read_text() == "c"
     (line,) = error_lines(err)
     assert "stage 'dies' failed in nb.ipynb cell 2 " in line and "(exit code 1)" in line, line
+
+
+# --- the same for one stage run by another engine (DVC, Airflow, Kubeflow) ---------------------
+
+
+@pytest.mark.slow
+def test_a_stage_run_for_another_engine_reports_a_dead_kernel_with_its_cell(tmp_path, monkeypatch, cli):
+    write_nb(
+        tmp_path / NB,
+        code("import os", "setup"),
+        code("x = 1", "stage:a"),
+        code("import os\nos._exit(3)\n"),
+    )
+    monkeypatch.chdir(tmp_path)
+    exit_code, _, err = cli("export", NB)
+    assert exit_code == 0, err
+    done = subprocess.run(
+        [sys.executable, "-m", "nb2pipe.exporters.execute", PIPE, "a"], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    (line,) = error_lines(done.stderr)
+    assert "stage 'a' failed in nb.ipynb cell 3: DeadKernelError: the kernel died while running this cell (exit code 3)" in line, line
+    assert (tmp_path / PIPE / ".nb2pipe" / "export-runs" / "a.ipynb").is_file()
+
+
+@pytest.mark.slow
+def test_a_stage_run_for_another_engine_gets_a_kernel_that_answers(project, tmp_path, cli):
+    state = install_kernel(tmp_path / "jupyter", "python3", "exit", fails=1, delay=3.0)  # the pipeline's kernel
+    exit_code, _, err = cli("export", NB)
+    assert exit_code == 0, err
+    done = subprocess.run(
+        [sys.executable, "-m", "nb2pipe.exporters.execute", PIPE, "a"], capture_output=True, text=True, timeout=300, env=os.environ
+    )
+    assert done.returncode == 0, done.stderr
+    assert (project / "a.txt").read_text() == "a"
+    assert len(starts(state)) == 2, "the kernel that died at start was replaced"
