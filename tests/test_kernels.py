@@ -304,3 +304,11 @@ def test_a_stage_run_for_another_engine_gets_a_kernel_that_answers(project, tmp_
     assert done.returncode == 0, done.stderr
     assert (project / "a.txt").read_text() == "a"
     assert len(starts(state)) == 2, "the kernel that died at start was replaced"
+
+
+def test_a_start_timeout_that_is_not_a_number_is_a_usage_error(project, cli, monkeypatch):
+    monkeypatch.setenv("NB2PIPE_KERNEL_START_TIMEOUT", "soon")
+    exit_code, _, err = cli("run", NB)
+    assert exit_code == 2
+    assert error_lines(err) == ["error: NB2PIPE_KERNEL_START_TIMEOUT='soon' is not a number of seconds; set it to e.g. 120, or unset it"]
+    assert "Traceback" not in err

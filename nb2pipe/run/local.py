@@ -6,7 +6,7 @@
    a kernel that died at start (most often another process took one of the TCP ports
    jupyter_client picked for it) is replaced, up to KERNEL_START_ATTEMPTS starts; one that does
    not answer within the start timeout is killed. Either way the stage gets a one-line reason.
-2. `run_stage` executes the stage notebook with papermill on a kernel from the pool, in `wdir`,
+2. `LocalExecutor` executes the stage notebook with papermill on a kernel from the pool, in `wdir`,
    with its parameters injected, and reports each cell as it starts. The cell in progress is
    remembered, so a kernel that dies (segfault, `os._exit`, the out-of-memory killer) is
    reported with that cell and the kernel's exit status, in the message and in the executed
@@ -298,7 +298,7 @@ def describe_exit(status: int | None) -> str:
     except ValueError:
         name = f"signal {-status}"
     if name == "SIGKILL":
-        return "killed by SIGKILL, as by the out-of-memory killer"
+        return "killed by SIGKILL; out of memory?"  # what the kernel's out-of-memory killer sends
     return f"killed by {name}"
 
 
