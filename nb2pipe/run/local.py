@@ -298,7 +298,7 @@ def describe_exit(status: int | None) -> str:
     except ValueError:
         name = f"signal {-status}"
     if name == "SIGKILL":
-        return "killed by SIGKILL; out of memory?"  # what the kernel's out-of-memory killer sends
+        return "killed by SIGKILL; out of memory?"  # what the Linux out-of-memory killer sends
     return f"killed by {name}"
 
 
