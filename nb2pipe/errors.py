@@ -56,6 +56,10 @@ class OverwriteError(Nb2PipeError):
     """Export would overwrite something the user wrote."""
 
 
+class KernelStartError(Nb2PipeError):
+    """The stages' Jupyter kernel dies at start or never answers (a broken or too slow kernelspec)."""
+
+
 class StageFailed(Nb2PipeError):
     """A stage's code raised while the pipeline ran."""
 

@@ -17,9 +17,7 @@ restore on failure (the engine owns all of that).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -62,31 +60,27 @@ def run_stage(pipeline_dir: Path, stage_name: str, overrides: dict[str, Any] | N
             raise StageFailed(f"stage '{stage.name}' failed: {' '.join(stage.cmd)} exited with status {result.returncode}")
         return None
 
-    import papermill
-    from jupyter_client.manager import AsyncKernelManager
-    from papermill.exceptions import PapermillExecutionError
-
     from nb2pipe.run.kernels import choose_kernel, stage_notebook
+    from nb2pipe.run.local import LocalExecutor, StageJob
 
-    logging.getLogger("papermill").setLevel(logging.WARNING)
     params = stage_params(pipeline, stage, overrides or {})
     notebook = stage_notebook(pipeline, stage)
     kernel = choose_kernel(pipeline, None, lambda message: print(message, file=sys.stderr))
     output = Path(pipeline.root) / m.STATE_DIR / f"{engine}-runs" / f"{stage.name}.ipynb"
     output.parent.mkdir(parents=True, exist_ok=True)
-    # a kernel of our own, so its start-up chatter goes nowhere (cell output comes over ZMQ)
-    km = AsyncKernelManager(kernel_name=kernel)
-    asyncio.run(km.start_kernel(cwd=str(wdir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    # the local executor's kernel: one that answered before the stage starts, and a dead kernel
+    # reported with its cell; its start-up chatter goes nowhere (cell output comes over ZMQ)
+    executor = LocalExecutor(kernel, wdir, jobs=1, pool_size=1, budget=1)
     try:
-        papermill.execute_notebook(
-            notebook, str(output), parameters=params, kernel_name=kernel, cwd=str(wdir), progress_bar=False, km=km
-        )
-    except PapermillExecutionError as e:
-        raise StageFailed(
-            f"stage '{stage.name}' failed: {e.ename}: {e.evalue} (cell {e.cell_index + 1} of the executed notebook '{output}')"
-        ) from None
+        job = StageJob(name=stage.name, notebook=notebook, parameters=params, output=output, on_cell=lambda index, count: None)
+        outcome = executor.submit(job).result()
     finally:
-        asyncio.run(km.shutdown_kernel(now=True))
+        executor.close()
+    if not outcome.ok:
+        error = outcome.error or {}
+        where = f" in {error['title']}" if error.get("title") else ""
+        cell = f" (cell {error['cell_index'] + 1} of the executed notebook '{output}')" if error.get("cell_index") is not None else ""
+        raise StageFailed(f"stage '{stage.name}' failed{where}: {error.get('ename', 'Error')}: {error.get('evalue', '')}{cell}")
     return output
 
 
