@@ -372,8 +372,8 @@ def cmd_checkout(args: argparse.Namespace) -> int:
         from nb2pipe.track import RunStore, checkout_run
 
         pipeline = load_pipeline(_pipeline_path(args.pipeline))
-        store = RunStore(pipeline)
-        run = store.get(args.run)
+        with RunStore(pipeline) as store:
+            run = store.get(args.run)
         restored = checkout_run(pipeline, run)
         print(f"outputs rolled back to run {run['id']}: {len(restored)} restored")
         return 0
@@ -456,6 +456,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def _store(path: Path):
+    """The pipeline's run history, to use in a `with` block (so runs.db is closed at once)."""
     from nb2pipe.spec import load_pipeline
     from nb2pipe.track import RunStore
 
@@ -475,7 +476,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
     limit = args.limit if args.limit and args.limit > 0 else None
     # one run more than shown, so the oldest shown is compared with the run before it
-    runs = _store(args.pipeline).runs(limit + 1 if limit else None)
+    with _store(args.pipeline) as store:
+        runs = store.runs(limit + 1 if limit else None)
     changes = changed_params(runs)
     runs = runs[:limit]
     if args.json:
@@ -502,12 +504,12 @@ def _show_run(args: argparse.Namespace) -> int:
 
     from nb2pipe.track import when
 
-    store = _store(args.pipeline)
-    run = store.get(args.run)
+    with _store(args.pipeline) as store:
+        run = store.get(args.run)
+        env = store.environment_of(run["environment"])
     if args.json:
-        print(json.dumps({**run, "environment": store.environment_of(run["environment"])}, indent=2, default=str))
+        print(json.dumps({**run, "environment": env}, indent=2, default=str))
         return 0
-    env = store.environment_of(run["environment"])
     print(f"run {run['id']}" + (f"  tags: {', '.join(run['tags'])}" if run["tags"] else ""))
     print(f"  status    {run['status']}" + (f": {run['error']}" if run["error"] else ""))
     print(f"  started   {when(run['started'])}" + (f"  ({run['duration']:.1f}s)" if run["duration"] is not None else ""))
@@ -529,8 +531,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
     from nb2pipe.track import diff
 
-    store = _store(args.pipeline)
-    result = diff(store.get(args.run_a), store.get(args.run_b))
+    with _store(args.pipeline) as store:
+        result = diff(store.get(args.run_a), store.get(args.run_b))
     if args.json:
         print(json.dumps(result, indent=2, default=str))
         return 0
@@ -554,7 +556,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_tag(args: argparse.Namespace) -> int:
-    run_id = _store(args.pipeline).tag(args.run, args.name)
+    with _store(args.pipeline) as store:
+        run_id = store.tag(args.run, args.name)
     print(f"tagged run {run_id} as '{args.name}'")
     return 0
 
@@ -564,9 +567,9 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
     from nb2pipe.track import gate, parse_metric_goal
 
-    store = _store(args.pipeline)
     goals = [parse_metric_goal(text) for text in args.metric]
-    candidate, baseline = store.get(args.candidate), store.get(args.baseline)
+    with _store(args.pipeline) as store:
+        candidate, baseline = store.get(args.candidate), store.get(args.baseline)
     code, checks = gate(candidate, baseline, goals, args.margin)
     if args.json:
         print(json.dumps({"candidate": candidate["id"], "baseline": baseline["id"], "exit": code,

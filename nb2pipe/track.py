@@ -193,6 +193,12 @@ class RunStore:
             self._db.close()
             self._db = None
 
+    def __enter__(self) -> "RunStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     # --- recording ---
 
     def recorder(self, command: list[str], warn=None) -> Reporter:

@@ -188,8 +188,9 @@ def _env() -> dict[str, str]:
 
 
 # A kernel that dies before it answers its first message: on a busy machine, most often another
-# process took one of the TCP ports jupyter_client picked for it. Nothing ran yet, so starting
-# over is safe; every retry is reported (the `kernel_start_retries` property and a warning).
+# process took one of the TCP ports jupyter_client picked for it. Nothing ran yet, so the plain
+# papermill run starts over; every retry is reported (the `kernel_start_retries` property and a
+# warning). The pipeline side needs no retry: nb2pipe replaces such a kernel itself.
 KERNEL_START_FAILURE = "Kernel died before replying to kernel_info"
 ATTEMPTS = 3
 
@@ -229,20 +230,14 @@ def run_plain(case: Case, folder: Path, executed: Path, retries: list[str]) -> n
 
 
 def run_pipeline(case: Case, tmp_path: Path, retries: list[str]) -> tuple[Path, subprocess.CompletedProcess]:
-    """`nb2pipe run NOTEBOOK` in a fresh folder: (the folder, the finished process)."""
-    for attempt in range(1, ATTEMPTS + 1):
-        folder = tmp_path / ("B" if attempt == 1 else f"B{attempt}")
-        notebook = _prepare(case, folder)
-        argv = [sys.executable, "-m", "nb2pipe", "run", notebook.name]
-        for name, value in case.params.items():
-            argv += ["-p", f"{name}={value}"]
-        done = subprocess.run(argv, cwd=folder, env=_env(), capture_output=True, text=True, timeout=RUN_TIMEOUT)
-        if done.returncode != 0 and KERNEL_START_FAILURE in done.stderr and attempt < ATTEMPTS:
-            line = next((l for l in done.stderr.splitlines() if l.startswith("error:")), KERNEL_START_FAILURE)
-            retries.append(f"nb2pipe run in {folder.name}: {line}")
-            continue
-        return folder, done
-    raise AssertionError("unreachable")
+    """`nb2pipe run NOTEBOOK` in a fresh folder: (the folder, the finished process). No retry:
+    nb2pipe itself replaces a kernel that dies before it answers (tests/test_kernels.py)."""
+    folder = tmp_path / "B"
+    notebook = _prepare(case, folder)
+    argv = [sys.executable, "-m", "nb2pipe", "run", notebook.name]
+    for name, value in case.params.items():
+        argv += ["-p", f"{name}={value}"]
+    return folder, subprocess.run(argv, cwd=folder, env=_env(), capture_output=True, text=True, timeout=RUN_TIMEOUT)
 
 
 # --- what a run printed -----------------------------------------------------------------------
