@@ -26,7 +26,7 @@ from typing import Any
 from nb2pipe import model as m
 from nb2pipe.errors import Nb2PipeError, SpecError
 from nb2pipe.run.events import Reporter
-from nb2pipe.run.pidlock import is_locked
+from nb2pipe.run.pidlock import is_locked, pid_alive
 from nb2pipe.state import state_dir
 
 DB_FILE = "runs.db"
@@ -159,18 +159,6 @@ def _hash_json(data: Any) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 # --- the store -------------------------------------------------------------------------------
 
 
@@ -264,7 +252,7 @@ class RunStore:
         """Runs still marked running whose process is gone were killed: say so."""
         lock_held = is_locked(state_dir(self.pipeline) / "run.pid")
         for row in self.db.execute("SELECT id, pid FROM runs WHERE status = ?", (RUNNING,)).fetchall():
-            if not (lock_held and _pid_alive(row["pid"])):
+            if not (lock_held and pid_alive(row["pid"])):
                 self.db.execute("UPDATE runs SET status = ?, error = ? WHERE id = ?", (INTERRUPTED, "the run was killed", row["id"]))
                 self.db.execute("UPDATE stages SET outcome = ?, error = ? WHERE run_id = ? AND outcome = ?",
                                 (INTERRUPTED, "the run was killed", row["id"], RUNNING))

@@ -75,13 +75,13 @@ class RunLock:
             self._fd = None
 
 
-def _take_or_holder(fd: int) -> Holder | None:
-    """Take the lock on `fd` (None), or the holder the file names once it names a live process
+def _take_or_holder(fd: int, mode: int = fcntl.LOCK_EX) -> Holder | None:
+    """Lock `fd` with `mode` (None), or the holder the file names once it names a live process
     (a holder whose name did not appear in time has pid None)."""
     deadline = time.monotonic() + READ_PATIENCE
     while True:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
             return None
         except BlockingIOError:
             pass
@@ -100,19 +100,7 @@ def read_holder(path: Path) -> Holder | None:
     except (FileNotFoundError, NotADirectoryError):
         return None
     try:
-        deadline = time.monotonic() + READ_PATIENCE
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-                return None
-            except BlockingIOError:
-                pass
-            holder = _named_holder(fd)
-            if holder is not None:
-                return holder
-            if time.monotonic() > deadline:
-                return Holder(pid=None)
-            time.sleep(_READ_INTERVAL)
+        return _take_or_holder(fd, fcntl.LOCK_SH)  # a shared lock taken here ends as fd closes
     finally:
         os.close(fd)
 
@@ -142,14 +130,15 @@ def _named_holder(fd: int) -> Holder | None:
     if isinstance(data, int):  # written by an older nb2pipe: the pid alone
         data = {"pid": data}
     pid = data.get("pid") if isinstance(data, dict) else None
-    if not isinstance(pid, int) or isinstance(pid, bool) or not _alive(pid):
+    if not isinstance(pid, int) or isinstance(pid, bool) or not pid_alive(pid):
         return None
     run_id, events = data.get("run"), data.get("events")
     return Holder(pid, run_id if isinstance(run_id, str) else None, events if isinstance(events, str) else None)
 
 
-def _alive(pid: int) -> bool:
-    if pid <= 0:
+def pid_alive(pid: int | None) -> bool:
+    """True while process `pid` exists."""
+    if not pid or pid <= 0:
         return False
     try:
         os.kill(pid, 0)
