@@ -88,6 +88,8 @@ class PipelineView(widgets.VBox):
             self.message.value = _report_html(self.report)
         except Nb2PipeError as error:
             self.message.value = f"error: {html.escape(str(error))}"
+        except Exception as error:  # the view stays usable; the message says what happened
+            self.message.value = f"error: nb2pipe failed: {html.escape(type(error).__name__)}: {html.escape(str(error))}"
         finally:
             self.refresh()
 

@@ -36,7 +36,7 @@ class RunReport:
     errors: dict[str, StageError]  # in the order the stages failed
     summary: str  # "N ran, M up to date, K restored from cache, F failed"
     ok: bool  # no stage failed or was left unrun
-    recorded: bool  # the run is in the pipeline's run history (runs.db)
+    recorded: bool  # recorded in runs.db (not: a dry run, record=False, or a history that could not be opened)
 
     def to_json(self) -> dict[str, Any]:
         return {
