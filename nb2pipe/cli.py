@@ -7,7 +7,6 @@ Exit codes: 0 success, 1 a check failed (or a stage failed), 2 a usage or input 
 from __future__ import annotations
 
 import argparse
-import errno
 import os
 import sys
 from pathlib import Path
@@ -38,6 +37,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
+    _add_pipeline_commands(commands)
+    _add_run_commands(commands)
+    _add_history_commands(commands)
+    return parser
+
+
+def _add_pipeline_commands(commands) -> None:
+    """export, show, explain: what a notebook's pipeline is."""
     export = commands.add_parser(
         "export",
         help="write a notebook's pipeline folder",
@@ -82,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--json", action="store_true", help="print it as JSON")
     explain.set_defaults(func=cmd_explain)
 
+
+def _add_run_commands(commands) -> None:
+    """run, status, checkout: running a pipeline and what it left."""
     run = commands.add_parser(
         "run",
         help="run the stale stages of a pipeline (exporting a notebook first if needed)",
@@ -126,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     checkout.add_argument("--run", metavar="RUN", help="roll the outputs back to what this run produced")
     checkout.set_defaults(func=cmd_checkout)
 
+
+def _add_history_commands(commands) -> None:
+    """runs, diff, tag, gate, ci: the run history and what is judged from it."""
     runs = commands.add_parser("runs", help="the run history: id, when, status, commit, changed params, metrics")
     runs.add_argument("pipeline", type=Path)
     runs.add_argument("--limit", type=int, default=20, metavar="N", help="show the N newest runs (default 20)")
@@ -171,7 +184,6 @@ def build_parser() -> argparse.ArgumentParser:
     ci.add_argument("--output", type=Path, default=Path(".github/workflows/nb2pipe.yml"))
     ci.add_argument("--force", action="store_true", help="overwrite an existing workflow file")
     ci.set_defaults(func=cmd_ci)
-    return parser
 
 
 def parse_value(text: str):
@@ -189,12 +201,11 @@ def parse_value(text: str):
     return text
 
 
-def parse_params(pairs: list[str], params_file: Path | None = None) -> dict:
+def parse_params(pairs: list[str]) -> dict:
+    """`-p name=value` pairs as a mapping of typed values."""
     from nb2pipe.errors import SpecError
 
     values: dict = {}
-    if params_file:
-        values.update(_read_params_file(params_file))
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name.strip():
@@ -206,153 +217,45 @@ def parse_params(pairs: list[str], params_file: Path | None = None) -> dict:
     return values
 
 
-def _read_params_file(path: Path) -> dict:
-    from nb2pipe.errors import SpecError
-    from nb2pipe.files import read_user_text
-    from nb2pipe.spec import MAX_YAML_BYTES, check_params, parse_yaml
-
-    fix = "fix the file or pass another one"
-    text = read_user_text(path, what="--params-file", limit=MAX_YAML_BYTES, error=SpecError, hint=fix)
-    data = parse_yaml(text, f"--params-file '{path}'", fix)
-    if not isinstance(data, dict):
-        raise SpecError(f"--params-file '{path}' must be a mapping of names to values")
-    return check_params(data, f"--params-file '{path}'")
-
-
-def _pipeline_path(target: Path) -> Path:
-    """A notebook's pipeline folder; anything else is taken as the folder itself."""
-    if target.suffix == ".ipynb":
-        from nb2pipe.export import default_folder
-
-        return default_folder(target)
-    return target
-
-
 def cmd_run(args: argparse.Namespace) -> int:
-    from nb2pipe.run import RunOptions, run_pipeline
+    from nb2pipe import api
     from nb2pipe.run.events import jsonl_reporter, plain_reporter, terminal_reporter
-    from nb2pipe.run.runner import acquire_run_lock, new_run_id
 
-    if args.jobs is not None and args.jobs < 1:
-        from nb2pipe.errors import SpecError
-
-        raise SpecError(f"--jobs {args.jobs} is not a number of stages; use 1 or more")
     if args.events == "jsonl":
         reporters = [jsonl_reporter(sys.stdout)]
     elif sys.stderr.isatty():
         reporters = [terminal_reporter(sys.stderr)]
     else:
         reporters = [plain_reporter(sys.stderr)]
-    options = RunOptions(
-        stages=tuple(args.stage),
-        from_stage=args.from_stage,
-        downstream=args.downstream,
-        force=args.force,
-        keep_going=args.keep_going,
-        dry_run=args.dry_run,
-        jobs=args.jobs,
-        params=parse_params(args.param, args.params_file),
-        kernel=args.kernel,
-        wait=args.wait,
-        executor=args.executor,
-        scheduler=args.scheduler,
+    report = api.run(
+        args.target, stages=args.stage, from_stage=args.from_stage, downstream=args.downstream, force=args.force,
+        keep_going=args.keep_going, dry_run=args.dry_run, jobs=args.jobs, params=parse_params(args.param),
+        params_file=args.params_file, params_from=args.params_from, kernel=args.kernel, wait=args.wait,
+        executor=args.executor, scheduler=args.scheduler, reporters=reporters,
+        command=["nb2pipe", *getattr(args, "argv", ["run", str(args.target)])],
     )
-    folder = _pipeline_path(args.target)
-    if args.target.suffix == ".ipynb":
-        from nb2pipe.export import plan_export
-
-        plan_export(args.target, None, "py", 2)  # a damaged notebook is one error, before anything is written
-    else:
-        from nb2pipe.spec import load_pipeline
-
-        folder = Path(load_pipeline(folder).root)  # not a pipeline: one error, before anything is written
-    # the run lock first: a second `nb2pipe run NOTEBOOK` must not re-export under a running pipeline
-    run_id = new_run_id()
-    run_lock = acquire_run_lock(folder, args.wait, reporters, run_id)
-    store = None
-    try:
-        if args.target.suffix == ".ipynb":
-            _export_if_needed(args.target)
-        from nb2pipe.spec import load_pipeline
-
-        pipeline = load_pipeline(folder)
-        command = ["nb2pipe", *getattr(args, "argv", ["run", str(args.target)])]
-        store = _open_history(pipeline)
-        if args.params_from:
-            if store is None:
-                from nb2pipe.errors import SpecError
-
-                raise SpecError("--params-from needs the run history, which cannot be read; see the warning above")
-            options.params = {**store.get(args.params_from)["params"], **options.params}
-        if not args.dry_run and store is not None:
-            reporters.append(store.recorder(command, warn=lambda text: print(f"warning: {text}", file=sys.stderr)))
-        if not args.dry_run and os.environ.get("MLFLOW_TRACKING_URI", "").strip():
-            from nb2pipe.mlflow_bridge import MlflowBridge
-
-            bridge = MlflowBridge(pipeline, command=command)
-            reporters.append(bridge)
-            options.stage_env = bridge.stage_env
-        result = run_pipeline(folder, options, reporters, lock=run_lock, run_id=run_id)
-    finally:
-        if store is not None:
-            store.close()
-        run_lock.release()
-    for message in result.errors.values():
-        print(f"error: {message}", file=sys.stderr)
-    if result.errors:
-        first = next(iter(result.errors))
-        print(f"fix it, then resume with: nb2pipe run {args.target} --from {first}", file=sys.stderr)
+    for error in report.errors.values():
+        print(f"error: {error.message}", file=sys.stderr)
+    if report.errors:
+        print(f"fix it, then resume with: nb2pipe run {args.target} --from {next(iter(report.errors))}", file=sys.stderr)
     if args.events != "jsonl":
-        print(result.summary())
-    return 0 if result.ok else 1
-
-
-def _open_history(pipeline):
-    """The pipeline's run history, or None (with a warning) when it cannot be opened: a damaged
-    history never stops a run."""
-    from nb2pipe.errors import Nb2PipeError
-    from nb2pipe.track import RunStore
-
-    store = RunStore(pipeline)
-    try:
-        store.db
-    except Nb2PipeError as error:
-        print(f"warning: {error}; this run is not recorded", file=sys.stderr)
-        return None
-    return store
-
-
-def _export_if_needed(notebook: Path) -> None:
-    """Bring the notebook's pipeline folder up to date (only files that differ are written)."""
-    from nb2pipe.export import export_notebook
-
-    result = export_notebook(notebook)
-    if result.written or result.removed:
-        for warning in result.warnings:
-            print(f"warning: {warning}", file=sys.stderr)
-        print(f"exported '{notebook}' -> {_display(result.folder)}/", file=sys.stderr)
+        print(report.summary)
+    return 0 if report.ok else 1
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     import json
 
-    from nb2pipe.run.registry import running_stages
-    from nb2pipe.spec import load_pipeline
-    from nb2pipe.state import pipeline_status
+    from nb2pipe import api
 
-    from nb2pipe.spec import effective_params
-
-    path = _pipeline_path(args.pipeline)
-    pipeline = load_pipeline(path)
-    params = effective_params(pipeline, parse_params(args.param))
-    running = running_stages(Path(pipeline.root))
-    report = pipeline_status(pipeline, params, running)
+    report = api.status(args.pipeline, parse_params(args.param))
     stale = any(s.is_stale for s in report.stages)
     if args.quiet:
         return 1 if stale else 0
     if args.json:
-        print(json.dumps(report.to_json(str(path)), indent=2))
+        print(json.dumps(report.to_json(str(api.folder_of(args.pipeline))), indent=2))
         return 0
+    pipeline = report.pipeline
     if report.source_in_sync is False:
         notebook = os.path.relpath(Path(pipeline.root) / pipeline.source_notebook)
         print(f"source notebook changed since export: run nb2pipe export {notebook}")
@@ -365,19 +268,18 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_checkout(args: argparse.Namespace) -> int:
+    from nb2pipe import api
     from nb2pipe.run import checkout
 
     if args.run:
-        from nb2pipe.spec import load_pipeline
-        from nb2pipe.track import RunStore, checkout_run
+        from nb2pipe.track import checkout_run
 
-        pipeline = load_pipeline(_pipeline_path(args.pipeline))
-        with RunStore(pipeline) as store:
+        with api.open_history(args.pipeline) as store:
             run = store.get(args.run)
-        restored = checkout_run(pipeline, run)
+        restored = checkout_run(store.pipeline, run)
         print(f"outputs rolled back to run {run['id']}: {len(restored)} restored")
         return 0
-    restored = checkout(_pipeline_path(args.pipeline))
+    restored = checkout(api.folder_of(args.pipeline))
     for path in restored:
         print(f"restored {path}")
     print(f"{len(restored)} output{'s' if len(restored) != 1 else ''} restored" if restored else "every output already matches nb2pipe.lock")
@@ -385,6 +287,7 @@ def cmd_checkout(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from nb2pipe.api.tracked import display_path
     from nb2pipe.export import export_notebook
 
     if (args.image or args.package or args.pvc) and args.to != "kubeflow":
@@ -400,7 +303,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     )
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    folder = _display(result.folder)
+    folder = display_path(result.folder)
     if args.check:
         if result.differing:
             print(f"pipeline '{folder}' is out of date with '{args.notebook}'; run: nb2pipe export {args.notebook}")
@@ -418,7 +321,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         from nb2pipe.exporters import export_to
 
         for path in export_to(args.to, result.folder, force=args.force, image=args.image, packages=args.package, pvc=args.pvc):
-            print(f"wrote {_display(path)}")
+            print(f"wrote {display_path(path)}")
     return 0
 
 
@@ -457,10 +360,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 def _store(path: Path):
     """The pipeline's run history, to use in a `with` block (so runs.db is closed at once)."""
-    from nb2pipe.spec import load_pipeline
-    from nb2pipe.track import RunStore
+    from nb2pipe import api
 
-    return RunStore(load_pipeline(_pipeline_path(path)))
+    return api.open_history(path)
 
 
 def _metrics_text(metrics: dict, limit: int = 3) -> str:
@@ -594,13 +496,6 @@ def cmd_ci(args: argparse.Namespace) -> int:
     return 0
 
 
-def _display(path: Path) -> str:
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -626,17 +521,10 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except OSError as error:
-        if args.debug or error.errno not in _FILE_SYSTEM_ERRORS:
+        from nb2pipe.errors import file_system_problem
+
+        problem = file_system_problem(error)
+        if args.debug or problem is None:
             raise
-        where = f" ('{error.filename}')" if error.filename else ""
-        print(f"error: {error.strerror}{where}; {_FILE_SYSTEM_ERRORS[error.errno]}", file=sys.stderr)
+        print(f"error: {problem}", file=sys.stderr)
         return 2
-
-
-_FILE_SYSTEM_ERRORS = {
-    errno.ENOSPC: "free some disk space and run again (outputs were put back; the next run finishes the job)",
-    errno.EDQUOT: "free some of your disk quota and run again",
-    errno.EROFS: "the file system is read-only: export or run where you can write",
-    errno.EACCES: "you may not write there: check the folder's permissions",
-    errno.EPERM: "you may not write there: check the folder's permissions",
-}

@@ -2,9 +2,17 @@
 
 A message names the thing (file, cell, stage, tag) and says what to do next. The CLI prints
 `error: <message>` and exits with `exit_code`; no traceback unless `--debug`.
+
+`StageError` is not raised: it is the record of a stage that failed while a pipeline ran, carried
+from the runner to the CLI, the events, the server's JSON and the sidebar.
 """
 
 from __future__ import annotations
+
+import errno
+import os
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
 
 
 class Nb2PipeError(Exception):
@@ -18,6 +26,25 @@ class Nb2PipeError(Exception):
     @property
     def message(self) -> str:
         return str(self)
+
+
+# file system errors a user can fix, and how (the CLI and the run worker print them in one line)
+FILE_SYSTEM_FIXES = {
+    errno.ENOSPC: "free some disk space and run again (outputs were put back; the next run finishes the job)",
+    errno.EDQUOT: "free some of your disk quota and run again",
+    errno.EROFS: "the file system is read-only: export or run where you can write",
+    errno.EACCES: "you may not write there: check the folder's permissions",
+    errno.EPERM: "you may not write there: check the folder's permissions",
+}
+
+
+def file_system_problem(error: OSError) -> str | None:
+    """One line for an OSError a user can fix (a full disk, a read-only folder), else None."""
+    fix = FILE_SYSTEM_FIXES.get(error.errno)
+    if fix is None:
+        return None
+    where = f" ('{error.filename}')" if error.filename else ""
+    return f"{error.strerror}{where}; {fix}"
 
 
 class NotebookError(Nb2PipeError):
@@ -70,3 +97,59 @@ class PipelineLocked(Nb2PipeError):
     """Another run of the same pipeline holds its lock."""
 
     exit_code = 1
+
+
+@dataclass(frozen=True)
+class StageError:
+    """A stage that failed: where (stage, cell), what (exception type and value), and the
+    executed notebook to open. Paths are as the producer saw them (the runner: relative to
+    where the run started); `rebased` re-expresses them for another folder."""
+
+    stage: str
+    ename: str = ""
+    evalue: str = ""
+    cell: str | None = None  # the failing cell's title, e.g. "analysis.ipynb cell 5" (its number in the notebook)
+    script: str | None = None  # the stage script holding that cell
+    notebook: str | None = None  # the executed notebook
+
+    @property
+    def exception(self) -> str:
+        """`ValueError: boom`, or `failed` when nothing is known."""
+        text = f"{self.ename or 'Error'}: {self.evalue}".strip().rstrip(":") if (self.ename or self.evalue) else ""
+        return text or "failed"
+
+    @property
+    def message(self) -> str:
+        """One line: stage, failing cell (and its script), exception, executed notebook."""
+        where = ""
+        if self.cell:
+            where = f" in {self.cell}" + (f" ({self.script})" if self.script else "")
+        opening = f"; open {self.notebook}" if self.notebook else ""
+        return f"stage '{self.stage}' failed{where}: {self.exception}{opening}"
+
+    def __str__(self) -> str:
+        return self.message
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "exception": self.exception, "message": self.message}
+
+    @classmethod
+    def from_json(cls, data: Any) -> "StageError | None":
+        """The error a `to_json` dict describes; None for anything else (a torn or foreign record)."""
+        if not isinstance(data, dict) or not isinstance(data.get("stage"), str):
+            return None
+        return cls(**{f.name: data[f.name] for f in fields(cls) if isinstance(data.get(f.name), str)})
+
+    def rebased(self, old: str | os.PathLike, new: str | os.PathLike, inside: str | os.PathLike | None = None) -> "StageError":
+        """The same error with its paths relative to folder `new` instead of `old`; a path that
+        does not lie inside `inside` (when given) is dropped."""
+
+        def move(path: str | None) -> str | None:
+            if path is None:
+                return None
+            full = os.path.normpath(os.path.join(old, path))
+            if inside is not None and os.path.commonpath([os.path.realpath(full), os.path.realpath(inside)]) != os.path.realpath(inside):
+                return None
+            return os.path.relpath(full, new).replace(os.sep, "/")
+
+        return replace(self, script=move(self.script), notebook=move(self.notebook))

@@ -33,9 +33,10 @@ from typing import Any
 from nb2pipe import model as m
 from nb2pipe import state
 from nb2pipe.errors import Nb2PipeError
+from nb2pipe.vocabulary import Outcome, RunStatus
 
 INSTALL = "pip install 'nb2pipe[mlflow]'"
-STATUS = {"ok": "FINISHED", "failed": "FAILED", "interrupted": "KILLED"}
+STATUS = {RunStatus.OK: "FINISHED", RunStatus.FAILED: "FAILED", RunStatus.INTERRUPTED: "KILLED"}
 MAX_TAG = 5000  # MLflow tag values are limited; errors are cut to this
 
 
@@ -178,12 +179,12 @@ class MlflowBridge:
         run = self.stage_runs.pop(name, None)
         if run is None:
             return
-        self._log(run, tags={"nb2pipe.outcome": "failed", "nb2pipe.error": str(event.get("error", ""))[:MAX_TAG]}, at=event.get("time"))
+        self._log(run, tags={"nb2pipe.outcome": Outcome.FAILED, "nb2pipe.error": str(event.get("error", ""))[:MAX_TAG]}, at=event.get("time"))
         self._artifacts(run, name, event.get("notebook"), metrics_files=False)
         self.client.set_terminated(run, "KILLED" if event.get("interrupted") else "FAILED", end_time=_ms(event.get("time")))
 
     def _on_run_finished(self, event: dict[str, Any]) -> None:
-        status = STATUS.get(event.get("status", "ok"), "FAILED")
+        status = STATUS.get(event.get("status", RunStatus.OK), "FAILED")
         for run in self.stage_runs.values():  # stages cut short by Ctrl-C or SIGTERM
             self.client.set_terminated(run, "KILLED", end_time=_ms(event.get("time")))
         self.stage_runs.clear()
@@ -191,7 +192,7 @@ class MlflowBridge:
             return
         from nb2pipe.track import flat_metrics
 
-        tags = {"nb2pipe.status": event.get("status", "ok")}
+        tags = {"nb2pipe.status": event.get("status", RunStatus.OK)}
         if event.get("summary"):
             tags["nb2pipe.summary"] = event["summary"]
         self._log(self.parent, metrics=flat_metrics(self.metrics), tags=tags, at=event.get("time"))

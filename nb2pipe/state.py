@@ -31,6 +31,7 @@ from nb2pipe.notebook import notebook_hash
 from nb2pipe.percent import read_cells
 from nb2pipe.spec import output_problem, safe_load
 from nb2pipe.errors import Nb2PipeError, SpecError
+from nb2pipe.vocabulary import Outcome, StageState
 
 LOCK_SCHEMA = 1
 L_SCHEMA, L_STAGES, L_CODE, L_PARAMS, L_DEPS, L_OUTS = "schema", "stages", "code", "params", "deps", "outs"
@@ -49,9 +50,10 @@ OUT_MISSING = "out missing"
 OUT_MODIFIED = "out modified"
 UPSTREAM_STALE = "upstream stale"
 
-# stage states
-UP_TO_DATE, STALE, NEVER_RUN_STATE, FAILED, RUNNING = "up-to-date", "stale", "never-run", "failed", "running"
-CANCELLED = "cancelled"  # the last run of the stage was interrupted (Ctrl-C, SIGTERM, Cancel, kill -9)
+# stage states (nb2pipe.vocabulary spells them)
+UP_TO_DATE, STALE, NEVER_RUN_STATE, FAILED, RUNNING, CANCELLED = (
+    StageState.UP_TO_DATE, StageState.STALE, StageState.NEVER_RUN, StageState.FAILED, StageState.RUNNING, StageState.CANCELLED
+)
 
 _Dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
@@ -424,7 +426,7 @@ def pipeline_status(pipeline: m.Pipeline, params: dict[str, Any], running: set[s
         stage = pipeline.stage(name)
         reasons = stage_reasons(pipeline, stage, lock.get(name), params, cache)
         previous = last.get(name)
-        if previous and previous.get("outcome") == "failed":
+        if previous and previous.get("outcome") == Outcome.FAILED:
             reasons.insert(0, m.Reason(LAST_RUN_FAILED, previous.get("error", "")))
         if name in lock:  # "never run" says it all
             reasons.extend(m.Reason(UPSTREAM_STALE, up) for up in edges[name] if statuses[up].is_stale)

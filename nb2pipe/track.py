@@ -28,10 +28,10 @@ from nb2pipe.errors import Nb2PipeError, SpecError
 from nb2pipe.run.events import Reporter
 from nb2pipe.run.pidlock import is_locked, pid_alive
 from nb2pipe.state import state_dir
+from nb2pipe.vocabulary import SUCCEEDED, EventName, Outcome, RunStatus
 
 DB_FILE = "runs.db"
 SCHEMA_VERSION = 2
-RUNNING, OK, FAILED, INTERRUPTED = "running", "ok", "failed", "interrupted"
 
 # Each entry brings a database from the previous version to this one.
 MIGRATIONS: dict[int, list[str]] = {
@@ -210,33 +210,33 @@ class RunStore:
 
         def write(event: dict[str, Any]) -> None:
             kind = event["event"]
-            if kind == "run_started":
+            if kind == EventName.RUN_STARTED:
                 self.db.execute("INSERT OR IGNORE INTO environments VALUES (?, ?)", (env_hash, json.dumps(env)))
                 run_id.append(event["run"])
                 self.db.execute(
                     "INSERT INTO runs (id, started, status, pid, command, git_commit, git_dirty, params, env_hash)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (event["run"], event["time"], RUNNING, event.get("pid"), json.dumps(command), commit,
+                    (event["run"], event["time"], RunStatus.RUNNING, event.get("pid"), json.dumps(command), commit,
                      None if dirty is None else int(dirty), json.dumps(event.get("params", {}), default=str), env_hash),
                 )
-            elif kind == "stage_started" and run_id:
+            elif kind == EventName.STAGE_STARTED and run_id:
                 # what the stage consumes, hashed at dispatch: kept even if the run is killed
                 self.db.execute(
                     "INSERT OR REPLACE INTO stages (run_id, stage, outcome, fingerprint, lock) VALUES (?, ?, ?, ?, ?)",
-                    (run_id[0], event["stage"], RUNNING, event.get("fingerprint"), json.dumps(event.get("lock") or {})),
+                    (run_id[0], event["stage"], RunStatus.RUNNING, event.get("fingerprint"), json.dumps(event.get("lock") or {})),
                 )
-            elif kind in ("stage_finished", "stage_failed") and run_id:
+            elif kind in (EventName.STAGE_FINISHED, EventName.STAGE_FAILED) and run_id:
                 self.db.execute(
                     "INSERT OR REPLACE INTO stages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (run_id[0], event["stage"], event.get("outcome", FAILED), event.get("duration"), event.get("fingerprint"),
+                    (run_id[0], event["stage"], event.get("outcome", Outcome.FAILED), event.get("duration"), event.get("fingerprint"),
                      json.dumps(event.get("lock") or {}), json.dumps(event.get("metrics") or {}), event.get("error"),
                      self._pipeline_relative(event.get("notebook"))),
                 )
-            elif kind == "run_finished" and run_id:
+            elif kind == EventName.RUN_FINISHED and run_id:
                 errors = [r["error"] for r in self.db.execute("SELECT error FROM stages WHERE run_id = ? AND error IS NOT NULL", (run_id[0],))]
                 self.db.execute(
                     "UPDATE runs SET finished = ?, status = ?, summary = ?, error = ? WHERE id = ?",
-                    (event["time"], event.get("status", OK), event.get("summary"), "; ".join(errors) or None, run_id[0]),
+                    (event["time"], event.get("status", RunStatus.OK), event.get("summary"), "; ".join(errors) or None, run_id[0]),
                 )
 
         return record
@@ -251,11 +251,11 @@ class RunStore:
     def _mark_interrupted(self) -> None:
         """Runs still marked running whose process is gone were killed: say so."""
         lock_held = is_locked(state_dir(self.pipeline) / "run.pid")
-        for row in self.db.execute("SELECT id, pid FROM runs WHERE status = ?", (RUNNING,)).fetchall():
+        for row in self.db.execute("SELECT id, pid FROM runs WHERE status = ?", (RunStatus.RUNNING,)).fetchall():
             if not (lock_held and pid_alive(row["pid"])):
-                self.db.execute("UPDATE runs SET status = ?, error = ? WHERE id = ?", (INTERRUPTED, "the run was killed", row["id"]))
+                self.db.execute("UPDATE runs SET status = ?, error = ? WHERE id = ?", (RunStatus.INTERRUPTED, "the run was killed", row["id"]))
                 self.db.execute("UPDATE stages SET outcome = ?, error = ? WHERE run_id = ? AND outcome = ?",
-                                (INTERRUPTED, "the run was killed", row["id"], RUNNING))
+                                (RunStatus.INTERRUPTED, "the run was killed", row["id"], RunStatus.RUNNING))
 
     @_history_errors
     def runs(self, limit: int | None = None) -> list[dict[str, Any]]:
@@ -436,8 +436,8 @@ def checkout_run(pipeline: m.Pipeline, run: dict[str, Any]) -> list[str]:
 
     cache = OutputCache(state.state_dir(pipeline))
     entries = state.read_lock(pipeline)
-    succeeded = ("ran", "up to date", "restored")  # a failed stage's record holds its inputs, not outputs
-    stages = [s for s in run["stages"] if s["name"] in pipeline.names and s["lock"] and s["outcome"] in succeeded]
+    # a failed stage's record holds its inputs, not outputs
+    stages = [s for s in run["stages"] if s["name"] in pipeline.names and s["lock"] and s["outcome"] in SUCCEEDED]
     outs = [
         (out, digest)
         for s in stages
@@ -456,7 +456,7 @@ def checkout_run(pipeline: m.Pipeline, run: dict[str, Any]) -> list[str]:
     # a later failed attempt no longer describes these stages: their outputs are now the run's
     last = state.read_last(pipeline)
     for name in rolled_back:
-        if last.get(name, {}).get("outcome") == FAILED:
-            last[name] = {"outcome": "restored", "run": run["id"]}
+        if last.get(name, {}).get("outcome") == Outcome.FAILED:
+            last[name] = {"outcome": Outcome.RESTORED, "run": run["id"]}
     state.write_last(pipeline, last)
     return [out for out, _ in outs]

@@ -353,7 +353,7 @@ def test_a_failing_stage_is_handled_as_the_local_executor_handles_it(external, t
         assert "boom from the bad stage" in executed.read_text(), "the executed notebook of the failed stage is missing"
         failure = next(e for e in events if e["event"] == "stage_failed")
         seen[executor] = {
-            "message": failed.errors["bad"].replace(failed.run_id, "RUN"),
+            "message": failed.errors["bad"].message.replace(failed.run_id, "RUN"),
             "cell": failure.get("cell"),
             "last": {k: v for k, v in read_json(pipeline / ".nb2pipe" / "last.json")["bad"].items() if k in ("outcome", "error")},
         }

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from conftest import code, write_nb
@@ -19,10 +17,7 @@ def test_pipeline_view_shows_states_and_runs_stale_stages(tmp_path, cli):
     view = PipelineView(nb)
     assert "make" in view.table.value and "never-run" in view.table.value
     view.run_stale.click()
-    for _ in range(300):
-        if view._process.poll() is not None and "up-to-date" in view.table.value:
-            break
-        time.sleep(0.1)
+    assert view.wait(timeout=300), "the run did not end"
     assert "up-to-date" in view.table.value, view.message.value
     assert "1 ran" in view.message.value
     assert (tmp_path / "x.txt").read_text() == "1"

@@ -1,16 +1,27 @@
 /** How the sidebar words states, durations, metrics and progress (pure functions). */
 
-import { IJob, IJobStage, IStageStatus, isJobFinished } from './tokens';
+import {
+  IJob,
+  IJobStage,
+  IStageError,
+  IStageStatus,
+  isJobFinished,
+  stageErrorOf
+} from './tokens';
+import { JobStageState, Outcome, StageState } from './vocabulary';
 
-/** How each state is shown: icon and words. `queued`: waiting in a running job. */
+/** Shown for a stage waiting in a running job. */
+export const QUEUED = 'queued';
+
+/** How each state is shown: icon and words. */
 export const STATE_LABELS: Record<string, { icon: string; label: string }> = {
-  'up-to-date': { icon: '✓', label: 'up to date' },
-  stale: { icon: '●', label: 'stale' },
-  'never-run': { icon: '○', label: 'never run' },
-  running: { icon: '◐', label: 'running' },
-  queued: { icon: '…', label: 'queued' },
-  failed: { icon: '✕', label: 'failed' },
-  cancelled: { icon: '⊘', label: 'cancelled' }
+  [StageState.UP_TO_DATE]: { icon: '✓', label: 'up to date' },
+  [StageState.STALE]: { icon: '●', label: 'stale' },
+  [StageState.NEVER_RUN]: { icon: '○', label: 'never run' },
+  [StageState.RUNNING]: { icon: '◐', label: 'running' },
+  [QUEUED]: { icon: '…', label: 'queued' },
+  [StageState.FAILED]: { icon: '✕', label: 'failed' },
+  [StageState.CANCELLED]: { icon: '⊘', label: 'cancelled' }
 };
 
 /** "7.2 s", "2 min 05 s". */
@@ -36,18 +47,61 @@ export function formatMetric(value: unknown): string {
 /** The state to show for a stage: a running job's view wins over the last status. */
 export function displayState(stage: IStageStatus, job: IJob | null): string {
   const progress = job && !isJobFinished(job) ? job.stages[stage.name] : undefined;
-  if (progress?.state === 'running') {
-    return 'running';
+  if (progress?.state === JobStageState.RUNNING) {
+    return StageState.RUNNING;
   }
-  if (progress?.state === 'pending') {
-    return 'queued';
+  if (progress?.state === JobStageState.PENDING) {
+    return QUEUED;
   }
   return stage.state;
 }
 
+/** What the sidebar shows of a failed stage, and where "Open executed notebook" goes. */
+export interface IFailureView {
+  /** `ValueError: boom`; or the whole message when only a message is known. */
+  exception: string;
+  /** `in analysis.ipynb cell 5`, or empty. */
+  cell: string;
+  /** The one-line message (the CLI's `error:` line). */
+  message: string;
+  /** The executed notebook, relative to the server root, or null. */
+  notebook: string | null;
+  /** The title of the cell to open it at, or null. */
+  openCell: string | null;
+}
+
+/**
+ * The failure of `stage`: from the job that ran it (its structured error) when it failed there,
+ * else from its last recorded run. Older servers send only messages: shown as they are.
+ */
+export function failureView(stage: IStageStatus, job: IJob | null): IFailureView {
+  const jobStage = job?.stages[stage.name];
+  const inJob = jobStage?.state === Outcome.FAILED ? jobStage : undefined;
+  const error: IStageError | undefined = inJob
+    ? stageErrorOf(job, stage.name)
+    : (stage.last_run?.stage_error ?? undefined);
+  if (error) {
+    return {
+      exception: error.exception || 'failed',
+      cell: error.cell ? `in ${error.cell}` : '',
+      message: error.message,
+      notebook: error.notebook || inJob?.notebook || stage.last_run?.notebook || null,
+      openCell: error.cell
+    };
+  }
+  const message = inJob?.error || stage.last_run?.error || 'the last run failed';
+  return {
+    exception: message,
+    cell: '',
+    message,
+    notebook: inJob?.notebook || stage.last_run?.notebook || null,
+    openCell: typeof inJob?.cell === 'string' ? inJob.cell : null
+  };
+}
+
 /** "cell 3 of 7" for a running stage. */
 export function progressText(progress: IJobStage | undefined): string {
-  if (!progress || progress.state !== 'running') {
+  if (!progress || progress.state !== JobStageState.RUNNING) {
     return '';
   }
   if (typeof progress.cell === 'number' && progress.cells) {

@@ -20,9 +20,7 @@ import {
   IStatus,
   isJobFinished
 } from './tokens';
-
-/** Job stage states after which a stage will not change in this job. */
-const STAGE_DONE = new Set(['failed', 'cancelled', 'ran', 'restored', 'skipped', 'up-to-date']);
+import { JOB_STAGE_DONE } from './vocabulary';
 
 export class PipelineModel implements IDisposable {
   constructor(options: PipelineModel.IOptions) {
@@ -216,7 +214,7 @@ export class PipelineModel implements IDisposable {
         }
         const finishedStage = Object.entries(next.stages).some(
           ([name, s]) =>
-            STAGE_DONE.has(s.state) && this._job?.stages[name]?.state !== s.state
+            JOB_STAGE_DONE.has(s.state) && this._job?.stages[name]?.state !== s.state
         );
         this._setJob(next);
         if (isJobFinished(next)) {

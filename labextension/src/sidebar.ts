@@ -14,12 +14,14 @@ import { nb2pipeIcon } from './icons';
 import { PipelineModel } from './model';
 import {
   displayState,
+  failureView,
   formatDuration,
   formatMetric,
   progressText,
   STATE_LABELS
 } from './format';
 import { CommandIDs, IJob, IStageStatus, isJobFinished } from './tokens';
+import { JobStageState, JobStatus, StageState } from './vocabulary';
 
 export class Nb2pipeSidebar extends Widget {
   constructor(commands: CommandRegistry) {
@@ -144,16 +146,16 @@ export class Nb2pipeSidebar extends Widget {
     const box = el('div', `jp-nb2pipe-progress jp-nb2pipe-job-${job.status}`);
     box.dataset.status = job.status;
     if (!isJobFinished(job)) {
-      const current = Object.entries(job.stages).filter(([, s]) => s.state === 'running');
+      const current = Object.entries(job.stages).filter(([, s]) => s.state === JobStageState.RUNNING);
       const text = current.length
         ? current.map(([name, s]) => `${name}: ${progressText(s)}`).join(', ')
         : 'starting…';
       box.append(el('span', 'jp-nb2pipe-spinner', ''), el('span', '', `Running — ${text}`));
     } else {
       const text =
-        job.status === 'ok'
+        job.status === JobStatus.OK
           ? job.summary || 'Run finished.'
-          : job.status === 'cancelled'
+          : job.status === JobStatus.CANCELLED
             ? 'Run cancelled.'
             : job.summary || 'Run failed.';
       box.append(el('span', '', text));
@@ -164,7 +166,6 @@ export class Nb2pipeSidebar extends Widget {
   private _renderStage(stage: IStageStatus, job: IJob | null, running: boolean): HTMLElement {
     const state = displayState(stage, job);
     const progress = job && !isJobFinished(job) ? job.stages[stage.name] : undefined;
-    const jobStage = job?.stages[stage.name];
     const item = el('li', `jp-nb2pipe-stage jp-nb2pipe-state-${state}`);
     item.dataset.stage = stage.name;
     item.dataset.state = state;
@@ -179,7 +180,7 @@ export class Nb2pipeSidebar extends Widget {
     const label = el(
       'span',
       'jp-nb2pipe-state-label',
-      state === 'running' ? `running ${progressText(progress)}` : shown.label
+      state === StageState.RUNNING ? `running ${progressText(progress)}` : shown.label
     );
     const run = this._button('Run', 'jp-nb2pipe-run-stage', CommandIDs.runStage, { stage: stage.name }, running);
     run.title = `Run stage '${stage.name}' (even if up to date)`;
@@ -187,7 +188,7 @@ export class Nb2pipeSidebar extends Widget {
     const line = el('div', 'jp-nb2pipe-stage-state');
     line.append(label);
     const duration = formatDuration(stage.last_run?.duration);
-    if (duration && state !== 'running') {
+    if (duration && state !== StageState.RUNNING) {
       const d = el('span', 'jp-nb2pipe-duration', duration);
       d.title = 'duration of the last run';
       line.append(d);
@@ -196,10 +197,11 @@ export class Nb2pipeSidebar extends Widget {
 
     // A failed stage shows its error below; its "last run failed: ..." reason would repeat it.
     const shownReasons =
-      state === 'failed'
+      state === StageState.FAILED
         ? stage.reasons.filter(r => !r.startsWith('last run failed'))
         : stage.reasons;
-    if ((state === 'stale' || state === 'failed' || state === 'cancelled') && shownReasons.length) {
+    const explained: string[] = [StageState.STALE, StageState.FAILED, StageState.CANCELLED];
+    if (explained.includes(state) && shownReasons.length) {
       const reasons = el('ul', 'jp-nb2pipe-reasons');
       for (const reason of shownReasons) {
         reasons.append(el('li', 'jp-nb2pipe-reason', reason));
@@ -216,19 +218,26 @@ export class Nb2pipeSidebar extends Widget {
       }
       item.append(box);
     }
-    if (state === 'failed') {
-      const jobFailed = jobStage?.state === 'failed' ? jobStage : undefined;
-      const message = jobFailed?.error || stage.last_run?.error || 'the last run failed';
-      item.append(el('pre', 'jp-nb2pipe-stage-error', message));
-      const notebook = jobFailed?.notebook || stage.last_run?.notebook;
-      if (notebook) {
-        const cell = typeof jobFailed?.cell === 'string' ? jobFailed.cell : null;
-        item.append(
-          this._button('Open executed notebook', 'jp-nb2pipe-open-executed', CommandIDs.openExecuted, { path: notebook, cell }, false)
-        );
-      }
+    if (state === StageState.FAILED) {
+      this._renderFailure(item, stage, job);
     }
     return item;
+  }
+
+  /** What failed (exception, cell) and a button to open the executed notebook at that cell. */
+  private _renderFailure(item: HTMLElement, stage: IStageStatus, job: IJob | null): void {
+    const failure = failureView(stage, job);
+    const box = el('div', 'jp-nb2pipe-stage-error');
+    box.title = failure.message;
+    box.append(el('div', 'jp-nb2pipe-error-exception', failure.exception));
+    if (failure.cell) {
+      box.append(el('div', 'jp-nb2pipe-error-cell', failure.cell));
+    }
+    item.append(box);
+    if (failure.notebook) {
+      const args = { path: failure.notebook, cell: failure.openCell };
+      item.append(this._button('Open executed notebook', 'jp-nb2pipe-open-executed', CommandIDs.openExecuted, args, false));
+    }
   }
 
   private _button(

@@ -2,8 +2,13 @@
  * Shared types and names of the nb2pipe lab extension.
  *
  * The REST types mirror nb2pipe/server/handlers.py and nb2pipe/server/jobs.py
- * (`<baseUrl>/nb2pipe/...`); command ids are spelled once, in `CommandIDs`.
+ * (`<baseUrl>/nb2pipe/...`); command ids are spelled once, in `CommandIDs`. The words for
+ * states, outcomes and statuses come from `vocabulary.ts`, generated from nb2pipe/vocabulary.py.
  */
+
+import { JOB_FINISHED, JobStatus, StageState } from './vocabulary';
+
+export { JobStatus, StageState };
 
 /** Settings of the `nb2pipe:plugin` plugin (see schema/plugin.json). */
 export interface INb2pipeSettings {
@@ -31,14 +36,23 @@ export namespace CommandIDs {
   export const openExecuted = 'nb2pipe:open-executed';
 }
 
-/** Stage states reported by `GET status`. */
-export type StageState =
-  | 'up-to-date'
-  | 'stale'
-  | 'never-run'
-  | 'failed'
-  | 'cancelled'
-  | 'running';
+/** A stage that failed (nb2pipe.errors.StageError): where, what, and the notebook to open. */
+export interface IStageError {
+  stage: string;
+  /** Exception type and value, e.g. `ValueError`, `boom`. */
+  ename: string;
+  evalue: string;
+  /** `ValueError: boom` (or `failed` when nothing is known). */
+  exception: string;
+  /** Title of the failing cell, e.g. `analysis.ipynb cell 5`. */
+  cell: string | null;
+  /** The stage script, relative to the server root. */
+  script: string | null;
+  /** The executed notebook, relative to the server root. */
+  notebook: string | null;
+  /** The one-line message the CLI prints. */
+  message: string;
+}
 
 /** The last recorded run of a stage (`.nb2pipe/last.json`). */
 export interface ILastRun {
@@ -47,6 +61,8 @@ export interface ILastRun {
   error?: string | null;
   /** Executed notebook, relative to the server root. */
   notebook?: string | null;
+  /** A failed last run: its error. */
+  stage_error?: IStageError | null;
   run?: string;
   finished?: string;
 }
@@ -94,7 +110,7 @@ export interface IRunRequest {
 
 /** Progress of one stage inside a job. */
 export interface IJobStage {
-  /** pending, running, failed, or the runner's outcome (ran, restored, ...). */
+  /** pending, running, cancelled, or the runner's outcome (`Outcome`: ran, up to date, ...). */
   state: string;
   /** Running: index of the code cell being executed (1-based); failed: title of the failing cell. */
   cell?: number | string | null;
@@ -107,8 +123,6 @@ export interface IJobStage {
   started?: string | number | null;
 }
 
-export type JobStatus = 'starting' | 'running' | 'ok' | 'failed' | 'cancelled';
-
 /** A run started from the browser: `POST runs` (202), `GET runs/{id}`, `DELETE runs/{id}`. */
 export interface IJob {
   id: string;
@@ -116,7 +130,10 @@ export interface IJob {
   status: JobStatus;
   run: string | null;
   stages: Record<string, IJobStage>;
+  /** One message per failed stage (the CLI's `error:` lines). */
   errors: string[];
+  /** The failed stages' errors, structured. */
+  stage_errors?: IStageError[];
   summary: string | null;
   started: number;
   finished: number | null;
@@ -132,8 +149,10 @@ export function isJobFinished(job: IJob | null | undefined): boolean {
   if (!job) {
     return false;
   }
-  return (
-    (job.finished !== null && job.finished !== undefined) ||
-    ['ok', 'failed', 'cancelled'].includes(job.status)
-  );
+  return (job.finished !== null && job.finished !== undefined) || JOB_FINISHED.has(job.status);
+}
+
+/** The structured error of `stage` in `job`, if it failed there. */
+export function stageErrorOf(job: IJob | null | undefined, stage: string): IStageError | undefined {
+  return job?.stage_errors?.find(error => error.stage === stage);
 }

@@ -1,7 +1,7 @@
 import { stageColor, STAGE_PALETTE } from '../src/colors';
 import { findFailingCell, hiddenFolderHint, isExecutedNotebook } from '../src/executed';
-import { displayState, formatDuration, formatMetric, progressText } from '../src/format';
-import { IJob, IStageStatus } from '../src/tokens';
+import { displayState, failureView, formatDuration, formatMetric, progressText } from '../src/format';
+import { IJob, IStageError, IStageStatus } from '../src/tokens';
 
 const stage = (name: string, state: IStageStatus['state']): IStageStatus => ({
   name,
@@ -84,5 +84,47 @@ describe('findFailingCell', () => {
   it('explains hidden folders', () => {
     expect(hiddenFolderHint('p/.nb2pipe/runs/1/a.ipynb')).toMatch(/hidden folder '.nb2pipe'/);
     expect(hiddenFolderHint('p/runs/a.ipynb')).toBe('');
+  });
+});
+
+describe('failureView', () => {
+  const error: IStageError = {
+    stage: 'train',
+    ename: 'ValueError',
+    evalue: 'alpha must be >= 0',
+    exception: 'ValueError: alpha must be >= 0',
+    cell: 'nb.ipynb cell 5',
+    script: 'pipelines/nb/stages/train.py',
+    notebook: 'pipelines/nb/runs/20261126-120102-ab12/train.ipynb',
+    message: "stage 'train' failed in nb.ipynb cell 5 (pipelines/nb/stages/train.py): ValueError: alpha must be >= 0; open pipelines/nb/runs/20261126-120102-ab12/train.ipynb"
+  };
+  const failed = (lastRun: IStageStatus['last_run']): IStageStatus => ({ ...stage('train', 'failed'), last_run: lastRun });
+
+  it('shows the exception and the cell of the job that failed, and opens its notebook there', () => {
+    const running = job({ train: { state: 'failed', error: error.message, notebook: error.notebook, cell: error.cell } });
+    running.stage_errors = [{ ...error, stage: 'other', cell: 'nb.ipynb cell 1' }, error];
+    const view = failureView(failed(null), running);
+    expect(view).toEqual({
+      exception: 'ValueError: alpha must be >= 0',
+      cell: 'in nb.ipynb cell 5',
+      message: error.message,
+      notebook: error.notebook,
+      openCell: 'nb.ipynb cell 5'
+    });
+  });
+
+  it('shows the structured error of the last run when no job ran the stage', () => {
+    const older = { ...error, evalue: 'old', exception: 'KeyError: old', cell: 'nb.ipynb cell 3', notebook: 'p/runs/1/train.ipynb' };
+    const view = failureView(failed({ outcome: 'failed', error: 'KeyError: old', notebook: 'p/runs/1/train.ipynb', stage_error: older }), job({}));
+    expect(view.exception).toBe('KeyError: old');
+    expect(view.cell).toBe('in nb.ipynb cell 3');
+    expect(view.notebook).toBe('p/runs/1/train.ipynb');
+    expect(view.openCell).toBe('nb.ipynb cell 3');
+  });
+
+  it('falls back to the message when only a message is known', () => {
+    const view = failureView(failed({ outcome: 'failed', error: 'ValueError: boom', notebook: 'p/a.ipynb' }), null);
+    expect(view).toEqual({ exception: 'ValueError: boom', cell: '', message: 'ValueError: boom', notebook: 'p/a.ipynb', openCell: null });
+    expect(failureView(failed(null), null).exception).toBe('the last run failed');
   });
 });

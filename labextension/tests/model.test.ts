@@ -184,6 +184,34 @@ describe('PipelineModel', () => {
     expect(calls.slice(after).filter(c => c.endPoint.startsWith('runs/'))).toHaveLength(0);
   });
 
+  it.each([
+    ['up to date', 'pending'],
+    ['not run', 'pending'],
+    ['restored', 'pending'],
+    ['cancelled', 'running']
+  ])('fetches status when a stage ends as %s while the job still runs', async (outcome, before) => {
+    // the words are the runner's outcomes (nb2pipe.vocabulary), not the status states
+    let polls = 0;
+    let statusCalls = 0;
+    const progress = [
+      job('j6', 'running', { a: { state: before }, b: { state: 'running', cell: 1, cells: 9 } }),
+      job('j6', 'running', { a: { state: outcome }, b: { state: 'running', cell: 2, cells: 9 } })
+    ];
+    serve({
+      'POST runs': job('j6', 'starting', {}),
+      'GET runs/j6': () => progress[Math.min(polls++, progress.length - 1)],
+      'GET status': () => {
+        statusCalls++;
+        return status([stage('a', 'stale'), stage('b', 'stale')]);
+      }
+    });
+    model = new PipelineModel({ path: 'nb.ipynb', progressInterval: 2 });
+    await model.run();
+    await until(() => statusCalls > 0); // the job never finishes here: only the stage can ask
+    expect(model.isRunning).toBe(true);
+    expect(model.job?.stages.a.state).toBe(outcome);
+  });
+
   it('sends the run options: all (force) and one stage', async () => {
     const calls = serve({
       'POST runs': job('j2', 'ok', {}, 2),

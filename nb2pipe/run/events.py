@@ -1,8 +1,10 @@
 """Progress of a run as events: written to the run's events.jsonl and shown to the user.
 
-Events are dicts with an `event` key: run_started, stage_started, cell, stage_finished,
-stage_failed, run_finished. Reporters show them as a live line on a terminal, plain lines
-otherwise, or JSON lines for machines (`--events jsonl`).
+Events are dicts with an `event` key, one of `vocabulary.EventName`: run_started, stage_started,
+cell, stage_finished, stage_failed (with `stage_error`, an errors.StageError as JSON),
+run_finished, message. Reporters show them as a live line on a terminal, plain lines otherwise,
+or JSON lines for machines (`--events jsonl`). `message_to` tells reporters something outside a
+run's events (a warning before the run starts).
 """
 
 from __future__ import annotations
@@ -12,9 +14,18 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import Any, Callable, Iterable, TextIO
+
+from nb2pipe.vocabulary import EventName, Outcome
 
 Reporter = Callable[[dict[str, Any]], None]
+
+
+def message_to(reporters: Iterable[Reporter], text: str) -> None:
+    """Tell every reporter `text`, as a `message` event."""
+    record = {"event": EventName.MESSAGE, "time": round(time.time(), 3), "text": text}
+    for report in reporters:
+        report(record)
 
 
 class Events:
@@ -52,13 +63,13 @@ def plain_reporter(stream: TextIO = sys.stderr) -> Reporter:
 
     def report(record: dict[str, Any]) -> None:
         kind = record["event"]
-        if kind == "stage_started":
+        if kind == EventName.STAGE_STARTED:
             stream.write(f"running {record['stage']}\n")
-        elif kind == "stage_finished":
+        elif kind == EventName.STAGE_FINISHED:
             stream.write(f"{record['outcome']:>10} {record['stage']}" + _duration(record) + "\n")
-        elif kind == "stage_failed":
-            stream.write(f"{'failed':>10} {record['stage']}" + _duration(record) + "\n")
-        elif kind == "message":
+        elif kind == EventName.STAGE_FAILED:
+            stream.write(f"{Outcome.FAILED:>10} {record['stage']}" + _duration(record) + "\n")
+        elif kind == EventName.MESSAGE:
             stream.write(record["text"] + "\n")
         stream.flush()
 
@@ -71,15 +82,15 @@ def terminal_reporter(stream: TextIO = sys.stderr) -> Reporter:
 
     def report(record: dict[str, Any]) -> None:
         kind, stage = record["event"], record.get("stage")
-        if kind == "stage_started":
+        if kind == EventName.STAGE_STARTED:
             running[stage] = "starting"
-        elif kind == "cell":
+        elif kind == EventName.CELL:
             running[stage] = f"cell {record['index']}/{record['count']}"
-        elif kind in ("stage_finished", "stage_failed"):
+        elif kind in (EventName.STAGE_FINISHED, EventName.STAGE_FAILED):
             running.pop(stage, None)
-            outcome = record.get("outcome", "failed")
+            outcome = record.get("outcome", Outcome.FAILED)
             stream.write("\r\033[K" + f"{outcome:>10} {stage}" + _duration(record) + "\n")
-        elif kind == "message":
+        elif kind == EventName.MESSAGE:
             stream.write("\r\033[K" + record["text"] + "\n")
         if running:
             line = "  ".join(f"{name} [{state}]" for name, state in running.items())

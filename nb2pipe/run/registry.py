@@ -6,8 +6,8 @@
    events file that is not inside the pipeline folder is not followed.
 3. `Progress` folds a run's events (JSON lines: run_started, stage_started, cell,
    stage_finished, stage_failed, run_finished) into the record the server shows for a job:
-   stage states with cell i of n, errors, summary. The server folds its own children's events
-   with the same class.
+   stage states with cell i of n, errors (the messages, and the structured `StageError`s),
+   summary. The server folds its own children's events with the same class.
 
 Light on purpose (no papermill, no pipeline loading): `nb2pipe status` reads it on every call.
 """
@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from nb2pipe import model as m
+from nb2pipe.errors import StageError
 from nb2pipe.run.pidlock import read_holder
+from nb2pipe.vocabulary import EventName, JobStageState, Outcome
 
 RUN_LOCK_FILE = "run.pid"
-RUNNING = "running"
 
 
 def run_lock_path(folder: Path) -> Path:
@@ -39,6 +40,7 @@ class Progress:
     started: float | None = None  # time of run_started
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    stage_errors: list[dict[str, Any]] = field(default_factory=list)  # StageError.to_json() of each failed stage
     summary: str | None = None
     outcome: str | None = None  # run_finished's status: ok, failed, interrupted
     last_event: float | None = None
@@ -48,26 +50,32 @@ class Progress:
         kind, stage = event.get("event"), event.get("stage")
         if isinstance(event.get("time"), (int, float)):
             self.last_event = event["time"]
-        if kind == "run_started":
+        if kind == EventName.RUN_STARTED:
             self.run_id = event.get("run")
             self.started = event.get("time")
             for name in event.get("stages", []):
-                self.stages[name] = {"state": "pending"}
-        elif kind == "stage_started":
-            self.stages[stage] = {"state": RUNNING, "cell": 0, "cells": None, "started": event.get("time")}
-        elif kind == "cell":
+                self.stages[name] = {"state": JobStageState.PENDING}
+        elif kind == EventName.STAGE_STARTED:
+            self.stages[stage] = {"state": JobStageState.RUNNING, "cell": 0, "cells": None, "started": event.get("time")}
+        elif kind == EventName.CELL:
             self.stages.setdefault(stage, {}).update(cell=event["index"], cells=event["count"])
-        elif kind == "stage_finished":
+        elif kind == EventName.STAGE_FINISHED:
             self.stages[stage] = {"state": event.get("outcome"), "duration": event.get("duration"), "metrics": event.get("metrics")}
-        elif kind == "stage_failed" and event.get("interrupted"):  # stopped by Ctrl-C, SIGTERM or cancel
-            self.stages[stage] = {"state": "cancelled", "duration": event.get("duration")}
-        elif kind == "stage_failed":
-            self.stages[stage] = {"state": "failed", "duration": event.get("duration"), "error": event.get("error"),
-                                  "notebook": event.get("notebook"), "cell": event.get("cell")}
-            self.errors.append(event.get("error", ""))
-        elif kind == "run_finished":
+        elif kind == EventName.STAGE_FAILED and event.get("interrupted"):  # stopped by Ctrl-C, SIGTERM or cancel
+            self.stages[stage] = {"state": JobStageState.CANCELLED, "duration": event.get("duration")}
+        elif kind == EventName.STAGE_FAILED:
+            self._failed(stage, event)
+        elif kind == EventName.RUN_FINISHED:
             self.summary = event.get("summary")
             self.outcome = event.get("status")
+
+    def _failed(self, stage: str, event: dict[str, Any]) -> None:
+        self.stages[stage] = {"state": Outcome.FAILED, "duration": event.get("duration"), "error": event.get("error"),
+                              "notebook": event.get("notebook"), "cell": event.get("cell")}
+        self.errors.append(event.get("error", ""))
+        error = StageError.from_json(event.get("stage_error"))
+        if error is not None:
+            self.stage_errors.append(error.to_json())
 
     def apply_line(self, line: str | bytes) -> None:
         """Fold one JSON line; a line that is not an event (torn, foreign) is skipped."""
@@ -79,7 +87,7 @@ class Progress:
             pass
 
     def running(self) -> set[str]:
-        return {name for name, s in self.stages.items() if s.get("state") == RUNNING}
+        return {name for name, s in self.stages.items() if s.get("state") == JobStageState.RUNNING}
 
     def stop_running(self, state: str) -> None:
         """The run ended while these stages ran (it was cancelled or killed): say so."""

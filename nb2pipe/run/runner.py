@@ -32,19 +32,18 @@ from typing import Any, Callable
 
 from nb2pipe import model as m
 from nb2pipe import state
-from nb2pipe.errors import Nb2PipeError, SpecError
+from nb2pipe.errors import Nb2PipeError, SpecError, StageError
 from nb2pipe.graph import select, upstream
 from nb2pipe.run.cache import OutputCache
-from nb2pipe.run.events import Events, Reporter
+from nb2pipe.run.events import Events, Reporter, message_to
 from nb2pipe.run.journal import Journal, read_journal, restore_snapshots
 from nb2pipe.run.pidlock import RunLock
 from nb2pipe.spec import effective_params, load_pipeline
+from nb2pipe.vocabulary import EventName, Outcome, RunStatus
 
 RUNS_DIR = "runs"
 RUN_LOCK_FILE = "run.pid"
 
-RAN, UP_TO_DATE, RESTORED, FAILED, NOT_RUN = "ran", "up to date", "restored", "failed", "not run"
-WOULD_RUN = "would run"  # --dry-run
 
 
 @dataclass
@@ -67,20 +66,24 @@ class RunOptions:
 @dataclass
 class RunResult:
     run_id: str
-    outcomes: dict[str, str]
-    errors: dict[str, str]
+    outcomes: dict[str, Outcome]
+    errors: dict[str, StageError]  # the stages that failed, in the order they failed
     planned: list[str]
 
     @property
     def ok(self) -> bool:
-        return not any(o in (FAILED, NOT_RUN) for o in self.outcomes.values())
+        return not any(o in (Outcome.FAILED, Outcome.NOT_RUN) for o in self.outcomes.values())
 
     def summary(self) -> str:
-        counts = {k: sum(1 for o in self.outcomes.values() if o == k) for k in (RAN, UP_TO_DATE, RESTORED, FAILED, NOT_RUN, WOULD_RUN)}
-        if counts[WOULD_RUN] or not self.outcomes:
-            return f"{counts[WOULD_RUN]} would run, {counts[UP_TO_DATE]} up to date (dry run: nothing ran)"
-        text = f"{counts[RAN]} ran, {counts[UP_TO_DATE]} up to date, {counts[RESTORED]} restored from cache, {counts[FAILED]} failed"
-        return text + (f", {counts[NOT_RUN]} not run" if counts[NOT_RUN] else "")
+        """`N ran, M up to date, K restored from cache, F failed` (and how many were not run)."""
+        counts = {k: sum(1 for o in self.outcomes.values() if o == k) for k in Outcome}
+        if counts[Outcome.WOULD_RUN] or not self.outcomes:
+            return f"{counts[Outcome.WOULD_RUN]} would run, {counts[Outcome.UP_TO_DATE]} up to date (dry run: nothing ran)"
+        text = (
+            f"{counts[Outcome.RAN]} ran, {counts[Outcome.UP_TO_DATE]} up to date, "
+            f"{counts[Outcome.RESTORED]} restored from cache, {counts[Outcome.FAILED]} failed"
+        )
+        return text + (f", {counts[Outcome.NOT_RUN]} not run" if counts[Outcome.NOT_RUN] else "")
 
 
 def new_run_id() -> str:
@@ -134,16 +137,25 @@ class Runner:
         for name in planned:  # before anything runs: no out may lead out of the project
             for out in self.pipeline.stage(name).produced:
                 state.out_path(self.pipeline, out)
-        edges = upstream(self.pipeline)
-        self.events.emit("run_started", run=self.run_id, stages=planned, params=self.params, pid=os.getpid())
+        self.events.emit(EventName.RUN_STARTED, run=self.run_id, stages=planned, params=self.params, pid=os.getpid())
         if o.dry_run:
-            return self._dry_run(planned, edges)
-        outcomes: dict[str, str] = {}
-        errors: dict[str, str] = {}
+            return self._dry_run(planned)
+        outcomes: dict[str, Outcome] = {}
+        errors: dict[str, StageError] = {}
+        self._dispatch_all(planned, outcomes, errors)
+        state.write_last(self.pipeline, self.last)
+        result = RunResult(self.run_id, {n: outcomes[n] for n in planned}, errors, planned)
+        status = RunStatus.OK if result.ok else RunStatus.FAILED
+        self.events.emit(EventName.RUN_FINISHED, run=self.run_id, status=status, summary=result.summary(), outcomes=result.outcomes)
+        return result
+
+    def _dispatch_all(self, planned: list[str], outcomes: dict[str, Outcome], errors: dict[str, StageError]) -> None:
+        """Run the planned stages, each once its upstream is done, at most `jobs` at once."""
+        edges = upstream(self.pipeline)
         executor = None
         running: dict[Future, tuple[str, state.StageInputs]] = {}
         pending = list(planned)
-        slots = min(o.jobs or os.cpu_count() or 1, len(planned))
+        slots = min(self.options.jobs or os.cpu_count() or 1, len(planned))
         try:
             with _signals_interrupt():
                 while pending or running:
@@ -151,16 +163,10 @@ class Runner:
                         if len(running) >= slots:
                             break  # queued here, not in the executor, so a failure can still stop it
                         ups = [u for u in edges[name] if u in planned]
-                        if any(outcomes.get(u) in (FAILED, NOT_RUN) for u in ups):
-                            outcomes[name] = NOT_RUN
+                        if self._settle_unrunnable(name, ups, outcomes):
                             pending.remove(name)
-                            self.events.emit("stage_finished", stage=name, outcome=NOT_RUN, reason="an upstream stage failed")
                             continue
                         if any(u not in outcomes for u in ups):
-                            continue
-                        if any(outcomes[n] == FAILED for n in outcomes) and not o.keep_going:
-                            outcomes[name] = NOT_RUN
-                            pending.remove(name)
                             continue
                         pending.remove(name)
                         inputs = state.stage_inputs(self.pipeline, self.pipeline.stage(name), self.params, self.hashes)
@@ -170,9 +176,7 @@ class Runner:
                             continue
                         if executor is None:
                             executor = self._executor(pending + [name])
-                        self.journal.start(self.pipeline.stage(name), self.hashes)
-                        self.events.emit("stage_started", stage=name, fingerprint=inputs.fingerprint, lock=inputs.lock_entry({}))
-                        running[executor.submit(self._job(name, inputs))] = (name, inputs)
+                        running[self._submit(executor, name, inputs)] = (name, inputs)
                     if not running:
                         continue
                     done, _ = wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)
@@ -185,10 +189,24 @@ class Runner:
         finally:
             if executor is not None:
                 executor.close()
-        state.write_last(self.pipeline, self.last)
-        result = RunResult(self.run_id, {n: outcomes[n] for n in planned}, errors, planned)
-        self.events.emit("run_finished", run=self.run_id, status="ok" if result.ok else "failed", summary=result.summary(), outcomes=result.outcomes)
-        return result
+
+    def _settle_unrunnable(self, name: str, ups: list[str], outcomes: dict[str, Outcome]) -> bool:
+        """Mark `name` not run when an upstream stage failed, or when any stage failed and the run
+        does not keep going; True when it was."""
+        if any(outcomes.get(u) in (Outcome.FAILED, Outcome.NOT_RUN) for u in ups):
+            reason = "an upstream stage failed"
+        elif all(u in outcomes for u in ups) and Outcome.FAILED in outcomes.values() and not self.options.keep_going:
+            reason = "the run stopped after a failure"
+        else:
+            return False
+        outcomes[name] = Outcome.NOT_RUN
+        self.events.emit(EventName.STAGE_FINISHED, stage=name, outcome=Outcome.NOT_RUN, reason=reason)
+        return True
+
+    def _submit(self, executor, name: str, inputs: state.StageInputs) -> Future:
+        self.journal.start(self.pipeline.stage(name), self.hashes)
+        self.events.emit(EventName.STAGE_STARTED, stage=name, fingerprint=inputs.fingerprint, lock=inputs.lock_entry({}))
+        return executor.submit(self._job(name, inputs))
 
     def _abandon(self, executor, running: dict[Future, tuple[str, state.StageInputs]], interrupted: bool) -> None:
         """Stop the running stages and put back what was at their outs before they started. A
@@ -196,50 +214,50 @@ class Runner:
         puts them back first."""
         if executor is not None:
             executor.interrupt()
-        reason = "interrupted" if interrupted else "the run stopped: nb2pipe itself failed"
+        reason = RunStatus.INTERRUPTED if interrupted else "the run stopped: nb2pipe itself failed"
         for future, (name, inputs) in running.items():
             with contextlib.suppress(BaseException):
                 future.result()
-            self._record(name, FAILED, 0.0, error=reason)
+            self._record(name, Outcome.FAILED, 0.0, error=reason)
             self.events.emit(
-                "stage_failed", stage=name, error=reason, interrupted=interrupted, lock=inputs.lock_entry({}), fingerprint=inputs.fingerprint
+                EventName.STAGE_FAILED, stage=name, error=reason, interrupted=interrupted, lock=inputs.lock_entry({}), fingerprint=inputs.fingerprint
             )
             self._put_back(name)
         for name in list(self.journal.stages):  # a stage caught between dispatch and submit
             self._put_back(name)
         with contextlib.suppress(OSError):
             state.write_last(self.pipeline, self.last)
-        self.events.emit("run_finished", run=self.run_id, status="interrupted" if interrupted else "failed")
+        self.events.emit(EventName.RUN_FINISHED, run=self.run_id, status=RunStatus.INTERRUPTED if interrupted else RunStatus.FAILED)
 
     def _put_back(self, name: str) -> None:
         try:
             self.journal.restore(name)
             self.journal.end(name)
         except OSError as e:
-            self.events.emit("message", text=f"warning: could not put back the outputs of stage '{name}' ({e.strerror}); the next run puts them back")
+            self.events.emit(EventName.MESSAGE, text=f"warning: could not put back the outputs of stage '{name}' ({e.strerror}); the next run puts them back")
 
-    def _dry_run(self, planned: list[str], edges: dict[str, list[str]]) -> RunResult:
+    def _dry_run(self, planned: list[str]) -> RunResult:
         status = {s.name: s for s in state.pipeline_status(self.pipeline, self.params).stages}
         outcomes = {}
         for name in planned:
             reasons = [str(r) for r in status[name].reasons] or (["forced"] if self.options.force else [])
-            would = "would run" if reasons else "up to date"
-            self.events.emit("message", text=f"{would:>10} {name}" + (f"  ({'; '.join(reasons)})" if reasons else ""))
-            outcomes[name] = WOULD_RUN if reasons else UP_TO_DATE
+            outcome = Outcome.WOULD_RUN if reasons else Outcome.UP_TO_DATE
+            self.events.emit(EventName.MESSAGE, text=f"{outcome:>10} {name}" + (f"  ({'; '.join(reasons)})" if reasons else ""))
+            outcomes[name] = outcome
         return RunResult(self.run_id, outcomes, {}, planned)
 
     # --- deciding ---
 
-    def _decide(self, name: str, inputs: state.StageInputs) -> str | None:
+    def _decide(self, name: str, inputs: state.StageInputs) -> Outcome | None:
         """UP_TO_DATE or RESTORED when the stage need not run; None to run it."""
         stage = self.pipeline.stage(name)
         entry = self.lock_entries.get(name)
         reasons = state.stage_reasons(self.pipeline, stage, entry, self.params, self.hashes, inputs)
-        if self.last.get(name, {}).get("outcome") == FAILED:
+        if self.last.get(name, {}).get("outcome") == Outcome.FAILED:
             reasons.append(m.Reason(state.LAST_RUN_FAILED))
         if not reasons and not self.options.force:
-            self.events.emit("stage_finished", stage=name, outcome=UP_TO_DATE, **self._stage_record(name))
-            return UP_TO_DATE
+            self.events.emit(EventName.STAGE_FINISHED, stage=name, outcome=Outcome.UP_TO_DATE, **self._stage_record(name))
+            return Outcome.UP_TO_DATE
         if self.options.force:
             return None
         remembered = self.cache.recall_run(inputs.fingerprint)
@@ -250,9 +268,9 @@ class Runner:
         self.lock_entries[name] = inputs.lock_entry(remembered)
         state.write_lock(self.pipeline, self.lock_entries)
         self.journal.end(name)
-        self._record(name, RESTORED, 0.0)
-        self.events.emit("stage_finished", stage=name, outcome=RESTORED, reasons=[str(r) for r in reasons], **self._stage_record(name))
-        return RESTORED
+        self._record(name, Outcome.RESTORED, 0.0)
+        self.events.emit(EventName.STAGE_FINISHED, stage=name, outcome=Outcome.RESTORED, reasons=[str(r) for r in reasons], **self._stage_record(name))
+        return Outcome.RESTORED
 
     # --- executing ---
 
@@ -286,11 +304,11 @@ class Runner:
             notebook=None if stage.cmd else stage_notebook(self.pipeline, stage, inputs.script),
             parameters=inputs.params,
             output=self.run_dir / f"{name}.ipynb",
-            on_cell=lambda i, n: self.events.emit("cell", stage=name, index=i, count=n),
+            on_cell=lambda i, n: self.events.emit(EventName.CELL, stage=name, index=i, count=n),
             env=self.options.stage_env(name) if self.options.stage_env else {},
         )
 
-    def _finish(self, name: str, inputs: state.StageInputs, outcome, errors: dict[str, str]) -> str:
+    def _finish(self, name: str, inputs: state.StageInputs, outcome, errors: dict[str, StageError]) -> Outcome:
         stage = self.pipeline.stage(name)
         notebook = os.path.relpath(self.run_dir / f"{name}.ipynb")
         if outcome.ok:
@@ -300,24 +318,31 @@ class Runner:
                 outcome.ok = False
                 outcome.error = {"ename": "MissingOutput", "evalue": f"the stage did not write its declared output '{missing[0]}'"}
         if not outcome.ok:
-            message = failure_message(self.pipeline, stage, outcome.error or {}, notebook)
-            errors[name] = message
-            self._put_back(name)
-            self._record(name, FAILED, outcome.duration, error=_short_error(outcome.error), notebook=notebook)
-            self.events.emit(
-                "stage_failed", stage=name, duration=outcome.duration, error=message, notebook=notebook,
-                cell=(outcome.error or {}).get("title"), lock=inputs.lock_entry({}), fingerprint=inputs.fingerprint,
-            )
-            return FAILED
+            errors[name] = self._fail(name, inputs, outcome, notebook)
+            return Outcome.FAILED
         for path, digest in outs.items():
             self.cache.store(state.out_path(self.pipeline, path), digest, self.hashes)
         self.lock_entries[name] = inputs.lock_entry(outs)
         state.write_lock(self.pipeline, self.lock_entries)
         self.cache.remember_run(inputs.fingerprint, outs)
         self.journal.end(name)
-        self._record(name, RAN, outcome.duration, notebook=notebook)
-        self.events.emit("stage_finished", stage=name, outcome=RAN, duration=outcome.duration, notebook=notebook, **self._stage_record(name))
-        return RAN
+        self._record(name, Outcome.RAN, outcome.duration, notebook=notebook)
+        self.events.emit(
+            EventName.STAGE_FINISHED, stage=name, outcome=Outcome.RAN, duration=outcome.duration, notebook=notebook, **self._stage_record(name)
+        )
+        return Outcome.RAN
+
+    def _fail(self, name: str, inputs: state.StageInputs, outcome, notebook: str) -> StageError:
+        """Put back the stage's outs and say that it failed, where, and what to open."""
+        error = stage_error(self.pipeline, self.pipeline.stage(name), outcome.error or {}, notebook)
+        self._put_back(name)
+        self._record(name, Outcome.FAILED, outcome.duration, error=error.exception, notebook=notebook)
+        self.last[name]["stage_error"] = error.rebased(os.getcwd(), self.pipeline.root).to_json()
+        self.events.emit(
+            EventName.STAGE_FAILED, stage=name, duration=outcome.duration, error=error.message, stage_error=error.to_json(),
+            notebook=notebook, cell=error.cell, lock=inputs.lock_entry({}), fingerprint=inputs.fingerprint,
+        )
+        return error
 
     def _stage_record(self, name: str) -> dict[str, Any]:
         """What the run history keeps of a stage that is up to date now: its lock entry,
@@ -327,7 +352,7 @@ class Runner:
         fingerprint = state.fingerprint(entry.get(state.L_CODE), entry.get(state.L_PARAMS) or {}, entry.get(state.L_DEPS) or {})
         return {"fingerprint": fingerprint, "lock": entry, "metrics": read_metrics(self.pipeline, stage)}
 
-    def _record(self, name: str, outcome: str, duration: float, error: str | None = None, notebook: str | None = None) -> None:
+    def _record(self, name: str, outcome: Outcome, duration: float, error: str | None = None, notebook: str | None = None) -> None:
         entry = {"outcome": outcome, "run": self.run_id, "duration": round(duration, 3), "finished": dt.datetime.now().isoformat(timespec="seconds")}
         if error:
             entry["error"] = error
@@ -345,8 +370,8 @@ class Runner:
         for name, outs in journal["stages"].items():
             if name in self.pipeline.names:
                 restore_snapshots(self.pipeline, self.cache, outs)
-                self.last[name] = {"outcome": FAILED, "run": journal.get("run"), "error": "interrupted (the runner was killed)"}
-                self.events.emit("message", text=f"recovered stage '{name}' from interrupted run {journal.get('run')}: its previous outputs are restored")
+                self.last[name] = {"outcome": Outcome.FAILED, "run": journal.get("run"), "error": "interrupted (the runner was killed)"}
+                self.events.emit(EventName.MESSAGE, text=f"recovered stage '{name}' from interrupted run {journal.get('run')}: its previous outputs are restored")
         self.journal.path.unlink()
         state.write_last(self.pipeline, self.last)
 
@@ -358,7 +383,7 @@ def acquire_run_lock(pipeline_root: str | Path, wait: bool, reporters: list[Repo
     run_lock = RunLock(root / m.STATE_DIR / RUN_LOCK_FILE)
     run_lock.acquire(
         wait=wait, where=str(root), run_id=run_id, events=root / RUNS_DIR / run_id / "events.jsonl",
-        on_wait=lambda text: [report({"event": "message", "text": text}) for report in reporters],
+        on_wait=lambda text: message_to(reporters, text),
     )
     return run_lock
 
@@ -373,21 +398,17 @@ def read_metrics(pipeline: m.Pipeline, stage: m.Stage) -> dict[str, Any]:
     return metrics
 
 
-def _short_error(error: dict | None) -> str:
-    if not error:
-        return "failed"
-    return f"{error.get('ename', 'Error')}: {error.get('evalue', '')}".strip().rstrip(":")
-
-
-def failure_message(pipeline: m.Pipeline, stage: m.Stage, error: dict, notebook: str) -> str:
-    """stage, failing cell (script and notebook), exception, and the executed notebook to open."""
-    where = ""
-    title = error.get("title") or ""
-    if title:
-        where = f" in {title}"
-        if stage.script:
-            where += f" ({os.path.relpath(Path(pipeline.root) / stage.script)})"
-    return f"stage '{stage.name}' failed{where}: {_short_error(error)}; open {notebook}"
+def stage_error(pipeline: m.Pipeline, stage: m.Stage, error: dict[str, Any], notebook: str) -> StageError:
+    """A failed stage's error (an executor's dict: ename, evalue, title of the failing cell) with
+    the stage script and the executed notebook, both relative to where the run started."""
+    return StageError(
+        stage=stage.name,
+        ename=str(error.get("ename") or ""),
+        evalue=str(error.get("evalue") or ""),
+        cell=error.get("title") or None,
+        script=os.path.relpath(Path(pipeline.root) / stage.script) if stage.script else None,
+        notebook=notebook,
+    )
 
 
 @contextlib.contextmanager

@@ -1,4 +1,5 @@
-"""REST handlers under `<base_url>/nb2pipe/`: status, export, runs. Thin: parse, check, call, map errors.
+"""REST handlers under `<base_url>/nb2pipe/`: status, export, runs. Thin: parse, check, call the
+application API (nb2pipe.api), map errors.
 
 Every verb is authenticated. Every path read or written stays inside the server's root, the
 paths a pipeline file names included (`paths.py`). A run is checked before the 202 (pipeline,
@@ -21,10 +22,12 @@ import tornado.web
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 
+from nb2pipe import api
 from nb2pipe import model as m
-from nb2pipe.errors import Nb2PipeError, NotebookError, OverwriteError, PipelineLocked, SpecError
+from nb2pipe.errors import Nb2PipeError, NotebookError, OverwriteError, PipelineLocked, SpecError, StageError
 from nb2pipe.server.jobs import Jobs, RunRequest
 from nb2pipe.server.paths import RequestError, confine, confine_export, confine_folder, confine_pipeline, is_inside, shown
+from nb2pipe.vocabulary import JobStageState
 
 NAMESPACE = "nb2pipe"
 MAX_BODY = 1024 * 1024  # bytes
@@ -101,9 +104,7 @@ class Nb2PipeHandler(APIHandler):
     def pipeline_of(self, target: Path) -> tuple[Path | None, Path]:
         """(notebook or None, pipeline folder inside the root) for a notebook or a pipeline folder."""
         if target.suffix == ".ipynb":
-            from nb2pipe.export import default_folder
-
-            return target, confine_folder(self.root, default_folder(target))
+            return target, confine_folder(self.root, api.folder_of(target))
         return None, target
 
 
@@ -123,8 +124,7 @@ class StatusHandler(Nb2PipeHandler):
 
 def _status_payload(root: Path, notebook: Path | None, folder: Path, own_job: dict | None, jobs: Jobs) -> dict[str, Any]:
     from nb2pipe.run.runner import read_metrics
-    from nb2pipe.spec import load_params, load_pipeline
-    from nb2pipe.state import pipeline_status
+    from nb2pipe.spec import load_pipeline
 
     relative = folder.relative_to(root).as_posix()
     base = {"notebook": notebook.relative_to(root).as_posix() if notebook else None, "pipeline": relative}
@@ -133,21 +133,31 @@ def _status_payload(root: Path, notebook: Path | None, folder: Path, own_job: di
     pipeline = load_pipeline(folder)
     confine_pipeline(root, pipeline)
     job = own_job or jobs.external_for(folder)
-    running = {name for name, s in (job["stages"] if job else {}).items() if s.get("state") == "running"}
-    report = pipeline_status(pipeline, load_params(pipeline), running)
+    running = {name for name, s in (job["stages"] if job else {}).items() if s.get("state") == JobStageState.RUNNING}
+    report = api.status(pipeline, running=running)
     stages = []
     for status in report.stages:
         entry = status.to_json()
         stage = pipeline.stage(status.name)
-        last = entry["last_run"] or {}
-        if last.get("notebook"):
-            executed = folder / last["notebook"]
-            last["notebook"] = executed.resolve().relative_to(root).as_posix() if is_inside(root, executed) else None
+        _root_relative_last_run(root, folder, entry["last_run"] or {})
         entry["metrics"] = read_metrics(pipeline, stage)
         entry["cells"] = list(stage.cells)
         entry["params"] = list(stage.params)
         stages.append(entry)
     return {**base, "exists": True, "source_in_sync": report.source_in_sync, "stages": stages, "job": job}
+
+
+def _root_relative_last_run(root: Path, folder: Path, last: dict[str, Any]) -> None:
+    """The executed notebook of a stage's last run (and its structured error's paths) relative
+    to the server root; None where they lie outside it."""
+    if last.get("notebook"):
+        executed = folder / last["notebook"]
+        last["notebook"] = executed.resolve().relative_to(root).as_posix() if is_inside(root, executed) else None
+    error = StageError.from_json(last.get("stage_error"))
+    if error is not None:
+        last["stage_error"] = error.rebased(folder, root, inside=root).to_json()
+    else:
+        last.pop("stage_error", None)
 
 
 class ExportHandler(Nb2PipeHandler):
@@ -222,17 +232,12 @@ class RunsHandler(Nb2PipeHandler):
 
 def _history(root: Path, folder: Path, limit: int) -> list[dict[str, Any]]:
     from nb2pipe.spec import load_pipeline
-    from nb2pipe.track import RunStore
 
     if not (folder / m.PIPELINE_FILE).is_file():
         return []
     pipeline = load_pipeline(folder)
     confine_pipeline(root, pipeline)
-    store = RunStore(pipeline)
-    try:
-        runs = store.runs(limit)
-    finally:
-        store.close()
+    runs = api.history(pipeline, limit)
     for run in runs:
         for stage in run["stages"]:
             stage.pop("lock", None)
@@ -246,7 +251,7 @@ def _prepare_run(root: Path, notebook: Path | None, folder: Path, stages: list[s
 
     if notebook is not None:
         confine_export(root, folder)
-        _export_if_needed(notebook)
+        api.export_if_needed(notebook)
     pipeline = load_pipeline(folder)
     confine_pipeline(root, pipeline)
     for name in stages:
@@ -255,13 +260,6 @@ def _prepare_run(root: Path, notebook: Path | None, folder: Path, stages: list[s
         if not name.isidentifier() or keyword.iskeyword(name):
             raise SpecError(f"'{shown(name)}' is not a parameter name; give the name of a parameter in params.yaml")
     effective_params(pipeline, params)  # an unknown parameter, with a close match
-
-
-def _export_if_needed(notebook: Path) -> None:
-    from nb2pipe.export import export_notebook
-
-    if export_notebook(notebook, check=True).differing:
-        export_notebook(notebook)
 
 
 class RunHandler(Nb2PipeHandler):

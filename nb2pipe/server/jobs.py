@@ -1,10 +1,11 @@
 """Runs started from the browser, and runs started elsewhere that the server shows.
 
-1. `start` records a job and starts the task that watches it (kept on the job). The task writes
-   the posted parameters, typed, as YAML to a private temporary file and spawns
-   `nb2pipe run --events jsonl --params-file FILE`; a spawn that fails makes the job `failed`
-   with the error. The file is removed when the job ends.
-2. The child's JSON-lines events fold into the job's progress (`registry.Progress`).
+1. `start` records a job and starts the task that watches it (kept on the job). The task spawns
+   the run worker, `python -m nb2pipe.api` (one tracked run, see nb2pipe/api/__main__.py), and
+   sends it the request as JSON on stdin (the posted parameters keep their JSON types); a spawn
+   that fails makes the job `failed` with the error.
+2. The child's JSON-lines events fold into the job's progress (`registry.Progress`): stage
+   states, error messages (`errors`) and the structured errors (`stage_errors`).
 3. Cancel sends SIGTERM once: the runner turns it into its interrupt path (outputs restored,
    lock released, exit 130), and it reaches the child whatever the server's own dispositions
    (a server started without a terminal ignores SIGINT, and so would its children). A cancel
@@ -19,21 +20,19 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
+import json
+import os
 import signal
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from nb2pipe.run.registry import ActiveRun, Progress, active_run, read_progress
+from nb2pipe.vocabulary import JobStatus, RunStatus
 
-STARTING, RUNNING, OK, FAILED, CANCELLED = "starting", "running", "ok", "failed", "cancelled"
-INTERRUPTED_EXIT = 130  # what `nb2pipe run` exits with after SIGINT or SIGTERM
+INTERRUPTED_EXIT = 130  # what the run worker exits with after SIGINT or SIGTERM
 STREAM_LIMIT = 16 * 1024 * 1024  # longest event line read from the child
 TOO_LATE = "the cancel came too late: the run had already finished"
 
@@ -42,12 +41,17 @@ TOO_LATE = "the cancel came too late: the run had already finished"
 class RunRequest:
     """What `POST runs` asked for, validated."""
 
-    target: Path  # the notebook or pipeline folder given to `nb2pipe run`
+    target: Path  # the notebook or pipeline folder to run
     folder: Path  # the pipeline folder
     stages: tuple[str, ...] = ()
     params: dict[str, Any] = field(default_factory=dict)
     force: bool = False
     downstream: bool = False
+
+    def for_worker(self, root: Path) -> dict[str, Any]:
+        """The request the run worker reads (paths relative to the server root, where it runs)."""
+        return {"target": os.path.relpath(self.target, root), "stages": list(self.stages), "params": self.params,
+                "force": self.force, "downstream": self.downstream}
 
 
 @dataclass
@@ -55,7 +59,7 @@ class Job:
     id: str
     pipeline: str  # relative to the server root
     progress: Progress = field(default_factory=Progress)
-    status: str = STARTING
+    status: JobStatus = JobStatus.STARTING
     argv: list[str] = field(default_factory=list)
     process: asyncio.subprocess.Process | None = None
     task: asyncio.Task | None = None
@@ -63,7 +67,6 @@ class Job:
     finished: float | None = None
     cancel_requested: bool = False
     cancel_sent: bool = False
-    params_dir: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -73,6 +76,7 @@ class Job:
             "run": self.progress.run_id,
             "stages": self.progress.stages,
             "errors": self.progress.errors,
+            "stage_errors": self.progress.stage_errors,
             "summary": self.progress.summary,
             "started": self.started,
             "finished": self.finished,
@@ -82,8 +86,8 @@ class Job:
 
     def apply_line(self, line: bytes) -> None:
         self.progress.apply_line(line)
-        if self.status == STARTING and self.progress.run_id:
-            self.status = RUNNING
+        if self.status == JobStatus.STARTING and self.progress.run_id:
+            self.status = JobStatus.RUNNING
 
 
 class Jobs:
@@ -117,41 +121,37 @@ class Jobs:
 
     async def _watch(self, job: Job, request: RunRequest) -> None:
         try:
-            try:
-                await self._spawn(job, request)
-            except Exception as error:  # OSError, a bad executable, a full disk...
-                self._conclude(job, FAILED, f"cannot start nb2pipe run: {error}")
-                return
-            self._send_cancel(job)  # a cancel that came while the process was being created
-            try:
-                code, stderr = await self._follow(job)
-            except Exception as error:  # never leave a job running forever
-                self._terminate(job)
-                await job.process.wait()
-                self._conclude(job, FAILED, f"lost track of nb2pipe run: {error}")
-                return
-            self._conclude_from_exit(job, code, stderr)
-        finally:
-            if job.params_dir:
-                shutil.rmtree(job.params_dir, ignore_errors=True)
+            await self._spawn(job, request)
+        except Exception as error:  # OSError, a bad executable, a full disk...
+            self._conclude(job, JobStatus.FAILED, f"cannot start nb2pipe run: {error}")
+            return
+        self._send_cancel(job)  # a cancel that came while the process was being created
+        try:
+            await self._send_request(job, request)
+            code, stderr = await self._follow(job)
+        except Exception as error:  # never leave a job running forever
+            self._terminate(job)
+            await job.process.wait()
+            self._conclude(job, JobStatus.FAILED, f"lost track of nb2pipe run: {error}")
+            return
+        self._conclude_from_exit(job, code, stderr)
 
     async def _spawn(self, job: Job, request: RunRequest) -> None:
-        job.argv = [sys.executable, "-m", "nb2pipe", "run", str(request.target), "--events", "jsonl"]
-        for stage in request.stages:
-            job.argv += ["--stage", stage]
-        if request.downstream:
-            job.argv.append("--downstream")
-        if request.force:
-            job.argv.append("--force")
-        if request.params:
-            job.params_dir = tempfile.mkdtemp(prefix="nb2pipe-params-")  # private: mode 0700
-            params_file = Path(job.params_dir) / "params.yaml"
-            params_file.write_text(yaml.safe_dump(request.params, allow_unicode=True), encoding="utf-8")
-            job.argv += ["--params-file", str(params_file)]
+        job.argv = [sys.executable, "-m", "nb2pipe.api"]
         job.process = await asyncio.create_subprocess_exec(
-            *job.argv, cwd=str(self.root), stdin=asyncio.subprocess.DEVNULL,
+            *job.argv, cwd=str(self.root), stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, limit=STREAM_LIMIT,
         )
+
+    async def _send_request(self, job: Job, request: RunRequest) -> None:
+        """The run request, as JSON on the worker's stdin (closed after it)."""
+        try:
+            job.process.stdin.write(json.dumps(request.for_worker(self.root)).encode())
+            await job.process.stdin.drain()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the worker is gone already (a cancel): how it ended says what happened
+        finally:
+            job.process.stdin.close()
 
     async def _follow(self, job: Job) -> tuple[int, str]:
         """Fold the child's events until it exits: (exit code, its stderr)."""
@@ -180,17 +180,17 @@ class Jobs:
         if code == 0:
             if job.cancel_requested:
                 job.progress.summary = f"{job.progress.summary}; {TOO_LATE}" if job.progress.summary else TOO_LATE
-            self._conclude(job, OK)
+            self._conclude(job, JobStatus.OK)
         elif job.cancel_requested and (code == INTERRUPTED_EXIT or code < 0):
-            self._conclude(job, CANCELLED)
+            self._conclude(job, JobStatus.CANCELLED)
         else:
-            self._conclude(job, FAILED, None if job.progress.errors else _exit_message(code, stderr))
+            self._conclude(job, JobStatus.FAILED, None if job.progress.errors else _exit_message(code, stderr))
 
     @staticmethod
-    def _conclude(job: Job, status: str, error: str | None = None) -> None:
+    def _conclude(job: Job, status: JobStatus, error: str | None = None) -> None:
         if error:
             job.progress.errors.append(error)
-        if status != OK:
+        if status != JobStatus.OK:
             job.progress.stop_running(status)
         job.status = status
         job.finished = time.time()
@@ -206,7 +206,7 @@ class Jobs:
         pipeline = folder.relative_to(self.root).as_posix()
         if run.run_id:
             self._external[run.run_id] = (pipeline, folder, run.events)
-        return _external_json(pipeline, run.run_id, run.pid, run.progress(), RUNNING, None)
+        return _external_json(pipeline, run.run_id, run.pid, run.progress(), JobStatus.RUNNING, None)
 
     def external(self, run_id: str) -> dict[str, Any] | None:
         """An external run seen before, by its run id: running, or how it ended."""
@@ -215,12 +215,12 @@ class Jobs:
         pipeline, folder, events = self._external[run_id]
         run = active_run(folder)
         if run is not None and run.run_id == run_id:
-            return _external_json(pipeline, run_id, run.pid, run.progress(), RUNNING, None)
+            return _external_json(pipeline, run_id, run.pid, run.progress(), JobStatus.RUNNING, None)
         progress = read_progress(events)
-        status = {"ok": OK, "interrupted": CANCELLED}.get(progress.outcome or "", FAILED)
+        status = {RunStatus.OK: JobStatus.OK, RunStatus.INTERRUPTED: JobStatus.CANCELLED}.get(progress.outcome or "", JobStatus.FAILED)
         if progress.outcome is None:
             progress.errors.append("the run stopped without finishing (it was killed)")
-        if status != OK:
+        if status != JobStatus.OK:
             progress.stop_running(status)
         return _external_json(pipeline, run_id, None, progress, status, progress.last_event or time.time())
 
@@ -228,7 +228,7 @@ class Jobs:
         return any(job.process is not None and job.process.pid == run.pid for job in self.jobs.values())
 
 
-def _external_json(pipeline: str, run_id: str | None, pid: int | None, progress: Progress, status: str,
+def _external_json(pipeline: str, run_id: str | None, pid: int | None, progress: Progress, status: JobStatus,
                    finished: float | None) -> dict[str, Any]:
     return {
         "id": run_id or f"pid-{pid}",
@@ -237,6 +237,7 @@ def _external_json(pipeline: str, run_id: str | None, pid: int | None, progress:
         "run": run_id,
         "stages": progress.stages,
         "errors": progress.errors,
+        "stage_errors": progress.stage_errors,
         "summary": progress.summary,
         "started": progress.started,
         "finished": finished,

@@ -275,8 +275,10 @@ def test_tag_export_run_stale_and_failure(lab, page, shoot, copy_example):
         timeout=60_000,
     )
     ridge = _stage(page, "train_ridge")
-    error_text = ridge.locator(".jp-nb2pipe-stage-error").inner_text()
-    assert "alpha" in error_text and "train_ridge" in error_text, error_text
+    error = ridge.locator(".jp-nb2pipe-stage-error")  # the stage's StageError: exception, cell, message
+    assert "alpha" in error.locator(".jp-nb2pipe-error-exception").inner_text(), error.inner_text()
+    assert error.locator(".jp-nb2pipe-error-cell").inner_text().startswith(f"in {NOTEBOOK} cell "), error.inner_text()
+    assert "stage 'train_ridge' failed" in (error.get_attribute("title") or "")
     assert _stage(page, "compare").get_attribute("data-state") == "stale"  # not run after the failure
     shoot(page, "failed")
     timings["failing run"] = time.monotonic() - t

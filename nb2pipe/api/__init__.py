@@ -1,0 +1,30 @@
+"""The application API: what the CLI, the server and the widget call.
+
+- `run(target, ...) -> RunReport`: a tracked run (export if needed, run lock, run history,
+  MLflow, reporters), see `tracked`.
+- `status`, `history`, `open_history`: what they read about a pipeline, see `reads`.
+- `scratch_workspace(target)`: run a pipeline in an isolated copy of its working folder, see
+  `scratch`.
+- `python -m nb2pipe.api`: one tracked run in a child process, asked for in JSON on stdin (how
+  the server runs a job), see `__main__`.
+
+Importing it is light (no papermill, no Jupyter server): `nb2pipe status` uses it.
+"""
+
+from nb2pipe.api.reads import history, open_history, status
+from nb2pipe.api.scratch import Scratch, scratch_workspace
+from nb2pipe.api.tracked import RunReport, equivalent_command, export_if_needed, folder_of, read_params_file, run
+
+__all__ = [
+    "RunReport",
+    "Scratch",
+    "equivalent_command",
+    "export_if_needed",
+    "folder_of",
+    "history",
+    "open_history",
+    "read_params_file",
+    "run",
+    "scratch_workspace",
+    "status",
+]
