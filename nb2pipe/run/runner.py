@@ -257,23 +257,17 @@ class Runner:
     # --- executing ---
 
     def _executor(self, planned: list[str]):
+        """The executor named by the options, from the registry (run/executors.py), for the
+        stages still to run: at most that many at once, and never more kernels than stages."""
+        from nb2pipe.run.executors import executor
         from nb2pipe.run.kernels import choose_kernel
 
         kernel = choose_kernel(self.pipeline, self.options.kernel, lambda text: self.events.emit("message", text=text))
         jobs = min(self.options.jobs or os.cpu_count() or 1, len(planned))
-        if self.options.executor == "local":
-            from nb2pipe.run.local import LocalExecutor
-
-            # one kernel ahead of the running stages, but never more kernels than stages
-            pool = min(jobs + 1, len(planned))
-            return LocalExecutor(
-                kernel, state.wdir(self.pipeline), jobs, log=self.run_dir / "kernels.log", pool_size=pool, budget=len(planned)
-            )
-        if self.options.executor == "dask":
-            from nb2pipe.run.dask_executor import DaskExecutor
-
-            return DaskExecutor(kernel, state.wdir(self.pipeline), jobs, self.options.scheduler)
-        raise SpecError(f"unknown executor '{self.options.executor}'; use 'local' or 'dask'")
+        return executor(
+            self.options.executor, kernel, state.wdir(self.pipeline), jobs,
+            stages=len(planned), log=self.run_dir / "kernels.log", scheduler=self.options.scheduler,
+        )  # fmt: skip
 
     def _job(self, name: str, inputs: state.StageInputs):
         from nb2pipe.run.kernels import stage_notebook
