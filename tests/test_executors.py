@@ -25,7 +25,7 @@ from conftest import code, write_nb
 from nb2pipe.errors import SpecError
 from nb2pipe.run import RunOptions, run_pipeline
 from nb2pipe.run import executors
-from nb2pipe.run.executors import StageJob, executor, executor_names, register_executor
+from nb2pipe.run.executors import StageJob, check_executor, executor, executor_names, register_executor
 from test_kernels import wait_until_gone
 
 NB = "nb.ipynb"
@@ -82,6 +82,16 @@ def test_an_option_the_executor_does_not_take_is_refused_before_anything_starts(
     )
     with pytest.raises(SpecError, match=r"^option 'colour' does not apply to executor 'dask' \(it takes: scheduler\); leave it out$"):
         executor("dask", "python3", tmp_path, 1, colour="blue")
+
+
+def test_a_run_can_check_its_executor_and_options_before_it_starts():
+    """check_executor makes nothing: a caller (the CLI, the API) checks before it takes a lock."""
+    check_executor("dask", scheduler="tcp://127.0.0.1:8786")
+    check_executor("local", scheduler=None)  # None: not given
+    with pytest.raises(SpecError, match="^unknown executor 'nope'; known executors: local, dask$"):
+        check_executor("nope")
+    with pytest.raises(SpecError, match="^option 'scheduler' does not apply to executor 'local'"):
+        check_executor("local", scheduler="tcp://127.0.0.1:8786")
 
 
 @pytest.fixture

@@ -130,6 +130,7 @@ def test_command_stages_run_on_the_executor_with_their_output_in_a_log(project):
         ([PIPE, "a", "--params-json", "[1, 2]"], "error: --params-json must be a JSON object of parameter names to values"),
         ([PIPE, "sleepr"], "error: unknown stage 'sleepr'; did you mean 'sleeper'?"),
         (["pipelines/none", "a"], "error: no pipeline at 'pipelines/none' ('nb2pipe.yaml' not found)"),
+        ([PIPE, "a", "--engine", "../../elsewhere"], "error: --engine '../../elsewhere' must be a plain name such as dvc"),
     ],
 )
 def test_a_usage_mistake_is_one_line_and_runs_nothing(project, capsys, argv, message):

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from nb2pipe.run.executors import StageJob, executor
 from nb2pipe.run.runner import _signals_interrupt, failure_message
 
 COMMAND = "python -m nb2pipe.run.single"
+ENGINE_NAME = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def run_stage(pipeline_dir: Path, stage_name: str, overrides: dict[str, Any] | None = None, engine: str = "export") -> Path:
@@ -42,6 +44,8 @@ def run_stage(pipeline_dir: Path, stage_name: str, overrides: dict[str, Any] | N
     from nb2pipe.run.kernels import choose_kernel, stage_notebook
     from nb2pipe.spec import effective_params, load_pipeline
 
+    if not ENGINE_NAME.fullmatch(engine):
+        raise SpecError(f"--engine {engine!r} must be a plain name such as dvc (letters, digits, '_' or '-'): it names the folder .nb2pipe/<engine>-runs/")
     pipeline = load_pipeline(Path(pipeline_dir))
     stage = pipeline.stage(stage_name)
     params = state.param_values(stage, effective_params(pipeline, overrides or {}))
