@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REPO
+from conftest import REPO, code, write_nb
 
 HEAVY = ("papermill", "nbclient", "jupyter_server", "tornado", "jupytext", "nbconvert", "nbformat")
 
@@ -80,8 +80,6 @@ def test_every_module_is_named_in_an_import_linter_contract():
 
 def test_exporting_to_another_engine_imports_nothing_that_runs_stages(tmp_path):
     """`nb2pipe export --to dvc|airflow` renders text: no kernel machinery is loaded."""
-    from conftest import code, write_nb
-
     write_nb(tmp_path / "nb.ipynb", code("import os", "setup"), code("x = 1", "stage:a"), code("y = x + 1", "stage:b"))
     probe = (
         "import sys, json\n"
