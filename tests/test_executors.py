@@ -101,7 +101,10 @@ def two_stages(tmp_path, monkeypatch, cli) -> Path:
         tmp_path / NB,
         code("import os", "setup"),
         code("with open('a.txt', 'w') as f:\n    f.write('a')\n", "stage:a", "out:a.txt"),
-        code("with open('a.txt') as f:\n    text = f.read()\nwith open('b.txt', 'w') as f:\n    f.write(text + 'b')\n", "stage:b", "in:a.txt", "out:b.txt"),
+        code(
+            "with open('a.txt') as f:\n    text = f.read()\nwith open('b.txt', 'w') as f:\n    f.write(text + 'b')\n",
+            "stage:b", "in:a.txt", "out:b.txt",
+        ),
     )  # fmt: skip
     monkeypatch.chdir(tmp_path)
     exit_code, _, err = cli("export", NB)
@@ -214,7 +217,10 @@ def test_jobs_run_with_their_parameters_and_report_cells_and_failures(name, tmp_
     assert failing.error == {"ename": "exit status 1", "evalue": "no such luck"}
 
 
-SLEEPING_CELL = "import os, time\nwith open('sleeper.pid', 'w') as f:\n    f.write(str(os.getpid()))\ntime.sleep(300)\nopen('sleeper.done', 'w').close()"
+SLEEPING_CELL = (
+    "import os, time\nwith open('sleeper.pid', 'w') as f:\n    f.write(str(os.getpid()))\n"
+    "time.sleep(300)\nopen('sleeper.done', 'w').close()"
+)
 
 # a command that starts a child of its own, says both pids, and sleeps
 SLEEPING_COMMAND = (

@@ -68,7 +68,9 @@ class _Entry:
 class DaskExecutor:
     """The executor 'dask': stage jobs on a dask cluster, each worker running them on its own LocalExecutor."""
 
-    def __init__(self, kernel_name: str, cwd: Path, jobs: int, scheduler: str | None = None, *, stages: int | None = None, log: Path | None = None):
+    def __init__(
+        self, kernel_name: str, cwd: Path, jobs: int, scheduler: str | None = None, *, stages: int | None = None, log: Path | None = None
+    ):
         """`scheduler`: the address of a dask scheduler (else DASK_SCHEDULER_ADDRESS, else a new
         LocalCluster of `jobs` workers). `stages` and `log` are not used: a worker's kernels boot
         one ahead of its threads, and their own output stays on the worker."""

@@ -45,7 +45,9 @@ def run_stage(pipeline_dir: Path, stage_name: str, overrides: dict[str, Any] | N
     from nb2pipe.spec import effective_params, load_pipeline
 
     if not ENGINE_NAME.fullmatch(engine):
-        raise SpecError(f"--engine {engine!r} must be a plain name such as dvc (letters, digits, '_' or '-'): it names the folder .nb2pipe/<engine>-runs/")
+        raise SpecError(
+            f"--engine {engine!r} must be a plain name such as dvc (letters, digits, '_' or '-'): it names the folder .nb2pipe/<engine>-runs/"
+        )
     pipeline = load_pipeline(Path(pipeline_dir))
     stage = pipeline.stage(stage_name)
     params = state.param_values(stage, effective_params(pipeline, overrides or {}))
