@@ -111,7 +111,7 @@ def _add_run_commands(commands) -> None:
     run.add_argument("--dry-run", action="store_true", help="show what would run, and why; run nothing")
     run.add_argument("--jobs", "-j", type=int, default=None, metavar="N", help="stages to run at once (default: number of cores)")
     run.add_argument("--kernel", help="the Jupyter kernel to run stages on")
-    run.add_argument("--executor", choices=("local", "dask"), default="local", help="where stages run: this machine (default) or a Dask cluster")
+    run.add_argument("--executor", default="local", metavar="NAME", help="where stages run: local, this machine (default), or dask, a Dask cluster")
     run.add_argument("--scheduler", metavar="ADDRESS", help="--executor dask: the scheduler, e.g. tcp://host:8786 (default: DASK_SCHEDULER_ADDRESS, else a local cluster)")
     run.add_argument("--events", choices=("jsonl",), help="print machine-readable progress events on stdout")
     run.add_argument("--wait", action="store_true", help="wait for another run of the same pipeline to finish")

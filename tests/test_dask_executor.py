@@ -441,10 +441,10 @@ def test_a_worker_closes_a_run_whose_client_went_away(tmp_path, monkeypatch):
     token = f"abandoned-{time.time_ns()}"
     run = dask_executor._worker_run(token, "python3", tmp_path, 1)
     with run.lock:  # busy until its kernels answered: a run closed earlier kills them while they start
-        run.running["booting"] = None
+        run.running.add("booting")
     kernels = [future.result(timeout=60).provisioner.process for future in list(run.executor.pool._ready)]
     with run.lock:
-        del run.running["booting"]
+        run.running.discard("booting")
         run.active = time.monotonic()
     assert kernels and all(k.poll() is None for k in kernels)
     deadline = time.monotonic() + 45  # the reaper may be in a 30 s sleep begun by an earlier test

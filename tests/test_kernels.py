@@ -284,12 +284,15 @@ def test_a_stage_run_for_another_engine_reports_a_dead_kernel_with_its_cell(tmp_
     exit_code, _, err = cli("export", NB)
     assert exit_code == 0, err
     done = subprocess.run(
-        [sys.executable, "-m", "nb2pipe.exporters.execute", PIPE, "a"], capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "nb2pipe.run.single", PIPE, "a"], capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr
     (line,) = error_lines(done.stderr)
-    assert "stage 'a' failed in nb.ipynb cell 3: DeadKernelError: the kernel died while running this cell (exit code 3)" in line, line
+    assert line == (
+        f"error: stage 'a' failed in nb.ipynb cell 3 ({PIPE}/stages/a.py): DeadKernelError: the kernel died while running "
+        f"this cell (exit code 3); open {PIPE}/.nb2pipe/export-runs/a.ipynb"
+    )
     assert (tmp_path / PIPE / ".nb2pipe" / "export-runs" / "a.ipynb").is_file()
 
 
@@ -299,7 +302,7 @@ def test_a_stage_run_for_another_engine_gets_a_kernel_that_answers(project, tmp_
     exit_code, _, err = cli("export", NB)
     assert exit_code == 0, err
     done = subprocess.run(
-        [sys.executable, "-m", "nb2pipe.exporters.execute", PIPE, "a"], capture_output=True, text=True, timeout=300, env=os.environ
+        [sys.executable, "-m", "nb2pipe.run.single", PIPE, "a"], capture_output=True, text=True, timeout=300, env=os.environ
     )
     assert done.returncode == 0, done.stderr
     assert (project / "a.txt").read_text() == "a"

@@ -89,10 +89,12 @@ def run(
     which override params.yaml. `command` is what the history keeps as the command line (default:
     the equivalent `nb2pipe run` command, without the parameter values, which are kept apart)."""
     from nb2pipe.run import RunOptions
+    from nb2pipe.run.executors import check_executor
 
     target = Path(target)
     if jobs is not None and jobs < 1:
         raise SpecError(f"--jobs {jobs} is not a number of stages; use 1 or more")
+    check_executor(executor, scheduler=scheduler)  # before the lock: a wrong name or option is one error
     values = {**(read_params_file(Path(params_file)) if params_file else {}), **dict(params or {})}
     options = RunOptions(
         stages=tuple(stages), from_stage=from_stage, downstream=downstream, force=force, keep_going=keep_going,

@@ -7,8 +7,9 @@ Each exporter is a pure text renderer with one function,
 that returns the files to write, keyed by their path relative to the pipeline's `wdir` (the
 notebook's folder), and a tuple `OPTIONS` naming the keyword options it takes. `export_to` loads
 a pipeline folder, renders it and writes the files. Every engine runs a stage the same way:
-`python -m nb2pipe.exporters.execute PIPELINE_DIR STAGE` (see execute.py), in the notebook's
-folder, with the stage's parameters; it never looks at nb2pipe's own staleness records.
+`python -m nb2pipe.run.single PIPELINE_DIR STAGE` (see run/single.py), in the notebook's
+folder, with the stage's parameters; it never looks at nb2pipe's own staleness records. The
+exporters only write text: they import nothing from nb2pipe.run (an import-linter contract).
 
 | target   | writes (relative to the notebook's folder)   | needs at export time |
 |----------|----------------------------------------------|----------------------|
@@ -34,6 +35,9 @@ EXPORTERS = {
     "airflow": "nb2pipe.exporters.airflow",
     "kubeflow": "nb2pipe.exporters.kubeflow",
 }
+
+# The module every generated file runs a stage with (named, not imported: see run/single.py).
+STAGE_MODULE = "nb2pipe.run.single"
 
 # First-line marker of every generated file: a file without it is the user's and is not overwritten.
 MARKER = "written by `nb2pipe export --to"

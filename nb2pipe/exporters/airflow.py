@@ -3,7 +3,7 @@
 One PythonOperator per stage, with the pipeline's edges (graph.upstream). The pipeline's
 parameters are the DAG's params, with params.yaml's values as defaults; a run overrides them
 with `--conf '{"alpha": 0.5}'` (Airflow merges a run's conf into its params). Each task runs its
-stage in a subprocess, `python -m nb2pipe.exporters.execute`, with the Python that runs the
+stage in a subprocess, `python -m nb2pipe.run.single`, with the Python that runs the
 task, so nb2pipe and the notebook's libraries must be installed where the tasks run.
 
 The DAG finds the pipeline folder relative to its own (symlink-resolved) path, so keep the
@@ -25,7 +25,7 @@ from typing import Any
 
 from nb2pipe import graph
 from nb2pipe.errors import SpecError
-from nb2pipe.exporters import docstring, pipeline_from_wdir, pipeline_name
+from nb2pipe.exporters import STAGE_MODULE, docstring, pipeline_from_wdir, pipeline_name
 from nb2pipe.model import Pipeline
 
 OPTIONS: tuple[str, ...] = ()
@@ -33,7 +33,7 @@ DAGS_DIR = "dags"
 
 _DOC = """Airflow DAG of the nb2pipe pipeline '{name}', written by `nb2pipe export --to airflow`.
 
-One task per stage; each runs `python -m nb2pipe.exporters.execute {pipeline_rel} <stage>` in the
+One task per stage; each runs `python -m {stage_module} {pipeline_rel} <stage>` in the
 notebook's folder. The DAG's params are the pipeline's parameters, read from its params file
 when the DAG is parsed; override them per run, e.g. `airflow dags test {dag_id} --conf '{conf_example}'`.
 Re-export after changing the notebook instead of editing this file.
@@ -67,7 +67,7 @@ def param(value: object) -> Param:
 def run_stage(stage: str, params: dict) -> None:
     """Run one stage with this run's parameter values (the DAG's params merged with the run's conf)."""
     command = [
-        sys.executable, "-m", "nb2pipe.exporters.execute", str(PIPELINE), stage,
+        sys.executable, "-m", {stage_module}, str(PIPELINE), stage,
         "--engine", "airflow", "--params-json", json.dumps(dict(params), sort_keys=True),
     ]
     subprocess.run(command, check=True)
@@ -120,10 +120,11 @@ def render(pipeline: Pipeline, params: dict[str, Any]) -> dict[str, str]:
     ]
     example = next(iter(params), None)
     conf_example = json.dumps({str(example): "<value>"}).replace('"<value>"', "<value>") if example is not None else "{}"
-    doc = _DOC.format(name=name, pipeline_rel=shlex.quote(prefix), dag_id=identifier, conf_example=conf_example)
+    doc = _DOC.format(name=name, stage_module=STAGE_MODULE, pipeline_rel=shlex.quote(prefix), dag_id=identifier, conf_example=conf_example)
     text = _TEMPLATE.format(
         doc=docstring(doc.rstrip("\n") + "\n"),
         pipeline_from_dag=_q(pipeline_from_dag),
+        stage_module=json.dumps(STAGE_MODULE),
         dag_id=_q(identifier),
         params_file=_q(pipeline.params_file),
         tasks="".join(task_lines),

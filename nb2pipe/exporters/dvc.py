@@ -5,7 +5,7 @@ two notebooks in one folder never fight over one dvc.yaml, and every stage carri
 `wdir: <the notebook's folder>`: DVC then resolves deps, outs, metrics and the params file
 relative to the same folder nb2pipe does, so the paths are copied verbatim.
 
-Per stage: `cmd` runs `python -m nb2pipe.exporters.execute <pipeline> <stage> --engine dvc`;
+Per stage: `cmd` runs `python -m nb2pipe.run.single <pipeline> <stage> --engine dvc`;
 `deps` are the stage's deps plus its script (a code change reruns it) plus, for an `after:`
 edge that no file carries, the outputs of that stage (DVC orders stages by files only);
 `params` are the names the stage reads, from the pipeline's params.yaml; `outs` and `metrics`
@@ -24,7 +24,7 @@ from typing import Any
 
 from nb2pipe import graph
 from nb2pipe.errors import SpecError
-from nb2pipe.exporters import pipeline_from_wdir, pipeline_name
+from nb2pipe.exporters import STAGE_MODULE, pipeline_from_wdir, pipeline_name
 from nb2pipe.model import Pipeline
 
 OPTIONS: tuple[str, ...] = ()
@@ -51,7 +51,7 @@ def render(pipeline: Pipeline, params: dict[str, Any]) -> dict[str, str]:
         if stage.cmd:
             entry["cmd"] = " ".join(shlex.quote(a) for a in stage.cmd)
         else:
-            entry["cmd"] = f"python -m nb2pipe.exporters.execute {shlex.quote(prefix)} {shlex.quote(name)} --engine dvc"
+            entry["cmd"] = f"python -m {STAGE_MODULE} {shlex.quote(prefix)} {shlex.quote(name)} --engine dvc"
         deps = list(stage.deps)
         if stage.script:
             deps.append(_join(prefix, stage.script))

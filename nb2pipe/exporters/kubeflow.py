@@ -6,7 +6,7 @@ as pipeline inputs with params.yaml's values as defaults) and compiles it, so kf
 export time (imported here only). Export runs no generated code: a component's source (its
 signature, and a fixed body) is only compiled, never executed, to give kfp a function whose
 name, signature and source it reads; the body runs in the step's container. Each component runs
-`python -m nb2pipe.exporters.execute <nb2pipe_pipeline> <stage> --engine kubeflow` with its
+`python -m nb2pipe.run.single <nb2pipe_pipeline> <stage> --engine kubeflow` with its
 parameters, where the extra pipeline input `nb2pipe_pipeline` is the pipeline folder as the
 container sees it (default: the path relative to the notebook's folder, which is right when the
 run starts there, as kfp's local SubprocessRunner does, or when the volume below is mounted).
@@ -40,7 +40,7 @@ from typing import Any, Callable
 
 from nb2pipe import graph
 from nb2pipe.errors import SpecError
-from nb2pipe.exporters import pipeline_from_wdir, pipeline_name
+from nb2pipe.exporters import STAGE_MODULE, pipeline_from_wdir, pipeline_name
 from nb2pipe.model import Pipeline, Stage, meta_dict
 
 OPTIONS = ("image", "packages", "pvc", "mount_path")
@@ -60,7 +60,7 @@ _COMPONENT_BODY = """\
 
     _nb2pipe_pipeline = _nb2pipe_inputs.pop({pipeline_input})
     _nb2pipe_subprocess.run(
-        [_nb2pipe_sys.executable, "-m", "nb2pipe.exporters.execute", _nb2pipe_pipeline, {stage},
+        [_nb2pipe_sys.executable, "-m", {stage_module}, _nb2pipe_pipeline, {stage},
          "--engine", "kubeflow", "--params-json", _nb2pipe_json.dumps(_nb2pipe_inputs)],
         check=True,
     )
@@ -197,7 +197,7 @@ def component_source(stage: Stage, params: dict[str, Any]) -> str:
     return (
         f"def {_function_name(stage.name)}({args}):\n"
         f"    {json.dumps(f'Run stage {stage.name} of an nb2pipe pipeline.')}\n"
-        + _COMPONENT_BODY.format(pipeline_input=json.dumps(PIPELINE_INPUT), stage=json.dumps(stage.name))
+        + _COMPONENT_BODY.format(pipeline_input=json.dumps(PIPELINE_INPUT), stage_module=json.dumps(STAGE_MODULE), stage=json.dumps(stage.name))
     )
 
 

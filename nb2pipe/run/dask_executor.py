@@ -12,11 +12,13 @@
    (`Worker.log_event`: no client on the worker, nothing polls); the client subscribes to the
    topic and a small thread of ours calls `job.on_cell`. A stage's future resolves once its cell
    events have been delivered, so they never arrive after the stage has finished.
-5. `interrupt` tells every worker: start no more stages of this run, kill its kernels in use and
-   its running commands (and keep killing while they wind down). Stages no worker had started are
-   cancelled and resolve at once as interrupted; started ones resolve when their kill lands.
+5. `interrupt` tells every worker: start no more stages of this run, and interrupt its
+   LocalExecutor (which kills the kernels in use and the running commands' process groups).
+   Stages no worker had started are cancelled and resolve at once as interrupted; started ones
+   resolve when their kill lands.
 6. `close` closes the worker-side executors (idle kernels are killed), the client, and the
    cluster if we made it.
+This is the executor registered as 'dask' (run/executors.py); its one option is `scheduler`.
 Workers must have nb2pipe installed (the task is pickled by reference) and see wdir at the same path.
 """
 
@@ -36,12 +38,12 @@ from pathlib import Path
 from typing import Any
 
 from nb2pipe.errors import Nb2PipeError
-from nb2pipe.run.local import LocalExecutor, StageJob, StageOutcome
+from nb2pipe.run.executors import INTERRUPTED, StageJob, StageOutcome, interrupted
+from nb2pipe.run.local import LocalExecutor
 
 CONNECT_TIMEOUT_S = 10
 WORKERS_TIMEOUT_S = 30  # an external scheduler with no worker yet
 PROGRESS_GRACE_S = 2.0  # a finished stage waits at most this long for its cell events
-KEEP_KILLING_S = 60.0  # after an interrupt, kernels/commands of the run are killed again for this long
 IDLE_CLOSE_S = 600.0  # a worker closes a run idle this long (its client may be gone without close())
 PROBE_PREFIX = "dask-probe-"
 SHARE_HINT = (
@@ -64,9 +66,14 @@ class _Entry:
 
 
 class DaskExecutor:
-    """Runs stage jobs on a dask cluster; the interface of LocalExecutor (submit, interrupt, close)."""
+    """The executor 'dask': stage jobs on a dask cluster, each worker running them on its own LocalExecutor."""
 
-    def __init__(self, kernel_name: str, cwd: Path, jobs: int, scheduler: str | None = None):
+    def __init__(
+        self, kernel_name: str, cwd: Path, jobs: int, scheduler: str | None = None, *, stages: int | None = None, log: Path | None = None
+    ):
+        """`scheduler`: the address of a dask scheduler (else DASK_SCHEDULER_ADDRESS, else a new
+        LocalCluster of `jobs` workers). `stages` and `log` are not used: a worker's kernels boot
+        one ahead of its threads, and their own output stays on the worker."""
         from distributed import Client, LocalCluster
 
         self.kernel_name = kernel_name
@@ -142,7 +149,7 @@ class DaskExecutor:
         spec["output"] = Path(os.path.abspath(job.output))  # a worker's current directory is not ours
         with self._cond:
             if self.interrupted or self._closing.is_set():
-                result.set_result(_interrupted(job.name, 0.0))
+                result.set_result(interrupted(job.name, 0.0))
                 return result
             entry = self._entries[job.name] = _Entry(job, result, submitted=time.monotonic())
             self._count += 1
@@ -157,12 +164,12 @@ class DaskExecutor:
     def _resolve(self, entry: _Entry, task: Any) -> None:
         name, sent = entry.job.name, 0
         if task.cancelled():
-            outcome = _interrupted(name, time.monotonic() - entry.submitted)
+            outcome = interrupted(name, time.monotonic() - entry.submitted)
         else:
             try:
                 outcome, sent = task.result()
             except Exception as e:  # the task itself broke: a worker died, nb2pipe missing there, ...
-                reason = "interrupted" if self.interrupted else str(e) or type(e).__name__
+                reason = INTERRUPTED if self.interrupted else str(e) or type(e).__name__
                 outcome = StageOutcome(name, False, time.monotonic() - entry.submitted, {"ename": type(e).__name__, "evalue": reason})
         deadline = time.monotonic() + PROGRESS_GRACE_S
         with self._cond:
@@ -217,7 +224,7 @@ class DaskExecutor:
         except Exception:
             pass
         for entry in not_started:
-            self._settle(entry, _interrupted(entry.job.name, time.monotonic() - entry.submitted))
+            self._settle(entry, interrupted(entry.job.name, time.monotonic() - entry.submitted))
 
     def close(self) -> None:
         self._closing.set()
@@ -225,7 +232,7 @@ class DaskExecutor:
             self._cond.notify_all()
             left = [e for e in self._entries.values() if not e.done]
         for entry in left:  # the runner waits for every stage before closing; this is for other callers
-            self._settle(entry, _interrupted(entry.job.name, time.monotonic() - entry.submitted))
+            self._settle(entry, interrupted(entry.job.name, time.monotonic() - entry.submitted))
         if self._drainer is not None:
             self._cells.put(None)
             self._drainer.join(timeout=PROGRESS_GRACE_S)
@@ -270,10 +277,6 @@ def _children_ignore_sigint():
         signal.signal(signal.SIGINT, previous)
 
 
-def _interrupted(name: str, duration: float) -> StageOutcome:
-    return StageOutcome(name, False, duration, {"ename": "KeyboardInterrupt", "evalue": "interrupted"})
-
-
 def _cannot_see(worker: str, cwd: str | Path) -> str:
     return f"dask worker {worker} cannot see '{cwd}'; the workers must share the pipeline's filesystem ({SHARE_HINT})"
 
@@ -282,23 +285,15 @@ def _cannot_see(worker: str, cwd: str | Path) -> str:
 
 
 class _WorkerRun:
-    """One run on one worker: its LocalExecutor (and kernel pool), the stages running, their argv."""
+    """One run on one worker: its LocalExecutor (and kernel pool), the stages running."""
 
     def __init__(self, kernel_name: str, cwd: Path, slots: int):
         self.executor = LocalExecutor(kernel_name, cwd, slots)
         self.lock = threading.Lock()
-        self.running: dict[str, tuple[str, ...] | None] = {}  # stage -> argv of a command stage
+        self.running: set[str] = set()
         self.interrupted = False
         self.active = time.monotonic()  # last start or end of a stage here
         self.closed = False
-
-    def kill(self) -> None:
-        """Kill this run's kernels in use and its running commands (with their children)."""
-        self.executor.interrupt()
-        with self.lock:
-            argvs = [list(argv) for argv in self.running.values() if argv]
-        if argvs:
-            _kill_children_running(argvs)
 
     def close(self) -> None:
         with self.lock:
@@ -384,11 +379,11 @@ def _run_stage(token: str, kernel_name: str, cwd: str, topic: str, payload: byte
         run = _worker_run(token, kernel_name, cwd, worker.state.nthreads)
         with run.lock:
             if run.interrupted or token in _INTERRUPTED:
-                return _interrupted(name, 0.0), 0
+                return interrupted(name, 0.0), 0
             if run.closed:  # closed for idleness just now: make it again
                 time.sleep(0.01)
                 continue
-            run.running[name] = tuple(spec["cmd"]) if spec.get("cmd") else None
+            run.running.add(name)
             run.active = time.monotonic()
             break
     sent = [0]
@@ -401,10 +396,10 @@ def _run_stage(token: str, kernel_name: str, cwd: str, topic: str, payload: byte
         outcome = run.executor.submit(StageJob(**spec, on_cell=on_cell)).result()
     finally:
         with run.lock:
-            run.running.pop(name, None)
+            run.running.discard(name)
             run.active = time.monotonic()
     if (run.interrupted or token in _INTERRUPTED) and not outcome.ok:
-        outcome.error = {"ename": (outcome.error or {}).get("ename", "KeyboardInterrupt"), "evalue": "interrupted"}
+        outcome.error = {"ename": (outcome.error or {}).get("ename", "KeyboardInterrupt"), "evalue": INTERRUPTED}
     return outcome, sent[0]
 
 
@@ -417,42 +412,8 @@ def _interrupt_worker(token: str) -> list[str]:
     with run.lock:
         run.interrupted = True
         running = list(run.running)
-    run.kill()
-    if running:  # a kernel still booting when we killed, a command just spawning: kill again
-        threading.Thread(target=_keep_killing, args=(run,), daemon=True).start()
+    run.executor.interrupt()
     return running
-
-
-def _keep_killing(run: _WorkerRun) -> None:
-    deadline = time.monotonic() + KEEP_KILLING_S
-    while run.running and time.monotonic() < deadline:
-        time.sleep(0.2)
-        run.kill()
-
-
-def _kill_children_running(argvs: list[list[str]]) -> None:
-    """Kill this process's children whose command line ends with one of `argvs` (and their children).
-
-    The ending, not the whole line: a script started through its #! line runs as `interpreter script ...`.
-    """
-    import psutil  # a dependency of distributed
-
-    doomed = []
-    for child in psutil.Process().children():
-        try:
-            cmdline = child.cmdline()
-        except psutil.Error:
-            continue
-        if any(len(cmdline) >= len(argv) and cmdline[-len(argv) :] == argv for argv in argvs):
-            try:
-                doomed += [child, *child.children(recursive=True)]
-            except psutil.Error:
-                doomed.append(child)
-    for process in doomed:
-        try:
-            process.kill()
-        except psutil.Error:
-            pass
 
 
 def _close_worker(token: str) -> None:

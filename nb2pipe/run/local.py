@@ -13,7 +13,11 @@
    notebook.
 3. A used kernel is shut down in the background; nobody waits for it. Each kernel writes its
    stdout/stderr to a file of its own, appended to the run's kernels.log when the kernel ends.
-4. `interrupt` kills the kernels in use, so running stages fail at once (Ctrl-C, SIGTERM, cancel).
+4. A command stage runs as its argv in a process group of its own, its output in a log file.
+5. `interrupt` kills the kernels in use and the commands' process groups, so running stages fail
+   at once (Ctrl-C, SIGTERM, cancel); a stage still waiting for a kernel, or submitted later,
+   does not start.
+This is the executor registered as 'local' (run/executors.py); the dask workers run it too.
 papermill and jupyter_client are imported here and nowhere else in the core.
 """
 
@@ -29,13 +33,13 @@ import tempfile
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from jupyter_client.manager import AsyncKernelManager
 
 from nb2pipe.errors import KernelStartError, SpecError
+from nb2pipe.run.executors import INTERRUPTED, StageJob, StageOutcome, interrupted
 
 KERNEL_START_TIMEOUT_S = 60.0  # how long a starting kernel may take to answer (NB2PIPE_KERNEL_START_TIMEOUT)
 KERNEL_START_TIMEOUT_ENV = "NB2PIPE_KERNEL_START_TIMEOUT"
@@ -53,25 +57,6 @@ class _ReportedByNb2pipe(logging.Filter):
 logging.getLogger("papermill").setLevel(logging.WARNING)
 logging.getLogger("papermill").addFilter(_ReportedByNb2pipe())
 logging.getLogger("traitlets").setLevel(logging.ERROR)
-
-
-@dataclass
-class StageJob:
-    name: str
-    notebook: Any  # nbformat.NotebookNode; None for a command stage
-    parameters: dict[str, Any]
-    output: Path
-    on_cell: Callable[[int, int], None]
-    cmd: tuple[str, ...] | None = None
-    env: dict[str, str] = field(default_factory=dict)  # set in the kernel before the stage's code
-
-
-@dataclass
-class StageOutcome:
-    name: str
-    ok: bool
-    duration: float
-    error: dict[str, Any] | None = None  # ename, evalue, cell_index, source, title
 
 
 class _KernelManager(AsyncKernelManager):
@@ -325,28 +310,36 @@ def _kill(km: AsyncKernelManager) -> None:
 
 
 class LocalExecutor:
-    """Runs stage jobs on `jobs` threads, each on a pre-started kernel."""
+    """The executor 'local': stage jobs on `jobs` threads of this process, notebooks each on a
+    pre-started kernel, commands as child processes."""
 
-    def __init__(
-        self, kernel_name: str, cwd: Path, jobs: int, log: Path | None = None, pool_size: int | None = None, budget: int | None = None
-    ):
+    def __init__(self, kernel_name: str, cwd: Path, jobs: int, *, stages: int | None = None, log: Path | None = None):
+        """`stages`, when known, is how many stages will be submitted: kernels boot one ahead of
+        the running stages, but never more kernels than stages. `log` collects the kernels' own
+        stdout and stderr (start-up chatter, crashes); without it that output is dropped."""
         self.cwd = cwd
         self.kernel_name = kernel_name
-        self.pool = KernelPool(kernel_name, cwd, size=pool_size or jobs + 1, log=log, budget=budget)
+        pool_size = jobs + 1 if stages is None else min(jobs + 1, stages)
+        self.pool = KernelPool(kernel_name, cwd, size=pool_size, log=log, budget=stages)
         import papermill  # noqa: F401  (imported now, while the kernels boot)
 
         self.threads = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="nb2pipe-stage")
         self.interrupted = False
+        self._commands: set[subprocess.Popen] = set()
+        self._lock = threading.Lock()  # `interrupted` and `_commands` change together
 
     def submit(self, job: StageJob) -> Future:
+        if self.interrupted:
+            refused: Future = Future()
+            refused.set_result(interrupted(job.name, 0.0))
+            return refused
         return self.threads.submit(self._run, job)
 
     def _run(self, job: StageJob) -> StageOutcome:
+        if self.interrupted:  # queued behind the running stages when the interrupt came
+            return interrupted(job.name, 0.0)
         if job.cmd:
-            return _run_command(job, self.cwd)
-        import papermill
-        from papermill.exceptions import PapermillExecutionError
-
+            return self._run_command(job)
         if job.env:
             _prepend_env_cell(job)
         started = time.monotonic()
@@ -355,7 +348,20 @@ class LocalExecutor:
         except KernelStartError as e:
             _write_not_run(job, str(e), self.pool.log)
             return StageOutcome(job.name, False, time.monotonic() - started, {"ename": "KernelStartError", "evalue": str(e)})
+        if self.interrupted:  # it came while this stage waited for its kernel: the kernel was not in use yet
+            self.pool.give_back(km)
+            return interrupted(job.name, time.monotonic() - started)
         km.stage = job.name
+        try:
+            return self._execute(job, km)
+        finally:
+            self.pool.give_back(km)
+
+    def _execute(self, job: StageJob, km: _KernelManager) -> StageOutcome:
+        """papermill runs the stage notebook on `km`, which runs in wdir already."""
+        import papermill
+        from papermill.exceptions import PapermillExecutionError
+
         started = time.monotonic()
         # papermill adds an injected-parameters cell when there are parameters
         count = sum(1 for c in job.notebook.cells if c.cell_type == "code") + (1 if job.parameters else 0)
@@ -378,22 +384,59 @@ class LocalExecutor:
             return StageOutcome(job.name, False, time.monotonic() - started, _execution_error(e, job))
         except Exception as e:  # dead kernel, interrupt, papermill's own errors
             if self.interrupted:
-                error = {"ename": type(e).__name__, "evalue": "interrupted"}
+                error = {"ename": type(e).__name__, "evalue": INTERRUPTED}
             elif km.exit_status() is not None:
                 error = _kernel_died(job, km, cells)
             else:
                 error = {"ename": type(e).__name__, "evalue": str(e).strip()}
             return StageOutcome(job.name, False, time.monotonic() - started, error)
+
+    def _run_command(self, job: StageJob) -> StageOutcome:
+        """A stage that is a plain command: an argv list, never a shell string, run in wdir in a
+        process group of its own (so an interrupt reaches the children it starts)."""
+        started = time.monotonic()
+        env = {**os.environ, **job.env} if job.env else None
+        process = subprocess.Popen(
+            list(job.cmd), cwd=self.cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        )
+        with self._lock:
+            self._commands.add(process)
+            stop = self.interrupted
+        if stop:  # the interrupt came while the command started
+            _kill_group(process)
+        try:
+            stdout, stderr = process.communicate()
         finally:
-            self.pool.give_back(km)
+            with self._lock:
+                self._commands.discard(process)
+        job.output.with_suffix(".log").write_text(stdout + stderr)
+        duration = time.monotonic() - started
+        if process.returncode == 0:
+            return StageOutcome(job.name, True, duration)
+        if self.interrupted:
+            return StageOutcome(job.name, False, duration, {"ename": f"exit status {process.returncode}", "evalue": INTERRUPTED})
+        tail = (stderr.strip().splitlines() or [""])[-1]
+        return StageOutcome(job.name, False, duration, {"ename": f"exit status {process.returncode}", "evalue": tail})
 
     def interrupt(self) -> None:
-        self.interrupted = True
+        with self._lock:
+            self.interrupted = True
+            commands = list(self._commands)
         self.pool.kill_in_use()
+        for process in commands:
+            _kill_group(process)
 
     def close(self) -> None:
         self.pool.close()
         self.threads.shutdown(wait=True, cancel_futures=True)
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    """Kill a command stage and whatever it started (its process group)."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):  # ended already
+        pass
 
 
 def _prepend_env_cell(job: StageJob) -> None:
@@ -402,18 +445,6 @@ def _prepend_env_cell(job: StageJob) -> None:
 
     source = f"import os as _nb2pipe_os\n_nb2pipe_os.environ.update({dict(sorted(job.env.items()))!r})"
     job.notebook.cells.insert(0, nbformat.v4.new_code_cell(source, metadata={"tags": ["nb2pipe-env"], "title": "nb2pipe: stage environment"}))
-
-
-def _run_command(job: StageJob, cwd: Path) -> StageOutcome:
-    """A stage that is a plain command: an argv list, never a shell string."""
-    started = time.monotonic()
-    env = {**os.environ, **job.env} if job.env else None
-    result = subprocess.run(list(job.cmd), cwd=cwd, capture_output=True, text=True, env=env)
-    job.output.with_suffix(".log").write_text(result.stdout + result.stderr)
-    if result.returncode == 0:
-        return StageOutcome(job.name, True, time.monotonic() - started)
-    tail = (result.stderr.strip().splitlines() or [""])[-1]
-    return StageOutcome(job.name, False, time.monotonic() - started, {"ename": f"exit status {result.returncode}", "evalue": tail})
 
 
 class _CellTracker:

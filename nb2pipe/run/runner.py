@@ -157,7 +157,7 @@ class Runner:
         pending = list(planned)
         slots = min(self.options.jobs or os.cpu_count() or 1, len(planned))
         try:
-            with _signals_interrupt():
+            with signals_interrupt():
                 while pending or running:
                     for name in list(pending):
                         if len(running) >= slots:
@@ -275,23 +275,17 @@ class Runner:
     # --- executing ---
 
     def _executor(self, planned: list[str]):
+        """The executor named by the options, from the registry (run/executors.py), for the
+        stages still to run: at most that many at once, and never more kernels than stages."""
+        from nb2pipe.run.executors import executor
         from nb2pipe.run.kernels import choose_kernel
 
         kernel = choose_kernel(self.pipeline, self.options.kernel, lambda text: self.events.emit("message", text=text))
         jobs = min(self.options.jobs or os.cpu_count() or 1, len(planned))
-        if self.options.executor == "local":
-            from nb2pipe.run.local import LocalExecutor
-
-            # one kernel ahead of the running stages, but never more kernels than stages
-            pool = min(jobs + 1, len(planned))
-            return LocalExecutor(
-                kernel, state.wdir(self.pipeline), jobs, log=self.run_dir / "kernels.log", pool_size=pool, budget=len(planned)
-            )
-        if self.options.executor == "dask":
-            from nb2pipe.run.dask_executor import DaskExecutor
-
-            return DaskExecutor(kernel, state.wdir(self.pipeline), jobs, self.options.scheduler)
-        raise SpecError(f"unknown executor '{self.options.executor}'; use 'local' or 'dask'")
+        return executor(
+            self.options.executor, kernel, state.wdir(self.pipeline), jobs,
+            stages=len(planned), log=self.run_dir / "kernels.log", scheduler=self.options.scheduler,
+        )  # fmt: skip
 
     def _job(self, name: str, inputs: state.StageInputs):
         from nb2pipe.run.kernels import stage_notebook
@@ -310,7 +304,8 @@ class Runner:
 
     def _finish(self, name: str, inputs: state.StageInputs, outcome, errors: dict[str, StageError]) -> Outcome:
         stage = self.pipeline.stage(name)
-        notebook = os.path.relpath(self.run_dir / f"{name}.ipynb")
+        # what to open: the executed notebook, or a command stage's log
+        notebook = os.path.relpath(self.run_dir / f"{name}.{'log' if stage.cmd else 'ipynb'}")
         if outcome.ok:
             outs = state.hash_paths(self.pipeline, stage.produced, self.hashes)
             missing = [p for p, d in outs.items() if d is None]
@@ -412,7 +407,7 @@ def stage_error(pipeline: m.Pipeline, stage: m.Stage, error: dict[str, Any], not
 
 
 @contextlib.contextmanager
-def _signals_interrupt():
+def signals_interrupt():
     """SIGINT and SIGTERM raise KeyboardInterrupt while the stages run, whatever dispositions the
     process inherited (a server or a script may start `nb2pipe run` with SIGINT ignored)."""
 

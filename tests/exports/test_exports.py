@@ -313,7 +313,7 @@ def test_kubeflow_without_kfp_says_what_to_install(project: Path, monkeypatch) -
         render("kubeflow", project / PIPELINE)
 
 
-def test_execute_refuses_an_unknown_parameter(project: Path) -> None:
-    from nb2pipe.exporters.execute import main
+def test_the_stage_command_refuses_an_unknown_parameter(project: Path) -> None:
+    from nb2pipe.run.single import main
 
     assert main([str(project / PIPELINE), "left", "--params-json", '{"left_ofset": 1}']) == 2
