@@ -35,7 +35,7 @@ from nb2pipe.errors import OverwriteError, SpecError
 from nb2pipe.files import check_name, out_problem, read_user_text
 from nb2pipe.graph import order, producers
 from nb2pipe.hashing import atomic_write, hash_bytes
-from nb2pipe.infer import analyze_cell, infer_flow, needed_definitions, transform_ipython
+from nb2pipe.infer import CellFacts, analyze_cell, trace_stages
 from nb2pipe.notebook import DEFAULT_SPLIT_LEVEL, plan_notebook, read_notebook, slugify
 from nb2pipe.spec import MAX_YAML_BYTES, dump_yaml, parse_yaml, pipeline_to_dict
 
@@ -99,7 +99,7 @@ def render_pipeline(
         var_deps = tuple(var_folder(layout, provider, name) for name, provider in loads)
         var_outs = tuple(var_folder(layout, stage.name, name) for name in saves)
         inferred_deps, inferred_outs = files.get(stage.name, ((), ()))
-        prelude, postlude = _variable_cells(plan, layout, stage.name, loads, saves, definitions, flow)
+        prelude, postlude = _variable_cells(stage_facts, layout, stage.name, loads, saves, definitions, flow)
         cells = _script_cells(plan, stage, layout, used_params, defaults, metrics_file, prelude, postlude)
         script, rendered_script, problem = _render_script(cells, plan, stage.name, layout, fmt)
         rendered[script] = rendered_script
@@ -192,12 +192,7 @@ _Flow = tuple[tuple[tuple[str, str], ...], tuple[str, ...], tuple[tuple[str, str
 def infer_stage_flow(plan: m.NotebookPlan, stage_facts: dict, exclude: set[str]) -> dict[str, _Flow]:
     """Per stage: (variables it loads with their providers, variables it saves, definitions it copies)."""
     stages = [(s.name, stage_facts[s.name]) for s in plan.stages]
-    flows = {f.stage: f for f in infer_flow(stages, exclude=exclude)}
-    definitions = needed_definitions(stages, exclude=exclude)
-    return {
-        s.name: (flows[s.name].inputs, flows[s.name].outputs, definitions.get(s.name, ()))
-        for s in plan.stages
-    }
+    return {f.stage: (f.inputs, f.outputs, f.definitions) for f in trace_stages(stages, exclude=exclude)}
 
 
 OutChecker = Callable[[str], "str | None"]
@@ -278,35 +273,16 @@ def _read_before_written(facts: list) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def _definition_source(plan: m.NotebookPlan, stage_name: str, name: str) -> str | None:
-    """The last top-level import, def or class statement of `stage_name` that binds `name`."""
-    stage = next(s for s in plan.stages if s.name == stage_name)
+def _definition_source(stage_facts: list[CellFacts], name: str) -> str | None:
+    """The text of the stage's last top-level import, def or class statement that binds `name`."""
     found = None
-    for cell in stage.code_cells:
-        code = transform_ipython(cell.source)
-        try:
-            tree = ast.parse(code)
-        except SyntaxError:
-            continue
-        for node in tree.body:
-            if _binds_definition(node, name):
-                found = ast.get_source_segment(code, node, padded=False)
-                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.decorator_list:
-                    lines = code.splitlines()
-                    found = "\n".join(lines[node.decorator_list[0].lineno - 1 : node.end_lineno])
+    for facts in stage_facts:
+        found = dict(facts.definition_sources).get(name, found)
     return found
 
 
-def _binds_definition(node: ast.stmt, name: str) -> bool:
-    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-        return node.name == name
-    if isinstance(node, (ast.Import, ast.ImportFrom)):
-        return any((alias.asname or alias.name.split(".")[0]) == name for alias in node.names)
-    return False
-
-
 def _variable_cells(
-    plan: m.NotebookPlan,
+    stage_facts: dict[str, list[CellFacts]],
     layout: Layout,
     stage: str,
     loads: tuple[tuple[str, str], ...],
@@ -316,7 +292,7 @@ def _variable_cells(
 ) -> tuple[list, list]:
     """Cells that re-create definitions and load inputs (first), and save outputs (last)."""
     prelude = []
-    sources = [src for name, provider in definitions if (src := _definition_source(plan, provider, name))]
+    sources = [src for name, provider in definitions if (src := _definition_source(stage_facts[provider], name))]
     if sources:
         definitions_cell = "\n\n".join(dict.fromkeys(sources))
         prelude.append(
