@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from nb2pipe.errors import OverwriteError, SpecError
-from nb2pipe.export import check_name
-from nb2pipe.state import atomic_write
+from nb2pipe.files import check_name
+from nb2pipe.hashing import atomic_write
 
 EXPORTERS = {
     "dvc": "nb2pipe.exporters.dvc",

@@ -37,7 +37,7 @@ def _join(*parts: str) -> str:
 
 
 def render(pipeline: Pipeline, params: dict[str, Any]) -> dict[str, str]:
-    from nb2pipe.export import dump_portable_yaml
+    from nb2pipe.generated import dump_portable_yaml
 
     prefix = pipeline_from_wdir(pipeline)  # the pipeline folder, seen from wdir
     wdir = pipeline.wdir  # wdir, seen from the pipeline folder (where dvc.yaml lives)
