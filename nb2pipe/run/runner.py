@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from nb2pipe import lockfile, state
 from nb2pipe import model as m
-from nb2pipe import state
 from nb2pipe.errors import Nb2PipeError, SpecError
 from nb2pipe.graph import select, upstream
 from nb2pipe.run.cache import OutputCache
@@ -97,11 +97,11 @@ class Runner:
         self.pipeline = pipeline
         self.options = options
         self.run_id = run_id or new_run_id()
-        self.state_dir = state.state_dir(pipeline)
+        self.state_dir = lockfile.state_dir(pipeline)
         # not under .nb2pipe/: Jupyter does not open files in hidden folders, and users open these
         self.run_dir = Path(pipeline.root) / RUNS_DIR / self.run_id
         self.cache = OutputCache(self.state_dir)
-        self.hashes = state.hash_cache(pipeline)
+        self.hashes = lockfile.hash_cache(pipeline)
         self.params = effective_params(pipeline, options.params)
         self.reporters = reporters
         self.held_lock = lock
@@ -115,8 +115,8 @@ class Runner:
     def run(self) -> RunResult:
         run_lock = self.held_lock or acquire_run_lock(self.pipeline.root, self.options.wait, self.reporters, self.run_id)
         try:
-            self.lock_entries = state.read_lock(self.pipeline)
-            self.last = state.read_last(self.pipeline)
+            self.lock_entries = lockfile.read_lock(self.pipeline)
+            self.last = lockfile.read_last(self.pipeline)
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self.events = Events(self.run_dir / "events.jsonl", self.reporters)
             self._recover()
@@ -133,7 +133,7 @@ class Runner:
         planned = select(self.pipeline, o.stages, from_stage=o.from_stage, with_downstream=o.downstream)
         for name in planned:  # before anything runs: no out may lead out of the project
             for out in self.pipeline.stage(name).produced:
-                state.out_path(self.pipeline, out)
+                lockfile.out_path(self.pipeline, out)
         edges = upstream(self.pipeline)
         self.events.emit("run_started", run=self.run_id, stages=planned, params=self.params, pid=os.getpid())
         if o.dry_run:
@@ -185,7 +185,7 @@ class Runner:
         finally:
             if executor is not None:
                 executor.close()
-        state.write_last(self.pipeline, self.last)
+        lockfile.write_last(self.pipeline, self.last)
         result = RunResult(self.run_id, {n: outcomes[n] for n in planned}, errors, planned)
         self.events.emit("run_finished", run=self.run_id, status="ok" if result.ok else "failed", summary=result.summary(), outcomes=result.outcomes)
         return result
@@ -208,7 +208,7 @@ class Runner:
         for name in list(self.journal.stages):  # a stage caught between dispatch and submit
             self._put_back(name)
         with contextlib.suppress(OSError):
-            state.write_last(self.pipeline, self.last)
+            lockfile.write_last(self.pipeline, self.last)
         self.events.emit("run_finished", run=self.run_id, status="interrupted" if interrupted else "failed")
 
     def _put_back(self, name: str) -> None:
@@ -248,7 +248,7 @@ class Runner:
         self.journal.start(stage, self.hashes)
         restore_snapshots(self.pipeline, self.cache, remembered)
         self.lock_entries[name] = inputs.lock_entry(remembered)
-        state.write_lock(self.pipeline, self.lock_entries)
+        lockfile.write_lock(self.pipeline, self.lock_entries)
         self.journal.end(name)
         self._record(name, RESTORED, 0.0)
         self.events.emit("stage_finished", stage=name, outcome=RESTORED, reasons=[str(r) for r in reasons], **self._stage_record(name))
@@ -267,12 +267,12 @@ class Runner:
             # one kernel ahead of the running stages, but never more kernels than stages
             pool = min(jobs + 1, len(planned))
             return LocalExecutor(
-                kernel, state.wdir(self.pipeline), jobs, log=self.run_dir / "kernels.log", pool_size=pool, budget=len(planned)
+                kernel, lockfile.wdir(self.pipeline), jobs, log=self.run_dir / "kernels.log", pool_size=pool, budget=len(planned)
             )
         if self.options.executor == "dask":
             from nb2pipe.run.dask_executor import DaskExecutor
 
-            return DaskExecutor(kernel, state.wdir(self.pipeline), jobs, self.options.scheduler)
+            return DaskExecutor(kernel, lockfile.wdir(self.pipeline), jobs, self.options.scheduler)
         raise SpecError(f"unknown executor '{self.options.executor}'; use 'local' or 'dask'")
 
     def _job(self, name: str, inputs: state.StageInputs):
@@ -310,9 +310,9 @@ class Runner:
             )
             return FAILED
         for path, digest in outs.items():
-            self.cache.store(state.out_path(self.pipeline, path), digest, self.hashes)
+            self.cache.store(lockfile.out_path(self.pipeline, path), digest, self.hashes)
         self.lock_entries[name] = inputs.lock_entry(outs)
-        state.write_lock(self.pipeline, self.lock_entries)
+        lockfile.write_lock(self.pipeline, self.lock_entries)
         self.cache.remember_run(inputs.fingerprint, outs)
         self.journal.end(name)
         self._record(name, RAN, outcome.duration, notebook=notebook)
@@ -324,7 +324,7 @@ class Runner:
         fingerprint and metrics."""
         entry = self.lock_entries.get(name) or {}
         stage = self.pipeline.stage(name)
-        fingerprint = state.fingerprint(entry.get(state.L_CODE), entry.get(state.L_PARAMS) or {}, entry.get(state.L_DEPS) or {})
+        fingerprint = state.fingerprint(entry.get(lockfile.L_CODE), entry.get(lockfile.L_PARAMS) or {}, entry.get(lockfile.L_DEPS) or {})
         return {"fingerprint": fingerprint, "lock": entry, "metrics": read_metrics(self.pipeline, stage)}
 
     def _record(self, name: str, outcome: str, duration: float, error: str | None = None, notebook: str | None = None) -> None:
@@ -348,7 +348,7 @@ class Runner:
                 self.last[name] = {"outcome": FAILED, "run": journal.get("run"), "error": "interrupted (the runner was killed)"}
                 self.events.emit("message", text=f"recovered stage '{name}' from interrupted run {journal.get('run')}: its previous outputs are restored")
         self.journal.path.unlink()
-        state.write_last(self.pipeline, self.last)
+        lockfile.write_last(self.pipeline, self.last)
 
 
 def acquire_run_lock(pipeline_root: str | Path, wait: bool, reporters: list[Reporter], run_id: str) -> RunLock:
@@ -367,7 +367,7 @@ def read_metrics(pipeline: m.Pipeline, stage: m.Stage) -> dict[str, Any]:
     """The numbers in a stage's metrics files ({} when it has none)."""
     metrics: dict[str, Any] = {}
     for path in stage.metrics:
-        data = state.read_json(state.resolve(pipeline, path), {})
+        data = lockfile.read_json(lockfile.resolve(pipeline, path), {})
         if isinstance(data, dict):
             metrics.update({k: v for k, v in data.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
     return metrics
@@ -422,15 +422,15 @@ def run_pipeline(
 def checkout(path: Path) -> list[str]:
     """Restore every out recorded in nb2pipe.lock from the output cache; returns what was restored."""
     pipeline = load_pipeline(path)
-    cache = OutputCache(state.state_dir(pipeline))
-    hashes = state.hash_cache(pipeline)
+    cache = OutputCache(lockfile.state_dir(pipeline))
+    hashes = lockfile.hash_cache(pipeline)
     restored, missing = [], []
-    for name, entry in state.read_lock(pipeline).items():
+    for name, entry in lockfile.read_lock(pipeline).items():
         declared = pipeline.stage(name).produced if name in pipeline.names else ()
-        for out, digest in (entry.get(state.L_OUTS) or {}).items():
+        for out, digest in (entry.get(lockfile.L_OUTS) or {}).items():
             if digest is None or out not in declared:  # only what nb2pipe.yaml says the stage writes
                 continue
-            target = state.out_path(pipeline, out)
+            target = lockfile.out_path(pipeline, out)
             if hashes.hash_path(target) == digest:
                 continue
             if not cache.has(digest):
