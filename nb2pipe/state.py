@@ -24,6 +24,7 @@ from nb2pipe.hashing import HashCache, hash_bytes, memo_by_stat
 from nb2pipe.lockfile import L_CODE, L_DEPS, L_OUTS, L_PARAMS, hash_cache, lock_entry, read_last, read_lock, resolve
 from nb2pipe.notebook import notebook_hash
 from nb2pipe.percent import read_cells
+from nb2pipe.spec import stage_param_values
 
 # reason kinds, spelled once (the CLI, the JSON and the sidebar show them as they are)
 NEVER_RUN = "never run"
@@ -109,14 +110,9 @@ def code_hash(pipeline: m.Pipeline, stage: m.Stage, text: str | None = None) -> 
         raise SpecError(f"stage '{stage.name}': script '{path}' is missing; re-export the notebook") from None
 
 
-def param_values(stage: m.Stage, params: dict[str, Any]) -> dict[str, Any]:
-    missing = [p for p in stage.params if p not in params]
-    if missing:
-        raise SpecError(
-            f"stage '{stage.name}' reads parameter '{missing[0]}', which params.yaml does not set; "
-            "add it to params.yaml or re-export the notebook"
-        )
-    return {p: _canonical(params[p]) for p in stage.params}
+def param_values(pipeline: m.Pipeline, stage: m.Stage, params: dict[str, Any]) -> dict[str, Any]:
+    """The values of the params `stage` reads, as their canonical JSON (what the lock records)."""
+    return {name: _canonical(value) for name, value in stage_param_values(pipeline, stage, params).items()}
 
 
 def _canonical(value: Any) -> Any:
@@ -159,7 +155,7 @@ def stage_inputs(pipeline: m.Pipeline, stage: m.Stage, params: dict[str, Any], c
     script = None if stage.cmd else read_script(pipeline, stage)
     return StageInputs(
         code=code_hash(pipeline, stage, script),
-        params=param_values(stage, params),
+        params=param_values(pipeline, stage, params),
         deps=hash_paths(pipeline, stage.deps, cache),
         script=script,
     )
@@ -205,7 +201,7 @@ def stage_reasons(
     if entry.get(L_CODE) != code:
         reasons.append(m.Reason(CODE_CHANGED))
     recorded = entry.get(L_PARAMS) or {}
-    for name, value in (inputs.params if inputs else param_values(stage, params)).items():
+    for name, value in (inputs.params if inputs else param_values(pipeline, stage, params)).items():
         if name not in recorded:
             reasons.append(m.Reason(PARAM_CHANGED, f"{name} (new) → {_short(value)}"))
         elif not same_value(recorded[name], value):

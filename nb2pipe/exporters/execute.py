@@ -30,21 +30,9 @@ from nb2pipe.errors import Nb2PipeError, SpecError, StageFailed
 
 def stage_params(pipeline: m.Pipeline, stage: m.Stage, overrides: dict[str, Any]) -> dict[str, Any]:
     """The values of the parameters `stage` reads: params.yaml overridden by `overrides`."""
-    import difflib
+    from nb2pipe.spec import effective_params, stage_param_values
 
-    from nb2pipe.spec import load_params
-
-    values = load_params(pipeline)
-    for name in overrides:
-        if name not in values:
-            close = difflib.get_close_matches(name, list(values), n=1)
-            hint = f"did you mean '{close[0]}'?" if close else f"known parameters: {', '.join(values) or 'none'}"
-            raise SpecError(f"unknown parameter '{name}'; {hint}")
-    values = {**values, **overrides}
-    missing = [p for p in stage.params if p not in values]
-    if missing:
-        raise SpecError(f"stage '{stage.name}' reads parameter '{missing[0]}' but params.yaml has no value for it; re-export the notebook")
-    return {name: values[name] for name in stage.params}
+    return stage_param_values(pipeline, stage, effective_params(pipeline, overrides))
 
 
 def run_stage(pipeline_dir: Path, stage_name: str, overrides: dict[str, Any] | None = None, engine: str = "export") -> Path | None:
