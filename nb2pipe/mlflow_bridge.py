@@ -39,11 +39,6 @@ STATUS = {"ok": "FINISHED", "failed": "FAILED", "interrupted": "KILLED"}
 MAX_TAG = 5000  # MLflow tag values are limited; errors are cut to this
 
 
-def enabled(environ: dict[str, str] | None = None) -> bool:
-    """Whether runs are mirrored: MLFLOW_TRACKING_URI is set and not empty."""
-    return bool((os.environ if environ is None else environ).get("MLFLOW_TRACKING_URI", "").strip())
-
-
 def absolute_uri(uri: str, cwd: str | None = None) -> str:
     """The tracking URI with a relative local path made absolute: stage kernels run in the
     pipeline's wdir, not where `nb2pipe run` was started."""

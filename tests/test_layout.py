@@ -1,9 +1,11 @@
-"""The package keeps its shape: import direction (import-linter) and a light `--help`."""
+"""The package keeps its shape: import direction (import-linter), a light `--help`, small modules
+and functions, no module named like the standard library's, no dead code."""
 
 from __future__ import annotations
 
 import ast
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -98,3 +100,29 @@ def test_no_module_is_named_like_a_standard_library_module():
         if path.stem in sys.stdlib_module_names or (path.name == "__init__.py" and path.parent.name in sys.stdlib_module_names)
     )
     assert not shadowing, f"rename these modules: {', '.join(shadowing)}"
+
+
+# Called by name by Jupyter or Python, never by nb2pipe's own code.
+HOOKS = {"_jupyter_labextension_paths", "_jupyter_server_extension_points", "_load_jupyter_server_extension", "__getattr__"}
+
+
+def test_every_top_level_function_and_class_is_used():
+    """Dead code goes: a top-level function, class or constant of nb2pipe/ must be named somewhere
+    besides its definition (nb2pipe's code, pyproject.toml's entry points, or the README for the
+    public API)."""
+    sources = {path: path.read_text(encoding="utf-8") for path in sorted(PACKAGE.rglob("*.py"))}
+    corpus = "\n".join([*sources.values(), (REPO / "pyproject.toml").read_text(), (REPO / "README.md").read_text()])
+    words: dict[str, int] = {}
+    for word in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", corpus):
+        words[word] = words.get(word, 0) + 1
+    unused = []
+    for path, text in sources.items():
+        for node in ast.parse(text).body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names = [node.name]
+            elif isinstance(node, ast.Assign):
+                names = [target.id for target in node.targets if isinstance(target, ast.Name)]
+            else:
+                continue
+            unused += [f"{path.relative_to(REPO).as_posix()}:{n}" for n in names if words.get(n, 0) < 2 and n not in HOOKS]
+    assert not unused, f"unused, remove them: {', '.join(unused)}"
