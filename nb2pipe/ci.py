@@ -12,7 +12,9 @@ import shlex
 from pathlib import PurePosixPath
 
 from nb2pipe.errors import SpecError
-from nb2pipe.export import check_name, default_folder, portable_scalar
+from nb2pipe.export import default_folder
+from nb2pipe.files import check_name
+from nb2pipe.generated import portable_scalar
 
 _EXPRESSION = "${{"
 

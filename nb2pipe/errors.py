@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -66,17 +67,26 @@ class CycleError(SpecError):
         )
 
 
+def close_match(name: str, known: Iterable[str], what: str = "names") -> str:
+    """The hint after an unknown `name`: `did you mean 'x'?` when one of `known` is close to it
+    (ignoring case too: `TRAIN` is close to `train`), else `known <what>: a, b` (or `none`)."""
+    import difflib
+
+    known = list(known)
+    close = difflib.get_close_matches(name, known, n=1)
+    if not close:
+        by_lower = {k.lower(): k for k in reversed(known)}  # the first of names equal but for case
+        close = [by_lower[k] for k in difflib.get_close_matches(name.lower(), list(by_lower), n=1)]
+    return f"did you mean '{close[0]}'?" if close else f"known {what}: {', '.join(known) or 'none'}"
+
+
 class UnknownStageError(SpecError):
     """A stage name that the pipeline does not have."""
 
     def __init__(self, name: str, known: list[str], where: str = ""):
-        import difflib
-
         self.name = name
-        close = difflib.get_close_matches(name, known, n=1)
-        hint = f"did you mean '{close[0]}'?" if close else f"known stages: {', '.join(known) or 'none'}"
         prefix = f"{where}: " if where else ""
-        super().__init__(f"{prefix}unknown stage '{name}'; {hint}")
+        super().__init__(f"{prefix}unknown stage '{name}'; {close_match(name, known, 'stages')}")
 
 
 class OverwriteError(Nb2PipeError):

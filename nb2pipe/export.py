@@ -1,5 +1,7 @@
 """Turn a `NotebookPlan` into the files of a pipeline folder, and write them safely.
 
+What flows between stages is inferred by nb2pipe.infer (infer/stages.py for a plan's stages).
+
 1. `render_pipeline` is pure: plan in, `{relative path: text}` out, byte-identical for the same
    notebook. Stage scripts are jupytext percent-format `.py` (or `.ipynb`): a header, the setup
    code, a parameters cell with the parameters the stage reads, the stage's cells each titled
@@ -11,7 +13,7 @@
    Parameter defaults must survive params.yaml (YAML 1.1 and 1.2 alike) and JSON.
 3. Every generated file but params.yaml carries a checksum of its own text, so a hand edit is
    noticed: `write_files` refuses to overwrite it (or any file nb2pipe did not write) without
-   `force`, and leaves unchanged files untouched.
+   `force`, and leaves unchanged files untouched (generated.py).
 4. params.yaml belongs to the user once edited: without a valid checksum its values are kept,
    new parameters are added and removed ones dropped.
 """
@@ -22,33 +24,32 @@ import ast
 import json
 import os
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from nb2pipe import model as m
 from nb2pipe import percent
 from nb2pipe.errors import OverwriteError, SpecError
-from nb2pipe.files import check_name, out_problem, read_user_text
+from nb2pipe.files import OutChecker, check_name, out_problem, read_user_text
 from nb2pipe.graph import order, producers
-from nb2pipe.hashing import atomic_write, hash_bytes
-from nb2pipe.infer import analyze_cell, infer_flow, needed_definitions, transform_ipython
+from nb2pipe.generated import (
+    CHECKSUM_AT,
+    CHECKSUM_AT_IPYNB,
+    CHECKSUM_TOKEN,
+    GITIGNORE,
+    GITIGNORE_TEXT,
+    dump_portable_yaml,
+    is_pristine,
+    stamp,
+    write_files,
+)
+from nb2pipe.infer import CellFacts, analyze_cell
+from nb2pipe.infer.stages import Flow, infer_files, infer_stage_flow, stage_reads
 from nb2pipe.notebook import DEFAULT_SPLIT_LEVEL, plan_notebook, read_notebook, slugify
 from nb2pipe.spec import MAX_YAML_BYTES, dump_yaml, parse_yaml, pipeline_to_dict
 
 FORMATS = ("py", "ipynb")
-GITIGNORE = ".gitignore"  # written once; the user may add to it
-GITIGNORE_TEXT = "# Written by nb2pipe export: run state, caches and executed notebooks stay out of git.\n.nb2pipe/\nruns/\n"
-_CHECKSUM_TOKEN = "@NB2PIPE_CHECKSUM@"
-_CHECKSUM_AT = f"nb2pipe-checksum: {_CHECKSUM_TOKEN}"  # where a text file carries its checksum
-_CHECKSUM_AT_IPYNB = f'"checksum": "{_CHECKSUM_AT}"'  # ... and a notebook (no cell text can hold it)
-_CHECKSUM_RE = re.compile(r"nb2pipe-checksum: ([0-9a-f]{16})")
-# C0 and C1 controls, DEL and the Unicode line and paragraph separators: a name holding one could
-# break a line of a generated file (YAML, Python and jupytext all split lines at some of them)
-
 
 @dataclass(frozen=True)
 class Layout:
@@ -99,7 +100,7 @@ def render_pipeline(
         var_deps = tuple(var_folder(layout, provider, name) for name, provider in loads)
         var_outs = tuple(var_folder(layout, stage.name, name) for name in saves)
         inferred_deps, inferred_outs = files.get(stage.name, ((), ()))
-        prelude, postlude = _variable_cells(plan, layout, stage.name, loads, saves, definitions, flow)
+        prelude, postlude = _variable_cells(stage_facts, layout, stage.name, loads, saves, definitions, flow)
         cells = _script_cells(plan, stage, layout, used_params, defaults, metrics_file, prelude, postlude)
         script, rendered_script, problem = _render_script(cells, plan, stage.name, layout, fmt)
         rendered[script] = rendered_script
@@ -133,7 +134,7 @@ def render_pipeline(
     )
     producers(pipeline)  # one producer per file
     order(pipeline)  # no cycles
-    rendered[m.PIPELINE_FILE] = _stamp(_SPEC_HEADER + dump_yaml(pipeline_to_dict(pipeline)), _CHECKSUM_AT)
+    rendered[m.PIPELINE_FILE] = stamp(_SPEC_HEADER + dump_yaml(pipeline_to_dict(pipeline)), CHECKSUM_AT)
     rendered[m.PARAMS_FILE] = render_params(defaults, current_params)
     rendered[GITIGNORE] = GITIGNORE_TEXT
     return Rendered(pipeline, dict(sorted(rendered.items())), warnings)
@@ -174,70 +175,7 @@ def var_folder(layout: Layout, stage: str, name: str) -> str:
     return _join(layout.pipeline_from_wdir, m.STATE_DIR, m.VARS_DIR, stage, name)
 
 
-def stage_reads(facts: list) -> set[str]:
-    """Names a stage reads before binding them itself, cell after cell."""
-    bound: set[str] = set()
-    reads: set[str] = set()
-    for f in facts:
-        reads |= f.reads - bound
-        bound |= f.binds
-    return reads
-
-
 # --- what flows between stages (DESIGN §2) ---------------------------------------------------
-
-_Flow = tuple[tuple[tuple[str, str], ...], tuple[str, ...], tuple[tuple[str, str], ...]]
-
-
-def infer_stage_flow(plan: m.NotebookPlan, stage_facts: dict, exclude: set[str]) -> dict[str, _Flow]:
-    """Per stage: (variables it loads with their providers, variables it saves, definitions it copies)."""
-    stages = [(s.name, stage_facts[s.name]) for s in plan.stages]
-    flows = {f.stage: f for f in infer_flow(stages, exclude=exclude)}
-    definitions = needed_definitions(stages, exclude=exclude)
-    return {
-        s.name: (flows[s.name].inputs, flows[s.name].outputs, definitions.get(s.name, ()))
-        for s in plan.stages
-    }
-
-
-OutChecker = Callable[[str], "str | None"]
-
-
-def infer_files(
-    plan: m.NotebookPlan, stage_facts: dict, check_out: OutChecker | None = None
-) -> tuple[dict[str, tuple[tuple[str, ...], tuple[str, ...]]], list[str]]:
-    """Per stage: (inferred deps, inferred outs) from literal paths given to readers and writers;
-    and warnings about written paths that cannot be outputs.
-
-    Declared files win: a path another stage declares is not inferred. A path written by several
-    stages belongs to the last writer. A stage depends on a file it reads before writing it, when
-    the file is external or written by an earlier stage or by the stage itself: a file a stage
-    appends to, or reads and rewrites, is a dep and an out of that stage. A stage never depends on
-    a file it writes first, nor on a later stage's output. A written path that `check_out` refuses
-    (outside the project, the project itself, ...) is neither: it is dropped with a warning.
-    """
-    escaping, warnings = _escaping_writes(plan, stage_facts, check_out or out_checker(None))
-    declared_out = {path: s.name for s in plan.stages for path in s.outs}
-    writer: dict[str, str] = dict(declared_out)
-    for s in plan.stages:
-        for f in stage_facts[s.name]:
-            for path in f.files_written:
-                if path not in declared_out and path not in escaping:
-                    writer[path] = s.name
-    position = {s.name: i for i, s in enumerate(plan.stages)}
-    result = {}
-    for s in plan.stages:
-        written = [p for f in stage_facts[s.name] for p in f.files_written]
-        outs = tuple(p for p in dict.fromkeys(written) if writer.get(p) == s.name and p not in s.outs)
-        deps = tuple(
-            p
-            for p in _read_before_written(stage_facts[s.name])
-            if p not in s.deps
-            and p not in escaping
-            and (p not in writer or writer[p] == s.name or position[writer[p]] < position[s.name])
-        )
-        result[s.name] = (deps, outs)
-    return result, warnings
 
 
 def out_checker(layout: Layout | None) -> OutChecker:
@@ -249,74 +187,26 @@ def out_checker(layout: Layout | None) -> OutChecker:
     return lambda path: out_problem(path, layout.project, protected, also_inside=inside)
 
 
-def _escaping_writes(plan: m.NotebookPlan, stage_facts: dict, check_out: OutChecker) -> tuple[set[str], list[str]]:
-    """Written paths that cannot be outputs, and a warning naming the cell for each."""
-    escaping: set[str] = set()
-    warnings: list[str] = []
-    for s in plan.stages:
-        for cell, f in zip(s.code_cells, stage_facts[s.name]):
-            for path in f.files_written:
-                if path not in s.outs and (problem := check_out(path)):
-                    escaping.add(path)
-                    warnings.append(
-                        f"stage '{s.name}', {cell.label}: '{path}' {problem}, so it is not an output of the "
-                        "pipeline: nb2pipe will neither track nor restore it"
-                    )
-    return escaping, warnings
-
-
-def _read_before_written(facts: list) -> list[str]:
-    """Paths the stage's cells read while they still hold what was there before the stage ran."""
-    found: list[str] = []
-    written: set[str] = set()
-    for f in facts:
-        for path in f.files_read:
-            first_written_here = path in f.files_written and path not in f.files_updated
-            if path not in written and not first_written_here:
-                found.append(path)
-        written.update(f.files_written)
-    return list(dict.fromkeys(found))
-
-
-def _definition_source(plan: m.NotebookPlan, stage_name: str, name: str) -> str | None:
-    """The last top-level import, def or class statement of `stage_name` that binds `name`."""
-    stage = next(s for s in plan.stages if s.name == stage_name)
+def _definition_source(stage_facts: list[CellFacts], name: str) -> str | None:
+    """The text of the stage's last top-level import, def or class statement that binds `name`."""
     found = None
-    for cell in stage.code_cells:
-        code = transform_ipython(cell.source)
-        try:
-            tree = ast.parse(code)
-        except SyntaxError:
-            continue
-        for node in tree.body:
-            if _binds_definition(node, name):
-                found = ast.get_source_segment(code, node, padded=False)
-                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.decorator_list:
-                    lines = code.splitlines()
-                    found = "\n".join(lines[node.decorator_list[0].lineno - 1 : node.end_lineno])
+    for facts in stage_facts:
+        found = dict(facts.definition_sources).get(name, found)
     return found
 
 
-def _binds_definition(node: ast.stmt, name: str) -> bool:
-    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-        return node.name == name
-    if isinstance(node, (ast.Import, ast.ImportFrom)):
-        return any((alias.asname or alias.name.split(".")[0]) == name for alias in node.names)
-    return False
-
-
 def _variable_cells(
-    plan: m.NotebookPlan,
+    stage_facts: dict[str, list[CellFacts]],
     layout: Layout,
     stage: str,
     loads: tuple[tuple[str, str], ...],
     saves: tuple[str, ...],
     definitions: tuple[tuple[str, str], ...],
-    flow: dict[str, _Flow],
+    flow: dict[str, Flow],
 ) -> tuple[list, list]:
     """Cells that re-create definitions and load inputs (first), and save outputs (last)."""
     prelude = []
-    sources = [src for name, provider in definitions if (src := _definition_source(plan, provider, name))]
+    sources = [src for name, provider in definitions if (src := _definition_source(stage_facts[provider], name))]
     if sources:
         definitions_cell = "\n\n".join(dict.fromkeys(sources))
         prelude.append(
@@ -326,12 +216,12 @@ def _variable_cells(
             )
         )
     if loads:
-        lines = ["from nb2pipe.marshal import load as _nb2pipe_load"]
+        lines = ["from nb2pipe.handoff import load as _nb2pipe_load"]
         lines += [f"{name} = _nb2pipe_load({var_folder(layout, provider, name)!r})" for name, provider in loads]
         prelude.append(_ScriptCell("code", "\n".join(lines), "nb2pipe: load variables from earlier stages"))
     postlude = []
     if saves:
-        lines = ["from nb2pipe.marshal import save as _nb2pipe_save"]
+        lines = ["from nb2pipe.handoff import save as _nb2pipe_save"]
         for name in saves:
             consumers = sorted(s for s, (ls, _, _) in flow.items() if (name, stage) in ls)
             folder = var_folder(layout, stage, name)
@@ -482,7 +372,7 @@ def _render_percent(cells: list[_ScriptCell], kernelspec: dict, provenance: dict
     """jupytext's percent format, every cell carried exactly (see percent.py); NotPercent when a
     cell cannot be. The checksum comes first, before any text from the notebook."""
     header = {"jupyter": {"nb2pipe": {"checksum": "X", **provenance}, "jupytext": "X", "kernelspec": kernelspec}}
-    header_text = dump_yaml(header).replace("{checksum: X,", f"{{{_CHECKSUM_AT},", 1)
+    header_text = dump_yaml(header).replace("{checksum: X,", f"{{{CHECKSUM_AT},", 1)
     header_text = header_text.replace("  jupytext: X\n", _JUPYTEXT_OPTIONS, 1)
     lines = ["# ---", *(f"# {line}" if line else "#" for line in header_text.splitlines()), "# ---", ""]
     for cell in cells:
@@ -499,7 +389,7 @@ def _render_percent(cells: list[_ScriptCell], kernelspec: dict, provenance: dict
         except percent.NotPercent as e:
             raise percent.NotPercent(f"{cell.origin or 'a generated cell'}: {e}") from None
         lines.append("")
-    return _stamp("\n".join(lines), _CHECKSUM_AT)
+    return stamp("\n".join(lines), CHECKSUM_AT)
 
 
 def _render_ipynb(cells: list[_ScriptCell], kernelspec: dict, provenance: dict) -> str:
@@ -518,20 +408,20 @@ def _render_ipynb(cells: list[_ScriptCell], kernelspec: dict, provenance: dict) 
         nb_cells.append(entry)
     nb = {
         "cells": nb_cells,
-        "metadata": {"kernelspec": kernelspec, "nb2pipe": {**provenance, "nb2pipe-checksum": _CHECKSUM_TOKEN}},
+        "metadata": {"kernelspec": kernelspec, "nb2pipe": {**provenance, "nb2pipe-checksum": CHECKSUM_TOKEN}},
         "nbformat": 4,
         "nbformat_minor": 5,
     }
     text = json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
-    text = text.replace(f'"nb2pipe-checksum": "{_CHECKSUM_TOKEN}"', _CHECKSUM_AT_IPYNB, 1)
-    return _stamp(text, _CHECKSUM_AT_IPYNB)
+    text = text.replace(f'"nb2pipe-checksum": "{CHECKSUM_TOKEN}"', CHECKSUM_AT_IPYNB, 1)
+    return stamp(text, CHECKSUM_AT_IPYNB)
 
 
-# the checksum line comes before any text from the notebook (_stamp stamps the first one)
+# the checksum line comes before any text from the notebook (stamp stamps the first one)
 _SPEC_HEADER = (
     "# The pipeline of the notebook named under `source`, written by `nb2pipe export`.\n"
     "# Edit the notebook and re-export; hand edits here are refused without --force.\n"
-    f"# {_CHECKSUM_AT}\n"
+    f"# {CHECKSUM_AT}\n"
 )
 _PARAMS_HEADER = (
     "# Parameters of this pipeline, from the notebook's parameters cell.\n"
@@ -544,65 +434,8 @@ def render_params(defaults: dict[str, Any], current: dict[str, Any] | None) -> s
     values = defaults if current is None else {k: current.get(k, v) for k, v in defaults.items()}
     body = dump_portable_yaml(values) if values else ""
     if current is None:
-        return _stamp(_PARAMS_HEADER + f"# {_CHECKSUM_AT}\n" + body, _CHECKSUM_AT)
+        return stamp(_PARAMS_HEADER + f"# {CHECKSUM_AT}\n" + body, CHECKSUM_AT)
     return _PARAMS_HEADER + body
-
-
-class _PortableDumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
-    """PyYAML's safe dumper, quoting every string that some YAML reader could take for another type."""
-
-
-# A plain scalar starting like a number (1e3, 0o17, .5, +1, 2001-12-14, 1:20, 1_000), or a word some
-# YAML version reads as a bool, null, infinity, NaN, merge key or value key. PyYAML quotes only what
-# YAML 1.1 resolves; DVC reads YAML 1.2 (1e3 is a float there), so these are always quoted.
-_AMBIGUOUS_SCALAR = re.compile(
-    r"^(?:[-+]?\.?[0-9].*|[-+]?\.(?:inf|nan)|~|null|true|false|yes|no|on|off|y|n|=|<<|)$", re.IGNORECASE | re.DOTALL
-)
-
-
-def _represent_str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
-    if _AMBIGUOUS_SCALAR.match(text) and "\n" not in text:
-        return dumper.represent_scalar("tag:yaml.org,2002:str", text, style="'")
-    return dumper.represent_str(text)
-
-
-_PortableDumper.add_representer(str, _represent_str)
-
-
-def dump_portable_yaml(data: Any) -> str:
-    """Like spec.dump_yaml, and read the same way by YAML 1.1 (PyYAML) and 1.2 (ruamel, DVC) readers."""
-    return yaml.dump(
-        data, Dumper=_PortableDumper, sort_keys=False, default_flow_style=None, allow_unicode=True, width=10_000
-    )
-
-
-def portable_scalar(text: str) -> str:
-    """`text` as a one-line YAML scalar for a template, quoted only where some YAML reader needs it."""
-    entry = yaml.dump({"k": text}, Dumper=_PortableDumper, default_flow_style=False, allow_unicode=True, width=10_000)
-    return entry[len("k: ") :].rstrip("\n")
-
-
-# --- 2. checksums ----------------------------------------------------------------------------
-
-
-def _checksum(text: str) -> str:
-    return hash_bytes(text.encode())[len("blake3:") :][:16]
-
-
-def _stamp(text: str, where: str) -> str:
-    """`text` with its checksum put at the first occurrence of `where` (which holds the token);
-    any other occurrence of the token (in a cell, say) is the notebook's own text and stays."""
-    return text.replace(where, where.replace(_CHECKSUM_TOKEN, _checksum(text)), 1)
-
-
-def is_pristine(text: str) -> bool:
-    """True when `text` carries an nb2pipe checksum that still matches it (no hand edits). Any
-    checksum-like text in it may be the real one: a cell's text could look like one, too."""
-    for match in _CHECKSUM_RE.finditer(text):
-        unstamped = text[: match.start(1)] + _CHECKSUM_TOKEN + text[match.end(1) :]
-        if _checksum(unstamped) == match.group(1):
-            return True
-    return False
 
 
 # --- the whole export ------------------------------------------------------------------------
@@ -689,64 +522,4 @@ def _refuse_to_clobber_notebook(notebook: Path, folder: Path, files: dict[str, s
             "output folder with -o"
         )
 
-
-def write_files(
-    folder: Path, files: dict[str, str], *, force: bool = False, check: bool = False
-) -> tuple[list[str], list[str], list[str], list[str]]:
-    """Write `files` under `folder`, touching only files whose content changes.
-
-    Returns (written, unchanged, differing, removed). With `check`, nothing is written and
-    `differing` lists what an export would change. Stage scripts of stages that no longer exist
-    are removed when nb2pipe wrote them.
-    """
-    written, unchanged, differing, removed = [], [], [], []
-    stale_scripts = _old_stage_scripts(folder, files)
-    for rel, text in files.items():
-        path = folder / rel
-        old = _read_text(path)
-        user_owned = rel == GITIGNORE or (rel == m.PARAMS_FILE and check and not is_pristine(old or ""))
-        if old == text or (user_owned and old is not None):
-            unchanged.append(rel)
-            continue
-        differing.append(rel)
-        if check:
-            continue
-        if old is not None and rel != m.PARAMS_FILE and not force and not is_pristine(old):
-            raise OverwriteError(
-                f"'{path}' was edited by hand (or not written by nb2pipe); move your changes into the "
-                "notebook, or re-export with --force to overwrite it"
-            )
-    for rel in stale_scripts:
-        differing.append(rel)
-    if check:
-        return written, unchanged, differing, removed
-    for rel in differing:
-        path = folder / rel
-        if rel in files:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(path, files[rel])
-            written.append(rel)
-        else:
-            path.unlink()
-            removed.append(rel)
-    return written, unchanged, differing, removed
-
-
-def _old_stage_scripts(folder: Path, files: dict[str, str]) -> list[str]:
-    stages_dir = folder / m.STAGES_DIR
-    if not stages_dir.is_dir():
-        return []
-    old = []
-    for path in sorted(stages_dir.iterdir()):
-        rel = f"{m.STAGES_DIR}/{path.name}"
-        if rel not in files and path.suffix in (".py", ".ipynb") and is_pristine(_read_text(path) or ""):
-            old.append(rel)
-    return old
-
-
-def _read_text(path: Path) -> str | None:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return None
 

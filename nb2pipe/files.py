@@ -18,7 +18,7 @@ import os
 import posixpath
 import re
 import stat
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from nb2pipe.errors import SpecError
@@ -95,6 +95,8 @@ def check_name(text: str, what: str, fix: str) -> None:
 
 
 # --- where outputs may go ---------------------------------------------------------------------
+
+OutChecker = Callable[[str], "str | None"]  # why a path cannot be an output (None when it can)
 
 
 def out_problem(

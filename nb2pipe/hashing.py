@@ -26,7 +26,7 @@ import json
 import os
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import blake3
@@ -114,13 +114,16 @@ def _load_entries(cache_file: Path | None) -> dict[str, list]:
     return {path: value for path, value in data.items() if _is_valid_entry(value)}
 
 
-def atomic_write(target: Path, payload: bytes | str) -> None:
+def atomic_write(target: Path, payload: bytes | str | Callable[[Path], None]) -> None:
     """Write payload to a temp file beside target, fsync it, then rename it over target: readers
-    see the old file or the new one, never a torn one. Text is written as UTF-8.
+    see the old file or the new one, never a torn one. Text is written as UTF-8. A function as
+    payload fills the temp file itself, given its path (to copy a file: the mode and times the
+    function gives it are kept).
 
     The file gets the mode of the file it replaces, or, when new, 0666 less the umask, as `open`
     would give it (the temp file is created with mode 0666, so the kernel applies the umask and
-    any default ACL)."""
+    any default ACL). The temp file has a name no other file has (O_EXCL), so nothing beside
+    target is ever overwritten, and it is gone afterwards, whatever happened."""
     if isinstance(payload, str):
         payload = payload.encode("utf-8")
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -133,9 +136,12 @@ def atomic_write(target: Path, payload: bytes | str) -> None:
         with os.fdopen(fd, "wb") as handle:
             if mode is not None:
                 os.fchmod(handle.fileno(), mode)
-            handle.write(payload)
+            if callable(payload):
+                payload(Path(temp_name))
+            else:
+                handle.write(payload)
             handle.flush()
-            os.fsync(handle.fileno())
+            os.fsync(handle.fileno())  # the file's data, whichever descriptor wrote it
         os.replace(temp_name, target)
     except BaseException:
         try:
@@ -145,14 +151,19 @@ def atomic_write(target: Path, payload: bytes | str) -> None:
         raise
 
 
+_NAME_MAX = 255  # bytes in one file name (Linux, macOS)
+
+
 def _create_temp_beside(target: Path) -> tuple[int, str]:
-    """A new file `<target name>.<random>.tmp` beside target, opened for writing with mode 0666
+    """A new hidden file `.<target name>.<random>.tmp` beside target (the target's name cut short
+    when the whole would be longer than a name may be), opened for writing with mode 0666
     (mkstemp would make it 0600, whatever the umask)."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    stem = os.fsencode(target.name)[: _NAME_MAX - len(".12345678.tmp") - 1]
     for _ in range(100):
-        name = os.path.join(target.parent, f"{target.name}.{os.urandom(4).hex()}.tmp")
+        name = os.path.join(os.fsencode(target.parent), b"." + stem + f".{os.urandom(4).hex()}.tmp".encode())
         try:
-            return os.open(name, flags, 0o666), name
+            return os.open(name, flags, 0o666), os.fsdecode(name)
         except FileExistsError:
             continue
     raise FileExistsError(f"no free temporary name beside '{target}'")

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from nb2pipe import model as m
-from nb2pipe import state
+from nb2pipe import lockfile
 from nb2pipe.errors import Nb2PipeError
 from nb2pipe.vocabulary import Outcome, RunStatus
 
@@ -196,7 +196,7 @@ class MlflowBridge:
         if event.get("summary"):
             tags["nb2pipe.summary"] = event["summary"]
         self._log(self.parent, metrics=flat_metrics(self.metrics), tags=tags, at=event.get("time"))
-        lock = state.lock_path(self.pipeline)
+        lock = lockfile.lock_path(self.pipeline)
         if lock.exists():
             self.client.log_artifact(self.parent, str(lock))
         self.client.set_terminated(self.parent, status, end_time=_ms(event.get("time")))
@@ -220,7 +220,7 @@ class MlflowBridge:
             self.client.log_artifact(run, notebook)
         if metrics_files:
             for path in self.pipeline.stage(name).metrics:
-                file = state.resolve(self.pipeline, path)
+                file = lockfile.resolve(self.pipeline, path)
                 if file.is_file():
                     self.client.log_artifact(run, str(file), artifact_path="metrics")
 

@@ -152,14 +152,6 @@ class Pipeline:
 
 
 @dataclass(frozen=True)
-class Artifact:
-    """A file or folder and its content hash (None when it does not exist)."""
-
-    path: str
-    hash: str | None
-
-
-@dataclass(frozen=True)
 class Reason:
     """Why a stage is not up to date: `kind` is a fixed phrase, `detail` says what."""
 

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from nb2pipe import model as m
-from nb2pipe.errors import SpecError
+from nb2pipe.errors import SpecError, close_match
 from nb2pipe.files import out_problem, read_user_text
 from nb2pipe.hashing import memo_by_stat
 
@@ -128,11 +128,7 @@ MAX_YAML_VALUES = 1_000_000  # after aliases are expanded: more is an alias bomb
 def _refuse_unknown_keys(data: dict, known: tuple[str, ...], where: str) -> None:
     for key in data:
         if key not in known:
-            import difflib
-
-            close = difflib.get_close_matches(str(key), known, n=1)
-            hint = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(known)}"
-            raise SpecError(f"{where} unknown key {key!r}; {hint}")
+            raise SpecError(f"{where} unknown key {key!r}; {close_match(str(key), known, 'keys')}")
 
 
 def _path(value: Any, what: str) -> str:
@@ -351,9 +347,18 @@ def effective_params(pipeline: m.Pipeline, overrides: dict[str, Any]) -> dict[st
     params = load_params(pipeline)
     unknown = [k for k in overrides if k not in params]
     if unknown:
-        import difflib
-
-        close = difflib.get_close_matches(unknown[0], list(params), n=1)
-        hint = f"did you mean '{close[0]}'?" if close else f"known parameters: {', '.join(params) or 'none'}"
-        raise SpecError(f"unknown parameter '{unknown[0]}'; {hint}")
+        raise SpecError(f"unknown parameter '{unknown[0]}'; {close_match(unknown[0], params, 'parameters')}")
     return {**params, **overrides}
+
+
+def stage_param_values(pipeline: m.Pipeline, stage: m.Stage, params: dict[str, Any]) -> dict[str, Any]:
+    """The values of the parameters `stage` reads, in its order; a SpecError naming the stage, the
+    parameter and the params file when `params` has no value for one of them."""
+    missing = [name for name in stage.params if name not in params]
+    if missing:
+        path = Path(pipeline.root) / pipeline.params_file
+        raise SpecError(
+            f"stage '{stage.name}' reads parameter '{missing[0]}', which '{path}' does not set; "
+            "add it there, or re-export the notebook"
+        )
+    return {name: params[name] for name in stage.params}

@@ -1,43 +1,31 @@
-"""What a pipeline's stages consumed and produced, and why each one is (not) up to date.
+"""Why each stage of a pipeline is (not) up to date: its status, a list of reasons.
 
-Two records, kept apart as DVC keeps dvc.yaml and dvc.lock:
-- `nb2pipe.lock` (committed): per stage the hash of its normalized code, the values of the params
-  it reads, and the content hashes of its deps and outs. Written sorted and atomically.
-- `.nb2pipe/last.json` (not committed): how each stage's last attempt went (outcome, run id,
-  duration, error, executed notebook).
-
-A stage's status is a list of `Reason`s, checked cheapest first: never run, last run failed,
-code changed, param changed, dep changed, out missing / modified, upstream stale.
+What a stage consumes is hashed once, at dispatch (`StageInputs`): its normalized code (comments,
+blank lines, markdown and the parameters cells do not count), the values of the params it reads,
+and the content hashes of its deps. Its status compares that, and its outs on disk, with what
+the lock recorded (lockfile.py), cheapest first: never run, last run failed, code changed, param
+changed, dep changed, out missing / modified, upstream stale.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import os
-import stat
 import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from nb2pipe import model as m
-from nb2pipe.graph import order, upstream
+from nb2pipe.errors import Nb2PipeError, SpecError
 from nb2pipe.files import read_user_text
-from nb2pipe.hashing import HashCache, atomic_write, hash_bytes, memo_by_stat
+from nb2pipe.graph import order, upstream
+from nb2pipe.hashing import HashCache, hash_bytes, memo_by_stat
+from nb2pipe.lockfile import L_CODE, L_DEPS, L_OUTS, L_PARAMS, hash_cache, lock_entry, read_last, read_lock, resolve
 from nb2pipe.notebook import notebook_hash
 from nb2pipe.percent import read_cells
-from nb2pipe.spec import output_problem, safe_load
-from nb2pipe.errors import Nb2PipeError, SpecError
+from nb2pipe.spec import stage_param_values
 from nb2pipe.vocabulary import Outcome, StageState
-
-LOCK_SCHEMA = 1
-L_SCHEMA, L_STAGES, L_CODE, L_PARAMS, L_DEPS, L_OUTS = "schema", "stages", "code", "params", "deps", "outs"
-LAST_FILE = "last.json"
-HASH_CACHE_FILE = "hashcache.json"
-MAX_SCRIPT_BYTES = 1 << 30
 
 # reason kinds, spelled once (the CLI, the JSON and the sidebar show them as they are)
 NEVER_RUN = "never run"
@@ -55,149 +43,7 @@ UP_TO_DATE, STALE, NEVER_RUN_STATE, FAILED, RUNNING, CANCELLED = (
     StageState.UP_TO_DATE, StageState.STALE, StageState.NEVER_RUN, StageState.FAILED, StageState.RUNNING, StageState.CANCELLED
 )
 
-_Dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-
-
-# --- paths -----------------------------------------------------------------------------------
-
-
-def state_dir(pipeline: m.Pipeline) -> Path:
-    return Path(pipeline.root) / m.STATE_DIR
-
-
-def wdir(pipeline: m.Pipeline) -> Path:
-    return Path(os.path.normpath(Path(pipeline.root) / pipeline.wdir))
-
-
-def resolve(pipeline: m.Pipeline, path: str) -> Path:
-    """A dep or out path (relative to wdir) as a path on disk."""
-    return Path(os.path.normpath(os.path.join(pipeline.root, pipeline.wdir, path)))
-
-
-def out_path(pipeline: m.Pipeline, path: str, *, as_found: bool = False) -> Path:
-    """An out on disk, as a path nb2pipe may write, restore or delete, or a SpecError.
-
-    The path's last part is never resolved: a symlink there is replaced or removed as a link,
-    never followed. By default the out must pass spec.output_problem (inside the project,
-    symlinks resolved, the last part too). `as_found` is for putting back what a stage left:
-    whatever the stage made of its out (even a symlink leading out), the entry itself must lie
-    inside the project or the pipeline folder, and be neither of them nor a parent."""
-    target = resolve(pipeline, path)
-    entry = os.path.join(os.path.realpath(target.parent), target.name)
-    if not as_found:
-        problem = output_problem(pipeline, path) or _special_file_problem(path, entry)
-    elif not any(_strictly_inside(entry, os.path.realpath(f)) for f in (wdir(pipeline), pipeline.root)):
-        problem = f"output '{path}' is not inside the project '{wdir(pipeline)}'; fix the path"
-    else:
-        problem = None
-    if problem:
-        raise SpecError(problem)
-    return Path(entry)
-
-
-def _special_file_problem(path: str, entry: str) -> str | None:
-    """An out that is a FIFO, socket or device cannot be kept and put back (a FIFO would block)."""
-    try:
-        mode = os.stat(entry).st_mode
-    except OSError:
-        return None
-    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
-        return None
-    return f"output '{path}' is not a file or folder but a special file; remove it or choose another path"
-
-
-def _strictly_inside(path: str, folder: str) -> bool:
-    return path.startswith(folder.rstrip(os.sep) + os.sep)
-
-
-def hash_cache(pipeline: m.Pipeline) -> HashCache:
-    return HashCache(state_dir(pipeline) / HASH_CACHE_FILE)
-
-
-# --- small files -----------------------------------------------------------------------------
-
-
-def read_json(path: Path, default: Any) -> Any:
-    """A JSON file nb2pipe wrote for itself; `default` when it is missing or unreadable."""
-    try:
-        return json.loads(path.read_bytes())
-    except (OSError, ValueError, RecursionError):
-        return default
-
-
-# --- the lock file ---------------------------------------------------------------------------
-
-
-def lock_path(pipeline: m.Pipeline) -> Path:
-    return Path(pipeline.root) / m.LOCK_FILE
-
-
-def read_lock(pipeline: m.Pipeline) -> dict[str, dict]:
-    """The lock's stage entries ({} when there is no lock yet); an error naming the fix when the
-    file is damaged or written by a newer nb2pipe."""
-    path = lock_path(pipeline)
-    damaged = f"'{path}' is damaged"
-    fix = "restore it from git, or delete it to rerun every stage"
-    try:
-        data = memo_by_stat("yaml", path, lambda: safe_load(path.read_bytes().decode("utf-8")))
-    except FileNotFoundError:
-        return {}
-    except IsADirectoryError:
-        raise SpecError(f"'{path}' is a folder, not nb2pipe's lock file; move it away") from None
-    except UnicodeDecodeError:
-        raise SpecError(f"{damaged} (not UTF-8 text); {fix}") from None
-    except (yaml.YAMLError, RecursionError):
-        raise SpecError(f"{damaged} (not valid YAML); {fix}") from None
-    if not data:
-        return {}
-    if not isinstance(data, dict) or not isinstance(data.get(L_STAGES) or {}, dict):
-        raise SpecError(f"'{path}' is not an nb2pipe lock file; {fix}")
-    schema = data.get(L_SCHEMA)
-    if isinstance(schema, int) and not isinstance(schema, bool) and schema > LOCK_SCHEMA:
-        raise SpecError(f"'{path}' has schema version {schema}, newer than this nb2pipe reads ({LOCK_SCHEMA}); upgrade nb2pipe")
-    if schema != LOCK_SCHEMA:
-        raise SpecError(f"{damaged} (schema version {schema!r}, expected {LOCK_SCHEMA}); {fix}")
-    stages = data.get(L_STAGES) or {}
-    for name, entry in stages.items():
-        problem = _entry_problem(entry)
-        if problem:
-            raise SpecError(f"{damaged}: the entry of stage {name!r} {problem}; restore the file from git, or delete that entry to rerun the stage")
-    return dict(stages)  # callers replace entries, never change them in place
-
-
-def _entry_problem(entry: Any) -> str | None:
-    """What is wrong with a lock entry's shape (None when it is right)."""
-    if not isinstance(entry, dict):
-        return "is not a mapping"
-    if not isinstance(entry.get(L_CODE), str):
-        return f"has no '{L_CODE}' hash"
-    if not isinstance(entry.get(L_PARAMS, {}), dict):
-        return f"has '{L_PARAMS}' that is not a mapping"
-    for key in (L_DEPS, L_OUTS):
-        files = entry.get(key, {})
-        if not isinstance(files, dict) or not all(isinstance(p, str) and (d is None or isinstance(d, str)) for p, d in files.items()):
-            return f"has '{key}' that is not a mapping of paths to hashes"
-    return None
-
-
-def write_lock(pipeline: m.Pipeline, entries: dict[str, dict]) -> None:
-    known = set(pipeline.names)
-    data = {L_SCHEMA: LOCK_SCHEMA, L_STAGES: {k: v for k, v in entries.items() if k in known}}
-    header = "# Written by `nb2pipe run`: what each stage consumed and produced. Commit it.\n"
-    atomic_write(lock_path(pipeline), header + yaml.dump(data, Dumper=_Dumper, sort_keys=True, default_flow_style=False, allow_unicode=True, width=10_000))
-
-
-def read_last(pipeline: m.Pipeline) -> dict[str, dict]:
-    """Each stage's last attempt; entries of the wrong shape are dropped (the file is a record
-    nb2pipe keeps for itself, not something a run depends on)."""
-    data = read_json(state_dir(pipeline) / LAST_FILE, {})
-    if not isinstance(data, dict):
-        return {}
-    return {name: entry for name, entry in data.items() if isinstance(entry, dict) and isinstance(entry.get("outcome", ""), str)}
-
-
-def write_last(pipeline: m.Pipeline, last: dict[str, dict]) -> None:
-    atomic_write(state_dir(pipeline) / LAST_FILE, json.dumps(last, indent=1, sort_keys=True))
+MAX_SCRIPT_BYTES = 1 << 30
 
 
 # --- what a stage is made of -----------------------------------------------------------------
@@ -266,14 +112,9 @@ def code_hash(pipeline: m.Pipeline, stage: m.Stage, text: str | None = None) -> 
         raise SpecError(f"stage '{stage.name}': script '{path}' is missing; re-export the notebook") from None
 
 
-def param_values(stage: m.Stage, params: dict[str, Any]) -> dict[str, Any]:
-    missing = [p for p in stage.params if p not in params]
-    if missing:
-        raise SpecError(
-            f"stage '{stage.name}' reads parameter '{missing[0]}', which params.yaml does not set; "
-            "add it to params.yaml or re-export the notebook"
-        )
-    return {p: _canonical(params[p]) for p in stage.params}
+def param_values(pipeline: m.Pipeline, stage: m.Stage, params: dict[str, Any]) -> dict[str, Any]:
+    """The values of the params `stage` reads, as their canonical JSON (what the lock records)."""
+    return {name: _canonical(value) for name, value in stage_param_values(pipeline, stage, params).items()}
 
 
 def _canonical(value: Any) -> Any:
@@ -287,10 +128,6 @@ def hash_paths(pipeline: m.Pipeline, paths: tuple[str, ...], cache: HashCache) -
 def fingerprint(code: str, params: dict[str, Any], deps: dict[str, str | None]) -> str:
     """What a run cache entry is keyed by: the stage's code, param values and dep hashes."""
     return hash_bytes(json.dumps([code, params, deps], sort_keys=True).encode())
-
-
-def lock_entry(code: str, params: dict, deps: dict, outs: dict) -> dict[str, Any]:
-    return {L_CODE: code, L_PARAMS: params, L_DEPS: deps, L_OUTS: outs}
 
 
 def same_value(a: Any, b: Any) -> bool:
@@ -320,7 +157,7 @@ def stage_inputs(pipeline: m.Pipeline, stage: m.Stage, params: dict[str, Any], c
     script = None if stage.cmd else read_script(pipeline, stage)
     return StageInputs(
         code=code_hash(pipeline, stage, script),
-        params=param_values(stage, params),
+        params=param_values(pipeline, stage, params),
         deps=hash_paths(pipeline, stage.deps, cache),
         script=script,
     )
@@ -366,7 +203,7 @@ def stage_reasons(
     if entry.get(L_CODE) != code:
         reasons.append(m.Reason(CODE_CHANGED))
     recorded = entry.get(L_PARAMS) or {}
-    for name, value in (inputs.params if inputs else param_values(stage, params)).items():
+    for name, value in (inputs.params if inputs else param_values(pipeline, stage, params)).items():
         if name not in recorded:
             reasons.append(m.Reason(PARAM_CHANGED, f"{name} (new) → {_short(value)}"))
         elif not same_value(recorded[name], value):

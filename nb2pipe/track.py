@@ -27,7 +27,7 @@ from nb2pipe import model as m
 from nb2pipe.errors import Nb2PipeError, SpecError
 from nb2pipe.run.events import Reporter
 from nb2pipe.run.pidlock import is_locked, pid_alive
-from nb2pipe.state import state_dir
+from nb2pipe.lockfile import state_dir
 from nb2pipe.vocabulary import SUCCEEDED, EventName, Outcome, RunStatus
 
 DB_FILE = "runs.db"
@@ -431,32 +431,32 @@ def when(timestamp: float | None) -> str:
 
 def checkout_run(pipeline: m.Pipeline, run: dict[str, Any]) -> list[str]:
     """Roll the outputs (and their lock entries) back to what `run` produced or used."""
-    from nb2pipe import state
+    from nb2pipe import lockfile
     from nb2pipe.run.cache import OutputCache
 
-    cache = OutputCache(state.state_dir(pipeline))
-    entries = state.read_lock(pipeline)
+    cache = OutputCache(lockfile.state_dir(pipeline))
+    entries = lockfile.read_lock(pipeline)
     # a failed stage's record holds its inputs, not outputs
     stages = [s for s in run["stages"] if s["name"] in pipeline.names and s["lock"] and s["outcome"] in SUCCEEDED]
     outs = [
         (out, digest)
         for s in stages
-        for out, digest in (s["lock"].get(state.L_OUTS) or {}).items()
+        for out, digest in (s["lock"].get(lockfile.L_OUTS) or {}).items()
         if digest and out in pipeline.stage(s["name"]).produced  # only what nb2pipe.yaml says the stage writes
     ]
     missing = [out for out, digest in outs if not cache.has(digest)]
     if missing:  # checked before anything is touched, so outputs and lock never disagree
         raise Nb2PipeError(f"'{missing[0]}' of run {run['id']} is no longer in the output cache; rerun it with nb2pipe run --params-from {run['id']}")
-    targets = [(state.out_path(pipeline, out), digest) for out, digest in outs]  # all checked before any is touched
+    targets = [(lockfile.out_path(pipeline, out), digest) for out, digest in outs]  # all checked before any is touched
     for target, digest in targets:
         cache.restore(target, digest)
     rolled_back = [s["name"] for s in stages]
     entries.update({s["name"]: s["lock"] for s in stages})
-    state.write_lock(pipeline, entries)
+    lockfile.write_lock(pipeline, entries)
     # a later failed attempt no longer describes these stages: their outputs are now the run's
-    last = state.read_last(pipeline)
+    last = lockfile.read_last(pipeline)
     for name in rolled_back:
         if last.get(name, {}).get("outcome") == Outcome.FAILED:
             last[name] = {"outcome": Outcome.RESTORED, "run": run["id"]}
-    state.write_last(pipeline, last)
+    lockfile.write_last(pipeline, last)
     return [out for out, _ in outs]

@@ -52,7 +52,7 @@ from nb2pipe.run.dask_executor import DaskExecutor
 from nb2pipe.run.kernels import stage_notebook
 from nb2pipe.run.local import StageJob
 from nb2pipe.spec import load_pipeline
-from nb2pipe.state import wdir
+from nb2pipe.lockfile import wdir
 
 pytestmark = [pytest.mark.exports, pytest.mark.slow]
 

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from conftest import code, md, write_nb
+from nb2pipe.errors import SpecError
 
 
 def nb_file(tmp_path, *cells, **kw):
@@ -94,3 +95,88 @@ def test_debug_shows_the_traceback(tmp_path):
 
     with pytest.raises(NotebookError):
         main(["--debug", "export", str(tmp_path / "missing.ipynb")])
+
+
+# --- an unknown name gets its close match, whatever its case ------------------------------------
+
+
+@pytest.fixture
+def exported(tmp_path, cli, monkeypatch):
+    """An exported pipeline (nothing run): parameter `alpha`, stages `train` and `report`."""
+    monkeypatch.chdir(tmp_path)
+    write_nb(
+        tmp_path / "nb.ipynb",
+        code("alpha = 0.5", "parameters"),
+        code("x = alpha * 2", "stage:train"),
+        code("print(x)", "stage:report"),
+    )
+    status, _, err = cli("export", "nb.ipynb")
+    assert status == 0, err
+    return tmp_path / "pipelines" / "nb"
+
+
+def one_error(cli, *argv) -> str:
+    status, out, err = cli(*argv)
+    assert status == 2, out + err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    return err.strip()
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (("status", "{pipe}", "-p", "ALPHA=1"), "unknown parameter 'ALPHA'; did you mean 'alpha'?"),
+        (("run", "{pipe}", "--dry-run", "--stage", "TRAIN"), "unknown stage 'TRAIN'; did you mean 'train'?"),
+        (("run", "{pipe}", "--dry-run", "--from", "REPORT"), "unknown stage 'REPORT'; did you mean 'report'?"),
+        (("run", "{pipe}", "--dry-run", "--stage", "zzz"), "unknown stage 'zzz'; known stages: train, report"),
+    ],
+    ids=["parameter", "stage", "from-stage", "nothing-close"],
+)
+def test_an_unknown_name_gets_the_known_name_it_differs_from_only_in_case(exported, cli, argv, expected):
+    assert expected in one_error(cli, *(a.format(pipe=exported) for a in argv))
+
+
+def test_an_unknown_key_of_the_pipeline_file_gets_its_close_match_whatever_its_case(exported, cli):
+    spec = exported / "nb2pipe.yaml"
+    spec.write_text(spec.read_text().replace("\nwdir:", "\nWDIR:"))
+    assert "unknown key 'WDIR'; did you mean 'wdir'?" in one_error(cli, "status", str(exported))
+
+
+def test_an_unknown_export_target_gets_its_close_match(exported):
+    from nb2pipe.exporters import export_to
+
+    with pytest.raises(SpecError, match="unknown export target 'DVC'; did you mean 'dvc'\\?"):
+        export_to("DVC", exported)
+
+
+# --- a parameter that params.yaml lacks: the same line wherever it is noticed -------------------
+
+
+def test_a_parameter_params_yaml_lacks_is_the_same_line_naming_the_stage_everywhere(exported, cli):
+    """status, run, the DVC, Airflow and Kubeflow exports and the stage runner they call all say
+    which stage reads which parameter that which file does not set, and what to do."""
+    import subprocess
+    import sys
+
+    from nb2pipe.exporters import export_to
+
+    status, _, err = cli("run", str(exported))  # status checks the params of stages that ran
+    assert status == 0, err
+    params = exported / "params.yaml"
+    params.write_text("beta: 1\n")  # the user dropped alpha by hand
+    expected = (
+        f"error: stage 'train' reads parameter 'alpha', which '{params}' does not set; "
+        "add it there, or re-export the notebook"
+    )
+    assert one_error(cli, "status", str(exported)) == expected
+    assert one_error(cli, "run", str(exported)) == expected
+    for target in ("dvc", "airflow", "kubeflow"):
+        with pytest.raises(SpecError) as raised:
+            export_to(target, exported)
+        assert f"error: {raised.value}" == expected, target
+    proc = subprocess.run(
+        [sys.executable, "-m", "nb2pipe.run.single", str(exported), "train"],
+        capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120,
+    )
+    assert proc.returncode == 2 and proc.stderr.strip() == expected, proc.stderr
+    assert not (exported / "dvc.yaml").exists() and params.read_text() == "beta: 1\n"

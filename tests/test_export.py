@@ -197,6 +197,37 @@ def test_a_stage_loads_the_variables_an_earlier_stage_binds(tmp_path, cli):
     assert spec["stages"]["use"]["deps"] == [folder] and spec["stages"]["use"]["loads"] == {"df": "load"}
 
 
+def test_export_parses_each_cell_once(tmp_path, cli, monkeypatch):
+    """A definition copied into later stages is taken from the analysis, not parsed again per
+    consumer; the setup check and the flow analysis share one parse of each cell."""
+    import ast
+    import uuid
+
+    token = uuid.uuid4().hex  # sources no earlier test analysed
+    helpers = f"import math\n\n\ndef area(r):\n    return math.pi * r * r  # {token}"
+    setup = f"import os  # {token}"
+    users = [f"a_{n} = area({n})  # {token}" for n in range(3)]
+    nb = write_nb(
+        tmp_path / "a.ipynb",
+        code(setup),
+        code(helpers, "stage:helpers"),
+        *(code(source, f"stage:use{n}") for n, source in enumerate(users)),
+    )
+    parsed: list[str] = []
+    real_parse = ast.parse
+
+    def counting_parse(source, *args, **kwargs):
+        parsed.append(source if isinstance(source, str) else "")
+        return real_parse(source, *args, **kwargs)
+
+    monkeypatch.setattr(ast, "parse", counting_parse)
+    status, _, err = cli("export", nb)
+    assert status == 0, err
+    script = (tmp_path / "pipelines" / "a" / "stages" / "use2.py").read_text()
+    assert "def area(r):" in script and "import math" in script
+    assert {source: parsed.count(source) for source in (setup, helpers, *users)} == dict.fromkeys((setup, helpers, *users), 1)
+
+
 def test_show_lists_stages_files_params_and_edges(tmp_path, cli):
     nb = copy_example(tmp_path, "diabetes_kale")
     cli("export", nb)

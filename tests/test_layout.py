@@ -1,8 +1,11 @@
-"""The package keeps its shape: import direction (import-linter) and a light `--help`."""
+"""The package keeps its shape: import direction (import-linter), a light `--help`, small modules
+and functions, no module named like the standard library's, no dead code."""
 
 from __future__ import annotations
 
+import ast
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -94,3 +97,85 @@ def test_exporting_to_another_engine_imports_nothing_that_runs_stages(tmp_path):
     assert not {m for m in loaded if m.split(".")[0] in HEAVY + ("jupyter_client",)}
     runs_stages = ("nb2pipe.run.runner", "nb2pipe.run.local", "nb2pipe.run.kernels", "nb2pipe.run.dask_executor", "nb2pipe.run.single")
     assert not {m for m in loaded if m in runs_stages}
+
+
+# --- the size rule: no module over 600 lines, no function over 80 (issue 11) -----------------
+
+MAX_MODULE_LINES = 600
+MAX_FUNCTION_LINES = 80
+
+
+def _size_offenders() -> dict[str, int]:
+    """Every module over MAX_MODULE_LINES and every function (methods and nested ones too, from
+    its first decorator to its last line) over MAX_FUNCTION_LINES: 'path' or 'path:qualname' -> lines."""
+    found: dict[str, int] = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(REPO).as_posix()
+        text = path.read_text(encoding="utf-8")
+        if len(text.splitlines()) > MAX_MODULE_LINES:
+            found[rel] = len(text.splitlines())
+        for name, lines in _function_lengths(ast.parse(text)):
+            if lines > MAX_FUNCTION_LINES:
+                found[f"{rel}:{name}"] = lines
+    return found
+
+
+def _function_lengths(tree: ast.AST, prefix: str = ""):
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            name = prefix + node.name
+            if not isinstance(node, ast.ClassDef):
+                first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+                yield name, node.end_lineno - first + 1
+            yield from _function_lengths(node, name + ".")
+        else:
+            yield from _function_lengths(node, prefix)
+
+
+def test_no_module_over_600_lines_and_no_function_over_80():
+    offenders = _size_offenders()
+    assert not offenders, "split these (lines): " + ", ".join(f"{n} ({k})" for n, k in sorted(offenders.items()))
+
+
+def test_the_size_scan_sees_methods_nested_functions_and_decorators():
+    tree = ast.parse(
+        "class A:\n    @staticmethod\n    @other\n    def m():\n        def inner():\n            pass\n"
+    )
+    assert dict(_function_lengths(tree)) == {"A.m": 5, "A.m.inner": 2}
+
+
+def test_no_module_is_named_like_a_standard_library_module():
+    """A module named like one of Python's (`marshal`, `ast`, ...) shadows it for code run from
+    its folder and confuses readers and tools; generated stage scripts import nb2pipe's modules."""
+    shadowing = sorted(
+        path.relative_to(REPO).as_posix()
+        for path in PACKAGE.rglob("*.py")
+        if path.stem in sys.stdlib_module_names or (path.name == "__init__.py" and path.parent.name in sys.stdlib_module_names)
+    )
+    assert not shadowing, f"rename these modules: {', '.join(shadowing)}"
+
+
+# Called by name by Jupyter or Python, never by nb2pipe's own code.
+HOOKS = {"_jupyter_labextension_paths", "_jupyter_server_extension_points", "_load_jupyter_server_extension", "__getattr__"}
+
+
+def test_every_top_level_function_and_class_is_used():
+    """Dead code goes: a top-level function, class or constant of nb2pipe/ must be named somewhere
+    besides its definition (nb2pipe's code, pyproject.toml's entry points, or the README for the
+    public API)."""
+    sources = {path: path.read_text(encoding="utf-8") for path in sorted(PACKAGE.rglob("*.py"))}
+    corpus = "\n".join([*sources.values(), (REPO / "pyproject.toml").read_text(), (REPO / "README.md").read_text()])
+    words: dict[str, int] = {}
+    for word in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", corpus):
+        words[word] = words.get(word, 0) + 1
+    unused = []
+    for path, text in sources.items():
+        for node in ast.parse(text).body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names = [node.name]
+            elif isinstance(node, ast.Assign):
+                names = [target.id for target in node.targets if isinstance(target, ast.Name)]
+            else:
+                continue
+            unused += [f"{path.relative_to(REPO).as_posix()}:{n}" for n in names if words.get(n, 0) < 2 and n not in HOOKS]
+    assert not unused, f"unused, remove them: {', '.join(unused)}"

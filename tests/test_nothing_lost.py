@@ -454,6 +454,33 @@ def test_checkout_never_writes_where_a_hand_edited_lock_points_outside(ran, cli)
     assert not (ran.parent.parent / "escaped.txt").exists()
 
 
+def test_putting_an_out_back_never_touches_a_users_file_beside_it(ran, cli):
+    """An out is put back through a temporary file beside it. A user's file that happens to have
+    the name nb2pipe once gave that file (`.<out>.<pid>.tmp`) is neither overwritten nor moved,
+    by checkout or by the restore after a failure, and no temporary file is left behind."""
+    mine = ran / f".a.txt.{os.getpid()}.tmp"
+    mine.write_text("mine")
+    (ran / "a.txt").unlink()
+    exit_code, _, err = cli("checkout", PIPE)
+    assert exit_code == 0, err
+    assert (ran / "a.txt").read_text() == "a" and mine.read_text() == "mine"
+    write_nb(ran / NB, code("open('a.txt', 'w').write('half')\nraise ValueError('boom')", "stage:a", "out:a.txt"))
+    exit_code, _, err = cli("run", NB)
+    assert exit_code == 1 and "ValueError: boom" in err
+    assert (ran / "a.txt").read_text() == "a" and mine.read_text() == "mine"
+    assert sorted(p.name for p in ran.iterdir() if p.is_file()) == sorted([mine.name, "a.txt", NB])
+
+
+def test_an_out_whose_name_is_as_long_as_a_name_can_be_is_put_back(tmp_path, monkeypatch, cli):
+    monkeypatch.chdir(tmp_path)
+    name = "r" * 251 + ".txt"  # 255 bytes: the longest name Linux allows
+    (tmp_path / name).write_text("my result")
+    write_nb(tmp_path / NB, code(f"open({name!r}, 'w').write('half')\nraise ValueError('boom')", "stage:make", f"out:{name}"))
+    exit_code, _, err = cli("run", NB)
+    assert exit_code == 1 and "ValueError: boom" in err and "Traceback" not in err
+    assert (tmp_path / name).read_text() == "my result"
+
+
 def test_wait_says_what_it_waits_for(tmp_path):
     write_nb(tmp_path / NB, code(SLOW, "stage:slow", "out:result.csv"))
     proc = start_run(tmp_path, NB)

@@ -61,9 +61,9 @@ class Scratch:
 
     def outs(self) -> dict[str, dict[str, str | None]]:
         """{stage: {out: digest}} of every stage the scratch's lock records."""
-        from nb2pipe import state
+        from nb2pipe import lockfile
 
-        return {name: dict(entry.get(state.L_OUTS) or {}) for name, entry in state.read_lock(self.pipeline()).items()}
+        return {name: dict(entry.get(lockfile.L_OUTS) or {}) for name, entry in lockfile.read_lock(self.pipeline()).items()}
 
     def metrics(self) -> dict[str, dict[str, Any]]:
         """{stage: metrics} read from the scratch's metrics files."""
@@ -81,21 +81,21 @@ class Scratch:
 def scratch_workspace(target: str | os.PathLike) -> Iterator[Scratch]:
     """A scratch workspace for the pipeline of `target` (a pipeline folder or a notebook),
     removed when the block ends."""
-    from nb2pipe import state
+    from nb2pipe import lockfile
     from nb2pipe.api.tracked import folder_of
     from nb2pipe.spec import load_pipeline
 
     target = Path(target)
     files = _rendered_files(target) if target.suffix == ".ipynb" else None
     pipeline = load_pipeline(folder_of(target))
-    wdir = state.wdir(pipeline)
+    wdir = lockfile.wdir(pipeline)
     inside = os.path.relpath(os.path.realpath(pipeline.root), os.path.realpath(wdir))
     if inside == os.curdir or inside.startswith(os.pardir):
         raise SpecError(
             f"pipeline folder '{pipeline.root}' is not inside its working folder '{wdir}'; a scratch workspace "
             "needs the layout nb2pipe export writes (pipelines/<name>/ beside the notebook)"
         )
-    parent = state.state_dir(pipeline) / SCRATCH_DIR
+    parent = lockfile.state_dir(pipeline) / SCRATCH_DIR
     parent.mkdir(parents=True, exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix="", dir=parent))
     try:
@@ -135,9 +135,9 @@ def _write(path: Path, text: str) -> None:
 
 def _link_inputs(pipeline: m.Pipeline, scratch: Scratch) -> None:
     """Symlink the output cache and every dep that no stage produces."""
-    from nb2pipe import state
+    from nb2pipe import lockfile
 
-    cache = state.state_dir(pipeline) / CACHE_DIR
+    cache = lockfile.state_dir(pipeline) / CACHE_DIR
     cache.mkdir(parents=True, exist_ok=True)
     own_state = scratch.folder / m.STATE_DIR
     own_state.mkdir(parents=True, exist_ok=True)
@@ -149,10 +149,10 @@ def _link_inputs(pipeline: m.Pipeline, scratch: Scratch) -> None:
         link = _under(scratch.root, dep)
         if not _is_within(link, scratch.root):
             raise SpecError(
-                f"dep '{dep}' lies outside the working folder '{state.wdir(pipeline)}', where a scratch workspace "
+                f"dep '{dep}' lies outside the working folder '{lockfile.wdir(pipeline)}', where a scratch workspace "
                 "cannot link it; move it into the project"
             )
-        real = state.resolve(pipeline, dep)
+        real = lockfile.resolve(pipeline, dep)
         if any(_is_within(link, out) for out in outs) or not os.path.lexists(real) or os.path.lexists(link):
             continue  # a stage makes it; missing (the run says so); or linked with its folder already
         _link_tree(real, link, [out for out in outs if _is_within(out, link)])

@@ -26,9 +26,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from nb2pipe.errors import OverwriteError, SpecError
-from nb2pipe.export import check_name
-from nb2pipe.state import atomic_write
+from nb2pipe.errors import OverwriteError, SpecError, close_match
+from nb2pipe.files import check_name
+from nb2pipe.hashing import atomic_write
 
 EXPORTERS = {
     "dvc": "nb2pipe.exporters.dvc",
@@ -46,7 +46,7 @@ MARKER = "written by `nb2pipe export --to"
 def exporter(target: str):
     """The module that renders `target`; a SpecError naming the known targets otherwise."""
     if target not in EXPORTERS:
-        raise SpecError(f"unknown export target '{target}'; known targets: {', '.join(EXPORTERS)}")
+        raise SpecError(f"unknown export target '{target}'; {close_match(target, EXPORTERS, 'targets')}")
     return importlib.import_module(EXPORTERS[target])
 
 

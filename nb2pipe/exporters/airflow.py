@@ -27,6 +27,7 @@ from nb2pipe import graph
 from nb2pipe.errors import SpecError
 from nb2pipe.exporters import STAGE_MODULE, docstring, pipeline_from_wdir, pipeline_name
 from nb2pipe.model import Pipeline
+from nb2pipe.spec import stage_param_values
 
 OPTIONS: tuple[str, ...] = ()
 DAGS_DIR = "dags"
@@ -107,10 +108,8 @@ def render(pipeline: Pipeline, params: dict[str, Any]) -> dict[str, str]:
     pipeline_from_dag = os.path.normpath(os.path.join("..", prefix)).replace(os.sep, "/")
     edges = graph.upstream(pipeline)
     ordered = graph.order(pipeline, edges)
-    used = sorted({p for s in pipeline.stages for p in s.params})
-    missing = [p for p in used if p not in params]
-    if missing:
-        raise SpecError(f"a stage reads parameter '{missing[0]}', which params.yaml lacks; re-export the notebook")
+    for stage in pipeline.stages:
+        stage_param_values(pipeline, stage, params)  # each has a value
     task_lines = [
         f"\n        {_q(stage)}: PythonOperator(task_id={_q(stage)}, python_callable=run_stage, op_kwargs={{'stage': {_q(stage)}}}),"
         for stage in ordered

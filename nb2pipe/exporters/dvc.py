@@ -26,6 +26,7 @@ from nb2pipe import graph
 from nb2pipe.errors import SpecError
 from nb2pipe.exporters import STAGE_MODULE, pipeline_from_wdir, pipeline_name
 from nb2pipe.model import Pipeline
+from nb2pipe.spec import stage_param_values
 
 OPTIONS: tuple[str, ...] = ()
 FILE = "dvc.yaml"
@@ -37,7 +38,7 @@ def _join(*parts: str) -> str:
 
 
 def render(pipeline: Pipeline, params: dict[str, Any]) -> dict[str, str]:
-    from nb2pipe.export import dump_portable_yaml
+    from nb2pipe.generated import dump_portable_yaml
 
     prefix = pipeline_from_wdir(pipeline)  # the pipeline folder, seen from wdir
     wdir = pipeline.wdir  # wdir, seen from the pipeline folder (where dvc.yaml lives)
@@ -68,9 +69,7 @@ def render(pipeline: Pipeline, params: dict[str, Any]) -> dict[str, str]:
         if deps:
             entry["deps"] = deps
         if stage.params:
-            missing = [p for p in stage.params if p not in params]
-            if missing:
-                raise SpecError(f"stage '{name}' reads parameter '{missing[0]}', which params.yaml lacks; re-export the notebook")
+            stage_param_values(pipeline, stage, params)  # each has a value
             entry["params"] = [{_join(prefix, pipeline.params_file): list(stage.params)}]
         if stage.outs:
             entry["outs"] = list(stage.outs)

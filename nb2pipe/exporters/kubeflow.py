@@ -42,6 +42,7 @@ from nb2pipe import graph
 from nb2pipe.errors import SpecError
 from nb2pipe.exporters import STAGE_MODULE, pipeline_from_wdir, pipeline_name
 from nb2pipe.model import Pipeline, Stage, meta_dict
+from nb2pipe.spec import stage_param_values
 
 OPTIONS = ("image", "packages", "pvc", "mount_path")
 DEFAULT_IMAGE = "python:3.11-slim"
@@ -155,8 +156,7 @@ def _plan(pipeline: Pipeline, params: dict[str, Any], image: str, packages: tupl
     steps = []
     for name in ordered:
         stage = by_name[name]
-        for p in stage.params:
-            _type(params, p)
+        stage_param_values(pipeline, stage, params)  # each has a value
         steps.append(
             _Step(
                 stage=name,
@@ -171,8 +171,6 @@ def _plan(pipeline: Pipeline, params: dict[str, Any], image: str, packages: tupl
 
 
 def _type(params: dict[str, Any], key: str) -> type:
-    if key not in params:
-        raise SpecError(f"a stage reads parameter '{key}', which params.yaml lacks; re-export the notebook")
     kind = _TYPES.get(type(params[key]))
     if kind is None:
         raise SpecError(f"parameter '{key}' = {params[key]!r} cannot be a Kubeflow pipeline input (use a number, string, bool, list or mapping)")

@@ -20,7 +20,7 @@ import shutil
 import stat
 from pathlib import Path
 
-from nb2pipe.hashing import HashCache, hash_file
+from nb2pipe.hashing import HashCache, atomic_write, hash_file
 
 _FICLONE = 0x40049409  # Linux ioctl: share the data blocks of another file (btrfs, xfs)
 _FOLDER_HEAD = b'{"nb2pipe-folder":'
@@ -65,9 +65,9 @@ class OutputCache:
                     self.store(file, file_digest, hashes)
             # "nb2pipe-folder" first: the object is recognised as a folder by how it starts
             manifest = {"nb2pipe-folder": dict(sorted(files.items())), "folders": sorted(folders)}
-            _write_via_temp(obj, lambda tmp: tmp.write_text(json.dumps(manifest)))
+            atomic_write(obj, json.dumps(manifest))
         else:
-            _write_via_temp(obj, lambda tmp: _clone_or_copy(path, tmp))
+            atomic_write(obj, lambda tmp: _clone_or_copy(path, tmp))
 
     def restore(self, path: Path, digest: str) -> None:
         """Make `path` hold the content stored under `digest` again."""
@@ -76,12 +76,12 @@ class OutputCache:
         if folder is None:
             if _is_link(path) or path.is_file():
                 if not (path.is_file() and hash_file(path) == digest):  # a link is replaced, not written through
-                    _write_via_temp(path, lambda tmp: _clone_or_copy(obj, tmp))
+                    atomic_write(path, lambda tmp: _clone_or_copy(obj, tmp))
                 return
             if path.is_dir():
                 shutil.rmtree(path)
             path.parent.mkdir(parents=True, exist_ok=True)
-            _write_via_temp(path, lambda tmp: _clone_or_copy(obj, tmp))
+            atomic_write(path, lambda tmp: _clone_or_copy(obj, tmp))
             return
         files, folders = folder
         _make_folder(path)
@@ -118,7 +118,7 @@ class OutputCache:
 
     def remember_run(self, fingerprint: str, outs: dict[str, str | None]) -> None:
         path = self.runs / f"{_object_name(fingerprint)}.json"
-        _write_via_temp(path, lambda tmp: tmp.write_text(json.dumps(outs, sort_keys=True)))
+        atomic_write(path, json.dumps(outs, sort_keys=True))
 
     def recall_run(self, fingerprint: str) -> dict[str, str | None] | None:
         path = self.runs / f"{_object_name(fingerprint)}.json"
@@ -206,14 +206,3 @@ def _clone_or_copy(src: Path, dst: Path) -> None:
         shutil.copystat(src, dst)
     except (OSError, ImportError):
         shutil.copy2(src, dst)
-
-
-def _write_via_temp(target: Path, write) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()

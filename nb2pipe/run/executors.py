@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
-from nb2pipe.errors import SpecError
+from nb2pipe.errors import SpecError, close_match
 
 INTERRUPTED = "interrupted"  # the evalue of every stage an interrupt ended
 
@@ -105,7 +105,7 @@ def register_executor(name: str, factory: ExecutorFactory | str, options: tuple[
 
 
 def executor_names() -> tuple[str, ...]:
-    """The names `executor` knows, built-in first (the CLI's --executor choices)."""
+    """The names `executor` knows, built-in first."""
     return tuple(_REGISTRY)
 
 
@@ -129,11 +129,7 @@ def executor(
 
 def _registered(name: str, options: dict[str, Any]) -> tuple[_Registered, dict[str, Any]]:
     if name not in _REGISTRY:
-        import difflib
-
-        close = difflib.get_close_matches(name, list(_REGISTRY), n=1)
-        hint = f"did you mean '{close[0]}'?" if close else f"known executors: {', '.join(_REGISTRY)}"
-        raise SpecError(f"unknown executor '{name}'; {hint}")
+        raise SpecError(f"unknown executor '{name}'; {close_match(name, executor_names(), 'executors')}")
     registered = _REGISTRY[name]
     given = {key: value for key, value in options.items() if value is not None}
     for option in given:

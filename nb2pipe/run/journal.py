@@ -10,7 +10,7 @@
    `Journal.end` then forgets the stage, as it does when the stage succeeds.
 3. A run killed by `kill -9` leaves the journal behind; the next run restores from it first
    (`recover`), under the run lock, so the killed run is surely gone.
-Every path is checked by `state.out_path` first: nothing outside the project, and never the
+Every path is checked by `lockfile.out_path` first: nothing outside the project, and never the
 project's folders or their parents, is written, restored or deleted.
 """
 
@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from nb2pipe import model as m
-from nb2pipe import state
+from nb2pipe import lockfile
 from nb2pipe.errors import Nb2PipeError
+from nb2pipe.hashing import atomic_write
 from nb2pipe.run.cache import OutputCache
 
 JOURNAL_FILE = "journal.json"
@@ -39,7 +40,7 @@ class Journal:
         self.pipeline = pipeline
         self.cache = cache
         self.run_id = run_id
-        self.path = state.state_dir(pipeline) / JOURNAL_FILE
+        self.path = lockfile.state_dir(pipeline) / JOURNAL_FILE
         self.stages: dict[str, dict[str, Snapshot]] = {}
 
     def start(self, stage: m.Stage, hashes) -> None:
@@ -62,13 +63,13 @@ class Journal:
     def _write(self) -> None:
         if self.stages:
             data = {"version": VERSION, "run": self.run_id, "pid": os.getpid(), "stages": self.stages}
-            state.atomic_write(self.path, json.dumps(data, sort_keys=True))
+            atomic_write(self.path, json.dumps(data, sort_keys=True))
         elif self.path.exists():
             self.path.unlink()
 
 
 def snapshot(pipeline: m.Pipeline, out: str, cache: OutputCache, hashes) -> Snapshot:
-    target = state.out_path(pipeline, out)
+    target = lockfile.out_path(pipeline, out)
     if os.path.islink(target):
         return {LINK: os.readlink(target)}
     digest = hashes.hash_path(target)
@@ -79,7 +80,7 @@ def snapshot(pipeline: m.Pipeline, out: str, cache: OutputCache, hashes) -> Snap
 
 def restore_snapshots(pipeline: m.Pipeline, cache: OutputCache, outs: dict[str, Snapshot]) -> None:
     for out, noted in outs.items():
-        target = state.out_path(pipeline, out, as_found=True)
+        target = lockfile.out_path(pipeline, out, as_found=True)
         if isinstance(noted, dict):
             link = str(noted.get(LINK))
             if not (os.path.islink(target) and os.readlink(target) == link):
@@ -100,7 +101,7 @@ def _remove(target: Path) -> None:
 
 def read_journal(pipeline: m.Pipeline) -> dict[str, Any] | None:
     """The journal a killed run left (None when there is none); an error when it is damaged."""
-    path = state.state_dir(pipeline) / JOURNAL_FILE
+    path = lockfile.state_dir(pipeline) / JOURNAL_FILE
     try:
         data = json.loads(path.read_bytes())
     except FileNotFoundError:

@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from nb2pipe import lockfile, state
 from nb2pipe import model as m
-from nb2pipe import state
 from nb2pipe.errors import Nb2PipeError, SpecError, StageError
 from nb2pipe.graph import select, upstream
 from nb2pipe.run.cache import OutputCache
@@ -100,11 +100,11 @@ class Runner:
         self.pipeline = pipeline
         self.options = options
         self.run_id = run_id or new_run_id()
-        self.state_dir = state.state_dir(pipeline)
+        self.state_dir = lockfile.state_dir(pipeline)
         # not under .nb2pipe/: Jupyter does not open files in hidden folders, and users open these
         self.run_dir = Path(pipeline.root) / RUNS_DIR / self.run_id
         self.cache = OutputCache(self.state_dir)
-        self.hashes = state.hash_cache(pipeline)
+        self.hashes = lockfile.hash_cache(pipeline)
         self.params = effective_params(pipeline, options.params)
         self.reporters = reporters
         self.held_lock = lock
@@ -118,8 +118,8 @@ class Runner:
     def run(self) -> RunResult:
         run_lock = self.held_lock or acquire_run_lock(self.pipeline.root, self.options.wait, self.reporters, self.run_id)
         try:
-            self.lock_entries = state.read_lock(self.pipeline)
-            self.last = state.read_last(self.pipeline)
+            self.lock_entries = lockfile.read_lock(self.pipeline)
+            self.last = lockfile.read_last(self.pipeline)
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self.events = Events(self.run_dir / "events.jsonl", self.reporters)
             self._recover()
@@ -136,14 +136,14 @@ class Runner:
         planned = select(self.pipeline, o.stages, from_stage=o.from_stage, with_downstream=o.downstream)
         for name in planned:  # before anything runs: no out may lead out of the project
             for out in self.pipeline.stage(name).produced:
-                state.out_path(self.pipeline, out)
+                lockfile.out_path(self.pipeline, out)
         self.events.emit(EventName.RUN_STARTED, run=self.run_id, stages=planned, params=self.params, pid=os.getpid())
         if o.dry_run:
             return self._dry_run(planned)
         outcomes: dict[str, Outcome] = {}
         errors: dict[str, StageError] = {}
         self._dispatch_all(planned, outcomes, errors)
-        state.write_last(self.pipeline, self.last)
+        lockfile.write_last(self.pipeline, self.last)
         result = RunResult(self.run_id, {n: outcomes[n] for n in planned}, errors, planned)
         status = RunStatus.OK if result.ok else RunStatus.FAILED
         self.events.emit(EventName.RUN_FINISHED, run=self.run_id, status=status, summary=result.summary(), outcomes=result.outcomes)
@@ -226,7 +226,7 @@ class Runner:
         for name in list(self.journal.stages):  # a stage caught between dispatch and submit
             self._put_back(name)
         with contextlib.suppress(OSError):
-            state.write_last(self.pipeline, self.last)
+            lockfile.write_last(self.pipeline, self.last)
         self.events.emit(EventName.RUN_FINISHED, run=self.run_id, status=RunStatus.INTERRUPTED if interrupted else RunStatus.FAILED)
 
     def _put_back(self, name: str) -> None:
@@ -266,7 +266,7 @@ class Runner:
         self.journal.start(stage, self.hashes)
         restore_snapshots(self.pipeline, self.cache, remembered)
         self.lock_entries[name] = inputs.lock_entry(remembered)
-        state.write_lock(self.pipeline, self.lock_entries)
+        lockfile.write_lock(self.pipeline, self.lock_entries)
         self.journal.end(name)
         self._record(name, Outcome.RESTORED, 0.0)
         self.events.emit(EventName.STAGE_FINISHED, stage=name, outcome=Outcome.RESTORED, reasons=[str(r) for r in reasons], **self._stage_record(name))
@@ -283,7 +283,7 @@ class Runner:
         kernel = choose_kernel(self.pipeline, self.options.kernel, lambda text: self.events.emit("message", text=text))
         jobs = min(self.options.jobs or os.cpu_count() or 1, len(planned))
         return executor(
-            self.options.executor, kernel, state.wdir(self.pipeline), jobs,
+            self.options.executor, kernel, lockfile.wdir(self.pipeline), jobs,
             stages=len(planned), log=self.run_dir / "kernels.log", scheduler=self.options.scheduler,
         )  # fmt: skip
 
@@ -316,9 +316,9 @@ class Runner:
             errors[name] = self._fail(name, inputs, outcome, notebook)
             return Outcome.FAILED
         for path, digest in outs.items():
-            self.cache.store(state.out_path(self.pipeline, path), digest, self.hashes)
+            self.cache.store(lockfile.out_path(self.pipeline, path), digest, self.hashes)
         self.lock_entries[name] = inputs.lock_entry(outs)
-        state.write_lock(self.pipeline, self.lock_entries)
+        lockfile.write_lock(self.pipeline, self.lock_entries)
         self.cache.remember_run(inputs.fingerprint, outs)
         self.journal.end(name)
         self._record(name, Outcome.RAN, outcome.duration, notebook=notebook)
@@ -344,7 +344,7 @@ class Runner:
         fingerprint and metrics."""
         entry = self.lock_entries.get(name) or {}
         stage = self.pipeline.stage(name)
-        fingerprint = state.fingerprint(entry.get(state.L_CODE), entry.get(state.L_PARAMS) or {}, entry.get(state.L_DEPS) or {})
+        fingerprint = state.fingerprint(entry.get(lockfile.L_CODE), entry.get(lockfile.L_PARAMS) or {}, entry.get(lockfile.L_DEPS) or {})
         return {"fingerprint": fingerprint, "lock": entry, "metrics": read_metrics(self.pipeline, stage)}
 
     def _record(self, name: str, outcome: Outcome, duration: float, error: str | None = None, notebook: str | None = None) -> None:
@@ -368,7 +368,7 @@ class Runner:
                 self.last[name] = {"outcome": Outcome.FAILED, "run": journal.get("run"), "error": "interrupted (the runner was killed)"}
                 self.events.emit(EventName.MESSAGE, text=f"recovered stage '{name}' from interrupted run {journal.get('run')}: its previous outputs are restored")
         self.journal.path.unlink()
-        state.write_last(self.pipeline, self.last)
+        lockfile.write_last(self.pipeline, self.last)
 
 
 def acquire_run_lock(pipeline_root: str | Path, wait: bool, reporters: list[Reporter], run_id: str) -> RunLock:
@@ -387,7 +387,7 @@ def read_metrics(pipeline: m.Pipeline, stage: m.Stage) -> dict[str, Any]:
     """The numbers in a stage's metrics files ({} when it has none)."""
     metrics: dict[str, Any] = {}
     for path in stage.metrics:
-        data = state.read_json(state.resolve(pipeline, path), {})
+        data = lockfile.read_json(lockfile.resolve(pipeline, path), {})
         if isinstance(data, dict):
             metrics.update({k: v for k, v in data.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
     return metrics
@@ -438,15 +438,15 @@ def run_pipeline(
 def checkout(path: Path) -> list[str]:
     """Restore every out recorded in nb2pipe.lock from the output cache; returns what was restored."""
     pipeline = load_pipeline(path)
-    cache = OutputCache(state.state_dir(pipeline))
-    hashes = state.hash_cache(pipeline)
+    cache = OutputCache(lockfile.state_dir(pipeline))
+    hashes = lockfile.hash_cache(pipeline)
     restored, missing = [], []
-    for name, entry in state.read_lock(pipeline).items():
+    for name, entry in lockfile.read_lock(pipeline).items():
         declared = pipeline.stage(name).produced if name in pipeline.names else ()
-        for out, digest in (entry.get(state.L_OUTS) or {}).items():
+        for out, digest in (entry.get(lockfile.L_OUTS) or {}).items():
             if digest is None or out not in declared:  # only what nb2pipe.yaml says the stage writes
                 continue
-            target = state.out_path(pipeline, out)
+            target = lockfile.out_path(pipeline, out)
             if hashes.hash_path(target) == digest:
                 continue
             if not cache.has(digest):

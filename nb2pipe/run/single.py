@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from nb2pipe import model as m
-from nb2pipe import state
+from nb2pipe import lockfile, state
 from nb2pipe.errors import Nb2PipeError, SpecError, StageFailed
 from nb2pipe.run.executors import StageJob, executor
 from nb2pipe.run.runner import signals_interrupt, stage_error
@@ -50,7 +50,7 @@ def run_stage(pipeline_dir: Path, stage_name: str, overrides: dict[str, Any] | N
         )
     pipeline = load_pipeline(Path(pipeline_dir))
     stage = pipeline.stage(stage_name)
-    params = state.param_values(stage, effective_params(pipeline, overrides or {}))
+    params = state.param_values(pipeline, stage, effective_params(pipeline, overrides or {}))
     output = Path(pipeline.root) / m.STATE_DIR / f"{engine}-runs" / f"{stage.name}.ipynb"
     output.parent.mkdir(parents=True, exist_ok=True)
     job = StageJob(
@@ -60,7 +60,7 @@ def run_stage(pipeline_dir: Path, stage_name: str, overrides: dict[str, Any] | N
     # a command stage needs no kernel: none is chosen, and none boots (stages=0)
     kernel = "" if stage.cmd else choose_kernel(pipeline, None, lambda message: print(message, file=sys.stderr))
     with signals_interrupt():
-        runs_on = executor("local", kernel, state.wdir(pipeline), 1, stages=0 if stage.cmd else 1)
+        runs_on = executor("local", kernel, lockfile.wdir(pipeline), 1, stages=0 if stage.cmd else 1)
         try:
             outcome = runs_on.submit(job).result()
         except KeyboardInterrupt:

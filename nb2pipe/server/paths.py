@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from nb2pipe import model as m
-from nb2pipe import state
+from nb2pipe import lockfile
 from nb2pipe.run.runner import RUNS_DIR
 
 PATH_MAX = 4096
@@ -93,7 +93,7 @@ def confine_pipeline(root: Path, pipeline: m.Pipeline) -> None:
             raise RequestError(403, f"{what} '{shown(written)}' is outside the server root; {_OUTSIDE_HINT}")
     for stage in pipeline.stages:
         for written in (*stage.deps, *stage.produced):
-            path = state.resolve(pipeline, written)
+            path = lockfile.resolve(pipeline, written)
             leak = _symlink_leading_out(root, path) if path.is_dir() else None
             if leak is not None:
                 raise RequestError(
@@ -105,7 +105,7 @@ def confine_pipeline(root: Path, pipeline: m.Pipeline) -> None:
 def _named_paths(pipeline: m.Pipeline) -> Iterator[tuple[str, str, Path]]:
     """(what, as written, path on disk) of every path the pipeline names."""
     folder = Path(pipeline.root)
-    yield "working folder (wdir)", pipeline.wdir, state.wdir(pipeline)
+    yield "working folder (wdir)", pipeline.wdir, lockfile.wdir(pipeline)
     yield "params file", pipeline.params_file, folder / pipeline.params_file
     if pipeline.source_notebook:
         yield "source notebook", pipeline.source_notebook, folder / pipeline.source_notebook
@@ -116,7 +116,7 @@ def _named_paths(pipeline: m.Pipeline) -> Iterator[tuple[str, str, Path]]:
             yield f"stage '{stage.name}': script", stage.script, folder / stage.script
         for kind, paths in (("dep", stage.deps), ("out", stage.outs), ("metrics file", stage.metrics)):
             for written in paths:
-                yield f"stage '{stage.name}': {kind}", written, state.resolve(pipeline, written)
+                yield f"stage '{stage.name}': {kind}", written, lockfile.resolve(pipeline, written)
 
 
 def _symlink_leading_out(root: Path, folder: Path) -> str | None:

@@ -1,6 +1,6 @@
 # ---
 # jupyter:
-#   nb2pipe: {nb2pipe-checksum: 02525cf9f8d3b7c4, notebook: ../../breast_cancer_untagged.ipynb, stage: evaluate}
+#   nb2pipe: {nb2pipe-checksum: 88607523c8b06373, notebook: ../../breast_cancer_untagged.ipynb, stage: evaluate}
 #   jupytext:
 #     comment_magics: false
 #     text_representation: {extension: .py, format_name: percent}
@@ -24,7 +24,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 # %% nb2pipe: load variables from earlier stages
-from nb2pipe.marshal import load as _nb2pipe_load
+from nb2pipe.handoff import load as _nb2pipe_load
 X_test = _nb2pipe_load('pipelines/breast_cancer_untagged/.nb2pipe/vars/train_a_model/X_test')
 model = _nb2pipe_load('pipelines/breast_cancer_untagged/.nb2pipe/vars/train_a_model/model')
 y_test = _nb2pipe_load('pipelines/breast_cancer_untagged/.nb2pipe/vars/train_a_model/y_test')

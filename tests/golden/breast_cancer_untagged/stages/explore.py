@@ -1,6 +1,6 @@
 # ---
 # jupyter:
-#   nb2pipe: {nb2pipe-checksum: df20d15821594e8a, notebook: ../../breast_cancer_untagged.ipynb, stage: explore}
+#   nb2pipe: {nb2pipe-checksum: 8511c0124aa4b5e7, notebook: ../../breast_cancer_untagged.ipynb, stage: explore}
 #   jupytext:
 #     comment_magics: false
 #     text_representation: {extension: .py, format_name: percent}
@@ -24,7 +24,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 # %% nb2pipe: load variables from earlier stages
-from nb2pipe.marshal import load as _nb2pipe_load
+from nb2pipe.handoff import load as _nb2pipe_load
 df = _nb2pipe_load('pipelines/breast_cancer_untagged/.nb2pipe/vars/load_the_data/df')
 features = _nb2pipe_load('pipelines/breast_cancer_untagged/.nb2pipe/vars/load_the_data/features')
 
@@ -49,6 +49,6 @@ features.append(strongest_worst)
 print(f"dropped {len(error_cols)} error columns; added {strongest_worst!r} -> {len(features)} features")
 
 # %% nb2pipe: save variables for later stages
-from nb2pipe.marshal import save as _nb2pipe_save
+from nb2pipe.handoff import save as _nb2pipe_save
 _nb2pipe_save('df', globals(), 'pipelines/breast_cancer_untagged/.nb2pipe/vars/explore/df', stage='explore', consumers=['train_a_model'])
 _nb2pipe_save('features', globals(), 'pipelines/breast_cancer_untagged/.nb2pipe/vars/explore/features', stage='explore', consumers=['train_a_model'])

@@ -1,6 +1,6 @@
 # ---
 # jupyter:
-#   nb2pipe: {nb2pipe-checksum: 21900f7fffd6aa48, notebook: ../../breast_cancer_untagged.ipynb, stage: load_the_data}
+#   nb2pipe: {nb2pipe-checksum: 4663dca286c8e79e, notebook: ../../breast_cancer_untagged.ipynb, stage: load_the_data}
 #   jupytext:
 #     comment_magics: false
 #     text_representation: {extension: .py, format_name: percent}
@@ -33,6 +33,6 @@ features = [c for c in df.columns if c.startswith("mean ")]
 print(f"{df.shape[0]} samples, {df.shape[1] - 1} columns, starting with {len(features)} 'mean' features")
 
 # %% nb2pipe: save variables for later stages
-from nb2pipe.marshal import save as _nb2pipe_save
+from nb2pipe.handoff import save as _nb2pipe_save
 _nb2pipe_save('df', globals(), 'pipelines/breast_cancer_untagged/.nb2pipe/vars/load_the_data/df', stage='load_the_data', consumers=['explore'])
 _nb2pipe_save('features', globals(), 'pipelines/breast_cancer_untagged/.nb2pipe/vars/load_the_data/features', stage='load_the_data', consumers=['explore'])

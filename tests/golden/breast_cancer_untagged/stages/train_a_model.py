@@ -1,6 +1,6 @@
 # ---
 # jupyter:
-#   nb2pipe: {nb2pipe-checksum: ac0ca38e74338ff5, notebook: ../../breast_cancer_untagged.ipynb, stage: train_a_model}
+#   nb2pipe: {nb2pipe-checksum: 79a90ab897dbddef, notebook: ../../breast_cancer_untagged.ipynb, stage: train_a_model}
 #   jupytext:
 #     comment_magics: false
 #     text_representation: {extension: .py, format_name: percent}
@@ -24,7 +24,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 # %% nb2pipe: load variables from earlier stages
-from nb2pipe.marshal import load as _nb2pipe_load
+from nb2pipe.handoff import load as _nb2pipe_load
 df = _nb2pipe_load('pipelines/breast_cancer_untagged/.nb2pipe/vars/explore/df')
 features = _nb2pipe_load('pipelines/breast_cancer_untagged/.nb2pipe/vars/explore/features')
 
@@ -42,7 +42,7 @@ model.fit(X_train, y_train)
 print(f"trained on {X_train.shape[0]} rows x {X_train.shape[1]} features")
 
 # %% nb2pipe: save variables for later stages
-from nb2pipe.marshal import save as _nb2pipe_save
+from nb2pipe.handoff import save as _nb2pipe_save
 _nb2pipe_save('X_test', globals(), 'pipelines/breast_cancer_untagged/.nb2pipe/vars/train_a_model/X_test', stage='train_a_model', consumers=['evaluate'])
 _nb2pipe_save('model', globals(), 'pipelines/breast_cancer_untagged/.nb2pipe/vars/train_a_model/model', stage='train_a_model', consumers=['evaluate'])
 _nb2pipe_save('y_test', globals(), 'pipelines/breast_cancer_untagged/.nb2pipe/vars/train_a_model/y_test', stage='train_a_model', consumers=['evaluate'])

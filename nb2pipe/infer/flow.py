@@ -1,0 +1,168 @@
+"""What flows between stages: the values each stage loads from earlier ones, and the imports,
+functions and classes it must re-create (`trace_stages`, once for all stages).
+
+1. Walk the stages in notebook order, keeping for every name its provider: the nearest stage that
+   bound or mutated it, and whether that binding was an import/def/class (a *definition*, which
+   is re-created, never handed over) or a value (which is handed over, see nb2pipe.handoff).
+2. A stage reads a name when one of its cells reads it before an earlier cell of the same stage
+   binds it. A value read that way is an input; a definition read that way is a needed
+   definition, and the names that definition reads or changes are followed in turn, so a
+   function defined in stage `a` and called in stage `c` brings along the globals and imports
+   it uses.
+3. A stage's outputs are the values that later stages take from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+from nb2pipe.infer.cells import CellFacts
+
+
+@dataclass(frozen=True)
+class StageFlow:
+    """The values one stage loads from earlier stages and hands to later ones, and the
+    definitions (imports, functions, classes) it takes from earlier stages."""
+
+    stage: str
+    inputs: tuple[tuple[str, str], ...]  # (name, provider_stage), sorted by name
+    outputs: tuple[str, ...]  # names later stages take from this one, sorted
+    definitions: tuple[tuple[str, str], ...] = ()  # (name, provider_stage), sorted by name
+
+
+@dataclass(frozen=True)
+class _Provider:
+    stage: int
+    is_definition: bool
+    reads: frozenset[str] = frozenset()  # for definitions: what using it reads
+    changes: frozenset[str] = frozenset()  # for definitions: what calling it changes
+
+
+@dataclass
+class _StageNeeds:
+    inputs: dict[str, int]  # value name -> provider stage index
+    definitions: dict[str, int]  # import/def/class name -> provider stage index
+
+
+def _needs_of_cell(cell, providers, bound_in_stage, excluded, needs) -> set[str]:
+    """Record what one cell takes from earlier stages; return names it changes
+    through definitions it uses."""
+    changed: set[str] = set()
+    pending = [name for name in cell.reads if name not in bound_in_stage]
+    seen: set[str] = set()
+    while pending:
+        name = pending.pop()
+        if name in seen or name in excluded or name in bound_in_stage:
+            continue
+        seen.add(name)
+        provider = providers.get(name)
+        if provider is None:
+            continue
+        if provider.is_definition:
+            needs.definitions.setdefault(name, provider.stage)
+            pending.extend(provider.reads)
+            pending.extend(provider.changes)  # it changes them, so it needs them first
+            changed.update(provider.changes)
+        else:
+            needs.inputs.setdefault(name, provider.stage)
+    return changed
+
+
+def _record_providers(providers, stage, cells, changed_by_calls, excluded) -> None:
+    """After a stage: it provides what it binds, and the values it mutates."""
+
+    def note_value_change(name: str) -> None:
+        current = providers.get(name)
+        if name in excluded or (current is not None and current.is_definition):
+            return  # mutating a module or a function does not make it data
+        providers[name] = _Provider(stage, is_definition=False)
+
+    for cell in cells:
+        reads_of = dict(cell.definition_reads)
+        changes_of = dict(cell.definition_changes)
+        for name in cell.binds:
+            if name in excluded:
+                continue
+            is_definition = name in cell.imports or name in cell.definitions
+            providers[name] = _Provider(
+                stage,
+                is_definition,
+                reads_of.get(name, frozenset()),
+                changes_of.get(name, frozenset()),
+            )
+        for name in cell.mutates - cell.binds:
+            note_value_change(name)
+    for name in changed_by_calls:
+        note_value_change(name)
+
+
+def _trace_stages(stages, exclude: Collection[str]) -> list[_StageNeeds]:
+    excluded = frozenset(exclude)
+    providers: dict[str, _Provider] = {}
+    traced: list[_StageNeeds] = []
+    for index, (_, cells) in enumerate(stages):
+        needs = _StageNeeds(inputs={}, definitions={})
+        bound_in_stage: set[str] = set()
+        changed_by_calls: set[str] = set()
+        for cell in cells:
+            changed_by_calls |= _needs_of_cell(cell, providers, bound_in_stage, excluded, needs)
+            bound_in_stage |= cell.binds
+        _record_providers(providers, index, cells, changed_by_calls, excluded)
+        traced.append(needs)
+    return traced
+
+
+def trace_stages(
+    stages: Sequence[tuple[str, Sequence[CellFacts]]],
+    *,
+    exclude: Collection[str] = (),
+) -> tuple[StageFlow, ...]:
+    """Per stage, in order: the values it loads (and from where), the values it hands on, and
+    the definitions it takes from earlier stages.
+
+    `stages` are (name, cell facts) in notebook order; names are unique. Imports, functions and
+    classes are never inputs or outputs. A value that a definition used by the stage reads (a
+    function's global) is an input of the stage. Definitions are followed transitively: a
+    function that uses another function, a class or an imported module brings those along; the
+    provider is the nearest earlier stage binding the name, judged from the stage that uses it
+    (a function looks its globals up when called). Names in `exclude` are left out.
+    """
+    names = [name for name, _ in stages]
+    traced = _trace_stages(stages, exclude)
+    outputs: list[set[str]] = [set() for _ in stages]
+    for needs in traced:
+        for name, provider in needs.inputs.items():
+            outputs[provider].add(name)
+    return tuple(
+        StageFlow(
+            stage=names[index],
+            inputs=_with_stage_names(needs.inputs, names),
+            outputs=tuple(sorted(outputs[index])),
+            definitions=_with_stage_names(needs.definitions, names),
+        )
+        for index, needs in enumerate(traced)
+    )
+
+
+def _with_stage_names(providers: dict[str, int], names: list[str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((name, names[index]) for name, index in providers.items()))
+
+
+def infer_flow(
+    stages: Sequence[tuple[str, Sequence[CellFacts]]],
+    *,
+    exclude: Collection[str] = (),
+) -> tuple[StageFlow, ...]:
+    """Which values each stage loads (and from where) and hands on: see :func:`trace_stages`."""
+    return trace_stages(stages, exclude=exclude)
+
+
+def needed_definitions(
+    stages: Sequence[tuple[str, Sequence[CellFacts]]],
+    *,
+    exclude: Collection[str] = (),
+) -> dict[str, tuple[tuple[str, str], ...]]:
+    """Per stage: (name, provider_stage) of imports, defs and classes from earlier stages that
+    the stage uses, sorted by name: see :func:`trace_stages`."""
+    return {flow.stage: flow.definitions for flow in trace_stages(stages, exclude=exclude)}

@@ -1,0 +1,193 @@
+"""Where a name in a cell resolves, and what reading, binding or changing it means for the cell.
+
+The cell walker (walker.py) keeps a stack of scopes (module, class, function, comprehension):
+1. At module level, loading a name that is not *definitely* bound earlier in the cell is a read.
+   Binds inside branches, loops, `try` bodies and comprehensions are binds, but do not count as
+   definite for the statements after them (`snapshot` / `restore`).
+2. Function and comprehension scopes collect their loads, binds and mutations; when a scope ends,
+   whatever is not local to it is handed to the enclosing scope (a function's free variables are
+   what it reads). Class bodies run at once, so their loads are resolved on the spot.
+3. While a top-level def or class is walked, the globals it reads and changes are noted for it,
+   so that a stage using the definition can be given what the definition needs.
+"""
+
+from __future__ import annotations
+
+import builtins
+
+# `_` is left out: interactive interpreters put the last result there.
+NEVER_READ = (frozenset(dir(builtins)) - {"_"}) | {
+    "get_ipython",
+    "display",
+    "__name__",
+    "__file__",
+    "In",
+    "Out",
+}
+
+MODULE, CLASS, FUNCTION, COMPREHENSION = "module", "class", "function", "comprehension"
+VALUE, IMPORT, DEFINITION = "value", "import", "definition"  # what a bind binds
+
+
+class Scope:
+    """Names seen in one scope; `definite` is only used by ordered scopes."""
+
+    __slots__ = ("kind", "parent", "definite", "loads", "stores", "mutated",
+                 "global_names", "nonlocal_names")
+
+    def __init__(self, kind: str, parent: Scope | None):
+        self.kind = kind
+        self.parent = parent
+        self.definite: set[str] = set()  # module/class: bound for sure so far
+        self.loads: set[str] = set()  # function/comprehension: resolved at the end
+        self.stores: set[str] = set()
+        self.mutated: set[str] = set()
+        self.global_names: set[str] = set()
+        self.nonlocal_names: set[str] = set()
+
+    def enclosing_function_or_module(self) -> Scope:
+        """Where free names of a nested function resolve: class bodies are skipped."""
+        scope = self.parent
+        while scope.kind == CLASS:
+            scope = scope.parent
+        return scope
+
+
+class NameTracker:
+    """The names one cell reads, binds and changes at module level, through its scopes."""
+
+    def __init__(self) -> None:
+        self.module = Scope(MODULE, None)
+        self.scope = self.module
+        self.reads: set[str] = set()
+        self.binds: set[str] = set()
+        self.mutates: set[str] = set()
+        self.imports: set[str] = set()
+        self.definitions: set[str] = set()
+        self.warnings: list[str] = []
+        self.understood = True
+        self.current_definition: str | None = None  # top-level def/class being walked
+        self.definition_reads: dict[str, set[str]] = {}
+        self.definition_changes: dict[str, set[str]] = {}
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+        self.understood = False
+
+    # -- the three things that can happen to a name -------------------------
+
+    def load(self, name: str, scope: Scope | None = None) -> None:
+        scope = scope or self.scope
+        while scope.kind == CLASS:  # class bodies run now: resolve at once
+            if name in scope.global_names:
+                scope = self.module
+            elif name in scope.definite:
+                return
+            else:
+                scope = scope.parent
+        if scope.kind == MODULE:
+            self.module_load(name)
+        else:
+            scope.loads.add(name)
+
+    def store(self, name: str, kind: str = VALUE, scope: Scope | None = None) -> None:
+        scope = scope or self.scope
+        if scope.kind == MODULE or name in scope.global_names:
+            self.module_bind(name, kind, definite=scope.kind == MODULE)
+        elif scope.kind == CLASS:
+            scope.definite.add(name)
+        else:
+            scope.stores.add(name)
+
+    def mutate(self, name: str) -> None:
+        scope = self.scope
+        while scope.kind == CLASS:
+            if name in scope.global_names:
+                scope = self.module
+            elif name in scope.definite:
+                return
+            else:
+                scope = scope.parent
+        if scope.kind == MODULE:
+            self.module_mutate(name)
+        else:
+            scope.mutated.add(name)
+            scope.loads.add(name)
+
+    # -- module level -------------------------------------------------------
+
+    def module_load(self, name: str, deferred: bool = False) -> None:
+        """A read of a global; `deferred` when it happens later, inside a function."""
+        if name in NEVER_READ:
+            return
+        if self.current_definition is not None:
+            if deferred and name == self.current_definition:
+                return  # recursion, or a method naming its own class
+            if name != self.current_definition:
+                self.definition_reads[self.current_definition].add(name)
+        if name not in self.module.definite:
+            self.reads.add(name)
+
+    def module_bind(self, name: str, kind: str = VALUE, definite: bool = True) -> None:
+        self.binds.add(name)
+        if kind == IMPORT:
+            self.imports.add(name)
+        elif kind == DEFINITION:
+            self.definitions.add(name)
+        if definite:
+            self.module.definite.add(name)
+        elif self.current_definition is not None:  # `global x; x = ...` in a function
+            self.definition_changes[self.current_definition].add(name)
+
+    def module_mutate(self, name: str, deferred: bool = False) -> None:
+        if name in NEVER_READ:
+            return
+        self.mutates.add(name)
+        self.module_load(name, deferred)
+        if self.current_definition is not None and name != self.current_definition:
+            self.definition_changes[self.current_definition].add(name)
+
+    # -- scopes ---------------------------------------------------------------
+
+    def open_scope(self, kind: str) -> Scope:
+        self.scope = Scope(kind, self.scope)
+        return self.scope
+
+    def close_function_scope(self, scope: Scope) -> None:
+        """Hand what a function or comprehension did not bind itself to its encloser."""
+        self.scope = scope.parent
+        local = scope.stores - scope.global_names - scope.nonlocal_names
+        target = scope.enclosing_function_or_module()
+        for name in scope.loads - local:
+            if name in scope.global_names or target.kind == MODULE:
+                self.module_load(name, deferred=scope.kind == FUNCTION)
+            else:
+                target.loads.add(name)
+        for name in scope.mutated - local:
+            if name in scope.global_names or target.kind == MODULE:
+                self.module_mutate(name, deferred=scope.kind == FUNCTION)
+            else:
+                target.mutated.add(name)
+                target.loads.add(name)
+
+    def snapshot(self) -> tuple[Scope, set[str]]:
+        return self.scope, set(self.scope.definite)
+
+    @staticmethod
+    def restore(snapshot: tuple[Scope, set[str]], keep: set[str] | None = None) -> None:
+        """Forget binds made since the snapshot, except those also in `keep`."""
+        scope, before = snapshot
+        scope.definite = set(before) if keep is None else before | (scope.definite & keep)
+
+    def begin_definition(self, name: str) -> bool:
+        """Attribute module-level reads to `name` while a top-level def/class is walked."""
+        if self.scope.kind != MODULE or self.current_definition is not None:
+            return False
+        self.current_definition = name
+        self.definition_reads[name] = set()
+        self.definition_changes[name] = set()
+        return True
+
+    def end_definition(self, began: bool) -> None:
+        if began:
+            self.current_definition = None
