@@ -169,19 +169,6 @@ def wait_until(
         time.sleep(interval)
 
 
-async def wait_until_async(condition, what: str, *, timeout: float = 240, interval: float = 0.1) -> Any:
-    """`wait_until` for a coroutine function `condition()` returning (done, what it saw)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        done, seen = await condition()
-        if done:
-            return seen
-        if loop.time() > deadline:
-            pytest.fail(f"{what}: not within {timeout:.0f} s; seen: {seen}")
-        await asyncio.sleep(interval)
-
-
 def _describe(seen: Callable[[], Any] | None) -> str:
     if seen is None:
         return "(nothing recorded)"
@@ -371,3 +358,52 @@ def assert_one_after_the_other(events: list[dict], a: str, b: str) -> None:
     position = {pair: i for i, pair in enumerate(order)}
     first, second = sorted((a, b), key=lambda s: position[("stage_started", s)])
     assert position[("stage_finished", first)] < position[("stage_started", second)], f"{a} and {b} overlapped: {order}"
+
+
+# --- the REST API through a real jupyter_server (pytest-jupyter's jp_fetch) ----------------------
+
+
+async def fetch_json(jp_fetch, *parts: str, **kw: Any) -> tuple[int, Any]:
+    """`/nb2pipe/PARTS`: (HTTP status, JSON body)."""
+    response = await jp_fetch("nb2pipe", *parts, **kw)
+    return response.code, json.loads(response.body)
+
+
+async def expect_error(jp_fetch, status: int, *parts: str, **kw: Any) -> dict:
+    """`/nb2pipe/PARTS` must answer `status`; its JSON body."""
+    from tornado.httpclient import HTTPClientError
+
+    with pytest.raises(HTTPClientError) as info:
+        await jp_fetch("nb2pipe", *parts, **kw)
+    assert info.value.code == status, info.value
+    return json.loads(info.value.response.body) if info.value.response.body else {}
+
+
+async def _poll(read, done, what: str, timeout: float) -> Any:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        seen = await read()
+        if done(seen):
+            return seen
+        if loop.time() > deadline:
+            pytest.fail(f"{what}: not within {timeout:.0f} s; last seen: {seen}")
+        await asyncio.sleep(0.1)
+
+
+async def wait_job(jp_fetch, job_id: str, done=lambda job: job["finished"], timeout: float = 240) -> dict:
+    """Poll `GET runs/{id}` until `done(job)`; fails with the last record after `timeout`."""
+
+    async def read() -> dict:
+        return (await fetch_json(jp_fetch, "runs", job_id))[1]
+
+    return await _poll(read, done, f"job {job_id} gets there", timeout)
+
+
+async def wait_status(jp_fetch, path: str, done, timeout: float = 240) -> dict:
+    """Poll `GET status?path=PATH` until `done(status)`; fails with the last one after `timeout`."""
+
+    async def read() -> dict:
+        return (await fetch_json(jp_fetch, "status", params={"path": path}))[1]
+
+    return await _poll(read, done, f"the status of {path} gets there", timeout)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from conftest import code, write_nb
+from helpers import wait_until
 
 widgets = pytest.importorskip("ipywidgets", reason="ipywidgets is an optional front end")
 
@@ -19,10 +18,10 @@ def test_pipeline_view_shows_states_and_runs_stale_stages(tmp_path, cli):
     view = PipelineView(nb)
     assert "make" in view.table.value and "never-run" in view.table.value
     view.run_stale.click()
-    for _ in range(300):
-        if view._process.poll() is not None and "up-to-date" in view.table.value:
-            break
-        time.sleep(0.1)
-    assert "up-to-date" in view.table.value, view.message.value
+    wait_until(
+        lambda: view._process.poll() is not None and "up-to-date" in view.table.value,
+        "the run ends and the table shows the stage up to date",
+        seen=lambda: (view.message.value, view.table.value),
+    )
     assert "1 ran" in view.message.value
     assert (tmp_path / "x.txt").read_text() == "1"
