@@ -147,16 +147,19 @@ def test_failure_message_path_works_from_the_users_directory_while_other_stages_
         tmp_path / "proj" / NB,
         code("import os, time", "setup"),
         code(
-            "marker = 'f' + '.started'  # built, so that it is not taken for an output\n"
-            "deadline = time.time() + 60\n"
-            "while not os.path.exists(marker) and time.time() < deadline:\n"
+            "import glob\n"
+            "def f_failed():  # still running when f fails: s waits for the run to say so\n"
+            "    return any('\"stage_failed\"' in open(log).read() for log in glob.glob('pipelines/nb/runs/*/events.jsonl'))\n"
+            "waited = 0.0\n"
+            "while not f_failed():\n"
+            "    assert waited < 300, 'f did not fail while s ran'\n"
             "    time.sleep(0.05)\n"
-            "time.sleep(1.5)  # still running when f fails\n"
+            "    waited += 0.05\n"
             "with open('s.txt', 'w') as s_file:\n"
             "    s_file.write('s')\n",
             "stage:s", "out:s.txt",
         ),
-        code("marker = 'f' + '.started'\nwith open(marker, 'w') as started:\n    started.write('')\nraise ValueError('boom')\n", "stage:f", "out:f.txt"),
+        code("raise ValueError('boom')\n", "stage:f", "out:f.txt"),
     )
     monkeypatch.chdir(tmp_path)  # the user works one level above the notebook (the stages run in proj/)
     exit_code, out, err = cli("run", f"proj/{NB}", "--jobs", "2")
