@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from helpers import REPO, Runs
 from nb2pipe.cli import main
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
-REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "example_notebooks"
 CORPUS = REPO.parent / "shared" / "corpus"
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -64,8 +64,6 @@ def cli(capsys):
 @pytest.fixture
 def runs():
     """`nb2pipe run` in the background (helpers.Runs); whatever is left is killed by pid at the end."""
-    from helpers import Runs
-
     started = Runs()
     yield started
     started.cleanup()

@@ -30,8 +30,9 @@ from typing import Any
 import psutil
 import pytest
 
-from conftest import REPO
 from nb2pipe.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
 
 # --- the shared corpus (/work/shared/corpus, conftest.CORPUS) ----------------------------------
 
