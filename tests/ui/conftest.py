@@ -38,7 +38,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SCREENSHOTS = Path(__file__).parent / "screenshots"
+# git-ignored; scripts/screenshots copies the ones the docs show into docs/
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "build" / "ui-artifacts"
 LAB_START_TIMEOUT = float(os.environ.get("NB2PIPE_UI_LAB_TIMEOUT", "180"))
 
 
@@ -201,8 +202,8 @@ def page(browser, lab):
 
 @pytest.fixture
 def shoot(request):
-    """`shoot(page, "name")` saves tests/ui/screenshots/<test>-<n>-<name>.png."""
-    SCREENSHOTS.mkdir(exist_ok=True)
+    """`shoot(page, "name")` saves build/ui-artifacts/<test>-<n>-<name>.png."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     counter = {"n": 0}
 
     def take(page, name: str, **kwargs) -> Path:
