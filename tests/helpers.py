@@ -19,6 +19,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -71,6 +72,21 @@ def main_quietly(*argv: str | Path, cwd: Path | None = None) -> tuple[int, str, 
     finally:
         os.chdir(here)
     return exit_code, out.getvalue(), err.getvalue()
+
+
+def run_once(root: Path, notebook: str) -> str:
+    """Export and run `notebook` in `root`, in this process (for a project built once per test
+    worker); the run's summary line."""
+    exit_code, out, err = main_quietly("run", notebook, cwd=root)
+    assert exit_code == 0, err
+    return summary(out)
+
+
+def copy_project(template: Path, to: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of a project (mtimes and symlinks kept) in `to`, which becomes the current directory."""
+    shutil.copytree(template, to, dirs_exist_ok=True, symlinks=True)
+    monkeypatch.chdir(to)
+    return to
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:

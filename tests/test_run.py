@@ -25,10 +25,11 @@ from conftest import EXAMPLES, code, md, write_nb
 from helpers import (
     assert_one_after_the_other,
     assert_overlapped,
-    main_quietly,
+    copy_project,
     meet,
     new_events,
     run_dirs,
+    run_once,
     set_cell,
     status_json,
     summary,
@@ -139,18 +140,14 @@ def ran_template(tmp_path_factory) -> Path:
     """The standard project, exported and run once (built once per test worker)."""
     root = tmp_path_factory.mktemp("ran_template")
     write_project(root)
-    exit_code, out, err = main_quietly("run", NB, cwd=root)
-    assert exit_code == 0, err
-    assert summary(out) == "3 ran, 0 up to date, 0 restored from cache, 0 failed"
+    assert run_once(root, NB) == "3 ran, 0 up to date, 0 restored from cache, 0 failed"
     return root
 
 
 @pytest.fixture
 def ran(ran_template, tmp_path, monkeypatch) -> Path:
     """A copy of the run project in tmp_path, which is the current directory."""
-    shutil.copytree(ran_template, tmp_path, dirs_exist_ok=True, symlinks=True)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+    return copy_project(ran_template, tmp_path, monkeypatch)
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import pytest
 import yaml
 
 from conftest import code, md, write_nb
-from helpers import main_quietly, run_dirs, run_events, set_cell, stage_started, stage_status, summary, wait_until_gone
+from helpers import copy_project, run_dirs, run_events, run_once, set_cell, stage_started, stage_status, summary, wait_until_gone
 
 NB = "nb.ipynb"
 PIPE = "pipelines/nb"
@@ -73,17 +72,14 @@ def ran_template(tmp_path_factory) -> Path:
     """nb.ipynb, exported and run once (once per test worker)."""
     root = tmp_path_factory.mktemp("ran_failures_template")
     write_project(root)
-    exit_code, out, err = main_quietly("run", NB, cwd=root)
-    assert exit_code == 0, err
-    assert summary(out) == "3 ran, 0 up to date, 0 restored from cache, 0 failed"
+    assert run_once(root, NB) == "3 ran, 0 up to date, 0 restored from cache, 0 failed"
     return root
 
 
 @pytest.fixture
 def ran(ran_template, tmp_path, monkeypatch) -> Path:
-    shutil.copytree(ran_template, tmp_path, dirs_exist_ok=True, symlinks=True)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+    """A copy of the run project in tmp_path, which is the current directory."""
+    return copy_project(ran_template, tmp_path, monkeypatch)
 
 
 @pytest.fixture
@@ -233,6 +229,14 @@ def test_status_rejects_an_unknown_parameter_like_run_does(ran, cli):
     assert "unknown parameter 'alpah'" in err
 
 
+def wait_until_half_written(runs, proc, root: Path, before: set[Path]) -> None:
+    """The slow stage of the run `proc` started and wrote the first half of slow.txt."""
+    runs.wait_until(
+        proc, lambda: stage_started(root / SLOW_PIPE, before) and (root / "slow.txt").read_text() == "partial",
+        "the stage starts and writes half of slow.txt", seen=lambda: (root / "slow.txt").read_text(),
+    )  # fmt: skip
+
+
 # --- interrupted runs ------------------------------------------------------------------------
 
 
@@ -242,10 +246,7 @@ def test_interrupted_run_exits_130_restores_outs_and_leaves_no_kernel(slow, runs
     lock = (slow / SLOW_PIPE / "nb2pipe.lock").read_bytes()
     before = run_dirs(slow / SLOW_PIPE)
     proc = runs.start(slow, SLOW_PIPE, "-p", "nap=3600", "--jobs", "1")
-    runs.wait_until(
-        proc, lambda: stage_started(slow / SLOW_PIPE, before) and (slow / "slow.txt").read_text() == "partial",
-        "the stage starts and writes half of slow.txt", seen=lambda: (slow / "slow.txt").read_text(),
-    )  # fmt: skip
+    wait_until_half_written(runs, proc, slow, before)
     runs.note_kernels(proc)
     assert runs.kernels, "saw no kernel of the running stage"
     if how == "ctrl-c":
@@ -269,10 +270,7 @@ def test_after_kill_9_the_next_run_recovers_the_previous_out(slow, runs, cli):
     lock = (slow / SLOW_PIPE / "nb2pipe.lock").read_bytes()
     before = run_dirs(slow / SLOW_PIPE)
     proc = runs.start(slow, SLOW_PIPE, "-p", "nap=60", "--jobs", "1")
-    runs.wait_until(
-        proc, lambda: stage_started(slow / SLOW_PIPE, before) and (slow / "slow.txt").read_text() == "partial",
-        "the stage starts and writes half of slow.txt", seen=lambda: (slow / "slow.txt").read_text(),
-    )  # fmt: skip
+    wait_until_half_written(runs, proc, slow, before)
     proc.kill()
     proc.communicate(timeout=30)
     (killed_run,) = run_dirs(slow / SLOW_PIPE) - before

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -26,7 +25,7 @@ import pytest
 import yaml
 
 from conftest import code, md, write_nb
-from helpers import main_quietly, new_events, run_dirs, stage_started, stage_status, summary
+from helpers import copy_project, main_quietly, new_events, run_dirs, stage_started, stage_status, summary
 from nb2pipe import track
 
 NB = "model.ipynb"
@@ -105,8 +104,7 @@ def template(tmp_path_factory) -> Template:
 @pytest.fixture
 def proj(template, tmp_path, monkeypatch) -> Template:
     """A copy of the twice-run project in tmp_path, which is the current directory."""
-    shutil.copytree(template.root, tmp_path, dirs_exist_ok=True, symlinks=True)
-    monkeypatch.chdir(tmp_path)
+    copy_project(template.root, tmp_path, monkeypatch)
     return Template(tmp_path, template.run1, template.run2, template.outs1, template.outs2, template.lock1)
 
 
