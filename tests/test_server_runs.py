@@ -134,7 +134,10 @@ async def test_a_cancel_before_the_child_exists_is_applied_as_soon_as_it_does(jp
         job = jobs.start(RunRequest(slow / "slow.ipynb", slow / "pipelines" / "slow"))
         assert job.process is None, "the child does not exist yet"
         jobs.cancel(job)
-        await asyncio.wait_for(job.task, timeout=240)
+        try:
+            await asyncio.wait_for(job.task, timeout=240)
+        except asyncio.TimeoutError:
+            pytest.fail(f"the cancelled job did not end within 240 s: {job.to_json()}")
         assert job.status == "cancelled", (trial, job.to_json())
         assert (slow / "s.txt").read_text() == "old" and not (slow / "late.txt").exists(), trial
 

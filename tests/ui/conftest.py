@@ -27,6 +27,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import wait_until
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
@@ -149,19 +151,16 @@ def lab(tmp_path_factory) -> Lab:
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}/"
+
+    def answers() -> bool:
+        try:
+            with urllib.request.urlopen(f"{url}api/status?token={token}", timeout=5) as resp:
+                return resp.status == 200
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return False
+
     try:
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"jupyter lab exited with {proc.returncode}:\n{log.read_text()}")
-            try:
-                with urllib.request.urlopen(f"{url}api/status?token={token}", timeout=5) as resp:
-                    if resp.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            if time.monotonic() - t0 > LAB_START_TIMEOUT:
-                raise TimeoutError(f"jupyter lab not up after {LAB_START_TIMEOUT}s:\n{log.read_text()}")
-            time.sleep(0.25)
+        wait_until(answers, "jupyter lab answers", timeout=LAB_START_TIMEOUT, proc=proc, seen=log.read_text, interval=0.25)
         lab = Lab(url, token, root, log, time.monotonic() - t0)
         # The server extension answers (a 404 here would mean it is not loaded).
         with urllib.request.urlopen(f"{url}nb2pipe/runs?path=x.ipynb&token={token}", timeout=30) as resp:
