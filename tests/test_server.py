@@ -60,7 +60,7 @@ async def test_run_in_the_background_then_progress_then_history(jp_fetch, tiny):
 async def test_cancel_stops_the_run_and_keeps_outputs(jp_fetch, jp_root_dir):
     write_nb(
         jp_root_dir / "slow.ipynb",
-        code("import time\nopen('s.txt', 'w').write('new')\ntime.sleep(30)", "stage:slow", "out:s.txt"),
+        code("import time\nopen('s.txt', 'w').write('new')\ntime.sleep(600)", "stage:slow", "out:s.txt"),
     )
     (jp_root_dir / "s.txt").write_text("old")
     await jp_fetch("nb2pipe", "export", method="POST", body=json.dumps({"path": "slow.ipynb"}))
