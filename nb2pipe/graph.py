@@ -22,13 +22,15 @@ def _contains(folder: str, path: str) -> bool:
 
 
 def producers(pipeline: Pipeline) -> dict[str, str]:
-    """Which stage produces each output path; two producers of one path is an error."""
+    """Which stage produces each output path (a folder declared `data/` is `data`); two producers
+    of one path is an error."""
     owner: dict[str, str] = {}
     for stage in pipeline.stages:
-        for path in stage.produced:
+        for declared in stage.produced:
+            path = declared.rstrip("/") or declared
             if path in owner and owner[path] != stage.name:
                 raise SpecError(
-                    f"'{path}' is declared as an output of both stage '{owner[path]}' and stage "
+                    f"'{declared}' is declared as an output of both stage '{owner[path]}' and stage "
                     f"'{stage.name}'; a file has one producer: remove one of the out: tags"
                 )
             owner[path] = stage.name

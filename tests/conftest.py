@@ -1,17 +1,19 @@
-"""Shared test helpers: tiny notebooks built in code, the corpus folder, and the CLI in-process."""
+"""Shared fixtures and notebook builders: tiny notebooks built in code, the corpus folder, the CLI
+in-process, runs in the background. Plain helper functions are in tests/helpers.py."""
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
 
+from helpers import REPO, Runs
 from nb2pipe.cli import main
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
-REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "example_notebooks"
 CORPUS = REPO.parent / "shared" / "corpus"
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -57,3 +59,25 @@ def cli(capsys):
         return code, out, err
 
     return run
+
+
+@pytest.fixture
+def runs():
+    """`nb2pipe run` in the background (helpers.Runs); whatever is left is killed by pid at the end."""
+    started = Runs()
+    yield started
+    started.cleanup()
+
+
+@pytest.fixture(autouse=True)
+def _no_stale_papermill_cwd():
+    """Start each test without a working directory left in papermill's process-wide file handler.
+
+    papermill remembers the process's working directory of a run in a global handler and chdirs
+    there to write the executed notebook; a CLI process never changes directory, but this test
+    process does between tests, so a stale one could leak into the next test's in-process run.
+    Nothing to do while no test in this process imported papermill.
+    """
+    if "papermill.iorw" in sys.modules:
+        sys.modules["papermill.iorw"].papermill_io.get_handler("local").cwd(None)
+    yield

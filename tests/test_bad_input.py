@@ -11,14 +11,14 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import REPO, code, md, notebook, write_nb
+from conftest import code, md, notebook, write_nb
+from helpers import assert_one_line_error, run_cli
 
 
 def _nb(path: Path, data) -> Path:
@@ -28,16 +28,6 @@ def _nb(path: Path, data) -> Path:
 
 def _cell(**fields) -> dict:
     return {"cell_type": "code", "metadata": {}, "source": "x = 1", **fields}
-
-
-def assert_one_line_error(result: tuple[int, str, str], *expected: str) -> None:
-    status, out, err = result
-    assert "Traceback" not in out + err, err
-    assert status == 2, (status, out, err)
-    assert err.startswith("error: ") and err.count("\n") == 1, err
-    assert out == "", f"nothing but the error is printed, got {out!r}"
-    for text in expected:
-        assert text in err, err
 
 
 # --- notebooks ---------------------------------------------------------------------------------
@@ -121,19 +111,6 @@ def test_parameters_params_yaml_can_keep_still_export(tmp_path, cli):
 
 
 # --- files that are not regular files: they must be refused before they are read ---------------
-
-
-def run_cli(*argv, cwd: Path, timeout: float = 60) -> tuple[int, str, str]:
-    """The real CLI in a subprocess: a read that blocks shows up as a timeout, not a hung suite."""
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    try:
-        done = subprocess.run(
-            [sys.executable, "-m", "nb2pipe", *map(str, argv)],
-            cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"nb2pipe {' '.join(map(str, argv))} still reading after {timeout}s")
-    return done.returncode, done.stdout, done.stderr
 
 
 @pytest.mark.parametrize("command", ["export", "explain"])

@@ -15,8 +15,9 @@ installed here, in a temporary folder:
    displays; stderr and warnings are ignored) must match. Pipeline cells map to notebook cells
    through their titles ("<notebook> cell N"); a setup cell runs in every stage and is compared
    at its first occurrence, in pipeline order.
-4. Every file both runs wrote (outside `pipelines/`) must be byte-identical, and each run must
-   write the same files.
+4. Every file both runs wrote (outside `pipelines/`) must be byte-identical (an executed notebook
+   but for the times papermill records in it), and each run must write the same files.
+5. A case that compared nothing (0 cells and 0 files) fails: equivalence was not shown.
 
 The corpus is read, never written: each notebook is copied into tmp_path first.
 """
@@ -27,6 +28,7 @@ import ast
 import csv
 import difflib
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -42,6 +44,7 @@ import pytest
 import yaml
 
 from conftest import CORPUS, EXAMPLES
+from helpers import INTENDED_CORPUS_REFUSALS
 
 pytestmark = pytest.mark.slow
 
@@ -80,13 +83,8 @@ EXTRA_NEEDS: dict[str, dict[str, Any]] = {
     },
 }
 
-# Notebooks nb2pipe refuses on purpose: `nb2pipe run` must then fail with exactly this error,
-# and the notebook is skipped with the error line as the reason.
-REFUSED_BY_DESIGN = {
-    # DESIGN §1: "The `parameters` cell holds literal assignments only ... anything else is an
-    # error that quotes the offending line." Its pipeline-parameters cell starts with print(...).
-    "kale__kubeflow-kale__kale__examples_iris-classification_iris_example.ipynb": "is not a literal assignment",
-}
+# Notebooks nb2pipe refuses on purpose (helpers.INTENDED_CORPUS_REFUSALS): `nb2pipe run` must then
+# fail with exactly that error, and the notebook is skipped with the error line as the reason.
 
 # Notebooks whose pipeline is not equivalent because of a known nb2pipe bug: strict xfails, so the
 # test says so the day the bug is fixed.
@@ -151,7 +149,7 @@ def _corpus_params() -> list:
         if reason:
             params.append(pytest.param(None, id=test_id, marks=pytest.mark.skip(reason=reason)))
             continue
-        case = Case(path, needs.get("params", {}), needs.get("support", ()), REFUSED_BY_DESIGN.get(file, ""))
+        case = Case(path, needs.get("params", {}), needs.get("support", ()), INTENDED_CORPUS_REFUSALS.get(file, ""))
         marks = [pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[file])] if file in KNOWN_BUGS else []
         params.append(pytest.param(case, id=test_id, marks=marks))
     return params
@@ -181,9 +179,11 @@ def _prepare(case: Case, folder: Path) -> Path:
 
 
 def _env() -> dict[str, str]:
-    """This venv first on PATH, so `!papermill` and `!pip` in a cell are the venv's."""
+    """This venv first on PATH, so `!papermill` and `!pip` in a cell are the venv's; progress bars
+    off (tqdm's, as `!papermill` draws one), since they print timings that differ from run to run."""
     env = dict(os.environ)
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    env["TQDM_DISABLE"] = "1"
     return env
 
 
@@ -334,6 +334,30 @@ def written_files(folder: Path, case: Case) -> dict[str, Path]:
     return files
 
 
+# Metadata an executed notebook gets from papermill and nbclient: when each cell ran and for how long.
+_TIMING_KEYS = ("start_time", "end_time", "duration")
+
+
+def comparable(path: Path) -> bytes:
+    """What of a written file must be equal between runs: its bytes; for a notebook, everything
+    but the times and durations papermill and nbclient record in its metadata, and the random
+    ids nbformat gives cells that had none."""
+    data = path.read_bytes()
+    if path.suffix != ".ipynb":
+        return data
+    try:
+        nb = json.loads(data)
+    except ValueError:
+        return data
+    for cell in nb.get("cells", []):
+        cell.pop("id", None)
+    for meta in [nb.get("metadata", {})] + [cell.get("metadata", {}) for cell in nb.get("cells", [])]:
+        meta.pop("execution", None)
+        for key in _TIMING_KEYS:
+            meta.get("papermill", {}).pop(key, None)
+    return json.dumps(nb, sort_keys=True).encode()
+
+
 def _diff(expected: str, actual: str, limit: int = 30) -> str:
     lines = list(difflib.unified_diff(expected.splitlines(), actual.splitlines(), "notebook", "pipeline", lineterm="", n=1))
     if len(lines) > limit:
@@ -390,12 +414,12 @@ def compare(runs: list[PlainRun], piped: dict[int, tuple[str, str]], piped_files
         if rel not in piped_files:
             result.mismatches.append(f"file {rel}: written by the notebook, not by the pipeline")
             continue
-        data = first.files[rel].read_bytes()
-        if any(run.files[rel].read_bytes() != data for run in runs[1:]):
+        data = comparable(first.files[rel])
+        if any(comparable(run.files[rel]) != data for run in runs[1:]):
             result.not_compared.append(f"file {rel}: its bytes differ between runs of the notebook")
             continue
         result.compared_files += 1
-        piped_data = piped_files[rel].read_bytes()
+        piped_data = comparable(piped_files[rel])
         if piped_data != data:
             result.mismatches.append(f"file {rel}: the pipeline wrote other bytes ({len(piped_data)} bytes; the notebook {len(data)})")
     return result
@@ -403,7 +427,8 @@ def compare(runs: list[PlainRun], piped: dict[int, tuple[str, str]], piped_files
 
 @pytest.mark.parametrize("case", _example_params() + _corpus_params())
 def test_pipeline_gives_what_the_notebook_gives(case: Case, tmp_path, monkeypatch, record_property):
-    monkeypatch.setenv("PATH", _env()["PATH"])  # for the plain runs' kernels too
+    for key in ("PATH", "TQDM_DISABLE"):
+        monkeypatch.setenv(key, _env()[key])  # for the plain runs' kernels too
     name = case.path.name
     retries: list[str] = []
 
@@ -445,3 +470,24 @@ def test_pipeline_gives_what_the_notebook_gives(case: Case, tmp_path, monkeypatc
         print(message)
         warnings.warn(NotCompared(message))
     assert not mismatches, f"the pipeline of {name} is not equivalent to the notebook:\n\n" + "\n\n".join(mismatches)
+    assert_compared_something(name, result)
+
+
+def assert_compared_something(name: str, result: Comparison) -> None:
+    """A case that compared no cell and no file has not shown equivalence: it fails."""
+    if result.compared_cells + result.compared_files == 0:
+        pytest.fail(
+            f"{name}: compared nothing (0 cells, 0 files), so equivalence is not shown; not compared: "
+            + ("; ".join(result.not_compared) or "the notebook prints nothing and writes nothing")
+        )
+
+
+@pytest.mark.parametrize("outputs", [{}, {1: ("7", ())}], ids=["prints nothing", "its only output varies"])
+def test_a_case_that_compared_nothing_fails(outputs):
+    varying = {number: (text + "!", tags) for number, (text, tags) in outputs.items()}
+    result = compare([PlainRun(outputs, {}), PlainRun(varying, {})], {n: (t, "stage 's'") for n, (t, _) in outputs.items()}, {})
+    assert (result.compared_cells, result.compared_files) == (0, 0)
+    with pytest.raises(pytest.fail.Exception, match="compared nothing"):
+        assert_compared_something("nb.ipynb", result)
+    result.compared_files = 1
+    assert_compared_something("nb.ipynb", result)

@@ -26,7 +26,7 @@ from nb2pipe.errors import SpecError
 from nb2pipe.run import RunOptions, run_pipeline
 from nb2pipe.run import executors
 from nb2pipe.run.executors import StageJob, check_executor, executor, executor_names, register_executor
-from test_kernels import wait_until_gone
+from helpers import survivors
 
 NB = "nb.ipynb"
 PIPE = "pipelines/nb"
@@ -258,7 +258,7 @@ def test_interrupt_ends_running_stages_kills_their_processes_and_refuses_new_job
         late = made.submit(job(runs, "late", "open('late.txt', 'w').close()")).result(timeout=120)
     finally:
         made.close()
-        left = wait_until_gone(pids, timeout=30)
+        left = survivors(pids, timeout=30)
         for pid in left:  # whatever the executor left behind: the processes this test started
             with contextlib.suppress(psutil.Error):
                 psutil.Process(pid).kill()

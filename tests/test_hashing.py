@@ -10,6 +10,7 @@ from pathlib import Path
 import blake3
 import pytest
 
+from helpers import in_mount_namespace, read_only_bind_mount
 from nb2pipe import hashing
 from nb2pipe.hashing import HASH_PREFIX, HashCache, hash_bytes, hash_file
 
@@ -202,18 +203,35 @@ def test_stale_entry_in_cache_file_is_not_trusted(tmp_path: Path) -> None:
     assert HashCache(cache_file).hash_path(path) == hash_bytes(b"real")
 
 
+SAVE_AND_HASH = """
+import sys
+from pathlib import Path
+from nb2pipe.hashing import HashCache, hash_bytes
+cache = HashCache(Path(sys.argv[1]))
+assert cache.hash_path(Path(sys.argv[2])) == hash_bytes(b"x")
+cache.save()
+assert cache.hash_path(Path(sys.argv[2])) == hash_bytes(b"x")
+print("saved")
+"""
+
+
 def test_save_into_read_only_folder_does_not_raise(tmp_path: Path) -> None:
+    """A read-only bind mount, which holds for root too (chmod does not): save() writes nothing,
+    raises nothing, and the cache still answers."""
     locked = tmp_path / "locked"
     locked.mkdir()
     path = write(tmp_path / "data.bin", b"x")
     age(path)
-    cache = HashCache(locked / "sub" / "hashcache.json")
-    cache.hash_path(path)
-    locked.chmod(0o500)
-    try:
-        cache.save()  # as root the write may succeed; either way it must not raise
-    finally:
-        locked.chmod(0o700)
+    cache_file = locked / "sub" / "hashcache.json"
+    results = in_mount_namespace(tmp_path, [
+        read_only_bind_mount(locked),
+        ["sh", f"! touch '{locked}/probe' 2>/dev/null"],  # the folder is read-only, for root too
+        ["py", f"import sys; sys.argv[1:] = [{str(cache_file)!r}, {str(path)!r}]\n" + SAVE_AND_HASH],
+    ])  # fmt: skip
+    assert results[1] == 0, "the bind mount is not read-only"
+    exit_code, out, err = results[2]
+    assert exit_code == 0 and out.strip() == "saved", err
+    assert list(locked.iterdir()) == []
 
 
 def test_save_leaves_no_temp_files(tmp_path: Path) -> None:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from textwrap import dedent
-
 import pytest
 
 from nb2pipe.infer import (
@@ -307,28 +304,6 @@ def test_escapes_without_percent_bang_or_question_mark_are_still_transformed():
     assert analyze_cell(",show a b").reads == S("show")
     assert analyze_cell(">>> y = f(x)").reads == S("f", "x")
     assert analyze_cell("    y = f(x)\n    z = y").binds == S("y", "z")
-
-
-def test_speed_of_a_thousand_cells():
-    analyze_cell("%time x = 1")  # import IPython outside the measurement
-    cells = [
-        dedent(
-            f"""\
-            df{i} = pd.read_csv('data_{i}.csv')
-            df{i}['total'] = df{i}.a + df{i}.b * factor
-            model.fit(df{i}[cols], y)
-            scores = [s for s in model.predict(df{i}) if s > {i}]
-            print(len(scores), np.mean(scores))
-            """
-        )
-        for i in range(1000)
-    ]
-    cells[::50] = ["%matplotlib inline\nimport numpy as np\n!ls data\n" for _ in cells[::50]]
-    start = time.perf_counter()
-    for cell in cells:
-        analyze_cell(cell)
-    elapsed = time.perf_counter() - start
-    assert elapsed < 0.5, f"1,000 cells took {elapsed:.3f} s"
 
 
 # ---------------------------------------------------------------------------

@@ -19,21 +19,16 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import nbformat
+import psutil
 import pytest
 
 from conftest import code, write_nb
-
-try:
-    import psutil
-except ImportError:  # the leak checks are skipped with a reason
-    psutil = None
+from helpers import summary, wait_until_gone
 
 NB = "nb.ipynb"
 PIPE = "pipelines/nb"
@@ -86,23 +81,6 @@ def starts(state: Path) -> list[int]:
     return [int(pid) for pid in path.read_text().split()] if path.exists() else []
 
 
-def wait_until_gone(pids: list[int], timeout: float = 60) -> list[int]:
-    """The pids still running after `timeout` seconds (polling; zombies count as gone)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        alive = [pid for pid in pids if _running(pid)]
-        if not alive or time.monotonic() > deadline:
-            return alive
-        time.sleep(0.1)
-
-
-def _running(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
 def kernel_children() -> set[int]:
     """This process's kernel processes (the CLI runs in-process)."""
     found = set()
@@ -113,10 +91,6 @@ def kernel_children() -> set[int]:
         except psutil.Error:
             pass
     return found
-
-
-def summary(stdout: str) -> str:
-    return stdout.strip().splitlines()[-1]
 
 
 def the_run(root: Path) -> Path:
@@ -143,15 +117,6 @@ def project(tmp_path, monkeypatch) -> Path:
     return root
 
 
-@pytest.fixture(autouse=True)
-def _no_stale_papermill_cwd():
-    """papermill keeps a process-wide working directory per run; start each test without one."""
-    from papermill.iorw import papermill_io
-
-    papermill_io.get_handler("local").cwd(None)
-    yield
-
-
 # --- kernels that die or hang at start ---------------------------------------------------------
 
 
@@ -171,14 +136,11 @@ def test_a_kernel_that_dies_at_start_is_replaced_and_the_run_succeeds(project, t
     log = (the_run(project) / "kernels.log").read_text()
     assert in_the_log in log
     assert log.count("died at start") == 2, log
-    if psutil is not None:
-        assert wait_until_gone(starts(state)) == []
+    wait_until_gone(starts(state), "the kernels the pool started end")
 
 
 @pytest.mark.slow
 def test_a_kernel_that_never_answers_is_a_one_line_error_and_is_killed(project, tmp_path, cli, monkeypatch):
-    if psutil is None:
-        pytest.skip("psutil is not installed: cannot check that the kernels are gone")
     monkeypatch.setenv("NB2PIPE_KERNEL_START_TIMEOUT", "2")
     state = install_kernel(tmp_path / "jupyter", "sleepy", "sleep", fails=-1)
     exit_code, out, err = cli("run", NB, "--kernel", "sleepy", "--jobs", "1")
@@ -188,7 +150,7 @@ def test_a_kernel_that_never_answers_is_a_one_line_error_and_is_killed(project, 
     assert line.startswith("error: stage 'a' failed: KernelStartError: could not start kernel 'sleepy': it did not answer within 2 s "), line
     assert summary(out) == "0 ran, 0 up to date, 0 restored from cache, 1 failed, 1 not run"
     assert starts(state), "no kernel was started"
-    assert wait_until_gone(starts(state)) == []
+    wait_until_gone(starts(state), "the kernels the pool started end")
 
 
 @pytest.mark.slow
@@ -200,8 +162,7 @@ def test_a_kernel_that_always_dies_at_start_gives_up_naming_the_reason(project, 
     (line,) = error_lines(err)
     assert re.match(r"error: stage 'a' failed: KernelStartError: could not start kernel 'broken': flaky kernel: start \d refused \(exit code 1\); ", line), line
     assert 3 <= len(starts(state)) <= 6, "a bounded number of attempts"
-    if psutil is not None:
-        assert wait_until_gone(starts(state)) == []
+    wait_until_gone(starts(state), "the kernels the pool started end")
 
 
 # --- kernels that die while a cell runs --------------------------------------------------------
@@ -225,7 +186,7 @@ def test_a_kernel_that_dies_in_a_cell_is_reported_with_that_cell(tmp_path, monke
         code("with open('a.txt', 'w') as a_file:\n    a_file.write('never')\n"),
     )
     monkeypatch.chdir(tmp_path)
-    before = kernel_children() if psutil is not None else set()
+    before = kernel_children()
     exit_code, out, err = cli("run", NB)
     assert exit_code == 1
     assert "Traceback" not in err and "Kernel died" not in err
@@ -248,8 +209,7 @@ def test_a_kernel_that_dies_in_a_cell_is_reported_with_that_cell(tmp_path, monke
     exit_code, out, err = cli("status", PIPE, "--json")
     (stage,) = json.loads(out)["stages"]
     assert "the kernel died while running this cell" in " ".join(stage["reasons"])
-    if psutil is not None:
-        assert wait_until_gone(sorted(kernel_children() - before)) == []
+    wait_until_gone(kernel_children() - before, "the kernel that died and the pool's other kernels end")
 
 
 @pytest.mark.slow

@@ -1,5 +1,5 @@
-"""The package keeps its shape: import direction (import-linter), a light `--help`, small modules
-and functions, no module named like the standard library's, no dead code."""
+"""The package keeps its shape: import direction (import-linter), a light `--help` and `status`,
+small modules and functions, no module named like the standard library's, no dead code."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from conftest import REPO, code, write_nb
+from helpers import set_cell, subprocess_env
 
 HEAVY = ("papermill", "nbclient", "jupyter_server", "tornado", "jupytext", "nbconvert", "nbformat")
 
@@ -33,6 +34,37 @@ def test_help_and_export_import_nothing_heavy():
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     loaded = set(json.loads(result.stdout.splitlines()[-1]))
     assert not {m for m in loaded if m.split(".")[0] in HEAVY}
+
+
+STATUS_PROBE = (
+    "import json, sys\n"
+    "from nb2pipe.cli import main\n"
+    "codes = [main(argv) for argv in json.loads(sys.argv[1])]\n"
+    "print(json.dumps({'codes': codes, 'heavy': sorted(m for m in sys.modules if m.split('.')[0] in %r)}))\n"
+) % (HEAVY,)
+
+
+def test_status_imports_neither_papermill_nor_jupyter_server(tmp_path, monkeypatch, cli):
+    """On a real pipeline that ran, then went stale (a parameter, the notebook, an output): every
+    form of `status` answers without the executor's or the server's imports."""
+    monkeypatch.chdir(tmp_path)
+    write_nb(
+        tmp_path / "nb.ipynb",
+        code("import json", "setup"),
+        code("alpha = 1", "parameters"),
+        code("open('a.txt', 'w').write(str(alpha))", "stage:a", "out:a.txt"),
+        code("open('b.txt', 'w').write(open('a.txt').read())\nscore = 0.5", "stage:b", "in:a.txt", "out:b.txt"),
+        code("score = 0.5", "metrics"),
+    )
+    exit_code, out, err = cli("run", "nb.ipynb")
+    assert exit_code == 0, err
+    (tmp_path / "b.txt").write_text("edited")
+    set_cell(tmp_path / "nb.ipynb", 3, "open('a.txt', 'w').write(str(alpha) + '!')")
+    forms = [["status", "pipelines/nb"], ["status", "pipelines/nb", "--json"], ["status", "nb.ipynb", "-p", "alpha=2"]]
+    result = subprocess.run([sys.executable, "-c", STATUS_PROBE, json.dumps(forms)], env=subprocess_env(), capture_output=True, text=True, check=True)
+    assert "out modified: b.txt" in result.stdout and "source notebook changed since export" in result.stdout
+    probe = json.loads(result.stdout.splitlines()[-1])
+    assert probe == {"codes": [0, 0, 0], "heavy": []}
 
 
 # --- every module under nb2pipe/ is named in an import-linter contract --------------------------

@@ -13,12 +13,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from conftest import code, md, write_nb
+from helpers import new_events, wait_until
 from nb2pipe.mlflow_bridge import absolute_uri
 
 NB = "nb.ipynb"
@@ -149,11 +149,11 @@ def test_a_run_stopped_with_sigterm_is_killed_in_mlflow(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "nb2pipe", "run", NB, "-p", "nap=120"], cwd=tmp_path, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 180
         # a "cell" event: the stage is executing, so its nested run exists (not just its stage_started line)
-        while not any('"cell"' in log.read_text() for log in tmp_path.glob(f"{PIPE}/runs/*/events.jsonl")):
-            assert proc.poll() is None and time.monotonic() < deadline, "the stage never started"
-            time.sleep(0.2)
+        wait_until(
+            lambda: any(e["event"] == "cell" for e in new_events(tmp_path / PIPE, set())),
+            "the stage starts executing", timeout=180, proc=proc, seen=lambda: new_events(tmp_path / PIPE, set()),
+        )  # fmt: skip
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
     finally:

@@ -5,22 +5,20 @@ what its stages consumed when they started. Real kernels and papermill throughou
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import queue
 import signal
 import stat
 import subprocess
-import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 from conftest import code, md, write_nb
+from helpers import in_mount_namespace, one_error_line, read_only_bind_mount, run_cli, stage_status
 from nb2pipe.cli import main
 
 NB = "nb.ipynb"
@@ -44,27 +42,8 @@ def tree(folder: Path) -> dict[str, object]:
     return found
 
 
-def run_cli(*argv: str) -> tuple[int, str, str]:
-    """The CLI in a subprocess, as a user runs it (from the current directory)."""
-    proc = subprocess.run([sys.executable, "-m", "nb2pipe", *argv], capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300)
-    return proc.returncode, proc.stdout, proc.stderr
-
-
-def one_error_line(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    assert "Traceback" not in err
-    return lines[0]
-
-
 def lock_of(root: Path) -> dict:
     return yaml.safe_load((root / PIPE / "nb2pipe.lock").read_text())["stages"]
-
-
-def status(cli) -> dict[str, dict]:
-    exit_code, out, err = cli("status", PIPE, "--json")
-    assert exit_code == 0, err
-    return {s["name"]: s for s in json.loads(out)["stages"]}
 
 
 # --- a failing first run leaves what the user had --------------------------------------------
@@ -193,40 +172,9 @@ SLOW = (
 )
 
 
-_STARTED: list[subprocess.Popen] = []
-
-
-@pytest.fixture(autouse=True)
-def _kill_what_a_test_started():
-    """A run a failing test left behind (waiting for its 'go' file) is killed with its kernels."""
-    yield
-    while _STARTED:
-        proc = _STARTED.pop()
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-
-
-def start_run(root: Path, *args: str, **popen) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "nb2pipe", "run", *args],
-        cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
-        start_new_session=True, **popen,
-    )
-    _STARTED.append(proc)
-    return proc
-
-
-def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        if proc.poll() is not None:
-            pytest.fail(f"the run ended before {path.name} appeared:\n{proc.communicate()}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"{path.name} never appeared")
-        time.sleep(0.05)
+def wait_for(path: Path, proc: subprocess.Popen, runs, timeout: float = 120) -> None:
+    """Wait until the stage of the run `proc` has made `path`; fail if the run ends first."""
+    runs.wait_until(proc, path.exists, f"the stage makes {path.name}", timeout=timeout)
 
 
 def ignore_sigint() -> None:
@@ -237,15 +185,15 @@ def ignore_sigint() -> None:
     "how",
     ["sigterm", "sigint", "sigint-inherited-ignored", "sigterm-inherited-ignored"],
 )
-def test_an_interrupted_first_run_puts_the_users_file_back(tmp_path, how):
+def test_an_interrupted_first_run_puts_the_users_file_back(tmp_path, how, runs):
     """However the runner was started: a server or a script may start it with SIGINT ignored."""
     (tmp_path / "result.csv").write_text("mine\n")
     write_nb(tmp_path / NB, code(SLOW, "stage:slow", "out:result.csv"))
     popen = {"preexec_fn": ignore_sigint} if "ignored" in how else {}
     if how == "sigterm-inherited-ignored":
         popen = {"preexec_fn": lambda: signal.signal(signal.SIGTERM, signal.SIG_IGN)}
-    proc = start_run(tmp_path, NB, **popen)
-    wait_for(tmp_path / "started", proc)
+    proc = runs.start(tmp_path, NB, **popen)
+    wait_for(tmp_path / "started", proc, runs)
     assert (tmp_path / "result.csv").read_text() == "half written"
     proc.send_signal(signal.SIGINT if "sigint" in how else signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
@@ -255,11 +203,11 @@ def test_an_interrupted_first_run_puts_the_users_file_back(tmp_path, how):
     assert not (tmp_path / PIPE / "nb2pipe.lock").exists()
 
 
-def test_after_kill_9_of_a_first_run_the_next_run_puts_the_users_file_back(tmp_path, monkeypatch, cli):
+def test_after_kill_9_of_a_first_run_the_next_run_puts_the_users_file_back(tmp_path, monkeypatch, cli, runs):
     (tmp_path / "result.csv").write_text("mine\n")
     write_nb(tmp_path / NB, code(SLOW, "stage:slow", "out:result.csv"))
-    proc = start_run(tmp_path, NB)
-    wait_for(tmp_path / "started", proc)
+    proc = runs.start(tmp_path, NB)
+    wait_for(tmp_path / "started", proc, runs)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=60)
     assert (tmp_path / "result.csv").read_text() == "half written"
@@ -282,18 +230,18 @@ READS_WHILE_WAITING = (
 )
 
 
-def test_an_input_edited_while_its_stage_runs_leaves_the_stage_stale(tmp_path, monkeypatch, cli):
+def test_an_input_edited_while_its_stage_runs_leaves_the_stage_stale(tmp_path, monkeypatch, cli, runs):
     (tmp_path / "in.txt").write_text("v1")
     write_nb(tmp_path / NB, code(READS_WHILE_WAITING, "stage:copy", "in:in.txt", "out:out.txt"))
-    proc = start_run(tmp_path, NB)
-    wait_for(tmp_path / "started", proc)
+    proc = runs.start(tmp_path, NB)
+    wait_for(tmp_path / "started", proc, runs)
     (tmp_path / "in.txt").write_text("v2, edited while the stage ran")
     (tmp_path / "go").touch()
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert (tmp_path / "out.txt").read_text() == "v1"
     monkeypatch.chdir(tmp_path)
-    assert status(cli)["copy"]["reasons"] == ["dep changed: in.txt"]
+    assert stage_status(cli, PIPE)["copy"]["reasons"] == ["dep changed: in.txt"]
     # the history holds the hash of what the stage read: v1's
     from nb2pipe.hashing import hash_bytes
 
@@ -317,16 +265,16 @@ def test_a_failed_stage_keeps_the_inputs_it_started_with_in_the_history(tmp_path
     assert stage["fingerprint"].startswith("blake3:")
 
 
-def test_a_second_run_of_a_notebook_does_not_re_export_under_the_running_pipeline(tmp_path):
+def test_a_second_run_of_a_notebook_does_not_re_export_under_the_running_pipeline(tmp_path, runs):
     write_nb(tmp_path / NB, code(SLOW, "stage:slow", "out:result.csv"))
-    proc = start_run(tmp_path, NB)
-    wait_for(tmp_path / "started", proc)
+    proc = runs.start(tmp_path, NB)
+    wait_for(tmp_path / "started", proc, runs)
     script = tmp_path / PIPE / "stages" / "slow.py"
     before = script.read_bytes()
     write_nb(tmp_path / NB, code(SLOW + "print('edited')\n", "stage:slow", "out:result.csv"))
-    second = subprocess.run([sys.executable, "-m", "nb2pipe", "run", NB], cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert second.returncode == 1 and f"already running (pid {proc.pid})" in second.stderr
-    assert "exported" not in second.stderr
+    exit_code, _, err = run_cli("run", NB, cwd=tmp_path)
+    assert exit_code == 1 and f"already running (pid {proc.pid})" in err
+    assert "exported" not in err
     assert script.read_bytes() == before
     (tmp_path / "go").touch()
     assert proc.wait(timeout=120) == 0
@@ -340,12 +288,12 @@ def test_a_stage_that_appends_to_a_file_it_reads_is_up_to_date_after_it_ran(tmp_
     (tmp_path / "log.txt").write_text("start\n")
     write_nb(tmp_path / NB, code("open('log.txt', 'a').write('line\\n')", "stage:log", "in:log.txt", "out:log.txt"))
     assert cli("run", NB)[0] == 0
-    assert status(cli)["log"]["reasons"] == []
+    assert stage_status(cli, PIPE)["log"]["reasons"] == []
     exit_code, out, _ = cli("run", NB)
     assert out.strip().splitlines()[-1] == "0 ran, 1 up to date, 0 restored from cache, 0 failed"
     assert (tmp_path / "log.txt").read_text() == "start\nline\n"
     (tmp_path / "log.txt").write_text("start\nline\nby hand\n")
-    assert status(cli)["log"]["reasons"] == ["out modified: log.txt"]
+    assert stage_status(cli, PIPE)["log"]["reasons"] == ["out modified: log.txt"]
 
 
 def test_a_nan_parameter_is_up_to_date_after_its_run(tmp_path, monkeypatch, cli):
@@ -481,17 +429,17 @@ def test_an_out_whose_name_is_as_long_as_a_name_can_be_is_put_back(tmp_path, mon
     assert (tmp_path / name).read_text() == "my result"
 
 
-def test_wait_says_what_it_waits_for(tmp_path):
+def test_wait_says_what_it_waits_for(tmp_path, runs):
     write_nb(tmp_path / NB, code(SLOW, "stage:slow", "out:result.csv"))
-    proc = start_run(tmp_path, NB)
-    wait_for(tmp_path / "started", proc)
-    waiter = start_run(tmp_path, PIPE, "--wait")
+    proc = runs.start(tmp_path, NB)
+    wait_for(tmp_path / "started", proc, runs)
+    waiter = runs.start(tmp_path, PIPE, "--wait")
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: lines.put(waiter.stderr.readline()), daemon=True).start()
     try:
-        seen = lines.get(timeout=60)  # said at once, while the other run still holds the lock
+        seen = lines.get(timeout=120)  # said at once, while the other run still holds the lock
     except queue.Empty:
-        seen = ""
+        pytest.fail("the waiting run said nothing on stderr within 120 s")
     assert "waiting for the run of pipeline" in seen and f"(pid {proc.pid})" in seen
     assert waiter.poll() is None
     (tmp_path / "go").touch()
@@ -514,42 +462,11 @@ def test_a_symlinked_pipelines_folder_still_runs_stages_in_the_notebooks_folder(
 
 # --- a read-only folder and a full disk (root bypasses chmod: real mounts, in a mount namespace) --
 
-IN_NAMESPACE = r'''
-import json, subprocess, sys
-project, steps = sys.argv[1], json.loads(sys.argv[2])
-results = []
-for step in steps:
-    if step[0] == "sh":
-        results.append(subprocess.run(step[1], shell=True, cwd=project).returncode)
-    else:
-        proc = subprocess.run([sys.executable, "-m", "nb2pipe", *step], cwd=project, capture_output=True, text=True, stdin=subprocess.DEVNULL)
-        results.append([proc.returncode, proc.stdout, proc.stderr])
-print(json.dumps(results))
-'''
-
-
-def in_mount_namespace(project: Path, steps: list) -> list:
-    """Run `steps` (nb2pipe argv lists, or ["sh", command] for mounts) in a private mount namespace."""
-    probe = subprocess.run(["unshare", "-m", "--propagation", "private", "true"], capture_output=True)
-    if probe.returncode != 0:
-        pytest.skip(f"cannot make a mount namespace here (unshare -m: {probe.stderr.decode().strip()})")
-    proc = subprocess.run(
-        ["unshare", "-m", "--propagation", "private", sys.executable, "-c", IN_NAMESPACE, str(project), json.dumps(steps)],
-        capture_output=True, text=True, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
-    )
-    if proc.returncode != 0 or not proc.stdout.strip():
-        pytest.skip(f"the mount namespace did not work here: {proc.stderr.strip()[-300:]}")
-    results = json.loads(proc.stdout)
-    if any(r != 0 for r in results if isinstance(r, int)):
-        pytest.skip("mounting is not allowed here")
-    return results
-
-
 def test_a_read_only_pipeline_folder_gives_one_line_and_status_still_works(ran):
     lock = (ran / PIPE / "nb2pipe.lock").read_bytes()
     write_nb(ran / NB, code("open('a.txt', 'w').write('a, edited')", "stage:a", "out:a.txt"))  # export has work to do
     results = in_mount_namespace(ran, [
-        ["sh", f"mount --bind '{ran}' '{ran}' && mount -o remount,bind,ro '{ran}'"],
+        read_only_bind_mount(ran),
         ["status", PIPE],
         ["run", PIPE, "--force"],
         ["export", NB],

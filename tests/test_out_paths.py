@@ -8,13 +8,13 @@ inferred ones are dropped with a warning. Deps may be anywhere: they are only re
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 import yaml
 
 from conftest import code, write_nb
+from helpers import assert_one_line_error
 
 
 def export(cli, tmp_path: Path, *cells):
@@ -24,15 +24,6 @@ def export(cli, tmp_path: Path, *cells):
 
 def stages_of(folder: Path) -> dict:
     return yaml.safe_load((folder / "nb2pipe.yaml").read_text())["stages"]
-
-
-def assert_refused(result, *expected):
-    status, out, err = result
-    assert status == 2 and "Traceback" not in err, err
-    assert err.startswith("error: ") and err.count("\n") == 1, err
-    assert out == ""
-    for text in expected:
-        assert text in err, err
 
 
 ESCAPING_TAGS = {
@@ -52,14 +43,14 @@ ESCAPING_TAGS = {
 @pytest.mark.parametrize("tag", ESCAPING_TAGS, ids=list(ESCAPING_TAGS))
 def test_a_declared_out_that_escapes_the_project_is_refused_at_export(tmp_path, cli, tag):
     result, folder = export(cli, tmp_path, code("x = 1", "stage:make"), code("y = 2", "stage:save", tag))
-    assert_refused(result, f"cell 2 ('y = 2'): tag '{tag}'", ESCAPING_TAGS[tag])
+    assert_one_line_error(result, f"cell 2 ('y = 2'): tag '{tag}'", ESCAPING_TAGS[tag])
     assert not folder.exists(), "a refused export writes nothing"
 
 
 @pytest.mark.parametrize("path", ["../shared/x.csv", ".", "/tmp/x.csv"])
 def test_structured_metadata_outs_that_escape_are_refused(tmp_path, cli, path):
     result, _ = export(cli, tmp_path, code("y = 2", nb2pipe={"stage": "save", "outs": [path]}))
-    assert_refused(result, "cell 1 ('y = 2')", "metadata nb2pipe.outs")
+    assert_one_line_error(result, "cell 1 ('y = 2')", "metadata nb2pipe.outs")
 
 
 def test_an_out_through_a_symlink_that_points_out_is_refused(tmp_path, cli):
@@ -68,7 +59,7 @@ def test_an_out_through_a_symlink_that_points_out_is_refused(tmp_path, cli):
     (tmp_path / "project").mkdir()
     (tmp_path / "project" / "data").symlink_to(outside)
     result, _ = export(cli, tmp_path, code("y = 2", "stage:save", "out:data/model.pkl"))
-    assert_refused(result, "tag 'out:data/model.pkl'", "is outside the project", f"'{outside}/model.pkl'")
+    assert_one_line_error(result, "tag 'out:data/model.pkl'", "is outside the project", f"'{outside}/model.pkl'")
 
 
 def test_an_out_inside_the_project_through_a_symlink_that_stays_inside_is_fine(tmp_path, cli):
@@ -142,13 +133,13 @@ def _edit(folder: Path, stage: str, key: str, value) -> None:
 def test_a_hand_edited_output_that_escapes_is_refused_at_load(pipeline, cli, key, path, problem, command):
     _edit(pipeline, "make", key, [path])
     argv = [command, pipeline] + (["--dry-run"] if command == "run" else [])
-    assert_refused(cli(*argv), "nb2pipe.yaml': stage 'make'", f"'{path}' {problem}")
+    assert_one_line_error(cli(*argv), "nb2pipe.yaml': stage 'make'", f"'{path}' {problem}")
 
 
 def test_a_hand_edited_output_through_an_outward_symlink_is_refused_at_load(pipeline, cli, tmp_path):
     (tmp_path / "shared").mkdir()
     (pipeline.parent.parent / "data").symlink_to(tmp_path / "shared")
-    assert_refused(cli("status", pipeline), "stage 'make'", "output 'data/x.csv' is outside the project", "through a symlink")
+    assert_one_line_error(cli("status", pipeline), "stage 'make'", "output 'data/x.csv' is outside the project", "through a symlink")
 
 
 def test_a_hand_edited_absolute_dep_is_fine(pipeline, cli):
@@ -225,7 +216,7 @@ def test_a_stage_split_around_a_stage_that_needs_it_is_refused_naming_both_cells
         code("y = x + 1", "stage:b"),
         code("z = y + 1", "stage:a"),
     )
-    assert_refused(result, "cell 3 ('z = y + 1')", "cell 2 ('y = x + 1')", "stage 'a'", "stage 'b'")
+    assert_one_line_error(result, "cell 3 ('z = y + 1')", "cell 2 ('y = x + 1')", "stage 'a'", "stage 'b'")
     assert not folder.exists()
 
 
@@ -236,7 +227,7 @@ def test_a_split_stage_cycle_through_files_is_refused_naming_both_cells(tmp_path
         code("g = open('f.csv').read()\nopen('g.csv', 'w').write(g)", "stage:b"),
         code("z = open('g.csv').read()", "stage:a"),
     )
-    assert_refused(result, "cell 3", "cell 2", "'g.csv'")
+    assert_one_line_error(result, "cell 3", "cell 2", "'g.csv'")
 
 
 def test_a_split_stage_cycle_through_a_third_stage_is_refused(tmp_path, cli):
@@ -247,7 +238,7 @@ def test_a_split_stage_cycle_through_a_third_stage_is_refused(tmp_path, cli):
         code("w = y + 1", "stage:c"),
         code("z = w + 1", "stage:a"),
     )
-    assert_refused(result, "cell 4 ('z = w + 1')", "cell 3 ('w = y + 1')")
+    assert_one_line_error(result, "cell 4 ('z = w + 1')", "cell 3 ('w = y + 1')")
 
 
 def test_a_split_stage_that_can_run_still_merges(tmp_path, cli):

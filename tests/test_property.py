@@ -15,8 +15,6 @@ CI runs a fixed, derandomized set of examples. Run longer locally with
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import tempfile
@@ -27,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import code, notebook
-from nb2pipe.cli import main
+from helpers import main_quietly
 
 settings.register_profile(
     "ci", max_examples=80, deadline=None, derandomize=True, database=None,
@@ -126,13 +124,6 @@ def snapshot(root: Path, pipeline: Path) -> dict[str, bytes | None]:
     return found
 
 
-def run_cli(*argv) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        status = main([str(a) for a in argv])  # an exception here is a traceback for the user
-    return status, out.getvalue(), err.getvalue()
-
-
 def check_commands(root: Path, commands: list[list]) -> None:
     project = root / "project"
     pipeline = project / "pipelines" / "analysis"
@@ -141,7 +132,7 @@ def check_commands(root: Path, commands: list[list]) -> None:
     os.chdir(project)
     try:
         for argv in commands:
-            status, out, err = run_cli(*argv)
+            status, out, err = main_quietly(*argv)
             assert status in (0, 1, 2), (argv, status, err)
             assert "Traceback" not in out + err, err
             if status == 2:
@@ -234,7 +225,7 @@ def test_any_damaged_pipeline_file_never_crashes_runs_code_or_writes_outside(dat
         cwd = os.getcwd()
         os.chdir(project)
         try:
-            assert run_cli("export", "analysis.ipynb")[0] == 0
+            assert main_quietly("export", "analysis.ipynb")[0] == 0
         finally:
             os.chdir(cwd)
         target = project / "pipelines" / "analysis" / name

@@ -11,10 +11,7 @@ tmp_path, which is the current directory, as a user's project folder would be.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -25,7 +22,18 @@ import pytest
 import yaml
 
 from conftest import EXAMPLES, code, md, write_nb
-from nb2pipe.cli import main
+from helpers import (
+    assert_one_after_the_other,
+    assert_overlapped,
+    copy_project,
+    meet,
+    new_events,
+    run_dirs,
+    run_once,
+    set_cell,
+    status_json,
+    summary,
+)
 
 NB = "nb.ipynb"
 PIPE = "pipelines/nb"
@@ -66,16 +74,6 @@ def write_project(root: Path, a: str = SRC_A, b: str = SRC_B, c: str = SRC_C) ->
 # --- small helpers ---------------------------------------------------------------------------
 
 
-def set_cell(root: Path, number: int, source: str | None = None, **changes) -> None:
-    """Edit notebook cell `number` (1-based) in place, as a user would in Jupyter."""
-    data = json.loads((root / NB).read_text())
-    cell = data["cells"][number - 1]
-    if source is not None:
-        cell["source"] = source
-    cell.update(changes)
-    (root / NB).write_text(json.dumps(data, indent=1))
-
-
 def insert_cell(root: Path, index: int, cell: dict) -> None:
     data = json.loads((root / NB).read_text())
     data["cells"].insert(index, cell)
@@ -90,31 +88,17 @@ def set_param(root: Path, name: str, old: str, new: str) -> None:
     path.write_text(text.replace(f"{name}: {old}", f"{name}: {new}"))
 
 
-def summary(stdout: str) -> str:
-    return stdout.strip().splitlines()[-1]
-
-
-def run_dirs(root: Path) -> set[Path]:
-    return set((root / PIPE / "runs").glob("*"))
-
-
 def new_run_dir(root: Path, before: set[Path]) -> Path:
-    (created,) = run_dirs(root) - before
+    (created,) = run_dirs(root / PIPE) - before
     return created
 
 
-def status_json(cli, *args) -> dict:
-    exit_code, out, err = cli("status", PIPE, "--json", *args)
-    assert exit_code == 0, err
-    return json.loads(out)
-
-
 def reasons(cli, *args) -> dict[str, list[str]]:
-    return {s["name"]: s["reasons"] for s in status_json(cli, *args)["stages"]}
+    return {s["name"]: s["reasons"] for s in status_json(cli, PIPE, *args)["stages"]}
 
 
 def states(cli, *args) -> dict[str, str]:
-    return {s["name"]: s["state"] for s in status_json(cli, *args)["stages"]}
+    return {s["name"]: s["state"] for s in status_json(cli, PIPE, *args)["stages"]}
 
 
 def status_text(cli, *args) -> tuple[list[str], dict[str, tuple[str, list[str]]]]:
@@ -148,13 +132,6 @@ def files_state(paths: list[Path]) -> dict[Path, tuple[bytes, int]]:
     return {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in paths}
 
 
-def _main_quietly(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        exit_code = main(list(argv))
-    return exit_code, out.getvalue(), err.getvalue()
-
-
 # --- fixtures --------------------------------------------------------------------------------
 
 
@@ -163,23 +140,14 @@ def ran_template(tmp_path_factory) -> Path:
     """The standard project, exported and run once (built once per test worker)."""
     root = tmp_path_factory.mktemp("ran_template")
     write_project(root)
-    cwd = os.getcwd()
-    os.chdir(root)
-    try:
-        exit_code, out, err = _main_quietly("run", NB)
-    finally:
-        os.chdir(cwd)
-    assert exit_code == 0, err
-    assert summary(out) == "3 ran, 0 up to date, 0 restored from cache, 0 failed"
+    assert run_once(root, NB) == "3 ran, 0 up to date, 0 restored from cache, 0 failed"
     return root
 
 
 @pytest.fixture
 def ran(ran_template, tmp_path, monkeypatch) -> Path:
     """A copy of the run project in tmp_path, which is the current directory."""
-    shutil.copytree(ran_template, tmp_path, dirs_exist_ok=True, symlinks=True)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+    return copy_project(ran_template, tmp_path, monkeypatch)
 
 
 @pytest.fixture
@@ -190,26 +158,12 @@ def fresh(tmp_path, monkeypatch) -> Path:
     return tmp_path
 
 
-@pytest.fixture(autouse=True)
-def _no_stale_papermill_cwd():
-    """Start each test without a working directory left in papermill's process-wide file handler.
-
-    papermill remembers the process's working directory of a run in a global handler and chdirs
-    there to write the executed notebook; a CLI process never changes directory, but this test
-    process does between tests, so a stale one could leak into the next test's in-process run.
-    """
-    from papermill.iorw import papermill_io
-
-    papermill_io.get_handler("local").cwd(None)
-    yield
-
-
 # --- status: every reason --------------------------------------------------------------------
 
 
 def test_status_never_run(fresh, cli):
     assert cli("export", NB)[0] == 0
-    report = status_json(cli)
+    report = status_json(cli, PIPE)
     assert report["source_in_sync"] is True
     assert {s["name"]: (s["state"], s["reasons"], s["last_run"]) for s in report["stages"]} == {
         "a": ("never-run", ["never run"], None),
@@ -222,7 +176,7 @@ def test_status_never_run(fresh, cli):
 
 
 def test_status_after_a_run_is_up_to_date_with_last_run_details(ran, cli):
-    report = status_json(cli)
+    report = status_json(cli, PIPE)
     assert report["source_in_sync"] is True
     for s in report["stages"]:
         assert (s["state"], s["reasons"]) == ("up-to-date", [])
@@ -232,10 +186,10 @@ def test_status_after_a_run_is_up_to_date_with_last_run_details(ran, cli):
 
 
 def test_status_last_run_failed(ran, cli):
-    set_cell(ran, CELL_A, "raise ValueError('boom')")
+    set_cell(ran / NB, CELL_A, "raise ValueError('boom')")
     exit_code, _, _ = cli("run", NB)
     assert exit_code == 1
-    report = {s["name"]: s for s in status_json(cli)["stages"]}
+    report = {s["name"]: s for s in status_json(cli, PIPE)["stages"]}
     assert report["a"]["state"] == "failed"
     assert report["a"]["reasons"] == ["last run failed: ValueError: boom", "code changed"]
     assert report["a"]["last_run"]["outcome"] == "failed"
@@ -247,24 +201,24 @@ def test_status_last_run_failed(ran, cli):
 
 
 def test_status_code_changed_and_source_in_sync(ran, cli):
-    set_cell(ran, CELL_A, SRC_A.replace("* {alpha}", "x {alpha}"))
+    set_cell(ran / NB, CELL_A, SRC_A.replace("* {alpha}", "x {alpha}"))
     # before re-export: the pipeline is still the old one, and status says the notebook moved on
-    assert status_json(cli)["source_in_sync"] is False
+    assert status_json(cli, PIPE)["source_in_sync"] is False
     head, _ = status_text(cli)
     assert any(line.startswith("source notebook changed since export") for line in head), head
     assert cli("export", NB)[0] == 0
-    assert status_json(cli)["source_in_sync"] is True
+    assert status_json(cli, PIPE)["source_in_sync"] is True
     assert_status(cli, {"a": ["code changed"], "b": ["upstream stale: a"], "c": []})
 
 
 def test_status_suggests_an_export_command_that_works_from_here(ran, cli):
-    set_cell(ran, CELL_A, SRC_A.replace("* {alpha}", "x {alpha}"))
+    set_cell(ran / NB, CELL_A, SRC_A.replace("* {alpha}", "x {alpha}"))
     head, _ = status_text(cli)
     line = next(line for line in head if "nb2pipe export" in line)
     suggested = line.split("nb2pipe export", 1)[1].split()[0]
     assert (ran / suggested).resolve() == (ran / NB).resolve(), line
     assert cli("export", suggested)[0] == 0
-    assert status_json(cli)["source_in_sync"] is True
+    assert status_json(cli, PIPE)["source_in_sync"] is True
 
 
 def _edit_params(root: Path) -> None:
@@ -328,19 +282,19 @@ def test_status_quiet_exit_codes(fresh, cli):
 
 
 def _edit_comments(root: Path) -> None:
-    set_cell(root, CELL_A, SRC_A.replace("# turn the raw number into a.txt", "# a comment, reworded").replace("# one line", "# exactly one line"))
+    set_cell(root / NB, CELL_A, SRC_A.replace("# turn the raw number into a.txt", "# a comment, reworded").replace("# one line", "# exactly one line"))
 
 
 def _add_comment_line(root: Path) -> None:
-    set_cell(root, CELL_A, SRC_A.replace("with open('a.txt', 'w')", "# write the result\nwith open('a.txt', 'w')"))
+    set_cell(root / NB, CELL_A, SRC_A.replace("with open('a.txt', 'w')", "# write the result\nwith open('a.txt', 'w')"))
 
 
 def _add_blank_lines(root: Path) -> None:
-    set_cell(root, CELL_A, SRC_A.replace("with open('a.txt', 'w')", "\n\nwith open('a.txt', 'w')"))
+    set_cell(root / NB, CELL_A, SRC_A.replace("with open('a.txt', 'w')", "\n\nwith open('a.txt', 'w')"))
 
 
 def _edit_markdown(root: Path) -> None:
-    set_cell(root, HEADING, "## Make a, reworded\n\nA new explanation, longer than before.")
+    set_cell(root / NB, HEADING, "## Make a, reworded\n\nA new explanation, longer than before.")
     insert_cell(root, 0, md("# A title cell above everything (shifts every cell number)"))
 
 
@@ -367,7 +321,7 @@ def _add_outputs(root: Path) -> None:
 def test_edits_that_do_not_change_code_leave_stages_up_to_date(ran, cli, edit):
     edit(ran)
     assert cli("export", NB)[0] == 0
-    report = status_json(cli)
+    report = status_json(cli, PIPE)
     assert report["source_in_sync"] is True
     assert {s["name"]: s["reasons"] for s in report["stages"]} == {"a": [], "b": [], "c": []}
     exit_code, out, err = cli("run", NB)
@@ -396,7 +350,7 @@ def test_param_override_is_recorded_in_the_lock_and_status_p_reflects_it(ran, cl
 
 def test_second_run_executes_nothing(ran, cli):
     lock = (ran / PIPE / "nb2pipe.lock").read_bytes()
-    before = run_dirs(ran)
+    before = run_dirs(ran / PIPE)
     exit_code, out, err = cli("run", PIPE)
     assert exit_code == 0, err
     assert summary(out) == "0 ran, 3 up to date, 0 restored from cache, 0 failed"
@@ -406,7 +360,7 @@ def test_second_run_executes_nothing(ran, cli):
 
 
 def test_force_runs_everything_again(ran, cli):
-    before = run_dirs(ran)
+    before = run_dirs(ran / PIPE)
     exit_code, out, err = cli("run", PIPE, "--force")
     assert exit_code == 0, err
     assert summary(out) == "3 ran, 0 up to date, 0 restored from cache, 0 failed"
@@ -426,7 +380,7 @@ def test_stage_runs_only_that_stage(ran, cli):
 def test_stage_with_downstream_runs_the_stage_and_its_dependants(ran, cli):
     _edit_params(ran)
     (ran / "c.txt").unlink()  # c is stale too, but not downstream of a
-    before = run_dirs(ran)
+    before = run_dirs(ran / PIPE)
     exit_code, out, err = cli("run", PIPE, "--stage", "a", "--downstream")
     assert exit_code == 0, err
     assert summary(out) == "2 ran, 0 up to date, 0 restored from cache, 0 failed"
@@ -490,8 +444,8 @@ def test_dry_run_summary_does_not_call_stale_stages_up_to_date(fresh, cli):
 
 
 def test_keep_going_runs_the_independent_rest_after_a_failure(ran, cli):
-    set_cell(ran, CELL_A, "raise ValueError('boom')")
-    set_cell(ran, CELL_C, SRC_C.replace("write('c", "write('c2"))  # c is stale (and not in the run cache), and does not depend on a
+    set_cell(ran / NB, CELL_A, "raise ValueError('boom')")
+    set_cell(ran / NB, CELL_C, SRC_C.replace("write('c", "write('c2"))  # c is stale (and not in the run cache), and does not depend on a
     exit_code, out, err = cli("run", NB, "--jobs", "1", "--keep-going")
     assert exit_code == 1
     assert summary(out) == "1 ran, 0 up to date, 0 restored from cache, 1 failed, 1 not run"
@@ -500,8 +454,8 @@ def test_keep_going_runs_the_independent_rest_after_a_failure(ran, cli):
 
 
 def test_without_keep_going_nothing_new_starts_after_a_failure(ran, cli):
-    set_cell(ran, CELL_A, "raise ValueError('boom')")
-    set_cell(ran, CELL_C, SRC_C.replace("write('c", "write('c2"))
+    set_cell(ran / NB, CELL_A, "raise ValueError('boom')")
+    set_cell(ran / NB, CELL_C, SRC_C.replace("write('c", "write('c2"))
     exit_code, out, err = cli("run", NB, "--jobs", "1")
     assert exit_code == 1
     assert summary(out) == "0 ran, 0 up to date, 0 restored from cache, 1 failed, 2 not run"
@@ -509,8 +463,8 @@ def test_without_keep_going_nothing_new_starts_after_a_failure(ran, cli):
 
 
 def test_early_cut_off_identical_output_leaves_dependant_up_to_date(ran, cli):
-    set_cell(ran, CELL_A, SRC_A + "unused = 42\n")  # a real code change that writes the same a.txt
-    before = run_dirs(ran)
+    set_cell(ran / NB, CELL_A, SRC_A + "unused = 42\n")  # a real code change that writes the same a.txt
+    before = run_dirs(ran / PIPE)
     exit_code, out, err = cli("run", NB)
     assert exit_code == 0, err
     assert summary(out) == "1 ran, 2 up to date, 0 restored from cache, 0 failed"
@@ -528,7 +482,7 @@ def test_run_cache_restores_a_stage_seen_before(ran, cli):
     assert summary(out) == "2 ran, 1 up to date, 0 restored from cache, 0 failed"
     assert (ran / "a.txt").read_text() == "3 * 0.1\n"
     set_param(ran, "alpha", "0.1", "0.5")  # and back
-    before = run_dirs(ran)
+    before = run_dirs(ran / PIPE)
     exit_code, out, err = cli("run", PIPE)
     assert exit_code == 0, err
     assert summary(out) == "0 ran, 1 up to date, 2 restored from cache, 0 failed"
@@ -552,36 +506,26 @@ def test_checkout_restores_outs_byte_identical(ran, cli):
     assert cli("checkout", PIPE)[1].strip() == "every output already matches nb2pipe.lock"
 
 
-PARALLEL_SRC = (
-    "started = time.time()\n"
-    "time.sleep(nap)\n"
-    "with open('{name}.txt', 'w') as f_{name}:\n"
-    "    f_{name}.write(f'{{started}} {{time.time()}}')\n"
-)
-
-
 @pytest.mark.slow
 def test_jobs_2_overlaps_independent_stages_and_jobs_1_does_not(tmp_path, monkeypatch, cli):
+    """Proven by the order of the run's events, not by seconds: with --jobs 2 each stage waits for
+    the other to start (a stage that waits in vain fails saying so); with --jobs 1 neither waits."""
     monkeypatch.chdir(tmp_path)
     write_nb(
         tmp_path / "par.ipynb",
-        code("import time", "setup"),
-        code("nap = 1.0", "parameters"),
-        code(PARALLEL_SRC.format(name="p"), "stage:p", "out:p.txt"),
-        code(PARALLEL_SRC.format(name="q"), "stage:q", "out:q.txt"),
+        code("import json, os, time", "setup"),
+        code("nap = 0.1\npatience = 300", "parameters"),
+        code(meet("p", "q"), "stage:p", "out:p.json"),
+        code(meet("q", "p"), "stage:q", "out:q.json"),
     )
-
-    def intervals() -> list[tuple[float, float]]:
-        return [tuple(map(float, (tmp_path / f"{n}.txt").read_text().split())) for n in "pq"]
-
+    pipeline = tmp_path / "pipelines" / "par"
     exit_code, out, err = cli("run", "par.ipynb", "--jobs", "2")
     assert exit_code == 0, err
-    (p0, p1), (q0, q1) = intervals()
-    assert p0 < q1 and q0 < p1, f"--jobs 2 ran p {p0:.2f}-{p1:.2f} and q {q0:.2f}-{q1:.2f} one after the other"
-    exit_code, out, err = cli("run", "pipelines/par", "--jobs", "1", "--force")
+    assert_overlapped(new_events(pipeline, set()), "p", "q")
+    before = run_dirs(pipeline)
+    exit_code, out, err = cli("run", "pipelines/par", "--jobs", "1", "--force", "-p", "patience=0")
     assert exit_code == 0, err
-    (p0, p1), (q0, q1) = intervals()
-    assert p1 <= q0 or q1 <= p0, f"--jobs 1 overlapped p {p0:.2f}-{p1:.2f} and q {q0:.2f}-{q1:.2f}"
+    assert_one_after_the_other(new_events(pipeline, before), "p", "q")
 
 
 @pytest.mark.slow
@@ -628,13 +572,13 @@ def test_run_notebook_exports_first_when_missing_or_out_of_date(fresh, cli):
     assert "exported" not in err
     assert summary(out) == "0 ran, 3 up to date, 0 restored from cache, 0 failed"
     # the notebook changed: exported again, and the changed stage runs
-    set_cell(fresh, CELL_B, SRC_B.replace("+ {beta}", "plus {beta}"))
+    set_cell(fresh / NB, CELL_B, SRC_B.replace("+ {beta}", "plus {beta}"))
     exit_code, out, err = cli("run", NB)
     assert exit_code == 0, err
     assert f"exported '{NB}' -> {PIPE}/" in err
     assert summary(out) == "1 ran, 2 up to date, 0 restored from cache, 0 failed"
     assert (fresh / "b.txt").read_text() == "3 * 0.5\nplus 2\n"
-    assert status_json(cli)["source_in_sync"] is True
+    assert status_json(cli, PIPE)["source_in_sync"] is True
 
 
 # --- the example notebooks, end to end ---------------------------------------------------------

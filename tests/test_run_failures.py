@@ -5,16 +5,10 @@ to reach it as it would from a terminal.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import re
-import shutil
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import nbformat
@@ -22,12 +16,7 @@ import pytest
 import yaml
 
 from conftest import code, md, write_nb
-from nb2pipe.cli import main
-
-try:
-    import psutil
-except ImportError:  # the kernel checks are skipped with a reason
-    psutil = None
+from helpers import copy_project, run_dirs, run_events, run_once, set_cell, stage_started, stage_status, summary, wait_until_gone
 
 NB = "nb.ipynb"
 PIPE = "pipelines/nb"
@@ -75,105 +64,6 @@ def write_slow_project(root: Path) -> Path:
     )
 
 
-# --- helpers ---------------------------------------------------------------------------------
-
-
-def set_cell(root: Path, number: int, source: str) -> None:
-    data = json.loads((root / NB).read_text())
-    data["cells"][number - 1]["source"] = source
-    (root / NB).write_text(json.dumps(data, indent=1))
-
-
-def summary(stdout: str) -> str:
-    return stdout.strip().splitlines()[-1]
-
-
-def status_json(cli, pipe: str = PIPE) -> dict[str, dict]:
-    exit_code, out, err = cli("status", pipe, "--json")
-    assert exit_code == 0, err
-    return {s["name"]: s for s in json.loads(out)["stages"]}
-
-
-def run_dirs(root: Path, pipe: str) -> set[Path]:
-    return set((root / pipe / "runs").glob("*"))
-
-
-def _main_quietly(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        exit_code = main(list(argv))
-    return exit_code, out.getvalue(), err.getvalue()
-
-
-class Runs:
-    """`nb2pipe run` in subprocesses, and the kernels they start; whatever is left is killed by pid."""
-
-    def __init__(self, root: Path):
-        self.root = root
-        self.procs: list[subprocess.Popen] = []
-        self.kernels: dict[int, float] = {}  # pid -> create_time (so a reused pid is not mistaken)
-
-    def start(self, *args: str) -> subprocess.Popen:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "nb2pipe", "run", *args],
-            cwd=self.root,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,  # its own process group, as a command started from a shell
-        )
-        self.procs.append(proc)
-        return proc
-
-    def note_kernels(self, proc: subprocess.Popen) -> None:
-        if psutil is None:
-            return
-        with contextlib.suppress(psutil.Error):
-            for child in psutil.Process(proc.pid).children(recursive=True):
-                with contextlib.suppress(psutil.Error):
-                    if any("ipykernel" in part for part in child.cmdline()):
-                        self.kernels[child.pid] = child.create_time()
-
-    def live_kernels(self) -> list[int]:
-        alive = []
-        for pid, created in self.kernels.items():
-            with contextlib.suppress(psutil.Error):
-                p = psutil.Process(pid)
-                if p.create_time() == created and p.status() != psutil.STATUS_ZOMBIE:
-                    alive.append(pid)
-        return alive
-
-    def wait_until(self, proc: subprocess.Popen, condition, timeout: float = 90) -> None:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            self.note_kernels(proc)
-            if proc.poll() is not None:
-                out, err = proc.communicate()
-                pytest.fail(f"the run ended (exit {proc.returncode}) before it got there:\n{out}\n{err}")
-            if time.monotonic() > deadline:
-                pytest.fail("timed out waiting for the run")
-            time.sleep(0.05)
-        self.note_kernels(proc)
-
-    def cleanup(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.kill()
-            proc.communicate()
-        if psutil is not None:
-            for pid in self.live_kernels():
-                with contextlib.suppress(psutil.Error):
-                    psutil.Process(pid).kill()
-
-
-def stage_started(root: Path, pipe: str, before: set[Path]) -> bool:
-    for run in run_dirs(root, pipe) - before:
-        events = run / "events.jsonl"
-        if events.exists() and any(json.loads(line)["event"] == "stage_started" for line in events.read_text().splitlines() if line.endswith("}")):
-            return True
-    return False
-
-
 # --- fixtures --------------------------------------------------------------------------------
 
 
@@ -182,22 +72,14 @@ def ran_template(tmp_path_factory) -> Path:
     """nb.ipynb, exported and run once (once per test worker)."""
     root = tmp_path_factory.mktemp("ran_failures_template")
     write_project(root)
-    cwd = os.getcwd()
-    os.chdir(root)
-    try:
-        exit_code, out, err = _main_quietly("run", NB)
-    finally:
-        os.chdir(cwd)
-    assert exit_code == 0, err
-    assert summary(out) == "3 ran, 0 up to date, 0 restored from cache, 0 failed"
+    assert run_once(root, NB) == "3 ran, 0 up to date, 0 restored from cache, 0 failed"
     return root
 
 
 @pytest.fixture
 def ran(ran_template, tmp_path, monkeypatch) -> Path:
-    shutil.copytree(ran_template, tmp_path, dirs_exist_ok=True, symlinks=True)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+    """A copy of the run project in tmp_path, which is the current directory."""
+    return copy_project(ran_template, tmp_path, monkeypatch)
 
 
 @pytest.fixture
@@ -211,27 +93,6 @@ def slow(tmp_path, monkeypatch, cli) -> Path:
     return tmp_path
 
 
-@pytest.fixture
-def runs(tmp_path):
-    r = Runs(tmp_path)
-    yield r
-    r.cleanup()
-
-
-@pytest.fixture(autouse=True)
-def _no_stale_papermill_cwd():
-    """Start each test without a working directory left in papermill's process-wide file handler.
-
-    papermill remembers the process's working directory of a run in a global handler and chdirs
-    there to write the executed notebook; a CLI process never changes directory, but this test
-    process does between tests, so a stale one could leak into the next test's in-process run.
-    """
-    from papermill.iorw import papermill_io
-
-    papermill_io.get_handler("local").cwd(None)
-    yield
-
-
 # --- a failing stage -------------------------------------------------------------------------
 
 FAILING_A2 = "with open('a.txt', 'w') as bad:\n    bad.write('garbage')\nraise ValueError('boom: a.txt is wrong')\n"
@@ -240,7 +101,7 @@ FAILING_A2 = "with open('a.txt', 'w') as bad:\n    bad.write('garbage')\nraise V
 def test_failing_stage_restores_its_outs_keeps_its_lock_entry_and_stops_dependants(ran, cli):
     a_txt, b_txt = (ran / "a.txt").read_bytes(), (ran / "b.txt").read_bytes()
     lock = (ran / PIPE / "nb2pipe.lock").read_bytes()
-    set_cell(ran, CELL_A2, FAILING_A2)  # writes garbage over a.txt, then raises
+    set_cell(ran / NB, CELL_A2, FAILING_A2)  # writes garbage over a.txt, then raises
     exit_code, out, err = cli("run", NB)
     assert exit_code == 1
     assert summary(out) == "0 ran, 1 up to date, 0 restored from cache, 1 failed, 1 not run"
@@ -257,21 +118,21 @@ def test_failing_stage_restores_its_outs_keeps_its_lock_entry_and_stops_dependan
     assert (ran / "a.txt").read_bytes() == a_txt
     assert (ran / PIPE / "nb2pipe.lock").read_bytes() == lock
     assert "running b" not in err and (ran / "b.txt").read_bytes() == b_txt
-    report = status_json(cli)
+    report = stage_status(cli, PIPE)
     assert report["a"]["state"] == "failed"
     assert report["a"]["reasons"] == ["last run failed: ValueError: boom: a.txt is wrong", "code changed"]
     assert report["b"]["reasons"] == ["upstream stale: a"]
     # fix it and follow the hint: a's code is back to what it was, so it comes from the run cache
-    set_cell(ran, CELL_A2, SRC_A2)
+    set_cell(ran / NB, CELL_A2, SRC_A2)
     exit_code, out, err = cli("run", NB, "--from", "a")
     assert exit_code == 0, err
     assert summary(out) == "0 ran, 1 up to date, 1 restored from cache, 0 failed"
     assert (ran / PIPE / "nb2pipe.lock").read_bytes() == lock
-    assert all(s["reasons"] == [] for s in status_json(cli).values())
+    assert all(s["reasons"] == [] for s in stage_status(cli, PIPE).values())
 
 
 def test_failing_stage_names_the_failing_cell(ran, cli):
-    set_cell(ran, CELL_A2, FAILING_A2)
+    set_cell(ran / NB, CELL_A2, FAILING_A2)
     exit_code, _, err = cli("run", NB)
     assert exit_code == 1
     assert f"error: stage 'a' failed in nb.ipynb cell {CELL_A2} (pipelines/nb/stages/a.py): ValueError: boom: a.txt is wrong; open " in err
@@ -282,16 +143,19 @@ def test_failure_message_path_works_from_the_users_directory_while_other_stages_
         tmp_path / "proj" / NB,
         code("import os, time", "setup"),
         code(
-            "marker = 'f' + '.started'  # built, so that it is not taken for an output\n"
-            "deadline = time.time() + 60\n"
-            "while not os.path.exists(marker) and time.time() < deadline:\n"
+            "import glob\n"
+            "def f_failed():  # still running when f fails: s waits for the run to say so\n"
+            "    return any('\"stage_failed\"' in open(log).read() for log in glob.glob('pipelines/nb/runs/*/events.jsonl'))\n"
+            "waited = 0.0\n"
+            "while not f_failed():\n"
+            "    assert waited < 300, 'f did not fail while s ran'\n"
             "    time.sleep(0.05)\n"
-            "time.sleep(1.5)  # still running when f fails\n"
+            "    waited += 0.05\n"
             "with open('s.txt', 'w') as s_file:\n"
             "    s_file.write('s')\n",
             "stage:s", "out:s.txt",
         ),
-        code("marker = 'f' + '.started'\nwith open(marker, 'w') as started:\n    started.write('')\nraise ValueError('boom')\n", "stage:f", "out:f.txt"),
+        code("raise ValueError('boom')\n", "stage:f", "out:f.txt"),
     )
     monkeypatch.chdir(tmp_path)  # the user works one level above the notebook (the stages run in proj/)
     exit_code, out, err = cli("run", f"proj/{NB}", "--jobs", "2")
@@ -320,7 +184,7 @@ def test_outs_that_did_not_exist_before_are_removed_when_the_stage_fails(ran, cl
     assert summary(out) == "0 ran, 3 up to date, 0 restored from cache, 1 failed"
     assert not (ran / "d.txt").exists()
     assert not (ran / "d_dir").exists()
-    report = status_json(cli)
+    report = stage_status(cli, PIPE)
     assert report["d"]["reasons"] == ["last run failed: RuntimeError: d broke", "never run"]
     assert "d" not in yaml.safe_load((ran / PIPE / "nb2pipe.lock").read_text())["stages"]
 
@@ -335,7 +199,7 @@ def test_a_stage_that_does_not_write_its_declared_output_fails(ran, cli):
     assert summary(out) == "0 ran, 3 up to date, 0 restored from cache, 1 failed"
     assert not (ran / "e.txt").exists()  # a failed stage leaves no new outs behind
     assert "e" not in yaml.safe_load((ran / PIPE / "nb2pipe.lock").read_text())["stages"]
-    assert status_json(cli)["e"]["state"] == "failed"
+    assert stage_status(cli, PIPE)["e"]["state"] == "failed"
 
 
 # --- bad parameters --------------------------------------------------------------------------
@@ -365,6 +229,14 @@ def test_status_rejects_an_unknown_parameter_like_run_does(ran, cli):
     assert "unknown parameter 'alpah'" in err
 
 
+def wait_until_half_written(runs, proc, root: Path, before: set[Path]) -> None:
+    """The slow stage of the run `proc` started and wrote the first half of slow.txt."""
+    runs.wait_until(
+        proc, lambda: stage_started(root / SLOW_PIPE, before) and (root / "slow.txt").read_text() == "partial",
+        "the stage starts and writes half of slow.txt", seen=lambda: (root / "slow.txt").read_text(),
+    )  # fmt: skip
+
+
 # --- interrupted runs ------------------------------------------------------------------------
 
 
@@ -372,11 +244,11 @@ def test_status_rejects_an_unknown_parameter_like_run_does(ran, cli):
 @pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
 def test_interrupted_run_exits_130_restores_outs_and_leaves_no_kernel(slow, runs, cli, how):
     lock = (slow / SLOW_PIPE / "nb2pipe.lock").read_bytes()
-    before = run_dirs(slow, SLOW_PIPE)
-    proc = runs.start(SLOW_PIPE, "-p", "nap=3600", "--jobs", "1")
-    runs.wait_until(proc, lambda: stage_started(slow, SLOW_PIPE, before) and (slow / "slow.txt").read_text() == "partial")
-    time.sleep(0.3)  # let the pool start its next kernel, so it is counted too
+    before = run_dirs(slow / SLOW_PIPE)
+    proc = runs.start(slow, SLOW_PIPE, "-p", "nap=3600", "--jobs", "1")
+    wait_until_half_written(runs, proc, slow, before)
     runs.note_kernels(proc)
+    assert runs.kernels, "saw no kernel of the running stage"
     if how == "ctrl-c":
         os.killpg(proc.pid, signal.SIGINT)  # a terminal sends Ctrl-C to the foreground process group
     else:
@@ -388,26 +260,20 @@ def test_interrupted_run_exits_130_restores_outs_and_leaves_no_kernel(slow, runs
     assert yaml.safe_load((slow / SLOW_PIPE / "nb2pipe.lock").read_text())["stages"]["slow"]["outs"]
     assert (slow / SLOW_PIPE / "nb2pipe.lock").read_bytes() == lock
     assert not (slow / SLOW_PIPE / ".nb2pipe" / "journal.json").exists()  # nothing left to recover
-    assert status_json(cli, SLOW_PIPE)["slow"]["reasons"][0] == "last run failed: interrupted"
-    assert status_json(cli, SLOW_PIPE)["slow"]["state"] == "cancelled"
-    if psutil is None:
-        pytest.skip("psutil is not installed: cannot check that the kernels are gone")
-    assert runs.kernels, "saw no kernel of the interrupted run"
-    deadline = time.monotonic() + 10
-    while runs.live_kernels() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert runs.live_kernels() == []
+    assert stage_status(cli, SLOW_PIPE)["slow"]["reasons"][0] == "last run failed: interrupted"
+    assert stage_status(cli, SLOW_PIPE)["slow"]["state"] == "cancelled"
+    wait_until_gone(runs.kernels, "the kernels of the interrupted run end")
 
 
 @pytest.mark.slow
 def test_after_kill_9_the_next_run_recovers_the_previous_out(slow, runs, cli):
     lock = (slow / SLOW_PIPE / "nb2pipe.lock").read_bytes()
-    before = run_dirs(slow, SLOW_PIPE)
-    proc = runs.start(SLOW_PIPE, "-p", "nap=60", "--jobs", "1")
-    runs.wait_until(proc, lambda: stage_started(slow, SLOW_PIPE, before) and (slow / "slow.txt").read_text() == "partial")
+    before = run_dirs(slow / SLOW_PIPE)
+    proc = runs.start(slow, SLOW_PIPE, "-p", "nap=60", "--jobs", "1")
+    wait_until_half_written(runs, proc, slow, before)
     proc.kill()
     proc.communicate(timeout=30)
-    (killed_run,) = run_dirs(slow, SLOW_PIPE) - before
+    (killed_run,) = run_dirs(slow / SLOW_PIPE) - before
     assert (slow / "slow.txt").read_text() == "partial"  # the half-written out the runner left
     # the next run, even a dry one, puts the previous out back first
     exit_code, _, err = cli("run", SLOW_PIPE, "--dry-run")
@@ -422,7 +288,7 @@ def test_after_kill_9_the_next_run_recovers_the_previous_out(slow, runs, cli):
     assert (slow / "slow.txt").read_text() == "partial done"
     assert yaml.safe_load((slow / SLOW_PIPE / "nb2pipe.lock").read_text())["stages"]["slow"]["params"] == {"nap": 0}
     assert (slow / SLOW_PIPE / "nb2pipe.lock").read_bytes() == lock
-    assert status_json(cli, SLOW_PIPE)["slow"]["reasons"] == []
+    assert stage_status(cli, SLOW_PIPE)["slow"]["reasons"] == []
 
 
 @pytest.mark.slow
@@ -430,18 +296,18 @@ def test_a_second_run_fails_at_once_naming_the_holder_and_wait_queues_behind_it(
     write_slow_project(tmp_path)
     monkeypatch.chdir(tmp_path)
     assert cli("export", SLOW_NB)[0] == 0
-    before = run_dirs(tmp_path, SLOW_PIPE)
-    proc = runs.start(SLOW_PIPE, "-p", "nap=5", "--jobs", "1")
-    runs.wait_until(proc, lambda: stage_started(tmp_path, SLOW_PIPE, before))
+    before = run_dirs(tmp_path / SLOW_PIPE)
+    proc = runs.start(tmp_path, SLOW_PIPE, "-p", "nap=5", "--jobs", "1")
+    runs.wait_until(proc, lambda: stage_started(tmp_path / SLOW_PIPE, before), "the first run starts its stage")
     exit_code, out, err = cli("run", SLOW_PIPE)
     assert exit_code == 1
     assert f"is already running (pid {proc.pid})" in err and "--wait" in err
     assert proc.poll() is None  # it answered at once, not after the other run
-    assert status_json(cli, SLOW_PIPE)["slow"]["state"] == "running"
+    assert stage_status(cli, SLOW_PIPE)["slow"]["state"] == "running"
     exit_code, out, err = cli("run", SLOW_PIPE, "-p", "nap=5", "--wait")
     by_pid = {}
-    for run in run_dirs(tmp_path, SLOW_PIPE) - before:
-        events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
+    for run in run_dirs(tmp_path / SLOW_PIPE) - before:
+        events = run_events(run)
         by_pid[next(e["pid"] for e in events if e["event"] == "run_started")] = events
     other, mine = by_pid[proc.pid], by_pid[os.getpid()]
     assert other[-1]["event"] == "run_finished" and other[-1]["status"] == "ok"

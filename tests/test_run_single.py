@@ -23,7 +23,7 @@ import pytest
 
 from conftest import code, write_nb
 from nb2pipe.exporters import STAGE_MODULE, render
-from test_kernels import wait_until_gone
+from helpers import survivors
 
 NB = "nb.ipynb"
 PIPE = "pipelines/nb"
@@ -177,7 +177,7 @@ def test_a_cancelled_stage_leaves_no_kernel_or_command_behind(project, pipeline,
         if process.poll() is None:
             process.kill()
             process.communicate()
-        left = wait_until_gone(pids, timeout=30)
+        left = survivors(pids, timeout=30)
         for pid in left:  # what the command left behind: the processes this test's stage started
             with contextlib.suppress(psutil.Error):
                 psutil.Process(pid).kill()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 
@@ -10,6 +9,7 @@ import pytest
 from tornado.httpclient import HTTPClientError
 
 from conftest import EXAMPLES, code, write_nb
+from helpers import expect_error, fetch_json, wait_job
 
 
 @pytest.fixture
@@ -25,18 +25,6 @@ def tiny(jp_root_dir):
         code("open('a.txt', 'w').write(str(n))", "stage:make", "out:a.txt"),
         code("print(open('a.txt').read())", "stage:use", "in:a.txt"),
     )
-
-
-async def fetch_json(jp_fetch, *parts, **kw):
-    response = await jp_fetch("nb2pipe", *parts, **kw)
-    return response.code, json.loads(response.body)
-
-
-async def expect_error(jp_fetch, status, *parts, **kw):
-    with pytest.raises(HTTPClientError) as info:
-        await jp_fetch("nb2pipe", *parts, **kw)
-    assert info.value.code == status, info.value
-    return json.loads(info.value.response.body) if info.value.response.body else {}
 
 
 async def test_status_of_a_notebook_without_pipeline_says_so(jp_fetch, tiny):
@@ -59,11 +47,7 @@ async def test_run_in_the_background_then_progress_then_history(jp_fetch, tiny):
     await jp_fetch("nb2pipe", "export", method="POST", body=json.dumps({"path": "work/tiny.ipynb"}))
     code_, job = await fetch_json(jp_fetch, "runs", method="POST", body=json.dumps({"path": "work/tiny.ipynb", "params": {"n": 5}}))
     assert code_ == 202 and job["id"]
-    for _ in range(300):
-        _, job = await fetch_json(jp_fetch, "runs", job["id"])
-        if job["finished"]:
-            break
-        await asyncio.sleep(0.1)
+    job = await wait_job(jp_fetch, job["id"])
     assert job["status"] == "ok", job
     assert {name: s["state"] for name, s in job["stages"].items()} == {"make": "ran", "use": "ran"}
     _, status = await fetch_json(jp_fetch, "status", params={"path": "work/tiny.ipynb", "p": "x"})
@@ -76,24 +60,19 @@ async def test_run_in_the_background_then_progress_then_history(jp_fetch, tiny):
 async def test_cancel_stops_the_run_and_keeps_outputs(jp_fetch, jp_root_dir):
     write_nb(
         jp_root_dir / "slow.ipynb",
-        code("import time\nopen('s.txt', 'w').write('new')\ntime.sleep(30)", "stage:slow", "out:s.txt"),
+        code("import time\nopen('s.txt', 'w').write('new')\ntime.sleep(600)", "stage:slow", "out:s.txt"),
     )
     (jp_root_dir / "s.txt").write_text("old")
     await jp_fetch("nb2pipe", "export", method="POST", body=json.dumps({"path": "slow.ipynb"}))
     _, job = await fetch_json(jp_fetch, "runs", method="POST", body=json.dumps({"path": "slow.ipynb"}))
-    for _ in range(200):
-        _, job = await fetch_json(jp_fetch, "runs", job["id"])
-        if job["stages"].get("slow", {}).get("state") == "running" and (jp_root_dir / "s.txt").read_text() == "new":
-            break
-        await asyncio.sleep(0.1)
+    await wait_job(
+        jp_fetch, job["id"],
+        lambda j: j["stages"].get("slow", {}).get("state") == "running" and (jp_root_dir / "s.txt").read_text() == "new",
+    )  # fmt: skip
     code_, _ = await fetch_json(jp_fetch, "runs", job["id"], method="DELETE")
     assert code_ == 202
-    for _ in range(200):
-        _, job = await fetch_json(jp_fetch, "runs", job["id"])
-        if job["finished"]:
-            break
-        await asyncio.sleep(0.1)
-    assert job["status"] == "cancelled"
+    job = await wait_job(jp_fetch, job["id"])
+    assert job["status"] == "cancelled", job
     assert (jp_root_dir / "s.txt").read_text() == "old", "what was at the stage's outs before it started is there again"
 
 

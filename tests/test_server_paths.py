@@ -13,7 +13,8 @@ import yaml
 
 from conftest import code, write_nb
 from nb2pipe.export import export_notebook
-from test_server import expect_error, fetch_json, jp_server_config, tiny  # noqa: F401  (fixtures)
+from helpers import expect_error, fetch_json
+from test_server import jp_server_config, tiny  # noqa: F401  (fixtures)
 
 PIPE = "work/pipelines/tiny"
 

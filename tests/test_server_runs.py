@@ -15,32 +15,10 @@ import tempfile
 import pytest
 
 from conftest import code, write_nb
-from test_server import expect_error, fetch_json, jp_server_config, tiny  # noqa: F401  (fixtures)
+from helpers import expect_error, fetch_json, wait_job, wait_status
+from test_server import jp_server_config, tiny  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.slow
-
-
-async def wait_job(jp_fetch, job_id: str, done=lambda job: job["finished"], timeout: float = 240) -> dict:
-    """Poll `GET runs/{id}` until `done(job)`; fails with the last record after `timeout`."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        _, job = await fetch_json(jp_fetch, "runs", job_id)
-        if done(job):
-            return job
-        assert loop.time() < deadline, f"the job never got there: {job}"
-        await asyncio.sleep(0.1)
-
-
-async def wait_status(jp_fetch, path: str, done, timeout: float = 240) -> dict:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        _, status = await fetch_json(jp_fetch, "status", params={"path": path})
-        if done(status):
-            return status
-        assert loop.time() < deadline, f"the status never got there: {status}"
-        await asyncio.sleep(0.1)
 
 
 async def post_run(jp_fetch, **body) -> dict:
@@ -123,7 +101,7 @@ async def test_a_failed_spawn_makes_a_failed_job_with_its_message(jp_fetch, tiny
 
 # --- cancel ----------------------------------------------------------------------------------
 
-SLOW = "import time\nopen('s.txt', 'w').write('new')\ntime.sleep(60)\nopen('late.txt', 'w').write('late')"
+SLOW = "import time\nopen('s.txt', 'w').write('new')\ntime.sleep(600)\nopen('late.txt', 'w').write('late')"  # longer than any wait here: only a cancel ends it in time
 
 
 @pytest.fixture
@@ -156,7 +134,10 @@ async def test_a_cancel_before_the_child_exists_is_applied_as_soon_as_it_does(jp
         job = jobs.start(RunRequest(slow / "slow.ipynb", slow / "pipelines" / "slow"))
         assert job.process is None, "the child does not exist yet"
         jobs.cancel(job)
-        await asyncio.wait_for(job.task, timeout=240)
+        try:
+            await asyncio.wait_for(job.task, timeout=240)
+        except asyncio.TimeoutError:
+            pytest.fail(f"the cancelled job did not end within 240 s: {job.to_json()}")
         assert job.status == "cancelled", (trial, job.to_json())
         assert (slow / "s.txt").read_text() == "old" and not (slow / "late.txt").exists(), trial
 

@@ -11,11 +11,8 @@ so run 1 is the better one. Each test works on a copy in tmp_path, its current d
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -28,8 +25,8 @@ import pytest
 import yaml
 
 from conftest import code, md, write_nb
+from helpers import copy_project, main_quietly, new_events, run_dirs, stage_started, stage_status, summary
 from nb2pipe import track
-from nb2pipe.cli import main
 
 NB = "model.ipynb"
 PIPE = "pipelines/model"
@@ -56,13 +53,6 @@ def write_project(root: Path) -> Path:
         code(TRAIN, "stage:train", "in:data.txt", "out:model.txt"),
         code(METRICS, "metrics"),
     )
-
-
-def _main_quietly(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        exit_code = main(list(argv))
-    return exit_code, out.getvalue(), err.getvalue()
 
 
 @dataclass
@@ -93,20 +83,17 @@ def _no_mlflow(monkeypatch):
 def template(tmp_path_factory) -> Template:
     root = tmp_path_factory.mktemp("track_template")
     write_project(root)
-    cwd = os.getcwd()
-    os.chdir(root)
     uri = os.environ.pop("MLFLOW_TRACKING_URI", None)
     try:
-        exit_code, _, err = _main_quietly("run", NB)
+        exit_code, _, err = main_quietly("run", NB, cwd=root)
         assert exit_code == 0, err
         outs1, lock1 = _outs(root), _lock(root)
-        exit_code, _, err = _main_quietly("run", PIPE, "-p", "noise=0.3")
+        exit_code, _, err = main_quietly("run", PIPE, "-p", "noise=0.3", cwd=root)
         assert exit_code == 0, err
         outs2 = _outs(root)
-        exit_code, out, err = _main_quietly("runs", PIPE, "--json")
+        exit_code, out, err = main_quietly("runs", PIPE, "--json", cwd=root)
         assert exit_code == 0, err
     finally:
-        os.chdir(cwd)
         if uri is not None:
             os.environ["MLFLOW_TRACKING_URI"] = uri
     run2, run1 = [r["id"] for r in json.loads(out)]
@@ -117,8 +104,7 @@ def template(tmp_path_factory) -> Template:
 @pytest.fixture
 def proj(template, tmp_path, monkeypatch) -> Template:
     """A copy of the twice-run project in tmp_path, which is the current directory."""
-    shutil.copytree(template.root, tmp_path, dirs_exist_ok=True, symlinks=True)
-    monkeypatch.chdir(tmp_path)
+    copy_project(template.root, tmp_path, monkeypatch)
     return Template(tmp_path, template.run1, template.run2, template.outs1, template.outs2, template.lock1)
 
 
@@ -169,13 +155,7 @@ def latest_id(cli) -> str:
 
 
 def status_reasons(cli, *args) -> dict[str, list[str]]:
-    exit_code, out, err = cli("status", PIPE, "--json", *args)
-    assert exit_code == 0, err
-    return {s["name"]: s["reasons"] for s in json.loads(out)["stages"]}
-
-
-def summary(out: str) -> str:
-    return out.strip().splitlines()[-1]
+    return {name: s["reasons"] for name, s in stage_status(cli, PIPE, *args).items()}
 
 
 # --- runs --------------------------------------------------------------------------------------
@@ -534,57 +514,17 @@ def test_a_failing_run_names_the_failing_cell(proj, cli):
     assert "model.ipynb cell 6" in runs_json(cli)[0]["error"]
 
 
-def _descendants(pid: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
-
-
 @pytest.mark.slow
-def test_a_run_killed_with_kill_9_shows_as_interrupted(proj, cli):
-    runs_dir = proj.root / PIPE / "runs"
-    before = set(runs_dir.iterdir())
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "nb2pipe", "run", PIPE, "-p", "nap=120"],
-        cwd=proj.root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    kernels: set[int] = set()
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            logs = [d / "events.jsonl" for d in set(runs_dir.iterdir()) - before]
-            events = [line for log in logs if log.exists() for line in log.read_text().splitlines()]
-            if any("\"stage_started\"" in line for line in events):
-                break
-            assert proc.poll() is None, "the run ended before its stage started"
-            time.sleep(0.2)
-        else:
-            pytest.fail("the stage never started")
-        running = runs_json(cli)[0]
-        assert running["status"] == "running" and running["finished"] is None
-        assert runs_table(cli)[0]["STATUS"] == "running"
-        kernels = _descendants(proc.pid)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        for pid in kernels:  # the kernels notice their parent is gone within a second; do not wait on it
-            with contextlib.suppress(OSError):
-                if b"ipykernel" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                    os.kill(pid, signal.SIGKILL)
+def test_a_run_killed_with_kill_9_shows_as_interrupted(proj, cli, runs):
+    pipeline = proj.root / PIPE
+    before = run_dirs(pipeline)
+    proc = runs.start(proj.root, PIPE, "-p", "nap=120")
+    runs.wait_until(proc, lambda: stage_started(pipeline, before), "the stage starts", seen=lambda: new_events(pipeline, before))
+    running = runs_json(cli)[0]
+    assert running["status"] == "running" and running["finished"] is None
+    assert runs_table(cli)[0]["STATUS"] == "running"
+    proc.send_signal(signal.SIGKILL)  # the runner only: its kernels notice, and `runs` kills what is left
+    proc.wait(timeout=30)
     killed = runs_table(cli)[0]
     assert killed["STATUS"] == "interrupted" and killed["CHANGED PARAMS"] == "noise=0.1, nap=120"
     assert [r["status"] for r in runs_json(cli)] == ["interrupted", "ok", "ok"]

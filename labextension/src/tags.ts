@@ -32,6 +32,9 @@ export const FLAG_TAGS = {
 export type Flag = keyof typeof FLAG_TAGS;
 export const FLAGS = Object.keys(FLAG_TAGS) as Flag[];
 
+/** papermill's cell of injected values: like the parameters cell, in no stage (never written here). */
+export const INJECTED_PARAMETERS_TAG = 'injected-parameters';
+
 /** Key of the structured metadata: `cell.metadata.nb2pipe`. */
 export const CELL_METADATA_KEY = 'nb2pipe';
 
@@ -341,7 +344,8 @@ function asInput(cell: ICellInput | string[]): ICellInput {
 
 /**
  * Where each cell lands, as the exporter cuts the notebook (nb2pipe/notebook.py):
- * 1. raw and `skip` cells are left out; `parameters` and `setup` code cells are not in a stage;
+ * 1. raw and `skip` cells are left out; `parameters` (and papermill's `injected-parameters`) and
+ *    `setup` code cells are not in a stage;
  * 2. if any remaining cell has a stage tag, a code cell with `stage:NAME` starts (or re-enters)
  *    stage NAME and the cells after it belong to it until the next stage tag;
  *    code cells above the first stage tag belong to none (setup or an error on export);
@@ -360,7 +364,8 @@ export function describeCells(cells: (ICellInput | string[])[]): ICellStage[] {
     if (roles[i].skip) {
       return 'skip';
     }
-    if (kinds[i] === 'code' && roles[i].parameters) {
+    const injected = tagsOf({ tags: inputs[i].tags }).includes(INJECTED_PARAMETERS_TAG);
+    if (kinds[i] === 'code' && (roles[i].parameters || injected)) {
       return 'parameters';
     }
     if (kinds[i] === 'code' && roles[i].setup) {
@@ -419,12 +424,14 @@ export function declaredStages(cells: (ICellInput | string[])[]): string[] {
 }
 
 const HEADING_RE = /^(#{1,6})\s+(.+?)\s*#*\s*$/;
+/** Where Python's str.splitlines() breaks lines, as the exporter reads markdown. */
+const LINE_BREAK_RE = /\r\n|[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]/;
 
 /** ATX headings of a markdown cell, outside fenced code. */
 export function headings(markdown: string): { level: number; text: string }[] {
   const found: { level: number; text: string }[] = [];
   let fenced = false;
-  for (const line of markdown.split(/\r?\n/)) {
+  for (const line of markdown.split(LINE_BREAK_RE)) {
     const trimmed = line.trimStart();
     if (trimmed.startsWith('```') || trimmed.startsWith('~~~')) {
       fenced = !fenced;

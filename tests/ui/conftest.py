@@ -27,6 +27,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import wait_until
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
@@ -38,7 +40,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SCREENSHOTS = Path(__file__).parent / "screenshots"
+# git-ignored; scripts/screenshots copies the ones the docs show into docs/
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "build" / "ui-artifacts"
 LAB_START_TIMEOUT = float(os.environ.get("NB2PIPE_UI_LAB_TIMEOUT", "180"))
 
 
@@ -148,19 +151,16 @@ def lab(tmp_path_factory) -> Lab:
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}/"
+
+    def answers() -> bool:
+        try:
+            with urllib.request.urlopen(f"{url}api/status?token={token}", timeout=5) as resp:
+                return resp.status == 200
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return False
+
     try:
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"jupyter lab exited with {proc.returncode}:\n{log.read_text()}")
-            try:
-                with urllib.request.urlopen(f"{url}api/status?token={token}", timeout=5) as resp:
-                    if resp.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            if time.monotonic() - t0 > LAB_START_TIMEOUT:
-                raise TimeoutError(f"jupyter lab not up after {LAB_START_TIMEOUT}s:\n{log.read_text()}")
-            time.sleep(0.25)
+        wait_until(answers, "jupyter lab answers", timeout=LAB_START_TIMEOUT, proc=proc, seen=log.read_text, interval=0.25)
         lab = Lab(url, token, root, log, time.monotonic() - t0)
         # The server extension answers (a 404 here would mean it is not loaded).
         with urllib.request.urlopen(f"{url}nb2pipe/runs?path=x.ipynb&token={token}", timeout=30) as resp:
@@ -201,8 +201,8 @@ def page(browser, lab):
 
 @pytest.fixture
 def shoot(request):
-    """`shoot(page, "name")` saves tests/ui/screenshots/<test>-<n>-<name>.png."""
-    SCREENSHOTS.mkdir(exist_ok=True)
+    """`shoot(page, "name")` saves build/ui-artifacts/<test>-<n>-<name>.png."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     counter = {"n": 0}
 
     def take(page, name: str, **kwargs) -> Path:
