@@ -542,7 +542,7 @@ _PARAMS_HEADER = (
 def render_params(defaults: dict[str, Any], current: dict[str, Any] | None) -> str:
     """params.yaml: the notebook's defaults, or the user's values when they edited the file."""
     values = defaults if current is None else {k: current.get(k, v) for k, v in defaults.items()}
-    body = dump_portable_yaml(values) if values else ""
+    body = dump_portable_yaml(values, block=True) if values else ""  # one name a line, to edit by hand
     if current is None:
         return _stamp(_PARAMS_HEADER + f"# {_CHECKSUM_AT}\n" + body, _CHECKSUM_AT)
     return _PARAMS_HEADER + body
@@ -569,10 +569,12 @@ def _represent_str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
 _PortableDumper.add_representer(str, _represent_str)
 
 
-def dump_portable_yaml(data: Any) -> str:
-    """Like spec.dump_yaml, and read the same way by YAML 1.1 (PyYAML) and 1.2 (ruamel, DVC) readers."""
+def dump_portable_yaml(data: Any, block: bool = False) -> str:
+    """Like spec.dump_yaml, and read the same way by YAML 1.1 (PyYAML) and 1.2 (ruamel, DVC) readers.
+    `block`: every list and mapping in block style (else the innermost ones are flow style)."""
     return yaml.dump(
-        data, Dumper=_PortableDumper, sort_keys=False, default_flow_style=None, allow_unicode=True, width=10_000
+        data, Dumper=_PortableDumper, sort_keys=False, default_flow_style=False if block else None,
+        allow_unicode=True, width=10_000,
     )
 
 
