@@ -48,8 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("notebook", type=Path, help="the .ipynb file")
     export.add_argument("-o", "--output", type=Path, help="the pipeline folder (default: pipelines/<name>/ next to the notebook)")
-    export.add_argument("--format", choices=("py", "ipynb"), default="py", help="stage scripts as percent-format .py (default) or .ipynb")
-    export.add_argument("--split-level", type=int, default=2, metavar="N", help="untagged notebooks: split at markdown headings of this level (default 2)")
+    export.add_argument("--format", choices=("py", "ipynb"), help="stage scripts as percent-format .py (default) or .ipynb; recorded in nb2pipe.yaml, later exports keep it")
+    export.add_argument("--split-level", type=int, metavar="N", help="untagged notebooks: split at markdown headings of this level (default 2); recorded like --format")
     export.add_argument("--check", action="store_true", help="write nothing; exit 1 and list the files that differ")
     export.add_argument("--force", action="store_true", help="overwrite generated files that were edited by hand")
     export.add_argument("--to", choices=("dvc", "airflow", "kubeflow"), help="also write the pipeline for another engine (see docs/run-elsewhere.md)")
@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     explain.add_argument("notebook", type=Path, help="the .ipynb file")
-    explain.add_argument("--split-level", type=int, default=2, metavar="N", help="as for export")
+    explain.add_argument("--split-level", type=int, metavar="N", help="as for export (default: as the notebook's pipeline was exported, else 2)")
     explain.add_argument("--json", action="store_true", help="print it as JSON")
     explain.set_defaults(func=cmd_explain)
 
@@ -261,7 +261,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.target.suffix == ".ipynb":
         from nb2pipe.export import plan_export
 
-        plan_export(args.target, None, "py", 2)  # a damaged notebook is one error, before anything is written
+        plan_export(args.target, None)  # a damaged notebook is one error, before anything is written
     else:
         from nb2pipe.spec import load_pipeline
 
@@ -391,7 +391,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         from nb2pipe.errors import SpecError
 
         raise SpecError("--image, --package and --pvc are options of --to kubeflow")
-    if args.split_level < 1 or args.split_level > 6:
+    if args.split_level is not None and not 1 <= args.split_level <= 6:
         from nb2pipe.errors import SpecError
 
         raise SpecError(f"--split-level {args.split_level} is not a heading level; use 1 to 6")

@@ -64,10 +64,11 @@ def as_text(info: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def explain(notebook: Path, split_level: int) -> dict[str, Any]:
+def explain(notebook: Path, split_level: int | None = None) -> dict[str, Any]:
     """Per stage of a notebook: the variables it loads and saves, its files (declared or
-    inferred), its parameters and the warnings of the analysis."""
-    rendered = plan_export(notebook, None, "py", split_level)
+    inferred), its parameters and the warnings of the analysis. The notebook is cut as its
+    pipeline was exported (or at `split_level`)."""
+    rendered = plan_export(notebook, None, split_level=split_level)
     by_stage: dict[str, list[str]] = {}
     for warning in rendered.warnings:
         name = warning.split("'")[1] if warning.startswith("stage '") else ""

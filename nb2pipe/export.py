@@ -37,9 +37,9 @@ from nb2pipe.graph import order, producers
 from nb2pipe.hashing import atomic_write, hash_bytes
 from nb2pipe.infer import analyze_cell, infer_flow, needed_definitions, transform_ipython
 from nb2pipe.notebook import DEFAULT_SPLIT_LEVEL, plan_notebook, read_notebook, slugify
-from nb2pipe.spec import MAX_YAML_BYTES, dump_yaml, parse_yaml, pipeline_to_dict
+from nb2pipe.spec import MAX_YAML_BYTES, dump_yaml, parse_yaml, pipeline_to_dict, recorded_export_options
 
-FORMATS = ("py", "ipynb")
+FORMATS = m.STAGE_FORMATS
 GITIGNORE = ".gitignore"  # written once; the user may add to it
 GITIGNORE_TEXT = "# Written by nb2pipe export: run state, caches and executed notebooks stay out of git.\n.nb2pipe/\nruns/\n"
 _CHECKSUM_TOKEN = "@NB2PIPE_CHECKSUM@"
@@ -59,6 +59,7 @@ class Layout:
     wdir: str  # the working directory, relative to the pipeline folder
     pipeline_from_wdir: str  # the pipeline folder, relative to wdir
     project: str | None = None  # the working directory on disk; None: judge output paths by their text only
+    split_level: int = DEFAULT_SPLIT_LEVEL  # how an untagged notebook was cut (recorded in nb2pipe.yaml)
 
 
 @dataclass
@@ -130,6 +131,8 @@ def render_pipeline(
         source_notebook=layout.notebook,
         source_hash=plan.source_hash,
         kernel=dict(plan.kernelspec).get("name"),
+        export_format=fmt,
+        split_level=layout.split_level,
     )
     producers(pipeline)  # one producer per file
     order(pipeline)  # no cycles
@@ -637,13 +640,14 @@ def export_notebook(
     notebook: Path,
     out: Path | None = None,
     *,
-    fmt: str = "py",
-    split_level: int = DEFAULT_SPLIT_LEVEL,
+    fmt: str | None = None,
+    split_level: int | None = None,
     force: bool = False,
     check: bool = False,
     nb: dict | None = None,
 ) -> ExportResult:
-    """Export `notebook` to its pipeline folder (`pipelines/<name>/` next to it by default)."""
+    """Export `notebook` to its pipeline folder (`pipelines/<name>/` next to it by default).
+    `fmt` and `split_level` default to what the folder's nb2pipe.yaml records (see plan_export)."""
     notebook = Path(os.path.abspath(notebook))
     folder = Path(os.path.abspath(out)) if out else default_folder(notebook)
     rendered = plan_export(notebook, folder, fmt, split_level, nb)
@@ -653,17 +657,22 @@ def export_notebook(
 
 
 def plan_export(
-    notebook: Path, folder: Path | None, fmt: str, split_level: int, nb: dict | None = None
+    notebook: Path, folder: Path | None, fmt: str | None = None, split_level: int | None = None, nb: dict | None = None
 ) -> Rendered:
-    """Everything `export_notebook` would write, without writing it."""
+    """Everything `export_notebook` would write, without writing it. An option left None is the
+    one the pipeline was exported with (nb2pipe.yaml's `export:`), else the default."""
     notebook = Path(os.path.abspath(notebook))
     folder = folder or default_folder(notebook)
+    recorded = recorded_export_options(folder) if fmt is None or split_level is None else {}
+    fmt = recorded.get("export_format", FORMATS[0]) if fmt is None else fmt
+    split_level = recorded.get("split_level", DEFAULT_SPLIT_LEVEL) if split_level is None else split_level
     layout = Layout(
         notebook=os.path.relpath(notebook, folder).replace(os.sep, "/"),
         notebook_name=notebook.name,
         wdir=os.path.relpath(notebook.parent, folder).replace(os.sep, "/"),
         pipeline_from_wdir=os.path.relpath(folder, notebook.parent).replace(os.sep, "/"),
         project=str(notebook.parent),
+        split_level=split_level,
     )
     check_layout(notebook, folder, layout)
     nb = read_notebook(notebook) if nb is None else nb
