@@ -12,8 +12,6 @@ import os
 import sys
 from pathlib import Path
 
-from nb2pipe import cli_history
-
 EPILOG = """examples:
   nb2pipe export analysis.ipynb                 write pipelines/analysis/ next to the notebook
   nb2pipe export analysis.ipynb --check         exit 1 when the pipeline folder is out of date
@@ -40,7 +38,49 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    _add_export_parsers(commands)
+    export = commands.add_parser(
+        "export",
+        help="write a notebook's pipeline folder",
+        description="Write the pipeline folder of a notebook: nb2pipe.yaml, params.yaml, stages/.",
+        epilog="examples:\n  nb2pipe export analysis.ipynb\n  nb2pipe export analysis.ipynb -o build/pipe --format ipynb\n"
+        "  nb2pipe export analysis.ipynb --check    # in CI: is the pipeline up to date?",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    export.add_argument("notebook", type=Path, help="the .ipynb file")
+    export.add_argument("-o", "--output", type=Path, help="the pipeline folder (default: pipelines/<name>/ next to the notebook)")
+    export.add_argument("--format", choices=("py", "ipynb"), help="stage scripts as percent-format .py (default) or .ipynb; recorded in nb2pipe.yaml, later exports keep it")
+    export.add_argument("--split-level", type=int, metavar="N", help="untagged notebooks: split at markdown headings of this level (default 2); recorded like --format")
+    export.add_argument("--check", action="store_true", help="write nothing; exit 1 and list the files that differ")
+    export.add_argument("--force", action="store_true", help="overwrite generated files that were edited by hand")
+    export.add_argument("--to", choices=("dvc", "airflow", "kubeflow"), help="also write the pipeline for another engine (see docs/integrations/)")
+    export.add_argument("--image", help="--to kubeflow: the default container image (default python:3.11-slim)")
+    export.add_argument("--package", action="append", metavar="REQ", help="--to kubeflow: a pip requirement installed in every step (repeatable)")
+    export.add_argument("--pvc", metavar="CLAIM", help="--to kubeflow: a PersistentVolumeClaim holding the notebook's folder, mounted in every step")
+    export.set_defaults(func=cmd_export)
+
+    show = commands.add_parser(
+        "show",
+        help="describe a pipeline: stages, files, params, edges",
+        epilog="examples:\n  nb2pipe show pipelines/analysis\n  nb2pipe show pipelines/analysis --mermaid > dag.mmd",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    show.add_argument("pipeline", type=Path, help="a pipeline folder (or its nb2pipe.yaml)")
+    show.add_argument("run", nargs="?", help="a run id, tag or 'latest': show what was recorded for that run")
+    fmt = show.add_mutually_exclusive_group()
+    fmt.add_argument("--mermaid", action="store_true", help="print the DAG as a Mermaid flowchart")
+    fmt.add_argument("--json", action="store_true", help="print the pipeline as JSON")
+    show.set_defaults(func=cmd_show)
+
+    explain = commands.add_parser(
+        "explain",
+        help="per stage: the variables and files it takes and hands on, and why",
+        epilog="examples:\n  nb2pipe explain analysis.ipynb\n  nb2pipe explain analysis.ipynb --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    explain.add_argument("notebook", type=Path, help="the .ipynb file")
+    explain.add_argument("--split-level", type=int, metavar="N", help="as for export (default: as the notebook's pipeline was exported, else 2)")
+    explain.add_argument("--json", action="store_true", help="print it as JSON")
+    explain.set_defaults(func=cmd_explain)
 
     run = commands.add_parser(
         "run",
@@ -86,7 +126,43 @@ def build_parser() -> argparse.ArgumentParser:
     checkout.add_argument("--run", metavar="RUN", help="roll the outputs back to what this run produced")
     checkout.set_defaults(func=cmd_checkout)
 
-    cli_history.add_parsers(commands)
+    runs = commands.add_parser("runs", help="the run history: id, when, status, commit, changed params, metrics")
+    runs.add_argument("pipeline", type=Path)
+    runs.add_argument("--limit", type=int, default=20, metavar="N", help="show the N newest runs (default 20)")
+    runs.add_argument("--json", action="store_true")
+    runs.set_defaults(func=cmd_runs)
+
+    diff = commands.add_parser(
+        "diff", help="two runs' params and metrics side by side",
+        epilog="examples:\n  nb2pipe diff pipelines/analysis latest~1 latest\n  nb2pipe diff pipelines/analysis champion latest --md",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    diff.add_argument("pipeline", type=Path)
+    diff.add_argument("run_a", metavar="RUN_A")
+    diff.add_argument("run_b", metavar="RUN_B")
+    fmt = diff.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true")
+    fmt.add_argument("--md", action="store_true", help="a Markdown table (for a pull request comment)")
+    diff.set_defaults(func=cmd_diff)
+
+    tag = commands.add_parser("tag", help="name a run, e.g. champion")
+    tag.add_argument("pipeline", type=Path)
+    tag.add_argument("run")
+    tag.add_argument("name")
+    tag.set_defaults(func=cmd_tag)
+
+    gate = commands.add_parser(
+        "gate", help="exit 0 if the latest run beats a baseline on the chosen metrics, 1 if not, 2 if a metric is missing",
+        epilog="examples:\n  nb2pipe gate pipelines/analysis --metric r2:max --metric mse:min --margin 0.01 --baseline champion",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    gate.add_argument("pipeline", type=Path)
+    gate.add_argument("--metric", action="append", required=True, metavar="NAME:max|min", help="a metric and which way is better (repeatable)")
+    gate.add_argument("--margin", type=float, default=0.0, help="how much better the candidate must be (default 0)")
+    gate.add_argument("--baseline", required=True, metavar="RUN", help="the run to beat: a tag (e.g. champion), an id or latest~1")
+    gate.add_argument("--candidate", default="latest", metavar="RUN", help="the run judged (default: latest)")
+    gate.add_argument("--json", action="store_true")
+    gate.set_defaults(func=cmd_gate)
 
     ci = commands.add_parser("ci", help="write a CI workflow that runs the pipeline and gates it")
     ci.add_argument("provider", choices=("github",))
@@ -96,53 +172,6 @@ def build_parser() -> argparse.ArgumentParser:
     ci.add_argument("--force", action="store_true", help="overwrite an existing workflow file")
     ci.set_defaults(func=cmd_ci)
     return parser
-
-
-def _add_export_parsers(commands) -> None:
-    """export, show and explain: the commands that write or describe a pipeline folder."""
-    export = commands.add_parser(
-        "export",
-        help="write a notebook's pipeline folder",
-        description="Write the pipeline folder of a notebook: nb2pipe.yaml, params.yaml, stages/.",
-        epilog="examples:\n  nb2pipe export analysis.ipynb\n  nb2pipe export analysis.ipynb -o build/pipe --format ipynb\n"
-        "  nb2pipe export analysis.ipynb --check    # in CI: is the pipeline up to date?",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    export.add_argument("notebook", type=Path, help="the .ipynb file")
-    export.add_argument("-o", "--output", type=Path, help="the pipeline folder (default: pipelines/<name>/ next to the notebook)")
-    export.add_argument("--format", choices=("py", "ipynb"), help="stage scripts as percent-format .py (default) or .ipynb; recorded in nb2pipe.yaml, later exports keep it")
-    export.add_argument("--split-level", type=int, metavar="N", help="untagged notebooks: split at markdown headings of this level (default 2); recorded like --format")
-    export.add_argument("--check", action="store_true", help="write nothing; exit 1 and list the files that differ")
-    export.add_argument("--force", action="store_true", help="overwrite generated files that were edited by hand")
-    export.add_argument("--to", choices=("dvc", "airflow", "kubeflow"), help="also write the pipeline for another engine (see docs/integrations/)")
-    export.add_argument("--image", help="--to kubeflow: the default container image (default python:3.11-slim)")
-    export.add_argument("--package", action="append", metavar="REQ", help="--to kubeflow: a pip requirement installed in every step (repeatable)")
-    export.add_argument("--pvc", metavar="CLAIM", help="--to kubeflow: a PersistentVolumeClaim holding the notebook's folder, mounted in every step")
-    export.set_defaults(func=cmd_export)
-
-    show = commands.add_parser(
-        "show",
-        help="describe a pipeline: stages, files, params, edges",
-        epilog="examples:\n  nb2pipe show pipelines/analysis\n  nb2pipe show pipelines/analysis --mermaid > dag.mmd",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    show.add_argument("pipeline", type=Path, help="a pipeline folder (or its nb2pipe.yaml)")
-    show.add_argument("run", nargs="?", help="a run id, tag or 'latest': show what was recorded for that run")
-    fmt = show.add_mutually_exclusive_group()
-    fmt.add_argument("--mermaid", action="store_true", help="print the DAG as a Mermaid flowchart")
-    fmt.add_argument("--json", action="store_true", help="print the pipeline as JSON")
-    show.set_defaults(func=cmd_show)
-
-    explain = commands.add_parser(
-        "explain",
-        help="per stage: the variables and files it takes and hands on, and why",
-        epilog="examples:\n  nb2pipe explain analysis.ipynb\n  nb2pipe explain analysis.ipynb --json",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    explain.add_argument("notebook", type=Path, help="the .ipynb file")
-    explain.add_argument("--split-level", type=int, metavar="N", help="as for export (default: as the notebook's pipeline was exported, else 2)")
-    explain.add_argument("--json", action="store_true", help="print it as JSON")
-    explain.set_defaults(func=cmd_explain)
 
 
 def parse_value(text: str):
@@ -397,7 +426,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     from nb2pipe import describe
 
     if args.run:
-        return cli_history.show_run(args)
+        return _show_run(args)
 
     if args.mermaid:
         from nb2pipe.graph import mermaid
@@ -424,6 +453,163 @@ def cmd_explain(args: argparse.Namespace) -> int:
     else:
         print(describe.explain_text(info), end="")
     return 0
+
+
+def _store(path: Path):
+    """The pipeline's run history, to use in a `with` block (so runs.db is closed at once)."""
+    from nb2pipe.spec import load_pipeline
+    from nb2pipe.track import RunStore
+
+    return RunStore(load_pipeline(_pipeline_path(path)))
+
+
+def _metrics_text(metrics: dict, limit: int = 3) -> str:
+    short = {k: v for k, v in metrics.items() if "." not in k} or metrics
+    items = list(short.items())[:limit]
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in items)
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    import json
+
+    from nb2pipe.track import changed_params, when
+
+    limit = args.limit if args.limit and args.limit > 0 else None
+    # one run more than shown, so the oldest shown is compared with the run before it
+    with _store(args.pipeline) as store:
+        runs = store.runs(limit + 1 if limit else None)
+    changes = changed_params(runs)
+    runs = runs[:limit]
+    if args.json:
+        print(json.dumps(runs, indent=2, default=str))
+        return 0
+    if not runs:
+        print(f"no runs yet; start one with: nb2pipe run {args.pipeline}")
+        return 0
+    rows = [("RUN", "WHEN", "STATUS", "COMMIT", "CHANGED PARAMS", "METRICS", "TIME")]
+    for run in runs:
+        commit = (run["git_commit"] or "-")[:8] + ("*" if run["git_dirty"] else "")
+        changed = ", ".join(f"{k}={v}" for k, v in changes[run["id"]].items()) or "-"
+        duration = f"{run['duration']:.1f}s" if run["duration"] is not None else "-"
+        status = run["status"] + (" (no-op)" if _is_no_op(run) else "")
+        rows.append((_run_label(run), when(run["started"]), status, commit, changed, _metrics_text(run["metrics"]) or "-", duration))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    return 0
+
+
+def _run_label(run: dict) -> str:
+    """A run's id with its tags: `20261126-125410-3db1 (champion)`."""
+    return run["id"] + (f" ({', '.join(run['tags'])})" if run["tags"] else "")
+
+
+def _is_no_op(run: dict) -> bool:
+    """A run that changed nothing: it succeeded and every stage was already up to date (a stage
+    restored from the run cache changed its outputs, so such a run is not a no-op)."""
+    from nb2pipe.run.runner import UP_TO_DATE
+
+    return run["status"] == "ok" and bool(run["stages"]) and all(s["outcome"] == UP_TO_DATE for s in run["stages"])
+
+
+def _show_run(args: argparse.Namespace) -> int:
+    import json
+
+    from nb2pipe.track import when
+
+    with _store(args.pipeline) as store:
+        run = store.get(args.run)
+        env = store.environment_of(run["environment"])
+    if args.json:
+        print(json.dumps({**run, "environment": env}, indent=2, default=str))
+        return 0
+    print(f"run {run['id']}" + (f"  tags: {', '.join(run['tags'])}" if run["tags"] else ""))
+    print(f"  status    {run['status']}" + (f": {run['error']}" if run["error"] else ""))
+    print(f"  started   {when(run['started'])}" + (f"  ({run['duration']:.1f}s)" if run["duration"] is not None else ""))
+    print(f"  command   {' '.join(run['command'])}")
+    commit = run["git_commit"] or "(not in a git repository)"
+    print(f"  commit    {commit}" + (" (with uncommitted changes)" if run["git_dirty"] else ""))
+    print(f"  env       Python {env.get('python', '?')} on {env.get('platform', '?')}, {len(env.get('distributions', {}))} packages ({run['environment']})")
+    print("  params    " + (", ".join(f"{k}={v!r}" for k, v in run["params"].items()) or "-"))
+    print("  metrics   " + (_metrics_text(run["metrics"], limit=100) or "-"))
+    print("  stages")
+    for stage in run["stages"]:
+        duration = f" {stage['duration']:.1f}s" if stage["duration"] else ""
+        print(f"    {stage['name']:<20} {stage['outcome']}{duration}" + (f"  {stage['error']}" if stage["error"] else ""))
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    import json
+
+    from nb2pipe.track import diff
+
+    with _store(args.pipeline) as store:
+        run_a, run_b = store.get(args.run_a), store.get(args.run_b)
+    result = diff(run_a, run_b)
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+        return 0
+    sections = {"params": result["params"], "metrics": _each_metric_once(result["metrics"])}
+    if args.md:
+        print(f"| | {result['a']} | {result['b']} | change |\n|---|---|---|---|")
+        for section, rows in sections.items():
+            for row in rows:
+                print(f"| {section[:-1]} `{row['name']}` | {_diff_value(row['a'])} | {_diff_value(row['b'])} | {_diff_change(row)} |")
+        return 0
+    lines = [("", _run_label(run_a), _run_label(run_b), "change")]
+    for section, rows in sections.items():
+        lines.append((section, "", "", ""))
+        lines.extend((f"  {r['name']}", _diff_value(r["a"]), _diff_value(r["b"]), _diff_change(r)) for r in rows)
+    widths = [max(len(line[i]) for line in lines) for i in range(3)]
+    for name, a, b, change in lines:
+        print(f"{name:<{widths[0]}}  {a:>{widths[1]}}  {b:>{widths[2]}}  {change}".rstrip())
+    return 0
+
+
+def _each_metric_once(rows: list[dict]) -> list[dict]:
+    """The history names a metric reported by one stage both `name` and `stage.name`: keep `name`.
+    A name several stages report stays as `stage.name`, one row per stage."""
+    plain = {row["name"] for row in rows if "." not in row["name"]}
+    return [row for row in rows if row["name"].partition(".")[2] not in plain]
+
+
+def _diff_value(value) -> str:
+    return "-" if value is None else (f"{value:.6g}" if isinstance(value, float) else str(value))
+
+
+def _diff_change(row: dict) -> str:
+    """How B differs from A: the difference of two numbers, else 'changed' (blank when equal)."""
+    if "change" in row:
+        return f"{row['change']:+.6g}" if row["change"] else ""
+    return "changed" if row["changed"] else ""
+
+
+def cmd_tag(args: argparse.Namespace) -> int:
+    with _store(args.pipeline) as store:
+        run_id = store.tag(args.run, args.name)
+    print(f"tagged run {run_id} as '{args.name}'")
+    return 0
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    import json
+
+    from nb2pipe.track import gate, parse_metric_goal
+
+    goals = [parse_metric_goal(text) for text in args.metric]
+    with _store(args.pipeline) as store:
+        candidate, baseline = store.get(args.candidate), store.get(args.baseline)
+    code, checks = gate(candidate, baseline, goals, args.margin)
+    if args.json:
+        print(json.dumps({"candidate": candidate["id"], "baseline": baseline["id"], "exit": code,
+                          "checks": [c.__dict__ for c in checks]}, indent=2))
+    else:
+        print(f"candidate {candidate['id']} vs baseline {baseline['id']} (margin {args.margin:g})")
+        for check in checks:
+            print("  " + check.line(args.margin))
+        print({0: "better: deploy", 1: "not better: keep the baseline", 2: "cannot judge: a metric is missing"}[code])
+    return code
 
 
 def cmd_ci(args: argparse.Namespace) -> int:
