@@ -55,11 +55,11 @@ def _add_pipeline_commands(commands) -> None:
     )
     export.add_argument("notebook", type=Path, help="the .ipynb file")
     export.add_argument("-o", "--output", type=Path, help="the pipeline folder (default: pipelines/<name>/ next to the notebook)")
-    export.add_argument("--format", choices=("py", "ipynb"), default="py", help="stage scripts as percent-format .py (default) or .ipynb")
-    export.add_argument("--split-level", type=int, default=2, metavar="N", help="untagged notebooks: split at markdown headings of this level (default 2)")
+    export.add_argument("--format", choices=("py", "ipynb"), help="stage scripts as percent-format .py (default) or .ipynb; recorded in nb2pipe.yaml, later exports keep it")
+    export.add_argument("--split-level", type=int, metavar="N", help="untagged notebooks: split at markdown headings of this level (default 2); recorded like --format")
     export.add_argument("--check", action="store_true", help="write nothing; exit 1 and list the files that differ")
     export.add_argument("--force", action="store_true", help="overwrite generated files that were edited by hand")
-    export.add_argument("--to", choices=("dvc", "airflow", "kubeflow"), help="also write the pipeline for another engine (see docs/run-elsewhere.md)")
+    export.add_argument("--to", choices=("dvc", "airflow", "kubeflow"), help="also write the pipeline for another engine (see docs/integrations/)")
     export.add_argument("--image", help="--to kubeflow: the default container image (default python:3.11-slim)")
     export.add_argument("--package", action="append", metavar="REQ", help="--to kubeflow: a pip requirement installed in every step (repeatable)")
     export.add_argument("--pvc", metavar="CLAIM", help="--to kubeflow: a PersistentVolumeClaim holding the notebook's folder, mounted in every step")
@@ -85,7 +85,7 @@ def _add_pipeline_commands(commands) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     explain.add_argument("notebook", type=Path, help="the .ipynb file")
-    explain.add_argument("--split-level", type=int, default=2, metavar="N", help="as for export")
+    explain.add_argument("--split-level", type=int, metavar="N", help="as for export (default: as the notebook's pipeline was exported, else 2)")
     explain.add_argument("--json", action="store_true", help="print it as JSON")
     explain.set_defaults(func=cmd_explain)
 
@@ -294,7 +294,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         from nb2pipe.errors import SpecError
 
         raise SpecError("--image, --package and --pvc are options of --to kubeflow")
-    if args.split_level < 1 or args.split_level > 6:
+    if args.split_level is not None and not 1 <= args.split_level <= 6:
         from nb2pipe.errors import SpecError
 
         raise SpecError(f"--split-level {args.split_level} is not a heading level; use 1 to 6")
@@ -392,13 +392,26 @@ def cmd_runs(args: argparse.Namespace) -> int:
     for run in runs:
         commit = (run["git_commit"] or "-")[:8] + ("*" if run["git_dirty"] else "")
         changed = ", ".join(f"{k}={v}" for k, v in changes[run["id"]].items()) or "-"
-        name = run["id"] + (f" ({', '.join(run['tags'])})" if run["tags"] else "")
         duration = f"{run['duration']:.1f}s" if run["duration"] is not None else "-"
-        rows.append((name, when(run["started"]), run["status"], commit, changed, _metrics_text(run["metrics"]) or "-", duration))
+        status = run["status"] + (" (no-op)" if _is_no_op(run) else "")
+        rows.append((_run_label(run), when(run["started"]), status, commit, changed, _metrics_text(run["metrics"]) or "-", duration))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
     return 0
+
+
+def _run_label(run: dict) -> str:
+    """A run's id with its tags: `20261126-125410-3db1 (champion)`."""
+    return run["id"] + (f" ({', '.join(run['tags'])})" if run["tags"] else "")
+
+
+def _is_no_op(run: dict) -> bool:
+    """A run that changed nothing: it succeeded and every stage was already up to date (a stage
+    restored from the run cache changed its outputs, so such a run is not a no-op)."""
+    from nb2pipe.vocabulary import Outcome, RunStatus
+
+    return run["status"] == RunStatus.OK and bool(run["stages"]) and all(s["outcome"] == Outcome.UP_TO_DATE for s in run["stages"])
 
 
 def _show_run(args: argparse.Namespace) -> int:
@@ -434,27 +447,44 @@ def cmd_diff(args: argparse.Namespace) -> int:
     from nb2pipe.track import diff
 
     with _store(args.pipeline) as store:
-        result = diff(store.get(args.run_a), store.get(args.run_b))
+        run_a, run_b = store.get(args.run_a), store.get(args.run_b)
+    result = diff(run_a, run_b)
     if args.json:
         print(json.dumps(result, indent=2, default=str))
         return 0
-
-    def fmt(value) -> str:
-        return "-" if value is None else (f"{value:.6g}" if isinstance(value, float) else str(value))
-
+    sections = {"params": result["params"], "metrics": _each_metric_once(result["metrics"])}
     if args.md:
         print(f"| | {result['a']} | {result['b']} | change |\n|---|---|---|---|")
-        for section in ("params", "metrics"):
-            for row in result[section]:
-                change = fmt(row.get("change")) if "change" in row else ("changed" if row["changed"] else "")
-                print(f"| {section[:-1]} `{row['name']}` | {fmt(row['a'])} | {fmt(row['b'])} | {change} |")
+        for section, rows in sections.items():
+            for row in rows:
+                print(f"| {section[:-1]} `{row['name']}` | {_diff_value(row['a'])} | {_diff_value(row['b'])} | {_diff_change(row)} |")
         return 0
-    for section in ("params", "metrics"):
-        print(section)
-        for row in result[section]:
-            change = f"  ({row['change']:+.6g})" if row.get("change") else ("  (changed)" if row["changed"] and "change" not in row else "")
-            print(f"  {row['name']:<24} {fmt(row['a']):>14}  {fmt(row['b']):>14}{change}")
+    lines = [("", _run_label(run_a), _run_label(run_b), "change")]
+    for section, rows in sections.items():
+        lines.append((section, "", "", ""))
+        lines.extend((f"  {r['name']}", _diff_value(r["a"]), _diff_value(r["b"]), _diff_change(r)) for r in rows)
+    widths = [max(len(line[i]) for line in lines) for i in range(3)]
+    for name, a, b, change in lines:
+        print(f"{name:<{widths[0]}}  {a:>{widths[1]}}  {b:>{widths[2]}}  {change}".rstrip())
     return 0
+
+
+def _each_metric_once(rows: list[dict]) -> list[dict]:
+    """The history names a metric reported by one stage both `name` and `stage.name`: keep `name`.
+    A name several stages report stays as `stage.name`, one row per stage."""
+    plain = {row["name"] for row in rows if "." not in row["name"]}
+    return [row for row in rows if row["name"].partition(".")[2] not in plain]
+
+
+def _diff_value(value) -> str:
+    return "-" if value is None else (f"{value:.6g}" if isinstance(value, float) else str(value))
+
+
+def _diff_change(row: dict) -> str:
+    """How B differs from A: the difference of two numbers, else 'changed' (blank when equal)."""
+    if "change" in row:
+        return f"{row['change']:+.6g}" if row["change"] else ""
+    return "changed" if row["changed"] else ""
 
 
 def cmd_tag(args: argparse.Namespace) -> int:

@@ -1,4 +1,7 @@
-"""What `nb2pipe show` and `nb2pipe explain` print: stages, variables, files, params and edges."""
+"""What `nb2pipe show` and `nb2pipe explain` print: stages, variables, files, params and edges.
+
+Both use the same words: `after` is a stage's declared `after:` edges (an order where no file
+flows), `upstream` every stage it depends on (through files, variables or `after:`)."""
 
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ def describe(path: Path) -> dict[str, Any]:
                 "metrics": list(stage.metrics),
                 "params": list(stage.params),
                 "upstream": edges[name],
+                "after": list(stage.after),
                 "loads": [{"name": var, "from": provider} for var, provider in stage.loads],
                 "saves": list(stage.saves),
                 "inferred": list(stage.inferred),
@@ -53,10 +57,9 @@ def as_text(info: dict[str, Any]) -> str:
     width = max(len(s["name"]) for s in info["stages"])
     for stage in info["stages"]:
         lines.append(f"{stage['name']:<{width}}  {stage['script'] or ' '.join(stage['cmd'])}")
-        for key in ("upstream", "deps", "outs", "metrics", "params"):
+        for key in ("upstream", "after", "deps", "outs", "metrics", "params"):
             if stage[key]:
-                label = "after" if key == "upstream" else key
-                lines.append(f"{'':<{width}}    {label + ':':<9}{', '.join(stage[key])}")
+                lines.append(f"{'':<{width}}    {key + ':':<10}{', '.join(stage[key])}")
     edges = [(up, s["name"]) for s in info["stages"] for up in s["upstream"]]
     if edges:
         lines.append("")
@@ -64,10 +67,11 @@ def as_text(info: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def explain(notebook: Path, split_level: int) -> dict[str, Any]:
+def explain(notebook: Path, split_level: int | None = None) -> dict[str, Any]:
     """Per stage of a notebook: the variables it loads and saves, its files (declared or
-    inferred), its parameters and the warnings of the analysis."""
-    rendered = plan_export(notebook, None, "py", split_level)
+    inferred), its parameters and the warnings of the analysis. The notebook is cut as its
+    pipeline was exported (or at `split_level`)."""
+    rendered = plan_export(notebook, None, split_level=split_level)
     by_stage: dict[str, list[str]] = {}
     for warning in rendered.warnings:
         name = warning.split("'")[1] if warning.startswith("stage '") else ""

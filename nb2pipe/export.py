@@ -47,9 +47,9 @@ from nb2pipe.generated import (
 from nb2pipe.infer import CellFacts, analyze_cell
 from nb2pipe.infer.stages import Flow, infer_files, infer_stage_flow, stage_reads
 from nb2pipe.notebook import DEFAULT_SPLIT_LEVEL, plan_notebook, read_notebook, slugify
-from nb2pipe.spec import MAX_YAML_BYTES, dump_yaml, parse_yaml, pipeline_to_dict
+from nb2pipe.spec import MAX_YAML_BYTES, dump_yaml, parse_yaml, pipeline_to_dict, recorded_export_options
 
-FORMATS = ("py", "ipynb")
+FORMATS = m.STAGE_FORMATS
 
 @dataclass(frozen=True)
 class Layout:
@@ -60,6 +60,7 @@ class Layout:
     wdir: str  # the working directory, relative to the pipeline folder
     pipeline_from_wdir: str  # the pipeline folder, relative to wdir
     project: str | None = None  # the working directory on disk; None: judge output paths by their text only
+    split_level: int = DEFAULT_SPLIT_LEVEL  # how an untagged notebook was cut (recorded in nb2pipe.yaml)
 
 
 @dataclass
@@ -131,6 +132,8 @@ def render_pipeline(
         source_notebook=layout.notebook,
         source_hash=plan.source_hash,
         kernel=dict(plan.kernelspec).get("name"),
+        export_format=fmt,
+        split_level=layout.split_level,
     )
     producers(pipeline)  # one producer per file
     order(pipeline)  # no cycles
@@ -432,7 +435,7 @@ _PARAMS_HEADER = (
 def render_params(defaults: dict[str, Any], current: dict[str, Any] | None) -> str:
     """params.yaml: the notebook's defaults, or the user's values when they edited the file."""
     values = defaults if current is None else {k: current.get(k, v) for k, v in defaults.items()}
-    body = dump_portable_yaml(values) if values else ""
+    body = dump_portable_yaml(values, block=True) if values else ""  # one name a line, to edit by hand
     if current is None:
         return stamp(_PARAMS_HEADER + f"# {CHECKSUM_AT}\n" + body, CHECKSUM_AT)
     return _PARAMS_HEADER + body
@@ -468,13 +471,14 @@ def export_notebook(
     notebook: Path,
     out: Path | None = None,
     *,
-    fmt: str = "py",
-    split_level: int = DEFAULT_SPLIT_LEVEL,
+    fmt: str | None = None,
+    split_level: int | None = None,
     force: bool = False,
     check: bool = False,
     nb: dict | None = None,
 ) -> ExportResult:
-    """Export `notebook` to its pipeline folder (`pipelines/<name>/` next to it by default)."""
+    """Export `notebook` to its pipeline folder (`pipelines/<name>/` next to it by default).
+    `fmt` and `split_level` default to what the folder's nb2pipe.yaml records (see plan_export)."""
     notebook = Path(os.path.abspath(notebook))
     folder = Path(os.path.abspath(out)) if out else default_folder(notebook)
     rendered = plan_export(notebook, folder, fmt, split_level, nb)
@@ -484,17 +488,22 @@ def export_notebook(
 
 
 def plan_export(
-    notebook: Path, folder: Path | None, fmt: str, split_level: int, nb: dict | None = None
+    notebook: Path, folder: Path | None, fmt: str | None = None, split_level: int | None = None, nb: dict | None = None
 ) -> Rendered:
-    """Everything `export_notebook` would write, without writing it."""
+    """Everything `export_notebook` would write, without writing it. An option left None is the
+    one the pipeline was exported with (nb2pipe.yaml's `export:`), else the default."""
     notebook = Path(os.path.abspath(notebook))
     folder = folder or default_folder(notebook)
+    recorded = recorded_export_options(folder) if fmt is None or split_level is None else {}
+    fmt = recorded.get("export_format", FORMATS[0]) if fmt is None else fmt
+    split_level = recorded.get("split_level", DEFAULT_SPLIT_LEVEL) if split_level is None else split_level
     layout = Layout(
         notebook=os.path.relpath(notebook, folder).replace(os.sep, "/"),
         notebook_name=notebook.name,
         wdir=os.path.relpath(notebook.parent, folder).replace(os.sep, "/"),
         pipeline_from_wdir=os.path.relpath(folder, notebook.parent).replace(os.sep, "/"),
         project=str(notebook.parent),
+        split_level=split_level,
     )
     check_layout(notebook, folder, layout)
     nb = read_notebook(notebook) if nb is None else nb

@@ -135,10 +135,12 @@ def _represent_str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
 _PortableDumper.add_representer(str, _represent_str)
 
 
-def dump_portable_yaml(data: Any) -> str:
-    """Like spec.dump_yaml, and read the same way by YAML 1.1 (PyYAML) and 1.2 (ruamel, DVC) readers."""
+def dump_portable_yaml(data: Any, block: bool = False) -> str:
+    """Like spec.dump_yaml, and read the same way by YAML 1.1 (PyYAML) and 1.2 (ruamel, DVC) readers.
+    `block`: every list and mapping in block style (else the innermost ones are flow style)."""
     return yaml.dump(
-        data, Dumper=_PortableDumper, sort_keys=False, default_flow_style=None, allow_unicode=True, width=10_000
+        data, Dumper=_PortableDumper, sort_keys=False, default_flow_style=False if block else None,
+        allow_unicode=True, width=10_000,
     )
 
 

@@ -46,6 +46,10 @@ K_WDIR, K_PARAMS, K_STAGES, K_KERNEL = "wdir", "params", "stages", "kernel"
 K_SCRIPT, K_CMD, K_DEPS, K_OUTS, K_METRICS = "script", "cmd", "deps", "outs", "metrics"
 K_AFTER, K_META, K_CELLS = "after", "meta", "cells"
 K_LOADS, K_SAVES, K_INFERRED = "loads", "saves", "inferred"
+# how the notebook was exported (`nb2pipe export --format --split-level`), so re-exports do the same
+K_EXPORT, K_FORMAT, K_SPLIT_LEVEL = "export", "format", "split_level"
+STAGE_FORMATS = ("py", "ipynb")  # the first is the default
+HEADING_LEVELS = range(1, 7)
 VARS_DIR = "vars"  # under STATE_DIR: variables handed between stages
 
 
@@ -137,6 +141,8 @@ class Pipeline:
     source_hash: str | None = None
     kernel: str | None = None
     version: int = SPEC_VERSION
+    export_format: str | None = None  # the options it was exported with; None: not recorded
+    split_level: int | None = None
 
     @property
     def names(self) -> list[str]:

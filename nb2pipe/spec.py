@@ -41,6 +41,9 @@ def pipeline_to_dict(p: m.Pipeline) -> dict[str, Any]:
     data[m.K_PARAMS] = p.params_file
     if p.kernel:
         data[m.K_KERNEL] = p.kernel
+    options = {m.K_FORMAT: p.export_format, m.K_SPLIT_LEVEL: p.split_level}
+    if options := {key: value for key, value in options.items() if value is not None}:
+        data[m.K_EXPORT] = options
     data[m.K_STAGES] = {s.name: _stage_to_dict(s) for s in p.stages}
     return data
 
@@ -114,15 +117,48 @@ def load_pipeline(path: Path) -> m.Pipeline:
         source_notebook=_optional_path(source.get(m.K_NOTEBOOK), f"'{where}': 'source.notebook'"),
         source_hash=_optional_string(source.get(m.K_HASH), f"'{where}': 'source.hash' must be a string"),
         kernel=_optional_string(data.get(m.K_KERNEL), f"'{where}': 'kernel' must be a kernel name (a string, e.g. python3)"),
+        **_export_options(data.get(m.K_EXPORT), where),
     )
     check_outputs_inside(pipeline, where)
     return pipeline
 
 
-_PIPELINE_KEYS = (m.K_VERSION, m.K_SOURCE, m.K_WDIR, m.K_PARAMS, m.K_KERNEL, m.K_STAGES)
+_PIPELINE_KEYS = (m.K_VERSION, m.K_SOURCE, m.K_WDIR, m.K_PARAMS, m.K_KERNEL, m.K_EXPORT, m.K_STAGES)
 _STAGE_KEYS = (m.K_SCRIPT, m.K_CMD, m.K_CELLS, *_STAGE_LIST_KEYS, m.K_LOADS, m.K_SAVES, m.K_INFERRED, m.K_META)
 MAX_YAML_BYTES = 64 << 20
 MAX_YAML_VALUES = 1_000_000  # after aliases are expanded: more is an alias bomb, not a pipeline
+
+
+def recorded_export_options(folder: Path) -> dict[str, Any]:
+    """The options (`export_format`, `split_level`) the pipeline in `folder` was exported with, as
+    nb2pipe.yaml records them; empty when there is no such file or it is not YAML (export then
+    uses its defaults, and refuses to overwrite a damaged file without --force)."""
+    spec_file = folder / m.PIPELINE_FILE
+    if not spec_file.is_file():
+        return {}
+    try:
+        data = _read_yaml(spec_file)
+    except SpecError:
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {key: value for key, value in _export_options(data.get(m.K_EXPORT), str(spec_file)).items() if value is not None}
+
+
+def _export_options(value: Any, where: str) -> dict[str, Any]:
+    """nb2pipe.yaml's `export: {format: py, split_level: 2}`, checked, as Pipeline fields."""
+    if value is None:
+        return {}
+    fix = "fix it, or export again with --format and --split-level (and --force)"
+    if not isinstance(value, dict):
+        raise SpecError(f"'{where}': 'export' must be a mapping like {{format: py, split_level: 2}}; {fix}")
+    _refuse_unknown_keys(value, (m.K_FORMAT, m.K_SPLIT_LEVEL), f"'{where}': export:")
+    fmt, level = value.get(m.K_FORMAT), value.get(m.K_SPLIT_LEVEL)
+    if fmt is not None and fmt not in m.STAGE_FORMATS:
+        raise SpecError(f"'{where}': 'export.format' must be {' or '.join(m.STAGE_FORMATS)}, not {fmt!r}; {fix}")
+    if level is not None and not (type(level) is int and level in m.HEADING_LEVELS):
+        raise SpecError(f"'{where}': 'export.split_level' must be a heading level from 1 to 6, not {level!r}; {fix}")
+    return {"export_format": fmt, "split_level": level}
 
 
 def _refuse_unknown_keys(data: dict, known: tuple[str, ...], where: str) -> None:

@@ -234,7 +234,7 @@ def test_show_lists_stages_files_params_and_edges(tmp_path, cli):
     status, out, _ = cli("show", tmp_path / "pipelines" / "diabetes_kale")
     assert status == 0
     assert "load_data -> train_ridge" in out and "train_forest -> compare" in out
-    assert "outs:    data/diabetes.csv" in out
+    assert "outs:     data/diabetes.csv" in out
     assert "params    alpha=1.0" in out
 
 

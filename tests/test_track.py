@@ -279,20 +279,20 @@ def test_show_run_in_git_has_commit_and_dirty_flag(proj, cli):
 def test_diff_text(proj, cli):
     exit_code, out, err = cli("diff", PIPE, "latest~1", "latest")
     assert exit_code == 0, err
+    header, *lines = out.splitlines()
     rows = {}
-    for line in out.splitlines():
+    for line in lines:
         if line.startswith("  "):
             name, *rest = line.split()
             rows[name] = rest
-    assert out.splitlines()[0] == "params" and "metrics" in out.splitlines()
-    assert rows == {
+    assert header.split() == [proj.run1, proj.run2, "change"]  # the columns are labelled
+    assert lines[0] == "params" and "metrics" in lines
+    assert rows == {  # each metric once: train is the only stage reporting mse and r2
         "nap": ["0", "0"],
-        "noise": ["0.1", "0.3", "(changed)"],
+        "noise": ["0.1", "0.3", "changed"],
         "seed": ["3", "3"],
-        "mse": ["0.2", "0.6", "(+0.4)"],
-        "r2": ["0.9", "0.7", "(-0.2)"],
-        "train.mse": ["0.2", "0.6", "(+0.4)"],
-        "train.r2": ["0.9", "0.7", "(-0.2)"],
+        "mse": ["0.2", "0.6", "+0.4"],
+        "r2": ["0.9", "0.7", "-0.2"],
     }
 
 
@@ -305,10 +305,8 @@ def test_diff_md_and_json(proj, cli):
         "| param `nap` | 0 | 0 |  |",
         "| param `noise` | 0.1 | 0.3 | changed |",
         "| param `seed` | 3 | 3 |  |",
-        "| metric `mse` | 0.2 | 0.6 | 0.4 |",
+        "| metric `mse` | 0.2 | 0.6 | +0.4 |",
         "| metric `r2` | 0.9 | 0.7 | -0.2 |",
-        "| metric `train.mse` | 0.2 | 0.6 | 0.4 |",
-        "| metric `train.r2` | 0.9 | 0.7 | -0.2 |",
     ]
     exit_code, out, err = cli("diff", PIPE, proj.run1, proj.run2, "--json")
     assert exit_code == 0, err

@@ -111,7 +111,7 @@ def _rendered_files(notebook: Path) -> dict[str, str]:
     """The files of the notebook's pipeline folder as an export would write them now."""
     from nb2pipe.export import plan_export
 
-    return plan_export(notebook, None, "py", 2).files
+    return plan_export(notebook, None).files
 
 
 def _copy_specs(pipeline: m.Pipeline, folder: Path, files: dict[str, str] | None) -> None:

@@ -111,7 +111,7 @@ def _checked_folder(target: Path) -> Path:
     if target.suffix == ".ipynb":
         from nb2pipe.export import plan_export
 
-        plan_export(target, None, "py", 2)
+        plan_export(target, None)
         return folder_of(target)
     from nb2pipe.spec import load_pipeline
 

@@ -1,6 +1,6 @@
 # ---
 # jupyter:
-#   nb2pipe: {nb2pipe-checksum: 520c82cf1616e02f, notebook: ../../wine_quality.ipynb, stage: evaluate}
+#   nb2pipe: {nb2pipe-checksum: 1eae874484117753, notebook: ../../wine_quality.ipynb, stage: evaluate}
 #   jupytext:
 #     comment_magics: false
 #     text_representation: {extension: .py, format_name: percent}
@@ -19,7 +19,7 @@ import joblib
 import pandas as pd
 from sklearn.datasets import load_wine
 from sklearn.ensemble import RandomForestClassifier
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, log_loss
 from sklearn.model_selection import train_test_split
 
 
@@ -39,15 +39,17 @@ test_df = pd.read_csv("data/test.csv")
 X_test = test_df.drop(columns=["target"])
 y_test = test_df["target"]
 y_pred = model.predict(X_test)
+y_proba = model.predict_proba(X_test)
 
 # %% wine_quality.ipynb cell 15
 accuracy = float(accuracy_score(y_test, y_pred))
 f1_macro = float(f1_score(y_test, y_pred, average="macro"))
-print(f"evaluate: accuracy={accuracy:.4f} f1_macro={f1_macro:.4f}")
+logloss = float(log_loss(y_test, y_proba, labels=model.classes_))
+print(f"evaluate: accuracy={accuracy:.4f} f1_macro={f1_macro:.4f} logloss={logloss:.4f}")
 
 # %% nb2pipe: write metrics
 import json as _nb2pipe_json, numbers as _nb2pipe_numbers, os as _nb2pipe_os
-_nb2pipe_metrics = {'accuracy': accuracy, 'f1_macro': f1_macro}
+_nb2pipe_metrics = {'accuracy': accuracy, 'f1_macro': f1_macro, 'logloss': logloss}
 _nb2pipe_metrics = {
     k: (int(v) if isinstance(v, _nb2pipe_numbers.Integral) else float(v))
     for k, v in _nb2pipe_metrics.items()

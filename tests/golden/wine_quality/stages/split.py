@@ -1,6 +1,6 @@
 # ---
 # jupyter:
-#   nb2pipe: {nb2pipe-checksum: 56acfdd56a44d925, notebook: ../../wine_quality.ipynb, stage: split}
+#   nb2pipe: {nb2pipe-checksum: 385bf23e1d30669c, notebook: ../../wine_quality.ipynb, stage: split}
 #   jupytext:
 #     comment_magics: false
 #     text_representation: {extension: .py, format_name: percent}
@@ -19,7 +19,7 @@ import joblib
 import pandas as pd
 from sklearn.datasets import load_wine
 from sklearn.ensemble import RandomForestClassifier
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, log_loss
 from sklearn.model_selection import train_test_split
 
 

@@ -1,6 +1,6 @@
 # ---
 # jupyter:
-#   nb2pipe: {nb2pipe-checksum: eb9e10a79bf949ff, notebook: ../../wine_quality.ipynb, stage: train}
+#   nb2pipe: {nb2pipe-checksum: 1b73a34091933207, notebook: ../../wine_quality.ipynb, stage: train}
 #   jupytext:
 #     comment_magics: false
 #     text_representation: {extension: .py, format_name: percent}
@@ -19,7 +19,7 @@ import joblib
 import pandas as pd
 from sklearn.datasets import load_wine
 from sklearn.ensemble import RandomForestClassifier
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, log_loss
 from sklearn.model_selection import train_test_split
 
 
@@ -29,8 +29,8 @@ def ensure_parent(path):
     return path
 
 # %% tags=["parameters"]
-n_estimators = 50
-max_depth = 4
+n_estimators = 10
+max_depth = 2
 seed = 42
 
 # %% [markdown] wine_quality.ipynb cell 10
