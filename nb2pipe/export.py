@@ -32,7 +32,6 @@ from nb2pipe import model as m
 from nb2pipe import percent
 from nb2pipe.errors import OverwriteError, SpecError
 from nb2pipe.files import OutChecker, check_name, out_problem, read_user_text
-from nb2pipe.graph import order, producers
 from nb2pipe.generated import (
     CHECKSUM_AT,
     CHECKSUM_AT_IPYNB,
@@ -44,6 +43,7 @@ from nb2pipe.generated import (
     stamp,
     write_files,
 )
+from nb2pipe.graph import order, producers
 from nb2pipe.infer import CellFacts, analyze_cell
 from nb2pipe.infer.stages import Flow, infer_files, infer_stage_flow, stage_reads
 from nb2pipe.notebook import DEFAULT_SPLIT_LEVEL, plan_notebook, read_notebook, slugify
@@ -107,7 +107,7 @@ def render_pipeline(
         rendered[script] = rendered_script
         if problem:
             warnings.append(f"stage '{stage.name}': {problem}; wrote {script} instead, which keeps it exactly")
-        for cell, f in zip(stage.code_cells, facts):
+        for cell, f in zip(stage.code_cells, facts, strict=True):
             warnings.extend(f"stage '{stage.name}', {cell.label}: {w}" for w in f.warnings)
         stages.append(
             m.Stage(

@@ -21,6 +21,7 @@ Algorithm of HashCache.hash_path(path):
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -144,10 +145,8 @@ def atomic_write(target: Path, payload: bytes | str | Callable[[Path], None]) ->
             os.fsync(handle.fileno())  # the file's data, whichever descriptor wrote it
         os.replace(temp_name, target)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(temp_name)
-        except OSError:
-            pass
         raise
 
 

@@ -30,8 +30,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nb2pipe import model as m
 from nb2pipe import lockfile
+from nb2pipe import model as m
 from nb2pipe.errors import Nb2PipeError
 from nb2pipe.vocabulary import Outcome, RunStatus
 

@@ -66,7 +66,7 @@ def parse_notebook(text: str, where: str) -> dict:
         ) from None
     except RecursionError:
         raise NotebookError(f"'{where}' is JSON nested too deeply to be a notebook; {_DAMAGED}") from None
-    if not isinstance(data, dict) or "cells" not in data and "worksheets" not in data:
+    if not isinstance(data, dict) or ("cells" not in data and "worksheets" not in data):
         raise NotebookError(
             f"'{where}' is JSON but not a Jupyter notebook (no 'cells'); pass an .ipynb file"
         )
@@ -111,7 +111,7 @@ def _cell_problem(cell: Any) -> str | None:
     if not (isinstance(tags, list) and all(isinstance(t, str) for t in tags)):
         return "'metadata.tags' must be a list of strings"
     source = cell.get("source", "")
-    if not (isinstance(source, str) or isinstance(source, list) and all(isinstance(s, str) for s in source)):
+    if not (isinstance(source, str) or (isinstance(source, list) and all(isinstance(s, str) for s in source))):
         return f"'source' must be text (a string or a list of strings), not {_json_type(source)}"
     return None
 
@@ -379,7 +379,7 @@ def plan_notebook(
     """
     cells, structured = _cells(nb)
     check_out = check_out or (lambda path: out_problem(path, None))
-    roles = [_roles(cell, meta, check_out) for cell, meta in zip(cells, structured)]
+    roles = [_roles(cell, meta, check_out) for cell, meta in zip(cells, structured, strict=True)]
     if not any(c.kind == "code" and c.source.strip() for c in cells):
         raise NotebookError(f"notebook '{name}' has no code cells; there is nothing to run")
 
@@ -387,7 +387,7 @@ def plan_notebook(
     injected: m.Cell | None = None
     setup: list[m.Cell] = []
     body: list[tuple[m.Cell, _Roles]] = []
-    for cell, role in zip(cells, roles):
+    for cell, role in zip(cells, roles, strict=True):
         if role.skip or cell.kind == "raw":
             continue
         if role.parameters and cell.kind == "code":
@@ -573,7 +573,7 @@ def source_hash(cells: list[m.Cell], structured: list[Any]) -> str:
 
     Outputs, execution counts, cell ids and other metadata do not count.
     """
-    parts = [[c.kind, c.source, sorted(c.tags), meta] for c, meta in zip(cells, structured)]
+    parts = [[c.kind, c.source, sorted(c.tags), meta] for c, meta in zip(cells, structured, strict=True)]
     return hash_bytes(json.dumps(parts, ensure_ascii=False, sort_keys=True, default=str).encode())
 
 

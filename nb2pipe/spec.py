@@ -281,7 +281,7 @@ def _load_stage(name: Any, entry: Any, where: str) -> m.Stage:
 
 
 def _is_argument(value: Any) -> bool:
-    return isinstance(value, str) and "\0" not in value or type(value) in (int, float)
+    return (isinstance(value, str) and "\0" not in value) or type(value) in (int, float)
 
 
 def _path_list(value: Any, key: str, at: str) -> list[str]:

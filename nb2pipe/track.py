@@ -25,9 +25,9 @@ from typing import Any
 
 from nb2pipe import model as m
 from nb2pipe.errors import Nb2PipeError, SpecError
+from nb2pipe.lockfile import state_dir
 from nb2pipe.run.events import Reporter
 from nb2pipe.run.pidlock import is_locked, pid_alive
-from nb2pipe.lockfile import state_dir
 from nb2pipe.vocabulary import SUCCEEDED, EventName, Outcome, RunStatus
 
 DB_FILE = "runs.db"
@@ -172,6 +172,10 @@ class RunStore:
 
     @property
     def db(self) -> sqlite3.Connection:
+        return self.open()
+
+    def open(self) -> sqlite3.Connection:
+        """The history's connection, opened on first use: a damaged history raises here."""
         if self._db is None:
             self._db = connect(self.path)
         return self._db
@@ -181,7 +185,7 @@ class RunStore:
             self._db.close()
             self._db = None
 
-    def __enter__(self) -> "RunStore":
+    def __enter__(self) -> RunStore:
         return self
 
     def __exit__(self, *exc) -> None:

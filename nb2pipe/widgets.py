@@ -101,7 +101,7 @@ class PipelineView(widgets.VBox):
 
 def _report_html(report: api.RunReport) -> str:
     lines = [_error_html(error) for error in report.errors.values()]
-    return "<br>".join(lines + [html.escape(report.summary)])
+    return "<br>".join([*lines, html.escape(report.summary)])
 
 
 def _error_html(error: StageError) -> str:

@@ -31,8 +31,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -47,13 +47,12 @@ from conftest import EXAMPLES, code, write_nb
 from helpers import assert_overlapped, meet, wait_until, wait_until_gone
 from nb2pipe.cli import main
 from nb2pipe.errors import Nb2PipeError
-from nb2pipe.run import RunOptions, run_pipeline
-from nb2pipe.run import dask_executor
+from nb2pipe.lockfile import wdir
+from nb2pipe.run import RunOptions, dask_executor, run_pipeline
 from nb2pipe.run.dask_executor import DaskExecutor
 from nb2pipe.run.kernels import stage_notebook
 from nb2pipe.run.local import StageJob
 from nb2pipe.spec import load_pipeline
-from nb2pipe.lockfile import wdir
 
 pytestmark = [pytest.mark.exports, pytest.mark.slow]
 
@@ -459,9 +458,8 @@ def test_a_worker_that_cannot_see_the_pipeline_folder_is_refused_with_one_clear_
     # the worker runs in its own mount namespace where an empty tmpfs sits on the project's path:
     # the path exists there, but it is another filesystem, as on a machine without the share
     hide = ["unshare", "--mount", "--propagation", "private", "sh", "-c", 'mount -t tmpfs nb2pipe-test "$0" && exec "$@"', str(project)]
-    with cluster(tmp_path / "dask-logs", worker_prefix=hide, nworkers=1) as address:
-        with pytest.raises(Nb2PipeError) as caught:
-            run_pipeline(pipeline, RunOptions(executor="dask", scheduler=address), [])
+    with cluster(tmp_path / "dask-logs", worker_prefix=hide, nworkers=1) as address, pytest.raises(Nb2PipeError) as caught:
+        run_pipeline(pipeline, RunOptions(executor="dask", scheduler=address), [])
     message = str(caught.value)
     assert "\n" not in message
     assert re.fullmatch(

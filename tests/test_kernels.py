@@ -156,7 +156,7 @@ def test_a_kernel_that_never_answers_is_a_one_line_error_and_is_killed(project, 
 @pytest.mark.slow
 def test_a_kernel_that_always_dies_at_start_gives_up_naming_the_reason(project, tmp_path, cli):
     state = install_kernel(tmp_path / "jupyter", "broken", "exit", fails=-1)
-    exit_code, out, err = cli("run", NB, "--kernel", "broken", "--jobs", "1")
+    exit_code, _out, err = cli("run", NB, "--kernel", "broken", "--jobs", "1")
     assert exit_code == 1
     assert "Traceback" not in err
     (line,) = error_lines(err)

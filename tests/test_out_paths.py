@@ -87,7 +87,7 @@ INFERRED_ESCAPES = {
 @pytest.mark.parametrize("case", INFERRED_ESCAPES, ids=list(INFERRED_ESCAPES))
 def test_an_inferred_out_that_escapes_is_dropped_with_a_warning(tmp_path, cli, case):
     source = INFERRED_ESCAPES[case]
-    (status, out, err), folder = export(cli, tmp_path, code("import pandas as pd\ndf = None", "setup"), code(source, "stage:save"))
+    (status, _out, err), folder = export(cli, tmp_path, code("import pandas as pd\ndf = None", "setup"), code(source, "stage:save"))
     assert status == 0, err
     assert "outs" not in stages_of(folder)["save"]
     warning = next(line for line in err.splitlines() if line.startswith("warning: "))

@@ -22,8 +22,8 @@ import psutil
 import pytest
 
 from conftest import code, write_nb
-from nb2pipe.exporters import STAGE_MODULE, render
 from helpers import survivors
+from nb2pipe.exporters import STAGE_MODULE, render
 
 NB = "nb.ipynb"
 PIPE = "pipelines/nb"

@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 from conftest import REPO
-
 from nb2pipe import vocabulary as v
 
 VOCABULARY_TS = REPO / "labextension" / "src" / "vocabulary.ts"

@@ -8,8 +8,9 @@ here runs notebook code, and nothing imports papermill or a Jupyter server.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from nb2pipe import model as m
 from nb2pipe.api.tracked import folder_of

@@ -17,9 +17,10 @@ so the CLI prints them, `--events jsonl` carries them, and the server ignores th
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from nb2pipe.errors import Nb2PipeError, SpecError, StageError
 from nb2pipe.run.events import Reporter, message_to
@@ -167,7 +168,7 @@ def _open_history(pipeline, reporters: list[Reporter]):
 
     store = RunStore(pipeline)
     try:
-        store.db
+        store.open()
     except Nb2PipeError as error:
         store.close()
         message_to(reporters, f"warning: {error}; this run is not recorded")

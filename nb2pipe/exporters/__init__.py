@@ -76,7 +76,7 @@ _NOT_IN_DOCSTRING = re.compile(r'[\x00-\x09\x0b-\x1f\x7f\\]|"(?="")|"$')
 def docstring(text: str) -> str:
     """`text` as a triple-quoted Python string literal that holds it exactly, whatever it holds
     (backslashes, quotes, control characters are escaped)."""
-    return '"""' + _NOT_IN_DOCSTRING.sub(lambda c: "\\x%02x" % ord(c.group()), text) + '"""'
+    return '"""' + _NOT_IN_DOCSTRING.sub(lambda c: f"\\x{ord(c.group()):02x}", text) + '"""'
 
 
 def render(target: str, pipeline_dir: Path, **options: Any) -> tuple[Path, dict[str, str]]:

@@ -34,9 +34,10 @@ import keyword
 import linecache
 import tempfile
 import types
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from nb2pipe import graph
 from nb2pipe.errors import SpecError
@@ -70,7 +71,7 @@ _COMPONENT_BODY = """\
 
 def _require_kfp(kubernetes: bool) -> None:
     try:
-        import kfp  # noqa: F401
+        import kfp
 
         if kubernetes:
             import kfp.kubernetes  # noqa: F401
@@ -217,7 +218,7 @@ def _pipeline_function(plan: _Plan, components: dict[str, Any]) -> Callable:
     inputs described by a signature built from data."""
 
     def pipeline(*channels: Any) -> None:
-        values = dict(zip((name for name, _, _ in plan.inputs), channels))
+        values = dict(zip((name for name, _, _ in plan.inputs), channels, strict=True))
         tasks: dict[str, Any] = {}
         for step in plan.steps:
             task = components[step.stage](**{PIPELINE_INPUT: values[PIPELINE_INPUT]}, **{p: values[p] for p in step.params})

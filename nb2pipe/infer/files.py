@@ -111,7 +111,7 @@ def _argument(call: ast.Call, position: int, keywords: Collection[str]) -> ast.e
 
 def _mode_access(mode: str) -> str:
     """open()'s mode as an access: "a"/"a+"/"r+" update, "w"/"x" (also "w+") write, else read."""
-    if "a" in mode or "+" in mode and not any(flag in mode for flag in "wx"):
+    if "a" in mode or ("+" in mode and not any(flag in mode for flag in "wx")):
         return UPDATE
     return WRITE if any(flag in mode for flag in "wx") else READ
 
@@ -157,9 +157,7 @@ def file_accesses(call: ast.Call) -> Iterator[tuple[ast.expr, str, str]]:
             return
     if method == "open":
         yield from _open_like_access(call, path_position=0, mode_position=1)
-    elif method.startswith(("read_", "open_")) and method not in NOT_FILE_READERS:
-        yield from _access_at(call, 0, READ)
-    elif method in LOAD_METHODS and root_name(receiver) not in MODULES_LOADING_NO_PATH:
+    elif _reads_first_argument(method, receiver):
         yield from _access_at(call, 0, READ)
     elif method in WRITE_METHODS:
         yield from _access_at(call, 0, _writer_access(call))
@@ -190,6 +188,13 @@ def _open_like_access(call: ast.Call, path_position: int, mode_position: int):
     access = _open_mode_access(call, mode_position)
     if found and access is not None:
         yield found[0], found[1], access
+
+
+def _reads_first_argument(method: str, receiver: ast.expr) -> bool:
+    """`x.read_csv(path)`, `x.open_dataset(path)`, `joblib.load(path)`: the first argument is read."""
+    reader = method.startswith(("read_", "open_")) and method not in NOT_FILE_READERS
+    loader = method in LOAD_METHODS and root_name(receiver) not in MODULES_LOADING_NO_PATH
+    return reader or loader
 
 
 def _path_method_access(call: ast.Call, method: str, receiver: ast.expr, path: str):

@@ -87,11 +87,9 @@ def parse_cell_and_text(source: str) -> tuple[ast.Module, str]:
 
 
 def _leading_blank_lines(source: str) -> int:
-    count = 0
-    for line in source.splitlines():
+    for count, line in enumerate(source.splitlines()):
         if line.strip():
             return count
-        count += 1
     return 0
 
 

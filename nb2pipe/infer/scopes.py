@@ -32,8 +32,16 @@ VALUE, IMPORT, DEFINITION = "value", "import", "definition"  # what a bind binds
 class Scope:
     """Names seen in one scope; `definite` is only used by ordered scopes."""
 
-    __slots__ = ("kind", "parent", "definite", "loads", "stores", "mutated",
-                 "global_names", "nonlocal_names")
+    __slots__ = (
+        "definite",
+        "global_names",
+        "kind",
+        "loads",
+        "mutated",
+        "nonlocal_names",
+        "parent",
+        "stores",
+    )
 
     def __init__(self, kind: str, parent: Scope | None):
         self.kind = kind

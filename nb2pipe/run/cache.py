@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -191,10 +192,8 @@ def _remove_extras(folder: Path, files: set[str], folders: set[str]) -> None:
             full = os.path.join(root, name)
             rel = _rel(rel_root, name)
             if rel not in folders and not os.path.islink(full):
-                try:
+                with contextlib.suppress(OSError):  # it holds something nb2pipe does not remove
                     os.rmdir(full)
-                except OSError:  # it holds something nb2pipe does not remove
-                    pass
 
 
 def _clone_or_copy(src: Path, dst: Path) -> None:

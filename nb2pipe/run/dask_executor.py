@@ -130,10 +130,8 @@ class DaskExecutor:
         finally:
             probe.unlink(missing_ok=True)
             if made:
-                try:
+                with contextlib.suppress(OSError):
                     state_dir.rmdir()
-                except OSError:
-                    pass
         for worker, answer in sorted(answers.items()):
             if isinstance(answer, BaseException):
                 raise Nb2PipeError(
@@ -198,10 +196,8 @@ class DaskExecutor:
             entry = self._entries.get(name)
             if entry is None or entry.done:
                 continue
-            try:
+            with contextlib.suppress(Exception):  # a reporter's problem must not stop the run
                 entry.job.on_cell(index, count)
-            except Exception:  # a reporter's problem must not stop the run
-                pass
             with self._cond:
                 entry.seen += 1
                 self._cond.notify_all()
@@ -219,10 +215,8 @@ class DaskExecutor:
         except Exception:  # the scheduler is gone: nothing there runs any more
             pass
         not_started = [e for e in waiting if e.job.name not in started]
-        try:
+        with contextlib.suppress(Exception):
             self.client.cancel([e.task for e in not_started if e.task is not None])
-        except Exception:
-            pass
         for entry in not_started:
             self._settle(entry, interrupted(entry.job.name, time.monotonic() - entry.submitted))
 
@@ -240,25 +234,19 @@ class DaskExecutor:
 
     def _disconnect(self) -> None:
         if self.client is not None:
-            try:
+            with contextlib.suppress(Exception):
                 self.client.run(_close_worker, self.token, on_error="ignore")
-            except Exception:
-                pass
             try:
                 if self._subscribed:
                     self.client.unsubscribe_topic(self.topic)
             except Exception:
                 pass
-            try:
+            with contextlib.suppress(Exception):
                 self.client.close()
-            except Exception:
-                pass
             self.client = None
         if self.cluster is not None:
-            try:
+            with contextlib.suppress(Exception):
                 self.cluster.close()
-            except Exception:
-                pass
             self.cluster = None
 
 
@@ -360,10 +348,8 @@ def _prepare_worker(token: str, kernel_name: str, cwd: str, probe: str, dask_wor
 
 
 def _warm_up(token: str, kernel_name: str, cwd: str, slots: int) -> None:
-    try:
+    with contextlib.suppress(Exception):  # closed already, or the executor cannot start: the stages report it
         _worker_run(token, kernel_name, cwd, slots)
-    except Exception:  # closed already, or the executor cannot start: the stages report it
-        pass
 
 
 def _run_stage(token: str, kernel_name: str, cwd: str, topic: str, payload: bytes) -> tuple[StageOutcome, int]:

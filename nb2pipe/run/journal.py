@@ -22,8 +22,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from nb2pipe import model as m
 from nb2pipe import lockfile
+from nb2pipe import model as m
 from nb2pipe.errors import Nb2PipeError
 from nb2pipe.hashing import atomic_write
 from nb2pipe.run.cache import OutputCache

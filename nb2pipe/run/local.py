@@ -24,6 +24,7 @@ papermill and jupyter_client are imported here and nowhere else in the core.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import queue
@@ -32,9 +33,10 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from jupyter_client.manager import AsyncKernelManager
 
@@ -152,7 +154,9 @@ class KernelPool:
         raise AssertionError("unreachable")
 
     def _launch(self) -> _KernelManager:
-        km = _KernelManager(tempfile.TemporaryFile(dir=self.log.parent if self.log else None), kernel_name=self.kernel_name)
+        # the kernel's output file lives as long as its kernel: the manager closes it
+        output = tempfile.TemporaryFile(dir=self.log.parent if self.log else None)  # noqa: SIM115
+        km = _KernelManager(output, kernel_name=self.kernel_name)
         try:
             asyncio.run(km.start_kernel(cwd=str(self.cwd), stdout=km.output, stderr=km.output))
         except Exception as e:  # the kernelspec's program is missing, not executable, ...
@@ -433,10 +437,8 @@ class LocalExecutor:
 
 def _kill_group(process: subprocess.Popen) -> None:
     """Kill a command stage and whatever it started (its process group)."""
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # ended already
         os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):  # ended already
-        pass
 
 
 def _prepend_env_cell(job: StageJob) -> None:
@@ -509,10 +511,8 @@ def _write_not_run(job: StageJob, reason: str, kernels_log: Path | None) -> None
     if kernels_log is not None:
         banner += f"\n\nWhat the kernels wrote is in `{kernels_log.name}` beside this notebook."
     nb.cells.insert(0, nbformat.v4.new_markdown_cell(banner, metadata={"tags": [ERROR_MARKER_TAG]}))
-    try:
+    with contextlib.suppress(OSError):  # the message still says why
         nbformat.write(nb, str(job.output))
-    except OSError:  # the message still says why
-        pass
 
 
 def _execution_error(e: Any, job: StageJob) -> dict[str, Any]:

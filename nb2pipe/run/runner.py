@@ -24,11 +24,11 @@ import datetime as dt
 import os
 import secrets
 import signal
-import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from nb2pipe import lockfile, state
 from nb2pipe import model as m
@@ -175,7 +175,7 @@ class Runner:
                             outcomes[name] = decision
                             continue
                         if executor is None:
-                            executor = self._executor(pending + [name])
+                            executor = self._executor([*pending, name])
                         running[self._submit(executor, name, inputs)] = (name, inputs)
                     if not running:
                         continue

@@ -28,8 +28,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nb2pipe import model as m
 from nb2pipe import lockfile, state
+from nb2pipe import model as m
 from nb2pipe.errors import Nb2PipeError, SpecError, StageFailed
 from nb2pipe.run.executors import StageJob, executor
 from nb2pipe.run.runner import signals_interrupt, stage_error

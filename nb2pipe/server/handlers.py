@@ -52,7 +52,7 @@ def maps_errors(method):
     """Turn nb2pipe's errors into JSON responses with the right status, in one place."""
 
     @functools.wraps(method)
-    async def wrapper(self: "Nb2PipeHandler", *args, **kwargs):
+    async def wrapper(self: Nb2PipeHandler, *args, **kwargs):
         try:
             return await method(self, *args, **kwargs)
         except (Nb2PipeError, RequestError) as error:

@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -171,10 +172,8 @@ class Jobs:
 
     @staticmethod
     def _terminate(job: Job) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             job.process.send_signal(signal.SIGTERM)
-        except ProcessLookupError:
-            pass
 
     def _conclude_from_exit(self, job: Job, code: int, stderr: str) -> None:
         if code == 0:

@@ -14,11 +14,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from nb2pipe import model as m
 from nb2pipe import lockfile
+from nb2pipe import model as m
 from nb2pipe.run.runner import RUNS_DIR
 
 PATH_MAX = 4096
