@@ -55,14 +55,29 @@ def _add_pipeline_commands(commands) -> None:
     )
     export.add_argument("notebook", type=Path, help="the .ipynb file")
     export.add_argument("-o", "--output", type=Path, help="the pipeline folder (default: pipelines/<name>/ next to the notebook)")
-    export.add_argument("--format", choices=("py", "ipynb"), help="stage scripts as percent-format .py (default) or .ipynb; recorded in nb2pipe.yaml, later exports keep it")
-    export.add_argument("--split-level", type=int, metavar="N", help="untagged notebooks: split at markdown headings of this level (default 2); recorded like --format")
+    export.add_argument(
+        "--format",
+        choices=("py", "ipynb"),
+        help="stage scripts as percent-format .py (default) or .ipynb; recorded in nb2pipe.yaml, later exports keep it",
+    )
+    export.add_argument(
+        "--split-level",
+        type=int,
+        metavar="N",
+        help="untagged notebooks: split at markdown headings of this level (default 2); recorded like --format",
+    )
     export.add_argument("--check", action="store_true", help="write nothing; exit 1 and list the files that differ")
     export.add_argument("--force", action="store_true", help="overwrite generated files that were edited by hand")
-    export.add_argument("--to", choices=("dvc", "airflow", "kubeflow"), help="also write the pipeline for another engine (see docs/integrations/)")
+    export.add_argument(
+        "--to", choices=("dvc", "airflow", "kubeflow"), help="also write the pipeline for another engine (see docs/integrations/)"
+    )
     export.add_argument("--image", help="--to kubeflow: the default container image (default python:3.11-slim)")
-    export.add_argument("--package", action="append", metavar="REQ", help="--to kubeflow: a pip requirement installed in every step (repeatable)")
-    export.add_argument("--pvc", metavar="CLAIM", help="--to kubeflow: a PersistentVolumeClaim holding the notebook's folder, mounted in every step")
+    export.add_argument(
+        "--package", action="append", metavar="REQ", help="--to kubeflow: a pip requirement installed in every step (repeatable)"
+    )
+    export.add_argument(
+        "--pvc", metavar="CLAIM", help="--to kubeflow: a PersistentVolumeClaim holding the notebook's folder, mounted in every step"
+    )
     export.set_defaults(func=cmd_export)
 
     show = commands.add_parser(
@@ -85,7 +100,9 @@ def _add_pipeline_commands(commands) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     explain.add_argument("notebook", type=Path, help="the .ipynb file")
-    explain.add_argument("--split-level", type=int, metavar="N", help="as for export (default: as the notebook's pipeline was exported, else 2)")
+    explain.add_argument(
+        "--split-level", type=int, metavar="N", help="as for export (default: as the notebook's pipeline was exported, else 2)"
+    )
     explain.add_argument("--json", action="store_true", help="print it as JSON")
     explain.set_defaults(func=cmd_explain)
 
@@ -100,7 +117,9 @@ def _add_run_commands(commands) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument("target", type=Path, help="a pipeline folder, or a notebook (exported first when needed)")
-    run.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE", help="override a parameter (typed like papermill's -p)")
+    run.add_argument(
+        "-p", "--param", action="append", default=[], metavar="NAME=VALUE", help="override a parameter (typed like papermill's -p)"
+    )
     run.add_argument("--params-file", type=Path, help="a YAML file of parameter values")
     run.add_argument("--params-from", metavar="RUN", help="use the parameters of an earlier run (id, tag or 'latest')")
     run.add_argument("--stage", action="append", default=[], metavar="NAME", help="run only this stage (repeatable)")
@@ -111,8 +130,14 @@ def _add_run_commands(commands) -> None:
     run.add_argument("--dry-run", action="store_true", help="show what would run, and why; run nothing")
     run.add_argument("--jobs", "-j", type=int, default=None, metavar="N", help="stages to run at once (default: number of cores)")
     run.add_argument("--kernel", help="the Jupyter kernel to run stages on")
-    run.add_argument("--executor", default="local", metavar="NAME", help="where stages run: local, this machine (default), or dask, a Dask cluster")
-    run.add_argument("--scheduler", metavar="ADDRESS", help="--executor dask: the scheduler, e.g. tcp://host:8786 (default: DASK_SCHEDULER_ADDRESS, else a local cluster)")
+    run.add_argument(
+        "--executor", default="local", metavar="NAME", help="where stages run: local, this machine (default), or dask, a Dask cluster"
+    )
+    run.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="--executor dask: the scheduler, e.g. tcp://host:8786 (default: DASK_SCHEDULER_ADDRESS, else a local cluster)",
+    )
     run.add_argument("--events", choices=("jsonl",), help="print machine-readable progress events on stdout")
     run.add_argument("--wait", action="store_true", help="wait for another run of the same pipeline to finish")
     run.set_defaults(func=cmd_run)
@@ -131,7 +156,9 @@ def _add_run_commands(commands) -> None:
     out.add_argument("--quiet", "-q", action="store_true", help="print nothing; exit 1 when any stage is stale")
     status.set_defaults(func=cmd_status)
 
-    checkout = commands.add_parser("checkout", help="restore the outputs recorded in nb2pipe.lock (or of an earlier run) from the output cache")
+    checkout = commands.add_parser(
+        "checkout", help="restore the outputs recorded in nb2pipe.lock (or of an earlier run) from the output cache"
+    )
     checkout.add_argument("pipeline", type=Path, help="a pipeline folder")
     checkout.add_argument("--run", metavar="RUN", help="roll the outputs back to what this run produced")
     checkout.set_defaults(func=cmd_checkout)
@@ -170,7 +197,9 @@ def _add_history_commands(commands) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     gate.add_argument("pipeline", type=Path)
-    gate.add_argument("--metric", action="append", required=True, metavar="NAME:max|min", help="a metric and which way is better (repeatable)")
+    gate.add_argument(
+        "--metric", action="append", required=True, metavar="NAME:max|min", help="a metric and which way is better (repeatable)"
+    )
     gate.add_argument("--margin", type=float, default=0.0, help="how much better the candidate must be (default 0)")
     gate.add_argument("--baseline", required=True, metavar="RUN", help="the run to beat: a tag (e.g. champion), an id or latest~1")
     gate.add_argument("--candidate", default="latest", metavar="RUN", help="the run judged (default: latest)")
@@ -282,7 +311,9 @@ def cmd_checkout(args: argparse.Namespace) -> int:
     restored = checkout(api.folder_of(args.pipeline))
     for path in restored:
         print(f"restored {path}")
-    print(f"{len(restored)} output{'s' if len(restored) != 1 else ''} restored" if restored else "every output already matches nb2pipe.lock")
+    print(
+        f"{len(restored)} output{'s' if len(restored) != 1 else ''} restored" if restored else "every output already matches nb2pipe.lock"
+    )
     return 0
 
 
@@ -431,7 +462,8 @@ def _show_run(args: argparse.Namespace) -> int:
     print(f"  command   {' '.join(run['command'])}")
     commit = run["git_commit"] or "(not in a git repository)"
     print(f"  commit    {commit}" + (" (with uncommitted changes)" if run["git_dirty"] else ""))
-    print(f"  env       Python {env.get('python', '?')} on {env.get('platform', '?')}, {len(env.get('distributions', {}))} packages ({run['environment']})")
+    packages = len(env.get("distributions", {}))
+    print(f"  env       Python {env.get('python', '?')} on {env.get('platform', '?')}, {packages} packages ({run['environment']})")
     print("  params    " + (", ".join(f"{k}={v!r}" for k, v in run["params"].items()) or "-"))
     print("  metrics   " + (_metrics_text(run["metrics"], limit=100) or "-"))
     print("  stages")

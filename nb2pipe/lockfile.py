@@ -135,7 +135,9 @@ def read_lock(pipeline: m.Pipeline) -> dict[str, dict]:
     for name, entry in stages.items():
         problem = _entry_problem(entry)
         if problem:
-            raise SpecError(f"{damaged}: the entry of stage {name!r} {problem}; restore the file from git, or delete that entry to rerun the stage")
+            raise SpecError(
+                f"{damaged}: the entry of stage {name!r} {problem}; restore the file from git, or delete that entry to rerun the stage"
+            )
     return dict(stages)  # callers replace entries, never change them in place
 
 
@@ -158,7 +160,10 @@ def write_lock(pipeline: m.Pipeline, entries: dict[str, dict]) -> None:
     known = set(pipeline.names)
     data = {L_SCHEMA: LOCK_SCHEMA, L_STAGES: {k: v for k, v in entries.items() if k in known}}
     header = "# Written by `nb2pipe run`: what each stage consumed and produced. Commit it.\n"
-    atomic_write(lock_path(pipeline), header + yaml.dump(data, Dumper=_Dumper, sort_keys=True, default_flow_style=False, allow_unicode=True, width=10_000))
+    atomic_write(
+        lock_path(pipeline),
+        header + yaml.dump(data, Dumper=_Dumper, sort_keys=True, default_flow_style=False, allow_unicode=True, width=10_000),
+    )
 
 
 def read_last(pipeline: m.Pipeline) -> dict[str, dict]:

@@ -179,7 +179,9 @@ class MlflowBridge:
         run = self.stage_runs.pop(name, None)
         if run is None:
             return
-        self._log(run, tags={"nb2pipe.outcome": Outcome.FAILED, "nb2pipe.error": str(event.get("error", ""))[:MAX_TAG]}, at=event.get("time"))
+        self._log(
+            run, tags={"nb2pipe.outcome": Outcome.FAILED, "nb2pipe.error": str(event.get("error", ""))[:MAX_TAG]}, at=event.get("time")
+        )
         self._artifacts(run, name, event.get("notebook"), metrics_files=False)
         self.client.set_terminated(run, "KILLED" if event.get("interrupted") else "FAILED", end_time=_ms(event.get("time")))
 
@@ -203,7 +205,9 @@ class MlflowBridge:
 
     # --- helpers ---
 
-    def _log(self, run: str, params: dict | None = None, metrics: dict | None = None, tags: dict | None = None, at: float | None = None) -> None:
+    def _log(
+        self, run: str, params: dict | None = None, metrics: dict | None = None, tags: dict | None = None, at: float | None = None
+    ) -> None:
         from mlflow.entities import Metric, Param, RunTag
 
         numbers = {k: v for k, v in (metrics or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}

@@ -96,7 +96,9 @@ def _strip_comments(code: str) -> str:
 def read_script(pipeline: m.Pipeline, stage: m.Stage) -> str:
     """The text of a stage's script (a FIFO or /dev/zero named as the script is refused, not read forever)."""
     path = Path(pipeline.root) / str(stage.script)
-    return read_user_text(path, what=f"stage '{stage.name}': script", limit=MAX_SCRIPT_BYTES, error=SpecError, hint="re-export the notebook")
+    return read_user_text(
+        path, what=f"stage '{stage.name}': script", limit=MAX_SCRIPT_BYTES, error=SpecError, hint="re-export the notebook"
+    )
 
 
 def code_hash(pipeline: m.Pipeline, stage: m.Stage, text: str | None = None) -> str:

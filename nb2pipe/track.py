@@ -122,7 +122,9 @@ def git_info(folder: Path) -> tuple[str | None, bool | None]:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=10)
         if commit.returncode != 0:
             return None, None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=folder, capture_output=True, text=True, timeout=30)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=folder, capture_output=True, text=True, timeout=30
+        )
         return commit.stdout.strip(), bool(dirty.stdout.strip())
     except (OSError, subprocess.SubprocessError):
         return None, None
@@ -237,7 +239,9 @@ class RunStore:
                      self._pipeline_relative(event.get("notebook"))),
                 )
             elif kind == EventName.RUN_FINISHED and run_id:
-                errors = [r["error"] for r in self.db.execute("SELECT error FROM stages WHERE run_id = ? AND error IS NOT NULL", (run_id[0],))]
+                errors = [
+                    r["error"] for r in self.db.execute("SELECT error FROM stages WHERE run_id = ? AND error IS NOT NULL", (run_id[0],))
+                ]
                 self.db.execute(
                     "UPDATE runs SET finished = ?, status = ?, summary = ?, error = ? WHERE id = ?",
                     (event["time"], event.get("status", RunStatus.OK), event.get("summary"), "; ".join(errors) or None, run_id[0]),
@@ -257,7 +261,9 @@ class RunStore:
         lock_held = is_locked(state_dir(self.pipeline) / "run.pid")
         for row in self.db.execute("SELECT id, pid FROM runs WHERE status = ?", (RunStatus.RUNNING,)).fetchall():
             if not (lock_held and pid_alive(row["pid"])):
-                self.db.execute("UPDATE runs SET status = ?, error = ? WHERE id = ?", (RunStatus.INTERRUPTED, "the run was killed", row["id"]))
+                self.db.execute(
+                    "UPDATE runs SET status = ?, error = ? WHERE id = ?", (RunStatus.INTERRUPTED, "the run was killed", row["id"])
+                )
                 self.db.execute("UPDATE stages SET outcome = ?, error = ? WHERE run_id = ? AND outcome = ?",
                                 (RunStatus.INTERRUPTED, "the run was killed", row["id"], RunStatus.RUNNING))
 
@@ -308,7 +314,11 @@ class RunStore:
         self._mark_interrupted()
         if ref == "latest" or ref.startswith("latest~"):
             back = ref[len("latest~"):] if "~" in ref else "0"
-            rows = self.db.execute("SELECT id FROM runs ORDER BY started DESC LIMIT 1 OFFSET ?", (int(back),)).fetchall() if back.isdigit() else []
+            rows = (
+                self.db.execute("SELECT id FROM runs ORDER BY started DESC LIMIT 1 OFFSET ?", (int(back),)).fetchall()
+                if back.isdigit()
+                else []
+            )
             if rows:
                 return rows[0]["id"]
             raise UnknownRun(f"no run '{ref}' in this pipeline's history; see nb2pipe runs")
@@ -450,7 +460,9 @@ def checkout_run(pipeline: m.Pipeline, run: dict[str, Any]) -> list[str]:
     ]
     missing = [out for out, digest in outs if not cache.has(digest)]
     if missing:  # checked before anything is touched, so outputs and lock never disagree
-        raise Nb2PipeError(f"'{missing[0]}' of run {run['id']} is no longer in the output cache; rerun it with nb2pipe run --params-from {run['id']}")
+        raise Nb2PipeError(
+            f"'{missing[0]}' of run {run['id']} is no longer in the output cache; rerun it with nb2pipe run --params-from {run['id']}"
+        )
     targets = [(lockfile.out_path(pipeline, out), digest) for out, digest in outs]  # all checked before any is touched
     for target, digest in targets:
         cache.restore(target, digest)

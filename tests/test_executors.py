@@ -193,11 +193,14 @@ def test_jobs_run_with_their_parameters_and_report_cells_and_failures(name, tmp_
     cells: list[tuple[int, int]] = []
     made = executor(name, "python3", tmp_path, 2, stages=4)
     try:
-        fine = made.submit(job(runs, "fine", "with open('fine.txt', 'w') as f:\n    f.write(str(x))", "y = 1", parameters={"x": 7}, cells=cells))
+        fine = made.submit(
+            job(runs, "fine", "with open('fine.txt', 'w') as f:\n    f.write(str(x))", "y = 1", parameters={"x": 7}, cells=cells)
+        )
         fine_outcome = fine.result(timeout=300)
         seen = list(cells)  # as the future resolved
         broken = made.submit(job(runs, "broken", "y = 1", "raise ValueError('boom')")).result(timeout=300)
-        command = made.submit(job(runs, "listing", cmd=(sys.executable, "-c", "import os; print(sorted(os.listdir('.')))"))).result(timeout=300)
+        listing = (sys.executable, "-c", "import os; print(sorted(os.listdir('.')))")
+        command = made.submit(job(runs, "listing", cmd=listing)).result(timeout=300)
         failing = made.submit(job(runs, "failing", cmd=(sys.executable, "-c", "raise SystemExit('no such luck')"))).result(timeout=300)
     finally:
         made.close()

@@ -539,8 +539,9 @@ def test_a_notebook_name_that_is_not_utf8_is_refused(tmp_path, cli):
 )
 def test_a_cell_holding_a_lone_surrogate_is_refused(tmp_path, cli):
     notebook = tmp_path / "nb.ipynb"
+    cell = {"cell_type": "code", "metadata": {"tags": ["stage:s"]}, "source": "x = '\\ud800'", "outputs": [], "execution_count": None}
     notebook.write_text(json.dumps({
-        "cells": [{"cell_type": "code", "metadata": {"tags": ["stage:s"]}, "source": "x = '\\ud800'", "outputs": [], "execution_count": None}],
+        "cells": [cell],
         "metadata": {}, "nbformat": 4, "nbformat_minor": 5,
     }).replace("\\\\ud800", "\\ud800"))
     status, _, err = cli("export", notebook)

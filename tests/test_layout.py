@@ -61,7 +61,9 @@ def test_status_imports_neither_papermill_nor_jupyter_server(tmp_path, monkeypat
     (tmp_path / "b.txt").write_text("edited")
     set_cell(tmp_path / "nb.ipynb", 3, "open('a.txt', 'w').write(str(alpha) + '!')")
     forms = [["status", "pipelines/nb"], ["status", "pipelines/nb", "--json"], ["status", "nb.ipynb", "-p", "alpha=2"]]
-    result = subprocess.run([sys.executable, "-c", STATUS_PROBE, json.dumps(forms)], env=subprocess_env(), capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", STATUS_PROBE, json.dumps(forms)], env=subprocess_env(), capture_output=True, text=True, check=True
+    )
     assert "out modified: b.txt" in result.stdout and "source notebook changed since export" in result.stdout
     probe = json.loads(result.stdout.splitlines()[-1])
     assert probe == {"codes": [0, 0, 0], "heavy": []}

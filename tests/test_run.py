@@ -282,7 +282,11 @@ def test_status_quiet_exit_codes(fresh, cli):
 
 
 def _edit_comments(root: Path) -> None:
-    set_cell(root / NB, CELL_A, SRC_A.replace("# turn the raw number into a.txt", "# a comment, reworded").replace("# one line", "# exactly one line"))
+    set_cell(
+        root / NB,
+        CELL_A,
+        SRC_A.replace("# turn the raw number into a.txt", "# a comment, reworded").replace("# one line", "# exactly one line"),
+    )
 
 
 def _add_comment_line(root: Path) -> None:

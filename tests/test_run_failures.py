@@ -107,7 +107,10 @@ def test_failing_stage_restores_its_outs_keeps_its_lock_entry_and_stops_dependan
     assert summary(out) == "0 ran, 1 up to date, 0 restored from cache, 1 failed, 1 not run"
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, err
-    match = re.fullmatch(r"error: stage 'a' failed in nb\.ipynb cell \d+ \(pipelines/nb/stages/a\.py\): ValueError: boom: a\.txt is wrong; open (\S+)", errors[0])
+    match = re.fullmatch(
+        r"error: stage 'a' failed in nb\.ipynb cell \d+ \(pipelines/nb/stages/a\.py\): ValueError: boom: a\.txt is wrong; open (\S+)",
+        errors[0],
+    )
     assert match, errors[0]
     executed = Path(match.group(1))
     assert executed.name == "a.ipynb" and executed.is_file()

@@ -101,7 +101,8 @@ async def test_a_failed_spawn_makes_a_failed_job_with_its_message(jp_fetch, tiny
 
 # --- cancel ----------------------------------------------------------------------------------
 
-SLOW = "import time\nopen('s.txt', 'w').write('new')\ntime.sleep(600)\nopen('late.txt', 'w').write('late')"  # longer than any wait here: only a cancel ends it in time
+# longer than any wait here: only a cancel ends it in time
+SLOW = "import time\nopen('s.txt', 'w').write('new')\ntime.sleep(600)\nopen('late.txt', 'w').write('late')"
 
 
 @pytest.fixture

@@ -349,7 +349,9 @@ def test_tag_refuses_names_that_would_be_ambiguous(proj, cli, name):
 def test_gate_better_exits_0(proj, cli):
     # run 1 (r2 0.9, mse 0.2) judged against run 2 (r2 0.7, mse 0.6)
     assert cli("tag", PIPE, proj.run2, "production")[0] == 0
-    exit_code, out, err = cli("gate", PIPE, "--metric", "r2:max", "--metric", "mse:min", "--baseline", "production", "--candidate", proj.run1)
+    exit_code, out, err = cli(
+        "gate", PIPE, "--metric", "r2:max", "--metric", "mse:min", "--baseline", "production", "--candidate", proj.run1
+    )
     assert exit_code == 0, err
     lines = out.splitlines()
     assert lines[0] == f"candidate {proj.run1} vs baseline {proj.run2} (margin 0)"
@@ -375,7 +377,9 @@ def test_gate_margin(proj, cli):
     exit_code, out, _ = cli(*args, "--margin", "0.25")  # 0.9 < 0.7 + 0.25
     assert exit_code == 1
     assert "needs ≥ 0.95" in out
-    exit_code, out, _ = cli("gate", PIPE, "--metric", "mse:min", "--baseline", "latest", "--candidate", "latest~1", "--margin", "0.5", "--json")
+    exit_code, out, _ = cli(
+        "gate", PIPE, "--metric", "mse:min", "--baseline", "latest", "--candidate", "latest~1", "--margin", "0.5", "--json"
+    )
     assert exit_code == 1
     result = json.loads(out)
     assert result["exit"] == 1 and result["candidate"] == proj.run1 and result["baseline"] == proj.run2
@@ -589,7 +593,8 @@ def test_a_database_newer_than_supported_is_a_one_line_error(tmp_path, monkeypat
     db.close()
     exit_code, out, err = cli("runs", PIPE)
     assert exit_code == 2 and out == ""
-    assert err == f"error: runs.db has schema version {track.SCHEMA_VERSION + 1}, newer than this nb2pipe ({track.SCHEMA_VERSION}); upgrade nb2pipe\n"
+    newer = track.SCHEMA_VERSION + 1
+    assert err == f"error: runs.db has schema version {newer}, newer than this nb2pipe ({track.SCHEMA_VERSION}); upgrade nb2pipe\n"
 
 
 # --- unknown refs --------------------------------------------------------------------------------------

@@ -67,7 +67,12 @@ def spelled_out(path: str) -> list[str]:
             skipped |= {id(k) for k in node.keys if k is not None}
         elif isinstance(node, ast.Subscript):
             skipped.add(id(node.slice))
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("get", "pop", "setdefault") and node.args:
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("get", "pop", "setdefault")
+            and node.args
+        ):
             skipped.add(id(node.args[0]))
     return [
         f"{path}:{node.lineno}: {node.value!r}"

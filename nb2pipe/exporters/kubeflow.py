@@ -174,7 +174,9 @@ def _plan(pipeline: Pipeline, params: dict[str, Any], image: str, packages: tupl
 def _type(params: dict[str, Any], key: str) -> type:
     kind = _TYPES.get(type(params[key]))
     if kind is None:
-        raise SpecError(f"parameter '{key}' = {params[key]!r} cannot be a Kubeflow pipeline input (use a number, string, bool, list or mapping)")
+        raise SpecError(
+            f"parameter '{key}' = {params[key]!r} cannot be a Kubeflow pipeline input (use a number, string, bool, list or mapping)"
+        )
     return kind
 
 
@@ -196,7 +198,9 @@ def component_source(stage: Stage, params: dict[str, Any]) -> str:
     return (
         f"def {_function_name(stage.name)}({args}):\n"
         f"    {json.dumps(f'Run stage {stage.name} of an nb2pipe pipeline.')}\n"
-        + _COMPONENT_BODY.format(pipeline_input=json.dumps(PIPELINE_INPUT), stage_module=json.dumps(STAGE_MODULE), stage=json.dumps(stage.name))
+        + _COMPONENT_BODY.format(
+            pipeline_input=json.dumps(PIPELINE_INPUT), stage_module=json.dumps(STAGE_MODULE), stage=json.dumps(stage.name)
+        )
     )
 
 

@@ -446,7 +446,9 @@ def _prepend_env_cell(job: StageJob) -> None:
     import nbformat
 
     source = f"import os as _nb2pipe_os\n_nb2pipe_os.environ.update({dict(sorted(job.env.items()))!r})"
-    job.notebook.cells.insert(0, nbformat.v4.new_code_cell(source, metadata={"tags": ["nb2pipe-env"], "title": "nb2pipe: stage environment"}))
+    job.notebook.cells.insert(
+        0, nbformat.v4.new_code_cell(source, metadata={"tags": ["nb2pipe-env"], "title": "nb2pipe: stage environment"})
+    )
 
 
 class _CellTracker:

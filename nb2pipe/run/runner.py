@@ -220,7 +220,12 @@ class Runner:
                 future.result()
             self._record(name, Outcome.FAILED, 0.0, error=reason)
             self.events.emit(
-                EventName.STAGE_FAILED, stage=name, error=reason, interrupted=interrupted, lock=inputs.lock_entry({}), fingerprint=inputs.fingerprint
+                EventName.STAGE_FAILED,
+                stage=name,
+                error=reason,
+                interrupted=interrupted,
+                lock=inputs.lock_entry({}),
+                fingerprint=inputs.fingerprint,
             )
             self._put_back(name)
         for name in list(self.journal.stages):  # a stage caught between dispatch and submit
@@ -234,7 +239,10 @@ class Runner:
             self.journal.restore(name)
             self.journal.end(name)
         except OSError as e:
-            self.events.emit(EventName.MESSAGE, text=f"warning: could not put back the outputs of stage '{name}' ({e.strerror}); the next run puts them back")
+            self.events.emit(
+                EventName.MESSAGE,
+                text=f"warning: could not put back the outputs of stage '{name}' ({e.strerror}); the next run puts them back",
+            )
 
     def _dry_run(self, planned: list[str]) -> RunResult:
         status = {s.name: s for s in state.pipeline_status(self.pipeline, self.params).stages}
@@ -269,7 +277,9 @@ class Runner:
         lockfile.write_lock(self.pipeline, self.lock_entries)
         self.journal.end(name)
         self._record(name, Outcome.RESTORED, 0.0)
-        self.events.emit(EventName.STAGE_FINISHED, stage=name, outcome=Outcome.RESTORED, reasons=[str(r) for r in reasons], **self._stage_record(name))
+        self.events.emit(
+            EventName.STAGE_FINISHED, stage=name, outcome=Outcome.RESTORED, reasons=[str(r) for r in reasons], **self._stage_record(name)
+        )
         return Outcome.RESTORED
 
     # --- executing ---
@@ -323,7 +333,12 @@ class Runner:
         self.journal.end(name)
         self._record(name, Outcome.RAN, outcome.duration, notebook=notebook)
         self.events.emit(
-            EventName.STAGE_FINISHED, stage=name, outcome=Outcome.RAN, duration=outcome.duration, notebook=notebook, **self._stage_record(name)
+            EventName.STAGE_FINISHED,
+            stage=name,
+            outcome=Outcome.RAN,
+            duration=outcome.duration,
+            notebook=notebook,
+            **self._stage_record(name),
         )
         return Outcome.RAN
 
@@ -348,7 +363,12 @@ class Runner:
         return {"fingerprint": fingerprint, "lock": entry, "metrics": read_metrics(self.pipeline, stage)}
 
     def _record(self, name: str, outcome: Outcome, duration: float, error: str | None = None, notebook: str | None = None) -> None:
-        entry = {"outcome": outcome, "run": self.run_id, "duration": round(duration, 3), "finished": dt.datetime.now().isoformat(timespec="seconds")}
+        entry = {
+            "outcome": outcome,
+            "run": self.run_id,
+            "duration": round(duration, 3),
+            "finished": dt.datetime.now().isoformat(timespec="seconds"),
+        }
         if error:
             entry["error"] = error
         if notebook:
@@ -366,7 +386,10 @@ class Runner:
             if name in self.pipeline.names:
                 restore_snapshots(self.pipeline, self.cache, outs)
                 self.last[name] = {"outcome": Outcome.FAILED, "run": journal.get("run"), "error": "interrupted (the runner was killed)"}
-                self.events.emit(EventName.MESSAGE, text=f"recovered stage '{name}' from interrupted run {journal.get('run')}: its previous outputs are restored")
+                self.events.emit(
+                    EventName.MESSAGE,
+                    text=f"recovered stage '{name}' from interrupted run {journal.get('run')}: its previous outputs are restored",
+                )
         self.journal.path.unlink()
         lockfile.write_last(self.pipeline, self.last)
 

@@ -170,7 +170,9 @@ class ExportHandler(Nb2PipeHandler):
         force = self.flag(data, "force")
         notebook = confine(self.root, data.get("path"))
         if notebook.suffix != ".ipynb" or not notebook.is_file():
-            raise RequestError(404 if notebook.suffix == ".ipynb" else 400, f"'{shown(str(data.get('path')))}' is not a notebook in the server root")
+            raise RequestError(
+                404 if notebook.suffix == ".ipynb" else 400, f"'{shown(str(data.get('path')))}' is not a notebook in the server root"
+            )
         _, folder = self.pipeline_of(notebook)
         await asyncio.to_thread(confine_export, self.root, folder)
         result = await asyncio.to_thread(export_notebook, notebook, force=force)

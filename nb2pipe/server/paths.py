@@ -71,14 +71,18 @@ def confine_folder(root: Path, folder: Path) -> Path:
     """A pipeline folder, resolved, when it lies inside the root."""
     real = Path(os.path.realpath(folder))
     if not is_inside(root, real):
-        raise RequestError(403, f"pipeline folder '{_relative(root, folder)}' is outside the server root (a symlink leads out); {_OUTSIDE_HINT}")
+        raise RequestError(
+            403, f"pipeline folder '{_relative(root, folder)}' is outside the server root (a symlink leads out); {_OUTSIDE_HINT}"
+        )
     return real
 
 
 def confine_export(root: Path, folder: Path) -> None:
     """What an export reads and writes in `folder` (its top level and `stages/`) lies inside the root."""
     if not is_inside(root, folder):
-        raise RequestError(403, f"pipeline folder '{_relative(root, folder)}' is outside the server root (a symlink leads out); {_OUTSIDE_HINT}")
+        raise RequestError(
+            403, f"pipeline folder '{_relative(root, folder)}' is outside the server root (a symlink leads out); {_OUTSIDE_HINT}"
+        )
     for path in (folder / m.STAGES_DIR, *_entries(folder), *_entries(folder / m.STAGES_DIR)):
         if not is_inside(root, path):
             raise RequestError(
