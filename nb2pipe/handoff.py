@@ -93,7 +93,7 @@ def register(serializer: Serializer) -> None:
     SERIALIZERS.insert(0, serializer)
 
 
-def save(name: str, namespace: dict, folder: str, stage: str, consumers: list[str]) -> None:
+def save(name: str, namespace: dict[str, Any], folder: str, stage: str, consumers: list[str]) -> None:
     """Save variable `name` of `namespace` into `folder` for the stages `consumers`."""
     needed_by = ", ".join(repr(c) for c in consumers)
     if name not in namespace:

@@ -396,7 +396,7 @@ class GateCheck:
     passed: bool | None  # None: the metric is missing
 
     def line(self, margin: float) -> str:
-        if self.passed is None:
+        if self.passed is None or self.baseline is None or self.candidate is None:
             where = "baseline" if self.baseline is None else "candidate"
             return f"missing  {self.metric}: the {where} run has no such metric"
         sign = "≥" if self.goal == "max" else "≤"

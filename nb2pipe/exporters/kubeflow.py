@@ -142,17 +142,17 @@ def _plan(pipeline: Pipeline, params: dict[str, Any], image: str, packages: tupl
     ordered = graph.order(pipeline, edges)
     by_name = {s.name: s for s in pipeline.stages}
     seen: dict[str, str] = {}
-    for stage in ordered:
-        other = seen.setdefault(_function_name(stage), stage)
-        if other != stage:
-            raise SpecError(f"stages '{other}' and '{stage}' get the same Kubeflow name; rename one of them")
+    for name in ordered:
+        other = seen.setdefault(_function_name(name), name)
+        if other != name:
+            raise SpecError(f"stages '{other}' and '{name}' get the same Kubeflow name; rename one of them")
     for key in params:
         if key == PIPELINE_INPUT or not isinstance(key, str) or not key.isidentifier() or keyword.iskeyword(key):
             raise SpecError(f"parameter '{key}' cannot be a Kubeflow pipeline input; rename it in the notebook")
     default_dir = pipeline_from_wdir(pipeline)
     if pvc:
         default_dir = f"{mount_path.rstrip('/')}/{default_dir}"
-    inputs = [(PIPELINE_INPUT, str, default_dir)]
+    inputs: list[tuple[str, type, Any]] = [(PIPELINE_INPUT, str, default_dir)]
     inputs += [(key, _type(params, key), _default(key, value)) for key, value in params.items()]
     steps = []
     for name in ordered:

@@ -53,11 +53,18 @@ class Scope:
         self.global_names: set[str] = set()
         self.nonlocal_names: set[str] = set()
 
+    @property
+    def outer(self) -> Scope:
+        """The enclosing scope: every scope but the module's has one."""
+        if self.parent is None:
+            raise AssertionError("the module scope has no enclosing scope")
+        return self.parent
+
     def enclosing_function_or_module(self) -> Scope:
         """Where free names of a nested function resolve: class bodies are skipped."""
-        scope = self.parent
+        scope = self.outer
         while scope.kind == CLASS:
-            scope = scope.parent
+            scope = scope.outer
         return scope
 
 
@@ -92,7 +99,7 @@ class NameTracker:
             elif name in scope.definite:
                 return
             else:
-                scope = scope.parent
+                scope = scope.outer
         if scope.kind == MODULE:
             self.module_load(name)
         else:
@@ -115,7 +122,7 @@ class NameTracker:
             elif name in scope.definite:
                 return
             else:
-                scope = scope.parent
+                scope = scope.outer
         if scope.kind == MODULE:
             self.module_mutate(name)
         else:
@@ -163,7 +170,7 @@ class NameTracker:
 
     def close_function_scope(self, scope: Scope) -> None:
         """Hand what a function or comprehension did not bind itself to its encloser."""
-        self.scope = scope.parent
+        self.scope = scope.outer
         local = scope.stores - scope.global_names - scope.nonlocal_names
         target = scope.enclosing_function_or_module()
         for name in scope.loads - local:

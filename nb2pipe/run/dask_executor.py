@@ -80,8 +80,8 @@ class DaskExecutor:
         self.cwd = Path(cwd)
         self.token = secrets.token_hex(8)
         self.interrupted = False
-        self.cluster = None
-        self.client = None
+        self.cluster: Any = None  # a distributed.LocalCluster when nb2pipe made one
+        self.client: Any = None  # a distributed.Client from connect() to close()
         self.topic = f"nb2pipe-progress-{self.token}"
         self._cells: queue.SimpleQueue = queue.SimpleQueue()  # (stage, index, count) or None to stop
         self._subscribed = False

@@ -83,7 +83,7 @@ def terminal_reporter(stream: TextIO = sys.stderr) -> Reporter:
     running: dict[str, str] = {}
 
     def report(record: dict[str, Any]) -> None:
-        kind, stage = record["event"], record.get("stage")
+        kind, stage = record["event"], record.get("stage", "")  # every stage event names its stage
         if kind == EventName.STAGE_STARTED:
             running[stage] = "starting"
         elif kind == EventName.CELL:

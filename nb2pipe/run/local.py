@@ -33,10 +33,10 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from jupyter_client.manager import AsyncKernelManager
 
@@ -59,6 +59,7 @@ class _ReportedByNb2pipe(logging.Filter):
 logging.getLogger("papermill").setLevel(logging.WARNING)
 logging.getLogger("papermill").addFilter(_ReportedByNb2pipe())
 logging.getLogger("traitlets").setLevel(logging.ERROR)
+_Result = TypeVar("_Result")
 
 
 class _KernelManager(AsyncKernelManager):
@@ -158,7 +159,7 @@ class KernelPool:
         output = tempfile.TemporaryFile(dir=self.log.parent if self.log else None)  # noqa: SIM115
         km = _KernelManager(output, kernel_name=self.kernel_name)
         try:
-            asyncio.run(km.start_kernel(cwd=str(self.cwd), stdout=km.output, stderr=km.output))
+            _wait_for(km.start_kernel(cwd=str(self.cwd), stdout=km.output, stderr=km.output))
         except Exception as e:  # the kernelspec's program is missing, not executable, ...
             km.output.close()
             raise KernelStartError(f"could not start kernel '{self.kernel_name}': {e}") from None
@@ -176,7 +177,7 @@ class KernelPool:
                 if self._left is not None:
                     self._left -= 1
         km = future.result()
-        if not asyncio.run(km.is_alive()):  # it died while it waited for its stage
+        if not _wait_for(km.is_alive()):  # it died while it waited for its stage
             self._retire(km, f"died while waiting for a stage ({describe_exit(km.exit_status())}); starting another")
             km = self._start_ready()
         with self._lock:
@@ -299,10 +300,19 @@ def _read_all(output) -> bytes:
         return b""
 
 
-def _shutdown(km: AsyncKernelManager) -> None:
+def _wait_for(awaitable: Awaitable[_Result]) -> _Result:
+    """Run one of jupyter_client's kernel-manager calls to its end (they are typed as awaitables)."""
+
+    async def wait() -> _Result:
+        return await awaitable
+
+    return asyncio.run(wait())
+
+
+def _shutdown(km: _KernelManager) -> None:
     try:
         km.close_clients()
-        asyncio.run(km.shutdown_kernel(now=True))
+        _wait_for(km.shutdown_kernel(now=True))
     except Exception:  # the kernel may already be gone
         _kill(km)
 
@@ -343,7 +353,10 @@ class LocalExecutor:
         if self.interrupted:  # queued behind the running stages when the interrupt came
             return interrupted(job.name, 0.0)
         if job.cmd:
-            return self._run_command(job)
+            return self._run_command(job, job.cmd)
+        return self._run_notebook(job)
+
+    def _run_notebook(self, job: StageJob) -> StageOutcome:
         if job.env:
             _prepend_env_cell(job)
         started = time.monotonic()
@@ -395,13 +408,13 @@ class LocalExecutor:
                 error = {"ename": type(e).__name__, "evalue": str(e).strip()}
             return StageOutcome(job.name, False, time.monotonic() - started, error)
 
-    def _run_command(self, job: StageJob) -> StageOutcome:
+    def _run_command(self, job: StageJob, cmd: tuple[str, ...]) -> StageOutcome:
         """A stage that is a plain command: an argv list, never a shell string, run in wdir in a
         process group of its own (so an interrupt reaches the children it starts)."""
         started = time.monotonic()
         env = {**os.environ, **job.env} if job.env else None
         process = subprocess.Popen(
-            list(job.cmd), cwd=self.cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+            list(cmd), cwd=self.cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
         )
         with self._lock:
             self._commands.add(process)

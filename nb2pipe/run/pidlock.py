@@ -129,7 +129,9 @@ def _named_holder(fd: int) -> Holder | None:
         return None  # half written
     if isinstance(data, int):  # written by an older nb2pipe: the pid alone
         data = {"pid": data}
-    pid = data.get("pid") if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        return None
+    pid = data.get("pid")
     if not isinstance(pid, int) or isinstance(pid, bool) or not pid_alive(pid):
         return None
     run_id, events = data.get("run"), data.get("events")

@@ -108,10 +108,17 @@ class Runner:
         self.params = effective_params(pipeline, options.params)
         self.reporters = reporters
         self.held_lock = lock
-        self.lock_entries: dict[str, dict] = {}
-        self.last: dict[str, dict] = {}
+        self.lock_entries: dict[str, dict[str, Any]] = {}
+        self.last: dict[str, dict[str, Any]] = {}
         self.journal = Journal(pipeline, self.cache, self.run_id)
-        self.events: Events | None = None
+        self._events: Events | None = None
+
+    @property
+    def events(self) -> Events:
+        """The run's events file and reporters, from the start of `run()`."""
+        if self._events is None:
+            raise RuntimeError("the run has not started")
+        return self._events
 
     # --- the whole run ---
 
@@ -121,13 +128,13 @@ class Runner:
             self.lock_entries = lockfile.read_lock(self.pipeline)
             self.last = lockfile.read_last(self.pipeline)
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            self.events = Events(self.run_dir / "events.jsonl", self.reporters)
+            self._events = Events(self.run_dir / "events.jsonl", self.reporters)
             self._recover()
             return self._run_selected()
         finally:
             self.hashes.save()
-            if self.events:
-                self.events.close()
+            if self._events:
+                self._events.close()
             if run_lock is not self.held_lock:
                 run_lock.release()
 
@@ -298,8 +305,8 @@ class Runner:
         )  # fmt: skip
 
     def _job(self, name: str, inputs: state.StageInputs):
+        from nb2pipe.run.executors import StageJob
         from nb2pipe.run.kernels import stage_notebook
-        from nb2pipe.run.local import StageJob
 
         stage = self.pipeline.stage(name)
         return StageJob(
@@ -326,6 +333,7 @@ class Runner:
             errors[name] = self._fail(name, inputs, outcome, notebook)
             return Outcome.FAILED
         for path, digest in outs.items():
+            assert digest is not None  # a missing out failed the stage above
             self.cache.store(lockfile.out_path(self.pipeline, path), digest, self.hashes)
         self.lock_entries[name] = inputs.lock_entry(outs)
         lockfile.write_lock(self.pipeline, self.lock_entries)
