@@ -10,6 +10,10 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nb2pipe.track import RunStore
 
 EPILOG = """examples:
   nb2pipe export analysis.ipynb                 write pipelines/analysis/ next to the notebook
@@ -43,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_pipeline_commands(commands) -> None:
+def _add_pipeline_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """export, show, explain: what a notebook's pipeline is."""
     export = commands.add_parser(
         "export",
@@ -107,7 +111,7 @@ def _add_pipeline_commands(commands) -> None:
     explain.set_defaults(func=cmd_explain)
 
 
-def _add_run_commands(commands) -> None:
+def _add_run_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """run, status, checkout: running a pipeline and what it left."""
     run = commands.add_parser(
         "run",
@@ -164,7 +168,7 @@ def _add_run_commands(commands) -> None:
     checkout.set_defaults(func=cmd_checkout)
 
 
-def _add_history_commands(commands) -> None:
+def _add_history_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """runs, diff, tag, gate, ci: the run history and what is judged from it."""
     runs = commands.add_parser("runs", help="the run history: id, when, status, commit, changed params, metrics")
     runs.add_argument("pipeline", type=Path)
@@ -215,7 +219,7 @@ def _add_history_commands(commands) -> None:
     ci.set_defaults(func=cmd_ci)
 
 
-def parse_value(text: str):
+def parse_value(text: str) -> bool | int | float | str | None:
     """A -p value, typed as papermill types it: True/False, None, int, float, else a string.
     (NaN is a float like any other: staleness compares parameter values as canonical JSON.)"""
     if text in ("True", "False"):
@@ -230,11 +234,11 @@ def parse_value(text: str):
     return text
 
 
-def parse_params(pairs: list[str]) -> dict:
+def parse_params(pairs: list[str]) -> dict[str, Any]:
     """`-p name=value` pairs as a mapping of typed values."""
     from nb2pipe.errors import SpecError
 
-    values: dict = {}
+    values: dict[str, Any] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name.strip():
@@ -285,7 +289,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(report.to_json(str(api.folder_of(args.pipeline))), indent=2))
         return 0
     pipeline = report.pipeline
-    if report.source_in_sync is False:
+    if report.source_in_sync is False and pipeline.source_notebook:
         notebook = os.path.relpath(Path(pipeline.root) / pipeline.source_notebook)
         print(f"source notebook changed since export: run nb2pipe export {notebook}")
     width = max(len(s.name) for s in report.stages)
@@ -389,14 +393,14 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
-def _store(path: Path):
+def _store(path: Path) -> RunStore:
     """The pipeline's run history, to use in a `with` block (so runs.db is closed at once)."""
     from nb2pipe import api
 
     return api.open_history(path)
 
 
-def _metrics_text(metrics: dict, limit: int = 3) -> str:
+def _metrics_text(metrics: dict[str, Any], limit: int = 3) -> str:
     short = {k: v for k, v in metrics.items() if "." not in k} or metrics
     items = list(short.items())[:limit]
     return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in items)
@@ -432,12 +436,12 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_label(run: dict) -> str:
+def _run_label(run: dict[str, Any]) -> str:
     """A run's id with its tags: `20261126-125410-3db1 (champion)`."""
     return run["id"] + (f" ({', '.join(run['tags'])})" if run["tags"] else "")
 
 
-def _is_no_op(run: dict) -> bool:
+def _is_no_op(run: dict[str, Any]) -> bool:
     """A run that changed nothing: it succeeded and every stage was already up to date (a stage
     restored from the run cache changed its outputs, so such a run is not a no-op)."""
     from nb2pipe.vocabulary import Outcome, RunStatus
@@ -501,18 +505,18 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 0
 
 
-def _each_metric_once(rows: list[dict]) -> list[dict]:
+def _each_metric_once(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The history names a metric reported by one stage both `name` and `stage.name`: keep `name`.
     A name several stages report stays as `stage.name`, one row per stage."""
     plain = {row["name"] for row in rows if "." not in row["name"]}
     return [row for row in rows if row["name"].partition(".")[2] not in plain]
 
 
-def _diff_value(value) -> str:
+def _diff_value(value: object) -> str:
     return "-" if value is None else (f"{value:.6g}" if isinstance(value, float) else str(value))
 
 
-def _diff_change(row: dict) -> str:
+def _diff_change(row: dict[str, Any]) -> str:
     """How B differs from A: the difference of two numbers, else 'changed' (blank when equal)."""
     if "change" in row:
         return f"{row['change']:+.6g}" if row["change"] else ""

@@ -57,7 +57,7 @@ def absolute_uri(uri: str, cwd: str | None = None) -> str:
     return uri
 
 
-def _import_mlflow():
+def _import_mlflow() -> Any:
     try:
         import mlflow  # noqa: F401
         from mlflow import MlflowClient
@@ -206,7 +206,12 @@ class MlflowBridge:
     # --- helpers ---
 
     def _log(
-        self, run: str, params: dict | None = None, metrics: dict | None = None, tags: dict | None = None, at: float | None = None
+        self,
+        run: str,
+        params: dict[str, Any] | None = None,
+        metrics: dict[str, Any] | None = None,
+        tags: dict[str, Any] | None = None,
+        at: float | None = None,
     ) -> None:
         from mlflow.entities import Metric, Param, RunTag
 

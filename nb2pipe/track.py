@@ -19,9 +19,10 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from nb2pipe import model as m
 from nb2pipe.errors import Nb2PipeError, SpecError
@@ -73,12 +74,15 @@ def connect(path: Path) -> sqlite3.Connection:
     return db
 
 
-def _history_errors(method):
+_Params = ParamSpec("_Params")
+_Result = TypeVar("_Result")
+
+
+def _history_errors(method: Callable[Concatenate[RunStore, _Params], _Result]) -> Callable[Concatenate[RunStore, _Params], _Result]:
     """sqlite's errors from reading the history become one line that says how to move it aside."""
     import functools
 
-    @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
+    def wrapper(self: RunStore, /, *args: _Params.args, **kwargs: _Params.kwargs) -> _Result:
         try:
             return method(self, *args, **kwargs)
         except (sqlite3.Error, ValueError, TypeError) as e:
@@ -86,6 +90,7 @@ def _history_errors(method):
                 f"the run history '{self.path}' is damaged ({e}); move it aside to start a new one: mv '{self.path}' '{self.path}.damaged'"
             ) from None
 
+    functools.update_wrapper(wrapper, method)
     return wrapper
 
 
@@ -190,12 +195,12 @@ class RunStore:
     def __enter__(self) -> RunStore:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # --- recording ---
 
-    def recorder(self, command: list[str], warn=None) -> Reporter:
+    def recorder(self, command: list[str], warn: Callable[[str], None] | None = None) -> Reporter:
         """A reporter that records the run it hears about. The history never stops a run: when
         it cannot be written (damaged, disk full), `warn` is told once and the run goes on."""
         commit, dirty = git_info(Path(self.pipeline.root))
@@ -369,7 +374,7 @@ def flat_metrics(stages: list[dict[str, Any]]) -> dict[str, Any]:
 def diff(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     """Params and metrics of two runs side by side, with the change."""
 
-    def side_by_side(x: dict, y: dict, numeric: bool) -> list[dict[str, Any]]:
+    def side_by_side(x: dict[str, Any], y: dict[str, Any], numeric: bool) -> list[dict[str, Any]]:
         rows = []
         for key in sorted(set(x) | set(y)):
             old, new = x.get(key), y.get(key)

@@ -204,7 +204,7 @@ def component_source(stage: Stage, params: dict[str, Any]) -> str:
     )
 
 
-def _component_function(step: _Step, source: str, types_of: dict[str, type]) -> Callable:
+def _component_function(step: _Step, source: str, types_of: dict[str, type]) -> Callable[..., Any]:
     """A function kfp can make a component of, built without running `source`: the code object
     comes from compiling it (which executes nothing), its annotations from nb2pipe's data, and
     its source text (which kfp embeds in the component) from the line cache."""
@@ -217,7 +217,7 @@ def _component_function(step: _Step, source: str, types_of: dict[str, type]) -> 
     return function
 
 
-def _pipeline_function(plan: _Plan, components: dict[str, Any]) -> Callable:
+def _pipeline_function(plan: _Plan, components: dict[str, Any]) -> Callable[..., Any]:
     """The pipeline function kfp calls with one channel per input: nb2pipe's own code, with the
     inputs described by a signature built from data."""
 

@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 from nb2pipe.hashing import HashCache, atomic_write, hash_file
@@ -148,7 +149,7 @@ def _inside(real: str, folder: str) -> bool:
     return real == folder or real.startswith(folder.rstrip(os.sep) + os.sep)
 
 
-def _tree(folder: Path, rel: str = "", ancestors: frozenset[str] = frozenset()):
+def _tree(folder: Path, rel: str = "", ancestors: frozenset[str] = frozenset()) -> Iterator[tuple[str, Path | None]]:
     """(relative path, file) for every regular file and (relative path, None) for every subfolder
     under `folder`, following symlinks as the folder's hash does (a link back to a folder above
     is not followed again)."""

@@ -32,6 +32,7 @@ import secrets
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -58,7 +59,7 @@ SHARE_HINT = (
 @dataclass
 class _Entry:
     job: StageJob
-    result: Future
+    result: Future[StageOutcome]
     task: Any = None  # distributed.Future
     submitted: float = 0.0
     seen: int = 0  # cell events delivered
@@ -83,7 +84,7 @@ class DaskExecutor:
         self.cluster: Any = None  # a distributed.LocalCluster when nb2pipe made one
         self.client: Any = None  # a distributed.Client from connect() to close()
         self.topic = f"nb2pipe-progress-{self.token}"
-        self._cells: queue.SimpleQueue = queue.SimpleQueue()  # (stage, index, count) or None to stop
+        self._cells: queue.SimpleQueue[tuple[str, int, int] | None] = queue.SimpleQueue()  # (stage, index, count) or None to stop
         self._subscribed = False
         self._drainer: threading.Thread | None = None
         self._entries: dict[str, _Entry] = {}
@@ -141,8 +142,8 @@ class DaskExecutor:
             if answer:
                 raise Nb2PipeError(answer)
 
-    def submit(self, job: StageJob) -> Future:
-        result: Future = Future()
+    def submit(self, job: StageJob) -> Future[StageOutcome]:
+        result: Future[StageOutcome] = Future()
         spec = {f.name: getattr(job, f.name) for f in fields(job) if f.name != "on_cell"}
         spec["output"] = Path(os.path.abspath(job.output))  # a worker's current directory is not ours
         with self._cond:
@@ -251,7 +252,7 @@ class DaskExecutor:
 
 
 @contextlib.contextmanager
-def _children_ignore_sigint():
+def _children_ignore_sigint() -> Iterator[None]:
     """Worker processes started meanwhile inherit an ignored SIGINT. Ctrl-C on a terminal reaches
     the whole process group: the runner must get it and interrupt the stages through us, not the
     workers die of it mid-task (their nanny would restart them and dask would rerun the stage)."""

@@ -36,7 +36,7 @@ import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 from jupyter_client.manager import AsyncKernelManager
 
@@ -68,14 +68,14 @@ class _KernelManager(AsyncKernelManager):
     and a heartbeat thread per stage, until the process runs out of file handles), and the file
     its kernel writes its stdout/stderr to."""
 
-    def __init__(self, output, **kwargs: Any):
+    def __init__(self, output: IO[bytes], **kwargs: Any):
         super().__init__(**kwargs)
         self.output = output  # a file: the kernel's stdout and stderr
         self.pid: int | None = None
         self.stage = ""
-        self._clients: list = []
+        self._clients: list[Any] = []
 
-    def client(self, **kwargs):
+    def client(self, **kwargs: Any) -> Any:
         made = super().client(**kwargs)
         self._clients.append(made)
         return made
@@ -119,7 +119,7 @@ class KernelPool:
         size = size if budget is None else min(size, budget)
         self._left = None if budget is None else budget - size
         self.log = log  # the kernels' own stdout/stderr (start-up chatter, crashes); cell output comes over ZMQ
-        self._ready: list[Future] = []
+        self._ready: list[Future[_KernelManager]] = []
         self._in_use: set[_KernelManager] = set()
         self._lock = threading.Lock()
         self._log_lock = threading.Lock()
@@ -211,7 +211,7 @@ class KernelPool:
         for thread in stopping:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
-    def _retire_started(self, future: Future) -> None:
+    def _retire_started(self, future: Future[_KernelManager]) -> None:
         if not future.cancelled() and future.exception() is None:
             self._retire(future.result())
 
@@ -292,7 +292,7 @@ def describe_exit(status: int | None) -> str:
     return f"killed by {name}"
 
 
-def _read_all(output) -> bytes:
+def _read_all(output: IO[bytes]) -> bytes:
     try:
         size = os.fstat(output.fileno()).st_size
         return os.pread(output.fileno(), size, 0) if size else b""
@@ -339,12 +339,12 @@ class LocalExecutor:
 
         self.threads = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="nb2pipe-stage")
         self.interrupted = False
-        self._commands: set[subprocess.Popen] = set()
+        self._commands: set[subprocess.Popen[str]] = set()
         self._lock = threading.Lock()  # `interrupted` and `_commands` change together
 
-    def submit(self, job: StageJob) -> Future:
+    def submit(self, job: StageJob) -> Future[StageOutcome]:
         if self.interrupted:
-            refused: Future = Future()
+            refused: Future[StageOutcome] = Future()
             refused.set_result(interrupted(job.name, 0.0))
             return refused
         return self.threads.submit(self._run, job)
@@ -448,7 +448,7 @@ class LocalExecutor:
         self.threads.shutdown(wait=True, cancel_futures=True)
 
 
-def _kill_group(process: subprocess.Popen) -> None:
+def _kill_group(process: subprocess.Popen[Any]) -> None:
     """Kill a command stage and whatever it started (its process group)."""
     with contextlib.suppress(ProcessLookupError, PermissionError):  # ended already
         os.killpg(process.pid, signal.SIGKILL)

@@ -24,11 +24,12 @@ import datetime as dt
 import os
 import secrets
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 from nb2pipe import lockfile, state
 from nb2pipe import model as m
@@ -40,6 +41,9 @@ from nb2pipe.run.journal import Journal, read_journal, restore_snapshots
 from nb2pipe.run.pidlock import RunLock
 from nb2pipe.spec import effective_params, load_pipeline
 from nb2pipe.vocabulary import EventName, Outcome, RunStatus
+
+if TYPE_CHECKING:
+    from nb2pipe.run.executors import Executor, StageJob, StageOutcome
 
 RUNS_DIR = "runs"
 RUN_LOCK_FILE = "run.pid"
@@ -160,7 +164,7 @@ class Runner:
         """Run the planned stages, each once its upstream is done, at most `jobs` at once."""
         edges = upstream(self.pipeline)
         executor = None
-        running: dict[Future, tuple[str, state.StageInputs]] = {}
+        running: dict[Future[StageOutcome], tuple[str, state.StageInputs]] = {}
         pending = list(planned)
         slots = min(self.options.jobs or os.cpu_count() or 1, len(planned))
         try:
@@ -210,12 +214,14 @@ class Runner:
         self.events.emit(EventName.STAGE_FINISHED, stage=name, outcome=Outcome.NOT_RUN, reason=reason)
         return True
 
-    def _submit(self, executor, name: str, inputs: state.StageInputs) -> Future:
+    def _submit(self, executor: Executor, name: str, inputs: state.StageInputs) -> Future[StageOutcome]:
         self.journal.start(self.pipeline.stage(name), self.hashes)
         self.events.emit(EventName.STAGE_STARTED, stage=name, fingerprint=inputs.fingerprint, lock=inputs.lock_entry({}))
         return executor.submit(self._job(name, inputs))
 
-    def _abandon(self, executor, running: dict[Future, tuple[str, state.StageInputs]], interrupted: bool) -> None:
+    def _abandon(
+        self, executor: Executor | None, running: dict[Future[StageOutcome], tuple[str, state.StageInputs]], interrupted: bool
+    ) -> None:
         """Stop the running stages and put back what was at their outs before they started. A
         stage whose outs cannot be put back (a full disk) stays in the journal, so the next run
         puts them back first."""
@@ -291,7 +297,7 @@ class Runner:
 
     # --- executing ---
 
-    def _executor(self, planned: list[str]):
+    def _executor(self, planned: list[str]) -> Executor:
         """The executor named by the options, from the registry (run/executors.py), for the
         stages still to run: at most that many at once, and never more kernels than stages."""
         from nb2pipe.run.executors import executor
@@ -304,7 +310,7 @@ class Runner:
             stages=len(planned), log=self.run_dir / "kernels.log", scheduler=self.options.scheduler,
         )  # fmt: skip
 
-    def _job(self, name: str, inputs: state.StageInputs):
+    def _job(self, name: str, inputs: state.StageInputs) -> StageJob:
         from nb2pipe.run.executors import StageJob
         from nb2pipe.run.kernels import stage_notebook
 
@@ -319,7 +325,7 @@ class Runner:
             env=self.options.stage_env(name) if self.options.stage_env else {},
         )
 
-    def _finish(self, name: str, inputs: state.StageInputs, outcome, errors: dict[str, StageError]) -> Outcome:
+    def _finish(self, name: str, inputs: state.StageInputs, outcome: StageOutcome, errors: dict[str, StageError]) -> Outcome:
         stage = self.pipeline.stage(name)
         # what to open: the executed notebook, or a command stage's log
         notebook = os.path.relpath(self.run_dir / f"{name}.{'log' if stage.cmd else 'ipynb'}")
@@ -350,7 +356,7 @@ class Runner:
         )
         return Outcome.RAN
 
-    def _fail(self, name: str, inputs: state.StageInputs, outcome, notebook: str) -> StageError:
+    def _fail(self, name: str, inputs: state.StageInputs, outcome: StageOutcome, notebook: str) -> StageError:
         """Put back the stage's outs and say that it failed, where, and what to open."""
         error = stage_error(self.pipeline, self.pipeline.stage(name), outcome.error or {}, notebook)
         self._put_back(name)
@@ -438,11 +444,11 @@ def stage_error(pipeline: m.Pipeline, stage: m.Stage, error: dict[str, Any], not
 
 
 @contextlib.contextmanager
-def signals_interrupt():
+def signals_interrupt() -> Iterator[None]:
     """SIGINT and SIGTERM raise KeyboardInterrupt while the stages run, whatever dispositions the
     process inherited (a server or a script may start `nb2pipe run` with SIGINT ignored)."""
 
-    def handler(signum, frame):
+    def handler(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
     previous = {}

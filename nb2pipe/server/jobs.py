@@ -63,7 +63,7 @@ class Job:
     status: JobStatus = JobStatus.STARTING
     argv: list[str] = field(default_factory=list)
     process: asyncio.subprocess.Process | None = None
-    task: asyncio.Task | None = None
+    task: asyncio.Task[None] | None = None
     started: float = field(default_factory=time.time)
     finished: float | None = None
     cancel_requested: bool = False
