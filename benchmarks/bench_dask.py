@@ -40,7 +40,9 @@ def write_notebook(path: Path) -> None:
 
     cells = [cell("import time", ["setup"])]
     for i in range(1, STAGES + 1):
-        cells.append(cell(f"time.sleep({SLEEP_S})\nwith open('s{i}.txt', 'w') as f:\n    f.write('done\\n')", [f"stage:s{i}", f"out:s{i}.txt"]))
+        cells.append(
+            cell(f"time.sleep({SLEEP_S})\nwith open('s{i}.txt', 'w') as f:\n    f.write('done\\n')", [f"stage:s{i}", f"out:s{i}.txt"])
+        )
     notebook = {
         "cells": cells,
         "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},

@@ -20,7 +20,9 @@ CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 
 def generated(stages: int = 25, cells_per_stage: int = 20) -> dict:
     rng = random.Random(7)
-    cells = [{"cell_type": "code", "metadata": {"tags": ["setup"]}, "source": "import math\nimport json", "outputs": [], "execution_count": None}]
+    cells = [
+        {"cell_type": "code", "metadata": {"tags": ["setup"]}, "source": "import math\nimport json", "outputs": [], "execution_count": None}
+    ]
     names: list[str] = []
     for s in range(stages):
         for c in range(cells_per_stage):
@@ -30,9 +32,16 @@ def generated(stages: int = 25, cells_per_stage: int = 20) -> dict:
             body = [f"{new} = [{', '.join(used) or '1'}]", f"{new}.append(math.sqrt(len({new})))"]
             if used and rng.random() < 0.2:
                 body.append(f"{used[0]}.append(0)  # mutation")
-            cells.append({"cell_type": "code", "metadata": {"tags": tags}, "source": "\n".join(body), "outputs": [], "execution_count": None})
+            cells.append(
+                {"cell_type": "code", "metadata": {"tags": tags}, "source": "\n".join(body), "outputs": [], "execution_count": None}
+            )
             names.append(new)
-    return {"cells": cells, "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}, "nbformat": 4, "nbformat_minor": 5}
+    return {
+        "cells": cells,
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
 
 
 def timed(argv: list[str]) -> float:
@@ -48,7 +57,8 @@ def main() -> None:
     targets = [("generated, 500 cells in 25 stages", notebook)]
     if CORPUS.is_dir():
         largest = max(CORPUS.glob("*.ipynb"), key=lambda p: p.stat().st_size)
-        targets.append((f"largest corpus notebook ({largest.stat().st_size // 1024} KB, {len(json.loads(largest.read_text())['cells'])} cells)", largest))
+        cells = len(json.loads(largest.read_text())["cells"])
+        targets.append((f"largest corpus notebook ({largest.stat().st_size // 1024} KB, {cells} cells)", largest))
     print("| notebook | median s | target | met? |\n|---|---:|---|---|")
     for label, path in targets:
         argv = [sys.executable, "-m", "nb2pipe", "explain", str(path)]

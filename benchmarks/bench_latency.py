@@ -36,7 +36,9 @@ TARGETS = {"infer": 0.5, "refused": 4.0, "ctrl-c local": 30.0, "ctrl-c dask": 30
 
 def notebook(*cells: tuple[str, list[str]]) -> dict:
     return {
-        "cells": [{"cell_type": "code", "execution_count": None, "metadata": {"tags": tags}, "outputs": [], "source": src} for src, tags in cells],
+        "cells": [
+            {"cell_type": "code", "execution_count": None, "metadata": {"tags": tags}, "outputs": [], "source": src} for src, tags in cells
+        ],
         "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
         "nbformat": 4,
         "nbformat_minor": 5,

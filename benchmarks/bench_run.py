@@ -376,7 +376,9 @@ def scenario_b(root: Path, repeat: int) -> list[Row]:
 
     print(f"B: nb2pipe run --force vs {PAPERMILL_STAGES} papermill calls ...", file=sys.stderr)
     mine, other = interleaved(lambda: run(nb2pipe("run", "--force", str(pipeline)), nb_dir), ten_papermills, repeat)
-    return [(f"B {PAPERMILL_STAGES}-notebook chain, `run --force` (vs {PAPERMILL_STAGES} `papermill` calls)", mine, other, TARGET_PAPERMILL)]
+    return [
+        (f"B {PAPERMILL_STAGES}-notebook chain, `run --force` (vs {PAPERMILL_STAGES} `papermill` calls)", mine, other, TARGET_PAPERMILL)
+    ]
 
 
 # --- C: parallel stages ---------------------------------------------------------------------
@@ -415,8 +417,12 @@ def nb2pipe_tree() -> str:
         package = subprocess.run([str(BIN / "python"), "-c", "import nb2pipe; print(nb2pipe.__file__)"], env=ENV,
                                  capture_output=True, text=True, check=True).stdout.strip()
         folder = Path(package).parent
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=folder, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "."], cwd=folder, capture_output=True, text=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=folder, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "."], cwd=folder, capture_output=True, text=True
+        ).stdout.strip()
         return f"{commit}{' + uncommitted changes' if dirty else ''}"
     except (OSError, subprocess.CalledProcessError):
         return "not a git checkout"
@@ -462,7 +468,10 @@ def main() -> int:
         if "A" in wanted and dvc:
             rows += scenario_a(root, args.big_size, dvc, args.repeat)
         elif "A" in wanted:
-            print(f"skipping scenario A: no dvc at '{args.dvc}' (python3 -m venv /work/venv-bench && /work/venv-bench/bin/pip install dvc)", file=sys.stderr)
+            print(
+                f"skipping scenario A: no dvc at '{args.dvc}' (python3 -m venv /work/venv-bench && /work/venv-bench/bin/pip install dvc)",
+                file=sys.stderr,
+            )
         if "B" in wanted:
             rows += scenario_b(root, args.repeat)
         if "C" in wanted:

@@ -30,8 +30,15 @@ def notebook(stages: int) -> dict:
         tags = [f"stage:s{i:02d}", f"out:data/s{i}.txt"] + ([f"in:{prev}"] if i else [])
         source = f"import os\nos.makedirs('data', exist_ok=True)\n{read}open('data/s{i}.txt', 'w').write(str(x * scale % 97))"
         cells.append({"cell_type": "code", "metadata": {"tags": tags}, "source": source, "outputs": [], "execution_count": None})
-    cells.append({"cell_type": "code", "metadata": {"tags": ["metrics"]}, "source": "score = x / 97", "outputs": [], "execution_count": None})
-    return {"cells": cells, "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}, "nbformat": 4, "nbformat_minor": 5}
+    cells.append(
+        {"cell_type": "code", "metadata": {"tags": ["metrics"]}, "source": "score = x / 97", "outputs": [], "execution_count": None}
+    )
+    return {
+        "cells": cells,
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
 
 
 def free_port() -> int:

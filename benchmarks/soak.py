@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import secrets
 import shutil
@@ -115,7 +114,7 @@ class Server:
                 break
             except OSError:
                 if time.monotonic() > deadline:
-                    raise SystemExit("the Jupyter server did not start")
+                    raise SystemExit("the Jupyter server did not start") from None
                 time.sleep(0.2)
 
     def call(self, method: str, route: str, body: dict | None = None) -> dict:
@@ -153,7 +152,7 @@ def run_round(projects: list[Path], server: Server, workspace: Path, rng: random
             started.append((action, root, proc, stop_after))
     begun = time.monotonic()
     results = []
-    for action, root, handle, stop_after in sorted(started, key=lambda s: s[3]):
+    for action, _root, handle, stop_after in sorted(started, key=lambda s: s[3]):
         time.sleep(max(0.0, begun + stop_after - time.monotonic()))
         if action == "kill -9":
             handle.send_signal(signal.SIGKILL)
@@ -204,7 +203,7 @@ def mismatches(root: Path) -> list[str]:
     status = nb2pipe(root, "status", PIPE, "--json")
     out, err = status.communicate(timeout=120)
     if status.returncode != 0:
-        return problems + [f"status failed: {err.strip()[-200:]}"]
+        return [*problems, f"status failed: {err.strip()[-200:]}"]
     for stage in json.loads(out)["stages"]:
         bad = [r for r in stage["reasons"] if r.startswith(("out modified", "out missing"))]
         if bad:

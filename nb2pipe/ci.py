@@ -32,10 +32,7 @@ def github_workflow(pipeline: str, metrics: list[str]) -> str:
     _check(pipeline, "pipeline path")
     for metric in metrics:
         _check(metric, "metric")
-    if pipeline.endswith(".ipynb"):
-        state = str(default_folder(PurePosixPath(pipeline)))
-    else:
-        state = pipeline.rstrip("/")
+    state = str(default_folder(PurePosixPath(pipeline))) if pipeline.endswith(".ipynb") else pipeline.rstrip("/")
     metric_args = [word for metric in metrics for word in ("--metric", metric)] or ["--metric", "METRIC:max"]
     gate_command = shlex.join(["nb2pipe", "gate", state, *metric_args, "--baseline", "champion"])
     run_command = shlex.join(["nb2pipe", "run", pipeline])

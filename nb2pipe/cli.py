@@ -10,6 +10,10 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nb2pipe.track import RunStore
 
 EPILOG = """examples:
   nb2pipe export analysis.ipynb                 write pipelines/analysis/ next to the notebook
@@ -43,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_pipeline_commands(commands) -> None:
+def _add_pipeline_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """export, show, explain: what a notebook's pipeline is."""
     export = commands.add_parser(
         "export",
@@ -55,14 +59,29 @@ def _add_pipeline_commands(commands) -> None:
     )
     export.add_argument("notebook", type=Path, help="the .ipynb file")
     export.add_argument("-o", "--output", type=Path, help="the pipeline folder (default: pipelines/<name>/ next to the notebook)")
-    export.add_argument("--format", choices=("py", "ipynb"), help="stage scripts as percent-format .py (default) or .ipynb; recorded in nb2pipe.yaml, later exports keep it")
-    export.add_argument("--split-level", type=int, metavar="N", help="untagged notebooks: split at markdown headings of this level (default 2); recorded like --format")
+    export.add_argument(
+        "--format",
+        choices=("py", "ipynb"),
+        help="stage scripts as percent-format .py (default) or .ipynb; recorded in nb2pipe.yaml, later exports keep it",
+    )
+    export.add_argument(
+        "--split-level",
+        type=int,
+        metavar="N",
+        help="untagged notebooks: split at markdown headings of this level (default 2); recorded like --format",
+    )
     export.add_argument("--check", action="store_true", help="write nothing; exit 1 and list the files that differ")
     export.add_argument("--force", action="store_true", help="overwrite generated files that were edited by hand")
-    export.add_argument("--to", choices=("dvc", "airflow", "kubeflow"), help="also write the pipeline for another engine (see docs/integrations/)")
+    export.add_argument(
+        "--to", choices=("dvc", "airflow", "kubeflow"), help="also write the pipeline for another engine (see docs/integrations/)"
+    )
     export.add_argument("--image", help="--to kubeflow: the default container image (default python:3.11-slim)")
-    export.add_argument("--package", action="append", metavar="REQ", help="--to kubeflow: a pip requirement installed in every step (repeatable)")
-    export.add_argument("--pvc", metavar="CLAIM", help="--to kubeflow: a PersistentVolumeClaim holding the notebook's folder, mounted in every step")
+    export.add_argument(
+        "--package", action="append", metavar="REQ", help="--to kubeflow: a pip requirement installed in every step (repeatable)"
+    )
+    export.add_argument(
+        "--pvc", metavar="CLAIM", help="--to kubeflow: a PersistentVolumeClaim holding the notebook's folder, mounted in every step"
+    )
     export.set_defaults(func=cmd_export)
 
     show = commands.add_parser(
@@ -85,12 +104,14 @@ def _add_pipeline_commands(commands) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     explain.add_argument("notebook", type=Path, help="the .ipynb file")
-    explain.add_argument("--split-level", type=int, metavar="N", help="as for export (default: as the notebook's pipeline was exported, else 2)")
+    explain.add_argument(
+        "--split-level", type=int, metavar="N", help="as for export (default: as the notebook's pipeline was exported, else 2)"
+    )
     explain.add_argument("--json", action="store_true", help="print it as JSON")
     explain.set_defaults(func=cmd_explain)
 
 
-def _add_run_commands(commands) -> None:
+def _add_run_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """run, status, checkout: running a pipeline and what it left."""
     run = commands.add_parser(
         "run",
@@ -100,7 +121,9 @@ def _add_run_commands(commands) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument("target", type=Path, help="a pipeline folder, or a notebook (exported first when needed)")
-    run.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE", help="override a parameter (typed like papermill's -p)")
+    run.add_argument(
+        "-p", "--param", action="append", default=[], metavar="NAME=VALUE", help="override a parameter (typed like papermill's -p)"
+    )
     run.add_argument("--params-file", type=Path, help="a YAML file of parameter values")
     run.add_argument("--params-from", metavar="RUN", help="use the parameters of an earlier run (id, tag or 'latest')")
     run.add_argument("--stage", action="append", default=[], metavar="NAME", help="run only this stage (repeatable)")
@@ -111,8 +134,14 @@ def _add_run_commands(commands) -> None:
     run.add_argument("--dry-run", action="store_true", help="show what would run, and why; run nothing")
     run.add_argument("--jobs", "-j", type=int, default=None, metavar="N", help="stages to run at once (default: number of cores)")
     run.add_argument("--kernel", help="the Jupyter kernel to run stages on")
-    run.add_argument("--executor", default="local", metavar="NAME", help="where stages run: local, this machine (default), or dask, a Dask cluster")
-    run.add_argument("--scheduler", metavar="ADDRESS", help="--executor dask: the scheduler, e.g. tcp://host:8786 (default: DASK_SCHEDULER_ADDRESS, else a local cluster)")
+    run.add_argument(
+        "--executor", default="local", metavar="NAME", help="where stages run: local, this machine (default), or dask, a Dask cluster"
+    )
+    run.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="--executor dask: the scheduler, e.g. tcp://host:8786 (default: DASK_SCHEDULER_ADDRESS, else a local cluster)",
+    )
     run.add_argument("--events", choices=("jsonl",), help="print machine-readable progress events on stdout")
     run.add_argument("--wait", action="store_true", help="wait for another run of the same pipeline to finish")
     run.set_defaults(func=cmd_run)
@@ -131,13 +160,15 @@ def _add_run_commands(commands) -> None:
     out.add_argument("--quiet", "-q", action="store_true", help="print nothing; exit 1 when any stage is stale")
     status.set_defaults(func=cmd_status)
 
-    checkout = commands.add_parser("checkout", help="restore the outputs recorded in nb2pipe.lock (or of an earlier run) from the output cache")
+    checkout = commands.add_parser(
+        "checkout", help="restore the outputs recorded in nb2pipe.lock (or of an earlier run) from the output cache"
+    )
     checkout.add_argument("pipeline", type=Path, help="a pipeline folder")
     checkout.add_argument("--run", metavar="RUN", help="roll the outputs back to what this run produced")
     checkout.set_defaults(func=cmd_checkout)
 
 
-def _add_history_commands(commands) -> None:
+def _add_history_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """runs, diff, tag, gate, ci: the run history and what is judged from it."""
     runs = commands.add_parser("runs", help="the run history: id, when, status, commit, changed params, metrics")
     runs.add_argument("pipeline", type=Path)
@@ -170,7 +201,9 @@ def _add_history_commands(commands) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     gate.add_argument("pipeline", type=Path)
-    gate.add_argument("--metric", action="append", required=True, metavar="NAME:max|min", help="a metric and which way is better (repeatable)")
+    gate.add_argument(
+        "--metric", action="append", required=True, metavar="NAME:max|min", help="a metric and which way is better (repeatable)"
+    )
     gate.add_argument("--margin", type=float, default=0.0, help="how much better the candidate must be (default 0)")
     gate.add_argument("--baseline", required=True, metavar="RUN", help="the run to beat: a tag (e.g. champion), an id or latest~1")
     gate.add_argument("--candidate", default="latest", metavar="RUN", help="the run judged (default: latest)")
@@ -186,7 +219,7 @@ def _add_history_commands(commands) -> None:
     ci.set_defaults(func=cmd_ci)
 
 
-def parse_value(text: str):
+def parse_value(text: str) -> bool | int | float | str | None:
     """A -p value, typed as papermill types it: True/False, None, int, float, else a string.
     (NaN is a float like any other: staleness compares parameter values as canonical JSON.)"""
     if text in ("True", "False"):
@@ -201,11 +234,11 @@ def parse_value(text: str):
     return text
 
 
-def parse_params(pairs: list[str]) -> dict:
+def parse_params(pairs: list[str]) -> dict[str, Any]:
     """`-p name=value` pairs as a mapping of typed values."""
     from nb2pipe.errors import SpecError
 
-    values: dict = {}
+    values: dict[str, Any] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name.strip():
@@ -256,7 +289,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(report.to_json(str(api.folder_of(args.pipeline))), indent=2))
         return 0
     pipeline = report.pipeline
-    if report.source_in_sync is False:
+    if report.source_in_sync is False and pipeline.source_notebook:
         notebook = os.path.relpath(Path(pipeline.root) / pipeline.source_notebook)
         print(f"source notebook changed since export: run nb2pipe export {notebook}")
     width = max(len(s.name) for s in report.stages)
@@ -282,7 +315,9 @@ def cmd_checkout(args: argparse.Namespace) -> int:
     restored = checkout(api.folder_of(args.pipeline))
     for path in restored:
         print(f"restored {path}")
-    print(f"{len(restored)} output{'s' if len(restored) != 1 else ''} restored" if restored else "every output already matches nb2pipe.lock")
+    print(
+        f"{len(restored)} output{'s' if len(restored) != 1 else ''} restored" if restored else "every output already matches nb2pipe.lock"
+    )
     return 0
 
 
@@ -358,14 +393,14 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
-def _store(path: Path):
+def _store(path: Path) -> RunStore:
     """The pipeline's run history, to use in a `with` block (so runs.db is closed at once)."""
     from nb2pipe import api
 
     return api.open_history(path)
 
 
-def _metrics_text(metrics: dict, limit: int = 3) -> str:
+def _metrics_text(metrics: dict[str, Any], limit: int = 3) -> str:
     short = {k: v for k, v in metrics.items() if "." not in k} or metrics
     items = list(short.items())[:limit]
     return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in items)
@@ -397,16 +432,16 @@ def cmd_runs(args: argparse.Namespace) -> int:
         rows.append((_run_label(run), when(run["started"]), status, commit, changed, _metrics_text(run["metrics"]) or "-", duration))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     return 0
 
 
-def _run_label(run: dict) -> str:
+def _run_label(run: dict[str, Any]) -> str:
     """A run's id with its tags: `20261126-125410-3db1 (champion)`."""
     return run["id"] + (f" ({', '.join(run['tags'])})" if run["tags"] else "")
 
 
-def _is_no_op(run: dict) -> bool:
+def _is_no_op(run: dict[str, Any]) -> bool:
     """A run that changed nothing: it succeeded and every stage was already up to date (a stage
     restored from the run cache changed its outputs, so such a run is not a no-op)."""
     from nb2pipe.vocabulary import Outcome, RunStatus
@@ -431,7 +466,8 @@ def _show_run(args: argparse.Namespace) -> int:
     print(f"  command   {' '.join(run['command'])}")
     commit = run["git_commit"] or "(not in a git repository)"
     print(f"  commit    {commit}" + (" (with uncommitted changes)" if run["git_dirty"] else ""))
-    print(f"  env       Python {env.get('python', '?')} on {env.get('platform', '?')}, {len(env.get('distributions', {}))} packages ({run['environment']})")
+    packages = len(env.get("distributions", {}))
+    print(f"  env       Python {env.get('python', '?')} on {env.get('platform', '?')}, {packages} packages ({run['environment']})")
     print("  params    " + (", ".join(f"{k}={v!r}" for k, v in run["params"].items()) or "-"))
     print("  metrics   " + (_metrics_text(run["metrics"], limit=100) or "-"))
     print("  stages")
@@ -469,18 +505,18 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 0
 
 
-def _each_metric_once(rows: list[dict]) -> list[dict]:
+def _each_metric_once(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The history names a metric reported by one stage both `name` and `stage.name`: keep `name`.
     A name several stages report stays as `stage.name`, one row per stage."""
     plain = {row["name"] for row in rows if "." not in row["name"]}
     return [row for row in rows if row["name"].partition(".")[2] not in plain]
 
 
-def _diff_value(value) -> str:
+def _diff_value(value: object) -> str:
     return "-" if value is None else (f"{value:.6g}" if isinstance(value, float) else str(value))
 
 
-def _diff_change(row: dict) -> str:
+def _diff_change(row: dict[str, Any]) -> str:
     """How B differs from A: the difference of two numbers, else 'changed' (blank when equal)."""
     if "change" in row:
         return f"{row['change']:+.6g}" if row["change"] else ""

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from nb2pipe import model as m
 from nb2pipe.export import cell_ranges, plan_export
 from nb2pipe.graph import order, upstream
 from nb2pipe.spec import load_params, load_pipeline
@@ -98,7 +99,7 @@ def explain(notebook: Path, split_level: int | None = None) -> dict[str, Any]:
     return {"notebook": str(notebook), "stages": stages}
 
 
-def _file(path: str, stage) -> dict[str, str]:
+def _file(path: str, stage: m.Stage) -> dict[str, str]:
     return {"path": path, "how": "inferred" if path in stage.inferred else "declared"}
 
 

@@ -41,7 +41,7 @@ FILE_SYSTEM_FIXES = {
 
 def file_system_problem(error: OSError) -> str | None:
     """One line for an OSError a user can fix (a full disk, a read-only folder), else None."""
-    fix = FILE_SYSTEM_FIXES.get(error.errno)
+    fix = FILE_SYSTEM_FIXES.get(error.errno) if error.errno is not None else None
     if fix is None:
         return None
     where = f" ('{error.filename}')" if error.filename else ""
@@ -144,13 +144,13 @@ class StageError:
         return {**asdict(self), "exception": self.exception, "message": self.message}
 
     @classmethod
-    def from_json(cls, data: Any) -> "StageError | None":
+    def from_json(cls, data: Any) -> StageError | None:
         """The error a `to_json` dict describes; None for anything else (a torn or foreign record)."""
         if not isinstance(data, dict) or not isinstance(data.get("stage"), str):
             return None
         return cls(**{f.name: data[f.name] for f in fields(cls) if isinstance(data.get(f.name), str)})
 
-    def rebased(self, old: str | os.PathLike, new: str | os.PathLike, inside: str | os.PathLike | None = None) -> "StageError":
+    def rebased(self, old: str | os.PathLike[str], new: str | os.PathLike[str], inside: str | os.PathLike[str] | None = None) -> StageError:
         """The same error with its paths relative to folder `new` instead of `old`; a path that
         does not lie inside `inside` (when given) is dropped."""
 

@@ -25,14 +25,13 @@ import json
 import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePath
+from typing import Any, TypeVar
 
 from nb2pipe import model as m
 from nb2pipe import percent
 from nb2pipe.errors import OverwriteError, SpecError
 from nb2pipe.files import OutChecker, check_name, out_problem, read_user_text
-from nb2pipe.graph import order, producers
 from nb2pipe.generated import (
     CHECKSUM_AT,
     CHECKSUM_AT_IPYNB,
@@ -44,6 +43,7 @@ from nb2pipe.generated import (
     stamp,
     write_files,
 )
+from nb2pipe.graph import order, producers
 from nb2pipe.infer import CellFacts, analyze_cell
 from nb2pipe.infer.stages import Flow, infer_files, infer_stage_flow, stage_reads
 from nb2pipe.notebook import DEFAULT_SPLIT_LEVEL, plan_notebook, read_notebook, slugify
@@ -107,7 +107,7 @@ def render_pipeline(
         rendered[script] = rendered_script
         if problem:
             warnings.append(f"stage '{stage.name}': {problem}; wrote {script} instead, which keeps it exactly")
-        for cell, f in zip(stage.code_cells, facts):
+        for cell, f in zip(stage.code_cells, facts, strict=True):
             warnings.extend(f"stage '{stage.name}', {cell.label}: {w}" for w in f.warnings)
         stages.append(
             m.Stage(
@@ -206,9 +206,9 @@ def _variable_cells(
     saves: tuple[str, ...],
     definitions: tuple[tuple[str, str], ...],
     flow: dict[str, Flow],
-) -> tuple[list, list]:
+) -> tuple[list[_ScriptCell], list[_ScriptCell]]:
     """Cells that re-create definitions and load inputs (first), and save outputs (last)."""
-    prelude = []
+    prelude: list[_ScriptCell] = []
     sources = [src for name, provider in definitions if (src := _definition_source(stage_facts[provider], name))]
     if sources:
         definitions_cell = "\n\n".join(dict.fromkeys(sources))
@@ -222,7 +222,7 @@ def _variable_cells(
         lines = ["from nb2pipe.handoff import load as _nb2pipe_load"]
         lines += [f"{name} = _nb2pipe_load({var_folder(layout, provider, name)!r})" for name, provider in loads]
         prelude.append(_ScriptCell("code", "\n".join(lines), "nb2pipe: load variables from earlier stages"))
-    postlude = []
+    postlude: list[_ScriptCell] = []
     if saves:
         lines = ["from nb2pipe.handoff import save as _nb2pipe_save"]
         for name in saves:
@@ -371,7 +371,7 @@ _JUPYTEXT_OPTIONS = (
 )
 
 
-def _render_percent(cells: list[_ScriptCell], kernelspec: dict, provenance: dict) -> str:
+def _render_percent(cells: list[_ScriptCell], kernelspec: dict[str, Any], provenance: dict[str, Any]) -> str:
     """jupytext's percent format, every cell carried exactly (see percent.py); NotPercent when a
     cell cannot be. The checksum comes first, before any text from the notebook."""
     header = {"jupyter": {"nb2pipe": {"checksum": "X", **provenance}, "jupytext": "X", "kernelspec": kernelspec}}
@@ -395,7 +395,7 @@ def _render_percent(cells: list[_ScriptCell], kernelspec: dict, provenance: dict
     return stamp("\n".join(lines), CHECKSUM_AT)
 
 
-def _render_ipynb(cells: list[_ScriptCell], kernelspec: dict, provenance: dict) -> str:
+def _render_ipynb(cells: list[_ScriptCell], kernelspec: dict[str, Any], provenance: dict[str, Any]) -> str:
     nb_cells = []
     for i, cell in enumerate(cells, start=1):
         metadata: dict[str, Any] = {}
@@ -455,7 +455,10 @@ class ExportResult:
     warnings: list[str]
 
 
-def default_folder(notebook: Path) -> Path:
+_NotebookPath = TypeVar("_NotebookPath", bound=PurePath)
+
+
+def default_folder(notebook: _NotebookPath) -> _NotebookPath:
     """`pipelines/<stem>/` next to the notebook: always a child of `pipelines/`, so a notebook
     named `..ipynb` or `...ipynb` (stem `.` or `..`) is refused rather than exported into the
     notebook's own folder or a parent."""
@@ -475,7 +478,7 @@ def export_notebook(
     split_level: int | None = None,
     force: bool = False,
     check: bool = False,
-    nb: dict | None = None,
+    nb: dict[str, Any] | None = None,
 ) -> ExportResult:
     """Export `notebook` to its pipeline folder (`pipelines/<name>/` next to it by default).
     `fmt` and `split_level` default to what the folder's nb2pipe.yaml records (see plan_export)."""
@@ -488,7 +491,7 @@ def export_notebook(
 
 
 def plan_export(
-    notebook: Path, folder: Path | None, fmt: str | None = None, split_level: int | None = None, nb: dict | None = None
+    notebook: Path, folder: Path | None, fmt: str | None = None, split_level: int | None = None, nb: dict[str, Any] | None = None
 ) -> Rendered:
     """Everything `export_notebook` would write, without writing it. An option left None is the
     one the pipeline was exported with (nb2pipe.yaml's `export:`), else the default."""

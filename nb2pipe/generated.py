@@ -59,7 +59,10 @@ def write_files(
     `differing` lists what an export would change. Stage scripts of stages that no longer exist
     are removed when nb2pipe wrote them.
     """
-    written, unchanged, differing, removed = [], [], [], []
+    written: list[str] = []
+    unchanged: list[str] = []
+    differing: list[str] = []
+    removed: list[str] = []
     stale_scripts = _old_stage_scripts(folder, files)
     for rel, text in files.items():
         path = folder / rel

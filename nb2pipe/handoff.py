@@ -16,8 +16,9 @@ import os
 import pickle
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ def register(serializer: Serializer) -> None:
     SERIALIZERS.insert(0, serializer)
 
 
-def save(name: str, namespace: dict, folder: str, stage: str, consumers: list[str]) -> None:
+def save(name: str, namespace: dict[str, Any], folder: str, stage: str, consumers: list[str]) -> None:
     """Save variable `name` of `namespace` into `folder` for the stages `consumers`."""
     needed_by = ", ".join(repr(c) for c in consumers)
     if name not in namespace:

@@ -21,6 +21,7 @@ Algorithm of HashCache.hash_path(path):
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -28,6 +29,7 @@ import stat
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar, cast
 
 import blake3
 
@@ -100,7 +102,7 @@ def _is_valid_entry(value: object) -> bool:
     )
 
 
-def _load_entries(cache_file: Path | None) -> dict[str, list]:
+def _load_entries(cache_file: Path | None) -> dict[str, list[Any]]:
     """Read the JSON stat cache; anything missing, unreadable or malformed counts as empty."""
     if cache_file is None:
         return {}
@@ -144,10 +146,8 @@ def atomic_write(target: Path, payload: bytes | str | Callable[[Path], None]) ->
             os.fsync(handle.fileno())  # the file's data, whichever descriptor wrote it
         os.replace(temp_name, target)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(temp_name)
-        except OSError:
-            pass
         raise
 
 
@@ -230,7 +230,8 @@ class HashCache:
         if entry is None or tuple(entry[:3]) != _stat_key(st):
             return None
         self._entries[absolute] = self._entries.pop(absolute)  # most recently used goes last
-        return entry[3]
+        digest: str = entry[3]  # a hash string: _load_entries keeps no other entry
+        return digest
 
     def _may_cache(self, absolute: str, st: os.stat_result) -> bool:
         """False if the file was modified too recently, or changed while it was read."""
@@ -311,10 +312,11 @@ def _file_id(st: os.stat_result) -> tuple[int, int]:
     return (st.st_dev, st.st_ino)
 
 
-_MEMO: dict[tuple, object] = {}
+_MEMO: dict[tuple[str, str, int, int, int], object] = {}
+_Value = TypeVar("_Value")
 
 
-def memo_by_stat(kind: str, path: Path, compute):
+def memo_by_stat(kind: str, path: Path, compute: Callable[[], _Value]) -> _Value:
     """`compute()` once per (kind, path, inode, size, mtime_ns): for long-lived processes such
     as the Jupyter server, which ask about the same unchanged files again and again."""
     st = os.stat(path)
@@ -323,4 +325,4 @@ def memo_by_stat(kind: str, path: Path, compute):
         if len(_MEMO) > 10_000:
             _MEMO.clear()
         _MEMO[key] = compute()
-    return _MEMO[key]
+    return cast(_Value, _MEMO[key])  # stored by compute() for the same kind and path

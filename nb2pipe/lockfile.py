@@ -106,7 +106,7 @@ def lock_path(pipeline: m.Pipeline) -> Path:
     return Path(pipeline.root) / m.LOCK_FILE
 
 
-def read_lock(pipeline: m.Pipeline) -> dict[str, dict]:
+def read_lock(pipeline: m.Pipeline) -> dict[str, dict[str, Any]]:
     """The lock's stage entries ({} when there is no lock yet); an error naming the fix when the
     file is damaged or written by a newer nb2pipe."""
     path = lock_path(pipeline)
@@ -135,7 +135,9 @@ def read_lock(pipeline: m.Pipeline) -> dict[str, dict]:
     for name, entry in stages.items():
         problem = _entry_problem(entry)
         if problem:
-            raise SpecError(f"{damaged}: the entry of stage {name!r} {problem}; restore the file from git, or delete that entry to rerun the stage")
+            raise SpecError(
+                f"{damaged}: the entry of stage {name!r} {problem}; restore the file from git, or delete that entry to rerun the stage"
+            )
     return dict(stages)  # callers replace entries, never change them in place
 
 
@@ -154,14 +156,17 @@ def _entry_problem(entry: Any) -> str | None:
     return None
 
 
-def write_lock(pipeline: m.Pipeline, entries: dict[str, dict]) -> None:
+def write_lock(pipeline: m.Pipeline, entries: dict[str, dict[str, Any]]) -> None:
     known = set(pipeline.names)
     data = {L_SCHEMA: LOCK_SCHEMA, L_STAGES: {k: v for k, v in entries.items() if k in known}}
     header = "# Written by `nb2pipe run`: what each stage consumed and produced. Commit it.\n"
-    atomic_write(lock_path(pipeline), header + yaml.dump(data, Dumper=_Dumper, sort_keys=True, default_flow_style=False, allow_unicode=True, width=10_000))
+    atomic_write(
+        lock_path(pipeline),
+        header + yaml.dump(data, Dumper=_Dumper, sort_keys=True, default_flow_style=False, allow_unicode=True, width=10_000),
+    )
 
 
-def read_last(pipeline: m.Pipeline) -> dict[str, dict]:
+def read_last(pipeline: m.Pipeline) -> dict[str, dict[str, Any]]:
     """Each stage's last attempt; entries of the wrong shape are dropped (the file is a record
     nb2pipe keeps for itself, not something a run depends on)."""
     data = read_json(state_dir(pipeline) / LAST_FILE, {})
@@ -170,9 +175,9 @@ def read_last(pipeline: m.Pipeline) -> dict[str, dict]:
     return {name: entry for name, entry in data.items() if isinstance(entry, dict) and isinstance(entry.get("outcome", ""), str)}
 
 
-def write_last(pipeline: m.Pipeline, last: dict[str, dict]) -> None:
+def write_last(pipeline: m.Pipeline, last: dict[str, dict[str, Any]]) -> None:
     atomic_write(state_dir(pipeline) / LAST_FILE, json.dumps(last, indent=1, sort_keys=True))
 
 
-def lock_entry(code: str, params: dict, deps: dict, outs: dict) -> dict[str, Any]:
+def lock_entry(code: str, params: dict[str, Any], deps: dict[str, Any], outs: dict[str, Any]) -> dict[str, Any]:
     return {L_CODE: code, L_PARAMS: params, L_DEPS: deps, L_OUTS: outs}

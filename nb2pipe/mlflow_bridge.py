@@ -30,8 +30,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nb2pipe import model as m
 from nb2pipe import lockfile
+from nb2pipe import model as m
 from nb2pipe.errors import Nb2PipeError
 from nb2pipe.vocabulary import Outcome, RunStatus
 
@@ -57,7 +57,7 @@ def absolute_uri(uri: str, cwd: str | None = None) -> str:
     return uri
 
 
-def _import_mlflow():
+def _import_mlflow() -> Any:
     try:
         import mlflow  # noqa: F401
         from mlflow import MlflowClient
@@ -179,7 +179,9 @@ class MlflowBridge:
         run = self.stage_runs.pop(name, None)
         if run is None:
             return
-        self._log(run, tags={"nb2pipe.outcome": Outcome.FAILED, "nb2pipe.error": str(event.get("error", ""))[:MAX_TAG]}, at=event.get("time"))
+        self._log(
+            run, tags={"nb2pipe.outcome": Outcome.FAILED, "nb2pipe.error": str(event.get("error", ""))[:MAX_TAG]}, at=event.get("time")
+        )
         self._artifacts(run, name, event.get("notebook"), metrics_files=False)
         self.client.set_terminated(run, "KILLED" if event.get("interrupted") else "FAILED", end_time=_ms(event.get("time")))
 
@@ -203,7 +205,14 @@ class MlflowBridge:
 
     # --- helpers ---
 
-    def _log(self, run: str, params: dict | None = None, metrics: dict | None = None, tags: dict | None = None, at: float | None = None) -> None:
+    def _log(
+        self,
+        run: str,
+        params: dict[str, Any] | None = None,
+        metrics: dict[str, Any] | None = None,
+        tags: dict[str, Any] | None = None,
+        at: float | None = None,
+    ) -> None:
         from mlflow.entities import Metric, Param, RunTag
 
         numbers = {k: v for k, v in (metrics or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}

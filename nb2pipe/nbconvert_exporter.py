@@ -7,8 +7,10 @@ and hands nbconvert the pipeline file, which nbconvert's writer then puts in the
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from nbconvert.exporters import Exporter
+from nbformat import NotebookNode
 
 from nb2pipe import model as m
 from nb2pipe.export import export_notebook
@@ -23,7 +25,11 @@ class Nb2PipeExporter(Exporter):
     def _file_extension_default(self) -> str:
         return ".yaml"
 
-    def from_notebook_node(self, nb, resources=None, **kw):
+    # the base Exporter hands back the notebook; an exporter of text (as nbconvert's own
+    # TemplateExporter) hands back its text
+    def from_notebook_node(  # type: ignore[override]
+        self, nb: NotebookNode, resources: dict[str, Any] | None = None, **kw: Any
+    ) -> tuple[str, dict[str, Any]]:
         nb, resources = super().from_notebook_node(nb, resources, **kw)
         metadata = resources.get("metadata", {})
         name = metadata.get("name") or "notebook"

@@ -24,7 +24,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from nb2pipe import model as m
 from nb2pipe.errors import NotebookError, SpecError, UnknownStageError
@@ -43,7 +43,7 @@ CELL_TYPES = ("code", "markdown", "raw")
 _DAMAGED = "the notebook is damaged: re-save it from Jupyter or restore it from version control"
 
 
-def read_notebook(path: Path) -> dict:
+def read_notebook(path: Path) -> dict[str, Any]:
     """The notebook at `path` as a plain nbformat-4 dict, or a one-line error saying what is wrong."""
     text = read_user_text(
         path,
@@ -56,7 +56,7 @@ def read_notebook(path: Path) -> dict:
     return parse_notebook(text, str(path))
 
 
-def parse_notebook(text: str, where: str) -> dict:
+def parse_notebook(text: str, where: str) -> dict[str, Any]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
@@ -66,7 +66,7 @@ def parse_notebook(text: str, where: str) -> dict:
         ) from None
     except RecursionError:
         raise NotebookError(f"'{where}' is JSON nested too deeply to be a notebook; {_DAMAGED}") from None
-    if not isinstance(data, dict) or "cells" not in data and "worksheets" not in data:
+    if not isinstance(data, dict) or ("cells" not in data and "worksheets" not in data):
         raise NotebookError(
             f"'{where}' is JSON but not a Jupyter notebook (no 'cells'); pass an .ipynb file"
         )
@@ -82,7 +82,7 @@ def parse_notebook(text: str, where: str) -> dict:
     return data
 
 
-def check_notebook(data: dict, where: str) -> None:
+def check_notebook(data: dict[str, Any], where: str) -> None:
     """Refuse, in one line naming the cell, a notebook whose fields have the wrong JSON type."""
     if "cells" not in data:
         raise NotebookError(f"'{where}' is nbformat 4 but has no 'cells' list; {_DAMAGED}")
@@ -111,7 +111,7 @@ def _cell_problem(cell: Any) -> str | None:
     if not (isinstance(tags, list) and all(isinstance(t, str) for t in tags)):
         return "'metadata.tags' must be a list of strings"
     source = cell.get("source", "")
-    if not (isinstance(source, str) or isinstance(source, list) and all(isinstance(s, str) for s in source)):
+    if not (isinstance(source, str) or (isinstance(source, list) and all(isinstance(s, str) for s in source))):
         return f"'source' must be text (a string or a list of strings), not {_json_type(source)}"
     return None
 
@@ -121,7 +121,7 @@ def _json_type(value: Any) -> str:
     return "null" if value is None else names.get(type(value), type(value).__name__)
 
 
-def _cell_source(cell: dict) -> str:
+def _cell_source(cell: dict[str, Any]) -> str:
     source = cell.get("source", "")
     return "".join(source) if isinstance(source, list) else str(source)
 
@@ -195,7 +195,7 @@ def _roles(cell: m.Cell, structured: Any, check_out: OutChecker) -> _Roles:
     return roles
 
 
-def _merge_structured(roles: _Roles, meta: dict, cell: m.Cell, check_out: OutChecker) -> None:
+def _merge_structured(roles: _Roles, meta: dict[str, Any], cell: m.Cell, check_out: OutChecker) -> None:
     """`cell.metadata.nb2pipe` as written by the JupyterLab extension; it wins over tags."""
     stage = meta.get(m.META_STAGE)
     if stage and not isinstance(stage, str):
@@ -256,9 +256,10 @@ def parse_parameters(cell: m.Cell) -> list[tuple[str, Any]]:
     for node in tree.body:
         if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
             continue  # a docstring documents the parameters; it is not code
-        target, value = _assignment(node)
-        if target is None:
+        assignment = _assignment(node)
+        if assignment is None:
             _not_literal(cell, lines, node)
+        target, value = assignment
         try:
             literal = ast.literal_eval(value)
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
@@ -309,15 +310,15 @@ def _line(lines: list[str], node: ast.stmt) -> str:
     return lines[node.lineno - 1].strip() if node.lineno <= len(lines) else ""
 
 
-def _assignment(node: ast.stmt) -> tuple[str | None, ast.expr | None]:
+def _assignment(node: ast.stmt) -> tuple[str, ast.expr] | None:
     if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
         return node.targets[0].id, node.value
     if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
         return node.target.id, node.value
-    return None, None
+    return None
 
 
-def _not_literal(cell: m.Cell, lines: list[str], node: ast.stmt) -> None:
+def _not_literal(cell: m.Cell, lines: list[str], node: ast.stmt) -> NoReturn:
     line = _line(lines, node)
     raise SpecError(
         f"cell {cell.number} (parameters) line {node.lineno}: '{line}' is not a literal assignment; "
@@ -370,7 +371,7 @@ def _extend_unique(target: list[str], items: list[str]) -> None:
 
 
 def plan_notebook(
-    nb: dict, name: str, split_level: int = DEFAULT_SPLIT_LEVEL, *, check_out: OutChecker | None = None
+    nb: dict[str, Any], name: str, split_level: int = DEFAULT_SPLIT_LEVEL, *, check_out: OutChecker | None = None
 ) -> m.NotebookPlan:
     """Cut a notebook (as read by `read_notebook`) into a `NotebookPlan`.
 
@@ -379,7 +380,7 @@ def plan_notebook(
     """
     cells, structured = _cells(nb)
     check_out = check_out or (lambda path: out_problem(path, None))
-    roles = [_roles(cell, meta, check_out) for cell, meta in zip(cells, structured)]
+    roles = [_roles(cell, meta, check_out) for cell, meta in zip(cells, structured, strict=True)]
     if not any(c.kind == "code" and c.source.strip() for c in cells):
         raise NotebookError(f"notebook '{name}' has no code cells; there is nothing to run")
 
@@ -387,7 +388,7 @@ def plan_notebook(
     injected: m.Cell | None = None
     setup: list[m.Cell] = []
     body: list[tuple[m.Cell, _Roles]] = []
-    for cell, role in zip(cells, roles):
+    for cell, role in zip(cells, roles, strict=True):
         if role.skip or cell.kind == "raw":
             continue
         if role.parameters and cell.kind == "code":
@@ -429,7 +430,7 @@ def plan_notebook(
     )
 
 
-def _cells(nb: dict) -> tuple[list[m.Cell], list[Any]]:
+def _cells(nb: dict[str, Any]) -> tuple[list[m.Cell], list[Any]]:
     cells, structured = [], []
     for number, raw in enumerate(nb.get("cells", []), start=1):
         if not isinstance(raw, dict):
@@ -573,7 +574,7 @@ def source_hash(cells: list[m.Cell], structured: list[Any]) -> str:
 
     Outputs, execution counts, cell ids and other metadata do not count.
     """
-    parts = [[c.kind, c.source, sorted(c.tags), meta] for c, meta in zip(cells, structured)]
+    parts = [[c.kind, c.source, sorted(c.tags), meta] for c, meta in zip(cells, structured, strict=True)]
     return hash_bytes(json.dumps(parts, ensure_ascii=False, sort_keys=True, default=str).encode())
 
 

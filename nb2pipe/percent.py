@@ -156,7 +156,7 @@ def _opening_fence(text: str) -> tuple[str, int] | None:
 
 def _closes_fence(text: str, fence: tuple[str, int]) -> bool:
     match = _CODE_FENCE.match(text)
-    return bool(match) and match.group(1)[0] == fence[0] and len(match.group(1)) >= fence[1] and not match.group(2).strip()
+    return match is not None and match.group(1)[0] == fence[0] and len(match.group(1)) >= fence[1] and not match.group(2).strip()
 
 
 # --- reading, for the code hash ---------------------------------------------------------------

@@ -161,7 +161,7 @@ def _export_options(value: Any, where: str) -> dict[str, Any]:
     return {"export_format": fmt, "split_level": level}
 
 
-def _refuse_unknown_keys(data: dict, known: tuple[str, ...], where: str) -> None:
+def _refuse_unknown_keys(data: dict[str, Any], known: tuple[str, ...], where: str) -> None:
     for key in data:
         if key not in known:
             raise SpecError(f"{where} unknown key {key!r}; {close_match(str(key), known, 'keys')}")
@@ -281,7 +281,7 @@ def _load_stage(name: Any, entry: Any, where: str) -> m.Stage:
 
 
 def _is_argument(value: Any) -> bool:
-    return isinstance(value, str) and "\0" not in value or type(value) in (int, float)
+    return (isinstance(value, str) and "\0" not in value) or type(value) in (int, float)
 
 
 def _path_list(value: Any, key: str, at: str) -> list[str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import tokenize
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,7 +97,9 @@ def _strip_comments(code: str) -> str:
 def read_script(pipeline: m.Pipeline, stage: m.Stage) -> str:
     """The text of a stage's script (a FIFO or /dev/zero named as the script is refused, not read forever)."""
     path = Path(pipeline.root) / str(stage.script)
-    return read_user_text(path, what=f"stage '{stage.name}': script", limit=MAX_SCRIPT_BYTES, error=SpecError, hint="re-export the notebook")
+    return read_user_text(
+        path, what=f"stage '{stage.name}': script", limit=MAX_SCRIPT_BYTES, error=SpecError, hint="re-export the notebook"
+    )
 
 
 def code_hash(pipeline: m.Pipeline, stage: m.Stage, text: str | None = None) -> str:
@@ -125,8 +128,9 @@ def hash_paths(pipeline: m.Pipeline, paths: tuple[str, ...], cache: HashCache) -
     return {p: cache.hash_path(resolve(pipeline, p)) for p in paths}
 
 
-def fingerprint(code: str, params: dict[str, Any], deps: dict[str, str | None]) -> str:
-    """What a run cache entry is keyed by: the stage's code, param values and dep hashes."""
+def fingerprint(code: str | None, params: dict[str, Any], deps: dict[str, str | None]) -> str:
+    """What a run cache entry is keyed by: the stage's code, param values and dep hashes (code
+    None: a lock entry without one)."""
     return hash_bytes(json.dumps([code, params, deps], sort_keys=True).encode())
 
 
@@ -171,7 +175,7 @@ class StageStatus:
     name: str
     state: str
     reasons: list[m.Reason] = field(default_factory=list)
-    last_run: dict | None = None
+    last_run: dict[str, Any] | None = None
 
     @property
     def is_stale(self) -> bool:
@@ -189,7 +193,7 @@ def _short(value: Any) -> str:
 def stage_reasons(
     pipeline: m.Pipeline,
     stage: m.Stage,
-    entry: dict | None,
+    entry: dict[str, Any] | None,
     params: dict[str, Any],
     cache: HashCache,
     inputs: StageInputs | None = None,
@@ -253,7 +257,7 @@ def source_in_sync(pipeline: m.Pipeline) -> bool | None:
         return False
 
 
-def pipeline_status(pipeline: m.Pipeline, params: dict[str, Any], running: set[str] = frozenset()) -> PipelineStatus:
+def pipeline_status(pipeline: m.Pipeline, params: dict[str, Any], running: Collection[str] = frozenset()) -> PipelineStatus:
     lock = read_lock(pipeline)
     last = read_last(pipeline)
     cache = hash_cache(pipeline)
@@ -272,7 +276,7 @@ def pipeline_status(pipeline: m.Pipeline, params: dict[str, Any], running: set[s
     return PipelineStatus(pipeline, source_in_sync(pipeline), list(statuses.values()))
 
 
-def _state(name: str, reasons: list[m.Reason], running: set[str], lock: dict) -> str:
+def _state(name: str, reasons: list[m.Reason], running: Collection[str], lock: dict[str, Any]) -> str:
     if name in running:
         return RUNNING
     failed = [r for r in reasons if r.kind == LAST_RUN_FAILED]

@@ -19,15 +19,16 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from nb2pipe import model as m
 from nb2pipe.errors import Nb2PipeError, SpecError
+from nb2pipe.lockfile import state_dir
 from nb2pipe.run.events import Reporter
 from nb2pipe.run.pidlock import is_locked, pid_alive
-from nb2pipe.lockfile import state_dir
 from nb2pipe.vocabulary import SUCCEEDED, EventName, Outcome, RunStatus
 
 DB_FILE = "runs.db"
@@ -73,12 +74,15 @@ def connect(path: Path) -> sqlite3.Connection:
     return db
 
 
-def _history_errors(method):
+_Params = ParamSpec("_Params")
+_Result = TypeVar("_Result")
+
+
+def _history_errors(method: Callable[Concatenate[RunStore, _Params], _Result]) -> Callable[Concatenate[RunStore, _Params], _Result]:
     """sqlite's errors from reading the history become one line that says how to move it aside."""
     import functools
 
-    @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
+    def wrapper(self: RunStore, /, *args: _Params.args, **kwargs: _Params.kwargs) -> _Result:
         try:
             return method(self, *args, **kwargs)
         except (sqlite3.Error, ValueError, TypeError) as e:
@@ -86,6 +90,7 @@ def _history_errors(method):
                 f"the run history '{self.path}' is damaged ({e}); move it aside to start a new one: mv '{self.path}' '{self.path}.damaged'"
             ) from None
 
+    functools.update_wrapper(wrapper, method)
     return wrapper
 
 
@@ -122,7 +127,9 @@ def git_info(folder: Path) -> tuple[str | None, bool | None]:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=10)
         if commit.returncode != 0:
             return None, None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=folder, capture_output=True, text=True, timeout=30)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=folder, capture_output=True, text=True, timeout=30
+        )
         return commit.stdout.strip(), bool(dirty.stdout.strip())
     except (OSError, subprocess.SubprocessError):
         return None, None
@@ -172,6 +179,10 @@ class RunStore:
 
     @property
     def db(self) -> sqlite3.Connection:
+        return self.open()
+
+    def open(self) -> sqlite3.Connection:
+        """The history's connection, opened on first use: a damaged history raises here."""
         if self._db is None:
             self._db = connect(self.path)
         return self._db
@@ -181,15 +192,15 @@ class RunStore:
             self._db.close()
             self._db = None
 
-    def __enter__(self) -> "RunStore":
+    def __enter__(self) -> RunStore:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # --- recording ---
 
-    def recorder(self, command: list[str], warn=None) -> Reporter:
+    def recorder(self, command: list[str], warn: Callable[[str], None] | None = None) -> Reporter:
         """A reporter that records the run it hears about. The history never stops a run: when
         it cannot be written (damaged, disk full), `warn` is told once and the run goes on."""
         commit, dirty = git_info(Path(self.pipeline.root))
@@ -233,7 +244,9 @@ class RunStore:
                      self._pipeline_relative(event.get("notebook"))),
                 )
             elif kind == EventName.RUN_FINISHED and run_id:
-                errors = [r["error"] for r in self.db.execute("SELECT error FROM stages WHERE run_id = ? AND error IS NOT NULL", (run_id[0],))]
+                errors = [
+                    r["error"] for r in self.db.execute("SELECT error FROM stages WHERE run_id = ? AND error IS NOT NULL", (run_id[0],))
+                ]
                 self.db.execute(
                     "UPDATE runs SET finished = ?, status = ?, summary = ?, error = ? WHERE id = ?",
                     (event["time"], event.get("status", RunStatus.OK), event.get("summary"), "; ".join(errors) or None, run_id[0]),
@@ -253,7 +266,9 @@ class RunStore:
         lock_held = is_locked(state_dir(self.pipeline) / "run.pid")
         for row in self.db.execute("SELECT id, pid FROM runs WHERE status = ?", (RunStatus.RUNNING,)).fetchall():
             if not (lock_held and pid_alive(row["pid"])):
-                self.db.execute("UPDATE runs SET status = ?, error = ? WHERE id = ?", (RunStatus.INTERRUPTED, "the run was killed", row["id"]))
+                self.db.execute(
+                    "UPDATE runs SET status = ?, error = ? WHERE id = ?", (RunStatus.INTERRUPTED, "the run was killed", row["id"])
+                )
                 self.db.execute("UPDATE stages SET outcome = ?, error = ? WHERE run_id = ? AND outcome = ?",
                                 (RunStatus.INTERRUPTED, "the run was killed", row["id"], RunStatus.RUNNING))
 
@@ -304,7 +319,11 @@ class RunStore:
         self._mark_interrupted()
         if ref == "latest" or ref.startswith("latest~"):
             back = ref[len("latest~"):] if "~" in ref else "0"
-            rows = self.db.execute("SELECT id FROM runs ORDER BY started DESC LIMIT 1 OFFSET ?", (int(back),)).fetchall() if back.isdigit() else []
+            rows = (
+                self.db.execute("SELECT id FROM runs ORDER BY started DESC LIMIT 1 OFFSET ?", (int(back),)).fetchall()
+                if back.isdigit()
+                else []
+            )
             if rows:
                 return rows[0]["id"]
             raise UnknownRun(f"no run '{ref}' in this pipeline's history; see nb2pipe runs")
@@ -355,7 +374,7 @@ def flat_metrics(stages: list[dict[str, Any]]) -> dict[str, Any]:
 def diff(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     """Params and metrics of two runs side by side, with the change."""
 
-    def side_by_side(x: dict, y: dict, numeric: bool) -> list[dict[str, Any]]:
+    def side_by_side(x: dict[str, Any], y: dict[str, Any], numeric: bool) -> list[dict[str, Any]]:
         rows = []
         for key in sorted(set(x) | set(y)):
             old, new = x.get(key), y.get(key)
@@ -382,7 +401,7 @@ class GateCheck:
     passed: bool | None  # None: the metric is missing
 
     def line(self, margin: float) -> str:
-        if self.passed is None:
+        if self.passed is None or self.baseline is None or self.candidate is None:
             where = "baseline" if self.baseline is None else "candidate"
             return f"missing  {self.metric}: the {where} run has no such metric"
         sign = "≥" if self.goal == "max" else "≤"
@@ -446,7 +465,9 @@ def checkout_run(pipeline: m.Pipeline, run: dict[str, Any]) -> list[str]:
     ]
     missing = [out for out, digest in outs if not cache.has(digest)]
     if missing:  # checked before anything is touched, so outputs and lock never disagree
-        raise Nb2PipeError(f"'{missing[0]}' of run {run['id']} is no longer in the output cache; rerun it with nb2pipe run --params-from {run['id']}")
+        raise Nb2PipeError(
+            f"'{missing[0]}' of run {run['id']} is no longer in the output cache; rerun it with nb2pipe run --params-from {run['id']}"
+        )
     targets = [(lockfile.out_path(pipeline, out), digest) for out, digest in outs]  # all checked before any is touched
     for target, digest in targets:
         cache.restore(target, digest)

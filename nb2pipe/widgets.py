@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import threading
 from pathlib import Path
+from typing import Any
 
 import ipywidgets as widgets
 
@@ -17,7 +18,7 @@ from nb2pipe import api
 from nb2pipe.errors import Nb2PipeError, StageError
 from nb2pipe.vocabulary import EventName, StageState
 
-_ICONS = {
+_ICONS: dict[str, str] = {
     StageState.UP_TO_DATE: "✅", StageState.STALE: "🟡", StageState.NEVER_RUN: "⚪", StageState.FAILED: "❌",
     StageState.RUNNING: "⏳", StageState.CANCELLED: "⊘",
 }
@@ -93,7 +94,7 @@ class PipelineView(widgets.VBox):
         finally:
             self.refresh()
 
-    def _follow(self, event: dict) -> None:
+    def _follow(self, event: dict[str, Any]) -> None:
         """A run reporter: the table follows the stages."""
         if event.get("event") in _REFRESH_ON:
             self.refresh()
@@ -101,7 +102,7 @@ class PipelineView(widgets.VBox):
 
 def _report_html(report: api.RunReport) -> str:
     lines = [_error_html(error) for error in report.errors.values()]
-    return "<br>".join(lines + [html.escape(report.summary)])
+    return "<br>".join([*lines, html.escape(report.summary)])
 
 
 def _error_html(error: StageError) -> str:

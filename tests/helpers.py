@@ -353,7 +353,7 @@ def in_mount_namespace(project: Path, steps: list) -> list:
     if proc.returncode != 0 or not proc.stdout.strip():
         pytest.skip(f"the mount namespace did not work here: {proc.stderr.strip()[-300:]}")
     results = json.loads(proc.stdout)
-    if any(r != 0 for r, step in zip(results, steps) if step[0] == "sh" and step[1].startswith("mount")):
+    if any(r != 0 for r, step in zip(results, steps, strict=True) if step[0] == "sh" and step[1].startswith("mount")):
         pytest.skip("mounting is not allowed here")
     return results
 

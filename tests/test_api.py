@@ -124,8 +124,12 @@ def test_a_failed_stage_is_a_stage_error_with_every_field(tmp_path, monkeypatch,
     failed = [e for e in events if e["event"] == "stage_failed"]
     assert [StageError.from_json(e["stage_error"]) for e in failed] == [error] and failed[0]["error"] == error.message
     _, stages = runs_db_rows(tmp_path / PIPE)
-    assert [(s["stage"], s["outcome"], s["error"]) for s in stages] == [("a", "ran", None), ("b", "failed", error.message), ("c", "not run", None)]
-    exit_code, out, _ = cli("status", PIPE, "--json")
+    assert [(s["stage"], s["outcome"], s["error"]) for s in stages] == [
+        ("a", "ran", None),
+        ("b", "failed", error.message),
+        ("c", "not run", None),
+    ]
+    _exit_code, out, _ = cli("status", PIPE, "--json")
     last = {s["name"]: s for s in json.loads(out)["stages"]}["b"]["last_run"]
     recorded = StageError.from_json(last["stage_error"])
     assert recorded == error.rebased(tmp_path, tmp_path / PIPE)  # kept relative to the pipeline folder

@@ -209,10 +209,22 @@ PIPELINE_FILES = {
     "dep with a NUL": (_set("stages", "one", "deps", ["a\0b"]), "NUL"),
     "empty dep": (_set("stages", "one", "deps", [""]), "stage 'one': 'deps' holds an empty path"),
     "unknown stage key": (_set("stages", "one", "dep", ["x"]), "stage 'one': unknown key 'dep'; did you mean 'deps'?"),
-    "a param that is not a name": (_set("stages", "one", "params", ["a; import os"]), "stage 'one': 'params' holds 'a; import os', which is not a Python name"),
-    "a saved variable that is not a name": (_set("stages", "one", "saves", ["x y"]), "stage 'one': 'saves' holds 'x y', which is not a Python name"),
-    "a loaded variable that is not a name": (_set("stages", "one", "loads", {"1x": "two"}), "stage 'one': 'loads' must map variable names to stage names"),
-    "loads from a bad stage name": (_set("stages", "one", "loads", {"x": "Two Words"}), "stage 'one': 'loads' must map variable names to stage names"),
+    "a param that is not a name": (
+        _set("stages", "one", "params", ["a; import os"]),
+        "stage 'one': 'params' holds 'a; import os', which is not a Python name",
+    ),
+    "a saved variable that is not a name": (
+        _set("stages", "one", "saves", ["x y"]),
+        "stage 'one': 'saves' holds 'x y', which is not a Python name",
+    ),
+    "a loaded variable that is not a name": (
+        _set("stages", "one", "loads", {"1x": "two"}),
+        "stage 'one': 'loads' must map variable names to stage names",
+    ),
+    "loads from a bad stage name": (
+        _set("stages", "one", "loads", {"x": "Two Words"}),
+        "stage 'one': 'loads' must map variable names to stage names",
+    ),
 }
 
 

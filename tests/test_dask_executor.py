@@ -31,8 +31,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -47,13 +47,12 @@ from conftest import EXAMPLES, code, write_nb
 from helpers import assert_overlapped, meet, wait_until, wait_until_gone
 from nb2pipe.cli import main
 from nb2pipe.errors import Nb2PipeError
-from nb2pipe.run import RunOptions, run_pipeline
-from nb2pipe.run import dask_executor
+from nb2pipe.lockfile import wdir
+from nb2pipe.run import RunOptions, dask_executor, run_pipeline
 from nb2pipe.run.dask_executor import DaskExecutor
 from nb2pipe.run.kernels import stage_notebook
 from nb2pipe.run.local import StageJob
 from nb2pipe.spec import load_pipeline
-from nb2pipe.lockfile import wdir
 
 pytestmark = [pytest.mark.exports, pytest.mark.slow]
 
@@ -100,7 +99,10 @@ def failing_project(root: Path) -> Path:
             "if fail:\n    raise ValueError('boom from the bad stage')\n",
             "stage:bad", "out:bad.txt",
         ),
-        code("with open('bad.txt') as f:\n    text = f.read()\nwith open('child.txt', 'w') as f:\n    f.write(text)\n", "stage:child", "in:bad.txt", "out:child.txt"),
+        code(
+            "with open('bad.txt') as f:\n    text = f.read()\nwith open('child.txt', 'w') as f:\n    f.write(text)\n",
+            "stage:child", "in:bad.txt", "out:child.txt",
+        ),
     )  # fmt: skip
     return export(root / "fail.ipynb")
 
@@ -183,7 +185,8 @@ def cluster(logs: Path, worker_prefix: list[str] = (), nworkers: int = 2):
     scheduler_log, worker_log = logs / "scheduler.log", logs / "worker.log"
     processes = [start([*DASK, "scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1], "--no-dashboard"], scheduler_log)]
     try:
-        worker = [*DASK, "worker", address, "--nworkers", str(nworkers), "--nthreads", "1", "--no-dashboard", "--local-directory", str(logs)]
+        worker = [*DASK, "worker", address, "--nworkers", str(nworkers), "--nthreads", "1", "--no-dashboard"]
+        worker += ["--local-directory", str(logs)]
         processes.append(start([*worker_prefix, *worker], worker_log))
         wait_for_workers(address, nworkers, processes, [scheduler_log, worker_log])
         yield address
@@ -213,7 +216,8 @@ def test_example_pipeline_end_to_end_on_a_local_cluster(tmp_path):
         assert result.ok, result.errors
         assert result.outcomes == dict.fromkeys(["load_data", "train_ridge", "train_forest", "compare"], "ran")
         run_dir = pipeline / "runs" / result.run_id
-        assert sorted(p.name for p in run_dir.glob("*.ipynb")) == ["compare.ipynb", "load_data.ipynb", "train_forest.ipynb", "train_ridge.ipynb"]
+        notebooks = ["compare.ipynb", "load_data.ipynb", "train_forest.ipynb", "train_ridge.ipynb"]
+        assert sorted(p.name for p in run_dir.glob("*.ipynb")) == notebooks
         outputs[executor] = {
             "metrics": read_json(pipeline / "metrics" / "compare.json"),
             "report": (root / "reports" / "diabetes_comparison.csv").read_text(),
@@ -270,7 +274,9 @@ def test_ctrl_c_on_a_terminal_interrupts_the_stages_of_a_local_cluster(tmp_path)
     pipeline = pair_project(project)
     log = tmp_path / "run.log"
     with open(log, "w") as out:
-        process = subprocess.Popen([sys.executable, "-c", CTRL_C_DRIVER, str(pipeline)], cwd=project, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            [sys.executable, "-c", CTRL_C_DRIVER, str(pipeline)], cwd=project, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
         wait_until(
             lambda: (project / "a.started").exists() and (project / "b.started").exists(),
@@ -339,7 +345,9 @@ def test_a_failing_stage_is_handled_as_the_local_executor_handles_it(external, t
             "last": {k: v for k, v in read_json(pipeline / ".nb2pipe" / "last.json")["bad"].items() if k in ("outcome", "error")},
         }
     assert seen["dask"] == seen["local"]
-    assert re.search(r"stage 'bad' failed( in [^:]+)?: ValueError: boom from the bad stage; open .*bad\.ipynb", seen["dask"]["message"]), seen["dask"]["message"]
+    assert re.search(r"stage 'bad' failed( in [^:]+)?: ValueError: boom from the bad stage; open .*bad\.ipynb", seen["dask"]["message"]), (
+        seen["dask"]["message"]
+    )
 
 
 def test_interrupt_kills_running_kernels_and_commands_and_cancels_waiting_stages(external, tmp_path):
@@ -356,7 +364,11 @@ def test_interrupt_kills_running_kernels_and_commands_and_cancels_waiting_stages
 
     executor = DaskExecutor("python3", wdir(pipeline), 2, external)
     try:
-        running = [executor.submit(job("one")), executor.submit(job("cmd", cmd=(sys.executable, "-c", "import time; time.sleep(300)", marker)))]
+        running = [
+            executor.submit(job("one")),
+            executor.submit(job("cmd", cmd=(sys.executable, "-c", "import time; time.sleep(300)", marker))),
+        ]
+
         def both_started() -> bool:
             if any(f.done() for f in running):
                 pytest.fail(f"a stage ended before the interrupt: {[f.result() for f in running if f.done()]}")
@@ -405,8 +417,10 @@ def test_progress_and_outcomes_of_executor_jobs_directly(external, tmp_path):
             )
             for name in ("a", "b")
         ]  # fmt: skip
-        jobs.append(StageJob("listing", None, {}, runs / "listing.ipynb", lambda i, n: None, cmd=(sys.executable, "-c", "import os; print(sorted(os.listdir('.')))")))
-        jobs.append(StageJob("broken", None, {}, runs / "broken.ipynb", lambda i, n: None, cmd=(sys.executable, "-c", "raise SystemExit('no such luck')")))
+        listing = (sys.executable, "-c", "import os; print(sorted(os.listdir('.')))")
+        jobs.append(StageJob("listing", None, {}, runs / "listing.ipynb", lambda i, n: None, cmd=listing))
+        broken = (sys.executable, "-c", "raise SystemExit('no such luck')")
+        jobs.append(StageJob("broken", None, {}, runs / "broken.ipynb", lambda i, n: None, cmd=broken))
         outcomes = {o.name: o for o in (executor.submit(j).result(timeout=120) for j in jobs)}
     finally:
         executor.close()
@@ -459,9 +473,8 @@ def test_a_worker_that_cannot_see_the_pipeline_folder_is_refused_with_one_clear_
     # the worker runs in its own mount namespace where an empty tmpfs sits on the project's path:
     # the path exists there, but it is another filesystem, as on a machine without the share
     hide = ["unshare", "--mount", "--propagation", "private", "sh", "-c", 'mount -t tmpfs nb2pipe-test "$0" && exec "$@"', str(project)]
-    with cluster(tmp_path / "dask-logs", worker_prefix=hide, nworkers=1) as address:
-        with pytest.raises(Nb2PipeError) as caught:
-            run_pipeline(pipeline, RunOptions(executor="dask", scheduler=address), [])
+    with cluster(tmp_path / "dask-logs", worker_prefix=hide, nworkers=1) as address, pytest.raises(Nb2PipeError) as caught:
+        run_pipeline(pipeline, RunOptions(executor="dask", scheduler=address), [])
     message = str(caught.value)
     assert "\n" not in message
     assert re.fullmatch(

@@ -361,7 +361,7 @@ def comparable(path: Path) -> bytes:
 def _diff(expected: str, actual: str, limit: int = 30) -> str:
     lines = list(difflib.unified_diff(expected.splitlines(), actual.splitlines(), "notebook", "pipeline", lineterm="", n=1))
     if len(lines) > limit:
-        lines = lines[:limit] + [f"... ({len(lines) - limit} more diff lines)"]
+        lines = [*lines[:limit], f"... ({len(lines) - limit} more diff lines)"]
     return "\n".join(lines)
 
 
@@ -435,7 +435,7 @@ def test_pipeline_gives_what_the_notebook_gives(case: Case, tmp_path, monkeypatc
     # B: the pipeline, every stage in a fresh kernel
     folder_b, piped = run_pipeline(case, tmp_path, retries)
     if piped.returncode != 0 and case.refused_by_design and case.refused_by_design in piped.stderr:
-        line = next(l for l in piped.stderr.splitlines() if case.refused_by_design in l)
+        line = next(text for text in piped.stderr.splitlines() if case.refused_by_design in text)
         pytest.skip(f"nb2pipe refuses this notebook by design (exit {piped.returncode}): {line}")
     assert piped.returncode == 0, (
         f"`nb2pipe run {name}` exited {piped.returncode}\n--- stderr\n{piped.stderr[-4000:]}\n--- stdout\n{piped.stdout[-2000:]}"
@@ -458,7 +458,7 @@ def test_pipeline_gives_what_the_notebook_gives(case: Case, tmp_path, monkeypatc
     mismatches = problems + result.mismatches
     record_property("kernel_start_retries", "; ".join(retries) or "none")
     if retries:
-        warnings.warn(UserWarning(f"{name}: started over after a kernel died at start-up: " + "; ".join(retries)))
+        warnings.warn(UserWarning(f"{name}: started over after a kernel died at start-up: " + "; ".join(retries)), stacklevel=1)
     record_property("plain_runs", len(runs))
     record_property("compared", f"{result.compared_cells} cells, {result.compared_files} files")
     record_property("not_compared", "; ".join(result.not_compared) or "nothing")
@@ -468,7 +468,7 @@ def test_pipeline_gives_what_the_notebook_gives(case: Case, tmp_path, monkeypatc
             f"as {len(runs)} runs of the notebook disagree: " + "; ".join(result.not_compared)
         )
         print(message)
-        warnings.warn(NotCompared(message))
+        warnings.warn(NotCompared(message), stacklevel=1)
     assert not mismatches, f"the pipeline of {name} is not equivalent to the notebook:\n\n" + "\n\n".join(mismatches)
     assert_compared_something(name, result)
 

@@ -16,10 +16,15 @@ def nb_file(tmp_path, *cells, **kw):
 
 CASES = {
     "malformed json": (lambda p: (p / "analysis.ipynb").write_text('{"cells": [') and p / "analysis.ipynb", "is not valid JSON"),
-    "json, not a notebook": (lambda p: (p / "analysis.ipynb").write_text('{"a": 1}') and p / "analysis.ipynb", "is JSON but not a Jupyter notebook"),
+    "json, not a notebook": (
+        lambda p: (p / "analysis.ipynb").write_text('{"a": 1}') and p / "analysis.ipynb",
+        "is JSON but not a Jupyter notebook",
+    ),
     "nbformat 3": (
-        lambda p: (p / "analysis.ipynb").write_text(json.dumps({"nbformat": 3, "worksheets": [{"cells": []}], "metadata": {}}))
-        and p / "analysis.ipynb",
+        lambda p: (
+            (p / "analysis.ipynb").write_text(json.dumps({"nbformat": 3, "worksheets": [{"cells": []}], "metadata": {}}))
+            and p / "analysis.ipynb"
+        ),
         "nbformat 3, older than nb2pipe reads",
     ),
     "missing file": (lambda p: p / "nope.ipynb", "does not exist"),

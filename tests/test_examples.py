@@ -41,7 +41,7 @@ def test_every_parameter_of_the_example_moves_its_metrics(tmp_path, monkeypatch,
     baseline, *others = [run["metrics"] for run in reversed(json.loads(out))]
     assert set(baseline) >= {"accuracy", "f1_macro", "logloss"}
     assert baseline["accuracy"] < 1.0  # room to improve, so a gate can pass
-    for change, metrics in zip(changes[1:], others):
+    for change, metrics in zip(changes[1:], others, strict=True):
         assert metrics["logloss"] != baseline["logloss"], change
         assert (metrics["accuracy"], metrics["f1_macro"]) != (baseline["accuracy"], baseline["f1_macro"]), change
     deeper = others[2]  # the README's demo: -p max_depth=4 beats the defaults

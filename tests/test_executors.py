@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 import time
 from pathlib import Path
@@ -22,11 +21,10 @@ import psutil
 import pytest
 
 from conftest import code, write_nb
-from nb2pipe.errors import SpecError
-from nb2pipe.run import RunOptions, run_pipeline
-from nb2pipe.run import executors
-from nb2pipe.run.executors import StageJob, check_executor, executor, executor_names, register_executor
 from helpers import survivors
+from nb2pipe.errors import SpecError
+from nb2pipe.run import RunOptions, executors, run_pipeline
+from nb2pipe.run.executors import StageJob, check_executor, executor, executor_names, register_executor
 
 NB = "nb.ipynb"
 PIPE = "pipelines/nb"
@@ -88,9 +86,9 @@ def test_a_run_can_check_its_executor_and_options_before_it_starts():
     """check_executor makes nothing: a caller (the CLI, the API) checks before it takes a lock."""
     check_executor("dask", scheduler="tcp://127.0.0.1:8786")
     check_executor("local", scheduler=None)  # None: not given
-    with pytest.raises(SpecError, match="^unknown executor 'nope'; known executors: local, dask$"):
+    with pytest.raises(SpecError, match=r"^unknown executor 'nope'; known executors: local, dask$"):
         check_executor("nope")
-    with pytest.raises(SpecError, match="^option 'scheduler' does not apply to executor 'local'"):
+    with pytest.raises(SpecError, match=r"^option 'scheduler' does not apply to executor 'local'"):
         check_executor("local", scheduler="tcp://127.0.0.1:8786")
 
 
@@ -113,7 +111,7 @@ def two_stages(tmp_path, monkeypatch, cli) -> Path:
 
 
 def test_an_unknown_executor_stops_a_run_before_any_stage(two_stages):
-    with pytest.raises(SpecError, match="^unknown executor 'dusk'; did you mean 'dask'\\?$"):
+    with pytest.raises(SpecError, match=r"^unknown executor 'dusk'; did you mean 'dask'\?$"):
         run_pipeline(Path(PIPE), RunOptions(executor="dusk"), [])
     assert not (two_stages / "a.txt").exists()
 
@@ -195,11 +193,14 @@ def test_jobs_run_with_their_parameters_and_report_cells_and_failures(name, tmp_
     cells: list[tuple[int, int]] = []
     made = executor(name, "python3", tmp_path, 2, stages=4)
     try:
-        fine = made.submit(job(runs, "fine", "with open('fine.txt', 'w') as f:\n    f.write(str(x))", "y = 1", parameters={"x": 7}, cells=cells))
+        fine = made.submit(
+            job(runs, "fine", "with open('fine.txt', 'w') as f:\n    f.write(str(x))", "y = 1", parameters={"x": 7}, cells=cells)
+        )
         fine_outcome = fine.result(timeout=300)
         seen = list(cells)  # as the future resolved
         broken = made.submit(job(runs, "broken", "y = 1", "raise ValueError('boom')")).result(timeout=300)
-        command = made.submit(job(runs, "listing", cmd=(sys.executable, "-c", "import os; print(sorted(os.listdir('.')))"))).result(timeout=300)
+        listing = (sys.executable, "-c", "import os; print(sorted(os.listdir('.')))")
+        command = made.submit(job(runs, "listing", cmd=listing)).result(timeout=300)
         failing = made.submit(job(runs, "failing", cmd=(sys.executable, "-c", "raise SystemExit('no such luck')"))).result(timeout=300)
     finally:
         made.close()

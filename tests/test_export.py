@@ -13,7 +13,7 @@ import nbformat
 import pytest
 import yaml
 
-from conftest import EXAMPLES, GOLDEN, code, md, write_nb
+from conftest import EXAMPLES, GOLDEN, code, write_nb
 
 EXAMPLE_NAMES = sorted(p.stem for p in EXAMPLES.glob("*.ipynb"))
 
@@ -250,7 +250,7 @@ def test_show_mermaid_draws_the_dag(tmp_path, cli):
 def test_show_json_is_machine_readable(tmp_path, cli):
     nb = copy_example(tmp_path, "wine_quality")
     cli("export", nb)
-    status, out, _ = cli("show", tmp_path / "pipelines" / "wine_quality", "--json")
+    _status, out, _ = cli("show", tmp_path / "pipelines" / "wine_quality", "--json")
     info = json.loads(out)
     assert [s["name"] for s in info["stages"]] == ["load", "split", "train", "evaluate"]
     assert info["stages"][1]["upstream"] == ["load"]

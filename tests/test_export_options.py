@@ -85,7 +85,7 @@ def test_run_notebook_re_exports_with_the_recorded_options(exported, cli):
 
 def test_a_plain_export_keeps_the_recorded_options_and_check_compares_with_them(exported, cli):
     assert cli("export", NB, "--check")[0] == 1  # the notebook changed
-    exit_code, out, err = cli("export", NB)
+    exit_code, _out, err = cli("export", NB)
     assert exit_code == 0, err
     assert_level_3_notebooks(exported)
     assert cli("export", NB, "--check") == (0, f"pipeline '{PIPE}' is up to date with '{NB}'\n", "")

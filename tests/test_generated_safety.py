@@ -74,7 +74,7 @@ def assert_cells_survive(notebook: Path, folder: Path) -> int:
     checked = 0
     for stage, cells in stage_cells(folder).items():
         numbers = [notebook_cell_number(c) for c in cells]
-        for cell, number in zip(cells, numbers):
+        for cell, number in zip(cells, numbers, strict=True):
             if number is None:
                 assert cell.cell_type == "code" or cell.source.startswith("# Stage"), (stage, cell)
                 continue
@@ -432,8 +432,8 @@ def _plain_scalars(text: str) -> list[str]:
 
 def test_params_yaml_strings_mean_the_same_in_yaml_1_1_and_1_2(tmp_path, cli):
     names = [f"s{i}" for i in range(len(AMBIGUOUS_STRINGS))] + ["on", "yes", "null", "y", "off"]
-    values = AMBIGUOUS_STRINGS + ["k1", "k2", "k3", "k4", "k5"]
-    assignments = "\n".join(f"{n} = {v!r}" for n, v in zip(names, values))
+    values = [*AMBIGUOUS_STRINGS, "k1", "k2", "k3", "k4", "k5"]
+    assignments = "\n".join(f"{n} = {v!r}" for n, v in zip(names, values, strict=True))
     notebook = write_nb(
         tmp_path / "nb.ipynb",
         code(assignments + "\nn = 3\nf = 0.5", "parameters"),
@@ -443,7 +443,7 @@ def test_params_yaml_strings_mean_the_same_in_yaml_1_1_and_1_2(tmp_path, cli):
     assert status == 0, err
     folder = tmp_path / "pipelines" / "nb"
     params_text = (folder / "params.yaml").read_text(encoding="utf-8")
-    assert yaml.safe_load(params_text) == {**dict(zip(names, values)), "n": 3, "f": 0.5}
+    assert yaml.safe_load(params_text) == {**dict(zip(names, values, strict=True)), "n": 3, "f": 0.5}
     plain = _plain_scalars(params_text)
     assert "3" in plain and "0.5" in plain  # numbers stay numbers
     ambiguous = [s for s in plain if s not in ("3", "0.5") and _YAML12_NOT_STRING.match(s)]
@@ -509,7 +509,7 @@ def test_atomic_write_respects_the_umask_and_existing_modes(tmp_path):
 @pytest.mark.parametrize("name", ["...ipynb", "..ipynb"])
 def test_a_dot_named_notebook_never_exports_into_its_own_or_a_parent_folder(tmp_path, cli, name):
     notebook = write_nb(tmp_path / "work" / name, code("x = 1", "stage:s"))
-    status, out, err = cli("export", notebook)
+    status, _out, err = cli("export", notebook)
     assert status == 2 and err.count("\n") == 1 and "-o" in err
     assert sorted(p.name for p in (tmp_path / "work").iterdir()) == [name]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["work"]
@@ -539,8 +539,9 @@ def test_a_notebook_name_that_is_not_utf8_is_refused(tmp_path, cli):
 )
 def test_a_cell_holding_a_lone_surrogate_is_refused(tmp_path, cli):
     notebook = tmp_path / "nb.ipynb"
+    cell = {"cell_type": "code", "metadata": {"tags": ["stage:s"]}, "source": "x = '\\ud800'", "outputs": [], "execution_count": None}
     notebook.write_text(json.dumps({
-        "cells": [{"cell_type": "code", "metadata": {"tags": ["stage:s"]}, "source": "x = '\\ud800'", "outputs": [], "execution_count": None}],
+        "cells": [cell],
         "metadata": {}, "nbformat": 4, "nbformat_minor": 5,
     }).replace("\\\\ud800", "\\ud800"))
     status, _, err = cli("export", notebook)

@@ -84,8 +84,8 @@ def table(text: str, titles: list[str]) -> list[dict[str, str]]:
     """A table printed with left-aligned columns, as rows of {title: cell}."""
     header, *lines = text.rstrip("\n").splitlines()
     starts = [header.index(t) for t in titles]
-    bounds = list(zip(starts, starts[1:] + [None]))
-    return [{t: line[a:b].strip() for t, (a, b) in zip(titles, bounds)} for line in lines]
+    bounds = list(zip(starts, [*starts[1:], None], strict=True))
+    return [{t: line[a:b].strip() for t, (a, b) in zip(titles, bounds, strict=True)} for line in lines]
 
 
 # --- runs --------------------------------------------------------------------------------------

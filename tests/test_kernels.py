@@ -110,7 +110,12 @@ def project(tmp_path, monkeypatch) -> Path:
         root / NB,
         code("import os", "setup"),
         code("with open('a.txt', 'w') as a_file:\n    a_file.write('a')\n", "stage:a", "out:a.txt"),
-        code("with open('a.txt') as a_in:\n    text = a_in.read()\nwith open('b.txt', 'w') as b_file:\n    b_file.write(text + 'b')\n", "stage:b", "in:a.txt", "out:b.txt"),
+        code(
+            "with open('a.txt') as a_in:\n    text = a_in.read()\nwith open('b.txt', 'w') as b_file:\n    b_file.write(text + 'b')\n",
+            "stage:b",
+            "in:a.txt",
+            "out:b.txt",
+        ),
     )
     monkeypatch.chdir(root)
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
@@ -147,7 +152,9 @@ def test_a_kernel_that_never_answers_is_a_one_line_error_and_is_killed(project, 
     assert exit_code == 1
     assert "Traceback" not in err
     (line,) = error_lines(err)
-    assert line.startswith("error: stage 'a' failed: KernelStartError: could not start kernel 'sleepy': it did not answer within 2 s "), line
+    assert line.startswith("error: stage 'a' failed: KernelStartError: could not start kernel 'sleepy': it did not answer within 2 s "), (
+        line
+    )
     assert summary(out) == "0 ran, 0 up to date, 0 restored from cache, 1 failed, 1 not run"
     assert starts(state), "no kernel was started"
     wait_until_gone(starts(state), "the kernels the pool started end")
@@ -156,11 +163,14 @@ def test_a_kernel_that_never_answers_is_a_one_line_error_and_is_killed(project, 
 @pytest.mark.slow
 def test_a_kernel_that_always_dies_at_start_gives_up_naming_the_reason(project, tmp_path, cli):
     state = install_kernel(tmp_path / "jupyter", "broken", "exit", fails=-1)
-    exit_code, out, err = cli("run", NB, "--kernel", "broken", "--jobs", "1")
+    exit_code, _out, err = cli("run", NB, "--kernel", "broken", "--jobs", "1")
     assert exit_code == 1
     assert "Traceback" not in err
     (line,) = error_lines(err)
-    assert re.match(r"error: stage 'a' failed: KernelStartError: could not start kernel 'broken': flaky kernel: start \d refused \(exit code 1\); ", line), line
+    assert re.match(
+        r"error: stage 'a' failed: KernelStartError: could not start kernel 'broken': flaky kernel: start \d refused \(exit code 1\); ",
+        line,
+    ), line
     assert 3 <= len(starts(state)) <= 6, "a bounded number of attempts"
     wait_until_gone(starts(state), "the kernels the pool started end")
 

@@ -40,8 +40,8 @@ STATUS_PROBE = (
     "import json, sys\n"
     "from nb2pipe.cli import main\n"
     "codes = [main(argv) for argv in json.loads(sys.argv[1])]\n"
-    "print(json.dumps({'codes': codes, 'heavy': sorted(m for m in sys.modules if m.split('.')[0] in %r)}))\n"
-) % (HEAVY,)
+    f"print(json.dumps({{'codes': codes, 'heavy': sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})}}))\n"
+)
 
 
 def test_status_imports_neither_papermill_nor_jupyter_server(tmp_path, monkeypatch, cli):
@@ -56,12 +56,14 @@ def test_status_imports_neither_papermill_nor_jupyter_server(tmp_path, monkeypat
         code("open('b.txt', 'w').write(open('a.txt').read())\nscore = 0.5", "stage:b", "in:a.txt", "out:b.txt"),
         code("score = 0.5", "metrics"),
     )
-    exit_code, out, err = cli("run", "nb.ipynb")
+    exit_code, _out, err = cli("run", "nb.ipynb")
     assert exit_code == 0, err
     (tmp_path / "b.txt").write_text("edited")
     set_cell(tmp_path / "nb.ipynb", 3, "open('a.txt', 'w').write(str(alpha) + '!')")
     forms = [["status", "pipelines/nb"], ["status", "pipelines/nb", "--json"], ["status", "nb.ipynb", "-p", "alpha=2"]]
-    result = subprocess.run([sys.executable, "-c", STATUS_PROBE, json.dumps(forms)], env=subprocess_env(), capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", STATUS_PROBE, json.dumps(forms)], env=subprocess_env(), capture_output=True, text=True, check=True
+    )
     assert "out modified: b.txt" in result.stdout and "source notebook changed since export" in result.stdout
     probe = json.loads(result.stdout.splitlines()[-1])
     assert probe == {"codes": [0, 0, 0], "heavy": []}
@@ -126,7 +128,7 @@ def test_exporting_to_another_engine_imports_nothing_that_runs_stages(tmp_path):
     codes, loaded = json.loads(result.stdout.splitlines()[-1])
     assert codes == [0, 0], result.stderr
     assert (tmp_path / "pipelines/nb/dvc.yaml").is_file() and (tmp_path / "dags/nb.py").is_file()
-    assert not {m for m in loaded if m.split(".")[0] in HEAVY + ("jupyter_client",)}
+    assert not {m for m in loaded if m.split(".")[0] in (*HEAVY, "jupyter_client")}
     runs_stages = ("nb2pipe.run.runner", "nb2pipe.run.local", "nb2pipe.run.kernels", "nb2pipe.run.dask_executor", "nb2pipe.run.single")
     assert not {m for m in loaded if m in runs_stages}
 

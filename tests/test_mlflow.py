@@ -176,7 +176,7 @@ def test_an_unreachable_tracking_store_is_a_one_line_error_before_anything_runs(
     write_project(tmp_path)
     (tmp_path / "afile").write_text("")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'afile' / 'no.db'}")
-    exit_code, out, err = cli("run", NB)
+    exit_code, _out, err = cli("run", NB)
     assert exit_code == 2
     assert err.splitlines()[-1].startswith("error: cannot reach MLflow at sqlite:///")
     assert not (tmp_path / "data.txt").exists()

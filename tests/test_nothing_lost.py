@@ -55,7 +55,7 @@ def test_a_failing_first_run_leaves_a_hand_made_out_file_exactly_as_it_was(tmp_p
     result.write_text("my hand-made result\n")
     os.utime(result, ns=(1_600_000_000_000_000_000, 1_600_000_000_000_000_000))
     write_nb(tmp_path / NB, code("open('result.csv', 'w').write('half')\nraise ValueError('boom')", "stage:make", "out:result.csv"))
-    exit_code, out, err = cli("run", NB)
+    exit_code, _out, err = cli("run", NB)
     assert exit_code == 1 and "ValueError: boom" in err
     assert result.read_text() == "my hand-made result\n"
     assert result.stat().st_mtime_ns == 1_600_000_000_000_000_000
@@ -245,7 +245,7 @@ def test_an_input_edited_while_its_stage_runs_leaves_the_stage_stale(tmp_path, m
     # the history holds the hash of what the stage read: v1's
     from nb2pipe.hashing import hash_bytes
 
-    exit_code, out, err = cli("show", PIPE, "latest", "--json")
+    _exit_code, out, err = cli("show", PIPE, "latest", "--json")
     (stage,) = json.loads(out)["stages"]
     assert stage["lock"]["deps"]["in.txt"] == hash_bytes(b"v1")
 
@@ -255,7 +255,7 @@ def test_a_failed_stage_keeps_the_inputs_it_started_with_in_the_history(tmp_path
     (tmp_path / "in.txt").write_text("input")
     write_nb(tmp_path / NB, code("alpha = 2", "parameters"), code("open('in.txt').read()\nraise ValueError(alpha)", "stage:s", "in:in.txt"))
     assert cli("run", NB)[0] == 1
-    exit_code, out, err = cli("show", PIPE, "latest", "--json")
+    _exit_code, out, _err = cli("show", PIPE, "latest", "--json")
     (stage,) = json.loads(out)["stages"]
     from nb2pipe.hashing import hash_bytes
 
@@ -289,7 +289,7 @@ def test_a_stage_that_appends_to_a_file_it_reads_is_up_to_date_after_it_ran(tmp_
     write_nb(tmp_path / NB, code("open('log.txt', 'a').write('line\\n')", "stage:log", "in:log.txt", "out:log.txt"))
     assert cli("run", NB)[0] == 0
     assert stage_status(cli, PIPE)["log"]["reasons"] == []
-    exit_code, out, _ = cli("run", NB)
+    _exit_code, out, _ = cli("run", NB)
     assert out.strip().splitlines()[-1] == "0 ran, 1 up to date, 0 restored from cache, 0 failed"
     assert (tmp_path / "log.txt").read_text() == "start\nline\n"
     (tmp_path / "log.txt").write_text("start\nline\nby hand\n")
@@ -300,7 +300,7 @@ def test_a_nan_parameter_is_up_to_date_after_its_run(tmp_path, monkeypatch, cli)
     monkeypatch.chdir(tmp_path)
     write_nb(tmp_path / NB, code("threshold = 1.0", "parameters"), code("print(threshold)", "stage:s"))
     assert cli("run", NB, "-p", "threshold=nan")[0] == 0
-    exit_code, out, err = cli("status", PIPE, "--json", "-p", "threshold=nan")
+    _exit_code, out, _err = cli("status", PIPE, "--json", "-p", "threshold=nan")
     assert json.loads(out)["stages"][0]["reasons"] == []
 
 
@@ -356,7 +356,7 @@ def test_a_damaged_or_newer_lock_file_is_one_line(ran, content):
 def test_last_json_of_the_wrong_shape_does_not_stop_status_or_run(ran, content):
     (ran / PIPE / ".nb2pipe" / "last.json").write_text(content, encoding="latin-1")
     assert run_cli("status", PIPE)[0] == 0
-    exit_code, out, err = run_cli("run", PIPE)
+    exit_code, _out, err = run_cli("run", PIPE)
     assert exit_code == 0, err
 
 
@@ -396,7 +396,7 @@ def test_checkout_never_writes_where_a_hand_edited_lock_points_outside(ran, cli)
     entry["outs"] = {"../../escaped.txt": entry["outs"]["a.txt"], "a.txt": entry["outs"]["a.txt"]}
     write_lock(ran, {"a": entry})
     (ran / "a.txt").unlink()
-    exit_code, out, err = cli("checkout", PIPE)
+    exit_code, _out, err = cli("checkout", PIPE)
     assert exit_code == 0, err
     assert (ran / "a.txt").read_text() == "a"
     assert not (ran.parent.parent / "escaped.txt").exists()

@@ -87,7 +87,7 @@ INFERRED_ESCAPES = {
 @pytest.mark.parametrize("case", INFERRED_ESCAPES, ids=list(INFERRED_ESCAPES))
 def test_an_inferred_out_that_escapes_is_dropped_with_a_warning(tmp_path, cli, case):
     source = INFERRED_ESCAPES[case]
-    (status, out, err), folder = export(cli, tmp_path, code("import pandas as pd\ndf = None", "setup"), code(source, "stage:save"))
+    (status, _out, err), folder = export(cli, tmp_path, code("import pandas as pd\ndf = None", "setup"), code(source, "stage:save"))
     assert status == 0, err
     assert "outs" not in stages_of(folder)["save"]
     warning = next(line for line in err.splitlines() if line.startswith("warning: "))
@@ -176,7 +176,9 @@ def test_a_file_a_stage_updates_is_a_dep_and_an_out_of_that_stage(tmp_path, cli,
 
 
 def test_an_untagged_notebook_appending_to_a_file_lists_it_both_ways(tmp_path, cli):
-    (status, _, err), folder = export(cli, tmp_path, code("score = 0.9"), code("with open('experiments.csv', 'a') as f:\n    f.write(f'{score}\\n')"))
+    (status, _, err), folder = export(
+        cli, tmp_path, code("score = 0.9"), code("with open('experiments.csv', 'a') as f:\n    f.write(f'{score}\\n')")
+    )
     assert status == 0, err
     (stage,) = stages_of(folder).values()
     assert stage["deps"] == ["experiments.csv"] and stage["outs"] == ["experiments.csv"]

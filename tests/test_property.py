@@ -47,7 +47,8 @@ RUNS_CODE = [
     f"!touch {SENTINEL}",
     f"%%bash\ntouch {SENTINEL}",
 ]
-SOURCES = RUNS_CODE + [
+SOURCES = [
+    *RUNS_CODE,
     "x = 1", "y = x + 1", "import pandas as pd", "def f(a):\n    return a * 2", "z = f(y)",
     "df = pd.read_csv('data/raw.csv')", "df.to_csv('data/clean.csv')", "open('log.txt', 'a').write('1')",
     "open('../outside.txt', 'w').write('1')", "open('/tmp/nb2pipe-abs.txt', 'w')", "exec('q = 1')",
@@ -178,10 +179,10 @@ def _locations(data, prefix=()):
     yield prefix
     if isinstance(data, dict):
         for key, value in data.items():
-            yield from _locations(value, prefix + (key,))
+            yield from _locations(value, (*prefix, key))
     elif isinstance(data, list):
         for i, value in enumerate(data):
-            yield from _locations(value, prefix + (i,))
+            yield from _locations(value, (*prefix, i))
 
 
 def _replace(data, where, value):

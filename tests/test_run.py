@@ -282,7 +282,11 @@ def test_status_quiet_exit_codes(fresh, cli):
 
 
 def _edit_comments(root: Path) -> None:
-    set_cell(root / NB, CELL_A, SRC_A.replace("# turn the raw number into a.txt", "# a comment, reworded").replace("# one line", "# exactly one line"))
+    set_cell(
+        root / NB,
+        CELL_A,
+        SRC_A.replace("# turn the raw number into a.txt", "# a comment, reworded").replace("# one line", "# exactly one line"),
+    )
 
 
 def _add_comment_line(root: Path) -> None:
@@ -456,7 +460,7 @@ def test_keep_going_runs_the_independent_rest_after_a_failure(ran, cli):
 def test_without_keep_going_nothing_new_starts_after_a_failure(ran, cli):
     set_cell(ran / NB, CELL_A, "raise ValueError('boom')")
     set_cell(ran / NB, CELL_C, SRC_C.replace("write('c", "write('c2"))
-    exit_code, out, err = cli("run", NB, "--jobs", "1")
+    exit_code, out, _err = cli("run", NB, "--jobs", "1")
     assert exit_code == 1
     assert summary(out) == "0 ran, 0 up to date, 0 restored from cache, 1 failed, 2 not run"
     assert (ran / "c.txt").read_text() == "c\n"  # c did not run
@@ -519,11 +523,11 @@ def test_jobs_2_overlaps_independent_stages_and_jobs_1_does_not(tmp_path, monkey
         code(meet("q", "p"), "stage:q", "out:q.json"),
     )
     pipeline = tmp_path / "pipelines" / "par"
-    exit_code, out, err = cli("run", "par.ipynb", "--jobs", "2")
+    exit_code, _out, err = cli("run", "par.ipynb", "--jobs", "2")
     assert exit_code == 0, err
     assert_overlapped(new_events(pipeline, set()), "p", "q")
     before = run_dirs(pipeline)
-    exit_code, out, err = cli("run", "pipelines/par", "--jobs", "1", "--force", "-p", "patience=0")
+    exit_code, _out, err = cli("run", "pipelines/par", "--jobs", "1", "--force", "-p", "patience=0")
     assert exit_code == 0, err
     assert_one_after_the_other(new_events(pipeline, before), "p", "q")
 

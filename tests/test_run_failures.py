@@ -107,7 +107,10 @@ def test_failing_stage_restores_its_outs_keeps_its_lock_entry_and_stops_dependan
     assert summary(out) == "0 ran, 1 up to date, 0 restored from cache, 1 failed, 1 not run"
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, err
-    match = re.fullmatch(r"error: stage 'a' failed in nb\.ipynb cell \d+ \(pipelines/nb/stages/a\.py\): ValueError: boom: a\.txt is wrong; open (\S+)", errors[0])
+    match = re.fullmatch(
+        r"error: stage 'a' failed in nb\.ipynb cell \d+ \(pipelines/nb/stages/a\.py\): ValueError: boom: a\.txt is wrong; open (\S+)",
+        errors[0],
+    )
     assert match, errors[0]
     executed = Path(match.group(1))
     assert executed.name == "a.ipynb" and executed.is_file()
@@ -207,24 +210,24 @@ def test_a_stage_that_does_not_write_its_declared_output_fails(ran, cli):
 
 def test_unknown_parameter_is_a_usage_error(ran, cli):
     lock = (ran / PIPE / "nb2pipe.lock").read_bytes()
-    exit_code, out, err = cli("run", PIPE, "-p", "nosuch=1")
+    exit_code, _out, err = cli("run", PIPE, "-p", "nosuch=1")
     assert exit_code == 2
     assert "error: unknown parameter 'nosuch'" in err
-    exit_code, out, err = cli("run", PIPE, "-p", "alpah=0.1")
+    exit_code, _out, err = cli("run", PIPE, "-p", "alpah=0.1")
     assert exit_code == 2
     assert "unknown parameter 'alpah'; did you mean 'alpha'?" in err
     assert (ran / PIPE / "nb2pipe.lock").read_bytes() == lock
 
 
 def test_parameter_without_a_value_is_a_usage_error(ran, cli):
-    exit_code, out, err = cli("run", PIPE, "-p", "bad")
+    exit_code, _out, err = cli("run", PIPE, "-p", "bad")
     assert exit_code == 2
     assert "error: bad parameter 'bad'; write it as -p name=value" in err
     assert "Traceback" not in err
 
 
 def test_status_rejects_an_unknown_parameter_like_run_does(ran, cli):
-    exit_code, out, err = cli("status", PIPE, "-p", "alpah=0.1")
+    exit_code, _out, err = cli("status", PIPE, "-p", "alpah=0.1")
     assert exit_code == 2
     assert "unknown parameter 'alpah'" in err
 
@@ -253,7 +256,7 @@ def test_interrupted_run_exits_130_restores_outs_and_leaves_no_kernel(slow, runs
         os.killpg(proc.pid, signal.SIGINT)  # a terminal sends Ctrl-C to the foreground process group
     else:
         proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=300)  # it does not sit out the hour-long nap
+    _out, err = proc.communicate(timeout=300)  # it does not sit out the hour-long nap
     assert proc.returncode == 130, err
     assert "interrupted" in err
     assert (slow / "slow.txt").read_text() == "partial done"

@@ -22,8 +22,8 @@ import psutil
 import pytest
 
 from conftest import code, write_nb
-from nb2pipe.exporters import STAGE_MODULE, render
 from helpers import survivors
+from nb2pipe.exporters import STAGE_MODULE, render
 
 NB = "nb.ipynb"
 PIPE = "pipelines/nb"
@@ -168,7 +168,9 @@ def test_a_cancelled_stage_leaves_no_kernel_or_command_behind(project, pipeline,
         deadline = time.monotonic() + 180
         while not (project / pid_file).exists():
             if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the stage did not start (exit {process.poll()}): {process.stderr.read() if process.poll() is not None else ''}")
+                pytest.fail(
+                    f"the stage did not start (exit {process.poll()}): {process.stderr.read() if process.poll() is not None else ''}"
+                )
             time.sleep(0.1)
         pids = [int(pid) for pid in (project / pid_file).read_text().split()]
         process.send_signal(how)

@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from conftest import code, write_nb
-from nb2pipe.export import export_notebook
 from helpers import expect_error, fetch_json
+from nb2pipe.export import export_notebook
 from test_server import jp_server_config, tiny  # noqa: F401  (fixtures)
 
 PIPE = "work/pipelines/tiny"

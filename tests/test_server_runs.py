@@ -101,7 +101,8 @@ async def test_a_failed_spawn_makes_a_failed_job_with_its_message(jp_fetch, tiny
 
 # --- cancel ----------------------------------------------------------------------------------
 
-SLOW = "import time\nopen('s.txt', 'w').write('new')\ntime.sleep(600)\nopen('late.txt', 'w').write('late')"  # longer than any wait here: only a cancel ends it in time
+# longer than any wait here: only a cancel ends it in time
+SLOW = "import time\nopen('s.txt', 'w').write('new')\ntime.sleep(600)\nopen('late.txt', 'w').write('late')"
 
 
 @pytest.fixture
@@ -136,7 +137,7 @@ async def test_a_cancel_before_the_child_exists_is_applied_as_soon_as_it_does(jp
         jobs.cancel(job)
         try:
             await asyncio.wait_for(job.task, timeout=240)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pytest.fail(f"the cancelled job did not end within 240 s: {job.to_json()}")
         assert job.status == "cancelled", (trial, job.to_json())
         assert (slow / "s.txt").read_text() == "old" and not (slow / "late.txt").exists(), trial

@@ -95,12 +95,18 @@ BAD_FILES = {
     "no stages": ({"version": 1}, "'stages' must be a mapping of stage names to their settings"),
     "no stage at all": ({"version": 1, "stages": {}}, "'stages' must be a mapping of stage names to their settings"),
     "stages a list": ({"version": 1, "stages": ["one"]}, "'stages' must be a mapping of stage names to their settings"),
-    "source a list": ({"version": 1, "source": [1], "stages": {"one": GOOD_STAGE}}, "'source' must be a mapping with 'notebook' and 'hash'"),
+    "source a list": (
+        {"version": 1, "source": [1], "stages": {"one": GOOD_STAGE}},
+        "'source' must be a mapping with 'notebook' and 'hash'",
+    ),
     "unknown source key": (
         {"version": 1, "source": {"notebok": "a.ipynb"}, "stages": {"one": GOOD_STAGE}},
         "source: unknown key 'notebok'; did you mean 'notebook'?",
     ),
-    "unknown key, nothing close": ({"version": 1, "zzz": 1, "stages": {"one": GOOD_STAGE}}, "unknown key 'zzz'; known keys: version, source"),
+    "unknown key, nothing close": (
+        {"version": 1, "zzz": 1, "stages": {"one": GOOD_STAGE}},
+        "unknown key 'zzz'; known keys: version, source",
+    ),
     "bad stage name": ({"version": 1, "stages": {"Train": GOOD_STAGE}}, "bad stage name 'Train'; a stage name is lowercase"),
     "a stage name that is a number": ({"version": 1, "stages": {5: GOOD_STAGE}}, "bad stage name 5;"),
     "a stage name with a trailing newline": ({"version": 1, "stages": {"one\n": GOOD_STAGE}}, "bad stage name 'one\\n';"),
@@ -114,21 +120,48 @@ BAD_FILES = {
         "stage 'one': cmd must be an argv list, e.g. [python, tools/fetch.py], not a shell string",
     ),
     "cmd empty": ({"version": 1, "stages": {"one": {"cmd": []}}}, "stage 'one': cmd must be a non-empty list of strings"),
-    "cmd holding a mapping": ({"version": 1, "stages": {"one": {"cmd": ["python", {"a": 1}]}}}, "stage 'one': cmd must be a non-empty list of strings"),
-    "cmd holding a boolean": ({"version": 1, "stages": {"one": {"cmd": ["python", True]}}}, "stage 'one': cmd must be a non-empty list of strings"),
+    "cmd holding a mapping": (
+        {"version": 1, "stages": {"one": {"cmd": ["python", {"a": 1}]}}},
+        "stage 'one': cmd must be a non-empty list of strings",
+    ),
+    "cmd holding a boolean": (
+        {"version": 1, "stages": {"one": {"cmd": ["python", True]}}},
+        "stage 'one': cmd must be a non-empty list of strings",
+    ),
     "deps a string": ({"version": 1, "stages": {"one": {**GOOD_STAGE, "deps": "a.csv"}}}, "stage 'one': 'deps' must be a list of strings"),
-    "outs holding a number": ({"version": 1, "stages": {"one": {**GOOD_STAGE, "outs": [1]}}}, "stage 'one': 'outs' must be a list of strings"),
-    "an empty metrics path": ({"version": 1, "stages": {"one": {**GOOD_STAGE, "metrics": [""]}}}, "stage 'one': 'metrics' holds an empty path"),
-    "params a string": ({"version": 1, "stages": {"one": {**GOOD_STAGE, "params": "alpha"}}}, "stage 'one': 'params' must be a list of strings"),
+    "outs holding a number": (
+        {"version": 1, "stages": {"one": {**GOOD_STAGE, "outs": [1]}}},
+        "stage 'one': 'outs' must be a list of strings",
+    ),
+    "an empty metrics path": (
+        {"version": 1, "stages": {"one": {**GOOD_STAGE, "metrics": [""]}}},
+        "stage 'one': 'metrics' holds an empty path",
+    ),
+    "params a string": (
+        {"version": 1, "stages": {"one": {**GOOD_STAGE, "params": "alpha"}}},
+        "stage 'one': 'params' must be a list of strings",
+    ),
     "a param that is a keyword": (
         {"version": 1, "stages": {"one": {**GOOD_STAGE, "params": ["class"]}}},
         "stage 'one': 'params' holds 'class', which is not a Python name",
     ),
     "after a string": ({"version": 1, "stages": {"one": {**GOOD_STAGE, "after": "two"}}}, "stage 'one': 'after' must be a list of strings"),
-    "inferred a mapping": ({"version": 1, "stages": {"one": {**GOOD_STAGE, "inferred": {"a": 1}}}}, "stage 'one': 'inferred' must be a list of strings"),
-    "meta a list": ({"version": 1, "stages": {"one": {**GOOD_STAGE, "meta": ["x"]}}}, "stage 'one': 'meta' must map names to strings or lists of strings"),
-    "meta holding a boolean": ({"version": 1, "stages": {"one": {**GOOD_STAGE, "meta": {"cache": True}}}}, "stage 'one': 'meta' must map names to strings"),
-    "cells of zero": ({"version": 1, "stages": {"one": {**GOOD_STAGE, "cells": [0]}}}, "stage 'one': 'cells' must be a list of cell numbers (1, 2, ...); re-export"),
+    "inferred a mapping": (
+        {"version": 1, "stages": {"one": {**GOOD_STAGE, "inferred": {"a": 1}}}},
+        "stage 'one': 'inferred' must be a list of strings",
+    ),
+    "meta a list": (
+        {"version": 1, "stages": {"one": {**GOOD_STAGE, "meta": ["x"]}}},
+        "stage 'one': 'meta' must map names to strings or lists of strings",
+    ),
+    "meta holding a boolean": (
+        {"version": 1, "stages": {"one": {**GOOD_STAGE, "meta": {"cache": True}}}},
+        "stage 'one': 'meta' must map names to strings",
+    ),
+    "cells of zero": (
+        {"version": 1, "stages": {"one": {**GOOD_STAGE, "cells": [0]}}},
+        "stage 'one': 'cells' must be a list of cell numbers (1, 2, ...); re-export",
+    ),
     "an out outside the project": (
         {"version": 1, "wdir": "../..", "stages": {"one": {**GOOD_STAGE, "outs": ["../elsewhere.csv"]}}},
         "stage 'one': output '../elsewhere.csv'",
@@ -142,7 +175,10 @@ BAD_FILES = {
         "stage 'one': output 'pipelines/analysis'",
     ),
     "the notebook as an out": (
-        {"version": 1, "wdir": "../..", "source": {"notebook": "../../analysis.ipynb"}, "stages": {"one": {**GOOD_STAGE, "outs": ["analysis.ipynb"]}}},
+        {
+            "version": 1, "wdir": "../..", "source": {"notebook": "../../analysis.ipynb"},
+            "stages": {"one": {**GOOD_STAGE, "outs": ["analysis.ipynb"]}},
+        },
         "stage 'one': output 'analysis.ipynb'",
     ),
     "invalid YAML": ("version: 1\nstages: [\n", "is not valid YAML at line 3"),
@@ -169,7 +205,10 @@ def test_outputs_outside_the_project_say_where_the_project_is(folder):
     assert f"'{folder.parent.parent}': fix the path" in str(caught.value)
 
 
-@pytest.mark.parametrize("given, hint", [("analysis.ipynb", "export the notebook first: nb2pipe export"), ("somewhere", "pass a folder written by `nb2pipe export`")])
+@pytest.mark.parametrize(
+    "given, hint",
+    [("analysis.ipynb", "export the notebook first: nb2pipe export"), ("somewhere", "pass a folder written by `nb2pipe export`")],
+)
 def test_no_pipeline_there_says_what_to_do(tmp_path, given, hint):
     with pytest.raises(SpecError) as caught:
         load_pipeline(tmp_path / given)

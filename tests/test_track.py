@@ -125,8 +125,8 @@ def runs_table(cli, *args) -> list[dict[str, str]]:
     titles = ["RUN", "WHEN", "STATUS", "COMMIT", "CHANGED PARAMS", "METRICS", "TIME"]
     starts = [header.index(t) for t in titles]
     assert starts == sorted(starts), header
-    bounds = list(zip(starts, starts[1:] + [None]))
-    return [{t: line[a:b].strip() for t, (a, b) in zip(titles, bounds)} for line in lines]
+    bounds = list(zip(starts, [*starts[1:], None], strict=True))
+    return [{t: line[a:b].strip() for t, (a, b) in zip(titles, bounds, strict=True)} for line in lines]
 
 
 def show_lines(cli, ref: str) -> dict[str, str]:
@@ -338,7 +338,7 @@ def test_tag_names_a_run_everywhere(proj, cli):
 
 @pytest.mark.parametrize("name", ["latest", "latest~2", "two words", ""])
 def test_tag_refuses_names_that_would_be_ambiguous(proj, cli, name):
-    exit_code, out, err = cli("tag", PIPE, "latest", name)
+    exit_code, _out, err = cli("tag", PIPE, "latest", name)
     assert exit_code == 2
     assert err.startswith("error: bad tag name") and err.count("\n") == 1
 
@@ -349,7 +349,9 @@ def test_tag_refuses_names_that_would_be_ambiguous(proj, cli, name):
 def test_gate_better_exits_0(proj, cli):
     # run 1 (r2 0.9, mse 0.2) judged against run 2 (r2 0.7, mse 0.6)
     assert cli("tag", PIPE, proj.run2, "production")[0] == 0
-    exit_code, out, err = cli("gate", PIPE, "--metric", "r2:max", "--metric", "mse:min", "--baseline", "production", "--candidate", proj.run1)
+    exit_code, out, err = cli(
+        "gate", PIPE, "--metric", "r2:max", "--metric", "mse:min", "--baseline", "production", "--candidate", proj.run1
+    )
     assert exit_code == 0, err
     lines = out.splitlines()
     assert lines[0] == f"candidate {proj.run1} vs baseline {proj.run2} (margin 0)"
@@ -375,7 +377,9 @@ def test_gate_margin(proj, cli):
     exit_code, out, _ = cli(*args, "--margin", "0.25")  # 0.9 < 0.7 + 0.25
     assert exit_code == 1
     assert "needs ≥ 0.95" in out
-    exit_code, out, _ = cli("gate", PIPE, "--metric", "mse:min", "--baseline", "latest", "--candidate", "latest~1", "--margin", "0.5", "--json")
+    exit_code, out, _ = cli(
+        "gate", PIPE, "--metric", "mse:min", "--baseline", "latest", "--candidate", "latest~1", "--margin", "0.5", "--json"
+    )
     assert exit_code == 1
     result = json.loads(out)
     assert result["exit"] == 1 and result["candidate"] == proj.run1 and result["baseline"] == proj.run2
@@ -528,7 +532,7 @@ def test_a_run_killed_with_kill_9_shows_as_interrupted(proj, cli, runs):
     assert [r["status"] for r in runs_json(cli)] == ["interrupted", "ok", "ok"]
     assert show_lines(cli, "latest")["status"] == "interrupted: the run was killed"
     # the next run recovers and is recorded as usual; the killed one stays interrupted
-    exit_code, out, err = cli("run", PIPE)
+    exit_code, _out, err = cli("run", PIPE)
     assert exit_code == 0, err
     assert [r["status"] for r in runs_json(cli)] == ["ok", "interrupted", "ok", "ok"]
     assert _outs(proj.root)["data.txt"] == proj.outs1["data.txt"]
@@ -589,7 +593,8 @@ def test_a_database_newer_than_supported_is_a_one_line_error(tmp_path, monkeypat
     db.close()
     exit_code, out, err = cli("runs", PIPE)
     assert exit_code == 2 and out == ""
-    assert err == f"error: runs.db has schema version {track.SCHEMA_VERSION + 1}, newer than this nb2pipe ({track.SCHEMA_VERSION}); upgrade nb2pipe\n"
+    newer = track.SCHEMA_VERSION + 1
+    assert err == f"error: runs.db has schema version {newer}, newer than this nb2pipe ({track.SCHEMA_VERSION}); upgrade nb2pipe\n"
 
 
 # --- unknown refs --------------------------------------------------------------------------------------
@@ -608,7 +613,7 @@ def test_a_database_newer_than_supported_is_a_one_line_error(tmp_path, monkeypat
     ids=["show", "diff", "tag", "gate", "checkout", "run"],
 )
 def test_unknown_run_ref_is_exit_2(proj, cli, argv):
-    exit_code, out, err = cli(*argv)
+    exit_code, _out, err = cli(*argv)
     assert exit_code == 2
     assert err == "error: no run or tag 'nope' in this pipeline's history; see nb2pipe runs\n"
 

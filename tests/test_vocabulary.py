@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 from conftest import REPO
-
 from nb2pipe import vocabulary as v
 
 VOCABULARY_TS = REPO / "labextension" / "src" / "vocabulary.ts"
@@ -68,7 +67,12 @@ def spelled_out(path: str) -> list[str]:
             skipped |= {id(k) for k in node.keys if k is not None}
         elif isinstance(node, ast.Subscript):
             skipped.add(id(node.slice))
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("get", "pop", "setdefault") and node.args:
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("get", "pop", "setdefault")
+            and node.args
+        ):
             skipped.add(id(node.args[0]))
     return [
         f"{path}:{node.lineno}: {node.value!r}"

@@ -15,7 +15,8 @@ from __future__ import annotations
 import json
 import signal
 import sys
-from typing import Any
+from types import FrameType
+from typing import Any, NoReturn
 
 REQUEST_KEYS = {
     "target": str, "stages": list, "from_stage": str, "downstream": bool, "force": bool, "keep_going": bool,
@@ -43,7 +44,7 @@ def read_request(text: str) -> dict[str, Any]:
     return data
 
 
-def _interrupt(signum, frame):
+def _interrupt(signum: int, frame: FrameType | None) -> NoReturn:
     raise KeyboardInterrupt
 
 

@@ -8,14 +8,19 @@ here runs notebook code, and nothing imports papermill or a Jupyter server.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 from nb2pipe import model as m
 from nb2pipe.api.tracked import folder_of
 
+if TYPE_CHECKING:  # loaded on use: `nb2pipe status` must not load the run history's module
+    from nb2pipe.state import PipelineStatus
+    from nb2pipe.track import RunStore
 
-def load(target: str | os.PathLike | m.Pipeline) -> m.Pipeline:
+
+def load(target: str | os.PathLike[str] | m.Pipeline) -> m.Pipeline:
     """The pipeline of a folder or notebook (or the pipeline itself)."""
     if isinstance(target, m.Pipeline):
         return target
@@ -24,7 +29,9 @@ def load(target: str | os.PathLike | m.Pipeline) -> m.Pipeline:
     return load_pipeline(folder_of(target))
 
 
-def status(target: str | os.PathLike | m.Pipeline, params: Mapping[str, Any] | None = None, running: set[str] | None = None):
+def status(
+    target: str | os.PathLike[str] | m.Pipeline, params: Mapping[str, Any] | None = None, running: set[str] | None = None
+) -> PipelineStatus:
     """Each stage's state and reasons (a `state.PipelineStatus`), as if run with `params` over
     params.yaml. `running`: the stages running now (default: what the run registry says)."""
     from nb2pipe.spec import effective_params
@@ -39,7 +46,7 @@ def status(target: str | os.PathLike | m.Pipeline, params: Mapping[str, Any] | N
     return pipeline_status(pipeline, values, running)
 
 
-def open_history(target: str | os.PathLike | m.Pipeline):
+def open_history(target: str | os.PathLike[str] | m.Pipeline) -> RunStore:
     """The pipeline's run history (`track.RunStore`); use it in a `with` block, so runs.db is
     closed at once."""
     from nb2pipe.track import RunStore
@@ -47,7 +54,7 @@ def open_history(target: str | os.PathLike | m.Pipeline):
     return RunStore(load(target))
 
 
-def history(target: str | os.PathLike | m.Pipeline, limit: int | None = None) -> list[dict[str, Any]]:
+def history(target: str | os.PathLike[str] | m.Pipeline, limit: int | None = None) -> list[dict[str, Any]]:
     """The newest `limit` runs (all when None), newest first, as `nb2pipe runs --json` shows them."""
     with open_history(target) as store:
         return store.runs(limit)

@@ -30,12 +30,16 @@ import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 from nb2pipe import model as m
 from nb2pipe.errors import SpecError
+
+if TYPE_CHECKING:
+    from nb2pipe.api.tracked import RunReport
 
 SCRATCH_DIR = "scratch"
 CACHE_DIR = "cache"
@@ -48,7 +52,7 @@ class Scratch:
     root: Path  # stands for the working folder
     folder: Path  # the pipeline folder inside it
 
-    def run(self, **options: Any):
+    def run(self, **options: Any) -> RunReport:
         """`api.run` on the scratch pipeline (any of its keyword options but `record`)."""
         from nb2pipe.api.tracked import run
 
@@ -78,7 +82,7 @@ class Scratch:
 
 
 @contextlib.contextmanager
-def scratch_workspace(target: str | os.PathLike) -> Iterator[Scratch]:
+def scratch_workspace(target: str | os.PathLike[str]) -> Iterator[Scratch]:
     """A scratch workspace for the pipeline of `target` (a pipeline folder or a notebook),
     removed when the block ends."""
     from nb2pipe import lockfile

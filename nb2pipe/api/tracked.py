@@ -17,13 +17,19 @@ so the CLI prints them, `--events jsonl` carries them, and the server ignores th
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from nb2pipe.errors import Nb2PipeError, SpecError, StageError
 from nb2pipe.run.events import Reporter, message_to
 from nb2pipe.vocabulary import Outcome
+
+if TYPE_CHECKING:  # loaded when a run starts, not when the API is imported
+    from nb2pipe import model as m
+    from nb2pipe.run.runner import RunOptions
+    from nb2pipe.track import RunStore
 
 
 @dataclass(frozen=True)
@@ -50,7 +56,7 @@ class RunReport:
         }
 
 
-def folder_of(target: str | os.PathLike) -> Path:
+def folder_of(target: str | os.PathLike[str]) -> Path:
     """A notebook's pipeline folder (`pipelines/<name>/` beside it); anything else is taken as
     the pipeline folder itself."""
     target = Path(target)
@@ -62,7 +68,7 @@ def folder_of(target: str | os.PathLike) -> Path:
 
 
 def run(
-    target: str | os.PathLike,
+    target: str | os.PathLike[str],
     *,
     stages: Sequence[str] = (),
     from_stage: str | None = None,
@@ -72,7 +78,7 @@ def run(
     dry_run: bool = False,
     jobs: int | None = None,
     params: Mapping[str, Any] | None = None,
-    params_file: str | os.PathLike | None = None,
+    params_file: str | os.PathLike[str] | None = None,
     params_from: str | None = None,
     kernel: str | None = None,
     wait: bool = False,
@@ -119,7 +125,7 @@ def _checked_folder(target: Path) -> Path:
 
 
 def _run_locked(
-    target: Path, folder: Path, options, reporters: list[Reporter], command: list[str], record: bool, params_from: str | None
+    target: Path, folder: Path, options: RunOptions, reporters: list[Reporter], command: list[str], record: bool, params_from: str | None
 ) -> RunReport:
     from nb2pipe.run.runner import Runner, acquire_run_lock, new_run_id
     from nb2pipe.spec import load_pipeline
@@ -145,7 +151,9 @@ def _run_locked(
     return RunReport(result.run_id, folder, result.outcomes, result.errors, result.summary(), result.ok, recorded)
 
 
-def _trackers(pipeline, store, options, reporters: list[Reporter], command: list[str]) -> list[Reporter]:
+def _trackers(
+    pipeline: m.Pipeline, store: RunStore | None, options: RunOptions, reporters: list[Reporter], command: list[str]
+) -> list[Reporter]:
     """The reporters that track the run: the history's recorder, and the MLflow bridge when
     MLFLOW_TRACKING_URI is set (its stage_env points each stage's kernel at its MLflow run)."""
     trackers: list[Reporter] = []
@@ -160,14 +168,14 @@ def _trackers(pipeline, store, options, reporters: list[Reporter], command: list
     return trackers
 
 
-def _open_history(pipeline, reporters: list[Reporter]):
+def _open_history(pipeline: m.Pipeline, reporters: list[Reporter]) -> RunStore | None:
     """The pipeline's run history, or None (with a warning) when it cannot be opened: a damaged
     history never stops a run."""
     from nb2pipe.track import RunStore
 
     store = RunStore(pipeline)
     try:
-        store.db
+        store.open()
     except Nb2PipeError as error:
         store.close()
         message_to(reporters, f"warning: {error}; this run is not recorded")
@@ -175,7 +183,7 @@ def _open_history(pipeline, reporters: list[Reporter]):
     return store
 
 
-def _params_of(store, ref: str) -> dict[str, Any]:
+def _params_of(store: RunStore | None, ref: str) -> dict[str, Any]:
     if store is None:
         raise SpecError("--params-from needs the run history, which cannot be read; see the warning above")
     return store.get(ref)["params"]
@@ -208,7 +216,7 @@ def read_params_file(path: Path) -> dict[str, Any]:
     return check_params(data, f"--params-file '{path}'")
 
 
-def equivalent_command(target: Path, options) -> list[str]:
+def equivalent_command(target: Path, options: RunOptions) -> list[str]:
     """The `nb2pipe run` command line that asks for this run (parameter values aside)."""
     argv = ["nb2pipe", "run", str(target)]
     for stage in options.stages:

@@ -24,8 +24,10 @@ import importlib
 import os
 import re
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
+from nb2pipe import model as m
 from nb2pipe.errors import OverwriteError, SpecError, close_match
 from nb2pipe.files import check_name
 from nb2pipe.hashing import atomic_write
@@ -43,14 +45,14 @@ STAGE_MODULE = "nb2pipe.run.single"
 MARKER = "written by `nb2pipe export --to"
 
 
-def exporter(target: str):
+def exporter(target: str) -> ModuleType:
     """The module that renders `target`; a SpecError naming the known targets otherwise."""
     if target not in EXPORTERS:
         raise SpecError(f"unknown export target '{target}'; {close_match(target, EXPORTERS, 'targets')}")
     return importlib.import_module(EXPORTERS[target])
 
 
-def pipeline_name(pipeline) -> str:
+def pipeline_name(pipeline: m.Pipeline) -> str:
     """The pipeline's name: its folder's name (`pipelines/<name>/`). Generated files carry it as
     data (quoted), and refuse it when it holds a control character."""
     name = Path(pipeline.root).name
@@ -58,12 +60,12 @@ def pipeline_name(pipeline) -> str:
     return name
 
 
-def wdir_path(pipeline) -> Path:
+def wdir_path(pipeline: m.Pipeline) -> Path:
     """The folder the stages run in (the notebook's folder), absolute."""
     return Path(os.path.normpath(Path(pipeline.root) / pipeline.wdir))
 
 
-def pipeline_from_wdir(pipeline) -> str:
+def pipeline_from_wdir(pipeline: m.Pipeline) -> str:
     """The pipeline folder as a path relative to `wdir`, with forward slashes."""
     path = os.path.relpath(pipeline.root, wdir_path(pipeline)).replace(os.sep, "/")
     check_name(path, "pipeline folder path", "rename the folder")
@@ -76,7 +78,7 @@ _NOT_IN_DOCSTRING = re.compile(r'[\x00-\x09\x0b-\x1f\x7f\\]|"(?="")|"$')
 def docstring(text: str) -> str:
     """`text` as a triple-quoted Python string literal that holds it exactly, whatever it holds
     (backslashes, quotes, control characters are escaped)."""
-    return '"""' + _NOT_IN_DOCSTRING.sub(lambda c: "\\x%02x" % ord(c.group()), text) + '"""'
+    return '"""' + _NOT_IN_DOCSTRING.sub(lambda c: f"\\x{ord(c.group()):02x}", text) + '"""'
 
 
 def render(target: str, pipeline_dir: Path, **options: Any) -> tuple[Path, dict[str, str]]:

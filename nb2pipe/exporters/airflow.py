@@ -24,7 +24,6 @@ import shlex
 from typing import Any
 
 from nb2pipe import graph
-from nb2pipe.errors import SpecError
 from nb2pipe.exporters import STAGE_MODULE, docstring, pipeline_from_wdir, pipeline_name
 from nb2pipe.model import Pipeline
 from nb2pipe.spec import stage_param_values

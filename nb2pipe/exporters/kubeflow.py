@@ -34,9 +34,10 @@ import keyword
 import linecache
 import tempfile
 import types
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from nb2pipe import graph
 from nb2pipe.errors import SpecError
@@ -70,7 +71,7 @@ _COMPONENT_BODY = """\
 
 def _require_kfp(kubernetes: bool) -> None:
     try:
-        import kfp  # noqa: F401
+        import kfp
 
         if kubernetes:
             import kfp.kubernetes  # noqa: F401
@@ -141,17 +142,17 @@ def _plan(pipeline: Pipeline, params: dict[str, Any], image: str, packages: tupl
     ordered = graph.order(pipeline, edges)
     by_name = {s.name: s for s in pipeline.stages}
     seen: dict[str, str] = {}
-    for stage in ordered:
-        other = seen.setdefault(_function_name(stage), stage)
-        if other != stage:
-            raise SpecError(f"stages '{other}' and '{stage}' get the same Kubeflow name; rename one of them")
+    for name in ordered:
+        other = seen.setdefault(_function_name(name), name)
+        if other != name:
+            raise SpecError(f"stages '{other}' and '{name}' get the same Kubeflow name; rename one of them")
     for key in params:
         if key == PIPELINE_INPUT or not isinstance(key, str) or not key.isidentifier() or keyword.iskeyword(key):
             raise SpecError(f"parameter '{key}' cannot be a Kubeflow pipeline input; rename it in the notebook")
     default_dir = pipeline_from_wdir(pipeline)
     if pvc:
         default_dir = f"{mount_path.rstrip('/')}/{default_dir}"
-    inputs = [(PIPELINE_INPUT, str, default_dir)]
+    inputs: list[tuple[str, type, Any]] = [(PIPELINE_INPUT, str, default_dir)]
     inputs += [(key, _type(params, key), _default(key, value)) for key, value in params.items()]
     steps = []
     for name in ordered:
@@ -173,7 +174,9 @@ def _plan(pipeline: Pipeline, params: dict[str, Any], image: str, packages: tupl
 def _type(params: dict[str, Any], key: str) -> type:
     kind = _TYPES.get(type(params[key]))
     if kind is None:
-        raise SpecError(f"parameter '{key}' = {params[key]!r} cannot be a Kubeflow pipeline input (use a number, string, bool, list or mapping)")
+        raise SpecError(
+            f"parameter '{key}' = {params[key]!r} cannot be a Kubeflow pipeline input (use a number, string, bool, list or mapping)"
+        )
     return kind
 
 
@@ -195,11 +198,13 @@ def component_source(stage: Stage, params: dict[str, Any]) -> str:
     return (
         f"def {_function_name(stage.name)}({args}):\n"
         f"    {json.dumps(f'Run stage {stage.name} of an nb2pipe pipeline.')}\n"
-        + _COMPONENT_BODY.format(pipeline_input=json.dumps(PIPELINE_INPUT), stage_module=json.dumps(STAGE_MODULE), stage=json.dumps(stage.name))
+        + _COMPONENT_BODY.format(
+            pipeline_input=json.dumps(PIPELINE_INPUT), stage_module=json.dumps(STAGE_MODULE), stage=json.dumps(stage.name)
+        )
     )
 
 
-def _component_function(step: _Step, source: str, types_of: dict[str, type]) -> Callable:
+def _component_function(step: _Step, source: str, types_of: dict[str, type]) -> Callable[..., Any]:
     """A function kfp can make a component of, built without running `source`: the code object
     comes from compiling it (which executes nothing), its annotations from nb2pipe's data, and
     its source text (which kfp embeds in the component) from the line cache."""
@@ -212,12 +217,12 @@ def _component_function(step: _Step, source: str, types_of: dict[str, type]) -> 
     return function
 
 
-def _pipeline_function(plan: _Plan, components: dict[str, Any]) -> Callable:
+def _pipeline_function(plan: _Plan, components: dict[str, Any]) -> Callable[..., Any]:
     """The pipeline function kfp calls with one channel per input: nb2pipe's own code, with the
     inputs described by a signature built from data."""
 
     def pipeline(*channels: Any) -> None:
-        values = dict(zip((name for name, _, _ in plan.inputs), channels))
+        values = dict(zip((name for name, _, _ in plan.inputs), channels, strict=True))
         tasks: dict[str, Any] = {}
         for step in plan.steps:
             task = components[step.stage](**{PIPELINE_INPUT: values[PIPELINE_INPUT]}, **{p: values[p] for p in step.params})

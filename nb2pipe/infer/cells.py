@@ -118,7 +118,7 @@ def _definition_sources(statements: list[ast.stmt], text: str) -> dict[str, str]
             lines = text.splitlines() if lines is None else lines
             source = "\n".join(lines[node.decorator_list[0].lineno - 1 : node.end_lineno])
         else:
-            source = ast.get_source_segment(text, node, padded=False)
+            source = ast.get_source_segment(text, node, padded=False) or ""  # parsed from text: never None
         for name in names:
             sources[name] = source
     return sources
@@ -137,7 +137,7 @@ def _unreadable_cell(warning: str) -> CellFacts:
     )
 
 
-def _as_text(source) -> str:
+def _as_text(source: object) -> str:
     if isinstance(source, str):
         return source
     if isinstance(source, (list, tuple)):  # raw nbformat JSON keeps lines in a list

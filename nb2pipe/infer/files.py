@@ -72,19 +72,26 @@ def _raw_literal_path(node: ast.expr) -> str | None:
     if isinstance(node, ast.Constant):
         return node.value if isinstance(node.value, str) else None
     if isinstance(node, ast.JoinedStr):
-        parts = [_raw_literal_path(part) for part in node.values]
-        return None if None in parts else "".join(parts)
+        parts = _all_literal_paths(node.values)
+        return None if parts is None else "".join(parts)
     if isinstance(node, ast.Call):
         if node.keywords or not node.args:
             return None
         if _dotted_name(node.func) not in PATH_CONSTRUCTORS | PATH_JOINERS:
             return None
-        parts = [_raw_literal_path(argument) for argument in node.args]
-        return None if None in parts else posixpath.join(*parts)
+        parts = _all_literal_paths(node.args)
+        return None if parts is None else posixpath.join(*parts)
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
         left, right = _raw_literal_path(node.left), _raw_literal_path(node.right)
         return None if left is None or right is None else posixpath.join(left, right)
     return None
+
+
+def _all_literal_paths(nodes: list[ast.expr]) -> list[str] | None:
+    """The literal path text of every node, or None when one is not literal."""
+    parts = [_raw_literal_path(node) for node in nodes]
+    known = [part for part in parts if part is not None]
+    return known if len(known) == len(parts) else None
 
 
 def _clean_path(path: str | None) -> str | None:
@@ -111,7 +118,7 @@ def _argument(call: ast.Call, position: int, keywords: Collection[str]) -> ast.e
 
 def _mode_access(mode: str) -> str:
     """open()'s mode as an access: "a"/"a+"/"r+" update, "w"/"x" (also "w+") write, else read."""
-    if "a" in mode or "+" in mode and not any(flag in mode for flag in "wx"):
+    if "a" in mode or ("+" in mode and not any(flag in mode for flag in "wx")):
         return UPDATE
     return WRITE if any(flag in mode for flag in "wx") else READ
 
@@ -136,7 +143,9 @@ def _writer_access(call: ast.Call) -> str:
 
 def _path_at(call: ast.Call, position: int) -> tuple[ast.expr, str] | None:
     node = _argument(call, position, PATH_KEYWORDS)
-    path = _literal_path(node) if node is not None else None
+    if node is None:
+        return None
+    path = _literal_path(node)
     return (node, path) if path else None
 
 
@@ -157,9 +166,7 @@ def file_accesses(call: ast.Call) -> Iterator[tuple[ast.expr, str, str]]:
             return
     if method == "open":
         yield from _open_like_access(call, path_position=0, mode_position=1)
-    elif method.startswith(("read_", "open_")) and method not in NOT_FILE_READERS:
-        yield from _access_at(call, 0, READ)
-    elif method in LOAD_METHODS and root_name(receiver) not in MODULES_LOADING_NO_PATH:
+    elif _reads_first_argument(method, receiver):
         yield from _access_at(call, 0, READ)
     elif method in WRITE_METHODS:
         yield from _access_at(call, 0, _writer_access(call))
@@ -185,14 +192,21 @@ def _first_string_access(call: ast.Call, access: str) -> Iterator[tuple[ast.expr
             return
 
 
-def _open_like_access(call: ast.Call, path_position: int, mode_position: int):
+def _open_like_access(call: ast.Call, path_position: int, mode_position: int) -> Iterator[tuple[ast.expr, str, str]]:
     found = _path_at(call, path_position)
     access = _open_mode_access(call, mode_position)
     if found and access is not None:
         yield found[0], found[1], access
 
 
-def _path_method_access(call: ast.Call, method: str, receiver: ast.expr, path: str):
+def _reads_first_argument(method: str, receiver: ast.expr) -> bool:
+    """`x.read_csv(path)`, `x.open_dataset(path)`, `joblib.load(path)`: the first argument is read."""
+    reader = method.startswith(("read_", "open_")) and method not in NOT_FILE_READERS
+    loader = method in LOAD_METHODS and root_name(receiver) not in MODULES_LOADING_NO_PATH
+    return reader or loader
+
+
+def _path_method_access(call: ast.Call, method: str, receiver: ast.expr, path: str) -> Iterator[tuple[ast.expr, str, str]]:
     if method in PATH_READ_METHODS:
         yield receiver, path, READ
     elif method in PATH_WRITE_METHODS:

@@ -45,7 +45,9 @@ class _StageNeeds:
     definitions: dict[str, int]  # import/def/class name -> provider stage index
 
 
-def _needs_of_cell(cell, providers, bound_in_stage, excluded, needs) -> set[str]:
+def _needs_of_cell(
+    cell: CellFacts, providers: dict[str, _Provider], bound_in_stage: set[str], excluded: frozenset[str], needs: _StageNeeds
+) -> set[str]:
     """Record what one cell takes from earlier stages; return names it changes
     through definitions it uses."""
     changed: set[str] = set()
@@ -69,7 +71,9 @@ def _needs_of_cell(cell, providers, bound_in_stage, excluded, needs) -> set[str]
     return changed
 
 
-def _record_providers(providers, stage, cells, changed_by_calls, excluded) -> None:
+def _record_providers(
+    providers: dict[str, _Provider], stage: int, cells: Sequence[CellFacts], changed_by_calls: set[str], excluded: frozenset[str]
+) -> None:
     """After a stage: it provides what it binds, and the values it mutates."""
 
     def note_value_change(name: str) -> None:
@@ -97,7 +101,7 @@ def _record_providers(providers, stage, cells, changed_by_calls, excluded) -> No
         note_value_change(name)
 
 
-def _trace_stages(stages, exclude: Collection[str]) -> list[_StageNeeds]:
+def _trace_stages(stages: Sequence[tuple[str, Sequence[CellFacts]]], exclude: Collection[str]) -> list[_StageNeeds]:
     excluded = frozenset(exclude)
     providers: dict[str, _Provider] = {}
     traced: list[_StageNeeds] = []

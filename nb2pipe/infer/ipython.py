@@ -12,6 +12,10 @@ import ast
 import functools
 import re
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from IPython.core.inputtransformer2 import TransformerManager
 
 # Magics whose argument is Python run in the user's namespace.
 MAGICS_RUNNING_CODE_HERE = frozenset({"time", "capture", "prun", "debug"})
@@ -35,7 +39,7 @@ _EXPANDED_NAME = re.compile(r"(?<!\$)\$\{?([A-Za-z_]\w*)|(?<!\{)\{\s*([A-Za-z_]\
 
 
 @functools.cache
-def _transformer_manager():
+def _transformer_manager() -> TransformerManager | None:
     try:
         from IPython.core.inputtransformer2 import TransformerManager
     except Exception:  # IPython missing or broken: magics stay syntax errors
@@ -60,9 +64,10 @@ def transform_ipython(source: str) -> str:
     if manager is None:
         return source
     try:
-        return manager.transform_cell(source)
+        transformed: str = manager.transform_cell(source)
     except Exception:
         return source
+    return transformed
 
 
 def parse_cell(source: str) -> ast.Module:
@@ -87,11 +92,9 @@ def parse_cell_and_text(source: str) -> tuple[ast.Module, str]:
 
 
 def _leading_blank_lines(source: str) -> int:
-    count = 0
-    for line in source.splitlines():
+    for count, line in enumerate(source.splitlines()):
         if line.strip():
             return count
-        count += 1
     return 0
 
 

@@ -32,8 +32,16 @@ VALUE, IMPORT, DEFINITION = "value", "import", "definition"  # what a bind binds
 class Scope:
     """Names seen in one scope; `definite` is only used by ordered scopes."""
 
-    __slots__ = ("kind", "parent", "definite", "loads", "stores", "mutated",
-                 "global_names", "nonlocal_names")
+    __slots__ = (
+        "definite",
+        "global_names",
+        "kind",
+        "loads",
+        "mutated",
+        "nonlocal_names",
+        "parent",
+        "stores",
+    )
 
     def __init__(self, kind: str, parent: Scope | None):
         self.kind = kind
@@ -45,11 +53,18 @@ class Scope:
         self.global_names: set[str] = set()
         self.nonlocal_names: set[str] = set()
 
+    @property
+    def outer(self) -> Scope:
+        """The enclosing scope: every scope but the module's has one."""
+        if self.parent is None:
+            raise AssertionError("the module scope has no enclosing scope")
+        return self.parent
+
     def enclosing_function_or_module(self) -> Scope:
         """Where free names of a nested function resolve: class bodies are skipped."""
-        scope = self.parent
+        scope = self.outer
         while scope.kind == CLASS:
-            scope = scope.parent
+            scope = scope.outer
         return scope
 
 
@@ -84,7 +99,7 @@ class NameTracker:
             elif name in scope.definite:
                 return
             else:
-                scope = scope.parent
+                scope = scope.outer
         if scope.kind == MODULE:
             self.module_load(name)
         else:
@@ -107,7 +122,7 @@ class NameTracker:
             elif name in scope.definite:
                 return
             else:
-                scope = scope.parent
+                scope = scope.outer
         if scope.kind == MODULE:
             self.module_mutate(name)
         else:
@@ -155,7 +170,7 @@ class NameTracker:
 
     def close_function_scope(self, scope: Scope) -> None:
         """Hand what a function or comprehension did not bind itself to its encloser."""
-        self.scope = scope.parent
+        self.scope = scope.outer
         local = scope.stores - scope.global_names - scope.nonlocal_names
         target = scope.enclosing_function_or_module()
         for name in scope.loads - local:

@@ -8,6 +8,7 @@ from nb2pipe.files import OutChecker, out_problem
 from nb2pipe.infer.cells import CellFacts
 from nb2pipe.infer.flow import trace_stages
 
+
 def stage_reads(facts: list[CellFacts]) -> set[str]:
     """Names a stage reads before binding them itself, cell after cell."""
     bound: set[str] = set()
@@ -69,7 +70,7 @@ def _escaping_writes(plan: m.NotebookPlan, stage_facts: dict[str, list[CellFacts
     escaping: set[str] = set()
     warnings: list[str] = []
     for s in plan.stages:
-        for cell, f in zip(s.code_cells, stage_facts[s.name]):
+        for cell, f in zip(s.code_cells, stage_facts[s.name], strict=True):
             for path in f.files_written:
                 if path not in s.outs and (problem := check_out(path)):
                     escaping.add(path)

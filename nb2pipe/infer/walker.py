@@ -14,6 +14,8 @@ One pass with :class:`CellWalker` (an `ast.NodeVisitor` on top of scopes.NameTra
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
+from typing import Any
 
 from nb2pipe.infer.files import UPDATE, WRITE, file_accesses, magic_file_argument, root_name
 from nb2pipe.infer.ipython import (
@@ -134,7 +136,7 @@ class CellWalker(NameTracker, ast.NodeVisitor):
         self.visit(node.value)
         scope = self.scope
         while scope.kind == COMPREHENSION:  # walrus binds outside comprehensions
-            scope = scope.parent
+            scope = scope.outer
         self.store(node.target.id, scope=scope)
 
     def visit_Global(self, node: ast.Global) -> None:
@@ -202,7 +204,7 @@ class CellWalker(NameTracker, ast.NodeVisitor):
         self.visit_body(node.orelse)
         self.restore(before)
 
-    def visit_Try(self, node: ast.Try) -> None:
+    def visit_Try(self, node: ast.Try | ast.TryStar) -> None:
         before = self.snapshot()
         self.visit_body(node.body)
         self.visit_body(node.orelse)
@@ -251,7 +253,7 @@ class CellWalker(NameTracker, ast.NodeVisitor):
 
     # -- comprehensions, lambdas, functions, classes ------------------------------
 
-    def visit_comprehension_node(self, generators: list[ast.comprehension], results) -> None:
+    def visit_comprehension_node(self, generators: list[ast.comprehension], results: list[ast.expr]) -> None:
         first = generators[0]
         self.visit(first.iter)  # the first iterable is evaluated outside
         before = self.snapshot()
@@ -267,7 +269,7 @@ class CellWalker(NameTracker, ast.NodeVisitor):
         self.close_function_scope(scope)
         self.restore(before)  # a walrus inside may run zero times
 
-    def visit_ListComp(self, node: ast.ListComp) -> None:
+    def visit_ListComp(self, node: ast.ListComp | ast.SetComp | ast.GeneratorExp) -> None:
         self.visit_comprehension_node(node.generators, [node.elt])
 
     visit_SetComp = visit_GeneratorExp = visit_ListComp
@@ -289,7 +291,7 @@ class CellWalker(NameTracker, ast.NodeVisitor):
         if returns is not None:
             self.visit(returns)
 
-    def open_type_parameter_scope(self, node) -> Scope | None:
+    def open_type_parameter_scope(self, node: ast.AST) -> Scope | None:
         """Python 3.12 `def f[T]` / `class C[T]`: T is local to an annotation scope."""
         parameters = getattr(node, "type_params", None)
         if not parameters:
@@ -338,13 +340,13 @@ class CellWalker(NameTracker, ast.NodeVisitor):
             self.visit(keyword.value)
         body_scope = self.open_scope(CLASS)
         self.visit_body(node.body)
-        self.scope = body_scope.parent
+        self.scope = body_scope.outer
         if type_scope is not None:
             self.close_function_scope(type_scope)
         self.store(node.name, DEFINITION, scope=outer)  # bound after its body ran
         self.end_definition(began)
 
-    def visit_TypeAlias(self, node) -> None:  # Python 3.12 `type X[T] = ...`
+    def visit_TypeAlias(self, node: Any) -> None:  # Python 3.12 `type X[T] = ...` (ast.TypeAlias)
         self.store(node.name.id)
         type_scope = self.open_type_parameter_scope(node) or self.open_scope(FUNCTION)
         self.visit(node.value)
@@ -408,7 +410,7 @@ class CellWalker(NameTracker, ast.NodeVisitor):
         elif name not in CELL_MAGICS_WITHOUT_PYTHON:
             self.warn(f"cell magic %%{name} runs code that cannot be followed")
 
-    def follow_magic_code(self, node, name: str, code: str, line_offset: int, parse) -> None:
+    def follow_magic_code(self, node: ast.Call, name: str, code: str, line_offset: int, parse: Callable[[str], ast.Module]) -> None:
         """Analyse the Python a magic runs as if it stood where the magic is."""
         try:
             tree = parse(code)

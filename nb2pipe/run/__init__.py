@@ -4,10 +4,12 @@ The names below load on first use, so `nb2pipe status` can use `nb2pipe.run.pidl
 importing the runner.
 """
 
+from typing import Any
+
 __all__ = ["RunOptions", "RunResult", "checkout", "run_pipeline"]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     if name in __all__:
         from nb2pipe.run import runner
 

@@ -14,10 +14,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 from nb2pipe.hashing import HashCache, atomic_write, hash_file
@@ -147,7 +149,7 @@ def _inside(real: str, folder: str) -> bool:
     return real == folder or real.startswith(folder.rstrip(os.sep) + os.sep)
 
 
-def _tree(folder: Path, rel: str = "", ancestors: frozenset[str] = frozenset()):
+def _tree(folder: Path, rel: str = "", ancestors: frozenset[str] = frozenset()) -> Iterator[tuple[str, Path | None]]:
     """(relative path, file) for every regular file and (relative path, None) for every subfolder
     under `folder`, following symlinks as the folder's hash does (a link back to a folder above
     is not followed again)."""
@@ -191,10 +193,8 @@ def _remove_extras(folder: Path, files: set[str], folders: set[str]) -> None:
             full = os.path.join(root, name)
             rel = _rel(rel_root, name)
             if rel not in folders and not os.path.islink(full):
-                try:
+                with contextlib.suppress(OSError):  # it holds something nb2pipe does not remove
                     os.rmdir(full)
-                except OSError:  # it holds something nb2pipe does not remove
-                    pass
 
 
 def _clone_or_copy(src: Path, dst: Path) -> None:

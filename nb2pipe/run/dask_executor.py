@@ -32,6 +32,7 @@ import secrets
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -58,7 +59,7 @@ SHARE_HINT = (
 @dataclass
 class _Entry:
     job: StageJob
-    result: Future
+    result: Future[StageOutcome]
     task: Any = None  # distributed.Future
     submitted: float = 0.0
     seen: int = 0  # cell events delivered
@@ -80,10 +81,10 @@ class DaskExecutor:
         self.cwd = Path(cwd)
         self.token = secrets.token_hex(8)
         self.interrupted = False
-        self.cluster = None
-        self.client = None
+        self.cluster: Any = None  # a distributed.LocalCluster when nb2pipe made one
+        self.client: Any = None  # a distributed.Client from connect() to close()
         self.topic = f"nb2pipe-progress-{self.token}"
-        self._cells: queue.SimpleQueue = queue.SimpleQueue()  # (stage, index, count) or None to stop
+        self._cells: queue.SimpleQueue[tuple[str, int, int] | None] = queue.SimpleQueue()  # (stage, index, count) or None to stop
         self._subscribed = False
         self._drainer: threading.Thread | None = None
         self._entries: dict[str, _Entry] = {}
@@ -130,10 +131,8 @@ class DaskExecutor:
         finally:
             probe.unlink(missing_ok=True)
             if made:
-                try:
+                with contextlib.suppress(OSError):
                     state_dir.rmdir()
-                except OSError:
-                    pass
         for worker, answer in sorted(answers.items()):
             if isinstance(answer, BaseException):
                 raise Nb2PipeError(
@@ -143,8 +142,8 @@ class DaskExecutor:
             if answer:
                 raise Nb2PipeError(answer)
 
-    def submit(self, job: StageJob) -> Future:
-        result: Future = Future()
+    def submit(self, job: StageJob) -> Future[StageOutcome]:
+        result: Future[StageOutcome] = Future()
         spec = {f.name: getattr(job, f.name) for f in fields(job) if f.name != "on_cell"}
         spec["output"] = Path(os.path.abspath(job.output))  # a worker's current directory is not ours
         with self._cond:
@@ -198,10 +197,8 @@ class DaskExecutor:
             entry = self._entries.get(name)
             if entry is None or entry.done:
                 continue
-            try:
+            with contextlib.suppress(Exception):  # a reporter's problem must not stop the run
                 entry.job.on_cell(index, count)
-            except Exception:  # a reporter's problem must not stop the run
-                pass
             with self._cond:
                 entry.seen += 1
                 self._cond.notify_all()
@@ -219,10 +216,8 @@ class DaskExecutor:
         except Exception:  # the scheduler is gone: nothing there runs any more
             pass
         not_started = [e for e in waiting if e.job.name not in started]
-        try:
+        with contextlib.suppress(Exception):
             self.client.cancel([e.task for e in not_started if e.task is not None])
-        except Exception:
-            pass
         for entry in not_started:
             self._settle(entry, interrupted(entry.job.name, time.monotonic() - entry.submitted))
 
@@ -240,30 +235,24 @@ class DaskExecutor:
 
     def _disconnect(self) -> None:
         if self.client is not None:
-            try:
+            with contextlib.suppress(Exception):
                 self.client.run(_close_worker, self.token, on_error="ignore")
-            except Exception:
-                pass
             try:
                 if self._subscribed:
                     self.client.unsubscribe_topic(self.topic)
             except Exception:
                 pass
-            try:
+            with contextlib.suppress(Exception):
                 self.client.close()
-            except Exception:
-                pass
             self.client = None
         if self.cluster is not None:
-            try:
+            with contextlib.suppress(Exception):
                 self.cluster.close()
-            except Exception:
-                pass
             self.cluster = None
 
 
 @contextlib.contextmanager
-def _children_ignore_sigint():
+def _children_ignore_sigint() -> Iterator[None]:
     """Worker processes started meanwhile inherit an ignored SIGINT. Ctrl-C on a terminal reaches
     the whole process group: the runner must get it and interrupt the stages through us, not the
     workers die of it mid-task (their nanny would restart them and dask would rerun the stage)."""
@@ -360,10 +349,8 @@ def _prepare_worker(token: str, kernel_name: str, cwd: str, probe: str, dask_wor
 
 
 def _warm_up(token: str, kernel_name: str, cwd: str, slots: int) -> None:
-    try:
+    with contextlib.suppress(Exception):  # closed already, or the executor cannot start: the stages report it
         _worker_run(token, kernel_name, cwd, slots)
-    except Exception:  # closed already, or the executor cannot start: the stages report it
-        pass
 
 
 def _run_stage(token: str, kernel_name: str, cwd: str, topic: str, payload: bytes) -> tuple[StageOutcome, int]:

@@ -13,8 +13,9 @@ import json
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable, TextIO
+from typing import Any, TextIO
 
 from nb2pipe.vocabulary import EventName, Outcome
 
@@ -33,7 +34,8 @@ class Events:
 
     def __init__(self, log_file: Path | None, reporters: list[Reporter]):
         self._lock = threading.Lock()
-        self._log = open(log_file, "a", encoding="utf-8") if log_file else None
+        # open for the run's whole length; close() closes it
+        self._log = open(log_file, "a", encoding="utf-8") if log_file else None  # noqa: SIM115
         self._reporters = reporters
 
     def emit(self, event: str, **fields: Any) -> None:
@@ -81,7 +83,7 @@ def terminal_reporter(stream: TextIO = sys.stderr) -> Reporter:
     running: dict[str, str] = {}
 
     def report(record: dict[str, Any]) -> None:
-        kind, stage = record["event"], record.get("stage")
+        kind, stage = record["event"], record.get("stage", "")  # every stage event names its stage
         if kind == EventName.STAGE_STARTED:
             running[stage] = "starting"
         elif kind == EventName.CELL:

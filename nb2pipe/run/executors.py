@@ -22,10 +22,11 @@ only builds jobs or names executors does not load papermill or jupyter_client.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from nb2pipe.errors import SpecError, close_match
 

@@ -22,10 +22,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from nb2pipe import model as m
 from nb2pipe import lockfile
+from nb2pipe import model as m
 from nb2pipe.errors import Nb2PipeError
-from nb2pipe.hashing import atomic_write
+from nb2pipe.hashing import HashCache, atomic_write
 from nb2pipe.run.cache import OutputCache
 
 JOURNAL_FILE = "journal.json"
@@ -43,7 +43,7 @@ class Journal:
         self.path = lockfile.state_dir(pipeline) / JOURNAL_FILE
         self.stages: dict[str, dict[str, Snapshot]] = {}
 
-    def start(self, stage: m.Stage, hashes) -> None:
+    def start(self, stage: m.Stage, hashes: HashCache) -> None:
         """Note what is at the stage's outs now (and keep its content) before the stage starts."""
         self.stages[stage.name] = {p: snapshot(self.pipeline, p, self.cache, hashes) for p in stage.produced}
         try:
@@ -68,7 +68,7 @@ class Journal:
             self.path.unlink()
 
 
-def snapshot(pipeline: m.Pipeline, out: str, cache: OutputCache, hashes) -> Snapshot:
+def snapshot(pipeline: m.Pipeline, out: str, cache: OutputCache, hashes: HashCache) -> Snapshot:
     target = lockfile.out_path(pipeline, out)
     if os.path.islink(target):
         return {LINK: os.readlink(target)}
@@ -118,7 +118,7 @@ def read_journal(pipeline: m.Pipeline) -> dict[str, Any] | None:
     return data
 
 
-def _from_version_1(data: dict) -> dict:
+def _from_version_1(data: dict[str, Any]) -> dict[str, Any]:
     """An older nb2pipe's journal: {stage: {"outs": {path: digest or None}}}, where None meant
     only "no lock entry" (a file may have been there), so those paths are left as they are."""
     stages = {}

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING
 
 from nb2pipe import model as m
 from nb2pipe.errors import SpecError
+
+if TYPE_CHECKING:
+    from nbformat import NotebookNode
 
 
 def choose_kernel(pipeline: m.Pipeline, requested: str | None, warn: Callable[[str], None]) -> str:
@@ -25,7 +29,7 @@ def choose_kernel(pipeline: m.Pipeline, requested: str | None, warn: Callable[[s
     return NATIVE_KERNEL_NAME
 
 
-def stage_notebook(pipeline: m.Pipeline, stage: m.Stage, text: str | None = None):
+def stage_notebook(pipeline: m.Pipeline, stage: m.Stage, text: str | None = None) -> NotebookNode:
     """The stage's script as a notebook (jupytext for .py, nbformat for .ipynb); `text`, when
     given, is the script as the runner read it (and hashed) at dispatch."""
     path = Path(pipeline.root) / str(stage.script)

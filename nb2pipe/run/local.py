@@ -24,6 +24,7 @@ papermill and jupyter_client are imported here and nowhere else in the core.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import queue
@@ -32,9 +33,10 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
+from typing import IO, Any, TypeVar
 
 from jupyter_client.manager import AsyncKernelManager
 
@@ -57,6 +59,7 @@ class _ReportedByNb2pipe(logging.Filter):
 logging.getLogger("papermill").setLevel(logging.WARNING)
 logging.getLogger("papermill").addFilter(_ReportedByNb2pipe())
 logging.getLogger("traitlets").setLevel(logging.ERROR)
+_Result = TypeVar("_Result")
 
 
 class _KernelManager(AsyncKernelManager):
@@ -65,14 +68,14 @@ class _KernelManager(AsyncKernelManager):
     and a heartbeat thread per stage, until the process runs out of file handles), and the file
     its kernel writes its stdout/stderr to."""
 
-    def __init__(self, output, **kwargs: Any):
+    def __init__(self, output: IO[bytes], **kwargs: Any):
         super().__init__(**kwargs)
         self.output = output  # a file: the kernel's stdout and stderr
         self.pid: int | None = None
         self.stage = ""
-        self._clients: list = []
+        self._clients: list[Any] = []
 
-    def client(self, **kwargs):
+    def client(self, **kwargs: Any) -> Any:
         made = super().client(**kwargs)
         self._clients.append(made)
         return made
@@ -116,7 +119,7 @@ class KernelPool:
         size = size if budget is None else min(size, budget)
         self._left = None if budget is None else budget - size
         self.log = log  # the kernels' own stdout/stderr (start-up chatter, crashes); cell output comes over ZMQ
-        self._ready: list[Future] = []
+        self._ready: list[Future[_KernelManager]] = []
         self._in_use: set[_KernelManager] = set()
         self._lock = threading.Lock()
         self._log_lock = threading.Lock()
@@ -152,9 +155,11 @@ class KernelPool:
         raise AssertionError("unreachable")
 
     def _launch(self) -> _KernelManager:
-        km = _KernelManager(tempfile.TemporaryFile(dir=self.log.parent if self.log else None), kernel_name=self.kernel_name)
+        # the kernel's output file lives as long as its kernel: the manager closes it
+        output = tempfile.TemporaryFile(dir=self.log.parent if self.log else None)  # noqa: SIM115
+        km = _KernelManager(output, kernel_name=self.kernel_name)
         try:
-            asyncio.run(km.start_kernel(cwd=str(self.cwd), stdout=km.output, stderr=km.output))
+            _wait_for(km.start_kernel(cwd=str(self.cwd), stdout=km.output, stderr=km.output))
         except Exception as e:  # the kernelspec's program is missing, not executable, ...
             km.output.close()
             raise KernelStartError(f"could not start kernel '{self.kernel_name}': {e}") from None
@@ -172,7 +177,7 @@ class KernelPool:
                 if self._left is not None:
                     self._left -= 1
         km = future.result()
-        if not asyncio.run(km.is_alive()):  # it died while it waited for its stage
+        if not _wait_for(km.is_alive()):  # it died while it waited for its stage
             self._retire(km, f"died while waiting for a stage ({describe_exit(km.exit_status())}); starting another")
             km = self._start_ready()
         with self._lock:
@@ -206,7 +211,7 @@ class KernelPool:
         for thread in stopping:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
-    def _retire_started(self, future: Future) -> None:
+    def _retire_started(self, future: Future[_KernelManager]) -> None:
         if not future.cancelled() and future.exception() is None:
             self._retire(future.result())
 
@@ -287,7 +292,7 @@ def describe_exit(status: int | None) -> str:
     return f"killed by {name}"
 
 
-def _read_all(output) -> bytes:
+def _read_all(output: IO[bytes]) -> bytes:
     try:
         size = os.fstat(output.fileno()).st_size
         return os.pread(output.fileno(), size, 0) if size else b""
@@ -295,10 +300,19 @@ def _read_all(output) -> bytes:
         return b""
 
 
-def _shutdown(km: AsyncKernelManager) -> None:
+def _wait_for(awaitable: Awaitable[_Result]) -> _Result:
+    """Run one of jupyter_client's kernel-manager calls to its end (they are typed as awaitables)."""
+
+    async def wait() -> _Result:
+        return await awaitable
+
+    return asyncio.run(wait())
+
+
+def _shutdown(km: _KernelManager) -> None:
     try:
         km.close_clients()
-        asyncio.run(km.shutdown_kernel(now=True))
+        _wait_for(km.shutdown_kernel(now=True))
     except Exception:  # the kernel may already be gone
         _kill(km)
 
@@ -325,12 +339,12 @@ class LocalExecutor:
 
         self.threads = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="nb2pipe-stage")
         self.interrupted = False
-        self._commands: set[subprocess.Popen] = set()
+        self._commands: set[subprocess.Popen[str]] = set()
         self._lock = threading.Lock()  # `interrupted` and `_commands` change together
 
-    def submit(self, job: StageJob) -> Future:
+    def submit(self, job: StageJob) -> Future[StageOutcome]:
         if self.interrupted:
-            refused: Future = Future()
+            refused: Future[StageOutcome] = Future()
             refused.set_result(interrupted(job.name, 0.0))
             return refused
         return self.threads.submit(self._run, job)
@@ -339,7 +353,10 @@ class LocalExecutor:
         if self.interrupted:  # queued behind the running stages when the interrupt came
             return interrupted(job.name, 0.0)
         if job.cmd:
-            return self._run_command(job)
+            return self._run_command(job, job.cmd)
+        return self._run_notebook(job)
+
+    def _run_notebook(self, job: StageJob) -> StageOutcome:
         if job.env:
             _prepend_env_cell(job)
         started = time.monotonic()
@@ -391,13 +408,13 @@ class LocalExecutor:
                 error = {"ename": type(e).__name__, "evalue": str(e).strip()}
             return StageOutcome(job.name, False, time.monotonic() - started, error)
 
-    def _run_command(self, job: StageJob) -> StageOutcome:
+    def _run_command(self, job: StageJob, cmd: tuple[str, ...]) -> StageOutcome:
         """A stage that is a plain command: an argv list, never a shell string, run in wdir in a
         process group of its own (so an interrupt reaches the children it starts)."""
         started = time.monotonic()
         env = {**os.environ, **job.env} if job.env else None
         process = subprocess.Popen(
-            list(job.cmd), cwd=self.cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+            list(cmd), cwd=self.cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
         )
         with self._lock:
             self._commands.add(process)
@@ -431,12 +448,10 @@ class LocalExecutor:
         self.threads.shutdown(wait=True, cancel_futures=True)
 
 
-def _kill_group(process: subprocess.Popen) -> None:
+def _kill_group(process: subprocess.Popen[Any]) -> None:
     """Kill a command stage and whatever it started (its process group)."""
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # ended already
         os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):  # ended already
-        pass
 
 
 def _prepend_env_cell(job: StageJob) -> None:
@@ -444,7 +459,9 @@ def _prepend_env_cell(job: StageJob) -> None:
     import nbformat
 
     source = f"import os as _nb2pipe_os\n_nb2pipe_os.environ.update({dict(sorted(job.env.items()))!r})"
-    job.notebook.cells.insert(0, nbformat.v4.new_code_cell(source, metadata={"tags": ["nb2pipe-env"], "title": "nb2pipe: stage environment"}))
+    job.notebook.cells.insert(
+        0, nbformat.v4.new_code_cell(source, metadata={"tags": ["nb2pipe-env"], "title": "nb2pipe: stage environment"})
+    )
 
 
 class _CellTracker:
@@ -509,10 +526,8 @@ def _write_not_run(job: StageJob, reason: str, kernels_log: Path | None) -> None
     if kernels_log is not None:
         banner += f"\n\nWhat the kernels wrote is in `{kernels_log.name}` beside this notebook."
     nb.cells.insert(0, nbformat.v4.new_markdown_cell(banner, metadata={"tags": [ERROR_MARKER_TAG]}))
-    try:
+    with contextlib.suppress(OSError):  # the message still says why
         nbformat.write(nb, str(job.output))
-    except OSError:  # the message still says why
-        pass
 
 
 def _execution_error(e: Any, job: StageJob) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import fcntl
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,7 +41,8 @@ class RunLock:
         self._fd: int | None = None
 
     def acquire(
-        self, wait: bool = False, where: str = "", run_id: str | None = None, events: Path | None = None, on_wait=None
+        self, wait: bool = False, where: str = "", run_id: str | None = None, events: Path | None = None,
+        on_wait: Callable[[str], None] | None = None,
     ) -> None:
         """Take the lock, or raise PipelineLocked naming its holder; with `wait`, queue behind the
         holder instead (telling `on_wait` once what it waits for)."""
@@ -129,7 +131,9 @@ def _named_holder(fd: int) -> Holder | None:
         return None  # half written
     if isinstance(data, int):  # written by an older nb2pipe: the pid alone
         data = {"pid": data}
-    pid = data.get("pid") if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        return None
+    pid = data.get("pid")
     if not isinstance(pid, int) or isinstance(pid, bool) or not pid_alive(pid):
         return None
     run_id, events = data.get("run"), data.get("events")

@@ -47,7 +47,7 @@ class Progress:
 
     def apply(self, event: dict[str, Any]) -> None:
         """Fold one runner event into the record."""
-        kind, stage = event.get("event"), event.get("stage")
+        kind, stage = event.get("event"), event.get("stage", "")  # every stage event names its stage
         if isinstance(event.get("time"), (int, float)):
             self.last_event = event["time"]
         if kind == EventName.RUN_STARTED:

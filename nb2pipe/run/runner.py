@@ -24,11 +24,12 @@ import datetime as dt
 import os
 import secrets
 import signal
-import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 from nb2pipe import lockfile, state
 from nb2pipe import model as m
@@ -40,6 +41,9 @@ from nb2pipe.run.journal import Journal, read_journal, restore_snapshots
 from nb2pipe.run.pidlock import RunLock
 from nb2pipe.spec import effective_params, load_pipeline
 from nb2pipe.vocabulary import EventName, Outcome, RunStatus
+
+if TYPE_CHECKING:
+    from nb2pipe.run.executors import Executor, StageJob, StageOutcome
 
 RUNS_DIR = "runs"
 RUN_LOCK_FILE = "run.pid"
@@ -108,10 +112,17 @@ class Runner:
         self.params = effective_params(pipeline, options.params)
         self.reporters = reporters
         self.held_lock = lock
-        self.lock_entries: dict[str, dict] = {}
-        self.last: dict[str, dict] = {}
+        self.lock_entries: dict[str, dict[str, Any]] = {}
+        self.last: dict[str, dict[str, Any]] = {}
         self.journal = Journal(pipeline, self.cache, self.run_id)
-        self.events: Events | None = None
+        self._events: Events | None = None
+
+    @property
+    def events(self) -> Events:
+        """The run's events file and reporters, from the start of `run()`."""
+        if self._events is None:
+            raise RuntimeError("the run has not started")
+        return self._events
 
     # --- the whole run ---
 
@@ -121,13 +132,13 @@ class Runner:
             self.lock_entries = lockfile.read_lock(self.pipeline)
             self.last = lockfile.read_last(self.pipeline)
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            self.events = Events(self.run_dir / "events.jsonl", self.reporters)
+            self._events = Events(self.run_dir / "events.jsonl", self.reporters)
             self._recover()
             return self._run_selected()
         finally:
             self.hashes.save()
-            if self.events:
-                self.events.close()
+            if self._events:
+                self._events.close()
             if run_lock is not self.held_lock:
                 run_lock.release()
 
@@ -153,7 +164,7 @@ class Runner:
         """Run the planned stages, each once its upstream is done, at most `jobs` at once."""
         edges = upstream(self.pipeline)
         executor = None
-        running: dict[Future, tuple[str, state.StageInputs]] = {}
+        running: dict[Future[StageOutcome], tuple[str, state.StageInputs]] = {}
         pending = list(planned)
         slots = min(self.options.jobs or os.cpu_count() or 1, len(planned))
         try:
@@ -175,7 +186,7 @@ class Runner:
                             outcomes[name] = decision
                             continue
                         if executor is None:
-                            executor = self._executor(pending + [name])
+                            executor = self._executor([*pending, name])
                         running[self._submit(executor, name, inputs)] = (name, inputs)
                     if not running:
                         continue
@@ -203,12 +214,14 @@ class Runner:
         self.events.emit(EventName.STAGE_FINISHED, stage=name, outcome=Outcome.NOT_RUN, reason=reason)
         return True
 
-    def _submit(self, executor, name: str, inputs: state.StageInputs) -> Future:
+    def _submit(self, executor: Executor, name: str, inputs: state.StageInputs) -> Future[StageOutcome]:
         self.journal.start(self.pipeline.stage(name), self.hashes)
         self.events.emit(EventName.STAGE_STARTED, stage=name, fingerprint=inputs.fingerprint, lock=inputs.lock_entry({}))
         return executor.submit(self._job(name, inputs))
 
-    def _abandon(self, executor, running: dict[Future, tuple[str, state.StageInputs]], interrupted: bool) -> None:
+    def _abandon(
+        self, executor: Executor | None, running: dict[Future[StageOutcome], tuple[str, state.StageInputs]], interrupted: bool
+    ) -> None:
         """Stop the running stages and put back what was at their outs before they started. A
         stage whose outs cannot be put back (a full disk) stays in the journal, so the next run
         puts them back first."""
@@ -220,7 +233,12 @@ class Runner:
                 future.result()
             self._record(name, Outcome.FAILED, 0.0, error=reason)
             self.events.emit(
-                EventName.STAGE_FAILED, stage=name, error=reason, interrupted=interrupted, lock=inputs.lock_entry({}), fingerprint=inputs.fingerprint
+                EventName.STAGE_FAILED,
+                stage=name,
+                error=reason,
+                interrupted=interrupted,
+                lock=inputs.lock_entry({}),
+                fingerprint=inputs.fingerprint,
             )
             self._put_back(name)
         for name in list(self.journal.stages):  # a stage caught between dispatch and submit
@@ -234,7 +252,10 @@ class Runner:
             self.journal.restore(name)
             self.journal.end(name)
         except OSError as e:
-            self.events.emit(EventName.MESSAGE, text=f"warning: could not put back the outputs of stage '{name}' ({e.strerror}); the next run puts them back")
+            self.events.emit(
+                EventName.MESSAGE,
+                text=f"warning: could not put back the outputs of stage '{name}' ({e.strerror}); the next run puts them back",
+            )
 
     def _dry_run(self, planned: list[str]) -> RunResult:
         status = {s.name: s for s in state.pipeline_status(self.pipeline, self.params).stages}
@@ -269,12 +290,14 @@ class Runner:
         lockfile.write_lock(self.pipeline, self.lock_entries)
         self.journal.end(name)
         self._record(name, Outcome.RESTORED, 0.0)
-        self.events.emit(EventName.STAGE_FINISHED, stage=name, outcome=Outcome.RESTORED, reasons=[str(r) for r in reasons], **self._stage_record(name))
+        self.events.emit(
+            EventName.STAGE_FINISHED, stage=name, outcome=Outcome.RESTORED, reasons=[str(r) for r in reasons], **self._stage_record(name)
+        )
         return Outcome.RESTORED
 
     # --- executing ---
 
-    def _executor(self, planned: list[str]):
+    def _executor(self, planned: list[str]) -> Executor:
         """The executor named by the options, from the registry (run/executors.py), for the
         stages still to run: at most that many at once, and never more kernels than stages."""
         from nb2pipe.run.executors import executor
@@ -287,9 +310,9 @@ class Runner:
             stages=len(planned), log=self.run_dir / "kernels.log", scheduler=self.options.scheduler,
         )  # fmt: skip
 
-    def _job(self, name: str, inputs: state.StageInputs):
+    def _job(self, name: str, inputs: state.StageInputs) -> StageJob:
+        from nb2pipe.run.executors import StageJob
         from nb2pipe.run.kernels import stage_notebook
-        from nb2pipe.run.local import StageJob
 
         stage = self.pipeline.stage(name)
         return StageJob(
@@ -302,7 +325,7 @@ class Runner:
             env=self.options.stage_env(name) if self.options.stage_env else {},
         )
 
-    def _finish(self, name: str, inputs: state.StageInputs, outcome, errors: dict[str, StageError]) -> Outcome:
+    def _finish(self, name: str, inputs: state.StageInputs, outcome: StageOutcome, errors: dict[str, StageError]) -> Outcome:
         stage = self.pipeline.stage(name)
         # what to open: the executed notebook, or a command stage's log
         notebook = os.path.relpath(self.run_dir / f"{name}.{'log' if stage.cmd else 'ipynb'}")
@@ -316,6 +339,7 @@ class Runner:
             errors[name] = self._fail(name, inputs, outcome, notebook)
             return Outcome.FAILED
         for path, digest in outs.items():
+            assert digest is not None  # a missing out failed the stage above
             self.cache.store(lockfile.out_path(self.pipeline, path), digest, self.hashes)
         self.lock_entries[name] = inputs.lock_entry(outs)
         lockfile.write_lock(self.pipeline, self.lock_entries)
@@ -323,11 +347,16 @@ class Runner:
         self.journal.end(name)
         self._record(name, Outcome.RAN, outcome.duration, notebook=notebook)
         self.events.emit(
-            EventName.STAGE_FINISHED, stage=name, outcome=Outcome.RAN, duration=outcome.duration, notebook=notebook, **self._stage_record(name)
+            EventName.STAGE_FINISHED,
+            stage=name,
+            outcome=Outcome.RAN,
+            duration=outcome.duration,
+            notebook=notebook,
+            **self._stage_record(name),
         )
         return Outcome.RAN
 
-    def _fail(self, name: str, inputs: state.StageInputs, outcome, notebook: str) -> StageError:
+    def _fail(self, name: str, inputs: state.StageInputs, outcome: StageOutcome, notebook: str) -> StageError:
         """Put back the stage's outs and say that it failed, where, and what to open."""
         error = stage_error(self.pipeline, self.pipeline.stage(name), outcome.error or {}, notebook)
         self._put_back(name)
@@ -348,7 +377,12 @@ class Runner:
         return {"fingerprint": fingerprint, "lock": entry, "metrics": read_metrics(self.pipeline, stage)}
 
     def _record(self, name: str, outcome: Outcome, duration: float, error: str | None = None, notebook: str | None = None) -> None:
-        entry = {"outcome": outcome, "run": self.run_id, "duration": round(duration, 3), "finished": dt.datetime.now().isoformat(timespec="seconds")}
+        entry = {
+            "outcome": outcome,
+            "run": self.run_id,
+            "duration": round(duration, 3),
+            "finished": dt.datetime.now().isoformat(timespec="seconds"),
+        }
         if error:
             entry["error"] = error
         if notebook:
@@ -366,7 +400,10 @@ class Runner:
             if name in self.pipeline.names:
                 restore_snapshots(self.pipeline, self.cache, outs)
                 self.last[name] = {"outcome": Outcome.FAILED, "run": journal.get("run"), "error": "interrupted (the runner was killed)"}
-                self.events.emit(EventName.MESSAGE, text=f"recovered stage '{name}' from interrupted run {journal.get('run')}: its previous outputs are restored")
+                self.events.emit(
+                    EventName.MESSAGE,
+                    text=f"recovered stage '{name}' from interrupted run {journal.get('run')}: its previous outputs are restored",
+                )
         self.journal.path.unlink()
         lockfile.write_last(self.pipeline, self.last)
 
@@ -407,11 +444,11 @@ def stage_error(pipeline: m.Pipeline, stage: m.Stage, error: dict[str, Any], not
 
 
 @contextlib.contextmanager
-def signals_interrupt():
+def signals_interrupt() -> Iterator[None]:
     """SIGINT and SIGTERM raise KeyboardInterrupt while the stages run, whatever dispositions the
     process inherited (a server or a script may start `nb2pipe run` with SIGINT ignored)."""
 
-    def handler(signum, frame):
+    def handler(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
     previous = {}

@@ -28,8 +28,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nb2pipe import model as m
 from nb2pipe import lockfile, state
+from nb2pipe import model as m
 from nb2pipe.errors import Nb2PipeError, SpecError, StageFailed
 from nb2pipe.run.executors import StageJob, executor
 from nb2pipe.run.runner import signals_interrupt, stage_error
@@ -46,7 +46,8 @@ def run_stage(pipeline_dir: Path, stage_name: str, overrides: dict[str, Any] | N
 
     if not ENGINE_NAME.fullmatch(engine):
         raise SpecError(
-            f"--engine {engine!r} must be a plain name such as dvc (letters, digits, '_' or '-'): it names the folder .nb2pipe/<engine>-runs/"
+            f"--engine {engine!r} must be a plain name such as dvc (letters, digits, '_' or '-'): "
+            "it names the folder .nb2pipe/<engine>-runs/"
         )
     pipeline = load_pipeline(Path(pipeline_dir))
     stage = pipeline.stage(stage_name)

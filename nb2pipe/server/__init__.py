@@ -6,12 +6,17 @@ installs; the JupyterLab extension talks only to these routes.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from jupyter_server.serverapp import ServerApp
+
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
     return [{"module": "nb2pipe.server"}]
 
 
-def _load_jupyter_server_extension(server_app) -> None:
+def _load_jupyter_server_extension(server_app: ServerApp) -> None:
     from nb2pipe.server.handlers import setup_handlers
 
     setup_handlers(server_app.web_app, server_app.root_dir)

@@ -15,8 +15,9 @@ import copy
 import functools
 import json
 import keyword
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import tornado.web
 from jupyter_server.base.handlers import APIHandler
@@ -48,17 +49,23 @@ def _error_status(error: Exception) -> int:
     return 500
 
 
-def maps_errors(method):
+_Handler = TypeVar("_Handler", bound="Nb2PipeHandler")
+_Params = ParamSpec("_Params")
+
+
+def maps_errors(
+    method: Callable[Concatenate[_Handler, _Params], Awaitable[None]],
+) -> Callable[Concatenate[_Handler, _Params], Awaitable[None]]:
     """Turn nb2pipe's errors into JSON responses with the right status, in one place."""
 
-    @functools.wraps(method)
-    async def wrapper(self: "Nb2PipeHandler", *args, **kwargs):
+    async def wrapper(self: _Handler, /, *args: _Params.args, **kwargs: _Params.kwargs) -> None:
         try:
             return await method(self, *args, **kwargs)
         except (Nb2PipeError, RequestError) as error:
             self.set_status(_error_status(error))
             self.finish(json.dumps({"message": str(error)}))
 
+    functools.update_wrapper(wrapper, method)
     return wrapper
 
 
@@ -111,7 +118,7 @@ class Nb2PipeHandler(APIHandler):
 class StatusHandler(Nb2PipeHandler):
     @tornado.web.authenticated
     @maps_errors
-    async def get(self):
+    async def get(self) -> None:
         target = confine(self.root, self.get_query_argument("path", ""))
         notebook, folder = self.pipeline_of(target)
         if notebook is not None and not notebook.is_file():
@@ -122,7 +129,7 @@ class StatusHandler(Nb2PipeHandler):
         self.finish(json.dumps(payload, default=str))
 
 
-def _status_payload(root: Path, notebook: Path | None, folder: Path, own_job: dict | None, jobs: Jobs) -> dict[str, Any]:
+def _status_payload(root: Path, notebook: Path | None, folder: Path, own_job: dict[str, Any] | None, jobs: Jobs) -> dict[str, Any]:
     from nb2pipe.run.runner import read_metrics
     from nb2pipe.spec import load_pipeline
 
@@ -163,14 +170,16 @@ def _root_relative_last_run(root: Path, folder: Path, last: dict[str, Any]) -> N
 class ExportHandler(Nb2PipeHandler):
     @tornado.web.authenticated
     @maps_errors
-    async def post(self):
+    async def post(self) -> None:
         from nb2pipe.export import export_notebook
 
         data = self.body()
         force = self.flag(data, "force")
         notebook = confine(self.root, data.get("path"))
         if notebook.suffix != ".ipynb" or not notebook.is_file():
-            raise RequestError(404 if notebook.suffix == ".ipynb" else 400, f"'{shown(str(data.get('path')))}' is not a notebook in the server root")
+            raise RequestError(
+                404 if notebook.suffix == ".ipynb" else 400, f"'{shown(str(data.get('path')))}' is not a notebook in the server root"
+            )
         _, folder = self.pipeline_of(notebook)
         await asyncio.to_thread(confine_export, self.root, folder)
         result = await asyncio.to_thread(export_notebook, notebook, force=force)
@@ -185,7 +194,7 @@ class ExportHandler(Nb2PipeHandler):
 class RunsHandler(Nb2PipeHandler):
     @tornado.web.authenticated
     @maps_errors
-    async def get(self):
+    async def get(self) -> None:
         target = confine(self.root, self.get_query_argument("path", ""))
         limit = self.limit()
         _, folder = self.pipeline_of(target)
@@ -194,7 +203,7 @@ class RunsHandler(Nb2PipeHandler):
 
     @tornado.web.authenticated
     @maps_errors
-    async def post(self):
+    async def post(self) -> None:
         data = self.body()
         stages, params = data.get("stages", []), data.get("params", {})
         if not isinstance(stages, list) or not all(isinstance(s, str) for s in stages):
@@ -265,7 +274,7 @@ def _prepare_run(root: Path, notebook: Path | None, folder: Path, stages: list[s
 class RunHandler(Nb2PipeHandler):
     @tornado.web.authenticated
     @maps_errors
-    async def get(self, job_id: str):
+    async def get(self, job_id: str) -> None:
         job = self.jobs.jobs.get(job_id)
         answer = job.to_json() if job else await asyncio.to_thread(self.jobs.external, job_id)
         if answer is None:
@@ -274,7 +283,7 @@ class RunHandler(Nb2PipeHandler):
 
     @tornado.web.authenticated
     @maps_errors
-    async def delete(self, job_id: str):
+    async def delete(self, job_id: str) -> None:
         job = self.jobs.jobs.get(job_id)
         if job is None:
             other = await asyncio.to_thread(self.jobs.external, job_id)
@@ -287,7 +296,7 @@ class RunHandler(Nb2PipeHandler):
         self.finish(json.dumps(job.to_json(), default=str))
 
 
-def setup_handlers(web_app, root_dir: str) -> None:
+def setup_handlers(web_app: tornado.web.Application, root_dir: str) -> None:
     root = Path(root_dir).expanduser().resolve()
     web_app.settings["nb2pipe_root"] = root
     web_app.settings["nb2pipe_jobs"] = Jobs(root)

@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -62,7 +63,7 @@ class Job:
     status: JobStatus = JobStatus.STARTING
     argv: list[str] = field(default_factory=list)
     process: asyncio.subprocess.Process | None = None
-    task: asyncio.Task | None = None
+    task: asyncio.Task[None] | None = None
     started: float = field(default_factory=time.time)
     finished: float | None = None
     cancel_requested: bool = False
@@ -121,44 +122,48 @@ class Jobs:
 
     async def _watch(self, job: Job, request: RunRequest) -> None:
         try:
-            await self._spawn(job, request)
+            process = await self._spawn(job)
         except Exception as error:  # OSError, a bad executable, a full disk...
             self._conclude(job, JobStatus.FAILED, f"cannot start nb2pipe run: {error}")
             return
         self._send_cancel(job)  # a cancel that came while the process was being created
         try:
-            await self._send_request(job, request)
-            code, stderr = await self._follow(job)
+            await self._send_request(process, request)
+            code, stderr = await self._follow(job, process)
         except Exception as error:  # never leave a job running forever
-            self._terminate(job)
-            await job.process.wait()
+            self._terminate(process)
+            await process.wait()
             self._conclude(job, JobStatus.FAILED, f"lost track of nb2pipe run: {error}")
             return
         self._conclude_from_exit(job, code, stderr)
 
-    async def _spawn(self, job: Job, request: RunRequest) -> None:
+    async def _spawn(self, job: Job) -> asyncio.subprocess.Process:
         job.argv = [sys.executable, "-m", "nb2pipe.api"]
         job.process = await asyncio.create_subprocess_exec(
             *job.argv, cwd=str(self.root), stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, limit=STREAM_LIMIT,
         )
+        return job.process
 
-    async def _send_request(self, job: Job, request: RunRequest) -> None:
+    async def _send_request(self, process: asyncio.subprocess.Process, request: RunRequest) -> None:
         """The run request, as JSON on the worker's stdin (closed after it)."""
+        assert process.stdin is not None  # made with stdin=PIPE
         try:
-            job.process.stdin.write(json.dumps(request.for_worker(self.root)).encode())
-            await job.process.stdin.drain()
+            process.stdin.write(json.dumps(request.for_worker(self.root)).encode())
+            await process.stdin.drain()
         except (BrokenPipeError, ConnectionResetError):
             pass  # the worker is gone already (a cancel): how it ended says what happened
         finally:
-            job.process.stdin.close()
+            process.stdin.close()
 
-    async def _follow(self, job: Job) -> tuple[int, str]:
+    @staticmethod
+    async def _follow(job: Job, process: asyncio.subprocess.Process) -> tuple[int, str]:
         """Fold the child's events until it exits: (exit code, its stderr)."""
-        stderr = asyncio.ensure_future(job.process.stderr.read())
-        async for line in job.process.stdout:
+        assert process.stdout is not None and process.stderr is not None  # made with PIPE
+        stderr = asyncio.ensure_future(process.stderr.read())
+        async for line in process.stdout:
             job.apply_line(line)
-        code = await job.process.wait()
+        code = await process.wait()
         return code, (await stderr).decode(errors="replace").strip()
 
     def _send_cancel(self, job: Job) -> None:
@@ -167,14 +172,12 @@ class Jobs:
         if not job.cancel_requested or job.cancel_sent or job.process is None or job.process.returncode is not None:
             return
         job.cancel_sent = True
-        self._terminate(job)
+        self._terminate(job.process)
 
     @staticmethod
-    def _terminate(job: Job) -> None:
-        try:
-            job.process.send_signal(signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+    def _terminate(process: asyncio.subprocess.Process) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)
 
     def _conclude_from_exit(self, job: Job, code: int, stderr: str) -> None:
         if code == 0:
@@ -217,7 +220,8 @@ class Jobs:
         if run is not None and run.run_id == run_id:
             return _external_json(pipeline, run_id, run.pid, run.progress(), JobStatus.RUNNING, None)
         progress = read_progress(events)
-        status = {RunStatus.OK: JobStatus.OK, RunStatus.INTERRUPTED: JobStatus.CANCELLED}.get(progress.outcome or "", JobStatus.FAILED)
+        ended: dict[str, JobStatus] = {RunStatus.OK: JobStatus.OK, RunStatus.INTERRUPTED: JobStatus.CANCELLED}
+        status = ended.get(progress.outcome or "", JobStatus.FAILED)
         if progress.outcome is None:
             progress.errors.append("the run stopped without finishing (it was killed)")
         if status != JobStatus.OK:

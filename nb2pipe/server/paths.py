@@ -14,11 +14,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from nb2pipe import model as m
 from nb2pipe import lockfile
+from nb2pipe import model as m
 from nb2pipe.run.runner import RUNS_DIR
 
 PATH_MAX = 4096
@@ -70,14 +71,18 @@ def confine_folder(root: Path, folder: Path) -> Path:
     """A pipeline folder, resolved, when it lies inside the root."""
     real = Path(os.path.realpath(folder))
     if not is_inside(root, real):
-        raise RequestError(403, f"pipeline folder '{_relative(root, folder)}' is outside the server root (a symlink leads out); {_OUTSIDE_HINT}")
+        raise RequestError(
+            403, f"pipeline folder '{_relative(root, folder)}' is outside the server root (a symlink leads out); {_OUTSIDE_HINT}"
+        )
     return real
 
 
 def confine_export(root: Path, folder: Path) -> None:
     """What an export reads and writes in `folder` (its top level and `stages/`) lies inside the root."""
     if not is_inside(root, folder):
-        raise RequestError(403, f"pipeline folder '{_relative(root, folder)}' is outside the server root (a symlink leads out); {_OUTSIDE_HINT}")
+        raise RequestError(
+            403, f"pipeline folder '{_relative(root, folder)}' is outside the server root (a symlink leads out); {_OUTSIDE_HINT}"
+        )
     for path in (folder / m.STAGES_DIR, *_entries(folder), *_entries(folder / m.STAGES_DIR)):
         if not is_inside(root, path):
             raise RequestError(

@@ -104,7 +104,9 @@ def test_airflow_loads_the_dag_of_a_nastily_named_pipeline(project: Path, tmp_pa
     )
     home = tmp_path_factory.mktemp("airflow-home")
     env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
-    result = subprocess.run([sys.executable, "-c", probe, str(path.parent)], cwd=project, env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-c", probe, str(path.parent)], cwd=project, env=env, capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     loaded = json.loads(result.stdout.splitlines()[-1])
     assert loaded["errors"] == {}
