@@ -40,7 +40,9 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
     palette: ICommandPalette | null
   ) => {
     const sidebar = new Nb2pipeSidebar(app.commands);
-    const models = new PipelineModels(tracker, { isActive: () => sidebar.isVisible });
+    const models = new PipelineModels(tracker, {
+      isActive: () => sidebar.isVisible
+    });
     sidebar.setModel(models.current);
     models.currentChanged.connect((_, model) => sidebar.setModel(model));
     addPipelineCommands(app, models);
@@ -107,13 +109,16 @@ const cellToolsPlugin: JupyterFrontEndPlugin<void> = {
 
 const structurePlugin: JupyterFrontEndPlugin<void> = {
   id: 'nb2pipe:structure',
-  description: 'nb2pipe: show each cell\'s stage with a chip and a coloured border.',
+  description:
+    "nb2pipe: show each cell's stage with a chip and a coloured border.",
   autoStart: true,
   requires: [INotebookTracker],
   activate: (app: JupyterFrontEnd, tracker: INotebookTracker) => {
     const onChipClick = () => void app.commands.execute(CommandIDs.setStage);
     tracker.forEach(panel => new NotebookStructure(panel, onChipClick));
-    tracker.widgetAdded.connect((_, panel) => new NotebookStructure(panel, onChipClick));
+    tracker.widgetAdded.connect(
+      (_, panel) => new NotebookStructure(panel, onChipClick)
+    );
   }
 };
 

@@ -12,11 +12,19 @@ import { PipelineModel } from './model';
 import { PipelineModels } from './registry';
 import { CommandIDs } from './tokens';
 
-export function addPipelineCommands(app: JupyterFrontEnd, models: PipelineModels): void {
+export function addPipelineCommands(
+  app: JupyterFrontEnd,
+  models: PipelineModels
+): void {
   const { commands } = app;
   const hasModel = () => models.current !== null;
   const withModel =
-    (action: (model: PipelineModel, args: Record<string, any>) => Promise<unknown>) =>
+    (
+      action: (
+        model: PipelineModel,
+        args: Record<string, any>
+      ) => Promise<unknown>
+    ) =>
     async (args: Record<string, any>) => {
       const model = models.current;
       if (!model) {
@@ -81,7 +89,11 @@ export function addPipelineCommands(app: JupyterFrontEnd, models: PipelineModels
         return;
       }
       try {
-        return await openExecutedNotebook(app, path, typeof args.cell === 'string' ? args.cell : null);
+        return await openExecutedNotebook(
+          app,
+          path,
+          typeof args.cell === 'string' ? args.cell : null
+        );
       } catch (error) {
         void showErrorMessage(
           'nb2pipe: cannot open the executed notebook',

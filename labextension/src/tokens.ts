@@ -149,10 +149,16 @@ export function isJobFinished(job: IJob | null | undefined): boolean {
   if (!job) {
     return false;
   }
-  return (job.finished !== null && job.finished !== undefined) || JOB_FINISHED.has(job.status);
+  return (
+    (job.finished !== null && job.finished !== undefined) ||
+    JOB_FINISHED.has(job.status)
+  );
 }
 
 /** The structured error of `stage` in `job`, if it failed there. */
-export function stageErrorOf(job: IJob | null | undefined, stage: string): IStageError | undefined {
+export function stageErrorOf(
+  job: IJob | null | undefined,
+  stage: string
+): IStageError | undefined {
   return job?.stage_errors?.find(error => error.stage === stage);
 }
