@@ -15,11 +15,16 @@ import { ICommandPalette } from '@jupyterlab/apputils';
 import { INotebookTracker } from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 
+// Activation needs these at once, so they are not deferred: the cell toolbar and context
+// menu (schema/cell-tools.json) and the sidebar's buttons name the commands, the registry
+// follows the notebooks from the start, and the stage chips go on the open notebooks.
+/* eslint-disable jupyter/prefer-lazy-imports -- see the comment above */
 import { addCellCommands } from './cellcommands';
 import { addPipelineCommands } from './pipelinecommands';
 import { PipelineModels } from './registry';
 import { Nb2pipeSidebar } from './sidebar';
 import { NotebookStructure } from './structure';
+/* eslint-enable jupyter/prefer-lazy-imports */
 import { CommandIDs, INb2pipeSettings } from './tokens';
 
 export { nb2pipeIcon } from './icons';

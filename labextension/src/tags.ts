@@ -439,6 +439,7 @@ export function declaredStages(cells: (ICellInput | string[])[]): string[] {
 
 const HEADING_RE = /^(#{1,6})\s+(.+?)\s*#*\s*$/;
 /** Where Python's str.splitlines() breaks lines, as the exporter reads markdown. */
+// eslint-disable-next-line no-control-regex -- str.splitlines() also breaks at \x1c-\x1e
 const LINE_BREAK_RE = /\r\n|[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]/;
 
 /** ATX headings of a markdown cell, outside fenced code. */
