@@ -22,7 +22,7 @@ import {
   setFlag,
   setStage
 } from './tags';
-import { CommandIDs } from './tokens';
+import { CommandArgs, CommandIDs } from './tokens';
 
 const FLAG_COMMANDS: {
   id: string;
@@ -89,6 +89,7 @@ export function addCellCommands(
     label: args => (args.toolbar ? '' : 'Set Stage…'),
     caption: 'nb2pipe: assign the cell to a pipeline stage',
     icon: args => (args.toolbar || args.isPalette ? stageIcon : undefined),
+    describedBy: CommandArgs.setStage,
     isEnabled: isCodeCell,
     execute: async () => {
       const panel = tracker.currentWidget;
@@ -123,6 +124,7 @@ export function addCellCommands(
     commands.addCommand(id, {
       label,
       caption,
+      describedBy: CommandArgs.none,
       isEnabled,
       isToggled: () => {
         const model = activeModel();
@@ -161,6 +163,7 @@ export function addCellCommands(
     label: 'Declare Input Files…',
     caption:
       "nb2pipe: files or folders the cell's stage reads (tags 'in:PATH')",
+    describedBy: CommandArgs.none,
     isEnabled: isCodeCell,
     execute: declare('in')
   });
@@ -168,6 +171,7 @@ export function addCellCommands(
     label: 'Declare Output Files…',
     caption:
       "nb2pipe: files or folders the cell's stage writes (tags 'out:PATH')",
+    describedBy: CommandArgs.none,
     isEnabled: isCodeCell,
     execute: declare('out')
   });
