@@ -9,7 +9,7 @@ import jupyterPlugin from '@jupyter/eslint-plugin';
 
 export default defineConfig([
   {
-    ignores: ['node_modules', 'lib', 'coverage', '**/*.d.ts']
+    ignores: ['node_modules', 'lib', 'coverage', '.yarn', '**/*.d.ts']
   },
   js.configs.recommended,
   tseslint.configs.recommended,
