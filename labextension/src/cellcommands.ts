@@ -22,14 +22,20 @@ import {
   setFlag,
   setStage
 } from './tags';
-import { CommandIDs } from './tokens';
+import { CommandArgs, CommandIDs } from './tokens';
 
-const FLAG_COMMANDS: { id: string; flag: Flag; label: string; caption: string }[] = [
+const FLAG_COMMANDS: {
+  id: string;
+  flag: Flag;
+  label: string;
+  caption: string;
+}[] = [
   {
     id: CommandIDs.toggleParameters,
     flag: 'parameters',
     label: 'Parameters Cell',
-    caption: "nb2pipe: the pipeline's parameters and their defaults (tag 'parameters')"
+    caption:
+      "nb2pipe: the pipeline's parameters and their defaults (tag 'parameters')"
   },
   {
     id: CommandIDs.toggleSetup,
@@ -47,11 +53,15 @@ const FLAG_COMMANDS: { id: string; flag: Flag; label: string; caption: string }[
     id: CommandIDs.toggleMetrics,
     flag: 'metrics',
     label: 'Metrics Cell',
-    caption: "nb2pipe: the cell's numeric assignments are the stage's metrics (tag 'metrics')"
+    caption:
+      "nb2pipe: the cell's numeric assignments are the stage's metrics (tag 'metrics')"
   }
 ];
 
-export function addCellCommands(app: JupyterFrontEnd, tracker: INotebookTracker): void {
+export function addCellCommands(
+  app: JupyterFrontEnd,
+  tracker: INotebookTracker
+): void {
   const { commands } = app;
 
   /** The selected cells of the active notebook, or its active cell. */
@@ -70,12 +80,16 @@ export function addCellCommands(app: JupyterFrontEnd, tracker: INotebookTracker)
   const isEnabled = (): boolean => activeModel() !== null;
   const isCodeCell = (): boolean => activeModel()?.type === 'code';
   const report = (error: unknown) =>
-    void showErrorMessage('nb2pipe', error instanceof Error ? error.message : String(error));
+    void showErrorMessage(
+      'nb2pipe',
+      error instanceof Error ? error.message : String(error)
+    );
 
   commands.addCommand(CommandIDs.setStage, {
     label: args => (args.toolbar ? '' : 'Set Stage…'),
     caption: 'nb2pipe: assign the cell to a pipeline stage',
     icon: args => (args.toolbar || args.isPalette ? stageIcon : undefined),
+    describedBy: CommandArgs.setStage,
     isEnabled: isCodeCell,
     execute: async () => {
       const panel = tracker.currentWidget;
@@ -91,7 +105,10 @@ export function addCellCommands(app: JupyterFrontEnd, tracker: INotebookTracker)
         }
       }
       try {
-        const choice = await askStage(existing, readRoles(cellMetadata(active)).stage);
+        const choice = await askStage(
+          existing,
+          readRoles(cellMetadata(active)).stage
+        );
         if (!choice) {
           return;
         }
@@ -107,6 +124,7 @@ export function addCellCommands(app: JupyterFrontEnd, tracker: INotebookTracker)
     commands.addCommand(id, {
       label,
       caption,
+      describedBy: CommandArgs.none,
       isEnabled,
       isToggled: () => {
         const model = activeModel();
@@ -130,7 +148,10 @@ export function addCellCommands(app: JupyterFrontEnd, tracker: INotebookTracker)
     }
     const roles = readRoles(cellMetadata(model));
     try {
-      const paths = await askFiles(kind, kind === 'in' ? roles.deps : roles.outs);
+      const paths = await askFiles(
+        kind,
+        kind === 'in' ? roles.deps : roles.outs
+      );
       if (paths !== null) {
         editCells([model], md => setFiles(md, kind, paths));
       }
@@ -140,13 +161,17 @@ export function addCellCommands(app: JupyterFrontEnd, tracker: INotebookTracker)
   };
   commands.addCommand(CommandIDs.declareInputs, {
     label: 'Declare Input Files…',
-    caption: "nb2pipe: files or folders the cell's stage reads (tags 'in:PATH')",
+    caption:
+      "nb2pipe: files or folders the cell's stage reads (tags 'in:PATH')",
+    describedBy: CommandArgs.none,
     isEnabled: isCodeCell,
     execute: declare('in')
   });
   commands.addCommand(CommandIDs.declareOutputs, {
     label: 'Declare Output Files…',
-    caption: "nb2pipe: files or folders the cell's stage writes (tags 'out:PATH')",
+    caption:
+      "nb2pipe: files or folders the cell's stage writes (tags 'out:PATH')",
+    describedBy: CommandArgs.none,
     isEnabled: isCodeCell,
     execute: declare('out')
   });

@@ -27,7 +27,8 @@ export function cellInput(model: ICellModel): ICellInput {
     cellType: model.type,
     tags: model.getMetadata('tags'),
     nb2pipe: model.getMetadata(CELL_METADATA_KEY),
-    source: model.type === 'markdown' ? model.sharedModel.getSource() : undefined
+    source:
+      model.type === 'markdown' ? model.sharedModel.getSource() : undefined
   };
 }
 

@@ -51,7 +51,9 @@ export class StageDialogBody extends Widget {
 
     const inputLabel = document.createElement('label');
     inputLabel.className = 'jp-nb2pipe-dialog-label';
-    inputLabel.textContent = existing.length ? 'Or a new stage:' : 'Stage name:';
+    inputLabel.textContent = existing.length
+      ? 'Or a new stage:'
+      : 'Stage name:';
     this._input = document.createElement('input');
     this._input.className = 'jp-mod-styled jp-nb2pipe-stage-input';
     this._input.type = 'text';
@@ -108,7 +110,11 @@ export async function askStage(
   const buttons = [Dialog.cancelButton()];
   if (current) {
     buttons.push(
-      Dialog.warnButton({ label: REMOVE_STAGE, accept: false, caption: 'Remove the stage tag' })
+      Dialog.warnButton({
+        label: REMOVE_STAGE,
+        accept: false,
+        caption: 'Remove the stage tag'
+      })
     );
   }
   buttons.push(Dialog.okButton({ label: 'Set Stage' }));
@@ -150,7 +156,8 @@ export class FilesDialogBody extends Widget {
     this._input.className = 'jp-mod-styled jp-nb2pipe-path-input';
     this._input.type = 'text';
     this._input.spellcheck = false;
-    this._input.placeholder = kind === 'in' ? 'data/raw.csv' : 'models/model.pkl';
+    this._input.placeholder =
+      kind === 'in' ? 'data/raw.csv' : 'models/model.pkl';
     this._input.addEventListener('input', () => this._validate());
     label.append(this._input);
     this._error = document.createElement('div');
@@ -163,7 +170,9 @@ export class FilesDialogBody extends Widget {
   /** The paths to declare: the kept ones plus the one typed. */
   getValue(): string[] {
     const typed = this._input.value.trim();
-    return typed && !this._paths.includes(typed) ? [...this._paths, typed] : [...this._paths];
+    return typed && !this._paths.includes(typed)
+      ? [...this._paths, typed]
+      : [...this._paths];
   }
 
   private _render(): void {

@@ -33,12 +33,18 @@ export function findFailingCell(
 
 /** True for a notebook a run wrote (`<pipeline>/runs/<run-id>/<stage>.ipynb`). */
 export function isExecutedNotebook(path: string): boolean {
-  return /(^|\/)runs\/\d{8}-\d{6}-[0-9a-f]{4}\/[^/]+\.ipynb$/.test(path) || /(^|\/)\.nb2pipe\//.test(path);
+  return (
+    /(^|\/)runs\/\d{8}-\d{6}-[0-9a-f]{4}\/[^/]+\.ipynb$/.test(path) ||
+    /(^|\/)\.nb2pipe\//.test(path)
+  );
 }
 
 /** Why a path may be invisible to the contents API. */
 export function hiddenFolderHint(path: string): string {
-  const hidden = path.split('/').slice(0, -1).find(part => part.startsWith('.'));
+  const hidden = path
+    .split('/')
+    .slice(0, -1)
+    .find(part => part.startsWith('.'));
   return hidden
     ? ` It is inside the hidden folder '${hidden}', which the Jupyter server does not serve by ` +
         'default; start JupyterLab with --ContentsManager.allow_hidden=True to open it.'
@@ -56,7 +62,9 @@ export async function openExecutedNotebook(
   } catch (error) {
     const status = (error as { response?: Response }).response?.status;
     if (status === 404) {
-      throw new Error(`cannot open '${path}': the server did not find it.${hiddenFolderHint(path)}`);
+      throw new Error(
+        `cannot open '${path}': the server did not find it.${hiddenFolderHint(path)}`
+      );
     }
     throw error;
   }
@@ -67,7 +75,9 @@ export async function openExecutedNotebook(
   await panel.context.ready;
   await panel.revealed;
   const notebook = panel.content;
-  const cells = Array.from(notebook.model?.cells ?? []).map(c => c.toJSON() as IExecutedCell);
+  const cells = Array.from(notebook.model?.cells ?? []).map(
+    c => c.toJSON() as IExecutedCell
+  );
   const index = findFailingCell(cells, cellTitle);
   if (index >= 0 && index < notebook.widgets.length) {
     const cell = notebook.widgets[index];

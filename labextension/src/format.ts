@@ -39,14 +39,17 @@ export function formatDuration(seconds: number | null | undefined): string {
 /** A metric value, short. */
 export function formatMetric(value: unknown): string {
   if (typeof value === 'number') {
-    return Number.isInteger(value) ? String(value) : String(Number(value.toPrecision(4)));
+    return Number.isInteger(value)
+      ? String(value)
+      : String(Number(value.toPrecision(4)));
   }
   return typeof value === 'string' ? value : JSON.stringify(value);
 }
 
 /** The state to show for a stage: a running job's view wins over the last status. */
 export function displayState(stage: IStageStatus, job: IJob | null): string {
-  const progress = job && !isJobFinished(job) ? job.stages[stage.name] : undefined;
+  const progress =
+    job && !isJobFinished(job) ? job.stages[stage.name] : undefined;
   if (progress?.state === JobStageState.RUNNING) {
     return StageState.RUNNING;
   }
@@ -74,7 +77,10 @@ export interface IFailureView {
  * The failure of `stage`: from the job that ran it (its structured error) when it failed there,
  * else from its last recorded run. Older servers send only messages: shown as they are.
  */
-export function failureView(stage: IStageStatus, job: IJob | null): IFailureView {
+export function failureView(
+  stage: IStageStatus,
+  job: IJob | null
+): IFailureView {
   const jobStage = job?.stages[stage.name];
   const inJob = jobStage?.state === Outcome.FAILED ? jobStage : undefined;
   const error: IStageError | undefined = inJob
@@ -85,11 +91,13 @@ export function failureView(stage: IStageStatus, job: IJob | null): IFailureView
       exception: error.exception || 'failed',
       cell: error.cell ? `in ${error.cell}` : '',
       message: error.message,
-      notebook: error.notebook || inJob?.notebook || stage.last_run?.notebook || null,
+      notebook:
+        error.notebook || inJob?.notebook || stage.last_run?.notebook || null,
       openCell: error.cell
     };
   }
-  const message = inJob?.error || stage.last_run?.error || 'the last run failed';
+  const message =
+    inJob?.error || stage.last_run?.error || 'the last run failed';
   return {
     exception: message,
     cell: '',

@@ -41,7 +41,10 @@ export async function requestAPI<T>(
   }
 
   if (response.status === 404 && !(json && typeof data?.message === 'string')) {
-    throw new ServerConnection.ResponseError(response, SERVER_EXTENSION_MISSING);
+    throw new ServerConnection.ResponseError(
+      response,
+      SERVER_EXTENSION_MISSING
+    );
   }
 
   if (!response.ok) {

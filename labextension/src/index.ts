@@ -15,11 +15,16 @@ import { ICommandPalette } from '@jupyterlab/apputils';
 import { INotebookTracker } from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 
+// Activation needs these at once, so they are not deferred: the cell toolbar and context
+// menu (schema/cell-tools.json) and the sidebar's buttons name the commands, the registry
+// follows the notebooks from the start, and the stage chips go on the open notebooks.
+/* eslint-disable jupyter/prefer-lazy-imports -- see the comment above */
 import { addCellCommands } from './cellcommands';
 import { addPipelineCommands } from './pipelinecommands';
 import { PipelineModels } from './registry';
 import { Nb2pipeSidebar } from './sidebar';
 import { NotebookStructure } from './structure';
+/* eslint-enable jupyter/prefer-lazy-imports */
 import { CommandIDs, INb2pipeSettings } from './tokens';
 
 export { nb2pipeIcon } from './icons';
@@ -40,7 +45,9 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
     palette: ICommandPalette | null
   ) => {
     const sidebar = new Nb2pipeSidebar(app.commands);
-    const models = new PipelineModels(tracker, { isActive: () => sidebar.isVisible });
+    const models = new PipelineModels(tracker, {
+      isActive: () => sidebar.isVisible
+    });
     sidebar.setModel(models.current);
     models.currentChanged.connect((_, model) => sidebar.setModel(model));
     addPipelineCommands(app, models);
@@ -107,13 +114,16 @@ const cellToolsPlugin: JupyterFrontEndPlugin<void> = {
 
 const structurePlugin: JupyterFrontEndPlugin<void> = {
   id: 'nb2pipe:structure',
-  description: 'nb2pipe: show each cell\'s stage with a chip and a coloured border.',
+  description:
+    "nb2pipe: show each cell's stage with a chip and a coloured border.",
   autoStart: true,
   requires: [INotebookTracker],
   activate: (app: JupyterFrontEnd, tracker: INotebookTracker) => {
     const onChipClick = () => void app.commands.execute(CommandIDs.setStage);
     tracker.forEach(panel => new NotebookStructure(panel, onChipClick));
-    tracker.widgetAdded.connect((_, panel) => new NotebookStructure(panel, onChipClick));
+    tracker.widgetAdded.connect(
+      (_, panel) => new NotebookStructure(panel, onChipClick)
+    );
   }
 };
 

@@ -91,7 +91,10 @@ export class PipelineModel implements IDisposable {
     return this._statusPoll.frequency.interval;
   }
   set pollInterval(ms: number) {
-    this._statusPoll.frequency = { ...this._statusPoll.frequency, interval: ms };
+    this._statusPoll.frequency = {
+      ...this._statusPoll.frequency,
+      interval: ms
+    };
   }
 
   /** Start refreshing status periodically (see `isActive`). */
@@ -153,7 +156,9 @@ export class PipelineModel implements IDisposable {
       return;
     }
     const next = await this._call(() =>
-      requestAPI<IJob>(`runs/${encodeURIComponent(job.id)}`, { method: 'DELETE' })
+      requestAPI<IJob>(`runs/${encodeURIComponent(job.id)}`, {
+        method: 'DELETE'
+      })
     );
     this._setJob(next);
   }
@@ -214,7 +219,8 @@ export class PipelineModel implements IDisposable {
         }
         const finishedStage = Object.entries(next.stages).some(
           ([name, s]) =>
-            JOB_STAGE_DONE.has(s.state) && this._job?.stages[name]?.state !== s.state
+            JOB_STAGE_DONE.has(s.state) &&
+            this._job?.stages[name]?.state !== s.state
         );
         this._setJob(next);
         if (isJobFinished(next)) {

@@ -13,7 +13,10 @@ import { isExecutedNotebook } from './executed';
 import { PipelineModel } from './model';
 
 export class PipelineModels implements IDisposable {
-  constructor(tracker: INotebookTracker, options: PipelineModels.IOptions = {}) {
+  constructor(
+    tracker: INotebookTracker,
+    options: PipelineModels.IOptions = {}
+  ) {
     this._tracker = tracker;
     this._isActive = options.isActive ?? (() => true);
     this._pollInterval = options.pollInterval ?? 1000;

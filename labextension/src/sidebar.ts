@@ -102,8 +102,19 @@ export class Nb2pipeSidebar extends Widget {
     const running = model.isRunning;
     if (!status.exists) {
       body.append(
-        el('p', 'jp-nb2pipe-empty', 'This notebook has no pipeline yet. Export it to cut it into stages.'),
-        this._button('Export', 'jp-nb2pipe-export', CommandIDs.exportPipeline, {}, running, true)
+        el(
+          'p',
+          'jp-nb2pipe-empty',
+          'This notebook has no pipeline yet. Export it to cut it into stages.'
+        ),
+        this._button(
+          'Export',
+          'jp-nb2pipe-export',
+          CommandIDs.exportPipeline,
+          {},
+          running,
+          true
+        )
       );
       this._renderJob(model.job);
       return;
@@ -113,7 +124,13 @@ export class Nb2pipeSidebar extends Widget {
       const banner = el('div', 'jp-nb2pipe-banner');
       banner.append(
         el('span', '', 'The notebook changed since the last export.'),
-        this._button('Re-export', 'jp-nb2pipe-reexport', CommandIDs.exportPipeline, {}, running)
+        this._button(
+          'Re-export',
+          'jp-nb2pipe-reexport',
+          CommandIDs.exportPipeline,
+          {},
+          running
+        )
       );
       body.append(banner);
     }
@@ -122,13 +139,42 @@ export class Nb2pipeSidebar extends Widget {
     }
     const actions = el('div', 'jp-nb2pipe-actions');
     actions.append(
-      this._button('Run stale', 'jp-nb2pipe-run-stale', CommandIDs.runStale, {}, running, true),
-      this._button('Run all', 'jp-nb2pipe-run-all', CommandIDs.runAll, {}, running)
+      this._button(
+        'Run stale',
+        'jp-nb2pipe-run-stale',
+        CommandIDs.runStale,
+        {},
+        running,
+        true
+      ),
+      this._button(
+        'Run all',
+        'jp-nb2pipe-run-all',
+        CommandIDs.runAll,
+        {},
+        running
+      )
     );
     if (running) {
-      actions.append(this._button('Cancel', 'jp-nb2pipe-cancel', CommandIDs.cancelRun, {}, false));
+      actions.append(
+        this._button(
+          'Cancel',
+          'jp-nb2pipe-cancel',
+          CommandIDs.cancelRun,
+          {},
+          false
+        )
+      );
     }
-    actions.append(this._button('Refresh', 'jp-nb2pipe-refresh', CommandIDs.refreshStatus, {}, false));
+    actions.append(
+      this._button(
+        'Refresh',
+        'jp-nb2pipe-refresh',
+        CommandIDs.refreshStatus,
+        {},
+        false
+      )
+    );
     body.append(actions);
     this._renderJob(model.job);
 
@@ -146,11 +192,16 @@ export class Nb2pipeSidebar extends Widget {
     const box = el('div', `jp-nb2pipe-progress jp-nb2pipe-job-${job.status}`);
     box.dataset.status = job.status;
     if (!isJobFinished(job)) {
-      const current = Object.entries(job.stages).filter(([, s]) => s.state === JobStageState.RUNNING);
+      const current = Object.entries(job.stages).filter(
+        ([, s]) => s.state === JobStageState.RUNNING
+      );
       const text = current.length
         ? current.map(([name, s]) => `${name}: ${progressText(s)}`).join(', ')
         : 'starting…';
-      box.append(el('span', 'jp-nb2pipe-spinner', ''), el('span', '', `Running — ${text}`));
+      box.append(
+        el('span', 'jp-nb2pipe-spinner', ''),
+        el('span', '', `Running — ${text}`)
+      );
     } else {
       const text =
         job.status === JobStatus.OK
@@ -163,9 +214,14 @@ export class Nb2pipeSidebar extends Widget {
     this._body.append(box);
   }
 
-  private _renderStage(stage: IStageStatus, job: IJob | null, running: boolean): HTMLElement {
+  private _renderStage(
+    stage: IStageStatus,
+    job: IJob | null,
+    running: boolean
+  ): HTMLElement {
     const state = displayState(stage, job);
-    const progress = job && !isJobFinished(job) ? job.stages[stage.name] : undefined;
+    const progress =
+      job && !isJobFinished(job) ? job.stages[stage.name] : undefined;
     const item = el('li', `jp-nb2pipe-stage jp-nb2pipe-state-${state}`);
     item.dataset.stage = stage.name;
     item.dataset.state = state;
@@ -176,13 +232,23 @@ export class Nb2pipeSidebar extends Widget {
     const icon = el('span', 'jp-nb2pipe-state-icon', shown.icon);
     icon.title = shown.label;
     const name = el('span', 'jp-nb2pipe-stage-name', stage.name);
-    name.title = stage.cells.length ? `notebook cells ${stage.cells.join(', ')}` : '';
+    name.title = stage.cells.length
+      ? `notebook cells ${stage.cells.join(', ')}`
+      : '';
     const label = el(
       'span',
       'jp-nb2pipe-state-label',
-      state === StageState.RUNNING ? `running ${progressText(progress)}` : shown.label
+      state === StageState.RUNNING
+        ? `running ${progressText(progress)}`
+        : shown.label
     );
-    const run = this._button('Run', 'jp-nb2pipe-run-stage', CommandIDs.runStage, { stage: stage.name }, running);
+    const run = this._button(
+      'Run',
+      'jp-nb2pipe-run-stage',
+      CommandIDs.runStage,
+      { stage: stage.name },
+      running
+    );
     run.title = `Run stage '${stage.name}' (even if up to date)`;
     head.append(icon, name, run);
     const line = el('div', 'jp-nb2pipe-stage-state');
@@ -200,7 +266,11 @@ export class Nb2pipeSidebar extends Widget {
       state === StageState.FAILED
         ? stage.reasons.filter(r => !r.startsWith('last run failed'))
         : stage.reasons;
-    const explained: string[] = [StageState.STALE, StageState.FAILED, StageState.CANCELLED];
+    const explained: string[] = [
+      StageState.STALE,
+      StageState.FAILED,
+      StageState.CANCELLED
+    ];
     if (explained.includes(state) && shownReasons.length) {
       const reasons = el('ul', 'jp-nb2pipe-reasons');
       for (const reason of shownReasons) {
@@ -213,7 +283,10 @@ export class Nb2pipeSidebar extends Widget {
       const box = el('div', 'jp-nb2pipe-metrics');
       for (const [key, value] of metrics) {
         const metric = el('span', 'jp-nb2pipe-metric');
-        metric.append(el('span', 'jp-nb2pipe-metric-name', key), el('span', 'jp-nb2pipe-metric-value', formatMetric(value)));
+        metric.append(
+          el('span', 'jp-nb2pipe-metric-name', key),
+          el('span', 'jp-nb2pipe-metric-value', formatMetric(value))
+        );
         box.append(metric);
       }
       item.append(box);
@@ -225,7 +298,11 @@ export class Nb2pipeSidebar extends Widget {
   }
 
   /** What failed (exception, cell) and a button to open the executed notebook at that cell. */
-  private _renderFailure(item: HTMLElement, stage: IStageStatus, job: IJob | null): void {
+  private _renderFailure(
+    item: HTMLElement,
+    stage: IStageStatus,
+    job: IJob | null
+  ): void {
     const failure = failureView(stage, job);
     const box = el('div', 'jp-nb2pipe-stage-error');
     box.title = failure.message;
@@ -236,7 +313,15 @@ export class Nb2pipeSidebar extends Widget {
     item.append(box);
     if (failure.notebook) {
       const args = { path: failure.notebook, cell: failure.openCell };
-      item.append(this._button('Open executed notebook', 'jp-nb2pipe-open-executed', CommandIDs.openExecuted, args, false));
+      item.append(
+        this._button(
+          'Open executed notebook',
+          'jp-nb2pipe-open-executed',
+          CommandIDs.openExecuted,
+          args,
+          false
+        )
+      );
     }
   }
 
@@ -248,14 +333,20 @@ export class Nb2pipeSidebar extends Widget {
     disabled: boolean,
     primary = false
   ): HTMLButtonElement {
-    const button = el('button', `jp-mod-styled jp-nb2pipe-button ${className}`, text) as HTMLButtonElement;
+    const button = el(
+      'button',
+      `jp-mod-styled jp-nb2pipe-button ${className}`,
+      text
+    ) as HTMLButtonElement;
     if (primary) {
       button.classList.add('jp-mod-accept');
     }
     button.type = 'button';
     button.disabled = disabled;
     button.addEventListener('click', () => {
-      void this._commands.execute(command, args).catch(error => console.error(error));
+      void this._commands
+        .execute(command, args)
+        .catch(error => console.error(error));
     });
     return button;
   }

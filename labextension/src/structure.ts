@@ -49,7 +49,11 @@ export class NotebookStructure implements IDisposable {
     const stages = describeCells(models.map(cellInput));
     notebook.widgets.forEach((cell, i) => {
       // Widgets and models line up; if they do not (mid-update), the next update fixes it.
-      decorate(cell, cell.model === models[i] ? stages[i] : null, this._onChipClick);
+      decorate(
+        cell,
+        cell.model === models[i] ? stages[i] : null,
+        this._onChipClick
+      );
     });
   }
 
@@ -128,7 +132,10 @@ export function decorate(
 ): void {
   const node = cell.node;
   const code = cell.model.type === 'code';
-  const label = !code || !stage ? null : stage.stage ?? (stage.role === 'none' ? null : stage.role);
+  const label =
+    !code || !stage
+      ? null
+      : (stage.stage ?? (stage.role === 'none' ? null : stage.role));
   let chip = node.querySelector<HTMLElement>(`:scope > .${CHIP_CLASS}`);
   if (!label || !stage) {
     chip?.remove();
@@ -151,7 +158,10 @@ export function decorate(
   node.dataset.nb2pipeRole = stage.role;
   if (staged) {
     node.dataset.nb2pipeStage = stage.stage!;
-    node.style.setProperty('--jp-nb2pipe-stage-color', stageColor(stage.stage!));
+    node.style.setProperty(
+      '--jp-nb2pipe-stage-color',
+      stageColor(stage.stage!)
+    );
   } else {
     delete node.dataset.nb2pipeStage;
     node.style.removeProperty('--jp-nb2pipe-stage-color');
@@ -159,7 +169,9 @@ export function decorate(
   chip.textContent = label;
   chip.title = staged
     ? `stage '${stage.stage}'` +
-      (stage.inferred ? ' (from the heading above; no cell has a stage tag)' : '') +
+      (stage.inferred
+        ? ' (from the heading above; no cell has a stage tag)'
+        : '') +
       (stage.starts ? '' : ', continued from the cells above') +
       ' — click to change'
     : `${stage.role} cell: not part of any stage — click to set a stage`;

@@ -129,7 +129,9 @@ function tagsOf(metadata: ICellMetadata | undefined | null): string[] {
 }
 
 /** A cell's roles, from its tags merged with `metadata.nb2pipe` (which wins). */
-export function readRoles(metadata: ICellMetadata | undefined | null): ICellRoles {
+export function readRoles(
+  metadata: ICellMetadata | undefined | null
+): ICellRoles {
   const roles: ICellRoles = {
     stage: null,
     parameters: false,
@@ -161,7 +163,11 @@ export function readRoles(metadata: ICellMetadata | undefined | null): ICellRole
     }
   }
   const structured = metadata?.nb2pipe;
-  if (structured && typeof structured === 'object' && !Array.isArray(structured)) {
+  if (
+    structured &&
+    typeof structured === 'object' &&
+    !Array.isArray(structured)
+  ) {
     if (typeof structured.stage === 'string' && structured.stage) {
       roles.stage = structured.stage;
     }
@@ -185,9 +191,7 @@ export function writeRoles(
     let value: string | null;
     let keep = true;
     if ((value = stripPrefix(tag, STAGE_TAG_PREFIXES)) !== null) {
-      keep = value
-        ? !stageKept && value === roles.stage
-        : roles.stage === null; // empty `block:` only while no stage is set
+      keep = value ? !stageKept && value === roles.stage : roles.stage === null; // empty `block:` only while no stage is set
       stageKept = stageKept || (keep && !!value);
     } else if ((value = stripPrefix(tag, AFTER_TAG_PREFIXES)) !== null) {
       keep = roles.after.includes(value) && !seen.has(`after:${value}`);
@@ -201,7 +205,9 @@ export function writeRoles(
       keep = roles.outs.includes(value) && !seen.has(`out:${value}`);
       seen.add(`out:${value}`);
     } else {
-      const flag = FLAGS.find(f => (FLAG_TAGS[f] as readonly string[]).includes(tag));
+      const flag = FLAGS.find(f =>
+        (FLAG_TAGS[f] as readonly string[]).includes(tag)
+      );
       if (flag) {
         keep = roles[flag] && !flagKept.has(flag);
         if (keep) {
@@ -265,7 +271,9 @@ export function writeRoles(
 }
 
 /** Rewrite both places from what they declare together (repairs hand edits). */
-export function normalize(metadata: ICellMetadata | undefined | null): IMetadataPatch {
+export function normalize(
+  metadata: ICellMetadata | undefined | null
+): IMetadataPatch {
   return writeRoles(metadata, readRoles(metadata));
 }
 
@@ -354,7 +362,9 @@ function asInput(cell: ICellInput | string[]): ICellInput {
  */
 export function describeCells(cells: (ICellInput | string[])[]): ICellStage[] {
   const inputs = cells.map(asInput);
-  const roles = inputs.map(c => readRoles({ tags: c.tags, nb2pipe: c.nb2pipe }));
+  const roles = inputs.map(c =>
+    readRoles({ tags: c.tags, nb2pipe: c.nb2pipe })
+  );
   const kinds = inputs.map(c => c.cellType ?? 'code');
   const result: ICellStage[] = [];
   const outside = (i: number): CellRole | null => {
@@ -364,7 +374,9 @@ export function describeCells(cells: (ICellInput | string[])[]): ICellStage[] {
     if (roles[i].skip) {
       return 'skip';
     }
-    const injected = tagsOf({ tags: inputs[i].tags }).includes(INJECTED_PARAMETERS_TAG);
+    const injected = tagsOf({ tags: inputs[i].tags }).includes(
+      INJECTED_PARAMETERS_TAG
+    );
     if (kinds[i] === 'code' && (roles[i].parameters || injected)) {
       return 'parameters';
     }
@@ -407,7 +419,9 @@ export function describeCells(cells: (ICellInput | string[])[]): ICellStage[] {
 }
 
 /** The stage of each cell (null: none), as `describeCells` finds it. */
-export function stageOfCells(cells: (ICellInput | string[])[]): (string | null)[] {
+export function stageOfCells(
+  cells: (ICellInput | string[])[]
+): (string | null)[] {
   return describeCells(cells).map(c => c.stage);
 }
 
@@ -425,6 +439,7 @@ export function declaredStages(cells: (ICellInput | string[])[]): string[] {
 
 const HEADING_RE = /^(#{1,6})\s+(.+?)\s*#*\s*$/;
 /** Where Python's str.splitlines() breaks lines, as the exporter reads markdown. */
+// eslint-disable-next-line no-control-regex -- str.splitlines() also breaks at \x1c-\x1e
 const LINE_BREAK_RE = /\r\n|[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]/;
 
 /** ATX headings of a markdown cell, outside fenced code. */

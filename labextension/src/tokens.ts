@@ -36,6 +36,52 @@ export namespace CommandIDs {
   export const openExecuted = 'nb2pipe:open-executed';
 }
 
+/**
+ * The arguments each command takes, as JSON schemas (a command's `describedBy`), so that
+ * `app.commands.describedBy(id)` tells callers what to pass.
+ */
+export namespace CommandArgs {
+  /** The command reads no arguments. */
+  export const none = { args: { type: 'object', properties: {} } };
+  /** The cell toolbar's `nb2pipe:set-stage` button shows the icon only. */
+  export const setStage = {
+    args: {
+      type: 'object',
+      properties: {
+        toolbar: {
+          type: 'boolean',
+          description: 'shown in the cell toolbar: an icon and no label'
+        }
+      }
+    }
+  };
+  export const runStage = {
+    args: {
+      type: 'object',
+      properties: {
+        stage: { type: 'string', description: 'the stage to run' }
+      },
+      required: ['stage']
+    }
+  };
+  export const openExecuted = {
+    args: {
+      type: 'object',
+      properties: {
+        path: {
+          type: 'string',
+          description: 'the executed notebook, relative to the server root'
+        },
+        cell: {
+          type: 'string',
+          description: 'the title of the cell to open it at (the failing cell)'
+        }
+      },
+      required: ['path']
+    }
+  };
+}
+
 /** A stage that failed (nb2pipe.errors.StageError): where, what, and the notebook to open. */
 export interface IStageError {
   stage: string;
@@ -149,10 +195,16 @@ export function isJobFinished(job: IJob | null | undefined): boolean {
   if (!job) {
     return false;
   }
-  return (job.finished !== null && job.finished !== undefined) || JOB_FINISHED.has(job.status);
+  return (
+    (job.finished !== null && job.finished !== undefined) ||
+    JOB_FINISHED.has(job.status)
+  );
 }
 
 /** The structured error of `stage` in `job`, if it failed there. */
-export function stageErrorOf(job: IJob | null | undefined, stage: string): IStageError | undefined {
+export function stageErrorOf(
+  job: IJob | null | undefined,
+  stage: string
+): IStageError | undefined {
   return job?.stage_errors?.find(error => error.stage === stage);
 }

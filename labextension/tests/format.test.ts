@@ -1,6 +1,16 @@
 import { stageColor, STAGE_PALETTE } from '../src/colors';
-import { findFailingCell, hiddenFolderHint, isExecutedNotebook } from '../src/executed';
-import { displayState, failureView, formatDuration, formatMetric, progressText } from '../src/format';
+import {
+  findFailingCell,
+  hiddenFolderHint,
+  isExecutedNotebook
+} from '../src/executed';
+import {
+  displayState,
+  failureView,
+  formatDuration,
+  formatMetric,
+  progressText
+} from '../src/format';
 import { IJob, IStageError, IStageStatus } from '../src/tokens';
 
 const stage = (name: string, state: IStageStatus['state']): IStageStatus => ({
@@ -31,7 +41,18 @@ describe('stageColor', () => {
     expect(STAGE_PALETTE).toContain(stageColor('load_data'));
   });
   it('spreads names over the palette', () => {
-    const names = ['load', 'split', 'train', 'evaluate', 'compare', 'report', 'a', 'b', 'c', 'd'];
+    const names = [
+      'load',
+      'split',
+      'train',
+      'evaluate',
+      'compare',
+      'report',
+      'a',
+      'b',
+      'c',
+      'd'
+    ];
     expect(new Set(names.map(stageColor)).size).toBeGreaterThanOrEqual(5);
   });
 });
@@ -47,11 +68,16 @@ describe('sidebar wording', () => {
   });
 
   it('shows a running job over the last status', () => {
-    const running = job({ a: { state: 'running', cell: 2, cells: 5 }, b: { state: 'pending' } });
+    const running = job({
+      a: { state: 'running', cell: 2, cells: 5 },
+      b: { state: 'pending' }
+    });
     expect(displayState(stage('a', 'stale'), running)).toBe('running');
     expect(displayState(stage('b', 'never-run'), running)).toBe('queued');
     expect(displayState(stage('c', 'up-to-date'), running)).toBe('up-to-date');
-    expect(displayState(stage('a', 'failed'), job({ a: { state: 'running' } }, 5))).toBe('failed');
+    expect(
+      displayState(stage('a', 'failed'), job({ a: { state: 'running' } }, 5))
+    ).toBe('failed');
     expect(progressText(running.stages.a)).toBe('cell 2 of 5');
     expect(progressText(running.stages.b)).toBe('');
   });
@@ -61,7 +87,10 @@ describe('findFailingCell', () => {
   const cells = [
     { metadata: { title: 'nb cell 2 (setup)' }, outputs: [] },
     { metadata: { title: 'nb cell 10' }, outputs: [{ output_type: 'error' }] },
-    { metadata: {}, outputs: [{ output_type: 'stream' }, { output_type: 'error' }] }
+    {
+      metadata: {},
+      outputs: [{ output_type: 'stream' }, { output_type: 'error' }]
+    }
   ];
   it('matches the title the runner reported', () => {
     expect(findFailingCell(cells, 'nb cell 10')).toBe(1);
@@ -75,14 +104,20 @@ describe('findFailingCell', () => {
     expect(findFailingCell([cells[0]], 'nb cell 2 (setup)')).toBe(0);
   });
   it('recognises executed notebooks', () => {
-    expect(isExecutedNotebook('pipelines/nb/runs/20261126-120102-ab12/train.ipynb')).toBe(true);
+    expect(
+      isExecutedNotebook('pipelines/nb/runs/20261126-120102-ab12/train.ipynb')
+    ).toBe(true);
     expect(isExecutedNotebook('runs/20261126-120102-ab12/a.ipynb')).toBe(true);
-    expect(isExecutedNotebook('pipelines/nb/.nb2pipe/dvc-runs/a.ipynb')).toBe(true);
+    expect(isExecutedNotebook('pipelines/nb/.nb2pipe/dvc-runs/a.ipynb')).toBe(
+      true
+    );
     expect(isExecutedNotebook('analysis/runs/notes.ipynb')).toBe(false);
     expect(isExecutedNotebook('pipelines/nb/stages/train.ipynb')).toBe(false);
   });
   it('explains hidden folders', () => {
-    expect(hiddenFolderHint('p/.nb2pipe/runs/1/a.ipynb')).toMatch(/hidden folder '.nb2pipe'/);
+    expect(hiddenFolderHint('p/.nb2pipe/runs/1/a.ipynb')).toMatch(
+      /hidden folder '.nb2pipe'/
+    );
     expect(hiddenFolderHint('p/runs/a.ipynb')).toBe('');
   });
 });
@@ -96,13 +131,27 @@ describe('failureView', () => {
     cell: 'nb.ipynb cell 5',
     script: 'pipelines/nb/stages/train.py',
     notebook: 'pipelines/nb/runs/20261126-120102-ab12/train.ipynb',
-    message: "stage 'train' failed in nb.ipynb cell 5 (pipelines/nb/stages/train.py): ValueError: alpha must be >= 0; open pipelines/nb/runs/20261126-120102-ab12/train.ipynb"
+    message:
+      "stage 'train' failed in nb.ipynb cell 5 (pipelines/nb/stages/train.py): ValueError: alpha must be >= 0; open pipelines/nb/runs/20261126-120102-ab12/train.ipynb"
   };
-  const failed = (lastRun: IStageStatus['last_run']): IStageStatus => ({ ...stage('train', 'failed'), last_run: lastRun });
+  const failed = (lastRun: IStageStatus['last_run']): IStageStatus => ({
+    ...stage('train', 'failed'),
+    last_run: lastRun
+  });
 
   it('shows the exception and the cell of the job that failed, and opens its notebook there', () => {
-    const running = job({ train: { state: 'failed', error: error.message, notebook: error.notebook, cell: error.cell } });
-    running.stage_errors = [{ ...error, stage: 'other', cell: 'nb.ipynb cell 1' }, error];
+    const running = job({
+      train: {
+        state: 'failed',
+        error: error.message,
+        notebook: error.notebook,
+        cell: error.cell
+      }
+    });
+    running.stage_errors = [
+      { ...error, stage: 'other', cell: 'nb.ipynb cell 1' },
+      error
+    ];
     const view = failureView(failed(null), running);
     expect(view).toEqual({
       exception: 'ValueError: alpha must be >= 0',
@@ -114,8 +163,22 @@ describe('failureView', () => {
   });
 
   it('shows the structured error of the last run when no job ran the stage', () => {
-    const older = { ...error, evalue: 'old', exception: 'KeyError: old', cell: 'nb.ipynb cell 3', notebook: 'p/runs/1/train.ipynb' };
-    const view = failureView(failed({ outcome: 'failed', error: 'KeyError: old', notebook: 'p/runs/1/train.ipynb', stage_error: older }), job({}));
+    const older = {
+      ...error,
+      evalue: 'old',
+      exception: 'KeyError: old',
+      cell: 'nb.ipynb cell 3',
+      notebook: 'p/runs/1/train.ipynb'
+    };
+    const view = failureView(
+      failed({
+        outcome: 'failed',
+        error: 'KeyError: old',
+        notebook: 'p/runs/1/train.ipynb',
+        stage_error: older
+      }),
+      job({})
+    );
     expect(view.exception).toBe('KeyError: old');
     expect(view.cell).toBe('in nb.ipynb cell 3');
     expect(view.notebook).toBe('p/runs/1/train.ipynb');
@@ -123,8 +186,23 @@ describe('failureView', () => {
   });
 
   it('falls back to the message when only a message is known', () => {
-    const view = failureView(failed({ outcome: 'failed', error: 'ValueError: boom', notebook: 'p/a.ipynb' }), null);
-    expect(view).toEqual({ exception: 'ValueError: boom', cell: '', message: 'ValueError: boom', notebook: 'p/a.ipynb', openCell: null });
-    expect(failureView(failed(null), null).exception).toBe('the last run failed');
+    const view = failureView(
+      failed({
+        outcome: 'failed',
+        error: 'ValueError: boom',
+        notebook: 'p/a.ipynb'
+      }),
+      null
+    );
+    expect(view).toEqual({
+      exception: 'ValueError: boom',
+      cell: '',
+      message: 'ValueError: boom',
+      notebook: 'p/a.ipynb',
+      openCell: null
+    });
+    expect(failureView(failed(null), null).exception).toBe(
+      'the last run failed'
+    );
   });
 });

@@ -17,11 +17,17 @@ const mockedRequest = requestAPI as jest.MockedFunction<typeof requestAPI>;
 type Route = (init: RequestInit | undefined) => unknown;
 
 /** Answer requests by "METHOD endpoint-prefix"; record every call. */
-function serve(routes: Record<string, Route | unknown>): { method: string; endPoint: string; body?: any }[] {
+function serve(
+  routes: Record<string, Route | unknown>
+): { method: string; endPoint: string; body?: any }[] {
   const calls: { method: string; endPoint: string; body?: any }[] = [];
   mockedRequest.mockImplementation(async (endPoint = '', init = {}) => {
     const method = init.method ?? 'GET';
-    calls.push({ method, endPoint, body: init.body ? JSON.parse(String(init.body)) : undefined });
+    calls.push({
+      method,
+      endPoint,
+      body: init.body ? JSON.parse(String(init.body)) : undefined
+    });
     const key = Object.keys(routes)
       .filter(k => `${method} ${endPoint}`.startsWith(k))
       .sort((a, b) => b.length - a.length)[0];
@@ -48,7 +54,10 @@ const stage = (name: string, state: string, reasons: string[] = []) => ({
   params: []
 });
 
-const status = (stages: ReturnType<typeof stage>[], extra: Partial<IStatus> = {}): IStatus =>
+const status = (
+  stages: ReturnType<typeof stage>[],
+  extra: Partial<IStatus> = {}
+): IStatus =>
   ({
     notebook: 'dir/nb 1.ipynb',
     pipeline: 'dir/pipelines/nb 1',
@@ -59,7 +68,12 @@ const status = (stages: ReturnType<typeof stage>[], extra: Partial<IStatus> = {}
     ...extra
   }) as IStatus;
 
-const job = (id: string, jobStatus: IJob['status'], stages: IJob['stages'], finished: number | null = null): IJob => ({
+const job = (
+  id: string,
+  jobStatus: IJob['status'],
+  stages: IJob['stages'],
+  finished: number | null = null
+): IJob => ({
   id,
   pipeline: 'dir/pipelines/nb 1',
   status: jobStatus,
@@ -91,7 +105,9 @@ describe('PipelineModel', () => {
   });
 
   it('fetches status for its notebook and emits statusChanged only on change', async () => {
-    const calls = serve({ 'GET status': status([stage('a', 'never-run', ['never run'])]) });
+    const calls = serve({
+      'GET status': status([stage('a', 'never-run', ['never run'])])
+    });
     model = new PipelineModel({ path: 'dir/nb 1.ipynb' });
     const seen: (IStatus | null)[] = [];
     model.statusChanged.connect((_, s) => seen.push(s));
@@ -112,7 +128,9 @@ describe('PipelineModel', () => {
     let fail = true;
     serve({
       'GET status': () =>
-        fail ? new Error('the nb2pipe server extension is not installed') : status([])
+        fail
+          ? new Error('the nb2pipe server extension is not installed')
+          : status([])
     });
     model = new PipelineModel({ path: 'nb.ipynb' });
     const errors: (string | null)[] = [];
@@ -122,7 +140,10 @@ describe('PipelineModel', () => {
     expect(model.error).toBe('the nb2pipe server extension is not installed');
     fail = false;
     await model.refresh();
-    expect(errors).toEqual(['the nb2pipe server extension is not installed', null]);
+    expect(errors).toEqual([
+      'the nb2pipe server extension is not installed',
+      null
+    ]);
   });
 
   it('exports, keeps the warnings and refreshes status', async () => {
@@ -130,9 +151,17 @@ describe('PipelineModel', () => {
     const calls = serve({
       'POST export': () => {
         exported = true;
-        return { pipeline: 'p', stages: ['a'], written: ['p/nb2pipe.yaml'], warnings: ['w1'] };
+        return {
+          pipeline: 'p',
+          stages: ['a'],
+          written: ['p/nb2pipe.yaml'],
+          warnings: ['w1']
+        };
       },
-      'GET status': () => (exported ? status([stage('a', 'never-run')]) : status([], { exists: false }))
+      'GET status': () =>
+        exported
+          ? status([stage('a', 'never-run')])
+          : status([], { exists: false })
     });
     model = new PipelineModel({ path: 'nb.ipynb' });
     await model.refresh();
@@ -140,17 +169,35 @@ describe('PipelineModel', () => {
 
     const result = await model.exportPipeline();
     expect(result.stages).toEqual(['a']);
-    expect(calls[1]).toEqual({ method: 'POST', endPoint: 'export', body: { path: 'nb.ipynb', force: false } });
+    expect(calls[1]).toEqual({
+      method: 'POST',
+      endPoint: 'export',
+      body: { path: 'nb.ipynb', force: false }
+    });
     expect(model.warnings).toEqual(['w1']);
     expect(model.status?.exists).toBe(true);
   });
 
   it('starts a run, polls its progress, then refreshes status', async () => {
     const progress = [
-      job('j1', 'running', { a: { state: 'running', cell: 1, cells: 3 }, b: { state: 'pending' } }),
-      job('j1', 'running', { a: { state: 'running', cell: 3, cells: 3 }, b: { state: 'pending' } }),
-      job('j1', 'running', { a: { state: 'ran', duration: 1 }, b: { state: 'running', cell: 1, cells: 1 } }),
-      job('j1', 'ok', { a: { state: 'ran', duration: 1 }, b: { state: 'ran', duration: 2 } }, 5)
+      job('j1', 'running', {
+        a: { state: 'running', cell: 1, cells: 3 },
+        b: { state: 'pending' }
+      }),
+      job('j1', 'running', {
+        a: { state: 'running', cell: 3, cells: 3 },
+        b: { state: 'pending' }
+      }),
+      job('j1', 'running', {
+        a: { state: 'ran', duration: 1 },
+        b: { state: 'running', cell: 1, cells: 1 }
+      }),
+      job(
+        'j1',
+        'ok',
+        { a: { state: 'ran', duration: 1 }, b: { state: 'ran', duration: 2 } },
+        5
+      )
     ];
     let polls = 0;
     const calls = serve({
@@ -159,7 +206,10 @@ describe('PipelineModel', () => {
       'GET status': () =>
         polls >= progress.length
           ? status([stage('a', 'up-to-date'), stage('b', 'up-to-date')])
-          : status([stage('a', 'stale', ['code changed']), stage('b', 'never-run')])
+          : status([
+              stage('a', 'stale', ['code changed']),
+              stage('b', 'never-run')
+            ])
     });
     model = new PipelineModel({ path: 'nb.ipynb', progressInterval: 5 });
     const jobs: IJob[] = [];
@@ -169,19 +219,36 @@ describe('PipelineModel', () => {
 
     const started = await model.runStale();
     expect(started.id).toBe('j1');
-    expect(calls[0]).toEqual({ method: 'POST', endPoint: 'runs', body: { path: 'nb.ipynb' } });
+    expect(calls[0]).toEqual({
+      method: 'POST',
+      endPoint: 'runs',
+      body: { path: 'nb.ipynb' }
+    });
     expect(model.isRunning).toBe(true);
 
-    await until(() => !model.isRunning && model.status?.stages[0].state === 'up-to-date');
-    expect(jobs.map(j => j.stages.a?.state ?? j.status)).toEqual(['starting', 'running', 'running', 'ran', 'ran']);
+    await until(
+      () => !model.isRunning && model.status?.stages[0].state === 'up-to-date'
+    );
+    expect(jobs.map(j => j.stages.a?.state ?? j.status)).toEqual([
+      'starting',
+      'running',
+      'running',
+      'ran',
+      'ran'
+    ]);
     expect(jobs[1].stages.a.cell).toBe(1);
     expect(model.job?.status).toBe('ok');
     // status was fetched when stage a finished, and again when the job finished
     expect(statuses.length).toBeGreaterThanOrEqual(2);
-    expect(statuses[statuses.length - 1].stages.map(s => s.state)).toEqual(['up-to-date', 'up-to-date']);
+    expect(statuses[statuses.length - 1].stages.map(s => s.state)).toEqual([
+      'up-to-date',
+      'up-to-date'
+    ]);
     const after = calls.length;
     await new Promise(resolve => setTimeout(resolve, 50));
-    expect(calls.slice(after).filter(c => c.endPoint.startsWith('runs/'))).toHaveLength(0);
+    expect(
+      calls.slice(after).filter(c => c.endPoint.startsWith('runs/'))
+    ).toHaveLength(0);
   });
 
   it.each([
@@ -189,28 +256,37 @@ describe('PipelineModel', () => {
     ['not run', 'pending'],
     ['restored', 'pending'],
     ['cancelled', 'running']
-  ])('fetches status when a stage ends as %s while the job still runs', async (outcome, before) => {
-    // the words are the runner's outcomes (nb2pipe.vocabulary), not the status states
-    let polls = 0;
-    let statusCalls = 0;
-    const progress = [
-      job('j6', 'running', { a: { state: before }, b: { state: 'running', cell: 1, cells: 9 } }),
-      job('j6', 'running', { a: { state: outcome }, b: { state: 'running', cell: 2, cells: 9 } })
-    ];
-    serve({
-      'POST runs': job('j6', 'starting', {}),
-      'GET runs/j6': () => progress[Math.min(polls++, progress.length - 1)],
-      'GET status': () => {
-        statusCalls++;
-        return status([stage('a', 'stale'), stage('b', 'stale')]);
-      }
-    });
-    model = new PipelineModel({ path: 'nb.ipynb', progressInterval: 2 });
-    await model.run();
-    await until(() => statusCalls > 0); // the job never finishes here: only the stage can ask
-    expect(model.isRunning).toBe(true);
-    expect(model.job?.stages.a.state).toBe(outcome);
-  });
+  ])(
+    'fetches status when a stage ends as %s while the job still runs',
+    async (outcome, before) => {
+      // the words are the runner's outcomes (nb2pipe.vocabulary), not the status states
+      let polls = 0;
+      let statusCalls = 0;
+      const progress = [
+        job('j6', 'running', {
+          a: { state: before },
+          b: { state: 'running', cell: 1, cells: 9 }
+        }),
+        job('j6', 'running', {
+          a: { state: outcome },
+          b: { state: 'running', cell: 2, cells: 9 }
+        })
+      ];
+      serve({
+        'POST runs': job('j6', 'starting', {}),
+        'GET runs/j6': () => progress[Math.min(polls++, progress.length - 1)],
+        'GET status': () => {
+          statusCalls++;
+          return status([stage('a', 'stale'), stage('b', 'stale')]);
+        }
+      });
+      model = new PipelineModel({ path: 'nb.ipynb', progressInterval: 2 });
+      await model.run();
+      await until(() => statusCalls > 0); // the job never finishes here: only the stage can ask
+      expect(model.isRunning).toBe(true);
+      expect(model.job?.stages.a.state).toBe(outcome);
+    }
+  );
 
   it('sends the run options: all (force) and one stage', async () => {
     const calls = serve({
@@ -232,7 +308,9 @@ describe('PipelineModel', () => {
     serve({
       'POST runs': job('j3', 'starting', {}),
       'GET runs/j3': () =>
-        ++polls < 3 ? new Error('network down') : job('j3', 'failed', { a: { state: 'failed', error: 'boom' } }, 3),
+        ++polls < 3
+          ? new Error('network down')
+          : job('j3', 'failed', { a: { state: 'failed', error: 'boom' } }, 3),
       'GET status': status([stage('a', 'failed', ['last run failed'])])
     });
     model = new PipelineModel({ path: 'nb.ipynb', progressInterval: 2 });
@@ -247,15 +325,21 @@ describe('PipelineModel', () => {
     let cancelled = false;
     const calls = serve({
       'GET status': status([stage('a', 'running')], {
-        job: job('j4', 'running', { a: { state: 'running', cell: 1, cells: 2 } })
+        job: job('j4', 'running', {
+          a: { state: 'running', cell: 1, cells: 2 }
+        })
       }),
       'GET runs/j4': () =>
         cancelled
           ? job('j4', 'cancelled', { a: { state: 'running' } }, 9)
-          : job('j4', 'running', { a: { state: 'running', cell: 2, cells: 2 } }),
+          : job('j4', 'running', {
+              a: { state: 'running', cell: 2, cells: 2 }
+            }),
       'DELETE runs/j4': () => {
         cancelled = true;
-        return job('j4', 'running', { a: { state: 'running', cell: 2, cells: 2 } });
+        return job('j4', 'running', {
+          a: { state: 'running', cell: 2, cells: 2 }
+        });
       }
     });
     model = new PipelineModel({ path: 'nb.ipynb', progressInterval: 5 });
@@ -264,11 +348,16 @@ describe('PipelineModel', () => {
     expect(model.isRunning).toBe(true);
     await model.cancel();
     await until(() => model.job?.status === 'cancelled');
-    expect(calls.some(c => c.method === 'DELETE' && c.endPoint === 'runs/j4')).toBe(true);
+    expect(
+      calls.some(c => c.method === 'DELETE' && c.endPoint === 'runs/j4')
+    ).toBe(true);
   });
 
   it('stops following a job the server no longer knows', async () => {
-    const gone = new ServerConnection.ResponseError(new Response('{}', { status: 404 }), "no run 'j5'");
+    const gone = new ServerConnection.ResponseError(
+      new Response('{}', { status: 404 }),
+      "no run 'j5'"
+    );
     const calls = serve({
       'POST runs': job('j5', 'running', {}),
       'GET runs/j5': gone,
@@ -285,7 +374,11 @@ describe('PipelineModel', () => {
   it('polls status while active, and not while inactive', async () => {
     let active = true;
     const calls = serve({ 'GET status': status([]) });
-    model = new PipelineModel({ path: 'nb.ipynb', pollInterval: 5, isActive: () => active });
+    model = new PipelineModel({
+      path: 'nb.ipynb',
+      pollInterval: 5,
+      isActive: () => active
+    });
     model.startPolling();
     await until(() => calls.length >= 3);
     active = false;

@@ -25,8 +25,17 @@ interface IFixtureCase {
   cells: IFixtureCell[];
 }
 
-const FIXTURE = path.join(__dirname, '..', '..', 'tests', 'fixtures', 'cutting.json');
-const CASES: IFixtureCase[] = JSON.parse(fs.readFileSync(FIXTURE, 'utf-8')).cases;
+const FIXTURE = path.join(
+  __dirname,
+  '..',
+  '..',
+  'tests',
+  'fixtures',
+  'cutting.json'
+);
+const CASES: IFixtureCase[] = JSON.parse(
+  fs.readFileSync(FIXTURE, 'utf-8')
+).cases;
 
 /** What a cell's chip says: its stage, or its role outside stages, or nothing (chips are on code cells only). */
 function chips(cells: IFixtureCell[]): (string | null)[] {
@@ -49,8 +58,13 @@ describe('the extension cuts notebooks as the exporter does', () => {
     expect(CASES.length).toBeGreaterThan(5);
   });
 
-  it.each(CASES.map(c => [c.name, c] as [string, IFixtureCase]))('%s', (_, testCase) => {
-    const expected = testCase.cells.map(c => ('lab' in c ? c.lab ?? null : c.expect));
-    expect(chips(testCase.cells)).toEqual(expected);
-  });
+  it.each(CASES.map(c => [c.name, c] as [string, IFixtureCase]))(
+    '%s',
+    (_, testCase) => {
+      const expected = testCase.cells.map(c =>
+        'lab' in c ? (c.lab ?? null) : c.expect
+      );
+      expect(chips(testCase.cells)).toEqual(expected);
+    }
+  );
 });

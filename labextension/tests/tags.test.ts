@@ -15,9 +15,12 @@ describe('validateStageName', () => {
   it.each(['train', '_x', 'a-b_c1', 'a'.repeat(64)])('accepts %s', name => {
     expect(validateStageName(name)).toBeNull();
   });
-  it.each(['Train', '1st', 'has space', 'a'.repeat(65), 'é'])('rejects %s', name => {
-    expect(validateStageName(name)).toMatch(/not a valid stage name/);
-  });
+  it.each(['Train', '1st', 'has space', 'a'.repeat(65), 'é'])(
+    'rejects %s',
+    name => {
+      expect(validateStageName(name)).toMatch(/not a valid stage name/);
+    }
+  );
   it('asks for a name when empty', () => {
     expect(validateStageName('')).toMatch(/enter a stage name/);
   });
@@ -26,7 +29,14 @@ describe('validateStageName', () => {
 describe('readRoles', () => {
   it('reads nb2pipe tags and Kale aliases', () => {
     const roles = readRoles({
-      tags: ['block:train', 'prev:load', 'in:./data/x.csv', 'out:m.pkl', 'pipeline-metrics', 'hide-input']
+      tags: [
+        'block:train',
+        'prev:load',
+        'in:./data/x.csv',
+        'out:m.pkl',
+        'pipeline-metrics',
+        'hide-input'
+      ]
     });
     expect(roles).toEqual({
       stage: 'train',
@@ -61,20 +71,36 @@ describe('editing keeps tags and metadata.nb2pipe consistent', () => {
   it('sets a stage in both places, keeping other tags in place', () => {
     const patch = setStage({ tags: ['hide-input', 'skip'] }, 'train');
     expect(patch.tags).toEqual(['stage:train', 'hide-input', 'skip']);
-    expect(patch.nb2pipe).toEqual({ stage: 'train', deps: [], outs: [], after: [] });
+    expect(patch.nb2pipe).toEqual({
+      stage: 'train',
+      deps: [],
+      outs: [],
+      after: []
+    });
   });
 
   it('replaces Kale stage tags and the metadata stage', () => {
     const patch = setStage(
-      { tags: ['block:old', 'prev:load'], nb2pipe: { stage: 'old', after: ['load'] } },
+      {
+        tags: ['block:old', 'prev:load'],
+        nb2pipe: { stage: 'old', after: ['load'] }
+      },
       'fit'
     );
     expect(patch.tags).toEqual(['stage:fit', 'prev:load']);
-    expect(patch.nb2pipe).toEqual({ stage: 'fit', deps: [], outs: [], after: ['load'] });
+    expect(patch.nb2pipe).toEqual({
+      stage: 'fit',
+      deps: [],
+      outs: [],
+      after: ['load']
+    });
   });
 
   it('removes a stage from both places; empty metadata is deleted', () => {
-    const patch = setStage({ tags: ['stage:fit'], nb2pipe: { stage: 'fit' } }, null);
+    const patch = setStage(
+      { tags: ['stage:fit'], nb2pipe: { stage: 'fit' } },
+      null
+    );
     expect(patch).toEqual({ tags: [], nb2pipe: null });
   });
 
@@ -83,9 +109,16 @@ describe('editing keeps tags and metadata.nb2pipe consistent', () => {
   });
 
   it('marks and unmarks flags, removing every alias', () => {
-    expect(setFlag({}, 'skip', true)).toEqual({ tags: ['skip'], nb2pipe: null });
-    expect(setFlag({ tags: ['imports', 'functions', 'x'] }, 'setup', false).tags).toEqual(['x']);
-    expect(setFlag({ tags: ['imports'] }, 'setup', true).tags).toEqual(['imports']);
+    expect(setFlag({}, 'skip', true)).toEqual({
+      tags: ['skip'],
+      nb2pipe: null
+    });
+    expect(
+      setFlag({ tags: ['imports', 'functions', 'x'] }, 'setup', false).tags
+    ).toEqual(['x']);
+    expect(setFlag({ tags: ['imports'] }, 'setup', true).tags).toEqual([
+      'imports'
+    ]);
     expect(setFlag({ tags: ['stage:a'] }, 'metrics', true)).toEqual({
       tags: ['stage:a', 'metrics'],
       nb2pipe: { stage: 'a', deps: [], outs: [], after: [] }
@@ -93,17 +126,45 @@ describe('editing keeps tags and metadata.nb2pipe consistent', () => {
   });
 
   it('declares and removes files', () => {
-    const added = setFiles({ tags: ['stage:a', 'in:old.csv'] }, 'in', ['./new.csv', 'x/', 'new.csv']);
+    const added = setFiles({ tags: ['stage:a', 'in:old.csv'] }, 'in', [
+      './new.csv',
+      'x/',
+      'new.csv'
+    ]);
     expect(added.tags).toEqual(['stage:a', 'in:new.csv', 'in:x/']);
-    expect(added.nb2pipe).toEqual({ stage: 'a', deps: ['new.csv', 'x/'], outs: [], after: [] });
-    const removed = setFiles({ tags: added.tags, nb2pipe: added.nb2pipe! }, 'in', []);
+    expect(added.nb2pipe).toEqual({
+      stage: 'a',
+      deps: ['new.csv', 'x/'],
+      outs: [],
+      after: []
+    });
+    const removed = setFiles(
+      { tags: added.tags, nb2pipe: added.nb2pipe! },
+      'in',
+      []
+    );
     expect(removed.tags).toEqual(['stage:a']);
-    expect(removed.nb2pipe).toEqual({ stage: 'a', deps: [], outs: [], after: [] });
+    expect(removed.nb2pipe).toEqual({
+      stage: 'a',
+      deps: [],
+      outs: [],
+      after: []
+    });
   });
 
   it('keeps unknown keys of metadata.nb2pipe', () => {
-    const patch = setFlag({ tags: ['stage:a'], nb2pipe: { stage: 'a', future: 1 } }, 'skip', true);
-    expect(patch.nb2pipe).toEqual({ stage: 'a', future: 1, deps: [], outs: [], after: [] });
+    const patch = setFlag(
+      { tags: ['stage:a'], nb2pipe: { stage: 'a', future: 1 } },
+      'skip',
+      true
+    );
+    expect(patch.nb2pipe).toEqual({
+      stage: 'a',
+      future: 1,
+      deps: [],
+      outs: [],
+      after: []
+    });
   });
 
   it('normalize repairs a hand edit (metadata only)', () => {
@@ -117,13 +178,27 @@ describe('editing keeps tags and metadata.nb2pipe consistent', () => {
 describe('stageOfCells', () => {
   it('lets cells after a stage tag inherit it until the next one', () => {
     expect(
-      stageOfCells([['imports'], ['parameters'], ['stage:load'], [], ['out:x'], ['skip'], ['stage:train'], []])
+      stageOfCells([
+        ['imports'],
+        ['parameters'],
+        ['stage:load'],
+        [],
+        ['out:x'],
+        ['skip'],
+        ['stage:train'],
+        []
+      ])
     ).toEqual([null, null, 'load', 'load', 'load', null, 'train', 'train']);
   });
 
   it('handles the Kale notebook vocabulary', () => {
     expect(
-      stageOfCells([['block:load_data'], ['block:'], ['block:train', 'prev:load_data'], ['pipeline-metrics']])
+      stageOfCells([
+        ['block:load_data'],
+        ['block:'],
+        ['block:train', 'prev:load_data'],
+        ['pipeline-metrics']
+      ])
     ).toEqual(['load_data', 'load_data', 'train', 'train']);
   });
 
@@ -132,7 +207,10 @@ describe('stageOfCells', () => {
   });
 
   it('uses metadata.nb2pipe', () => {
-    expect(stageOfCells([{ tags: [], nb2pipe: { stage: 'm' } }, []])).toEqual(['m', 'm']);
+    expect(stageOfCells([{ tags: [], nb2pipe: { stage: 'm' } }, []])).toEqual([
+      'm',
+      'm'
+    ]);
   });
 
   it('does not let markdown or raw cells start a stage, nor get one', () => {
@@ -160,24 +238,45 @@ describe('stageOfCells', () => {
     ];
     const described = describeCells(cells);
     expect(described.map(d => d.stage)).toEqual([
-      null, null, null, 'load_the_data', null, 'load_the_data', null, null, 'load_the_data_2'
+      null,
+      null,
+      null,
+      'load_the_data',
+      null,
+      'load_the_data',
+      null,
+      null,
+      'load_the_data_2'
     ]);
-    expect(described[3]).toEqual({ stage: 'load_the_data', role: 'stage', inferred: true, starts: false });
+    expect(described[3]).toEqual({
+      stage: 'load_the_data',
+      role: 'stage',
+      inferred: true,
+      starts: false
+    });
     expect(described[7].role).toBe('skip');
   });
 
   it('reports roles of cells outside stages', () => {
-    expect(describeCells([['parameters'], ['setup'], ['skip'], ['stage:a']]).map(d => d.role)).toEqual([
-      'parameters', 'setup', 'skip', 'stage'
-    ]);
+    expect(
+      describeCells([['parameters'], ['setup'], ['skip'], ['stage:a']]).map(
+        d => d.role
+      )
+    ).toEqual(['parameters', 'setup', 'skip', 'stage']);
   });
 });
 
 describe('declaredStages and slugify', () => {
   it('lists declared stages once, in order', () => {
-    expect(declaredStages([['stage:b'], [], ['block:a'], ['stage:b'], { nb2pipe: { stage: 'c' } }])).toEqual([
-      'b', 'a', 'c'
-    ]);
+    expect(
+      declaredStages([
+        ['stage:b'],
+        [],
+        ['block:a'],
+        ['stage:b'],
+        { nb2pipe: { stage: 'c' } }
+      ])
+    ).toEqual(['b', 'a', 'c']);
   });
 
   it.each([
