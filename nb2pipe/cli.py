@@ -574,23 +574,6 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    from nb2pipe.errors import Nb2PipeError
+    from nb2pipe.errors import exit_status
 
-    try:
-        return args.func(args)
-    except Nb2PipeError as error:
-        if args.debug:
-            raise
-        print(f"error: {error}", file=sys.stderr)
-        return error.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except OSError as error:
-        from nb2pipe.errors import file_system_problem
-
-        problem = file_system_problem(error)
-        if args.debug or problem is None:
-            raise
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
+    return exit_status(lambda: args.func(args), debug=args.debug)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Iterable
+import sys
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -46,6 +47,29 @@ def file_system_problem(error: OSError) -> str | None:
         return None
     where = f" ('{error.filename}')" if error.filename else ""
     return f"{error.strerror}{where}; {fix}"
+
+
+def exit_status(command: Callable[[], int], debug: bool = False) -> int:
+    """Run a command and turn what goes wrong into what its user reads: one `error: ...` line on
+    stderr and the exit status (the error's own code, 2 for a file-system problem the user can
+    fix, 130 when interrupted). `debug` lets the traceback through; an OSError nb2pipe cannot
+    explain is a bug and always does."""
+    try:
+        return command()
+    except Nb2PipeError as error:
+        if debug:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except OSError as error:
+        problem = file_system_problem(error)
+        if debug or problem is None:
+            raise
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
 
 
 class NotebookError(Nb2PipeError):

@@ -51,26 +51,17 @@ def _interrupt(signum: int, frame: FrameType | None) -> NoReturn:
 def main() -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _interrupt)
-    from nb2pipe.errors import Nb2PipeError, file_system_problem
+    from nb2pipe.errors import exit_status
 
-    try:
-        from nb2pipe.api.tracked import run
-        from nb2pipe.run.events import jsonl_reporter
+    return exit_status(_run_request)
 
-        report = run(**read_request(sys.stdin.read()), reporters=[jsonl_reporter(sys.stdout)])
-        return 0 if report.ok else 1
-    except Nb2PipeError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return error.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except OSError as error:
-        problem = file_system_problem(error)
-        if problem is None:
-            raise
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
+
+def _run_request() -> int:
+    from nb2pipe.api.tracked import run
+    from nb2pipe.run.events import jsonl_reporter
+
+    report = run(**read_request(sys.stdin.read()), reporters=[jsonl_reporter(sys.stdout)])
+    return 0 if report.ok else 1
 
 
 if __name__ == "__main__":

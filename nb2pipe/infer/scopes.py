@@ -92,14 +92,9 @@ class NameTracker:
     # -- the three things that can happen to a name -------------------------
 
     def load(self, name: str, scope: Scope | None = None) -> None:
-        scope = scope or self.scope
-        while scope.kind == CLASS:  # class bodies run now: resolve at once
-            if name in scope.global_names:
-                scope = self.module
-            elif name in scope.definite:
-                return
-            else:
-                scope = scope.outer
+        scope = self._past_classes(name, scope or self.scope)
+        if scope is None:
+            return
         if scope.kind == MODULE:
             self.module_load(name)
         else:
@@ -115,19 +110,26 @@ class NameTracker:
             scope.stores.add(name)
 
     def mutate(self, name: str) -> None:
-        scope = self.scope
-        while scope.kind == CLASS:
-            if name in scope.global_names:
-                scope = self.module
-            elif name in scope.definite:
-                return
-            else:
-                scope = scope.outer
+        scope = self._past_classes(name, self.scope)
+        if scope is None:
+            return
         if scope.kind == MODULE:
             self.module_mutate(name)
         else:
             scope.mutated.add(name)
             scope.loads.add(name)
+
+    def _past_classes(self, name: str, scope: Scope) -> Scope | None:
+        """The scope a use of `name` in `scope` reaches, past class bodies (they run at once,
+        so their names resolve now); None when a class body itself holds the name."""
+        while scope.kind == CLASS:
+            if name in scope.global_names:
+                scope = self.module
+            elif name in scope.definite:
+                return None
+            else:
+                scope = scope.outer
+        return scope
 
     # -- module level -------------------------------------------------------
 
