@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nb2pipe import model as m
 from nb2pipe.api.compare import (
     Comparison,
     Difference,
@@ -120,7 +121,8 @@ def verify(
     _check_notebook(notebook)
     if jobs is not None and jobs < 1:
         raise SpecError(f"--jobs {jobs} is not a number of stages; use 1 or more")
-    plan_export(notebook, None)  # a notebook nb2pipe refuses is one error, before anything runs
+    pipeline = plan_export(notebook, None).pipeline  # a notebook nb2pipe refuses is one error, before anything runs
+    kernel = _kernel_for(pipeline, kernel)
     values = dict(params or {})
     root = Path(tempfile.mkdtemp(prefix="nb2pipe-verify-"))
     try:
@@ -138,7 +140,7 @@ def _check_notebook(notebook: Path) -> None:
 
 
 def _verify_in(
-    root: Path, notebook: Path, params: dict[str, Any], jobs: int | None, kernel: str | None, progress: Callable[[str], None]
+    root: Path, notebook: Path, params: dict[str, Any], jobs: int | None, kernel: str, progress: Callable[[str], None]
 ) -> VerifyReport:
     retries: list[str] = []
     runs: list[PlainRun] = []
@@ -159,24 +161,23 @@ def _verify_in(
     return VerifyReport(str(notebook), result, len(runs), retries)
 
 
-def _run_plain(root: Path, notebook: Path, number: int, params: dict[str, Any], kernel: str | None, retries: list[str]) -> PlainRun:
+def _run_plain(root: Path, notebook: Path, number: int, params: dict[str, Any], kernel: str, retries: list[str]) -> PlainRun:
     from nb2pipe.run.plain import NUMBER_KEY, run_top_to_bottom
 
     folder, before = _copy_working_folder(notebook, root / f"notebook-{number}")
     executed = root / f"notebook-{number}.executed.ipynb"
-    nb = run_top_to_bottom(folder / notebook.name, folder, executed, params, _kernel_for(folder / notebook.name, kernel), retries)
+    nb = run_top_to_bottom(folder / notebook.name, folder, executed, params, kernel, retries, shown=str(notebook))
     return PlainRun(plain_outputs(nb, NUMBER_KEY), written_files(folder, before, _left_out(notebook)))
 
 
-def _kernel_for(notebook: Path, requested: str | None) -> str:
-    """The kernel the pipeline's stages would run on (`run.kernels.choose_kernel`), for the plain runs too."""
-    from nb2pipe.export import plan_export
+def _kernel_for(pipeline: m.Pipeline, requested: str | None) -> str:
+    """The kernel both runs use: the one the pipeline's stages would run on (`run.kernels.choose_kernel`)."""
     from nb2pipe.run.kernels import choose_kernel
 
-    return choose_kernel(plan_export(notebook, None).pipeline, requested, lambda text: None)
+    return choose_kernel(pipeline, requested, lambda text: None)
 
 
-def _run_pipeline(root: Path, notebook: Path, params: dict[str, Any], jobs: int | None, kernel: str | None) -> PipelineRun:
+def _run_pipeline(root: Path, notebook: Path, params: dict[str, Any], jobs: int | None, kernel: str) -> PipelineRun:
     from nb2pipe.api.tracked import folder_of, run
     from nb2pipe.spec import load_pipeline
 

@@ -26,9 +26,10 @@ ATTEMPTS = 3
 
 
 def run_top_to_bottom(
-    notebook: Path, cwd: Path, executed: Path, params: dict[str, Any], kernel: str, retries: list[str]
+    notebook: Path, cwd: Path, executed: Path, params: dict[str, Any], kernel: str, retries: list[str], shown: str = ""
 ) -> dict[str, Any]:
-    """Run `notebook` (read, not written) top to bottom in `cwd`; the executed notebook as JSON."""
+    """Run `notebook` (read, not written) top to bottom in `cwd`; the executed notebook as JSON.
+    `shown`: the notebook's name in an error (default: its path)."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -37,10 +38,11 @@ def run_top_to_bottom(
     for attempt in range(1, ATTEMPTS + 1):
         try:
             papermill.execute_notebook(
-                str(source), str(executed), parameters=params, kernel_name=kernel, cwd=str(cwd), progress_bar=False, log_output=False
+                str(source), str(executed), parameters=params, kernel_name=kernel, cwd=str(cwd), progress_bar=False,
+                kernel_manager_class=quiet_kernel_manager(),
             )
         except PapermillExecutionError as error:
-            raise NotebookError(_failure_line(notebook, executed, error)) from None
+            raise NotebookError(_failure_line(shown or str(notebook), executed, error)) from None
         except RuntimeError as error:
             if KERNEL_START_FAILURE not in str(error) or attempt == ATTEMPTS:
                 raise
@@ -49,6 +51,22 @@ def run_top_to_bottom(
         loaded: dict[str, Any] = json.loads(executed.read_text(encoding="utf-8"))
         return loaded
     raise AssertionError("unreachable")
+
+
+def quiet_kernel_manager() -> type:
+    """A kernel manager whose kernels' own stdout and stderr (start-up chatter) go nowhere: what
+    the cells print comes over ZMQ, and the verify command's output stays its own."""
+    import subprocess
+
+    from jupyter_client.manager import AsyncKernelManager
+
+    class QuietKernelManager(AsyncKernelManager):
+        async def start_kernel(self, **kw: Any) -> None:  # type: ignore[override]  # AsyncKernelManager makes it async
+            kw.setdefault("stdout", subprocess.DEVNULL)
+            kw.setdefault("stderr", subprocess.DEVNULL)
+            await super().start_kernel(**kw)
+
+    return QuietKernelManager
 
 
 def numbered_without_skip(notebook: Path) -> dict[str, Any]:
@@ -65,14 +83,16 @@ def numbered_without_skip(notebook: Path) -> dict[str, Any]:
         if KALE_PARAMETERS_TAG in tags and "parameters" not in tags:
             cell["metadata"]["tags"] = [*tags, "parameters"]
         cell["metadata"][NUMBER_KEY] = number
+        if (nb.get("nbformat"), nb.get("nbformat_minor", 0)) >= (4, 5):
+            cell.setdefault("id", f"nb2pipe-cell-{number}")
         kept.append(cell)
     nb["cells"] = kept
     return nb
 
 
-def _failure_line(notebook: Path, executed: Path, error: Any) -> str:
-    """One line: which cell of the notebook raised what, and where the executed notebook is."""
-    number = _failed_cell_number(executed, error.cell_index)
+def _failure_line(notebook: str, executed: Path, error: Any) -> str:
+    """One line: which cell of the notebook raised what."""
+    number = _failed_cell_number(executed)
     where = f"cell {number}" if number else "a cell"
     return (
         f"notebook '{notebook}' fails when run top to bottom: {where} raised {error.ename}: {error.evalue}; "
@@ -80,10 +100,14 @@ def _failure_line(notebook: Path, executed: Path, error: Any) -> str:
     )
 
 
-def _failed_cell_number(executed: Path, index: int) -> int | None:
+def _failed_cell_number(executed: Path) -> int | None:
+    """The original number of the cell whose output is an error in the executed notebook."""
     try:
         cells = json.loads(executed.read_text(encoding="utf-8"))["cells"]
-        number = cells[index]["metadata"].get(NUMBER_KEY)
-    except (OSError, ValueError, KeyError, IndexError, TypeError):
+    except (OSError, ValueError, KeyError):
         return None
-    return number if isinstance(number, int) else None
+    for cell in cells:
+        if any(out.get("output_type") == "error" for out in cell.get("outputs", [])):
+            number = cell.get("metadata", {}).get(NUMBER_KEY)
+            return number if isinstance(number, int) else None
+    return None
