@@ -9,9 +9,9 @@ plain runs of the notebook and a run of its pipeline.
 3. Written files are those a run added or changed in its copy of the working folder (the notebook
    and the pipeline folder aside). An executed notebook compares without the times papermill and
    nbclient record, nor the random ids nbformat gives cells.
-4. A cell silent in every run is not counted as compared. Whatever the plain runs disagree on
-   (a cell's output, a file's bytes, a file only some wrote) is not comparable; the rest must be
-   equal in the pipeline, or it is a difference.
+4. Whatever the plain runs disagree on (a cell's output, a file's bytes, a file only some wrote)
+   is not comparable; the rest must be equal in the pipeline (a silent cell too: silent), or it is
+   a difference.
 """
 
 from __future__ import annotations
@@ -214,8 +214,6 @@ def _compare_cells(runs: list[PlainRun], piped: dict[int, tuple[str, str]], resu
                 result.differences.append(Difference("cell", line, cell=number, diff=text))
             continue
         piped_text, stage = piped[number]
-        if not text and not piped_text:
-            continue  # silent in both: nothing to compare
         result.cells += 1
         if text == piped_text:
             result.cells_equal += 1
