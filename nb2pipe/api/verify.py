@@ -152,7 +152,7 @@ def _verify_in(
     plain()
     progress(f"running the pipeline of '{notebook}'")
     piped = _run_pipeline(root, notebook, params, jobs, kernel)
-    while len(runs) < PLAIN_RUNS:
+    while len(runs) < PLAIN_RUNS and piped.finished:
         plain()
     result = compare(runs, piped)
     while result.differences and not piped.problems and len(runs) < MAX_PLAIN_RUNS:
@@ -188,7 +188,7 @@ def _run_pipeline(root: Path, notebook: Path, params: dict[str, Any], jobs: int 
     written = written_files(folder, before, _left_out(notebook))
     if not report.ok:
         failures = [Difference("run", f"stage '{name}' failed: {error.message}", stage=name) for name, error in report.errors.items()]
-        return PipelineRun({}, written, failures or [Difference("run", f"the pipeline did not finish: {report.summary}")])
+        return PipelineRun({}, written, failures or [Difference("run", f"the pipeline did not finish: {report.summary}")], finished=False)
     outputs, problems = pipeline_outputs(pipeline_folder / "runs" / report.run_id, load_pipeline(pipeline_folder).names)
     return PipelineRun(outputs, written, problems)
 
