@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
@@ -39,7 +40,7 @@ from nb2pipe.api.compare import (
     snapshot,
     written_files,
 )
-from nb2pipe.errors import NotebookError, SpecError
+from nb2pipe.errors import NotebookError, SpecError, StageError
 
 PLAIN_RUNS = 2  # always; when the pipeline differs somewhere, up to MAX_PLAIN_RUNS, to be sure
 MAX_PLAIN_RUNS = 4
@@ -187,10 +188,18 @@ def _run_pipeline(root: Path, notebook: Path, params: dict[str, Any], jobs: int 
     pipeline_folder = folder_of(target)
     written = written_files(folder, before, _left_out(notebook))
     if not report.ok:
-        failures = [Difference("run", f"stage '{name}' failed: {error.message}", stage=name) for name, error in report.errors.items()]
+        failures = [_failure(error) for error in report.errors.values()]
         return PipelineRun({}, written, failures or [Difference("run", f"the pipeline did not finish: {report.summary}")], finished=False)
     outputs, problems = pipeline_outputs(pipeline_folder / "runs" / report.run_id, load_pipeline(pipeline_folder).names)
     return PipelineRun(outputs, written, problems)
+
+
+def _failure(error: StageError) -> Difference:
+    """A stage that failed in the pipeline: its notebook cell and exception (its files went with the copy)."""
+    found = re.search(r"\bcell (\d+)", error.cell or "")
+    cell = int(found.group(1)) if found else None
+    where = f" in cell {cell}" if cell else ""
+    return Difference("run", f"stage '{error.stage}' failed{where}: {error.exception}", cell=cell, stage=error.stage)
 
 
 def _left_out(notebook: Path) -> list[str]:
