@@ -81,3 +81,17 @@ def test_an_after_only_dependant_stays_put_when_its_upstream_is_up_to_date(tmp_p
     ran_stages(cli)
     assert stale_stages(cli) == set()
     assert set(ran_stages(cli).values()) == {"up to date"}
+
+
+def test_a_data_dependant_still_cuts_off_when_its_upstream_writes_the_same_bytes(tmp_path, monkeypatch, cli):
+    """Early cut-off (DESIGN §4) is kept for a stage that reads what its upstream writes, even when
+    it also names that upstream in `after:`: the run hashes the file after the upstream ran."""
+    monkeypatch.chdir(tmp_path)
+    write_nb(
+        tmp_path / "nb.ipynb",
+        code("with open('a.txt', 'w') as f:\n    f.write('A')", "stage:a", "out:a.txt"),
+        code("with open('a.txt') as f:\n    print(f.read())", "stage:b", "in:a.txt", "after:a"),
+    )
+    ran_stages(cli)
+    set_cell(tmp_path / "nb.ipynb", 1, "with open('a.txt', 'w') as f:\n    f.write('A' + '')")
+    assert ran_stages(cli) == {"a": "ran", "b": "up to date"}
