@@ -64,17 +64,27 @@ def test_an_equivalent_notebook_verifies_and_the_workspace_is_untouched(tmp_path
     assert tree(tmp_path) == before, "verify wrote into the workspace"
 
 
-def test_a_parameter_reaches_both_runs(tmp_path, monkeypatch, cli):
+def test_the_json_for_ci(tmp_path, monkeypatch, cli):
     monkeypatch.chdir(tmp_path)
     equal_project(tmp_path)
-    exit_code, out, err = cli("verify", "nb.ipynb", "-p", "scale=5", "--jobs", "1", "--json")
+    exit_code, out, err = cli("verify", "nb.ipynb", "--json")
     assert exit_code == 0, out + err
     report = json.loads(out)
     assert report["equal"] is True and report["exit"] == 0
+    assert report["summary"] == "verified: 2 cells, 1 file equal; 1 not comparable"
     assert report["compared"] == {"cells": 2, "files": 1} == report["equal_count"]
-    assert report["differences"] == [] and len(report["not_comparable"]) == 1
+    assert report["differences"] == [] and report["not_comparable"] == ["cell 4: its output differs between runs of the notebook"]
     assert report["plain_runs"] == 2
     assert not (tmp_path / "scaled.txt").exists()
+
+
+def test_a_parameter_reaches_both_runs(tmp_path, monkeypatch, cli):
+    """Without the value, the notebook fails on its own (exit 2); had it reached only one run, they would differ (exit 1)."""
+    monkeypatch.chdir(tmp_path)
+    write_nb(tmp_path / "nb.ipynb", code("scale = 2", "parameters"), md("## Check"), code("assert scale == 5, 'no -p'\nprint(scale * 2)"))
+    exit_code, out, err = cli("verify", "nb.ipynb", "-p", "scale=5", "--jobs", "1")
+    assert exit_code == 0, out + err
+    assert out == "verified: 1 cell, 0 files equal; 0 not comparable\n"
 
 
 def differing_project(root: Path) -> Path:
