@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nb2pipe.commands import add_verify_command, parse_params
+
 if TYPE_CHECKING:
     from nb2pipe.track import RunStore
 
@@ -27,6 +29,7 @@ EPILOG = """examples:
   nb2pipe checkout pipelines/analysis           restore the outputs recorded in nb2pipe.lock
   nb2pipe export analysis.ipynb --to dvc        also write dvc.yaml (or --to airflow, --to kubeflow)
   nb2pipe run pipelines/analysis --executor dask   run the stages on a Dask cluster
+  nb2pipe verify analysis.ipynb                 does the pipeline print and write what the notebook does?
 """
 
 
@@ -44,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pipeline_commands(commands)
     _add_run_commands(commands)
     _add_history_commands(commands)
+    add_verify_command(commands)
     return parser
 
 
@@ -217,37 +221,6 @@ def _add_history_commands(commands: argparse._SubParsersAction[argparse.Argument
     ci.add_argument("--output", type=Path, default=Path(".github/workflows/nb2pipe.yml"))
     ci.add_argument("--force", action="store_true", help="overwrite an existing workflow file")
     ci.set_defaults(func=cmd_ci)
-
-
-def parse_value(text: str) -> bool | int | float | str | None:
-    """A -p value, typed as papermill types it: True/False, None, int, float, else a string.
-    (NaN is a float like any other: staleness compares parameter values as canonical JSON.)"""
-    if text in ("True", "False"):
-        return text == "True"
-    if text == "None":
-        return None
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
-def parse_params(pairs: list[str]) -> dict[str, Any]:
-    """`-p name=value` pairs as a mapping of typed values."""
-    from nb2pipe.errors import SpecError
-
-    values: dict[str, Any] = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name.strip():
-            raise SpecError(f"bad parameter '{pair}'; write it as -p name=value")
-        try:
-            values[name.strip()] = parse_value(value)
-        except SpecError as e:
-            raise SpecError(f"-p {pair}: {e}; pass another value, or a string in --params-file") from None
-    return values
 
 
 def cmd_run(args: argparse.Namespace) -> int:

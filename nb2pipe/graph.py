@@ -13,7 +13,7 @@ import graphlib
 from collections.abc import Iterable
 
 from nb2pipe.errors import CycleError, SpecError, UnknownStageError
-from nb2pipe.model import Pipeline
+from nb2pipe.model import Pipeline, Stage
 
 
 def _contains(folder: str, path: str) -> bool:
@@ -50,10 +50,24 @@ def upstream(pipeline: Pipeline) -> dict[str, list[str]]:
             if target not in position:
                 raise UnknownStageError(target, names, where=f"stage '{stage.name}', after")
             found.add(target)
-        for dep in stage.deps:
-            found.update(p for p in _producers_of(dep, owner, inside) if p != stage.name)
+        found.update(_data_upstream(stage, owner, inside))
         edges[stage.name] = sorted(found, key=position.__getitem__)
     return edges
+
+
+def after_only(pipeline: Pipeline) -> dict[str, set[str]]:
+    """For each stage, the stages it follows by `after:` alone: they produce none of its deps."""
+    owner = producers(pipeline)
+    inside = _folder_index(owner)
+    return {stage.name: set(stage.after) - _data_upstream(stage, owner, inside) for stage in pipeline.stages}
+
+
+def _data_upstream(stage: Stage, owner: dict[str, str], inside: dict[str, set[str]]) -> set[str]:
+    """The other stages producing one of `stage`'s deps."""
+    found: set[str] = set()
+    for dep in stage.deps:
+        found.update(p for p in _producers_of(dep, owner, inside) if p != stage.name)
+    return found
 
 
 def _folder_index(owner: dict[str, str]) -> dict[str, set[str]]:

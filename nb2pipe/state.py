@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import json
 import tokenize
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from typing import Any
 from nb2pipe import model as m
 from nb2pipe.errors import Nb2PipeError, SpecError
 from nb2pipe.files import read_user_text
-from nb2pipe.graph import order, upstream
+from nb2pipe.graph import after_only, order, upstream
 from nb2pipe.hashing import HashCache, hash_bytes, memo_by_stat
 from nb2pipe.lockfile import L_CODE, L_DEPS, L_OUTS, L_PARAMS, hash_cache, lock_entry, read_last, read_lock, resolve
 from nb2pipe.notebook import notebook_hash
@@ -257,11 +257,24 @@ def source_in_sync(pipeline: m.Pipeline) -> bool | None:
         return False
 
 
+def upstream_reasons(
+    ups: Iterable[str], runs: Callable[[str], bool], after_only: Collection[str], *, deps_hashed: bool
+) -> list[m.Reason]:
+    """`upstream stale: U` for each upstream stage U of a stage that runs before it (`runs(U)`).
+
+    The plan (`status`, `--dry-run`) and the run both ask this, so they agree. An upstream in
+    `after_only` (an `after:` edge, no data) always counts: no file hash could tell. A data
+    upstream counts only while its outs are not hashed yet (the plan); in a run the dep hashes,
+    taken after it ran, decide, so identical outs leave the stage up to date (early cut-off)."""
+    return [m.Reason(UPSTREAM_STALE, up) for up in ups if runs(up) and (up in after_only or not deps_hashed)]
+
+
 def pipeline_status(pipeline: m.Pipeline, params: dict[str, Any], running: Collection[str] = frozenset()) -> PipelineStatus:
     lock = read_lock(pipeline)
     last = read_last(pipeline)
     cache = hash_cache(pipeline)
     edges = upstream(pipeline)
+    only_after = after_only(pipeline)
     statuses: dict[str, StageStatus] = {}
     for name in order(pipeline, edges):
         stage = pipeline.stage(name)
@@ -270,7 +283,7 @@ def pipeline_status(pipeline: m.Pipeline, params: dict[str, Any], running: Colle
         if previous and previous.get("outcome") == Outcome.FAILED:
             reasons.insert(0, m.Reason(LAST_RUN_FAILED, previous.get("error", "")))
         if name in lock:  # "never run" says it all
-            reasons.extend(m.Reason(UPSTREAM_STALE, up) for up in edges[name] if statuses[up].is_stale)
+            reasons.extend(upstream_reasons(edges[name], lambda up: statuses[up].is_stale, only_after[name], deps_hashed=False))
         statuses[name] = StageStatus(name, _state(name, reasons, running, lock), reasons, previous)
     cache.save()
     return PipelineStatus(pipeline, source_in_sync(pipeline), list(statuses.values()))

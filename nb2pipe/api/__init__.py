@@ -5,6 +5,8 @@
 - `status`, `history`, `open_history`: what they read about a pipeline, see `reads`.
 - `scratch_workspace(target)`: run a pipeline in an isolated copy of its working folder, see
   `scratch`.
+- `verify(notebook, ...) -> VerifyReport`: the notebook top to bottom against its pipeline, in
+  copies of its folder, see `verify` (the comparison itself: `compare`).
 - `python -m nb2pipe.api`: one tracked run in a child process, asked for in JSON on stdin (how
   the server runs a job), see `__main__`.
 
@@ -14,10 +16,12 @@ Importing it is light (no papermill, no Jupyter server): `nb2pipe status` uses i
 from nb2pipe.api.reads import history, open_history, status
 from nb2pipe.api.scratch import Scratch, scratch_workspace
 from nb2pipe.api.tracked import RunReport, equivalent_command, export_if_needed, folder_of, read_params_file, run
+from nb2pipe.api.verify import VerifyReport, verify
 
 __all__ = [
     "RunReport",
     "Scratch",
+    "VerifyReport",
     "equivalent_command",
     "export_if_needed",
     "folder_of",
@@ -27,4 +31,5 @@ __all__ = [
     "run",
     "scratch_workspace",
     "status",
+    "verify",
 ]

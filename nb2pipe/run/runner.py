@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from nb2pipe import lockfile, state
 from nb2pipe import model as m
 from nb2pipe.errors import Nb2PipeError, SpecError, StageError
-from nb2pipe.graph import select, upstream
+from nb2pipe.graph import after_only, select, upstream
 from nb2pipe.run.cache import OutputCache
 from nb2pipe.run.events import Events, Reporter, message_to
 from nb2pipe.run.journal import Journal, read_journal, restore_snapshots
@@ -116,6 +116,7 @@ class Runner:
         self.last: dict[str, dict[str, Any]] = {}
         self.journal = Journal(pipeline, self.cache, self.run_id)
         self._events: Events | None = None
+        self.after_only: dict[str, set[str]] = {}  # per stage, the stages it follows by `after:` alone
 
     @property
     def events(self) -> Events:
@@ -163,6 +164,7 @@ class Runner:
     def _dispatch_all(self, planned: list[str], outcomes: dict[str, Outcome], errors: dict[str, StageError]) -> None:
         """Run the planned stages, each once its upstream is done, at most `jobs` at once."""
         edges = upstream(self.pipeline)
+        self.after_only = after_only(self.pipeline)
         executor = None
         running: dict[Future[StageOutcome], tuple[str, state.StageInputs]] = {}
         pending = list(planned)
@@ -181,7 +183,7 @@ class Runner:
                             continue
                         pending.remove(name)
                         inputs = state.stage_inputs(self.pipeline, self.pipeline.stage(name), self.params, self.hashes)
-                        decision = self._decide(name, inputs)
+                        decision = self._decide(name, inputs, self._upstream_reasons(name, edges[name], outcomes))
                         if decision is not None:
                             outcomes[name] = decision
                             continue
@@ -269,11 +271,18 @@ class Runner:
 
     # --- deciding ---
 
-    def _decide(self, name: str, inputs: state.StageInputs) -> Outcome | None:
+    def _upstream_reasons(self, name: str, ups: list[str], outcomes: dict[str, Outcome]) -> list[m.Reason]:
+        """What `status` would call upstream staleness, as this run saw it: the upstream stages that ran or were restored."""
+        changed = (Outcome.RAN, Outcome.RESTORED)
+        return state.upstream_reasons(ups, lambda up: outcomes.get(up) in changed, self.after_only[name], deps_hashed=True)
+
+    def _decide(self, name: str, inputs: state.StageInputs, upstream_reasons: list[m.Reason]) -> Outcome | None:
         """UP_TO_DATE or RESTORED when the stage need not run; None to run it."""
         stage = self.pipeline.stage(name)
         entry = self.lock_entries.get(name)
         reasons = state.stage_reasons(self.pipeline, stage, entry, self.params, self.hashes, inputs)
+        if entry:  # as in status: "never run" says it all
+            reasons.extend(upstream_reasons)
         if self.last.get(name, {}).get("outcome") == Outcome.FAILED:
             reasons.append(m.Reason(state.LAST_RUN_FAILED))
         if not reasons and not self.options.force:

@@ -1,0 +1,234 @@
+"""`nb2pipe verify NOTEBOOK`: the notebook top to bottom against its pipeline, on real kernels.
+
+What a user notices: the exit status (0 equal, 1 not, 2 bad input), one line per difference naming
+the stage and the cell, the summary line, the JSON for CI, and a workspace left as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from conftest import code, md, write_nb
+from helpers import assert_one_line_error, run_cli
+from nb2pipe.api.compare import Comparison, PipelineRun, PlainRun, compare, short_diff
+
+pytestmark = pytest.mark.slow
+
+SUMMARY_RE = r"^verified: \d+ cells?, \d+ files? equal; \d+ not comparable"
+
+
+def equal_project(root: Path) -> Path:
+    """Two heading stages that hand a variable and a file on, a cell whose output is random, a
+    `skip` cell that would fail, and an input file the notebook reads."""
+    (root / "raw.csv").write_text("1\n2\n3\n")
+    return write_nb(
+        root / "nb.ipynb",
+        code("scale = 2", "parameters"),
+        md("## Load"),
+        code("with open('raw.csv') as f:\n    numbers = [int(line) for line in f]\nprint(numbers)"),
+        code("import random\nrandom.random()"),
+        code("raise RuntimeError('not for the pipeline')", "skip"),
+        md("## Scale"),
+        code("scaled = [n * scale for n in numbers]\nwith open('scaled.txt', 'w') as f:\n    f.write(str(scaled))\nscaled"),
+    )
+
+
+def tree(root: Path) -> dict[str, tuple[int, bytes]]:
+    """Every file under `root` (hidden folders too): its mtime and its bytes."""
+    found = {}
+    for base, _dirs, names in os.walk(root):
+        for name in names:
+            path = Path(base, name)
+            found[path.relative_to(root).as_posix()] = (path.stat().st_mtime_ns, path.read_bytes())
+    return found
+
+
+def test_an_equivalent_notebook_verifies_and_the_workspace_is_untouched(tmp_path, monkeypatch, cli):
+    monkeypatch.chdir(tmp_path)
+    equal_project(tmp_path)
+    exit_code, _out, err = cli("run", "nb.ipynb")  # a lock, a run history, outputs: all must stay as they are
+    assert exit_code == 0, err
+    assert (tmp_path / "pipelines/nb/nb2pipe.lock").is_file() and (tmp_path / "pipelines/nb/.nb2pipe/runs.db").is_file()
+    before = tree(tmp_path)
+
+    exit_code, out, err = cli("verify", "nb.ipynb")
+
+    assert exit_code == 0, out + err
+    lines = out.splitlines()
+    assert lines[-1] == "verified: 2 cells, 1 file equal; 1 not comparable", out
+    assert lines[:-1] == ["not comparable: cell 4: its output differs between runs of the notebook"]
+    assert tree(tmp_path) == before, "verify wrote into the workspace"
+
+
+def test_the_json_for_ci(tmp_path, monkeypatch, cli):
+    monkeypatch.chdir(tmp_path)
+    equal_project(tmp_path)
+    exit_code, out, err = cli("verify", "nb.ipynb", "--json")
+    assert exit_code == 0, out + err
+    report = json.loads(out)
+    assert report["equal"] is True and report["exit"] == 0
+    assert report["summary"] == "verified: 2 cells, 1 file equal; 1 not comparable"
+    assert report["compared"] == {"cells": 2, "files": 1} == report["equal_count"]
+    assert report["differences"] == [] and report["not_comparable"] == ["cell 4: its output differs between runs of the notebook"]
+    assert report["plain_runs"] == 2
+    assert not (tmp_path / "scaled.txt").exists()
+
+
+def test_a_parameter_reaches_both_runs(tmp_path, monkeypatch, cli):
+    """Without the value, the notebook fails on its own (exit 2); had it reached only one run, they would differ (exit 1)."""
+    monkeypatch.chdir(tmp_path)
+    write_nb(tmp_path / "nb.ipynb", code("scale = 2", "parameters"), md("## Check"), code("assert scale == 5, 'no -p'\nprint(scale * 2)"))
+    exit_code, out, err = cli("verify", "nb.ipynb", "-p", "scale=5", "--jobs", "1")
+    assert exit_code == 0, out + err
+    assert out == "verified: 1 cell, 0 files equal; 0 not comparable\n"
+
+
+def differing_project(root: Path) -> Path:
+    """A notebook whose pipeline truly differs: each stage runs in a process of its own, so the
+    process id stage a saw is not stage b's (the notebook runs in one process)."""
+    return write_nb(
+        root / "nb.ipynb",
+        md("## First"),
+        code("import os\nfirst_pid = os.getpid()\nprint('started')"),
+        md("## Second"),
+        code("same = os.getpid() == first_pid\nprint('one process:', same)"),
+        code("with open('same.txt', 'w') as f:\n    f.write(str(same))"),
+    )
+
+
+def test_a_pipeline_that_differs_fails_naming_the_stage_and_the_cell(tmp_path, monkeypatch, cli):
+    monkeypatch.chdir(tmp_path)
+    differing_project(tmp_path)
+    exit_code, out, err = cli("verify", "nb.ipynb")
+    assert exit_code == 1, out + err
+    lines = out.splitlines()
+    assert lines[:2] == [
+        "differs: stage 'second', cell 4: line 1: the notebook printed 'one process: True', the pipeline 'one process: False'",
+        "differs: file 'same.txt': the pipeline wrote other bytes (5 bytes; the notebook 4)",
+    ], out
+    assert lines[-1] == "verified: 2 cells, 0 files equal; 0 not comparable; 2 differ"
+
+    exit_code, out, _err = cli("verify", "nb.ipynb", "--json")
+    report = json.loads(out)
+    assert exit_code == 1 and report["exit"] == 1 and report["equal"] is False
+    cell, file = report["differences"]
+    assert (cell["kind"], cell["cell"], cell["stage"]) == ("cell", 4, "second")
+    assert "-one process: True" in cell["diff"] and "+one process: False" in cell["diff"]
+    assert (file["kind"], file["file"]) == ("file", "same.txt")
+    assert report["plain_runs"] == 4, "a difference is checked against more plain runs before it is reported"
+
+
+def test_a_stage_that_fails_only_in_the_pipeline_is_a_difference(tmp_path, monkeypatch, cli):
+    monkeypatch.chdir(tmp_path)
+    write_nb(
+        tmp_path / "nb.ipynb",
+        md("## First"),
+        code("import os\nfirst_pid = os.getpid()\nprint('started')"),
+        md("## Second"),
+        code("assert os.getpid() == first_pid, 'not the same process'\nprint('same process')"),
+    )
+    exit_code, out, err = cli("verify", "nb.ipynb")
+    assert exit_code == 1, out + err
+    lines = out.splitlines()
+    assert len(lines) == 2, out
+    assert lines[0] == "differs: stage 'second' failed in cell 4: AssertionError: not the same process"
+    assert lines[1] == "verified: 0 cells, 0 files equal; 0 not comparable; 1 differ; nothing compared, so equivalence is not shown"
+
+
+def test_a_notebook_whose_only_output_varies_is_not_shown_equal(tmp_path, monkeypatch, cli):
+    monkeypatch.chdir(tmp_path)
+    write_nb(tmp_path / "nb.ipynb", code("import uuid\nprint(uuid.uuid4())"))
+    exit_code, out, err = cli("verify", "nb.ipynb")
+    assert exit_code == 1, out + err
+    assert out.splitlines() == [
+        "not comparable: cell 1: its output differs between runs of the notebook",
+        "verified: 0 cells, 0 files equal; 1 not comparable; nothing compared, so equivalence is not shown",
+    ]
+
+
+# --- bad input: exit 2, one line, nothing run ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("make", "argv", "expected"),
+    [
+        (None, ["verify", "missing.ipynb"], ["'missing.ipynb' does not exist"]),
+        ("notes.txt", ["verify", "notes.txt"], ["'notes.txt' is not a notebook", ".ipynb"]),
+        ("broken.ipynb", ["verify", "broken.ipynb"], ["broken.ipynb"]),
+        ("nb.ipynb", ["verify", "nb.ipynb", "-p", "scale"], ["bad parameter 'scale'", "-p name=value"]),
+        ("nb.ipynb", ["verify", "nb.ipynb", "--jobs", "0"], ["--jobs 0", "1 or more"]),
+        ("nb.ipynb", ["verify", "nb.ipynb", "--kernel", "no-such-kernel"], ["kernel 'no-such-kernel' is not installed"]),
+    ],
+    ids=["missing", "not a notebook", "not JSON", "bad -p", "bad --jobs", "unknown kernel"],
+)
+def test_bad_input_is_one_error_line_and_exit_2(tmp_path, make, argv, expected):
+    if make == "nb.ipynb":
+        equal_project(tmp_path)
+    elif make:
+        (tmp_path / make).write_text("not a notebook {")
+    result = run_cli(*argv, cwd=tmp_path)
+    assert_one_line_error(result, *expected)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted({make, "raw.csv"} - {None} if make == "nb.ipynb" else {make} - {None})
+
+
+def test_a_notebook_nb2pipe_refuses_is_one_error_line(tmp_path):
+    write_nb(tmp_path / "nb.ipynb", code("n = len('abc')", "parameters"), code("print(n)"))
+    assert_one_line_error(run_cli("verify", "nb.ipynb", cwd=tmp_path), "is not a literal assignment")
+
+
+def test_a_notebook_that_fails_on_its_own_is_bad_input_naming_the_cell(tmp_path):
+    write_nb(tmp_path / "nb.ipynb", md("## A"), code("print('fine')"), code("1 / 0"))
+    status, out, err = run_cli("verify", "nb.ipynb", cwd=tmp_path)
+    assert status == 2 and out == "", err
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "Traceback" not in err
+    assert "cell 3 raised ZeroDivisionError" in errors[0] and "fix the notebook" in errors[0]
+
+
+# --- the comparison itself -------------------------------------------------------------------------
+
+
+def test_what_only_some_plain_runs_wrote_or_printed_is_not_comparable(tmp_path):
+    (tmp_path / "x").write_text("1")
+    (tmp_path / "y").write_text("2")
+    runs = [PlainRun({1: ("a", ()), 2: ("b", ())}, {"x": tmp_path / "x"}), PlainRun({1: ("a", ()), 2: ("c", ())}, {})]
+    result = compare(runs, PipelineRun({1: ("a", "s"), 2: ("zzz", "s")}, {"x": tmp_path / "y"}))
+    assert result.not_comparable == [
+        "cell 2: its output differs between runs of the notebook",
+        "file x: written by only some runs of the notebook",
+    ]
+    assert (result.cells, result.cells_equal, result.files, result.differences) == (1, 1, 0, [])
+
+
+def test_a_notebook_file_compares_without_its_timings(tmp_path):
+    def executed(name: str, start: str) -> Path:
+        nb = {"cells": [{"id": name, "metadata": {"papermill": {"start_time": start, "duration": 1.0}}}], "metadata": {}}
+        (tmp_path / name).write_text(json.dumps(nb))
+        return tmp_path / name
+
+    runs = [PlainRun({}, {"o.ipynb": executed("a.ipynb", "1")}), PlainRun({}, {"o.ipynb": executed("b.ipynb", "2")})]
+    result = compare(runs, PipelineRun({}, {"o.ipynb": executed("c.ipynb", "3")}))
+    assert (result.files, result.files_equal, result.not_comparable, result.differences) == (1, 1, [], [])
+
+
+@pytest.mark.parametrize(
+    ("expected", "actual", "line"),
+    [
+        ("a\nb", "a\nc", "line 2: the notebook printed 'b', the pipeline 'c'"),
+        ("a", "a\nmore", "line 2: the notebook printed nothing, the pipeline 'more'"),
+        ("x" * 100, "y", "line 1: the notebook printed '" + "x" * 59 + "…', the pipeline 'y'"),
+    ],
+)
+def test_a_difference_is_one_short_line(expected, actual, line):
+    assert short_diff(expected, actual) == line
+
+
+def test_a_comparison_of_nothing_is_not_equal():
+    from nb2pipe.api.verify import VerifyReport
+
+    report = VerifyReport("nb.ipynb", Comparison(), 2)
+    assert (report.equal, report.exit_code) == (False, 1)
