@@ -44,8 +44,8 @@ from nb2pipe.generated import (
     write_files,
 )
 from nb2pipe.graph import order, producers
-from nb2pipe.infer import CellFacts, analyze_cell
-from nb2pipe.infer.stages import Flow, infer_files, infer_stage_flow, stage_reads
+from nb2pipe.infer import CellFacts, StageFlow, analyze_cell
+from nb2pipe.infer.stages import infer_files, infer_stage_flow, stage_reads
 from nb2pipe.notebook import DEFAULT_SPLIT_LEVEL, plan_notebook, read_notebook, slugify
 from nb2pipe.spec import MAX_YAML_BYTES, dump_yaml, parse_yaml, pipeline_to_dict, recorded_export_options
 
@@ -86,7 +86,7 @@ def render_pipeline(
     defaults = dict(plan.param_defaults)  # each checked by notebook.parse_parameters
     setup_facts = [analyze_cell(c.source) for c in plan.setup]
     setup_binds = set().union(*(f.binds for f in setup_facts)) if setup_facts else set()
-    setup_reads = set().union(*(f.reads for f in setup_facts)) if setup_facts else set()
+    setup_reads = set().union(*(f.reads | f.builtin_reads for f in setup_facts)) if setup_facts else set()
     stage_facts = {s.name: [analyze_cell(c.source) for c in s.code_cells] for s in plan.stages}
     flow = infer_stage_flow(plan, stage_facts, exclude=set(defaults) | setup_binds)
     files, warnings = infer_files(plan, stage_facts, out_checker(layout))
@@ -94,10 +94,10 @@ def render_pipeline(
     stages, rendered = [], {}
     for stage in plan.stages:
         facts = stage_facts[stage.name]
-        reads = stage_reads(facts) | setup_reads
+        loads, saves, definitions = flow[stage.name].inputs, flow[stage.name].outputs, flow[stage.name].definitions
+        reads = stage_reads(facts) | setup_reads | set(flow[stage.name].read_through_definitions)
         used_params = [name for name in defaults if name in reads]
         metrics_file = _join(layout.pipeline_from_wdir, m.METRICS_DIR, f"{stage.name}.json")
-        loads, saves, definitions = flow[stage.name]
         var_deps = tuple(var_folder(layout, provider, name) for name, provider in loads)
         var_outs = tuple(var_folder(layout, stage.name, name) for name in saves)
         inferred_deps, inferred_outs = files.get(stage.name, ((), ()))
@@ -190,12 +190,27 @@ def out_checker(layout: Layout | None) -> OutChecker:
     return lambda path: out_problem(path, layout.project, protected, also_inside=inside)
 
 
-def _definition_source(stage_facts: list[CellFacts], name: str) -> str | None:
-    """The text of the stage's last top-level import, def or class statement that binds `name`."""
+def _definition_source(stage_facts: list[CellFacts], name: str) -> tuple[tuple[int, int], str] | None:
+    """The stage's last top-level import, def or class statement that binds `name`: (its place in
+    the stage: cell, statement order; its text)."""
     found = None
-    for facts in stage_facts:
-        found = dict(facts.definition_sources).get(name, found)
+    for cell_index, facts in enumerate(stage_facts):
+        for statement_index, (bound, text) in enumerate(facts.definition_sources):
+            if bound == name:
+                found = ((cell_index, statement_index), text)
     return found
+
+
+def _definitions_in_notebook_order(stage_facts: dict[str, list[CellFacts]], definitions: tuple[tuple[str, str], ...]) -> list[str]:
+    """The statements that re-create `definitions` (name, provider stage), each once, in the order
+    the notebook ran them: a decorator or base class comes before what uses it."""
+    stage_index = {name: index for index, name in enumerate(stage_facts)}
+    placed = []
+    for name, provider in definitions:
+        found = _definition_source(stage_facts[provider], name)
+        if found is not None:
+            placed.append(((stage_index[provider], *found[0]), found[1]))
+    return list(dict.fromkeys(text for _, text in sorted(placed)))
 
 
 def _variable_cells(
@@ -205,11 +220,11 @@ def _variable_cells(
     loads: tuple[tuple[str, str], ...],
     saves: tuple[str, ...],
     definitions: tuple[tuple[str, str], ...],
-    flow: dict[str, Flow],
+    flow: dict[str, StageFlow],
 ) -> tuple[list[_ScriptCell], list[_ScriptCell]]:
     """Cells that re-create definitions and load inputs (first), and save outputs (last)."""
     prelude: list[_ScriptCell] = []
-    sources = [src for name, provider in definitions if (src := _definition_source(stage_facts[provider], name))]
+    sources = _definitions_in_notebook_order(stage_facts, definitions)
     if sources:
         definitions_cell = "\n\n".join(dict.fromkeys(sources))
         prelude.append(
@@ -226,7 +241,7 @@ def _variable_cells(
     if saves:
         lines = ["from nb2pipe.handoff import save as _nb2pipe_save"]
         for name in saves:
-            consumers = sorted(s for s, (ls, _, _) in flow.items() if (name, stage) in ls)
+            consumers = sorted(s for s, f in flow.items() if (name, stage) in f.inputs)
             folder = var_folder(layout, stage, name)
             lines.append(f"_nb2pipe_save({name!r}, globals(), {folder!r}, stage={stage!r}, consumers={consumers!r})")
         postlude.append(_ScriptCell("code", "\n".join(lines), "nb2pipe: save variables for later stages"))

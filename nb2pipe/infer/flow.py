@@ -15,7 +15,7 @@ functions and classes it must re-create (`trace_stages`, once for all stages).
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from nb2pipe.infer.cells import CellFacts
 
@@ -29,6 +29,8 @@ class StageFlow:
     inputs: tuple[tuple[str, str], ...]  # (name, provider_stage), sorted by name
     outputs: tuple[str, ...]  # names later stages take from this one, sorted
     definitions: tuple[tuple[str, str], ...] = ()  # (name, provider_stage), sorted by name
+    # excluded names (parameters, setup) that the definitions it takes from earlier stages read, sorted
+    read_through_definitions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class _Provider:
 class _StageNeeds:
     inputs: dict[str, int]  # value name -> provider stage index
     definitions: dict[str, int]  # import/def/class name -> provider stage index
+    excluded_reads: set[str] = field(default_factory=set)  # parameters, setup names read by those definitions
 
 
 def _needs_of_cell(
@@ -51,10 +54,12 @@ def _needs_of_cell(
     """Record what one cell takes from earlier stages; return names it changes
     through definitions it uses."""
     changed: set[str] = set()
-    pending = [name for name in cell.reads if name not in bound_in_stage]
+    pending = [(name, False) for name in cell.reads | cell.builtin_reads if name not in bound_in_stage]  # (name, read by a definition)
     seen: set[str] = set()
     while pending:
-        name = pending.pop()
+        name, through_definition = pending.pop()
+        if through_definition and name in excluded and name not in bound_in_stage:
+            needs.excluded_reads.add(name)  # a parameter the copied definition reads
         if name in seen or name in excluded or name in bound_in_stage:
             continue
         seen.add(name)
@@ -63,8 +68,8 @@ def _needs_of_cell(
             continue
         if provider.is_definition:
             needs.definitions.setdefault(name, provider.stage)
-            pending.extend(provider.reads)
-            pending.extend(provider.changes)  # it changes them, so it needs them first
+            pending.extend((used, True) for used in provider.reads)
+            pending.extend((used, True) for used in provider.changes)  # it changes them, so it needs them first
             changed.update(provider.changes)
         else:
             needs.inputs.setdefault(name, provider.stage)
@@ -144,6 +149,7 @@ def trace_stages(
             inputs=_with_stage_names(needs.inputs, names),
             outputs=tuple(sorted(outputs[index])),
             definitions=_with_stage_names(needs.definitions, names),
+            read_through_definitions=tuple(sorted(needs.excluded_reads)),
         )
         for index, needs in enumerate(traced)
     )
