@@ -7,7 +7,13 @@ pipeline declares, so staleness, caching and early cut-off treat it like any out
 
 Serializers are tried in order; the first whose `accepts` says yes and whose `save` succeeds
 wins: numpy arrays as `.npy`, pandas DataFrames as `.parquet` (when pyarrow is installed),
-anything else with pickle. `register` adds one in front.
+anything else with pickle, and what pickle cannot carry with cloudpickle (`.cloudpickle`).
+`register` adds one in front.
+
+Classes of the notebook (`__main__`) are saved by reference: the consumer stage re-creates
+them before it loads (infer/flow.py), so a loaded instance is an instance of the stage's class.
+Functions of the notebook, lambdas and closures are saved by value with cloudpickle: pickle would
+save a notebook function by a name the consumer may not have.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import os
 import pickle
 import shutil
 import sys
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -71,9 +78,18 @@ def _load_parquet(path: str) -> Any:
     return pandas.read_parquet(path)
 
 
+class _PicklerOfImportables(pickle.Pickler):
+    """pickle, refusing the notebook's own functions (saved by a name the consumer may not have)."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, types.FunctionType) and obj.__module__ == "__main__":
+            raise pickle.PicklingError(f"{obj.__qualname__} is a function of the notebook")
+        return NotImplemented
+
+
 def _save_pickle(value: Any, path: str) -> None:
     with open(path, "wb") as f:
-        pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
+        _PicklerOfImportables(f, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
 
 
 def _load_pickle(path: str) -> Any:
@@ -81,10 +97,32 @@ def _load_pickle(path: str) -> Any:
         return pickle.load(f)
 
 
+def _is_importable_class(obj: Any) -> bool:
+    """A class the consumer finds by its name: a class of the notebook is re-created there."""
+    if not isinstance(obj, type):
+        return False
+    module = sys.modules.get(obj.__module__)
+    return module is not None and getattr(module, obj.__qualname__, None) is obj
+
+
+def _save_cloudpickle(value: Any, path: str) -> None:
+    import cloudpickle
+
+    class ClassesByReference(cloudpickle.Pickler):  # type: ignore[misc]  # cloudpickle ships no annotations
+        def reducer_override(self, obj: Any) -> Any:
+            if _is_importable_class(obj):
+                return NotImplemented  # by name, as pickle does
+            return super().reducer_override(obj)
+
+    with open(path, "wb") as f:
+        ClassesByReference(f, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
+
+
 SERIALIZERS: list[Serializer] = [
     Serializer("npy", _is_ndarray, _save_npy, _load_npy),
     Serializer("parquet", _is_dataframe, _save_parquet, _load_parquet),
     Serializer("pkl", lambda value: True, _save_pickle, _load_pickle),
+    Serializer("cloudpickle", lambda value: True, _save_cloudpickle, _load_pickle),
 ]
 
 

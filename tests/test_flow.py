@@ -107,3 +107,76 @@ def test_copied_definitions_come_in_the_order_the_notebook_ran_them():
     script = script_of("definitions/decorated_helper.ipynb", "apply")
     assert "import functools" in script
     assert script.index("def twice(fn)") < script.index("@twice\ndef shift(x)")
+
+
+# --- 6. values pickle cannot carry -----------------------------------------------------------------
+
+NOTEBOOK_CLASSES = [
+    ("unpicklable/class_instance.ipynb", "measure", "class Box:"),
+    ("unpicklable/dataclass_records.ipynb", "report", "@dataclass\nclass Point:"),
+]
+
+
+@pytest.mark.parametrize(("trap", "stage", "statement"), NOTEBOOK_CLASSES, ids=[c[0] for c in NOTEBOOK_CLASSES])
+def test_the_class_of_a_loaded_instance_is_re_created_before_the_load(trap, stage, statement):
+    script = script_of(trap, stage)
+    assert statement in script
+    assert script.index(statement) < script.index("_nb2pipe_load(")
+
+
+def test_a_stage_that_loads_nothing_re_creates_no_class():
+    assert "class Box" not in script_of("unpicklable/class_instance.ipynb", "build").split("# %% class_instance.ipynb cell")[0]
+
+
+SAVE = """
+from nb2pipe.handoff import save
+class Box:
+    def __init__(self, w):
+        self.w = w
+def double(x):
+    return 2 * x
+def make_counter(start):
+    count = [start]
+    def step():
+        count[0] += 1
+        return count[0]
+    return step
+scale = 3
+values = {
+    "box": [Box(4)],
+    "lambda": lambda x: x * scale,
+    "functions": [double],
+    "closure": make_counter(10),
+}
+for name, value in values.items():
+    save(name, {name: value}, FOLDER + "/" + name, stage="a", consumers=["b"])
+"""
+
+LOAD = """
+from nb2pipe.handoff import load
+class Box:
+    def __init__(self, w):
+        self.w = w
+box = load(FOLDER + "/box")[0]
+print(type(box) is Box, box.w)
+print(load(FOLDER + "/lambda")(2), load(FOLDER + "/functions")[0](5), load(FOLDER + "/closure")())
+"""
+
+
+def _python(code: str, folder: Path) -> str:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", f"FOLDER = {str(folder)!r}\n" + code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_values_pickle_cannot_carry_load_in_another_process(tmp_path):
+    """A script's `__main__` is what a stage kernel's is: notebook classes travel by name (the
+    consumer re-creates them), notebook functions, lambdas and closures by value."""
+    _python(SAVE, tmp_path)
+    assert sorted(p.name for p in tmp_path.glob("*/*")) == [
+        "box.pkl", "closure.cloudpickle", "functions.cloudpickle", "lambda.cloudpickle"
+    ]
+    assert _python(LOAD, tmp_path).split("\n") == ["True 4", "6 10 11", ""]

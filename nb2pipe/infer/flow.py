@@ -9,12 +9,17 @@ functions and classes it must re-create (`trace_stages`, once for all stages).
    definition, and the names that definition reads or changes are followed in turn, so a
    function defined in stage `a` and called in stage `c` brings along the globals and imports
    it uses.
-3. A stage's outputs are the values that later stages take from it.
+3. A stage that loads a value from stage P also re-creates the notebook's classes P could see
+   (followed like any definition it uses): a value is saved with its classes by reference, so an
+   instance of a class defined in the notebook loads only where that class exists.
+4. A stage's outputs are the values that later stages take from it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+import ast
+import functools
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from nb2pipe.infer.cells import CellFacts
@@ -39,6 +44,7 @@ class _Provider:
     is_definition: bool
     reads: frozenset[str] = frozenset()  # for definitions: what using it reads
     changes: frozenset[str] = frozenset()  # for definitions: what calling it changes
+    is_class: bool = False
 
 
 @dataclass
@@ -53,8 +59,17 @@ def _needs_of_cell(
 ) -> set[str]:
     """Record what one cell takes from earlier stages; return names it changes
     through definitions it uses."""
+    read = [name for name in cell.reads | cell.builtin_reads if name not in bound_in_stage]
+    return _follow(read, providers, bound_in_stage, excluded, needs)
+
+
+def _follow(
+    names: Iterable[str], providers: dict[str, _Provider], bound_in_stage: set[str], excluded: frozenset[str], needs: _StageNeeds
+) -> set[str]:
+    """Record the values and definitions that using `names` takes from earlier stages, following
+    definitions transitively; return the names those definitions change."""
     changed: set[str] = set()
-    pending = [(name, False) for name in cell.reads | cell.builtin_reads if name not in bound_in_stage]  # (name, read by a definition)
+    pending = [(name, False) for name in names]  # (name, read by a definition)
     seen: set[str] = set()
     while pending:
         name, through_definition = pending.pop()
@@ -76,6 +91,34 @@ def _needs_of_cell(
     return changed
 
 
+def _classes_for_loads(
+    needs: _StageNeeds, classes_after: list[frozenset[str]], providers: dict[str, _Provider], excluded: frozenset[str]
+) -> set[str]:
+    """Re-create, before the loads, the classes each provider of a loaded value could see (and
+    what they need, which may load more values); return the names those definitions change."""
+    changed: set[str] = set()
+    done: set[int] = set()
+    while todo := set(needs.inputs.values()) - done:
+        for stage in sorted(todo):
+            done.add(stage)
+            visible = [name for name in sorted(classes_after[stage]) if (p := providers.get(name)) is not None and p.is_class]
+            changed |= _follow(visible, providers, set(), excluded, needs)
+    return changed
+
+
+@functools.lru_cache(maxsize=1024)
+def _is_class_statement(text: str) -> bool:
+    try:
+        body = ast.parse(text).body
+    except SyntaxError:
+        return False
+    return len(body) == 1 and isinstance(body[0], ast.ClassDef)
+
+
+def _class_names(cell: CellFacts) -> set[str]:
+    return {name for name, text in cell.definition_sources if name in cell.definitions and _is_class_statement(text)}
+
+
 def _record_providers(
     providers: dict[str, _Provider], stage: int, cells: Sequence[CellFacts], changed_by_calls: set[str], excluded: frozenset[str]
 ) -> None:
@@ -90,6 +133,7 @@ def _record_providers(
     for cell in cells:
         reads_of = dict(cell.definition_reads)
         changes_of = dict(cell.definition_changes)
+        classes = _class_names(cell)
         for name in cell.binds:
             if name in excluded:
                 continue
@@ -99,6 +143,7 @@ def _record_providers(
                 is_definition,
                 reads_of.get(name, frozenset()),
                 changes_of.get(name, frozenset()),
+                is_class=name in classes,
             )
         for name in cell.mutates - cell.binds:
             note_value_change(name)
@@ -110,6 +155,7 @@ def _trace_stages(stages: Sequence[tuple[str, Sequence[CellFacts]]], exclude: Co
     excluded = frozenset(exclude)
     providers: dict[str, _Provider] = {}
     traced: list[_StageNeeds] = []
+    classes_after: list[frozenset[str]] = []  # per stage: the notebook's classes visible at its end
     for index, (_, cells) in enumerate(stages):
         needs = _StageNeeds(inputs={}, definitions={})
         bound_in_stage: set[str] = set()
@@ -117,7 +163,9 @@ def _trace_stages(stages: Sequence[tuple[str, Sequence[CellFacts]]], exclude: Co
         for cell in cells:
             changed_by_calls |= _needs_of_cell(cell, providers, bound_in_stage, excluded, needs)
             bound_in_stage |= cell.binds
+        changed_by_calls |= _classes_for_loads(needs, classes_after, providers, excluded)
         _record_providers(providers, index, cells, changed_by_calls, excluded)
+        classes_after.append(frozenset(name for name, p in providers.items() if p.is_class))
         traced.append(needs)
     return traced
 
