@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 
 from nb2pipe import model as m
 from nb2pipe import percent
+from nb2pipe.carry import HiddenStateCells, hidden_state_cells, notebook_functions, value_notes
 from nb2pipe.errors import OverwriteError, SpecError
 from nb2pipe.files import OutChecker, check_name, out_problem, read_user_text
 from nb2pipe.generated import (
@@ -46,6 +47,7 @@ from nb2pipe.generated import (
 from nb2pipe.graph import order, producers
 from nb2pipe.infer import CellFacts, StageFlow, analyze_cell
 from nb2pipe.infer.stages import infer_files, infer_stage_flow, stage_reads
+from nb2pipe.infer.state_kinds import plan_hidden_state
 from nb2pipe.notebook import DEFAULT_SPLIT_LEVEL, plan_notebook, read_notebook, slugify
 from nb2pipe.spec import MAX_YAML_BYTES, dump_yaml, parse_yaml, pipeline_to_dict, recorded_export_options
 
@@ -68,6 +70,7 @@ class Rendered:
     pipeline: m.Pipeline
     files: dict[str, str]
     warnings: list[str] = field(default_factory=list)
+    carried: dict[str, list[str]] = field(default_factory=dict)  # per stage: hidden state and values, as explain says
 
 
 # --- 1. rendering ----------------------------------------------------------------------------
@@ -90,6 +93,7 @@ def render_pipeline(
     stage_facts = {s.name: [analyze_cell(c.source) for c in s.code_cells] for s in plan.stages}
     flow = infer_stage_flow(plan, stage_facts, exclude=set(defaults) | setup_binds)
     files, warnings = infer_files(plan, stage_facts, out_checker(layout))
+    hidden, carried = _carriage(plan, layout, flow, warnings)
 
     stages, rendered = [], {}
     for stage in plan.stages:
@@ -98,10 +102,11 @@ def render_pipeline(
         reads = stage_reads(facts) | setup_reads | set(flow[stage.name].read_through_definitions)
         used_params = [name for name in defaults if name in reads]
         metrics_file = _join(layout.pipeline_from_wdir, m.METRICS_DIR, f"{stage.name}.json")
-        var_deps = tuple(var_folder(layout, provider, name) for name, provider in loads)
-        var_outs = tuple(var_folder(layout, stage.name, name) for name in saves)
+        var_deps = tuple(var_folder(layout, provider, name) for name, provider in loads) + hidden[stage.name].deps
+        var_outs = tuple(var_folder(layout, stage.name, name) for name in saves) + hidden[stage.name].outs
         inferred_deps, inferred_outs = files.get(stage.name, ((), ()))
         prelude, postlude = _variable_cells(stage_facts, layout, stage.name, loads, saves, definitions, flow)
+        _add_hidden_state_cells(hidden[stage.name], prelude, postlude)
         cells = _script_cells(plan, stage, layout, used_params, defaults, metrics_file, prelude, postlude)
         script, rendered_script, problem = _render_script(cells, plan, stage.name, layout, fmt)
         rendered[script] = rendered_script
@@ -140,7 +145,7 @@ def render_pipeline(
     rendered[m.PIPELINE_FILE] = stamp(_SPEC_HEADER + dump_yaml(pipeline_to_dict(pipeline)), CHECKSUM_AT)
     rendered[m.PARAMS_FILE] = render_params(defaults, current_params)
     rendered[GITIGNORE] = GITIGNORE_TEXT
-    return Rendered(pipeline, dict(sorted(rendered.items())), warnings)
+    return Rendered(pipeline, dict(sorted(rendered.items())), warnings, carried)
 
 
 def _join(*parts: str) -> str:
@@ -246,6 +251,31 @@ def _variable_cells(
             lines.append(f"_nb2pipe_save({name!r}, globals(), {folder!r}, stage={stage!r}, consumers={consumers!r})")
         postlude.append(_ScriptCell("code", "\n".join(lines), "nb2pipe: save variables for later stages"))
     return prelude, postlude
+
+
+def _carriage(
+    plan: m.NotebookPlan, layout: Layout, flow: dict[str, StageFlow], warnings: list[str]
+) -> tuple[dict[str, HiddenStateCells], dict[str, list[str]]]:
+    """Per stage: the cells that carry hidden state, and what explain says about carrying (see
+    carry.py); warnings about what cannot be carried are added to `warnings`."""
+    sources = {s.name: [(c.label, c.source) for c in s.code_cells] for s in plan.stages}
+    states, state_warnings = plan_hidden_state([c.source for c in plan.setup], list(sources.items()))
+    warnings.extend(state_warnings)
+    functions = notebook_functions([c.source for c in plan.setup] + [src for cells in sources.values() for _, src in cells])
+    cells, carried = {}, {}
+    for name, cell_sources in sources.items():
+        cells[name] = hidden_state_cells(name, states[name], lambda stage, folder: var_folder(layout, stage, folder))
+        notes, value_warnings = value_notes(name, cell_sources, flow[name].outputs, functions)
+        warnings.extend(value_warnings)
+        carried[name] = list(cells[name].notes) + notes
+    return cells, carried
+
+
+def _add_hidden_state_cells(cells: HiddenStateCells, prelude: list[_ScriptCell], postlude: list[_ScriptCell]) -> None:
+    if cells.prelude:
+        prelude.append(_ScriptCell("code", cells.prelude, "nb2pipe: restore hidden state from earlier stages"))
+    if cells.postlude:
+        postlude.insert(0, _ScriptCell("code", cells.postlude, "nb2pipe: save hidden state for later stages"))
 
 
 @dataclass(frozen=True)

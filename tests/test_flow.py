@@ -180,3 +180,74 @@ def test_values_pickle_cannot_carry_load_in_another_process(tmp_path):
         "box.pkl", "closure.cloudpickle", "functions.cloudpickle", "lambda.cloudpickle"
     ]
     assert _python(LOAD, tmp_path).split("\n") == ["True 4", "6 10 11", ""]
+
+
+def test_explain_says_before_the_run_which_values_need_cloudpickle_or_cannot_be_carried(cli, tmp_path):
+    carried = explained(cli, "unpicklable/lambda_values.ipynb")["rules"]["carries"]
+    assert carried == ["saves convert with cloudpickle (it holds a lambda)", "saves rules with cloudpickle (it holds a lambda)"]
+    carried = explained(cli, "unpicklable/list_of_functions.ipynb")["steps"]["carries"]
+    assert carried == ["saves steps with cloudpickle (it holds the notebook's function 'clean')"]
+    from conftest import code, md, write_nb
+
+    nb = write_nb(tmp_path / "gen.ipynb", md("## Make"), code("rows = (n * n for n in range(3))\nlog = open('log.txt', 'w')"),
+                  md("## Use"), code("print(list(rows))\nlog.write('x')"))
+    code_, out, err = cli("explain", nb)
+    assert code_ == 0, err
+    warnings = [line for line in out.splitlines() if line.startswith("  warning stage 'make', cell 2 ")]
+    assert [w.split("): ", 1)[1] for w in warnings] == [
+        "variable 'log' is an open file, which cannot be saved, but a later stage reads it; open the file in the stage that uses it",
+        "variable 'rows' is a generator, which cannot be saved, but a later stage reads it; make it a list",
+    ]
+
+
+# --- 12. hidden state across stages ----------------------------------------------------------------
+
+HIDDEN_STATE = [
+    ("hidden_state/random_seed_then_draw.ipynb", {"seed": [], "draw": [("random", "seed")]}),
+    ("hidden_state/numpy_seed.ipynb", {"seed": [], "sample": [("numpy.random", "seed")], "more": [("numpy.random", "sample")]}),
+    ("hidden_state/sklearn_global_seed.ipynb", {"data": [], "split": [("numpy.random", "data")]}),
+    ("hidden_state/environ_and_path.ipynb", {"configure": [], "report": [("os.environ", "configure"), ("sys.path", "configure")]}),
+    ("hidden_state/working_folder.ipynb", {"move": [], "write": [("working folder", "move")]}),
+]
+
+
+@pytest.mark.parametrize(("trap", "restores"), HIDDEN_STATE, ids=[c[0] for c in HIDDEN_STATE])
+def test_hidden_state_is_restored_from_the_stage_that_left_it(trap, restores):
+    stages = {s.name: s for s in rendered(trap).pipeline.stages}
+    for stage, expected in restores.items():
+        state_deps = sorted(p.rsplit("/", 2)[1:] for p in stages[stage].deps if "/nb2pipe-state-" in p)
+        assert state_deps == sorted([provider, "nb2pipe-state-" + kind.replace(".", "-").replace(" ", "-")] for kind, provider in expected)
+        script = script_of(trap, stage)
+        for kind, _ in expected:
+            assert f"_nb2pipe_restore_state({kind!r}, " in script
+
+
+def test_explain_names_the_hidden_state_each_stage_carries(cli):
+    stages = explained(cli, "hidden_state/random_seed_then_draw.ipynb")
+    assert stages["seed"]["carries"] == ["saves global random state (random) for later stages"]
+    assert stages["draw"]["carries"] == ["restores global random state (random) from stage 'seed'"]
+    _, out, _ = cli("explain", TRAPS / "hidden_state/random_seed_then_draw.ipynb")
+    assert "  carries restores global random state (random) from stage 'seed'" in out
+
+
+def test_an_unseeded_generator_is_not_carried_and_a_private_generator_is_not_global(tmp_path):
+    from nb2pipe.infer.state_kinds import plan_hidden_state
+
+    stages = [("a", [("cell 2", "x = random.random()")]), ("b", [("cell 3", "y = random.random()\nrng = np.random.default_rng(0)")])]
+    states, _ = plan_hidden_state(["import random", "import numpy as np"], stages)
+    assert states["b"].restores == ()
+    stages = [("a", [("cell 2", "rng = np.random.default_rng(0)\nnp.random.seed(1)")]), ("b", [("cell 3", "g = np.random.default_rng(2)")])]
+    states, _ = plan_hidden_state(["import numpy as np"], stages)
+    assert states["b"].restores == ()
+
+
+def test_an_environment_key_that_is_not_a_literal_is_a_warning_naming_the_stage_and_cell():
+    from nb2pipe.infer.state_kinds import plan_hidden_state
+
+    stages = [("a", [("cell 2", "key = 'X'\nos.environ[key] = '1'")]), ("b", [("cell 3", "print(1)")])]
+    states, warnings = plan_hidden_state(["import os"], stages)
+    assert warnings == [
+        "stage 'a', cell 2: os.environ is changed with a key that is not a literal string, so later stages cannot be given "
+        "that change; set it with a literal key (os.environ['NAME'] = ...)"
+    ]
+    assert states["b"].restores == (("os.environ", "a"),)
