@@ -17,7 +17,7 @@ import ast
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from nb2pipe.infer.ipython import parse_cell
+from nb2pipe.infer.ipython import parse_cell_once
 from nb2pipe.infer.state_kinds import ENVIRON, LABELS, HiddenState
 
 FolderOf = Callable[[str, str], str]  # (stage, name) -> its folder, relative to wdir
@@ -82,7 +82,7 @@ def notebook_functions(sources: Sequence[str]) -> set[str]:
     names: set[str] = set()
     for source in sources:
         try:
-            tree = parse_cell(source)
+            tree = parse_cell_once(source)[0]
         except (SyntaxError, ValueError, RecursionError):
             continue
         names.update(node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)))
@@ -94,7 +94,7 @@ def _last_bindings(sources: Sequence[tuple[str, str]]) -> dict[str, tuple[str, a
     found: dict[str, tuple[str, ast.expr]] = {}
     for label, source in sources:
         try:
-            tree = parse_cell(source)
+            tree = parse_cell_once(source)[0]
         except (SyntaxError, ValueError, RecursionError):
             continue
         for node in tree.body:

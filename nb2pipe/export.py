@@ -218,6 +218,12 @@ def _definitions_in_notebook_order(stage_facts: dict[str, list[CellFacts]], defi
     return list(dict.fromkeys(text for _, text in sorted(placed)))
 
 
+def _definitions_cell(sources: list[str], origin: str) -> list[_ScriptCell]:
+    if not sources:
+        return []
+    return [_ScriptCell("code", "\n\n".join(sources), "nb2pipe: definitions from earlier stages", origin=origin)]
+
+
 def _variable_cells(
     stage_facts: dict[str, list[CellFacts]],
     layout: Layout,
@@ -227,21 +233,18 @@ def _variable_cells(
     definitions: tuple[tuple[str, str], ...],
     flow: dict[str, StageFlow],
 ) -> tuple[list[_ScriptCell], list[_ScriptCell]]:
-    """Cells that re-create definitions and load inputs (first), and save outputs (last)."""
+    """Cells that re-create definitions and load inputs (first), and save outputs (last). The
+    definitions a loaded value needs (its classes) come before the loads, the others after them."""
     prelude: list[_ScriptCell] = []
-    sources = _definitions_in_notebook_order(stage_facts, definitions)
-    if sources:
-        definitions_cell = "\n\n".join(dict.fromkeys(sources))
-        prelude.append(
-            _ScriptCell(
-                "code", definitions_cell, "nb2pipe: definitions from earlier stages",
-                origin="the definitions copied from earlier stages",
-            )
-        )
+    to_load = set(flow[stage].needed_to_load)
+    before = _definitions_in_notebook_order(stage_facts, tuple(d for d in definitions if d[0] in to_load))
+    after = [text for text in _definitions_in_notebook_order(stage_facts, definitions) if text not in before]
+    prelude.extend(_definitions_cell(before, "the classes loaded values need"))
     if loads:
         lines = ["from nb2pipe.handoff import load as _nb2pipe_load"]
         lines += [f"{name} = _nb2pipe_load({var_folder(layout, provider, name)!r})" for name, provider in loads]
         prelude.append(_ScriptCell("code", "\n".join(lines), "nb2pipe: load variables from earlier stages"))
+    prelude.extend(_definitions_cell(after, "the definitions copied from earlier stages"))
     postlude: list[_ScriptCell] = []
     if saves:
         lines = ["from nb2pipe.handoff import save as _nb2pipe_save"]

@@ -251,3 +251,21 @@ def test_an_environment_key_that_is_not_a_literal_is_a_warning_naming_the_stage_
         "that change; set it with a literal key (os.environ['NAME'] = ...)"
     ]
     assert states["b"].restores == (("os.environ", "a"),)
+
+
+def test_a_definition_whose_defaults_read_values_is_re_created_after_they_are_loaded():
+    script = script_of("definitions/default_from_value.ipynb", "use")
+    assert script.index("columns = _nb2pipe_load(") < script.index("def pick(row, keys=columns, most=limit)")
+    assert script.index("limit = _nb2pipe_load(") < script.index("def pick(row, keys=columns, most=limit)")
+
+
+def test_a_rebound_builtin_changed_in_place_is_handed_on_from_the_stage_that_changed_it():
+    assert dict(stage_of("builtins/list_rebound_then_extended.ipynb", "show").loads) == {"list": "grow"}
+    assert dict(stage_of("builtins/list_rebound_then_extended.ipynb", "grow").loads) == {"list": "start"}
+
+
+def test_a_method_call_on_a_builtin_the_notebook_never_rebinds_carries_nothing(tmp_path):
+    from conftest import code, md, write_nb
+
+    nb = write_nb(tmp_path / "b.ipynb", md("## A"), code("str.join(',', ['a'])"), md("## B"), code("print(str('x'))"))
+    assert all(not stage.loads and not stage.saves for stage in plan_export(nb, None).pipeline.stages)

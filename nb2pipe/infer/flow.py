@@ -23,6 +23,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from nb2pipe.infer.cells import CellFacts
+from nb2pipe.infer.scopes import BUILTIN_NAMES
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,9 @@ class StageFlow:
     definitions: tuple[tuple[str, str], ...] = ()  # (name, provider_stage), sorted by name
     # excluded names (parameters, setup) that the definitions it takes from earlier stages read, sorted
     read_through_definitions: tuple[str, ...] = ()
+    # the definitions a loaded value needs to load (classes, with what they need), sorted: re-created
+    # before the loads; the others after them, as their defaults and decorators may read loaded values
+    needed_to_load: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,7 @@ class _StageNeeds:
     inputs: dict[str, int]  # value name -> provider stage index
     definitions: dict[str, int]  # import/def/class name -> provider stage index
     excluded_reads: set[str] = field(default_factory=set)  # parameters, setup names read by those definitions
+    needed_to_load: set[str] = field(default_factory=set)  # definitions a loaded value needs
 
 
 def _needs_of_cell(
@@ -64,10 +69,15 @@ def _needs_of_cell(
 
 
 def _follow(
-    names: Iterable[str], providers: dict[str, _Provider], bound_in_stage: set[str], excluded: frozenset[str], needs: _StageNeeds
+    names: Iterable[str],
+    providers: dict[str, _Provider],
+    bound_in_stage: set[str],
+    excluded: frozenset[str],
+    needs: _StageNeeds,
+    reached: set[str] | None = None,
 ) -> set[str]:
     """Record the values and definitions that using `names` takes from earlier stages, following
-    definitions transitively; return the names those definitions change."""
+    definitions transitively (adding them to `reached`); return the names those definitions change."""
     changed: set[str] = set()
     pending = [(name, False) for name in names]  # (name, read by a definition)
     seen: set[str] = set()
@@ -83,6 +93,8 @@ def _follow(
             continue
         if provider.is_definition:
             needs.definitions.setdefault(name, provider.stage)
+            if reached is not None:
+                reached.add(name)
             pending.extend((used, True) for used in provider.reads)
             pending.extend((used, True) for used in provider.changes)  # it changes them, so it needs them first
             changed.update(provider.changes)
@@ -102,7 +114,7 @@ def _classes_for_loads(
         for stage in sorted(todo):
             done.add(stage)
             visible = [name for name in sorted(classes_after[stage]) if (p := providers.get(name)) is not None and p.is_class]
-            changed |= _follow(visible, providers, set(), excluded, needs)
+            changed |= _follow(visible, providers, set(), excluded, needs, needs.needed_to_load)
     return changed
 
 
@@ -128,6 +140,8 @@ def _record_providers(
         current = providers.get(name)
         if name in excluded or (current is not None and current.is_definition):
             return  # mutating a module or a function does not make it data
+        if current is None and name in BUILTIN_NAMES:
+            return  # `str.join(...)`: a builtin the notebook never rebound is no data
         providers[name] = _Provider(stage, is_definition=False)
 
     for cell in cells:
@@ -198,6 +212,7 @@ def trace_stages(
             outputs=tuple(sorted(outputs[index])),
             definitions=_with_stage_names(needs.definitions, names),
             read_through_definitions=tuple(sorted(needs.excluded_reads)),
+            needed_to_load=tuple(sorted(needs.needed_to_load)),
         )
         for index, needs in enumerate(traced)
     )

@@ -19,7 +19,6 @@ import builtins
 BUILTIN_NAMES = frozenset(dir(builtins)) - {"_"}
 # what IPython provides: never the notebook's data
 IPYTHON_NAMES = frozenset({"get_ipython", "display", "__name__", "__file__", "In", "Out"})
-NEVER_READ = BUILTIN_NAMES | IPYTHON_NAMES
 
 MODULE, CLASS, FUNCTION, COMPREHENSION = "module", "class", "function", "comprehension"
 VALUE, IMPORT, DEFINITION = "value", "import", "definition"  # what a bind binds
@@ -155,8 +154,8 @@ class NameTracker:
             self.definition_changes[self.current_definition].add(name)
 
     def module_mutate(self, name: str, deferred: bool = False) -> None:
-        if name in NEVER_READ:
-            return
+        if name in IPYTHON_NAMES:
+            return  # a builtin name is changed data only where a stage rebound it (infer/flow.py)
         self.mutates.add(name)
         self.module_load(name, deferred)
         if self.current_definition is not None and name != self.current_definition:

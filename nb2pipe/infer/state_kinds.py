@@ -22,7 +22,7 @@ import ast
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from nb2pipe.infer.ipython import ipython_method, parse_cell, string_arguments
+from nb2pipe.infer.ipython import ipython_method, parse_cell_once, string_arguments
 
 RANDOM, NUMPY_RANDOM, TORCH_RANDOM = "random", "numpy.random", "torch"
 ENVIRON, SYS_PATH, WORKING_FOLDER = "os.environ", "sys.path", "working folder"
@@ -172,7 +172,7 @@ def cell_state_uses(source: str, aliases: dict[str, str]) -> list[StateUse]:
     """The hidden state one cell uses; `aliases` (local name -> module path) is updated with
     the cell's imports. A cell that does not parse uses none (its warning comes from analyze_cell)."""
     try:
-        tree = parse_cell(source)
+        tree = parse_cell_once(source)[0]
     except (SyntaxError, ValueError, RecursionError):
         return []
     reader = _CellReader(aliases)
