@@ -269,3 +269,31 @@ def test_a_method_call_on_a_builtin_the_notebook_never_rebinds_carries_nothing(t
 
     nb = write_nb(tmp_path / "b.ipynb", md("## A"), code("str.join(',', ['a'])"), md("## B"), code("print(str('x'))"))
     assert all(not stage.loads and not stage.saves for stage in plan_export(nb, None).pipeline.stages)
+
+
+def test_a_re_created_class_brings_the_parameters_its_methods_read():
+    apply = stage_of("definitions/method_reads_parameter.ipynb", "apply")
+    assert list(apply.params) == ["scale"] and dict(apply.loads) == {"scaler": "build"}
+    assert "class Scaler:" in script_of("definitions/method_reads_parameter.ipynb", "apply")
+
+
+@pytest.mark.parametrize(
+    ("source", "kinds"),
+    [
+        ("from random import choice\nchoice([1, 2])", ["random"]),
+        ("import numpy.random as npr\nnpr.seed(1)", ["numpy.random"]),
+        ("from numpy.random import shuffle\nshuffle(a)", ["numpy.random"]),
+        ("import torch\ntorch.manual_seed(0)\nnet = torch.nn.Linear(2, 2)", ["torch", "torch"]),
+        ("from sklearn.model_selection import train_test_split\ntrain_test_split(x)", ["numpy.random"]),
+        ("import numpy as np\nrng = np.random.default_rng(0)\nrng.random()", []),
+        ("%env MODE=fast", ["os.environ"]),
+        ("%cd data", ["working folder"]),
+        ("import os\nos.environ.setdefault('A', '1')\nos.environ.get('B')", ["os.environ"]),
+        ("import sys\nsys.path.append('lib')", ["sys.path"]),
+        ("import random as r\nr.Random(3).random()", []),
+    ],
+)
+def test_the_hidden_state_a_cell_uses(source, kinds):
+    from nb2pipe.infer.state_kinds import cell_state_uses
+
+    assert [use.kind for use in cell_state_uses(source, {})] == kinds
