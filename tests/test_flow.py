@@ -297,3 +297,15 @@ def test_the_hidden_state_a_cell_uses(source, kinds):
     from nb2pipe.infer.state_kinds import cell_state_uses
 
     assert [use.kind for use in cell_state_uses(source, {})] == kinds
+
+
+def test_a_seed_nb2pipe_cannot_carry_is_a_warning_naming_the_stage_the_cell_and_the_state():
+    from nb2pipe.infer.state_kinds import plan_hidden_state
+
+    stages = [("a", [("cell 2", "tf.random.set_seed(1)")]), ("b", [("cell 3", "x = tf.random.uniform([1])")])]
+    _, warnings = plan_hidden_state(["import tensorflow as tf"], stages)
+    assert warnings == [
+        "stage 'a', cell 2: global random state (tensorflow) is seeded here, but nb2pipe cannot carry it to later stages; "
+        "seed it in each stage that draws from it"
+    ]
+    assert plan_hidden_state(["import tensorflow as tf"], stages[:1])[1] == []  # no later stage: nothing lost

@@ -28,6 +28,13 @@ RANDOM, NUMPY_RANDOM, TORCH_RANDOM = "random", "numpy.random", "torch"
 ENVIRON, SYS_PATH, WORKING_FOLDER = "os.environ", "sys.path", "working folder"
 KINDS = (RANDOM, NUMPY_RANDOM, TORCH_RANDOM, ENVIRON, SYS_PATH, WORKING_FOLDER)
 GENERATORS = (RANDOM, NUMPY_RANDOM, TORCH_RANDOM)
+# seeded here, but their state cannot be read back to carry it: a warning
+_UNCARRIED_SEEDS = {
+    "tensorflow.random.set_seed": "global random state (tensorflow)",
+    "tensorflow.keras.utils.set_random_seed": "global random state (tensorflow)",
+    "torch.cuda.manual_seed": "global random state (torch.cuda)",
+    "torch.cuda.manual_seed_all": "global random state (torch.cuda)",
+}
 LABELS = {
     RANDOM: "global random state (random)",
     NUMPY_RANDOM: "global random state (numpy.random)",
@@ -64,7 +71,7 @@ class StateUse:
     seeds: bool = False  # random.seed(...) and the like
     changes: bool = False  # os.environ, sys.path or the working folder edited
     keys: frozenset[str] = frozenset()  # os.environ: the keys set or removed
-    exact: bool = True  # False: an os.environ key that is not a literal
+    exact: bool = True  # False: cannot be carried (an os.environ key that is not a literal, tensorflow's seed)
 
 
 @dataclass
@@ -102,6 +109,8 @@ class _CellReader(ast.NodeVisitor):
             return
         if name in _SEEDS:
             self.uses.append(StateUse(_SEEDS[name], seeds=True))
+        elif name in _UNCARRIED_SEEDS:
+            self.uses.append(StateUse(_UNCARRIED_SEEDS[name], seeds=True, exact=False))
         elif name not in _OWN_GENERATORS and (kind := next((k for p, k in _DRAWS.items() if name.startswith(p)), None)):
             self.uses.append(StateUse(kind))
         if name in ("os.chdir", "os.fchdir"):
@@ -210,7 +219,7 @@ def _read_stages(
     for source in setup:
         kinds.seeded.update(use.kind for use in cell_state_uses(source, aliases) if use.seeds)
     warnings: list[str] = []
-    for stage, cells in stages:
+    for index, (stage, cells) in enumerate(stages):
         uses: set[str] = set()
         changes: set[str] = set()
         keys: set[str] = set()
@@ -222,15 +231,21 @@ def _read_stages(
                 if use.changes:
                     changes.add(use.kind)
                 keys |= use.keys
-                if not use.exact:
-                    warnings.append(
-                        f"stage '{stage}', {label}: os.environ is changed with a key that is not a literal string, so later "
-                        "stages cannot be given that change; set it with a literal key (os.environ['NAME'] = ...)"
-                    )
+                if not use.exact and index + 1 < len(stages):
+                    warnings.append(f"stage '{stage}', {label}: {_why_not_carried(use.kind)}")
         kinds.uses.append(uses)
         kinds.changes.append(changes)
         kinds.environ_keys.append(keys)
     return kinds, warnings
+
+
+def _why_not_carried(kind: str) -> str:
+    if kind == ENVIRON:
+        return (
+            "os.environ is changed with a key that is not a literal string, so later stages cannot be given that "
+            "change; set it with a literal key (os.environ['NAME'] = ...)"
+        )
+    return f"{kind} is seeded here, but nb2pipe cannot carry it to later stages; seed it in each stage that draws from it"
 
 
 def plan_hidden_state(
