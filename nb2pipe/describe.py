@@ -93,6 +93,7 @@ def explain(notebook: Path, split_level: int | None = None) -> dict[str, Any]:
                 "outs": [_file(p, stage) for p in stage.produced if p not in var_paths],
                 "params": list(stage.params),
                 "after": list(stage.after),
+                "carries": rendered.carried.get(stage.name, []),
                 "warnings": by_stage.get(stage.name, []),
             }
         )
@@ -119,6 +120,12 @@ def explain_text(info: dict[str, Any]) -> str:
             lines.append(f"  params  {', '.join(stage['params'])}")
         if stage["after"]:
             lines.append(f"  after   {', '.join(stage['after'])}")
+        lines.extend(_carried_lines(stage))
         for warning in stage["warnings"]:
             lines.append(f"  warning {warning}")
     return "\n".join(lines) + "\n"
+
+
+def _carried_lines(stage: dict[str, Any]) -> list[str]:
+    """What the stage carries besides plain variables: hidden state, values saved with cloudpickle."""
+    return [f"  carries {note}" for note in stage.get("carries", [])]

@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 
 from nb2pipe import model as m
 from nb2pipe import percent
+from nb2pipe.carry import HiddenStateCells, hidden_state_cells, notebook_functions, value_notes
 from nb2pipe.errors import OverwriteError, SpecError
 from nb2pipe.files import OutChecker, check_name, out_problem, read_user_text
 from nb2pipe.generated import (
@@ -44,8 +45,9 @@ from nb2pipe.generated import (
     write_files,
 )
 from nb2pipe.graph import order, producers
-from nb2pipe.infer import CellFacts, analyze_cell
-from nb2pipe.infer.stages import Flow, infer_files, infer_stage_flow, stage_reads
+from nb2pipe.infer import CellFacts, StageFlow, analyze_cell
+from nb2pipe.infer.stages import infer_files, infer_stage_flow, stage_reads
+from nb2pipe.infer.state_kinds import plan_hidden_state
 from nb2pipe.notebook import DEFAULT_SPLIT_LEVEL, plan_notebook, read_notebook, slugify
 from nb2pipe.spec import MAX_YAML_BYTES, dump_yaml, parse_yaml, pipeline_to_dict, recorded_export_options
 
@@ -68,6 +70,7 @@ class Rendered:
     pipeline: m.Pipeline
     files: dict[str, str]
     warnings: list[str] = field(default_factory=list)
+    carried: dict[str, list[str]] = field(default_factory=dict)  # per stage: hidden state and values, as explain says
 
 
 # --- 1. rendering ----------------------------------------------------------------------------
@@ -86,22 +89,24 @@ def render_pipeline(
     defaults = dict(plan.param_defaults)  # each checked by notebook.parse_parameters
     setup_facts = [analyze_cell(c.source) for c in plan.setup]
     setup_binds = set().union(*(f.binds for f in setup_facts)) if setup_facts else set()
-    setup_reads = set().union(*(f.reads for f in setup_facts)) if setup_facts else set()
+    setup_reads = set().union(*(f.reads | f.builtin_reads for f in setup_facts)) if setup_facts else set()
     stage_facts = {s.name: [analyze_cell(c.source) for c in s.code_cells] for s in plan.stages}
     flow = infer_stage_flow(plan, stage_facts, exclude=set(defaults) | setup_binds)
     files, warnings = infer_files(plan, stage_facts, out_checker(layout))
+    hidden, carried = _carriage(plan, layout, flow, warnings)
 
     stages, rendered = [], {}
     for stage in plan.stages:
         facts = stage_facts[stage.name]
-        reads = stage_reads(facts) | setup_reads
+        loads, saves, definitions = flow[stage.name].inputs, flow[stage.name].outputs, flow[stage.name].definitions
+        reads = stage_reads(facts) | setup_reads | set(flow[stage.name].read_through_definitions)
         used_params = [name for name in defaults if name in reads]
         metrics_file = _join(layout.pipeline_from_wdir, m.METRICS_DIR, f"{stage.name}.json")
-        loads, saves, definitions = flow[stage.name]
-        var_deps = tuple(var_folder(layout, provider, name) for name, provider in loads)
-        var_outs = tuple(var_folder(layout, stage.name, name) for name in saves)
+        var_deps = tuple(var_folder(layout, provider, name) for name, provider in loads) + hidden[stage.name].deps
+        var_outs = tuple(var_folder(layout, stage.name, name) for name in saves) + hidden[stage.name].outs
         inferred_deps, inferred_outs = files.get(stage.name, ((), ()))
         prelude, postlude = _variable_cells(stage_facts, layout, stage.name, loads, saves, definitions, flow)
+        _add_hidden_state_cells(hidden[stage.name], prelude, postlude)
         cells = _script_cells(plan, stage, layout, used_params, defaults, metrics_file, prelude, postlude)
         script, rendered_script, problem = _render_script(cells, plan, stage.name, layout, fmt)
         rendered[script] = rendered_script
@@ -140,7 +145,7 @@ def render_pipeline(
     rendered[m.PIPELINE_FILE] = stamp(_SPEC_HEADER + dump_yaml(pipeline_to_dict(pipeline)), CHECKSUM_AT)
     rendered[m.PARAMS_FILE] = render_params(defaults, current_params)
     rendered[GITIGNORE] = GITIGNORE_TEXT
-    return Rendered(pipeline, dict(sorted(rendered.items())), warnings)
+    return Rendered(pipeline, dict(sorted(rendered.items())), warnings, carried)
 
 
 def _join(*parts: str) -> str:
@@ -190,12 +195,33 @@ def out_checker(layout: Layout | None) -> OutChecker:
     return lambda path: out_problem(path, layout.project, protected, also_inside=inside)
 
 
-def _definition_source(stage_facts: list[CellFacts], name: str) -> str | None:
-    """The text of the stage's last top-level import, def or class statement that binds `name`."""
+def _definition_source(stage_facts: list[CellFacts], name: str) -> tuple[tuple[int, int], str] | None:
+    """The stage's last top-level import, def or class statement that binds `name`: (its place in
+    the stage: cell, statement order; its text)."""
     found = None
-    for facts in stage_facts:
-        found = dict(facts.definition_sources).get(name, found)
+    for cell_index, facts in enumerate(stage_facts):
+        for statement_index, (bound, text) in enumerate(facts.definition_sources):
+            if bound == name:
+                found = ((cell_index, statement_index), text)
     return found
+
+
+def _definitions_in_notebook_order(stage_facts: dict[str, list[CellFacts]], definitions: tuple[tuple[str, str], ...]) -> list[str]:
+    """The statements that re-create `definitions` (name, provider stage), each once, in the order
+    the notebook ran them: a decorator or base class comes before what uses it."""
+    stage_index = {name: index for index, name in enumerate(stage_facts)}
+    placed = []
+    for name, provider in definitions:
+        found = _definition_source(stage_facts[provider], name)
+        if found is not None:
+            placed.append(((stage_index[provider], *found[0]), found[1]))
+    return list(dict.fromkeys(text for _, text in sorted(placed)))
+
+
+def _definitions_cell(sources: list[str], origin: str) -> list[_ScriptCell]:
+    if not sources:
+        return []
+    return [_ScriptCell("code", "\n\n".join(sources), "nb2pipe: definitions from earlier stages", origin=origin)]
 
 
 def _variable_cells(
@@ -205,32 +231,54 @@ def _variable_cells(
     loads: tuple[tuple[str, str], ...],
     saves: tuple[str, ...],
     definitions: tuple[tuple[str, str], ...],
-    flow: dict[str, Flow],
+    flow: dict[str, StageFlow],
 ) -> tuple[list[_ScriptCell], list[_ScriptCell]]:
-    """Cells that re-create definitions and load inputs (first), and save outputs (last)."""
+    """Cells that re-create definitions and load inputs (first), and save outputs (last). The
+    definitions a loaded value needs (its classes) come before the loads, the others after them."""
     prelude: list[_ScriptCell] = []
-    sources = [src for name, provider in definitions if (src := _definition_source(stage_facts[provider], name))]
-    if sources:
-        definitions_cell = "\n\n".join(dict.fromkeys(sources))
-        prelude.append(
-            _ScriptCell(
-                "code", definitions_cell, "nb2pipe: definitions from earlier stages",
-                origin="the definitions copied from earlier stages",
-            )
-        )
+    to_load = set(flow[stage].needed_to_load)
+    before = _definitions_in_notebook_order(stage_facts, tuple(d for d in definitions if d[0] in to_load))
+    after = [text for text in _definitions_in_notebook_order(stage_facts, definitions) if text not in before]
+    prelude.extend(_definitions_cell(before, "the classes loaded values need"))
     if loads:
         lines = ["from nb2pipe.handoff import load as _nb2pipe_load"]
         lines += [f"{name} = _nb2pipe_load({var_folder(layout, provider, name)!r})" for name, provider in loads]
         prelude.append(_ScriptCell("code", "\n".join(lines), "nb2pipe: load variables from earlier stages"))
+    prelude.extend(_definitions_cell(after, "the definitions copied from earlier stages"))
     postlude: list[_ScriptCell] = []
     if saves:
         lines = ["from nb2pipe.handoff import save as _nb2pipe_save"]
         for name in saves:
-            consumers = sorted(s for s, (ls, _, _) in flow.items() if (name, stage) in ls)
+            consumers = sorted(s for s, f in flow.items() if (name, stage) in f.inputs)
             folder = var_folder(layout, stage, name)
             lines.append(f"_nb2pipe_save({name!r}, globals(), {folder!r}, stage={stage!r}, consumers={consumers!r})")
         postlude.append(_ScriptCell("code", "\n".join(lines), "nb2pipe: save variables for later stages"))
     return prelude, postlude
+
+
+def _carriage(
+    plan: m.NotebookPlan, layout: Layout, flow: dict[str, StageFlow], warnings: list[str]
+) -> tuple[dict[str, HiddenStateCells], dict[str, list[str]]]:
+    """Per stage: the cells that carry hidden state, and what explain says about carrying (see
+    carry.py); warnings about what cannot be carried are added to `warnings`."""
+    sources = {s.name: [(c.label, c.source) for c in s.code_cells] for s in plan.stages}
+    states, state_warnings = plan_hidden_state([c.source for c in plan.setup], list(sources.items()))
+    warnings.extend(state_warnings)
+    functions = notebook_functions([c.source for c in plan.setup] + [src for cells in sources.values() for _, src in cells])
+    cells, carried = {}, {}
+    for name, cell_sources in sources.items():
+        cells[name] = hidden_state_cells(name, states[name], lambda stage, folder: var_folder(layout, stage, folder))
+        notes, value_warnings = value_notes(name, cell_sources, flow[name].outputs, functions)
+        warnings.extend(value_warnings)
+        carried[name] = list(cells[name].notes) + notes
+    return cells, carried
+
+
+def _add_hidden_state_cells(cells: HiddenStateCells, prelude: list[_ScriptCell], postlude: list[_ScriptCell]) -> None:
+    if cells.prelude:
+        prelude.append(_ScriptCell("code", cells.prelude, "nb2pipe: restore hidden state from earlier stages"))
+    if cells.postlude:
+        postlude.insert(0, _ScriptCell("code", cells.postlude, "nb2pipe: save hidden state for later stages"))
 
 
 @dataclass(frozen=True)

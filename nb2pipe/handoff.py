@@ -7,7 +7,18 @@ pipeline declares, so staleness, caching and early cut-off treat it like any out
 
 Serializers are tried in order; the first whose `accepts` says yes and whose `save` succeeds
 wins: numpy arrays as `.npy`, pandas DataFrames as `.parquet` (when pyarrow is installed),
-anything else with pickle. `register` adds one in front.
+anything else with pickle, and what pickle cannot carry with cloudpickle (`.cloudpickle`).
+`register` adds one in front.
+
+Classes of the notebook (`__main__`) are saved by reference: the consumer stage re-creates
+them before it loads (infer/flow.py), so a loaded instance is an instance of the stage's class.
+Functions of the notebook, lambdas and closures are saved by value with cloudpickle: pickle would
+save a notebook function by a name the consumer may not have.
+
+Hidden state (infer/state_kinds.py) travels the same way: `save_state` at the end of a stage that
+leaves it, `restore_state` at the start of one that uses it, each kind in its own folder
+(carry.state_folder_name). After `note_working_folder`, every folder is found from the folder the
+stage started in, so a stage that changes its working folder still saves where it should.
 """
 
 from __future__ import annotations
@@ -16,6 +27,7 @@ import os
 import pickle
 import shutil
 import sys
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -71,9 +83,18 @@ def _load_parquet(path: str) -> Any:
     return pandas.read_parquet(path)
 
 
+class _PicklerOfImportables(pickle.Pickler):
+    """pickle, refusing the notebook's own functions (saved by a name the consumer may not have)."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, types.FunctionType) and obj.__module__ == "__main__":
+            raise pickle.PicklingError(f"{obj.__qualname__} is a function of the notebook")
+        return NotImplemented
+
+
 def _save_pickle(value: Any, path: str) -> None:
     with open(path, "wb") as f:
-        pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
+        _PicklerOfImportables(f, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
 
 
 def _load_pickle(path: str) -> Any:
@@ -81,10 +102,32 @@ def _load_pickle(path: str) -> Any:
         return pickle.load(f)
 
 
+def _is_importable_class(obj: Any) -> bool:
+    """A class the consumer finds by its name: a class of the notebook is re-created there."""
+    if not isinstance(obj, type):
+        return False
+    module = sys.modules.get(obj.__module__)
+    return module is not None and getattr(module, obj.__qualname__, None) is obj
+
+
+def _save_cloudpickle(value: Any, path: str) -> None:
+    import cloudpickle
+
+    class ClassesByReference(cloudpickle.Pickler):  # type: ignore[misc]  # cloudpickle ships no annotations
+        def reducer_override(self, obj: Any) -> Any:
+            if _is_importable_class(obj):
+                return NotImplemented  # by name, as pickle does
+            return super().reducer_override(obj)
+
+    with open(path, "wb") as f:
+        ClassesByReference(f, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
+
+
 SERIALIZERS: list[Serializer] = [
     Serializer("npy", _is_ndarray, _save_npy, _load_npy),
     Serializer("parquet", _is_dataframe, _save_parquet, _load_parquet),
     Serializer("pkl", lambda value: True, _save_pickle, _load_pickle),
+    Serializer("cloudpickle", lambda value: True, _save_cloudpickle, _load_pickle),
 ]
 
 
@@ -95,6 +138,7 @@ def register(serializer: Serializer) -> None:
 
 def save(name: str, namespace: dict[str, Any], folder: str, stage: str, consumers: list[str]) -> None:
     """Save variable `name` of `namespace` into `folder` for the stages `consumers`."""
+    folder = _from_working_folder(folder)
     needed_by = ", ".join(repr(c) for c in consumers)
     if name not in namespace:
         raise VariableNotSaved(
@@ -126,6 +170,7 @@ def save(name: str, namespace: dict[str, Any], folder: str, stage: str, consumer
 
 def load(folder: str) -> Any:
     """The value saved in `folder` by `save`."""
+    folder = _from_working_folder(folder)
     try:
         files = sorted(os.listdir(folder))
     except FileNotFoundError:
@@ -136,3 +181,82 @@ def load(folder: str) -> Any:
             if serializer.ext == ext:
                 return serializer.load(os.path.join(folder, file))
     raise FileNotFoundError(f"'{folder}' holds no saved variable; rerun the stage that provides it")
+
+
+# --- hidden state: global random generators, os.environ, sys.path, the working folder ----------
+
+_STARTED_IN: list[str] = []  # the folder the stage started in, once noted
+
+
+def note_working_folder() -> None:
+    """Remember the folder the stage started in: relative folders are found from there."""
+    if not _STARTED_IN:
+        _STARTED_IN.append(os.getcwd())
+
+
+def _from_working_folder(folder: str) -> str:
+    return os.path.join(_STARTED_IN[0], folder) if _STARTED_IN else folder
+
+
+def _capture(kind: str, keys: list[str]) -> Any:
+    if kind == "random":
+        import random
+
+        return random.getstate()
+    if kind == "numpy.random":
+        import numpy
+
+        return numpy.random.get_state()
+    if kind == "torch":
+        import torch  # type: ignore[import-not-found]
+
+        return torch.get_rng_state()
+    if kind == "os.environ":
+        return {key: os.environ.get(key) for key in keys}
+    if kind == "sys.path":
+        return list(sys.path)
+    if kind == "working folder":
+        return os.path.relpath(os.getcwd(), _STARTED_IN[0] if _STARTED_IN else os.getcwd())
+    raise ValueError(f"unknown kind of state {kind!r}")
+
+
+def _restore(kind: str, state: Any) -> None:
+    if kind == "random":
+        import random
+
+        random.setstate(state)
+    elif kind == "numpy.random":
+        import numpy
+
+        numpy.random.set_state(state)
+    elif kind == "torch":
+        import torch
+
+        torch.set_rng_state(state)
+    elif kind == "os.environ":
+        for key, value in state.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    elif kind == "sys.path":
+        sys.path[:] = state
+    elif kind == "working folder":
+        os.chdir(_from_working_folder(state))
+    else:
+        raise ValueError(f"unknown kind of state {kind!r}")
+
+
+def save_state(kind: str, folder: str, keys: list[str] | None = None) -> None:
+    """Save the hidden state `kind` (os.environ: only `keys`) into `folder`."""
+    state = _capture(kind, keys or [])
+    folder = _from_working_folder(folder)
+    if os.path.isdir(folder):
+        shutil.rmtree(folder)
+    os.makedirs(folder)
+    _save_pickle(state, os.path.join(folder, "state.pkl"))
+
+
+def restore_state(kind: str, folder: str) -> None:
+    """Set the hidden state `kind` to what `save_state` saved in `folder`."""
+    _restore(kind, load(folder))

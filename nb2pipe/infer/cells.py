@@ -17,7 +17,7 @@ import functools
 from dataclasses import dataclass
 
 from nb2pipe.infer.files import READ, WRITE, files_updated
-from nb2pipe.infer.ipython import parse_cell_and_text, syntax_warning
+from nb2pipe.infer.ipython import parse_cell_once, syntax_warning
 from nb2pipe.infer.walker import CellWalker
 
 
@@ -45,9 +45,13 @@ class CellFacts:
     # across stages; not part of ``reads``/``mutates`` bookkeeping order.
     definition_reads: tuple[tuple[str, frozenset[str]], ...] = ()
     definition_changes: tuple[tuple[str, frozenset[str]], ...] = ()
-    # For each name a top-level import, def or class statement binds, sorted by name: the text of
-    # the last such statement (decorators included), as a later stage re-creates it.
+    # For each name a top-level import, def or class statement binds, in the order of those statements
+    # in the cell: the text of the last such statement (decorators included), as a later stage
+    # re-creates it (in the notebook's order: a decorator is defined before the function it decorates).
     definition_sources: tuple[tuple[str, str], ...] = ()
+    # Builtin names (max, input, list...) the cell reads as globals before binding them; kept out of
+    # ``reads``: they are the notebook's data only where an earlier stage rebinds them.
+    builtin_reads: frozenset[str] = frozenset()
 
 
 def analyze_cell(source: str) -> CellFacts:
@@ -58,7 +62,7 @@ def analyze_cell(source: str) -> CellFacts:
 @functools.lru_cache(maxsize=4096)
 def _analyze_text(text: str) -> CellFacts:
     try:
-        tree, parsed = parse_cell_and_text(text)
+        tree, parsed = parse_cell_once(text)
     except (SyntaxError, ValueError) as error:
         return _unreadable_cell(syntax_warning(error))
     except RecursionError:
@@ -82,6 +86,7 @@ def _facts(walker: CellWalker, only_imports_and_definitions: bool, sources: dict
     ordered = sorted(walker.files, key=lambda item: (item[0], item[1]))
     return CellFacts(
         reads=frozenset(walker.reads),
+        builtin_reads=frozenset(walker.builtin_reads),
         binds=frozenset(walker.binds),
         mutates=frozenset(walker.mutates),
         imports=frozenset(walker.imports),
@@ -96,7 +101,7 @@ def _facts(walker: CellWalker, only_imports_and_definitions: bool, sources: dict
         definition_changes=_sorted_pairs(
             {name: changes for name, changes in walker.definition_changes.items() if changes}
         ),
-        definition_sources=tuple(sorted(sources.items())),
+        definition_sources=tuple(sources.items()),
     )
 
 
@@ -104,7 +109,8 @@ _DEFINED = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 
 def _definition_sources(statements: list[ast.stmt], text: str) -> dict[str, str]:
-    """Name -> text of the last top-level import, def or class statement binding it."""
+    """Name -> text of the last top-level import, def or class statement binding it, in the order
+    of those statements."""
     sources: dict[str, str] = {}
     lines: list[str] | None = None
     for node in statements:
@@ -120,6 +126,7 @@ def _definition_sources(statements: list[ast.stmt], text: str) -> dict[str, str]
         else:
             source = ast.get_source_segment(text, node, padded=False) or ""  # parsed from text: never None
         for name in names:
+            sources.pop(name, None)  # ordered by its last binding
             sources[name] = source
     return sources
 

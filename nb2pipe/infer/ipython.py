@@ -91,6 +91,13 @@ def parse_cell_and_text(source: str) -> tuple[ast.Module, str]:
         raise
 
 
+@functools.lru_cache(maxsize=4096)
+def parse_cell_once(source: str) -> tuple[ast.Module, str]:
+    """`parse_cell_and_text`, once per source text in a process: the cell analysis and the
+    readers of hidden state and carried values share one tree (which nobody changes)."""
+    return parse_cell_and_text(source)
+
+
 def _leading_blank_lines(source: str) -> int:
     for count, line in enumerate(source.splitlines()):
         if line.strip():

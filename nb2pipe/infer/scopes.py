@@ -16,14 +16,9 @@ from __future__ import annotations
 import builtins
 
 # `_` is left out: interactive interpreters put the last result there.
-NEVER_READ = (frozenset(dir(builtins)) - {"_"}) | {
-    "get_ipython",
-    "display",
-    "__name__",
-    "__file__",
-    "In",
-    "Out",
-}
+BUILTIN_NAMES = frozenset(dir(builtins)) - {"_"}
+# what IPython provides: never the notebook's data
+IPYTHON_NAMES = frozenset({"get_ipython", "display", "__name__", "__file__", "In", "Out"})
 
 MODULE, CLASS, FUNCTION, COMPREHENSION = "module", "class", "function", "comprehension"
 VALUE, IMPORT, DEFINITION = "value", "import", "definition"  # what a bind binds
@@ -75,6 +70,7 @@ class NameTracker:
         self.module = Scope(MODULE, None)
         self.scope = self.module
         self.reads: set[str] = set()
+        self.builtin_reads: set[str] = set()  # builtin names read as globals: data, once a stage rebinds them
         self.binds: set[str] = set()
         self.mutates: set[str] = set()
         self.imports: set[str] = set()
@@ -134,8 +130,9 @@ class NameTracker:
     # -- module level -------------------------------------------------------
 
     def module_load(self, name: str, deferred: bool = False) -> None:
-        """A read of a global; `deferred` when it happens later, inside a function."""
-        if name in NEVER_READ:
+        """A read of a global; `deferred` when it happens later, inside a function. A builtin
+        name is read apart (`builtin_reads`): it is the notebook's data only where a stage rebinds it."""
+        if name in IPYTHON_NAMES:
             return
         if self.current_definition is not None:
             if deferred and name == self.current_definition:
@@ -143,7 +140,7 @@ class NameTracker:
             if name != self.current_definition:
                 self.definition_reads[self.current_definition].add(name)
         if name not in self.module.definite:
-            self.reads.add(name)
+            (self.builtin_reads if name in BUILTIN_NAMES else self.reads).add(name)
 
     def module_bind(self, name: str, kind: str = VALUE, definite: bool = True) -> None:
         self.binds.add(name)
@@ -157,8 +154,8 @@ class NameTracker:
             self.definition_changes[self.current_definition].add(name)
 
     def module_mutate(self, name: str, deferred: bool = False) -> None:
-        if name in NEVER_READ:
-            return
+        if name in IPYTHON_NAMES:
+            return  # a builtin name is changed data only where a stage rebound it (infer/flow.py)
         self.mutates.add(name)
         self.module_load(name, deferred)
         if self.current_definition is not None and name != self.current_definition:

@@ -6,26 +6,25 @@ from __future__ import annotations
 from nb2pipe import model as m
 from nb2pipe.files import OutChecker, out_problem
 from nb2pipe.infer.cells import CellFacts
-from nb2pipe.infer.flow import trace_stages
+from nb2pipe.infer.flow import StageFlow, trace_stages
 
 
 def stage_reads(facts: list[CellFacts]) -> set[str]:
-    """Names a stage reads before binding them itself, cell after cell."""
+    """Names a stage reads before binding them itself, cell after cell (builtin names too: a
+    parameter may be called `input`)."""
     bound: set[str] = set()
     reads: set[str] = set()
     for f in facts:
-        reads |= f.reads - bound
+        reads |= (f.reads | f.builtin_reads) - bound
         bound |= f.binds
     return reads
 
 
-Flow = tuple[tuple[tuple[str, str], ...], tuple[str, ...], tuple[tuple[str, str], ...]]
-
-
-def infer_stage_flow(plan: m.NotebookPlan, stage_facts: dict[str, list[CellFacts]], exclude: set[str]) -> dict[str, Flow]:
-    """Per stage: (variables it loads with their providers, variables it saves, definitions it copies)."""
+def infer_stage_flow(plan: m.NotebookPlan, stage_facts: dict[str, list[CellFacts]], exclude: set[str]) -> dict[str, StageFlow]:
+    """Per stage: the variables it loads (with their providers) and saves, the definitions it
+    copies, and the excluded names (parameters) those definitions read."""
     stages = [(s.name, stage_facts[s.name]) for s in plan.stages]
-    return {f.stage: (f.inputs, f.outputs, f.definitions) for f in trace_stages(stages, exclude=exclude)}
+    return {f.stage: f for f in trace_stages(stages, exclude=exclude)}
 
 
 def infer_files(
