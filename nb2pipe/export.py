@@ -44,7 +44,7 @@ from nb2pipe.generated import (
     write_files,
 )
 from nb2pipe.graph import order, producers
-from nb2pipe.infer import CellFacts, analyze_cell
+from nb2pipe.infer import CellFacts, analyze_cells
 from nb2pipe.infer.stages import Flow, infer_files, infer_stage_flow, stage_reads
 from nb2pipe.notebook import DEFAULT_SPLIT_LEVEL, plan_notebook, read_notebook, slugify
 from nb2pipe.spec import MAX_YAML_BYTES, dump_yaml, parse_yaml, pipeline_to_dict, recorded_export_options
@@ -84,10 +84,10 @@ def render_pipeline(
         raise SpecError(f"unknown format '{fmt}'; use one of: {', '.join(FORMATS)}")
     check_texts(plan)
     defaults = dict(plan.param_defaults)  # each checked by notebook.parse_parameters
-    setup_facts = [analyze_cell(c.source) for c in plan.setup]
+    setup_facts, *facts_by_stage = analyze_cells([[c.source for c in plan.setup]] + [[c.source for c in s.code_cells] for s in plan.stages])
     setup_binds = set().union(*(f.binds for f in setup_facts)) if setup_facts else set()
     setup_reads = set().union(*(f.reads for f in setup_facts)) if setup_facts else set()
-    stage_facts = {s.name: [analyze_cell(c.source) for c in s.code_cells] for s in plan.stages}
+    stage_facts = {s.name: facts for s, facts in zip(plan.stages, facts_by_stage, strict=True)}
     flow = infer_stage_flow(plan, stage_facts, exclude=set(defaults) | setup_binds)
     files, warnings = infer_files(plan, stage_facts, out_checker(layout))
 

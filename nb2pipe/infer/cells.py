@@ -7,15 +7,20 @@
    mutations, literal file paths (files.py) and constructs that defeat the analysis.
 3. Keep the text of each top-level import, def and class statement, so that a later stage that
    uses the definition can be given a copy without parsing the cell again.
-The facts of a source text are computed once per process and shared (they are immutable).
+4. A cell is read after the cells before it (`analyze_cells`): what they left (calls.CallContext:
+   which names hold modules and notebook functions, the aliases in force within the stage) tells
+   which of its calls change their arguments (`clean(rows)`) and which writes go through an alias.
+The facts of a source text in a context are computed once per process and shared (they are immutable).
 """
 
 from __future__ import annotations
 
 import ast
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from nb2pipe.infer.calls import NO_CONTEXT, CallContext, Callee
 from nb2pipe.infer.files import READ, WRITE, files_updated
 from nb2pipe.infer.ipython import parse_cell_and_text, syntax_warning
 from nb2pipe.infer.walker import CellWalker
@@ -48,33 +53,62 @@ class CellFacts:
     # For each name a top-level import, def or class statement binds, sorted by name: the text of
     # the last such statement (decorators included), as a later stage re-creates it.
     definition_sources: tuple[tuple[str, str], ...] = ()
+    # For each name the cell binds at module level, sorted: what calling it changes (a module's
+    # dotted name, a notebook function's summary, or None for a value); and the module-level
+    # aliases in force at its end (name -> the names whose objects it may share).
+    callees: tuple[tuple[str, Callee], ...] = ()
+    aliases: tuple[tuple[str, frozenset[str]], ...] = ()
 
 
-def analyze_cell(source: str) -> CellFacts:
-    """Facts about one cell's source (plain Python or IPython syntax). Never raises."""
-    return _analyze_text(_as_text(source))
+def analyze_cell(source: str, context: CallContext = NO_CONTEXT) -> CellFacts:
+    """Facts about one cell's source (plain Python or IPython syntax), read after the cells that
+    left `context`. Never raises."""
+    return _analyze_text(_as_text(source), context)
+
+
+def analyze_cells(groups: Sequence[Sequence[str]]) -> list[list[CellFacts]]:
+    """The facts of a notebook's cells, in groups run one after the other (the setup cells, then
+    each stage's cells), each cell read after those before it. Modules and functions stay known
+    from group to group; aliases do not outlive their group (a stage gets copies, not shared objects)."""
+    context = NO_CONTEXT
+    found: list[list[CellFacts]] = []
+    for group in groups:
+        context = CallContext(context.callees)
+        facts: list[CellFacts] = []
+        for source in group:
+            cell = analyze_cell(source, context)
+            facts.append(cell)
+            context = _context_after(context, cell)
+        found.append(facts)
+    return found
+
+
+def _context_after(context: CallContext, cell: CellFacts) -> CallContext:
+    callees = dict(context.callees)
+    callees.update(cell.callees)
+    return CallContext(tuple(sorted(callees.items())), cell.aliases)
 
 
 @functools.lru_cache(maxsize=4096)
-def _analyze_text(text: str) -> CellFacts:
+def _analyze_text(text: str, context: CallContext) -> CellFacts:
     try:
         tree, parsed = parse_cell_and_text(text)
     except (SyntaxError, ValueError) as error:
-        return _unreadable_cell(syntax_warning(error))
+        return _unreadable_cell(syntax_warning(error), context)
     except RecursionError:
-        return _unreadable_cell("the cell is nested too deeply; its variables cannot be followed")
+        return _unreadable_cell("the cell is nested too deeply; its variables cannot be followed", context)
     except Exception as error:  # the parser must never take nb2pipe down
         return _unreadable_cell(f"could not parse the cell ({type(error).__name__}); "
-                                "its variables cannot be followed")
-    walker = CellWalker()
+                                "its variables cannot be followed", context)
+    walker = CellWalker(context)
     try:
         all_setup = walker.visit_statements(tree.body)
         sources = _definition_sources(tree.body, parsed)
     except RecursionError:
-        return _unreadable_cell("the cell is nested too deeply; its variables cannot be followed")
+        return _unreadable_cell("the cell is nested too deeply; its variables cannot be followed", context)
     except Exception as error:  # a bug here must not stop the conversion
         return _unreadable_cell(f"could not analyse the cell ({type(error).__name__}); "
-                                "its variables cannot be followed")
+                                "its variables cannot be followed", context)
     return _facts(walker, all_setup, sources)
 
 
@@ -97,6 +131,8 @@ def _facts(walker: CellWalker, only_imports_and_definitions: bool, sources: dict
             {name: changes for name, changes in walker.definition_changes.items() if changes}
         ),
         definition_sources=tuple(sorted(sources.items())),
+        callees=tuple(sorted(walker.bound_callees.items())),
+        aliases=tuple(sorted(walker.module.aliases.items())),
     )
 
 
@@ -128,12 +164,12 @@ def _sorted_pairs(mapping: dict[str, set[str]]) -> tuple[tuple[str, frozenset[st
     return tuple((name, frozenset(names)) for name, names in sorted(mapping.items()))
 
 
-def _unreadable_cell(warning: str) -> CellFacts:
+def _unreadable_cell(warning: str, context: CallContext) -> CellFacts:
     empty: frozenset[str] = frozenset()
     return CellFacts(
         reads=empty, binds=empty, mutates=empty, imports=empty, definitions=empty,
         files_read=(), files_written=(), warnings=(warning,),
-        only_imports_and_definitions=False, understood=False,
+        only_imports_and_definitions=False, understood=False, aliases=context.aliases,
     )
 
 
