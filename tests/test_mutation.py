@@ -123,6 +123,8 @@ CHANGES_NOTHING = [
     ("reduction-is-new", ["total = v.sum()\ntotal += 1"]),
     ("rebinding-ends-the-alias", ["b = v\nb = [1]\nb.append(2)"]),
     ("shuffle-of-a-copy", ["c = list(v)\nrandom.shuffle(c)"]),
+    ("what-describes-it", ["model = make_model(units=v.shape[1], kind=v.dtype)"]),
+    ("an-iterator-over-it", ["it = iter(v)\nfirst = next(it)\nsecond = it.__next__()"]),
 ]
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from nb2pipe.infer.mutators import (
     CONVENTIONAL_MODULES,
+    DESCRIBING_ATTRIBUTES,
     ELEMENT_SHARING_BUILTINS,
     IPYTHON_NAMES,
     NEW_VALUE_METHODS,
@@ -146,6 +147,8 @@ class CallEffects(NameTracker):
         """The names whose objects the value of `node` may be, or be part of."""
         if isinstance(node, ast.Name):
             return {node.id}
+        if isinstance(node, ast.Attribute) and node.attr in DESCRIBING_ATTRIBUTES:
+            return set()
         if isinstance(node, (ast.Subscript, ast.Attribute, ast.Starred)):
             return self.alias_roots(node.value)
         if isinstance(node, ast.NamedExpr):

@@ -192,7 +192,13 @@ VIEW_FUNCTIONS = frozenset({
 })
 
 # Builtins whose result holds the very elements of their arguments (iterating them hands those out).
-ELEMENT_SHARING_BUILTINS = frozenset({"enumerate", "zip", "reversed", "sorted", "iter", "filter"})
+# Not `iter`: advancing an iterator (`next(it)`) leaves what it iterates over as it was.
+ELEMENT_SHARING_BUILTINS = frozenset({"enumerate", "zip", "reversed", "sorted", "filter"})
+
+# Attributes that describe an object rather than hold a part of it: `f(x.shape[1])` cannot change x.
+DESCRIBING_ATTRIBUTES = frozenset({
+    "shape", "ndim", "size", "dtype", "dtypes", "nbytes", "itemsize", "empty", "__name__", "__class__", "__len__",
+})
 
 
 def library_function_summary(qualified: str) -> FunctionSummary | None:
