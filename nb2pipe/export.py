@@ -44,7 +44,7 @@ from nb2pipe.generated import (
     write_files,
 )
 from nb2pipe.graph import order, producers
-from nb2pipe.infer import CellFacts, analyze_cells
+from nb2pipe.infer import CellFacts, analyze_cells, changes_in_place
 from nb2pipe.infer.stages import Flow, infer_files, infer_stage_flow, stage_reads
 from nb2pipe.notebook import DEFAULT_SPLIT_LEVEL, plan_notebook, read_notebook, slugify
 from nb2pipe.spec import MAX_YAML_BYTES, dump_yaml, parse_yaml, pipeline_to_dict, recorded_export_options
@@ -68,6 +68,8 @@ class Rendered:
     pipeline: m.Pipeline
     files: dict[str, str]
     warnings: list[str] = field(default_factory=list)
+    # stage -> (cell number, variable, how): values the stage changes in place through a call or an alias
+    changes: dict[str, list[tuple[int, str, str]]] = field(default_factory=dict)
 
 
 # --- 1. rendering ----------------------------------------------------------------------------
@@ -91,7 +93,7 @@ def render_pipeline(
     flow = infer_stage_flow(plan, stage_facts, exclude=set(defaults) | setup_binds)
     files, warnings = infer_files(plan, stage_facts, out_checker(layout))
 
-    stages, rendered = [], {}
+    stages, rendered, changes = [], {}, {}
     for stage in plan.stages:
         facts = stage_facts[stage.name]
         reads = stage_reads(facts) | setup_reads
@@ -109,6 +111,7 @@ def render_pipeline(
             warnings.append(f"stage '{stage.name}': {problem}; wrote {script} instead, which keeps it exactly")
         for cell, f in zip(stage.code_cells, facts, strict=True):
             warnings.extend(f"stage '{stage.name}', {cell.label}: {w}" for w in f.warnings)
+        changes[stage.name] = [(stage.code_cells[i].number, var, how) for i, var, how in changes_in_place(facts)]
         stages.append(
             m.Stage(
                 name=stage.name,
@@ -140,7 +143,7 @@ def render_pipeline(
     rendered[m.PIPELINE_FILE] = stamp(_SPEC_HEADER + dump_yaml(pipeline_to_dict(pipeline)), CHECKSUM_AT)
     rendered[m.PARAMS_FILE] = render_params(defaults, current_params)
     rendered[GITIGNORE] = GITIGNORE_TEXT
-    return Rendered(pipeline, dict(sorted(rendered.items())), warnings)
+    return Rendered(pipeline, dict(sorted(rendered.items())), warnings, changes)
 
 
 def _join(*parts: str) -> str:

@@ -176,3 +176,30 @@ def test_the_same_cell_alone_assumes_the_worst_of_an_unknown_callee():
     assert analyze_cell("clean(rows)").mutates == frozenset({"rows"})
     ((_, facts),) = analyze_cells([["def clean(rows):\n    return sorted(rows)", "clean(rows)"]])
     assert facts.mutates == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("middle", "how"),
+    [
+        (["def drop_missing(rows):\n    rows.remove(None)", "drop_missing(v)"], "passed to drop_missing(), which changes it"),
+        (["random.shuffle(v)"], "passed to random.shuffle(), which changes it"),
+        (["helper(v)"], "passed to helper(), which nb2pipe does not know: it may change it"),
+        (["g2 = v.reshape(2, 3)\ng2[0, 0] = 99"], "changed through g2, which shares its object"),
+        (["first = v.pop()"], "v.pop() changes it"),
+        (["np.clip(w, 0, 1, out=v)"], "given as out= to np.clip()"),
+    ],
+    ids=["own-function", "library", "unknown", "alias", "method", "out"],
+)
+def test_explain_says_how_a_stage_changes_what_it_was_given(tmp_path, cli, middle, how):
+    stages = explain(tmp_path, cli, [("make", ["v = build()\nw = build()"]), ("change", middle), ("use", ["print(v)"])])
+    cell = 2 + len(middle)  # cells count from 1: the setup cell, the first stage's, then the middle stage's
+    assert stages["change"]["changes"] == [{"name": "v", "cell": cell, "how": how}]
+    assert stages["make"]["changes"] == stages["use"]["changes"] == []
+    status, out, err = cli("explain", tmp_path / "nb.ipynb")
+    assert status == 0, err
+    assert f"  changes v  in cell {cell}: {how}\n" in out
+
+
+def test_explain_does_not_list_changes_to_what_the_stage_made_itself(tmp_path, cli):
+    stages = explain(tmp_path, cli, [("make", ["v = build()"]), ("change", ["mine = []\nhelper(mine)\nrandom.shuffle(mine)"])])
+    assert stages["change"]["changes"] == []

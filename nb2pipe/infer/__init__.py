@@ -16,7 +16,7 @@ which variables one pipeline stage must hand to the next. Pure: source text in, 
 
 from __future__ import annotations
 
-from nb2pipe.infer.cells import CellFacts, analyze_cell, analyze_cells
+from nb2pipe.infer.cells import CellFacts, analyze_cell, analyze_cells, changes_in_place
 from nb2pipe.infer.flow import StageFlow, infer_flow, needed_definitions, trace_stages
 from nb2pipe.infer.ipython import transform_ipython
 
@@ -25,6 +25,7 @@ __all__ = [
     "StageFlow",
     "analyze_cell",
     "analyze_cells",
+    "changes_in_place",
     "infer_flow",
     "needed_definitions",
     "trace_stages",

@@ -34,6 +34,12 @@ from nb2pipe.infer.mutators import (
 )
 from nb2pipe.infer.scopes import CLASS, COMPREHENSION, MODULE, NameTracker, Scope
 
+
+def _short(node: ast.expr, limit: int = 40) -> str:
+    text = ast.unparse(node)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 # What a name holds, for a call through it: a module or library object (its dotted name), a
 # notebook function (what it changes), or None (a value or class: calling it may change anything).
 Callee = str | FunctionSummary | None
@@ -118,18 +124,21 @@ class CallEffects(NameTracker):
 
     def note_call_effects(self, call: ast.Call) -> None:
         summary, receiver, method = self.call_summary(call)
-        inplace, changed = keyword_effects(call)
+        inplace, outs = keyword_effects(call)
+        callee = f"{_short(call.func)}()"
+        changed = [(out, f"given as out= to {callee}") for out in outs]
         if summary is None:  # unknown: it may change whatever it is given
-            changed += [a.value if isinstance(a, ast.Starred) else a for a in call.args]
-            changed += [k.value for k in call.keywords if k.arg != "out"]
+            arguments = [a.value if isinstance(a, ast.Starred) else a for a in call.args]
+            arguments += [k.value for k in call.keywords if k.arg != "out"]
+            changed += [(a, f"passed to {callee}, which nb2pipe does not know: it may change it") for a in arguments]
         else:
-            changed += summary.changed_arguments(call)
+            changed += [(a, f"passed to {callee}, which changes it") for a in summary.changed_arguments(call)]
         if receiver is not None and (inplace or method in RECEIVER_CHANGING_METHODS):
-            changed.append(receiver)
+            changed.append((receiver, f"{callee} changes it" + (" (inplace=True)" if inplace else "")))
         elif receiver is None and inplace and call.args:
-            changed.append(call.args[0])
-        for expression in changed:
-            self.change_roots_of(expression)
+            changed.append((call.args[0], f"passed to {callee} with inplace=True"))
+        for expression, how in changed:
+            self.change_roots_of(expression, how)
 
     def note_discarded_call(self, call: ast.Call) -> None:
         """A method called for its effect changes its receiver, unless it is known not to."""
@@ -137,8 +146,10 @@ class CallEffects(NameTracker):
         if isinstance(func, ast.Attribute) and func.attr not in RECEIVER_KEEPING_METHODS:
             self.change_roots_of(func.value)
 
-    def change_roots_of(self, expression: ast.expr) -> None:
+    def change_roots_of(self, expression: ast.expr, how: str = "") -> None:
         for root in sorted(self.alias_roots(expression)):
+            if how and self.scope.kind == MODULE:
+                self.note_change(root, how)
             self.mutate(root)
 
     # -- aliases -------------------------------------------------------------------------------
@@ -207,6 +218,7 @@ class CallEffects(NameTracker):
             self.mutate(name)
         else:
             for root in sorted(self.aliases_of(name, self.scope) - {name}):
+                self.note_change(root, f"changed through {name}, which shares its object")
                 self.mutate(root, frozenset({name}))
 
     # -- what the cell leaves for the next ones -------------------------------------------------

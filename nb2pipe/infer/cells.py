@@ -58,6 +58,9 @@ class CellFacts:
     # aliases in force at its end (name -> the names whose objects it may share).
     callees: tuple[tuple[str, Callee], ...] = ()
     aliases: tuple[tuple[str, frozenset[str]], ...] = ()
+    # How a call or an alias changed a global the cell does not assign to, sorted by name
+    # (`clean(rows)`: "passed to clean(), which changes it"), for `nb2pipe explain`.
+    change_notes: tuple[tuple[str, str], ...] = ()
 
 
 def analyze_cell(source: str, context: CallContext = NO_CONTEXT) -> CellFacts:
@@ -80,6 +83,17 @@ def analyze_cells(groups: Sequence[Sequence[str]]) -> list[list[CellFacts]]:
             facts.append(cell)
             context = _context_after(context, cell)
         found.append(facts)
+    return found
+
+
+def changes_in_place(facts: Sequence[CellFacts]) -> list[tuple[int, str, str]]:
+    """(index of the cell, variable, how) for each value a stage's cells change through a call or
+    an alias while it still holds what the stage was given (not bound by the stage before)."""
+    bound: set[str] = set()
+    found: list[tuple[int, str, str]] = []
+    for index, cell in enumerate(facts):
+        found += [(index, name, how) for name, how in cell.change_notes if name not in bound and name not in cell.binds]
+        bound |= cell.binds
     return found
 
 
@@ -133,6 +147,7 @@ def _facts(walker: CellWalker, only_imports_and_definitions: bool, sources: dict
         definition_sources=tuple(sorted(sources.items())),
         callees=tuple(sorted(walker.bound_callees.items())),
         aliases=tuple(sorted(walker.module.aliases.items())),
+        change_notes=tuple(sorted((n, how) for n, how in walker.change_notes.items() if n in walker.mutates)),
     )
 
 

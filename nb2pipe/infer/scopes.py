@@ -89,6 +89,12 @@ class NameTracker:
         self.current_definition: str | None = None  # top-level def/class being walked
         self.definition_reads: dict[str, set[str]] = {}
         self.definition_changes: dict[str, set[str]] = {}
+        self.change_notes: dict[str, str] = {}  # global name -> how a call or an alias changed it
+
+    def note_change(self, name: str, how: str) -> None:
+        """Say how a global the cell does not assign to was changed (for `nb2pipe explain`)."""
+        if name not in NEVER_READ:
+            self.change_notes.setdefault(name, how)
 
     def warn(self, message: str) -> None:
         self.warnings.append(message)
@@ -127,6 +133,8 @@ class NameTracker:
             scope.loads.add(name)
         seen = seen | {name}
         for root in sorted(self.aliases_of(name, scope) - seen):
+            if scope.kind == MODULE:
+                self.note_change(root, f"changed through {name}, which shares its object")
             self.mutate(root, seen)
 
     def aliases_of(self, name: str, scope: Scope) -> frozenset[str]:
