@@ -90,6 +90,9 @@ CHANGED_THROUGH_AN_ALIAS = [
     ("alias-set-in-an-earlier-cell", ["cfg = v['model']", "cfg['depth'] = 5"]),
     ("alias-passed-to-a-changer", ["part = v[1:]\nrandom.shuffle(part)"]),
     ("alias-in-a-function", ["def touch(frame):\n    col = frame['x']\n    col[0] = 1", "touch(v)"]),
+    ("returned-by-own-function", ["def first(t):\n    return t[0]", "top = first(v)\ntop.append(1)"]),
+    ("returned-through-a-local-alias", ["def tail(t):\n    rest = t[1:]\n    return rest", "r = tail(v)\nr += 1"]),
+    ("returned-by-keyword", ["def pick(*, t):\n    return t", "p = pick(t=v)\np.clear()"]),
 ]
 
 
@@ -123,6 +126,8 @@ CHANGES_NOTHING = [
     ("reduction-is-new", ["total = v.sum()\ntotal += 1"]),
     ("rebinding-ends-the-alias", ["b = v\nb = [1]\nb.append(2)"]),
     ("shuffle-of-a-copy", ["c = list(v)\nrandom.shuffle(c)"]),
+    ("own-function-returns-a-copy", ["def fresh(t):\n    return list(t)", "c = fresh(v)\nc.append(1)"]),
+    ("own-function-returns-another-argument", ["def second(a, b):\n    return b", "c = second(v, w)\nc.append(1)"]),
     ("what-describes-it", ["model = make_model(units=v.shape[1], kind=v.dtype)"]),
     ("an-iterator-over-it", ["it = iter(v)\nfirst = next(it)\nsecond = it.__next__()"]),
 ]

@@ -32,7 +32,7 @@ from nb2pipe.infer.mutators import (
     method_summary,
     summarize_function,
 )
-from nb2pipe.infer.scopes import CLASS, COMPREHENSION, MODULE, NameTracker, Scope
+from nb2pipe.infer.scopes import CLASS, COMPREHENSION, FUNCTION, MODULE, NameTracker, Scope
 
 
 def _short(node: ast.expr, limit: int = 40) -> str:
@@ -174,6 +174,8 @@ class CallEffects(NameTracker):
 
     def call_result_roots(self, call: ast.Call) -> set[str]:
         func = call.func
+        if isinstance(func, ast.Name) and isinstance(held := self.callee_of(func.id), FunctionSummary):
+            return set().union(*(self.alias_roots(a) for a in held.returned_arguments(call)))
         qualified = self.qualified_name(func) if isinstance(func, (ast.Name, ast.Attribute)) else None
         if qualified in VIEW_FUNCTIONS and call.args:
             return self.alias_roots(call.args[0])
@@ -211,6 +213,18 @@ class CallEffects(NameTracker):
             else:
                 self.bind_aliases(target, roots)
 
+    def note_return(self, value: ast.expr) -> None:
+        """`return value` in a function: the names (and what they alias) its result may share."""
+        if self.scope.kind != FUNCTION:
+            return
+        pending, found = list(self.alias_roots(value)), set()
+        while pending:
+            name = pending.pop()
+            if name not in found:
+                found.add(name)
+                pending.extend(self.scope.aliases.get(name, ()))
+        self.scope.returned |= found
+
     def augmented_name(self, name: str) -> None:
         """`name += ...` may change its object in place (lists, arrays): what it aliases changes,
         and inside a function, a parameter so changed is changed for the caller."""
@@ -230,4 +244,4 @@ class CallEffects(NameTracker):
     def note_function(self, node: ast.FunctionDef | ast.AsyncFunctionDef, outer: Scope, body: Scope) -> None:
         """A top-level def: what calling it changes among its arguments."""
         if outer.kind == MODULE:
-            self.set_callee(node.name, summarize_function(node.args, body.mutated))
+            self.set_callee(node.name, summarize_function(node.args, body.mutated, body.returned))

@@ -33,39 +33,49 @@ class FunctionSummary:
     star_changed: bool = False  # *args: each extra positional argument is changed
     double_star_changed: bool = False  # **kwargs: each extra keyword argument is changed
     named_parameters: frozenset[str] = frozenset()  # every parameter name but *args and **kwargs
-
-    @property
-    def changes_any(self) -> bool:
-        return bool(self.changed) or self.star_changed or self.double_star_changed
+    returned: tuple[Slot, ...] = ()  # the parameters whose objects its result may be, or hold
 
     def changed_arguments(self, call: ast.Call) -> list[ast.expr]:
         """The argument expressions of `call` whose objects the function changes."""
-        by_position = {index: name for index, name in self.changed if index is not None}
-        keywords = {name for _, name in self.changed}
+        return self._arguments(call, self.changed, self.star_changed, self.double_star_changed)
+
+    def returned_arguments(self, call: ast.Call) -> list[ast.expr]:
+        """The argument expressions of `call` whose objects its result may be, or hold."""
+        return self._arguments(call, self.returned, False, False)
+
+    def _arguments(self, call: ast.Call, slots: tuple[Slot, ...], star: bool, double_star: bool) -> list[ast.expr]:
+        by_position = {index for index, _ in slots if index is not None}
+        keywords = {name for _, name in slots}
+        anything = bool(slots) or star or double_star
         found: list[ast.expr] = []
         for index, argument in enumerate(call.args):
             if isinstance(argument, ast.Starred):  # which parameters it fills is unknown
-                if self.changes_any:
+                if anything:
                     found.append(argument.value)
-            elif index in by_position or (index >= self.positional and self.star_changed):
+            elif index in by_position or (index >= self.positional and star):
                 found.append(argument)
         for keyword in call.keywords:
             if keyword.arg is None:
-                if self.changes_any:
+                if anything:
                     found.append(keyword.value)
-            elif keyword.arg in keywords or (self.double_star_changed and keyword.arg not in self.named_parameters):
+            elif keyword.arg in keywords or (double_star and keyword.arg not in self.named_parameters):
                 found.append(keyword.value)
         return found
 
 
-def summarize_function(arguments: ast.arguments, changed: set[str]) -> FunctionSummary:
-    """The summary of a def whose body changes the parameters in `changed`."""
+def summarize_function(arguments: ast.arguments, changed: set[str], returned: set[str]) -> FunctionSummary:
+    """The summary of a def whose body changes the parameters in `changed` and returns (a part of)
+    those in `returned`."""
     positional = [a.arg for a in (*arguments.posonlyargs, *arguments.args)]
     keyword_only = [a.arg for a in arguments.kwonlyargs]
-    slots: list[Slot] = [(index, name) for index, name in enumerate(positional) if name in changed]
-    slots += [(None, name) for name in keyword_only if name in changed]
+
+    def slots(names: set[str]) -> tuple[Slot, ...]:
+        found: list[Slot] = [(index, name) for index, name in enumerate(positional) if name in names]
+        return tuple(found + [(None, name) for name in keyword_only if name in names])
+
     return FunctionSummary(
-        changed=tuple(slots),
+        changed=slots(changed),
+        returned=slots(returned),
         positional=len(positional),
         star_changed=arguments.vararg is not None and arguments.vararg.arg in changed,
         double_star_changed=arguments.kwarg is not None and arguments.kwarg.arg in changed,

@@ -44,6 +44,7 @@ class Scope:
         "mutated",
         "nonlocal_names",
         "parent",
+        "returned",
         "stores",
     )
 
@@ -57,6 +58,7 @@ class Scope:
         self.global_names: set[str] = set()
         self.nonlocal_names: set[str] = set()
         self.aliases: dict[str, frozenset[str]] = {}  # name -> the names whose objects it may share
+        self.returned: set[str] = set()  # function: names whose objects its result may be, or hold
 
     @property
     def outer(self) -> Scope:

@@ -111,6 +111,11 @@ class CellWalker(CallEffects, ast.NodeVisitor):
         if isinstance(value, ast.Call):
             self.note_discarded_call(value)  # result discarded: called for effect
 
+    def visit_Return(self, node: ast.Return) -> None:
+        if node.value is not None:
+            self.visit(node.value)
+            self.note_return(node.value)
+
     def visit_Assign(self, node: ast.Assign) -> None:
         self.visit(node.value)
         roots = self.alias_roots(node.value)
