@@ -23,10 +23,10 @@ from nb2pipe.infer.mutators import (
     ELEMENT_SHARING_BUILTINS,
     IPYTHON_NAMES,
     NEW_VALUE_METHODS,
-    RECEIVER_CHANGING_METHODS,
     RECEIVER_KEEPING_METHODS,
     VIEW_FUNCTIONS,
     FunctionSummary,
+    changes_its_receiver,
     keyword_effects,
     library_function_summary,
     method_summary,
@@ -133,7 +133,7 @@ class CallEffects(NameTracker):
             changed += [(a, f"passed to {callee}, which nb2pipe does not know: it may change it") for a in arguments]
         else:
             changed += [(a, f"passed to {callee}, which changes it") for a in summary.changed_arguments(call)]
-        if receiver is not None and (inplace or method in RECEIVER_CHANGING_METHODS):
+        if receiver is not None and (inplace or changes_its_receiver(method)):
             changed.append((receiver, f"{callee} changes it" + (" (inplace=True)" if inplace else "")))
         elif receiver is None and inplace and call.args:
             changed.append((call.args[0], f"passed to {callee} with inplace=True"))

@@ -126,7 +126,8 @@ ARGUMENT_KEEPING_MODULES = frozenset({
     "functools", "collections", "string", "textwrap", "time", "datetime", "pathlib", "operator", "copy",
     "random", "heapq", "bisect", "decimal", "fractions", "typing", "dataclasses", "warnings", "pprint",
     "numpy", "pandas", "matplotlib", "seaborn", "sklearn", "scipy", "joblib", "hashlib", "base64", "glob",
-    "shutil", "sys", "uuid", "struct", "csv", "io",
+    "shutil", "sys", "uuid", "struct", "csv", "io", "plotly", "statsmodels", "torch", "torchvision",
+    "tensorflow", "keras", "xgboost", "lightgbm", "tqdm", "PIL", "scrapbook", "ipywidgets",
 })
 
 # Names that conventionally hold these modules, for a cell analysed without its notebook.
@@ -218,9 +219,21 @@ def library_function_summary(qualified: str) -> FunctionSummary | None:
         return summary
     if qualified.startswith("numpy.") and qualified.endswith(".at"):
         return _changes((0, "a"))  # np.add.at(a, indices, values) works in place
+    if _changes_in_place_by_name(qualified.rpartition(".")[2]):
+        return _changes((0, "tensor"))  # torch.nn.init.normal_(w)
     if qualified.split(".", 1)[0] in ARGUMENT_KEEPING_MODULES:
         return CHANGES_NOTHING
     return None
+
+
+def _changes_in_place_by_name(name: str) -> bool:
+    """torch's convention: a name ending in one underscore (`add_`, `normal_`) works in place."""
+    return name.endswith("_") and not name.endswith("__") and name.strip("_") != ""
+
+
+def changes_its_receiver(method: str) -> bool:
+    """Whether the method changes the object it is called on even when its result is used."""
+    return method in RECEIVER_CHANGING_METHODS or _changes_in_place_by_name(method)
 
 
 def method_summary(method: str) -> FunctionSummary | None:

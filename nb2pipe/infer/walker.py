@@ -151,6 +151,8 @@ class CellWalker(CallEffects, ast.NodeVisitor):
         while scope.kind == COMPREHENSION:  # walrus binds outside comprehensions
             scope = scope.outer
         self.store(node.target.id, scope=scope)
+        if scope is self.scope:
+            self.bind_aliases(node.target, self.alias_roots(node.value))
 
     def visit_Global(self, node: ast.Global) -> None:
         if self.scope.kind != MODULE:
