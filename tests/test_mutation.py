@@ -120,6 +120,8 @@ CHANGES_NOTHING = [
     ("dot-discarded", ["v.dot(w)"]),
     ("methods-with-results", ["top = v.head(3)\nsummary = v.describe()\nd = w.dot(v)"]),
     ("fit-leaves-its-data", ["model = make_model()\nmodel.fit(v, w)\nprint(model.score(v, w))"]),
+    ("logging", ["import logging\nlogging.info('rows: %s', v)\nlog = logging.getLogger('nb')\nlog.info(v)"]),
+    ("keras-style-evaluate", ["model = make_model()\nloss = model.evaluate(v, w)\nmodel.summary()"]),
     ("plotly", ["import plotly.graph_objects as go\nfig = go.Figure(go.Scatter(x=v, y=w))"]),
     ("plots", ["import matplotlib.pyplot as plt\nplt.plot(v)\nplt.hist(v)"]),
     ("own-function-that-only-reads", ["def report(frame):\n    print(frame.head())\n    return len(frame)", "n = report(v)"]),

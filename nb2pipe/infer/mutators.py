@@ -127,7 +127,8 @@ ARGUMENT_KEEPING_MODULES = frozenset({
     "random", "heapq", "bisect", "decimal", "fractions", "typing", "dataclasses", "warnings", "pprint",
     "numpy", "pandas", "matplotlib", "seaborn", "sklearn", "scipy", "joblib", "hashlib", "base64", "glob",
     "shutil", "sys", "uuid", "struct", "csv", "io", "plotly", "statsmodels", "torch", "torchvision",
-    "tensorflow", "keras", "xgboost", "lightgbm", "tqdm", "PIL", "scrapbook", "ipywidgets",
+    "tensorflow", "keras", "xgboost", "lightgbm", "tqdm", "PIL", "scrapbook", "ipywidgets", "logging",
+    "inspect", "platform", "enum", "numbers", "tempfile", "contextlib", "zipfile", "gzip", "urllib",
 })
 
 # Names that conventionally hold these modules, for a cell analysed without its notebook.
@@ -181,7 +182,9 @@ ARGUMENT_KEEPING_METHODS = RECEIVER_KEEPING_METHODS | frozenset({
     "issubset", "issuperset", "union", "intersection", "difference", "symmetric_difference", "concat",
     "combine", "compare", "corrwith", "reindex", "reindex_like", "align", "encode", "decode", "write",
     "writerow", "writerows", "put", "integers", "normal", "uniform", "choice", "permutation", "random",
-    "run_line_magic", "run_cell_magic", "system", "getoutput", "set", "loc", "iloc",
+    "run_line_magic", "run_cell_magic", "system", "getoutput", "set", "loc", "iloc", "evaluate", "compile",
+    "summary", "score_samples", "kneighbors", "get_n_splits", "get_feature_names_out", "predict_on_batch",
+    "test_on_batch", "info", "debug", "warning", "error", "exception", "log", "critical",
 })
 
 # Methods whose result is a new object, never a view of the receiver or an element of it.
