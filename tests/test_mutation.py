@@ -84,6 +84,7 @@ CHANGED_THROUGH_AN_ALIAS = [
     ("plain-alias", ["b = v\nb.append(4)"]),
     ("alias-of-an-alias", ["b = v\nc = b\nc.append(4)"]),
     ("loop-over-elements", ["for record in v:\n    record['seen'] = True"]),
+    ("comprehension-over-elements", ["_ = [row.append(0) for row in v]"]),
     ("loop-over-items", ["for key, value in v.items():\n    value.append(key)"]),
     ("loop-over-enumerate", ["for i, row in enumerate(v):\n    row.append(i)"]),
     ("walrus", ["if (part := v[1:]) is not None:\n    part[0] = 0"]),

@@ -5,8 +5,10 @@
    (which parameters its body changes, built when its def is walked), a library table, or, for a
    callee nobody knows, every argument. `out=` arguments always change; `inplace=True` changes the
    receiver, as does a method that changes its receiver by nature (`rows.pop()`).
-2. An assignment, a `for` target or an augmented assignment binds an alias when its value may share
-   an object with a name (`alias_roots`); changing the alias then changes that name (scopes.py).
+2. An assignment, a `for` or comprehension target, a walrus or an augmented assignment binds an
+   alias when its value may share an object with a name (`alias_roots`): a subscript, attribute
+   or method result of it, a numpy view, or what a notebook function returns of its arguments.
+   Changing the alias then changes that name (scopes.py).
 3. What a cell leaves for the next cells (`CallContext`): which names hold modules or notebook
    functions, and the aliases still in force (within a stage).
 """
@@ -32,7 +34,7 @@ from nb2pipe.infer.mutators import (
     method_summary,
     summarize_function,
 )
-from nb2pipe.infer.scopes import CLASS, COMPREHENSION, FUNCTION, MODULE, NameTracker, Scope
+from nb2pipe.infer.scopes import CLASS, FUNCTION, MODULE, VALUE, NameTracker, Scope
 
 
 def _short(node: ast.expr, limit: int = 40) -> str:
@@ -65,7 +67,7 @@ class CallEffects(NameTracker):
         self.module.aliases.update(context.aliases)
         self.bound_callees: dict[str, Callee] = {}  # names this cell binds at module level
 
-    def module_bind(self, name: str, kind: str = "value", definite: bool = True) -> None:
+    def module_bind(self, name: str, kind: str = VALUE, definite: bool = True) -> None:
         super().module_bind(name, kind, definite)
         self.set_callee(name, None)
 
@@ -190,7 +192,7 @@ class CallEffects(NameTracker):
         if isinstance(target, ast.Name):
             scope = self.module if target.id in self.scope.global_names else self.scope
             shared = frozenset(roots - {target.id})
-            if shared and scope.kind not in (CLASS, COMPREHENSION):
+            if shared and scope.kind != CLASS:
                 scope.aliases[target.id] = shared
         elif isinstance(target, (ast.Tuple, ast.List)):
             for element in target.elts:

@@ -281,6 +281,7 @@ class CellWalker(CallEffects, ast.NodeVisitor):
             if index:
                 self.visit(generator.iter)
             self.visit(generator.target)
+            self.bind_aliases(generator.target, self.alias_roots(generator.iter))  # its elements
             for condition in generator.ifs:
                 self.visit(condition)
         for result in results:
