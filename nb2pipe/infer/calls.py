@@ -28,6 +28,7 @@ from nb2pipe.infer.mutators import (
     RECEIVER_KEEPING_METHODS,
     VIEW_FUNCTIONS,
     FunctionSummary,
+    as_method,
     changes_its_receiver,
     keyword_effects,
     library_function_summary,
@@ -53,6 +54,8 @@ class CallContext:
 
     callees: tuple[tuple[str, Callee], ...] = ()
     aliases: tuple[tuple[str, frozenset[str]], ...] = ()
+    # method name -> what the notebook's classes' methods of that name change (None: they differ)
+    methods: tuple[tuple[str, FunctionSummary | None], ...] = ()
 
 
 NO_CONTEXT = CallContext()
@@ -66,6 +69,8 @@ class CallEffects(NameTracker):
         self.callees: dict[str, Callee] = dict(context.callees)
         self.module.aliases.update(context.aliases)
         self.bound_callees: dict[str, Callee] = {}  # names this cell binds at module level
+        self.methods: dict[str, FunctionSummary | None] = dict(context.methods)
+        self.defined_methods: dict[str, FunctionSummary | None] = {}  # methods of this cell's classes
 
     def module_bind(self, name: str, kind: str = VALUE, definite: bool = True) -> None:
         super().module_bind(name, kind, definite)
@@ -119,6 +124,8 @@ class CallEffects(NameTracker):
             qualified = self.qualified_name(func)
             if qualified is not None:
                 return library_function_summary(qualified), None, ""
+            if func.attr in self.methods:  # the notebook's own method: what it changes, or unknown
+                return self.methods[func.attr], func.value, func.attr
             return method_summary(func.attr), func.value, func.attr
         return None, None, ""
 
@@ -135,7 +142,8 @@ class CallEffects(NameTracker):
             changed += [(a, f"passed to {callee}, which nb2pipe does not know: it may change it") for a in arguments]
         else:
             changed += [(a, f"passed to {callee}, which changes it") for a in summary.changed_arguments(call)]
-        if receiver is not None and (inplace or changes_its_receiver(method)):
+        changes_receiver = inplace or changes_its_receiver(method) or (summary is not None and summary.receiver_changed)
+        if receiver is not None and changes_receiver:
             changed.append((receiver, f"{callee} changes it" + (" (inplace=True)" if inplace else "")))
         elif receiver is None and inplace and call.args:
             changed.append((call.args[0], f"passed to {callee} with inplace=True"))
@@ -244,6 +252,12 @@ class CallEffects(NameTracker):
             self.set_callee(name, target)
 
     def note_function(self, node: ast.FunctionDef | ast.AsyncFunctionDef, outer: Scope, body: Scope) -> None:
-        """A top-level def: what calling it changes among its arguments."""
+        """A top-level def or a method of a top-level class: what calling it changes among its arguments."""
+        summary = summarize_function(node.args, body.mutated, body.returned)
         if outer.kind == MODULE:
-            self.set_callee(node.name, summarize_function(node.args, body.mutated, body.returned))
+            self.set_callee(node.name, summary)
+        elif outer.kind == CLASS and outer.outer.kind == MODULE:
+            if not any(isinstance(d, ast.Name) and d.id == "staticmethod" for d in node.decorator_list):
+                summary = as_method(summary)
+            merged = summary if self.methods.get(node.name, summary) == summary else None  # two differ: unknown
+            self.methods[node.name] = self.defined_methods[node.name] = merged

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from nb2pipe.infer.calls import NO_CONTEXT, CallContext, Callee
 from nb2pipe.infer.files import READ, WRITE, files_updated
 from nb2pipe.infer.ipython import parse_cell_and_text, syntax_warning
+from nb2pipe.infer.mutators import FunctionSummary
 from nb2pipe.infer.walker import CellWalker
 
 
@@ -61,6 +62,8 @@ class CellFacts:
     # How a call or an alias changed a global the cell does not assign to, sorted by name
     # (`clean(rows)`: "passed to clean(), which changes it"), for `nb2pipe explain`.
     change_notes: tuple[tuple[str, str], ...] = ()
+    # For each method of the cell's top-level classes, sorted: what calling it changes (None: unknown).
+    methods: tuple[tuple[str, FunctionSummary | None], ...] = ()
 
 
 def analyze_cell(source: str, context: CallContext = NO_CONTEXT) -> CellFacts:
@@ -76,7 +79,7 @@ def analyze_cells(groups: Sequence[Sequence[str]]) -> list[list[CellFacts]]:
     context = NO_CONTEXT
     found: list[list[CellFacts]] = []
     for group in groups:
-        context = CallContext(context.callees)
+        context = CallContext(context.callees, methods=context.methods)
         facts: list[CellFacts] = []
         for source in group:
             cell = analyze_cell(source, context)
@@ -100,7 +103,9 @@ def changes_in_place(facts: Sequence[CellFacts]) -> list[tuple[int, str, str]]:
 def _context_after(context: CallContext, cell: CellFacts) -> CallContext:
     callees = dict(context.callees)
     callees.update(cell.callees)
-    return CallContext(tuple(sorted(callees.items())), cell.aliases)
+    methods = dict(context.methods)
+    methods.update(cell.methods)  # a class defined again replaces its methods
+    return CallContext(tuple(sorted(callees.items())), cell.aliases, tuple(sorted(methods.items())))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -148,6 +153,7 @@ def _facts(walker: CellWalker, only_imports_and_definitions: bool, sources: dict
         callees=tuple(sorted(walker.bound_callees.items())),
         aliases=tuple(sorted(walker.module.aliases.items())),
         change_notes=tuple(sorted((n, how) for n, how in walker.change_notes.items() if n in walker.mutates)),
+        methods=tuple(sorted(walker.defined_methods.items())),
     )
 
 

@@ -34,6 +34,7 @@ class FunctionSummary:
     double_star_changed: bool = False  # **kwargs: each extra keyword argument is changed
     named_parameters: frozenset[str] = frozenset()  # every parameter name but *args and **kwargs
     returned: tuple[Slot, ...] = ()  # the parameters whose objects its result may be, or hold
+    receiver_changed: bool = False  # a method that changes the object it is called on (`self`)
 
     def changed_arguments(self, call: ast.Call) -> list[ast.expr]:
         """The argument expressions of `call` whose objects the function changes."""
@@ -80,6 +81,23 @@ def summarize_function(arguments: ast.arguments, changed: set[str], returned: se
         star_changed=arguments.vararg is not None and arguments.vararg.arg in changed,
         double_star_changed=arguments.kwarg is not None and arguments.kwarg.arg in changed,
         named_parameters=frozenset(positional + keyword_only),
+    )
+
+
+def as_method(function: FunctionSummary) -> FunctionSummary:
+    """A method's summary as its callers see it: `obj.m(a)` passes `obj` as the first parameter."""
+
+    def shifted(slots: tuple[Slot, ...]) -> tuple[Slot, ...]:
+        return tuple((None if index is None else index - 1, name) for index, name in slots if index != 0)
+
+    return FunctionSummary(
+        changed=shifted(function.changed),
+        returned=shifted(function.returned),
+        positional=max(function.positional - 1, 0),
+        star_changed=function.star_changed,
+        double_star_changed=function.double_star_changed,
+        named_parameters=function.named_parameters,
+        receiver_changed=any(index == 0 for index, _ in function.changed),
     )
 
 
