@@ -180,6 +180,10 @@ class CallEffects(NameTracker):
             return set().union(*(self.alias_roots(v) for v in node.values))
         if isinstance(node, ast.Call):
             return self.call_result_roots(node)
+        if isinstance(node, (ast.List, ast.Tuple, ast.Set)):  # a display holds the objects themselves
+            return set().union(*(self.alias_roots(e) for e in node.elts))
+        if isinstance(node, ast.Dict):
+            return set().union(*(self.alias_roots(v) for v in node.values))
         return set()
 
     def call_result_roots(self, call: ast.Call) -> set[str]:
