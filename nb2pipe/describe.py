@@ -89,6 +89,7 @@ def explain(notebook: Path, split_level: int | None = None) -> dict[str, Any]:
                 "cells": list(stage.cells),
                 "loads": [{"name": var, "from": provider, "how": "inferred"} for var, provider in stage.loads],
                 "saves": [{"name": var, "to": consumers[var]} for var in stage.saves],
+                "changes": _changes_in_place(rendered.changes.get(stage.name, []), stage),
                 "deps": [_file(p, stage) for p in stage.deps if p not in var_paths],
                 "outs": [_file(p, stage) for p in stage.produced if p not in var_paths],
                 "params": list(stage.params),
@@ -98,6 +99,12 @@ def explain(notebook: Path, split_level: int | None = None) -> dict[str, Any]:
             }
         )
     return {"notebook": str(notebook), "stages": stages}
+
+
+def _changes_in_place(changes: list[tuple[int, str, str]], stage: m.Stage) -> list[dict[str, Any]]:
+    """The values the stage takes from another and changes in place through a call or an alias."""
+    loaded = {var for var, _ in stage.loads}
+    return [{"name": var, "cell": cell, "how": how} for cell, var, how in changes if var in loaded]
 
 
 def _file(path: str, stage: m.Stage) -> dict[str, str]:
@@ -113,6 +120,8 @@ def explain_text(info: dict[str, Any]) -> str:
             lines.append(f"  loads   {var['name']}  from stage '{var['from']}' ({var['how']})")
         for var in stage["saves"]:
             lines.append(f"  saves   {var['name']}  for {', '.join(repr(s) for s in var['to'])}")
+        for var in stage.get("changes", []):
+            lines.append(f"  changes {var['name']}  in cell {var['cell']}: {var['how']}")
         for label, key in (("dep", "deps"), ("out", "outs")):
             for f in stage[key]:
                 lines.append(f"  {label:<7} {f['path']} ({f['how']})")

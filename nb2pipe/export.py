@@ -45,7 +45,7 @@ from nb2pipe.generated import (
     write_files,
 )
 from nb2pipe.graph import order, producers
-from nb2pipe.infer import CellFacts, StageFlow, analyze_cell
+from nb2pipe.infer import CellFacts, StageFlow, analyze_cells, changes_in_place
 from nb2pipe.infer.stages import infer_files, infer_stage_flow, stage_reads
 from nb2pipe.infer.state_kinds import plan_hidden_state
 from nb2pipe.notebook import DEFAULT_SPLIT_LEVEL, plan_notebook, read_notebook, slugify
@@ -71,6 +71,8 @@ class Rendered:
     files: dict[str, str]
     warnings: list[str] = field(default_factory=list)
     carried: dict[str, list[str]] = field(default_factory=dict)  # per stage: hidden state and values, as explain says
+    # stage -> (cell number, variable, how): values the stage changes in place through a call or an alias
+    changes: dict[str, list[tuple[int, str, str]]] = field(default_factory=dict)
 
 
 # --- 1. rendering ----------------------------------------------------------------------------
@@ -87,15 +89,15 @@ def render_pipeline(
         raise SpecError(f"unknown format '{fmt}'; use one of: {', '.join(FORMATS)}")
     check_texts(plan)
     defaults = dict(plan.param_defaults)  # each checked by notebook.parse_parameters
-    setup_facts = [analyze_cell(c.source) for c in plan.setup]
+    setup_facts, *facts_by_stage = analyze_cells([[c.source for c in plan.setup]] + [[c.source for c in s.code_cells] for s in plan.stages])
     setup_binds = set().union(*(f.binds for f in setup_facts)) if setup_facts else set()
     setup_reads = set().union(*(f.reads | f.builtin_reads for f in setup_facts)) if setup_facts else set()
-    stage_facts = {s.name: [analyze_cell(c.source) for c in s.code_cells] for s in plan.stages}
+    stage_facts = {s.name: facts for s, facts in zip(plan.stages, facts_by_stage, strict=True)}
     flow = infer_stage_flow(plan, stage_facts, exclude=set(defaults) | setup_binds)
     files, warnings = infer_files(plan, stage_facts, out_checker(layout))
     hidden, carried = _carriage(plan, layout, flow, warnings)
 
-    stages, rendered = [], {}
+    stages, rendered, changes = [], {}, {}
     for stage in plan.stages:
         facts = stage_facts[stage.name]
         loads, saves, definitions = flow[stage.name].inputs, flow[stage.name].outputs, flow[stage.name].definitions
@@ -114,6 +116,7 @@ def render_pipeline(
             warnings.append(f"stage '{stage.name}': {problem}; wrote {script} instead, which keeps it exactly")
         for cell, f in zip(stage.code_cells, facts, strict=True):
             warnings.extend(f"stage '{stage.name}', {cell.label}: {w}" for w in f.warnings)
+        changes[stage.name] = [(stage.code_cells[i].number, var, how) for i, var, how in changes_in_place(facts)]
         stages.append(
             m.Stage(
                 name=stage.name,
@@ -145,7 +148,7 @@ def render_pipeline(
     rendered[m.PIPELINE_FILE] = stamp(_SPEC_HEADER + dump_yaml(pipeline_to_dict(pipeline)), CHECKSUM_AT)
     rendered[m.PARAMS_FILE] = render_params(defaults, current_params)
     rendered[GITIGNORE] = GITIGNORE_TEXT
-    return Rendered(pipeline, dict(sorted(rendered.items())), warnings, carried)
+    return Rendered(pipeline, dict(sorted(rendered.items())), warnings, carried, changes)
 
 
 def _join(*parts: str) -> str:

@@ -114,8 +114,8 @@ CELL_CASES = [
     ("builtins-ignored", "print(len(range(3)), open, sorted, __name__, display, get_ipython)", {"reads": S()}),
     # -- IPython ----------------------------------------------------------------------
     ("line-magic-time", "%time y = f(x)", {"reads": S("f", "x"), "binds": S("y"), "understood": True}),
-    ("cell-magic-time", "%%time\ny = f(x)\nmodel.fit(y)",
-     {"reads": S("f", "x", "model"), "binds": S("y"), "mutates": S("model")}),
+    ("cell-magic-time", "%%time\ny = f(x)\nmodel.fit(y)",  # f is not known: it may change x
+     {"reads": S("f", "x", "model"), "binds": S("y"), "mutates": S("model", "x")}),
     ("timeit-does-not-bind", "%timeit -n 10 z = g(w)", {"reads": S("g", "w"), "binds": S()}),
     ("capture-binds-output", "%%capture out\nr = run()", {"binds": S("out", "r"), "reads": S("run")}),
     ("shell", "!ls", {"reads": S(), "binds": S(), "understood": True}),

@@ -7,17 +7,23 @@
    mutations, literal file paths (files.py) and constructs that defeat the analysis.
 3. Keep the text of each top-level import, def and class statement, so that a later stage that
    uses the definition can be given a copy without parsing the cell again.
-The facts of a source text are computed once per process and shared (they are immutable).
+4. A cell is read after the cells before it (`analyze_cells`): what they left (calls.CallContext:
+   which names hold modules and notebook functions, the aliases in force within the stage) tells
+   which of its calls change their arguments (`clean(rows)`) and which writes go through an alias.
+The facts of a source text in a context are computed once per process and shared (they are immutable).
 """
 
 from __future__ import annotations
 
 import ast
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from nb2pipe.infer.calls import NO_CONTEXT, CallContext, Callee
 from nb2pipe.infer.files import READ, WRITE, files_updated
 from nb2pipe.infer.ipython import parse_cell_once, syntax_warning
+from nb2pipe.infer.mutators import FunctionSummary
 from nb2pipe.infer.walker import CellWalker
 
 
@@ -52,33 +58,80 @@ class CellFacts:
     # Builtin names (max, input, list...) the cell reads as globals before binding them; kept out of
     # ``reads``: they are the notebook's data only where an earlier stage rebinds them.
     builtin_reads: frozenset[str] = frozenset()
+    # For each name the cell binds at module level, sorted: what calling it changes (a module's
+    # dotted name, a notebook function's summary, or None for a value); and the module-level
+    # aliases in force at its end (name -> the names whose objects it may share).
+    callees: tuple[tuple[str, Callee], ...] = ()
+    aliases: tuple[tuple[str, frozenset[str]], ...] = ()
+    # How a call or an alias changed a global the cell does not assign to, sorted by name
+    # (`clean(rows)`: "passed to clean(), which changes it"), for `nb2pipe explain`.
+    change_notes: tuple[tuple[str, str], ...] = ()
+    # For each method of the cell's top-level classes, sorted: what calling it changes (None: unknown).
+    methods: tuple[tuple[str, FunctionSummary | None], ...] = ()
 
 
-def analyze_cell(source: str) -> CellFacts:
-    """Facts about one cell's source (plain Python or IPython syntax). Never raises."""
-    return _analyze_text(_as_text(source))
+def analyze_cell(source: str, context: CallContext = NO_CONTEXT) -> CellFacts:
+    """Facts about one cell's source (plain Python or IPython syntax), read after the cells that
+    left `context`. Never raises."""
+    return _analyze_text(_as_text(source), context)
+
+
+def analyze_cells(groups: Sequence[Sequence[str]]) -> list[list[CellFacts]]:
+    """The facts of a notebook's cells, in groups run one after the other (the setup cells, then
+    each stage's cells), each cell read after those before it. Modules and functions stay known
+    from group to group; aliases do not outlive their group (a stage gets copies, not shared objects)."""
+    context = NO_CONTEXT
+    found: list[list[CellFacts]] = []
+    for group in groups:
+        context = CallContext(context.callees, methods=context.methods)
+        facts: list[CellFacts] = []
+        for source in group:
+            cell = analyze_cell(source, context)
+            facts.append(cell)
+            context = _context_after(context, cell)
+        found.append(facts)
+    return found
+
+
+def changes_in_place(facts: Sequence[CellFacts]) -> list[tuple[int, str, str]]:
+    """(index of the cell, variable, how) for each value a stage's cells change through a call or
+    an alias while it still holds what the stage was given (not bound by the stage before)."""
+    bound: set[str] = set()
+    found: list[tuple[int, str, str]] = []
+    for index, cell in enumerate(facts):
+        found += [(index, name, how) for name, how in cell.change_notes if name not in bound and name not in cell.binds]
+        bound |= cell.binds
+    return found
+
+
+def _context_after(context: CallContext, cell: CellFacts) -> CallContext:
+    callees = dict(context.callees)
+    callees.update(cell.callees)
+    methods = dict(context.methods)
+    methods.update(cell.methods)  # a class defined again replaces its methods
+    return CallContext(tuple(sorted(callees.items())), cell.aliases, tuple(sorted(methods.items())))
 
 
 @functools.lru_cache(maxsize=4096)
-def _analyze_text(text: str) -> CellFacts:
+def _analyze_text(text: str, context: CallContext) -> CellFacts:
     try:
         tree, parsed = parse_cell_once(text)
     except (SyntaxError, ValueError) as error:
-        return _unreadable_cell(syntax_warning(error))
+        return _unreadable_cell(syntax_warning(error), context)
     except RecursionError:
-        return _unreadable_cell("the cell is nested too deeply; its variables cannot be followed")
+        return _unreadable_cell("the cell is nested too deeply; its variables cannot be followed", context)
     except Exception as error:  # the parser must never take nb2pipe down
         return _unreadable_cell(f"could not parse the cell ({type(error).__name__}); "
-                                "its variables cannot be followed")
-    walker = CellWalker()
+                                "its variables cannot be followed", context)
+    walker = CellWalker(context)
     try:
         all_setup = walker.visit_statements(tree.body)
         sources = _definition_sources(tree.body, parsed)
     except RecursionError:
-        return _unreadable_cell("the cell is nested too deeply; its variables cannot be followed")
+        return _unreadable_cell("the cell is nested too deeply; its variables cannot be followed", context)
     except Exception as error:  # a bug here must not stop the conversion
         return _unreadable_cell(f"could not analyse the cell ({type(error).__name__}); "
-                                "its variables cannot be followed")
+                                "its variables cannot be followed", context)
     return _facts(walker, all_setup, sources)
 
 
@@ -102,6 +155,10 @@ def _facts(walker: CellWalker, only_imports_and_definitions: bool, sources: dict
             {name: changes for name, changes in walker.definition_changes.items() if changes}
         ),
         definition_sources=tuple(sources.items()),
+        callees=tuple(sorted(walker.bound_callees.items())),
+        aliases=tuple(sorted(walker.module.aliases.items())),
+        change_notes=tuple(sorted((n, how) for n, how in walker.change_notes.items() if n in walker.mutates)),
+        methods=tuple(sorted(walker.defined_methods.items())),
     )
 
 
@@ -135,12 +192,12 @@ def _sorted_pairs(mapping: dict[str, set[str]]) -> tuple[tuple[str, frozenset[st
     return tuple((name, frozenset(names)) for name, names in sorted(mapping.items()))
 
 
-def _unreadable_cell(warning: str) -> CellFacts:
+def _unreadable_cell(warning: str, context: CallContext) -> CellFacts:
     empty: frozenset[str] = frozenset()
     return CellFacts(
         reads=empty, binds=empty, mutates=empty, imports=empty, definitions=empty,
         files_read=(), files_written=(), warnings=(warning,),
-        only_imports_and_definitions=False, understood=False,
+        only_imports_and_definitions=False, understood=False, aliases=context.aliases,
     )
 
 

@@ -9,6 +9,9 @@ The cell walker (walker.py) keeps a stack of scopes (module, class, function, co
    what it reads). Class bodies run at once, so their loads are resolved on the spot.
 3. While a top-level def or class is walked, the globals it reads and changes are noted for it,
    so that a stage using the definition can be given what the definition needs.
+4. A name bound to a view or a part of another (`g2 = g.reshape(2, 3)`, `row = rows[0]`, `b = a`)
+   is an alias of it in its scope (`Scope.aliases`): changing the alias changes what it aliases,
+   until the alias is bound to something else.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ class Scope:
     """Names seen in one scope; `definite` is only used by ordered scopes."""
 
     __slots__ = (
+        "aliases",
         "definite",
         "global_names",
         "kind",
@@ -35,6 +39,7 @@ class Scope:
         "mutated",
         "nonlocal_names",
         "parent",
+        "returned",
         "stores",
     )
 
@@ -47,6 +52,8 @@ class Scope:
         self.mutated: set[str] = set()
         self.global_names: set[str] = set()
         self.nonlocal_names: set[str] = set()
+        self.aliases: dict[str, frozenset[str]] = {}  # name -> the names whose objects it may share
+        self.returned: set[str] = set()  # function: names whose objects its result may be, or hold
 
     @property
     def outer(self) -> Scope:
@@ -80,6 +87,12 @@ class NameTracker:
         self.current_definition: str | None = None  # top-level def/class being walked
         self.definition_reads: dict[str, set[str]] = {}
         self.definition_changes: dict[str, set[str]] = {}
+        self.change_notes: dict[str, str] = {}  # global name -> how a call or an alias changed it
+
+    def note_change(self, name: str, how: str) -> None:
+        """Say how a global the cell does not assign to was changed (for `nb2pipe explain`)."""
+        if name not in IPYTHON_NAMES:
+            self.change_notes.setdefault(name, how)
 
     def warn(self, message: str) -> None:
         self.warnings.append(message)
@@ -98,6 +111,7 @@ class NameTracker:
 
     def store(self, name: str, kind: str = VALUE, scope: Scope | None = None) -> None:
         scope = scope or self.scope
+        (self.module if name in scope.global_names else scope).aliases.pop(name, None)  # bound anew
         if scope.kind == MODULE or name in scope.global_names:
             self.module_bind(name, kind, definite=scope.kind == MODULE)
         elif scope.kind == CLASS:
@@ -105,7 +119,8 @@ class NameTracker:
         else:
             scope.stores.add(name)
 
-    def mutate(self, name: str) -> None:
+    def mutate(self, name: str, seen: frozenset[str] = frozenset()) -> None:
+        """`name`'s object changes, and so do the objects it is an alias of."""
         scope = self._past_classes(name, self.scope)
         if scope is None:
             return
@@ -114,6 +129,24 @@ class NameTracker:
         else:
             scope.mutated.add(name)
             scope.loads.add(name)
+        seen = seen | {name}
+        for root in sorted(self.aliases_of(name, scope) - seen):
+            if scope.kind == MODULE:
+                self.note_change(root, f"changed through {name}, which shares its object")
+            self.mutate(root, seen)
+
+    def aliases_of(self, name: str, scope: Scope) -> frozenset[str]:
+        """The names whose objects `name`, as seen from `scope`, may share."""
+        current: Scope | None = scope
+        while current is not None:
+            if name in current.aliases:
+                return current.aliases[name]
+            if name in current.stores or name in current.global_names:
+                break
+            current = current.parent
+        if current is not None and name in current.global_names:
+            return self.module.aliases.get(name, frozenset())
+        return frozenset()
 
     def _past_classes(self, name: str, scope: Scope) -> Scope | None:
         """The scope a use of `name` in `scope` reaches, past class bodies (they run at once,

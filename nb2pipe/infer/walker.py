@@ -17,6 +17,7 @@ import ast
 from collections.abc import Callable
 from typing import Any
 
+from nb2pipe.infer.calls import NO_CONTEXT, CallContext, CallEffects
 from nb2pipe.infer.files import UPDATE, WRITE, file_accesses, magic_file_argument, root_name
 from nb2pipe.infer.ipython import (
     CELL_MAGICS_WITHOUT_PYTHON,
@@ -30,7 +31,7 @@ from nb2pipe.infer.ipython import (
     string_arguments,
     syntax_warning,
 )
-from nb2pipe.infer.scopes import CLASS, COMPREHENSION, DEFINITION, FUNCTION, IMPORT, MODULE, NameTracker, Scope
+from nb2pipe.infer.scopes import CLASS, COMPREHENSION, DEFINITION, FUNCTION, IMPORT, MODULE, Scope
 
 CALLS_THAT_HIDE_VARIABLES = frozenset({"exec", "eval", "globals", "locals"})
 
@@ -45,11 +46,11 @@ _SETUP_STATEMENTS = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunct
                      ast.ClassDef, ast.Pass)
 
 
-class CellWalker(NameTracker, ast.NodeVisitor):
+class CellWalker(CallEffects, ast.NodeVisitor):
     """One pass over a parsed cell, collecting what cells.CellFacts holds."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, context: CallContext = NO_CONTEXT) -> None:
+        super().__init__(context)
         self.files: list[tuple[int, int, str, str]] = []  # (line, column, path, READ | WRITE | UPDATE)
         self.line_offset = 0
         self.magic_is_setup: bool | None = None
@@ -107,19 +108,30 @@ class CellWalker(NameTracker, ast.NodeVisitor):
     def visit_Expr(self, node: ast.Expr) -> None:
         self.visit(node.value)
         value = node.value.value if isinstance(node.value, ast.Await) else node.value
-        if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute):
-            self.mutate_root_of(value.func.value)  # result discarded: called for effect
+        if isinstance(value, ast.Call):
+            self.note_discarded_call(value)  # result discarded: called for effect
+
+    def visit_Return(self, node: ast.Return) -> None:
+        if node.value is not None:
+            self.visit(node.value)
+            self.note_return(node.value)
 
     def visit_Assign(self, node: ast.Assign) -> None:
         self.visit(node.value)
+        roots = self.alias_roots(node.value)
         for target in node.targets:
             self.visit(target)
+        self.bind_assignment_aliases(node.targets, node.value, roots)
 
     def visit_AugAssign(self, node: ast.AugAssign) -> None:
         self.visit(node.value)
         if isinstance(node.target, ast.Name):
-            self.load(node.target.id)
-            self.store(node.target.id)
+            name = node.target.id
+            self.load(name)
+            self.augmented_name(name)
+            shared = self.aliases_of(name, self.scope)
+            self.store(name)
+            self.bind_aliases(node.target, set(shared))  # still the same object
         else:
             self.visit(node.target)
 
@@ -129,6 +141,7 @@ class CellWalker(NameTracker, ast.NodeVisitor):
         if node.value is not None:
             self.visit(node.value)
             self.visit(node.target)
+            self.bind_aliases(node.target, self.alias_roots(node.value))
         elif isinstance(node.target, ast.Name) and self.scope.kind == FUNCTION:
             self.scope.stores.add(node.target.id)  # `x: int` makes x local
 
@@ -138,6 +151,8 @@ class CellWalker(NameTracker, ast.NodeVisitor):
         while scope.kind == COMPREHENSION:  # walrus binds outside comprehensions
             scope = scope.outer
         self.store(node.target.id, scope=scope)
+        if scope is self.scope:
+            self.bind_aliases(node.target, self.alias_roots(node.value))
 
     def visit_Global(self, node: ast.Global) -> None:
         if self.scope.kind != MODULE:
@@ -148,7 +163,9 @@ class CellWalker(NameTracker, ast.NodeVisitor):
 
     def visit_Import(self, node: ast.Import) -> None:
         for alias in node.names:
-            self.store(alias.asname or alias.name.partition(".")[0], IMPORT)
+            name = alias.asname or alias.name.partition(".")[0]
+            self.store(name, IMPORT)
+            self.note_import(name, alias.name if alias.asname else name)
 
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
         if node.module == "__future__":
@@ -159,6 +176,7 @@ class CellWalker(NameTracker, ast.NodeVisitor):
                 self.warn(f"star import from {module}; names it brings cannot be followed")
             else:
                 self.store(alias.asname or alias.name, IMPORT)
+                self.note_import(alias.asname or alias.name, "." * (node.level or 0) + f"{node.module or ''}.{alias.name}")
 
     # -- control flow: binds in branches are not definite -------------------------
 
@@ -191,6 +209,7 @@ class CellWalker(NameTracker, ast.NodeVisitor):
         self.visit(node.iter)
         before = self.snapshot()
         self.visit(node.target)
+        self.bind_aliases(node.target, self.alias_roots(node.iter))  # its elements
         self.visit_body(node.body)
         self.visit_body(node.orelse)
         self.restore(before)
@@ -262,6 +281,7 @@ class CellWalker(NameTracker, ast.NodeVisitor):
             if index:
                 self.visit(generator.iter)
             self.visit(generator.target)
+            self.bind_aliases(generator.target, self.alias_roots(generator.iter))  # its elements
             for condition in generator.ifs:
                 self.visit(condition)
         for result in results:
@@ -322,6 +342,7 @@ class CellWalker(NameTracker, ast.NodeVisitor):
         scope.stores.update(_parameter_names(node.args))
         self.visit_body(node.body)
         self.close_function_scope(scope)
+        self.note_function(node, outer, scope)
         if type_scope is not None:
             self.close_function_scope(type_scope)
         self.end_definition(began)
@@ -360,6 +381,7 @@ class CellWalker(NameTracker, ast.NodeVisitor):
             line = self.line_offset + getattr(path_node, "lineno", 0)
             self.files.append((line, getattr(path_node, "col_offset", 0), path, access))
         self.generic_visit(node)
+        self.note_call_effects(node)
         method = ipython_method(node)
         if method is not None:
             self.follow_ipython_call(node, method)
