@@ -8,7 +8,8 @@ fail the way a busy machine makes them fail:
 - `port`:  another socket holds the kernel's shell port (the port race of two runs starting
            kernels at once, provoked on purpose), so ipykernel dies with `ZMQError: Address
            already in use`;
-- `sleep`: the process never answers at all.
+- `sleep`: the process never answers at all;
+- `late`:  with FAILS = -(N + 1), the first N starts work and every later one never answers.
 
 Every start is appended (pid per line) to a `starts` file, so a test can count the kernels the
 pool started and check that none of them is left running.
@@ -58,6 +59,8 @@ if fails < 0 or number < fails:
         time.sleep(delay)
     if mode == "sleep":
         time.sleep(600)
+if mode == "late" and number >= -fails - 1:
+    time.sleep(600)  # the first -FAILS - 1 starts answer, the later ones never do
 os.execv(sys.executable, [sys.executable, "-m", "ipykernel_launcher", *kernel_args])
 '''
 

@@ -232,3 +232,22 @@ def test_a_comparison_of_nothing_is_not_equal():
 
     report = VerifyReport("nb.ipynb", Comparison(), 2)
     assert (report.equal, report.exit_code) == (False, 1)
+
+
+def test_a_kernel_that_does_not_start_for_the_pipeline_is_an_error_not_a_difference(tmp_path, monkeypatch, cli):
+    """Nothing ran, so nothing can be said about the pipeline: exit 2 and one line, not "differs"."""
+    from test_kernels import install_kernel, starts
+
+    from helpers import wait_until_gone
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    monkeypatch.setenv("NB2PIPE_KERNEL_START_TIMEOUT", "2")
+    state = install_kernel(tmp_path / "jupyter", "late", "late", fails=-2)  # the plain run's kernel starts; later ones do not
+    write_nb(tmp_path / "nb.ipynb", md("## One"), code("print(1)"))
+    exit_code, out, err = cli("verify", "nb.ipynb", "--kernel", "late")
+    assert exit_code == 2, out + err
+    assert "Traceback" not in err and "differs" not in out + err, out + err
+    (line,) = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert line.startswith("error: cannot verify: stage 'one': could not start kernel 'late': it did not answer within 2 s"), line
+    wait_until_gone(starts(state), "the kernels started for verify end")

@@ -23,7 +23,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,7 @@ from nb2pipe.api.compare import (
     snapshot,
     written_files,
 )
-from nb2pipe.errors import NotebookError, SpecError, StageError
+from nb2pipe.errors import KernelStartError, NotebookError, SpecError, StageError
 
 PLAIN_RUNS = 2  # always; when the pipeline differs somewhere, up to MAX_PLAIN_RUNS, to be sure
 MAX_PLAIN_RUNS = 4
@@ -188,10 +188,18 @@ def _run_pipeline(root: Path, notebook: Path, params: dict[str, Any], jobs: int 
     pipeline_folder = folder_of(target)
     written = written_files(folder, before, _left_out(notebook))
     if not report.ok:
+        _refuse_kernel_failure(report.errors.values())
         failures = [_failure(error) for error in report.errors.values()]
         return PipelineRun({}, written, failures or [Difference("run", f"the pipeline did not finish: {report.summary}")], finished=False)
     outputs, problems = pipeline_outputs(pipeline_folder / "runs" / report.run_id, load_pipeline(pipeline_folder).names)
     return PipelineRun(outputs, written, problems)
+
+
+def _refuse_kernel_failure(errors: Iterable[StageError]) -> None:
+    """A kernel that never started ran nothing: verify cannot tell, which is not a difference."""
+    for error in errors:
+        if error.ename == KernelStartError.__name__:
+            raise KernelStartError(f"cannot verify: stage '{error.stage}': {error.evalue}")
 
 
 def _failure(error: StageError) -> Difference:
