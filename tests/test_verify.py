@@ -236,9 +236,8 @@ def test_a_comparison_of_nothing_is_not_equal():
 
 def test_a_kernel_that_does_not_start_for_the_pipeline_is_an_error_not_a_difference(tmp_path, monkeypatch, cli):
     """Nothing ran, so nothing can be said about the pipeline: exit 2 and one line, not "differs"."""
-    from test_kernels import install_kernel, starts
-
     from helpers import wait_until_gone
+    from test_kernels import install_kernel, starts
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
