@@ -90,11 +90,12 @@ def render_pipeline(
     stage_facts = {s.name: [analyze_cell(c.source) for c in s.code_cells] for s in plan.stages}
     flow = infer_stage_flow(plan, stage_facts, exclude=set(defaults) | setup_binds)
     files, warnings = infer_files(plan, stage_facts, out_checker(layout))
+    warnings = [*plan.warnings, *warnings]
 
     stages, rendered = [], {}
     for stage in plan.stages:
         facts = stage_facts[stage.name]
-        reads = stage_reads(facts) | setup_reads
+        reads = stage_reads(facts) | setup_reads | {n for c in stage.replayed for n in analyze_cell(c.source).reads}
         used_params = [name for name in defaults if name in reads]
         metrics_file = _join(layout.pipeline_from_wdir, m.METRICS_DIR, f"{stage.name}.json")
         loads, saves, definitions = flow[stage.name]
@@ -265,6 +266,7 @@ def _script_cells(
     head: list[tuple[int, _ScriptCell]] = [
         (c.number, _ScriptCell("code", c.source, _title(name, c, "setup"), origin=c.label)) for c in plan.setup
     ]
+    head += [(c.number, _ScriptCell("code", c.source, _title(name, c, "configuration"), origin=c.label)) for c in stage.replayed]
     if used_params:
         assignments = "\n".join(f"{name} = {_literal(defaults[name])}" for name in used_params)
         at = plan.parameters.number if plan.parameters else 0

@@ -357,8 +357,10 @@ function asInput(cell: ICellInput | string[]): ICellInput {
  * 2. if any remaining cell has a stage tag, a code cell with `stage:NAME` starts (or re-enters)
  *    stage NAME and the cells after it belong to it until the next stage tag;
  *    code cells above the first stage tag belong to none (setup or an error on export);
- * 3. else the notebook is split at level-2 markdown headings, stage names slugified from
- *    the heading text (cells above the first heading: none here, decided on export).
+ * 3. else the notebook is split at every markdown heading of level 1 or 2 (the last such
+ *    heading of a cell names its stage), stage names slugified from the heading text; the code
+ *    of the first section that has code gets none here: its leading setup code (imports,
+ *    definitions, configuration, installs) is found on export by parsing Python.
  */
 export function describeCells(cells: (ICellInput | string[])[]): ICellStage[] {
   const inputs = cells.map(asInput);
@@ -388,6 +390,8 @@ export function describeCells(cells: (ICellInput | string[])[]): ICellStage[] {
   const byTags = inputs.some((_, i) => outside(i) === null && !!roles[i].stage);
   const taken = new Set<string>();
   let current: string | null = null;
+  let section = 0;
+  let firstCodeSection: number | null = null;
   inputs.forEach((cell, i) => {
     const role = outside(i);
     if (role !== null) {
@@ -401,13 +405,19 @@ export function describeCells(cells: (ICellInput | string[])[]): ICellStage[] {
         starts = true;
       }
     } else if (kinds[i] === 'markdown') {
-      const split = headings(cell.source ?? '').find(h => h.level === 2);
-      if (split) {
-        current = unique(slugify(split.text), taken);
+      const split = headings(cell.source ?? '').filter(
+        h => h.level <= SPLIT_LEVEL
+      );
+      if (split.length) {
+        current = unique(slugify(split[split.length - 1].text), taken);
+        section += 1;
         starts = true;
       }
+    } else if (kinds[i] === 'code' && firstCodeSection === null) {
+      firstCodeSection = section;
     }
-    const stage = kinds[i] === 'code' ? current : null;
+    const decidedOnExport = !byTags && section === firstCodeSection;
+    const stage = kinds[i] === 'code' && !decidedOnExport ? current : null;
     result.push({
       stage,
       role: stage ? 'stage' : 'none',
@@ -436,6 +446,9 @@ export function declaredStages(cells: (ICellInput | string[])[]): string[] {
   }
   return names;
 }
+
+/** The heading level an untagged notebook is split at by default (notebook.DEFAULT_SPLIT_LEVEL). */
+export const SPLIT_LEVEL = 2;
 
 const HEADING_RE = /^(#{1,6})\s+(.+?)\s*#*\s*$/;
 /** Where Python's str.splitlines() breaks lines, as the exporter reads markdown. */

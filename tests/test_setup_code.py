@@ -1,0 +1,101 @@
+"""Code above the first stage (issue 12, items 8 and 9): configuration and display state run at the
+top of every stage, installs never per stage; configuration inside a stage is replayed in later ones."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import code, md, notebook, write_nb
+from nb2pipe.export import export_notebook
+from nb2pipe.notebook import plan_notebook
+
+
+def plan(*cells, name="nb", split_level=2):
+    return plan_notebook(notebook(*cells), name, split_level)
+
+
+def stage_cells(p):
+    return {s.name: [c.number for c in s.code_cells] for s in p.stages}
+
+
+CONFIGURATION = [
+    "import matplotlib.pyplot as plt\nplt.rc('font', size=14)\nplt.rc('axes', labelsize=14)",
+    "import matplotlib as mpl\nmpl.rcParams['figure.dpi'] = 50",
+    "import matplotlib.pyplot as plt\nplt.style.use('ggplot')",
+    "import pandas as pd\npd.set_option('display.max_rows', 5)\npd.options.display.precision = 2",
+    "import numpy as np\nnp.set_printoptions(precision=3)\nnp.seterr(all='ignore')",
+    "import warnings\nwarnings.filterwarnings('ignore')\nwarnings.simplefilter('ignore', FutureWarning)",
+    "import seaborn as sns\nsns.set_theme(style='whitegrid')",
+    "%matplotlib inline\n%config InlineBackend.figure_format = 'retina'",
+    "import sys\nassert sys.version_info >= (3, 7)",
+    "from matplotlib import pyplot as pl\npl.rcParams.update({'figure.figsize': (4, 3)})",
+]
+
+
+@pytest.mark.parametrize("source", CONFIGURATION, ids=range(len(CONFIGURATION)))
+def test_configuration_before_the_first_heading_is_setup_not_a_stage(source):
+    p = plan(md("# Study"), code(source), md("## Load"), code("a = 1"), md("## Use"), code("b = a"))
+    assert [c.number for c in p.setup] == [2]
+    assert list(stage_cells(p)) == ["load", "use"]
+
+
+@pytest.mark.parametrize("source", CONFIGURATION, ids=range(len(CONFIGURATION)))
+def test_configuration_above_the_first_stage_tag_is_setup_not_an_error(source):
+    p = plan(code(source), code("a = 1", "stage:load"), code("b = a", "stage:use"))
+    assert [c.number for c in p.setup] == [1]
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["!pip install -r requirements.txt", "%pip install numpy", "!conda install -y numpy",
+     "pip install -r requirements.txt --quiet", "!python -m pip install -q pandas"],
+)
+def test_install_cells_above_the_first_stage_run_in_no_stage_and_are_warned_about(source):
+    for p in (plan(code(source), code("a = 1", "stage:load"), code("b = a", "stage:use")),
+              plan(md("# Study"), code(source), md("## Load"), code("a = 1"), md("## Use"), code("b = a"))):
+        everywhere = [c.source for c in p.setup] + [c.source for s in p.stages for c in s.cells]
+        assert not any("install" in text for text in everywhere)
+        assert len(p.warnings) == 1 and "installs packages" in p.warnings[0] and source.strip() in p.warnings[0]
+
+
+def test_an_install_line_in_a_setup_cell_is_left_out_and_the_imports_stay():
+    p = plan(code("%pip install numpy\nimport numpy as np"), code("a = np.ones(2)", "stage:load"))
+    (setup,) = p.setup
+    assert "import numpy as np" in setup.source
+    assert not any(line.lstrip().startswith("%pip") for line in setup.source.splitlines())
+
+
+def test_configuration_inside_a_stage_is_replayed_in_later_stages_only():
+    p = plan(
+        md("## Load"), code("import pandas as pd\npd.set_option('display.max_rows', 5)\nframe = pd.DataFrame({'a': [1]})"),
+        md("## Plot"), code("import matplotlib.pyplot as plt\nplt.rc('font', size=14)"), code("frame.plot()"),
+        md("## Report"), code("print(frame)"),
+    )
+    replayed = {s.name: [c.source for c in s.replayed] for s in p.stages}
+    assert replayed["load"] == []
+    assert replayed["plot"] == ["import pandas as pd\npd.set_option('display.max_rows', 5)"]
+    assert replayed["report"] == [
+        "import pandas as pd\npd.set_option('display.max_rows', 5)",
+        "import matplotlib.pyplot as plt\nplt.rc('font', size=14)",
+    ]
+
+
+def test_configuration_that_reads_a_variable_is_not_replayed_but_warned_about():
+    p = plan(md("## Load"), code("import pandas as pd\nrows = 5\npd.set_option('display.max_rows', rows)"),
+             md("## Use"), code("print(rows)"))
+    assert all(not s.replayed for s in p.stages)
+    assert any("'rows'" in w and "stage 'load'" in w and "cell 2" in w for w in p.warnings)
+
+
+def test_a_parameter_read_by_replayed_configuration_is_a_parameter_of_the_later_stage(tmp_path):
+    nb = write_nb(
+        tmp_path / "nb.ipynb",
+        code("rows = 5", "parameters"),
+        md("## Load"), code("import pandas as pd\npd.set_option('display.max_rows', rows)\nframe = pd.DataFrame({'a': [1]})"),
+        md("## Use"), code("print(frame)"),
+    )
+    result = export_notebook(nb)
+    use = result.pipeline.stage("use")
+    assert use.params == ("rows",)
+    script = (result.folder / use.script).read_text()
+    assert script.index("pd.set_option('display.max_rows', rows)") < script.index("print(frame)")
