@@ -21,7 +21,7 @@ from __future__ import annotations
 import ast
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -32,7 +32,8 @@ from nb2pipe.hashing import hash_bytes
 from nb2pipe.headings import headings as headings  # re-exported: tests and export read them here
 from nb2pipe.headings import leading_setup, sections
 from nb2pipe.headings import slugify as slugify
-from nb2pipe.setup_code import replay_configuration, setup_facts, take_out_installs
+from nb2pipe.kale import apply_kale_rules, is_kale_parameters
+from nb2pipe.setup_code import is_setup_code, replay_configuration, take_out_installs
 from nb2pipe.split_stages import refuse_split_stages_that_cannot_run
 
 DEFAULT_SPLIT_LEVEL = 2
@@ -384,6 +385,7 @@ def plan_notebook(
     cells, structured = _cells(nb)
     check_out = check_out or (lambda path: out_problem(path, None))
     roles = [_roles(cell, meta, check_out) for cell, meta in zip(cells, structured, strict=True)]
+    apply_kale_rules(cells, roles)
     if not any(c.kind == "code" and c.source.strip() for c in cells):
         raise NotebookError(f"notebook '{name}' has no code cells; there is nothing to run")
 
@@ -395,12 +397,7 @@ def plan_notebook(
         if role.skip or cell.kind == "raw":
             continue
         if role.parameters and cell.kind == "code":
-            if parameters is not None:
-                raise SpecError(
-                    f"two parameters cells: cell {parameters.number} and cell {cell.number}; "
-                    "merge them into one (papermill injects after the first)"
-                )
-            parameters = cell
+            parameters = _more_parameters(parameters, cell)
         elif role.injected and cell.kind == "code":
             injected = cell
         elif role.setup and cell.kind == "code":
@@ -432,6 +429,19 @@ def plan_notebook(
         stages=tuple(stages),
         source_hash=source_hash(cells, structured),
         warnings=tuple(install_warnings + replay_warnings),
+    )
+
+
+def _more_parameters(parameters: m.Cell | None, cell: m.Cell) -> m.Cell:
+    """The parameters cell with `cell` added: Kale merges its `pipeline-parameters` blocks into one;
+    papermill's `parameters` is one cell."""
+    if parameters is None:
+        return cell
+    if is_kale_parameters(parameters):
+        return replace(parameters, source=parameters.source.rstrip("\n") + "\n" + cell.source)
+    raise SpecError(
+        f"two parameters cells: cell {parameters.number} and cell {cell.number}; "
+        "merge them into one (papermill injects after the first)"
     )
 
 
@@ -508,7 +518,7 @@ def _is_setup_like(cell: m.Cell, role: _Roles) -> bool:
         return True
     if role.deps or role.outs or role.metrics or role.after:
         return False
-    return _only_imports_and_definitions(cell.source) or setup_facts(cell.source).is_setup
+    return is_setup_code(cell.source, _only_imports_and_definitions(cell.source))
 
 
 def _only_imports_and_definitions(source: str) -> bool:

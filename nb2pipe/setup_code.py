@@ -9,8 +9,8 @@ environment all stages share and must not run per stage at all.
 1. Parse the cell (IPython syntax rewritten by infer.ipython); a line IPython runs through
    automagic (`pip install x`) is recognised by its text.
 2. Sort each top-level statement: import, definition, configuration (the calls and assignments
-   listed below, resolved through the cell's import aliases and the usual ones), install, another
-   magic or shell line, an `assert` about imported modules, or other code.
+   listed below, resolved through the cell's import aliases and the usual ones), install, a line
+   magic, an `assert` about imported modules, or other code (shell commands and cell magics too).
 3. A cell is setup when it holds no other code. `replay_source` is what a later stage needs to
    see the cell's configuration: the cell's imports and its configuration statements, when these
    read nothing but imported modules and builtins.
@@ -92,6 +92,16 @@ _MAY_PREPARE = re.compile(
 _NOTHING = SetupFacts((OTHER,), (), (), None, frozenset())
 
 
+def is_setup_code(source: str, only_imports_and_definitions: bool) -> bool:
+    """Whether a cell may run at the top of every stage: it only imports, defines, configures,
+    installs (taken out later), runs line magics or checks imported modules. Shell commands and
+    cell magics do work. `only_imports_and_definitions` is infer.analyze_cell's verdict, enough
+    for a cell with none of the words and escapes above."""
+    if not (_MAY_PREPARE.search(source) or "!" in source or "%" in source):
+        return only_imports_and_definitions
+    return _setup_facts(source).is_setup
+
+
 def setup_facts(source: str) -> SetupFacts:
     """The SetupFacts of a cell's source; never raises. A cell that only imports and defines is
     not setup here unless it also configures, installs or checks (infer.analyze_cell says it is)."""
@@ -168,8 +178,8 @@ def _call_kind(call: ast.Call, aliases: dict[str, str]) -> str:
     if method is None:
         return CONFIG if _dotted(call.func, aliases) in CONFIG_CALLS else OTHER
     arguments = string_arguments(call) or []
-    if method == "system":
-        return INSTALL if arguments and _INSTALL_COMMAND.match(arguments[0]) else MAGIC
+    if method in ("system", "getoutput"):  # a shell command does work: it is not setup, unless it installs
+        return INSTALL if arguments and _INSTALL_COMMAND.match(arguments[0]) else OTHER
     if method == "run_line_magic" and len(arguments) >= 2:
         name, line = arguments[0], arguments[1]
         if name in INSTALL_MAGICS and line.split()[:1] == ["install"]:
@@ -177,9 +187,7 @@ def _call_kind(call: ast.Call, aliases: dict[str, str]) -> str:
         if name in CONFIG_MAGICS:
             return CONFIG
         return MAGIC if name not in _MAGICS_RUNNING_CODE else OTHER
-    if method == "run_cell_magic" and arguments:
-        return MAGIC if arguments[0] not in _MAGICS_RUNNING_CODE else OTHER
-    return MAGIC
+    return OTHER  # a cell magic (`%%bash`, `%%capture`...) runs code or commands
 
 
 _MAGICS_RUNNING_CODE = frozenset({"time", "timeit", "capture", "prun", "debug", "run", "load"})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import code, md, notebook, write_nb
+from nb2pipe.errors import SpecError
 from nb2pipe.export import export_notebook
 from nb2pipe.notebook import plan_notebook
 
@@ -99,3 +100,17 @@ def test_a_parameter_read_by_replayed_configuration_is_a_parameter_of_the_later_
     assert use.params == ("rows",)
     script = (result.folder / use.script).read_text()
     assert script.index("pd.set_option('display.max_rows', rows)") < script.index("print(frame)")
+
+
+@pytest.mark.parametrize("source", ["!papermill in.ipynb out.ipynb -p msg hi", "!wget -q https://example.org/data.zip", "%%bash\nmkdir -p data"])
+def test_shell_commands_and_cell_magics_do_work_they_are_not_setup(source):
+    p = plan(md("## Fetch"), code(source), md("## Use"), code("b = 1"))
+    assert p.setup == ()
+    assert stage_cells(p) == {"fetch": [2], "use": [4]}
+    with pytest.raises(SpecError, match="above the first stage and does more than import or define"):
+        plan(code(source), code("a = 1", "stage:load"))
+
+
+@pytest.mark.parametrize("source", ["%load_ext autoreload\n%autoreload 2", "import os\n%env MY_FLAG=1"])
+def test_line_magics_above_the_first_stage_stay_setup(source):
+    assert [c.number for c in plan(code(source), code("a = 1", "stage:load")).setup] == [1]
