@@ -102,7 +102,9 @@ def test_a_parameter_read_by_replayed_configuration_is_a_parameter_of_the_later_
     assert script.index("pd.set_option('display.max_rows', rows)") < script.index("print(frame)")
 
 
-@pytest.mark.parametrize("source", ["!papermill in.ipynb out.ipynb -p msg hi", "!wget -q https://example.org/data.zip", "%%bash\nmkdir -p data"])
+@pytest.mark.parametrize(
+    "source", ["!papermill in.ipynb out.ipynb -p msg hi", "!wget -q https://example.org/data.zip", "%%bash\nmkdir -p data"]
+)
 def test_shell_commands_and_cell_magics_do_work_they_are_not_setup(source):
     p = plan(md("## Fetch"), code(source), md("## Use"), code("b = 1"))
     assert p.setup == ()
