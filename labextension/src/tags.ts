@@ -353,7 +353,8 @@ function asInput(cell: ICellInput | string[]): ICellInput {
 /**
  * Where each cell lands, as the exporter cuts the notebook (nb2pipe/notebook.py):
  * 1. raw and `skip` cells are left out; `parameters` (and papermill's `injected-parameters`) and
- *    `setup` code cells are not in a stage;
+ *    `setup` code cells are not in a stage, nor are the untagged code cells of a Kale block
+ *    (after `imports`, `functions` or `pipeline-parameters`, see `kaleBlocks`);
  * 2. if any remaining cell has a stage tag, a code cell with `stage:NAME` starts (or re-enters)
  *    stage NAME and the cells after it belong to it until the next stage tag;
  *    code cells above the first stage tag belong to none (setup or an error on export);
@@ -368,6 +369,7 @@ export function describeCells(cells: (ICellInput | string[])[]): ICellStage[] {
     readRoles({ tags: c.tags, nb2pipe: c.nb2pipe })
   );
   const kinds = inputs.map(c => c.cellType ?? 'code');
+  const continued = kaleBlocks(inputs, roles, kinds);
   const result: ICellStage[] = [];
   const outside = (i: number): CellRole | null => {
     if (kinds[i] === 'raw') {
@@ -375,6 +377,9 @@ export function describeCells(cells: (ICellInput | string[])[]): ICellStage[] {
     }
     if (roles[i].skip) {
       return 'skip';
+    }
+    if (continued[i]) {
+      return continued[i];
     }
     const injected = tagsOf({ tags: inputs[i].tags }).includes(
       INJECTED_PARAMETERS_TAG
@@ -426,6 +431,44 @@ export function describeCells(cells: (ICellInput | string[])[]): ICellStage[] {
     });
   });
   return result;
+}
+
+/** Kale's tags that start a block untagged code cells below join (nb2pipe/kale.py). */
+const KALE_BLOCKS: { [tag: string]: CellRole } = {
+  imports: 'setup',
+  functions: 'setup',
+  'pipeline-parameters': 'parameters'
+};
+
+/**
+ * For each cell, the Kale block it joins (null: none): an untagged code cell, or one with an
+ * empty `block:`, after a cell tagged `imports`, `functions` (setup) or `pipeline-parameters`
+ * belongs to that block, as in Kale; `skip` and non-code cells neither join nor end a block.
+ */
+function kaleBlocks(
+  inputs: ICellInput[],
+  roles: ICellRoles[],
+  kinds: string[]
+): (CellRole | null)[] {
+  let block: CellRole | null = null;
+  return inputs.map((cell, i) => {
+    if (kinds[i] !== 'code' || roles[i].skip) {
+      return null;
+    }
+    const tags = tagsOf({ tags: cell.tags });
+    const injected = tags.includes(INJECTED_PARAMETERS_TAG);
+    if (roles[i].setup || roles[i].parameters || injected) {
+      block =
+        tags.map(t => KALE_BLOCKS[t]).find(r => !!r && roles[i][r as Flag]) ??
+        null;
+      return null;
+    }
+    if (roles[i].stage) {
+      block = null;
+      return null;
+    }
+    return block;
+  });
 }
 
 /** The stage of each cell (null: none), as `describeCells` finds it. */
