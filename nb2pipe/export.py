@@ -68,6 +68,7 @@ class Rendered:
     pipeline: m.Pipeline
     files: dict[str, str]
     warnings: list[str] = field(default_factory=list)
+    plan: m.NotebookPlan | None = None  # what the notebook was cut into (explain shows its setup)
 
 
 # --- 1. rendering ----------------------------------------------------------------------------
@@ -141,7 +142,7 @@ def render_pipeline(
     rendered[m.PIPELINE_FILE] = stamp(_SPEC_HEADER + dump_yaml(pipeline_to_dict(pipeline)), CHECKSUM_AT)
     rendered[m.PARAMS_FILE] = render_params(defaults, current_params)
     rendered[GITIGNORE] = GITIGNORE_TEXT
-    return Rendered(pipeline, dict(sorted(rendered.items())), warnings)
+    return Rendered(pipeline, dict(sorted(rendered.items())), warnings, plan)
 
 
 def _join(*parts: str) -> str:

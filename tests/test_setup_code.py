@@ -3,6 +3,8 @@ top of every stage, installs never per stage; configuration inside a stage is re
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from conftest import code, md, notebook, write_nb
@@ -116,3 +118,25 @@ def test_shell_commands_and_cell_magics_do_work_they_are_not_setup(source):
 @pytest.mark.parametrize("source", ["%load_ext autoreload\n%autoreload 2", "import os\n%env MY_FLAG=1"])
 def test_line_magics_above_the_first_stage_stay_setup(source):
     assert [c.number for c in plan(code(source), code("a = 1", "stage:load")).setup] == [1]
+
+
+def test_explain_says_what_runs_at_the_top_of_every_stage_and_what_is_left_out(tmp_path, cli):
+    nb = write_nb(
+        tmp_path / "study.ipynb",
+        md("# Study"),
+        code("!pip install -r requirements.txt"),
+        code("import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\nplt.rc('font', size=14)"),
+        md("## Load"), code("import pandas as pd\npd.set_option('display.max_rows', 5)\nframe = pd.DataFrame({'a': [1, 2]})"),
+        md("## Report"), code("print(frame)"),
+    )
+    exit_code, out, err = cli("explain", nb)
+    assert exit_code == 0, err
+    assert "setup   cell 3 runs at the top of every stage" in out
+    assert "cell 3 configures: matplotlib.use('Agg'); plt.rc('font', size=14)" in out
+    assert "warning cell 2 ('!pip install -r requirements.txt') installs packages" in out
+    report = out[out.index("stage report"):]
+    assert "setup   cell 5's configuration, as the notebook's kernel had it: pd.set_option('display.max_rows', 5)" in report
+    exit_code, out, err = cli("explain", nb, "--json")
+    info = json.loads(out)
+    assert info["setup"] == [{"cell": 3, "configures": ["matplotlib.use('Agg')", "plt.rc('font', size=14)"]}]
+    assert [s["replayed"] for s in info["stages"]] == [[], [{"cell": 5, "configures": ["pd.set_option('display.max_rows', 5)"]}]]
