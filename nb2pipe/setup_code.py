@@ -126,7 +126,7 @@ def _setup_facts(source: str) -> SetupFacts:
             config.append(node)
         elif kind == INSTALL:
             installs.append(_as_written(node, text, source))
-    replay = _lines_of([*imports, *config], text, source) if config else None
+    replay = _lines_of([*imports, *config], text, source) + _SHOW_NOTHING if config else None
     return SetupFacts(
         kinds=tuple(kinds),
         installs=tuple(installs),
@@ -134,6 +134,11 @@ def _setup_facts(source: str) -> SetupFacts:
         replay_source=replay,
         replay_needs=frozenset(_free_names(config) - set(_import_aliases(imports)) - {"get_ipython"}),
     )
+
+
+# Ends replayed configuration: `np.seterr(...)` as a cell's last line would show its result, and
+# the cells nb2pipe adds print nothing.
+_SHOW_NOTHING = "\npass"
 
 
 def _as_magic_call(match: re.Match[str]) -> str:
@@ -275,10 +280,17 @@ def replay_configuration(
     replayable: list[m.Cell] = []
     warnings: list[str] = []
     owner = {cell.number: stage.name for stage in stages for cell in stage.code_cells}
+    imported: dict[str, str] = {}  # module alias -> the import statement above that binds it
     for cell in sorted((c for s in stages for c in s.code_cells), key=lambda c: c.number):
         facts = setup_facts(cell.source)
         if facts.replay_source is None:
+            imported.update(_imports_of(cell.source))
             continue
+        imports = [imported[name] for name in sorted(facts.replay_needs - available) if name in imported]
+        if imports:
+            facts = dataclasses.replace(facts, replay_source="\n".join([*dict.fromkeys(imports), facts.replay_source]),
+                                        replay_needs=facts.replay_needs - set(imported))
+        imported.update(_imports_of(cell.source))
         if missing := sorted(facts.replay_needs - available):
             warnings.append(
                 f"stage '{owner[cell.number]}', {cell.label}: its configuration ({'; '.join(facts.configures)}) reads "
@@ -295,3 +307,11 @@ def replay_configuration(
         earlier = tuple(c for c in replayable if c.number < first and owner[c.number] != stage.name)
         replayed.append(dataclasses.replace(stage, replayed=earlier) if earlier else stage)
     return replayed, warnings
+
+
+def _imports_of(source: str) -> dict[str, str]:
+    """Name -> the text of the top-level import statement of the cell that binds it."""
+    from nb2pipe.infer import analyze_cell
+
+    facts = analyze_cell(source)
+    return {name: text for name, text in facts.definition_sources if name in facts.imports}

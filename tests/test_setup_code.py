@@ -76,10 +76,10 @@ def test_configuration_inside_a_stage_is_replayed_in_later_stages_only():
     )
     replayed = {s.name: [c.source for c in s.replayed] for s in p.stages}
     assert replayed["load"] == []
-    assert replayed["plot"] == ["import pandas as pd\npd.set_option('display.max_rows', 5)"]
+    assert replayed["plot"] == ["import pandas as pd\npd.set_option('display.max_rows', 5)\npass"]
     assert replayed["report"] == [
-        "import pandas as pd\npd.set_option('display.max_rows', 5)",
-        "import matplotlib.pyplot as plt\nplt.rc('font', size=14)",
+        "import pandas as pd\npd.set_option('display.max_rows', 5)\npass",
+        "import matplotlib.pyplot as plt\nplt.rc('font', size=14)\npass",
     ]
 
 
@@ -140,3 +140,20 @@ def test_explain_says_what_runs_at_the_top_of_every_stage_and_what_is_left_out(t
     info = json.loads(out)
     assert info["setup"] == [{"cell": 3, "configures": ["matplotlib.use('Agg')", "plt.rc('font', size=14)"]}]
     assert [s["replayed"] for s in info["stages"]] == [[], [{"cell": 5, "configures": ["pd.set_option('display.max_rows', 5)"]}]]
+
+
+def test_replayed_configuration_runs_in_the_later_stage_and_shows_nothing_there(tmp_path, cli):
+    nb = write_nb(
+        tmp_path / "nb.ipynb",
+        md("## Compute"), code("import numpy as np\nvalues = np.linspace(0, 1, 4)"),
+        code("np.set_printoptions(precision=2)\nnp.seterr(all='ignore')"),  # np comes from the cell above
+        md("## Show"), code("print(values, np.array([1.0]) / 0)"),
+    )
+    exit_code, out, err = cli("run", nb)
+    assert exit_code == 0, err
+    (executed,) = (tmp_path / "pipelines" / "nb" / "runs").glob("*/show.ipynb")
+    cells = json.loads(executed.read_text())["cells"]
+    configuration = [c for c in cells if c["metadata"].get("title", "").endswith("(configuration)")]
+    assert len(configuration) == 1 and configuration[0]["outputs"] == []
+    (shown,) = [c for c in cells if c["metadata"].get("title") == "nb.ipynb cell 5"]
+    assert "".join(shown["outputs"][0]["text"]) == "[0.   0.33 0.67 1.  ] [inf]\n"
