@@ -283,22 +283,22 @@ def replay_configuration(
     imported: dict[str, str] = {}  # module alias -> the import statement above that binds it
     for cell in sorted((c for s in stages for c in s.code_cells), key=lambda c: c.number):
         facts = setup_facts(cell.source)
-        if facts.replay_source is None:
+        source = facts.replay_source
+        if source is None:
             imported.update(_imports_of(cell.source))
             continue
         imports = [imported[name] for name in sorted(facts.replay_needs - available) if name in imported]
-        if imports:
-            facts = dataclasses.replace(facts, replay_source="\n".join([*dict.fromkeys(imports), facts.replay_source]),
-                                        replay_needs=facts.replay_needs - set(imported))
+        source = "\n".join([*dict.fromkeys(imports), source])
+        missing = sorted(facts.replay_needs - available - set(imported))
         imported.update(_imports_of(cell.source))
-        if missing := sorted(facts.replay_needs - available):
+        if missing:
             warnings.append(
                 f"stage '{owner[cell.number]}', {cell.label}: its configuration ({'; '.join(facts.configures)}) reads "
                 f"{', '.join(repr(n) for n in missing)}, which later stages do not have, so they run without it; "
                 "move it to a cell of its own above the first stage (setup), where it runs at the top of every stage"
             )
             continue
-        replayable.append(dataclasses.replace(cell, source=facts.replay_source, tags=()))
+        replayable.append(dataclasses.replace(cell, source=source, tags=()))
     if not replayable:
         return stages, warnings
     replayed = []

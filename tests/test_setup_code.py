@@ -149,7 +149,7 @@ def test_replayed_configuration_runs_in_the_later_stage_and_shows_nothing_there(
         code("np.set_printoptions(precision=2)\nnp.seterr(all='ignore')"),  # np comes from the cell above
         md("## Show"), code("print(values, np.array([1.0]) / 0)"),
     )
-    exit_code, out, err = cli("run", nb)
+    exit_code, _, err = cli("run", nb)
     assert exit_code == 0, err
     (executed,) = (tmp_path / "pipelines" / "nb" / "runs").glob("*/show.ipynb")
     cells = json.loads(executed.read_text())["cells"]
