@@ -125,7 +125,7 @@ def _setup_facts(source: str) -> SetupFacts:
         elif kind == CONFIG:
             config.append(node)
         elif kind == INSTALL:
-            installs.append(_as_written(node, text, source))
+            installs.append(source.strip() if _is_cell_magic(node) else _as_written(node, text, source))
     replay = _lines_of([*imports, *config], text, source) + _SHOW_NOTHING if config else None
     return SetupFacts(
         kinds=tuple(kinds),
@@ -192,7 +192,22 @@ def _call_kind(call: ast.Call, aliases: dict[str, str]) -> str:
         if name in CONFIG_MAGICS:
             return CONFIG
         return MAGIC if name not in _MAGICS_RUNNING_CODE else OTHER
-    return OTHER  # a cell magic (`%%bash`, `%%capture`...) runs code or commands
+    if method == "run_cell_magic" and arguments[:1] == ["capture"] and len(arguments) == 3:
+        return _captured_kind(arguments[2])  # `%%capture` hides what its body prints
+    return OTHER  # another cell magic (`%%bash`, `%%time`...) runs code or commands
+
+
+def _is_cell_magic(node: ast.stmt) -> bool:
+    from nb2pipe.infer.ipython import ipython_method
+
+    return isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) and ipython_method(node.value) == "run_cell_magic"
+
+
+def _captured_kind(body: str) -> str:
+    facts = _setup_facts(body)
+    if facts.only_installs:
+        return INSTALL
+    return MAGIC if facts.is_setup else OTHER
 
 
 _MAGICS_RUNNING_CODE = frozenset({"time", "timeit", "capture", "prun", "debug", "run", "load"})
@@ -254,11 +269,11 @@ def take_out_installs(setup: list[m.Cell]) -> tuple[list[m.Cell], list[str]]:
             kept.append(cell)
             continue
         warnings.append(
-            f"{cell.label} installs packages ({'; '.join(installs)}); a pipeline does not install per stage: "
+            f"{cell.label} installs packages ({'; '.join(' '.join(i.split()) for i in installs)}); a pipeline does not install per stage: "
             "nb2pipe leaves it out, install them once in the pipeline's environment before `nb2pipe run` "
             "(e.g. `python -m pip install -r requirements.txt`)"
         )
-        rest = _without_lines(cell.source, installs)
+        rest = "" if setup_facts(cell.source).only_installs else _without_lines(cell.source, installs)
         if any(line.strip() and not line.lstrip().startswith("#") for line in rest.splitlines()):
             kept.append(dataclasses.replace(cell, source=rest))
     return kept, warnings
