@@ -3,12 +3,16 @@
 How a notebook becomes a `NotebookPlan`:
 1. Read the JSON; every way it can fail to be a notebook is a one-line `NotebookError`.
 2. Give each cell its tags: `metadata.tags` merged with the structured `metadata.nb2pipe`
-   (metadata wins on conflict), Kale's spellings mapped to nb2pipe's.
+   (metadata wins on conflict), Kale's spellings mapped to nb2pipe's, and Kale's block rules
+   applied (kale.py: an untagged cell after `imports` is setup, as in Kale).
 3. Pull out the `parameters` cell (and papermill's `injected-parameters`, whose values win),
    the `setup` cells and the `skip` cells.
-4. Cut the rest into stages: at `stage:` tags when there are any, else at markdown headings of
-   the chosen level, else one stage named after the notebook. Untagged code above the first
-   stage is setup when it only imports or defines, else an error that names the cell.
+4. Cut the rest into stages: at `stage:` tags when there are any, else at every markdown heading
+   at or above the chosen level (headings.py), else one stage named after the notebook. Untagged
+   code above the first stage is setup when it only imports, defines or configures
+   (setup_code.py); else, with tags, an error naming the cell, with headings, the first stage.
+   Install lines leave setup (never run per stage); configuration inside a stage is replayed in
+   the stages after it.
 5. Collect each stage's declared deps, outs, `after:` edges, metrics cells and Kale settings.
    A declared out that would escape the project (files.out_problem) is an error naming the cell.
 6. A `stage:` tag seen again after another stage adds its cells to that stage (as Kale does),
