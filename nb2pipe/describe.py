@@ -97,7 +97,20 @@ def explain(notebook: Path, split_level: int | None = None) -> dict[str, Any]:
                 "replayed": _replayed(rendered.plan, stage.name),
             }
         )
-    return {"notebook": str(notebook), "setup": _setup(rendered.plan), "notes": by_stage.get("", []), "stages": stages}
+    return {
+        "notebook": str(notebook),
+        "setup": _setup(rendered.plan),
+        "installs": _installs(rendered.plan),
+        "notes": by_stage.get("", []),
+        "stages": stages,
+    }
+
+
+def _installs(plan: m.NotebookPlan | None) -> list[dict[str, Any]]:
+    """The cells whose install lines run in no stage, with those lines."""
+    from nb2pipe.setup_code import setup_facts
+
+    return [{"cell": c.number, "lines": list(setup_facts(c.source).installs)} for c in (plan.installs if plan else ())]
 
 
 def _setup(plan: m.NotebookPlan | None) -> list[dict[str, Any]]:

@@ -106,6 +106,7 @@ class NotebookPlan:
     stages: tuple[StagePlan, ...]
     source_hash: str
     warnings: tuple[str, ...] = ()
+    installs: tuple[Cell, ...] = ()  # cells whose install lines run in no stage (setup_code.take_out_installs)
 
 
 @dataclass(frozen=True)

@@ -417,7 +417,7 @@ def plan_notebook(
         builders, more_setup = _split_by_tags(body)
     else:
         builders, more_setup = _split_by_headings(body, name, split_level)
-    setup, install_warnings = take_out_installs(sorted(setup + more_setup, key=lambda c: c.number))
+    setup, installs, install_warnings = take_out_installs(sorted(setup + more_setup, key=lambda c: c.number))
     stages = [b.freeze() for b in builders if b.cells and any(c.kind == "code" for c in b.cells)]
     _check_after_targets(builders, [s.name for s in stages])
     refuse_split_stages_that_cannot_run(stages)
@@ -433,6 +433,7 @@ def plan_notebook(
         stages=tuple(stages),
         source_hash=source_hash(cells, structured),
         warnings=tuple(install_warnings + replay_warnings),
+        installs=tuple(installs),
     )
 
 

@@ -259,15 +259,16 @@ def _free_names(nodes: list[ast.stmt]) -> set[str]:
 # --- the plan: installs out of setup, configuration replayed in later stages ------------------
 
 
-def take_out_installs(setup: list[m.Cell]) -> tuple[list[m.Cell], list[str]]:
-    """The setup cells with their install lines left out (a cell of nothing else is dropped), and
-    one warning per cell that had some: installing is done once, before a run, never per stage."""
-    kept, warnings = [], []
+def take_out_installs(setup: list[m.Cell]) -> tuple[list[m.Cell], list[m.Cell], list[str]]:
+    """The setup cells with their install lines left out (a cell of nothing else is dropped), the
+    cells that had some, and a warning for each: installing is done once, before a run, never per stage."""
+    kept, installing, warnings = [], [], []
     for cell in setup:
         installs = setup_facts(cell.source).installs
         if not installs:
             kept.append(cell)
             continue
+        installing.append(cell)
         warnings.append(
             f"{cell.label} installs packages ({'; '.join(' '.join(i.split()) for i in installs)}); a pipeline does not install per stage: "
             "nb2pipe leaves it out, install them once in the pipeline's environment before `nb2pipe run` "
@@ -276,7 +277,7 @@ def take_out_installs(setup: list[m.Cell]) -> tuple[list[m.Cell], list[str]]:
         rest = "" if setup_facts(cell.source).only_installs else _without_lines(cell.source, installs)
         if any(line.strip() and not line.lstrip().startswith("#") for line in rest.splitlines()):
             kept.append(dataclasses.replace(cell, source=rest))
-    return kept, warnings
+    return kept, installing, warnings
 
 
 def _without_lines(source: str, lines: tuple[str, ...]) -> str:

@@ -54,10 +54,12 @@ def test_configuration_above_the_first_stage_tag_is_setup_not_an_error(source):
      "pip install -r requirements.txt --quiet", "!python -m pip install -q pandas", "%%capture\n%pip install numpy"],
 )
 def test_install_cells_above_the_first_stage_run_in_no_stage_and_are_warned_about(source):
-    for p in (plan(code(source), code("a = 1", "stage:load"), code("b = a", "stage:use")),
-              plan(md("# Study"), code(source), md("## Load"), code("a = 1"), md("## Use"), code("b = a"))):
+    tagged = plan(code(source), code("a = 1", "stage:load"), code("b = a", "stage:use"))
+    headed = plan(md("# Study"), code(source), md("## Load"), code("a = 1"), md("## Use"), code("b = a"))
+    for p, install_cell in ((tagged, 1), (headed, 2)):
         everywhere = [c.source for c in p.setup] + [c.source for s in p.stages for c in s.cells]
         assert not any("install" in text for text in everywhere)
+        assert [c.number for c in p.installs] == [install_cell]
         assert len(p.warnings) == 1 and "installs packages" in p.warnings[0] and source.split("\n")[-1] in p.warnings[0]
 
 
@@ -139,6 +141,7 @@ def test_explain_says_what_runs_at_the_top_of_every_stage_and_what_is_left_out(t
     exit_code, out, err = cli("explain", nb, "--json")
     info = json.loads(out)
     assert info["setup"] == [{"cell": 3, "configures": ["matplotlib.use('Agg')", "plt.rc('font', size=14)"]}]
+    assert info["installs"] == [{"cell": 2, "lines": ["!pip install -r requirements.txt"]}]
     assert [s["replayed"] for s in info["stages"]] == [[], [{"cell": 5, "configures": ["pd.set_option('display.max_rows', 5)"]}]]
 
 
