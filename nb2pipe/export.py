@@ -161,7 +161,8 @@ def check_layout(notebook: Path, folder: Path, layout: Layout) -> None:
 
 def check_texts(plan: m.NotebookPlan) -> None:
     """Refuse cells that cannot be saved as UTF-8 (tag paths were checked as the notebook was read)."""
-    for cell in [*plan.setup, *([plan.parameters] if plan.parameters else []), *(c for s in plan.stages for c in s.cells)]:
+    parameters = [plan.parameters] if plan.parameters else []
+    for cell in [*plan.setup, *parameters, *(c for s in plan.stages for c in s.cells), *plan.installs]:
         try:
             cell.source.encode("utf-8")
         except UnicodeEncodeError as e:

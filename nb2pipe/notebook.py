@@ -548,10 +548,11 @@ def _check_after_targets(builders: list[_StageBuilder], names: list[str]) -> Non
 def source_hash(cells: list[m.Cell], structured: list[Any]) -> str:
     """A hash of what export reads from the notebook: cell kinds, sources, tags, nb2pipe metadata.
 
-    Outputs, execution counts, cell ids and other metadata do not count.
+    Outputs, execution counts, cell ids and other metadata do not count. A lone surrogate (JSON
+    allows `\ud800`) is hashed as it is, so that export can refuse it naming the cell.
     """
     parts = [[c.kind, c.source, sorted(c.tags), meta] for c, meta in zip(cells, structured, strict=True)]
-    return hash_bytes(json.dumps(parts, ensure_ascii=False, sort_keys=True, default=str).encode())
+    return hash_bytes(json.dumps(parts, ensure_ascii=False, sort_keys=True, default=str).encode("utf-8", "surrogatepass"))
 
 
 def notebook_hash(path: Path) -> str:

@@ -160,3 +160,12 @@ def test_replayed_configuration_runs_in_the_later_stage_and_shows_nothing_there(
     assert len(configuration) == 1 and configuration[0]["outputs"] == []
     (shown,) = [c for c in cells if c["metadata"].get("title") == "nb.ipynb cell 5"]
     assert "".join(shown["outputs"][0]["text"]) == "[0.   0.33 0.67 1.  ] [inf]\n"
+
+
+def test_an_install_cell_holding_a_lone_surrogate_is_refused_in_one_line(tmp_path, cli):
+    notebook = tmp_path / "nb.ipynb"
+    cells = [code("!pip install 'x\\ud800'"), code("a = 1", "stage:s")]
+    text = json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+    notebook.write_text(text.replace("\\\\ud800", "\\ud800"))  # JSON allows a lone surrogate
+    status, _, err = cli("export", notebook)
+    assert status == 2 and err.count("\n") == 1 and "cell 1" in err and "U+D800" in err
