@@ -34,6 +34,9 @@ class KaleRoles(Protocol):
     injected: bool
     setup: bool
     skip: bool
+    metrics: bool
+    deps: list[str]
+    outs: list[str]
 
 
 def apply_kale_rules(cells: Sequence[m.Cell], roles: Sequence[KaleRoles]) -> None:
@@ -47,6 +50,9 @@ def apply_kale_rules(cells: Sequence[m.Cell], roles: Sequence[KaleRoles]) -> Non
         _refuse_two_step_names(cell)
         if role.setup or role.parameters or role.injected:
             block = _block_started_by(cell, role)
+            continue
+        if role.metrics or role.deps or role.outs:
+            block = None  # a cell with nb2pipe's own roles is no part of a Kale block
             continue
         if role.stage:
             if role.stage in steps:

@@ -44,6 +44,14 @@ def test_a_skipped_cell_does_not_end_the_block_above_it():
     assert [c.number for c in p.setup] == [1, 3]
 
 
+@pytest.mark.parametrize("tags", [("pipeline-metrics",), ("out:table.csv",), ("in:raw.csv",)])
+def test_a_cell_with_a_role_of_its_own_is_not_swallowed_by_the_imports_block(tags):
+    with pytest.raises(SpecError, match=r"cell 2 .* is above the first stage"):  # not silently setup: say so
+        plan(code("import math", "imports"), code("x = math.pi", *tags), code("y = 1", "step:a"))
+    p = plan(code("import math", "imports"), code("y = 1", "step:a"), code("x = math.pi", *tags))
+    assert [c.number for c in p.setup] == [1] and stage_cells(p) == {"a": [2, 3]}
+
+
 def test_a_step_ends_the_imports_block():
     p = plan(code("import math", "imports"), code("x = 1", "step:a"), code("y = x + math.pi"))
     assert [c.number for c in p.setup] == [1]

@@ -463,8 +463,10 @@ function kaleBlocks(
         null;
       return null;
     }
-    if (roles[i].stage) {
-      block = null;
+    const own =
+      roles[i].metrics || roles[i].deps.length > 0 || roles[i].outs.length > 0;
+    if (roles[i].stage || own) {
+      block = null; // a step, or a cell with nb2pipe's own roles, ends the block
       return null;
     }
     return block;
