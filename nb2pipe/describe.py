@@ -96,9 +96,39 @@ def explain(notebook: Path, split_level: int | None = None) -> dict[str, Any]:
                 "after": list(stage.after),
                 "carries": rendered.carried.get(stage.name, []),
                 "warnings": by_stage.get(stage.name, []),
+                "replayed": _replayed(rendered.plan, stage.name),
             }
         )
-    return {"notebook": str(notebook), "stages": stages}
+    return {
+        "notebook": str(notebook),
+        "setup": _setup(rendered.plan),
+        "installs": _installs(rendered.plan),
+        "notes": by_stage.get("", []),
+        "stages": stages,
+    }
+
+
+def _installs(plan: m.NotebookPlan | None) -> list[dict[str, Any]]:
+    """The cells whose install lines run in no stage, with those lines."""
+    from nb2pipe.setup_code import setup_facts
+
+    return [{"cell": c.number, "lines": list(setup_facts(c.source).installs)} for c in (plan.installs if plan else ())]
+
+
+def _setup(plan: m.NotebookPlan | None) -> list[dict[str, Any]]:
+    """The cells run at the top of every stage, with the configuration each holds."""
+    from nb2pipe.setup_code import setup_facts
+
+    cells = plan.setup if plan else ()
+    return [{"cell": c.number, "configures": list(setup_facts(c.source).configures)} for c in cells]
+
+
+def _replayed(plan: m.NotebookPlan | None, name: str) -> list[dict[str, Any]]:
+    """The configuration of earlier stages' cells a stage runs at its top."""
+    from nb2pipe.setup_code import setup_facts
+
+    stage = next((s for s in plan.stages if s.name == name), None) if plan else None
+    return [{"cell": c.number, "configures": list(setup_facts(c.source).configures)} for c in (stage.replayed if stage else ())]
 
 
 def _changes_in_place(changes: list[tuple[int, str, str]], stage: m.Stage) -> list[dict[str, Any]]:
@@ -112,10 +142,13 @@ def _file(path: str, stage: m.Stage) -> dict[str, str]:
 
 
 def explain_text(info: dict[str, Any]) -> str:
-    lines = [f"notebook {info['notebook']}"]
+    lines = [f"notebook {info['notebook']}", *_setup_lines(info)]
     for stage in info["stages"]:
         lines.append("")
         lines.append(f"stage {stage['name']}  (cells {cell_ranges(stage['cells'])})")
+        for replayed in stage["replayed"]:
+            lines.append(f"  setup   cell {replayed['cell']}'s configuration, as the notebook's kernel had it: "
+                         + "; ".join(replayed["configures"]))
         for var in stage["loads"]:
             lines.append(f"  loads   {var['name']}  from stage '{var['from']}' ({var['how']})")
         for var in stage["saves"]:
@@ -138,3 +171,17 @@ def explain_text(info: dict[str, Any]) -> str:
 def _carried_lines(stage: dict[str, Any]) -> list[str]:
     """What the stage carries besides plain variables: hidden state, values saved with cloudpickle."""
     return [f"  carries {note}" for note in stage.get("carries", [])]
+
+
+def _setup_lines(info: dict[str, Any]) -> list[str]:
+    """What runs at the top of every stage, and the warnings about the notebook as a whole."""
+    lines = []
+    if info["setup"]:
+        numbers = [cell["cell"] for cell in info["setup"]]
+        lines.append(f"setup   cell{'s' if len(numbers) > 1 else ''} {cell_ranges(numbers)} run{'' if len(numbers) > 1 else 's'} "
+                     "at the top of every stage")
+        for cell in info["setup"]:
+            if cell["configures"]:
+                lines.append(f"  cell {cell['cell']} configures: " + "; ".join(cell["configures"]))
+    lines.extend(f"warning {note}" for note in info["notes"])
+    return lines

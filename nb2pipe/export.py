@@ -45,7 +45,7 @@ from nb2pipe.generated import (
     write_files,
 )
 from nb2pipe.graph import order, producers
-from nb2pipe.infer import CellFacts, StageFlow, analyze_cells, changes_in_place
+from nb2pipe.infer import CellFacts, StageFlow, analyze_cell, analyze_cells, changes_in_place
 from nb2pipe.infer.stages import infer_files, infer_stage_flow, stage_reads
 from nb2pipe.infer.state_kinds import plan_hidden_state
 from nb2pipe.notebook import DEFAULT_SPLIT_LEVEL, plan_notebook, read_notebook, slugify
@@ -73,6 +73,7 @@ class Rendered:
     carried: dict[str, list[str]] = field(default_factory=dict)  # per stage: hidden state and values, as explain says
     # stage -> (cell number, variable, how): values the stage changes in place through a call or an alias
     changes: dict[str, list[tuple[int, str, str]]] = field(default_factory=dict)
+    plan: m.NotebookPlan | None = None  # what the notebook was cut into (explain shows its setup)
 
 
 # --- 1. rendering ----------------------------------------------------------------------------
@@ -96,12 +97,14 @@ def render_pipeline(
     flow = infer_stage_flow(plan, stage_facts, exclude=set(defaults) | setup_binds)
     files, warnings = infer_files(plan, stage_facts, out_checker(layout))
     hidden, carried = _carriage(plan, layout, flow, warnings)
+    warnings = [*plan.warnings, *warnings]
 
     stages, rendered, changes = [], {}, {}
     for stage in plan.stages:
         facts = stage_facts[stage.name]
         loads, saves, definitions = flow[stage.name].inputs, flow[stage.name].outputs, flow[stage.name].definitions
         reads = stage_reads(facts) | setup_reads | set(flow[stage.name].read_through_definitions)
+        reads |= {n for c in stage.replayed for n in analyze_cell(c.source).reads}
         used_params = [name for name in defaults if name in reads]
         metrics_file = _join(layout.pipeline_from_wdir, m.METRICS_DIR, f"{stage.name}.json")
         var_deps = tuple(var_folder(layout, provider, name) for name, provider in loads) + hidden[stage.name].deps
@@ -148,7 +151,7 @@ def render_pipeline(
     rendered[m.PIPELINE_FILE] = stamp(_SPEC_HEADER + dump_yaml(pipeline_to_dict(pipeline)), CHECKSUM_AT)
     rendered[m.PARAMS_FILE] = render_params(defaults, current_params)
     rendered[GITIGNORE] = GITIGNORE_TEXT
-    return Rendered(pipeline, dict(sorted(rendered.items())), warnings, carried, changes)
+    return Rendered(pipeline, dict(sorted(rendered.items())), warnings, carried, changes, plan)
 
 
 def _join(*parts: str) -> str:
@@ -167,7 +170,8 @@ def check_layout(notebook: Path, folder: Path, layout: Layout) -> None:
 
 def check_texts(plan: m.NotebookPlan) -> None:
     """Refuse cells that cannot be saved as UTF-8 (tag paths were checked as the notebook was read)."""
-    for cell in [*plan.setup, *([plan.parameters] if plan.parameters else []), *(c for s in plan.stages for c in s.cells)]:
+    parameters = [plan.parameters] if plan.parameters else []
+    for cell in [*plan.setup, *parameters, *(c for s in plan.stages for c in s.cells), *plan.installs]:
         try:
             cell.source.encode("utf-8")
         except UnicodeEncodeError as e:
@@ -316,6 +320,7 @@ def _script_cells(
     head: list[tuple[int, _ScriptCell]] = [
         (c.number, _ScriptCell("code", c.source, _title(name, c, "setup"), origin=c.label)) for c in plan.setup
     ]
+    head += [(c.number, _ScriptCell("code", c.source, _title(name, c, "configuration"), origin=c.label)) for c in stage.replayed]
     if used_params:
         assignments = "\n".join(f"{name} = {_literal(defaults[name])}" for name in used_params)
         at = plan.parameters.number if plan.parameters else 0

@@ -85,6 +85,9 @@ class StagePlan:
     after: tuple[str, ...] = ()
     metrics_cells: tuple[int, ...] = ()  # numbers of the cells tagged `metrics`
     meta: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # configuration from cells of earlier stages (their imports and `plt.rc(...)`-like statements),
+    # run at the top of this stage as the notebook's kernel had it (setup_code.replay_configuration)
+    replayed: tuple[Cell, ...] = ()
 
     @property
     def code_cells(self) -> tuple[Cell, ...]:
@@ -103,6 +106,7 @@ class NotebookPlan:
     stages: tuple[StagePlan, ...]
     source_hash: str
     warnings: tuple[str, ...] = ()
+    installs: tuple[Cell, ...] = ()  # cells whose install lines run in no stage (setup_code.take_out_installs)
 
 
 @dataclass(frozen=True)

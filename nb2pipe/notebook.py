@@ -3,12 +3,16 @@
 How a notebook becomes a `NotebookPlan`:
 1. Read the JSON; every way it can fail to be a notebook is a one-line `NotebookError`.
 2. Give each cell its tags: `metadata.tags` merged with the structured `metadata.nb2pipe`
-   (metadata wins on conflict), Kale's spellings mapped to nb2pipe's.
+   (metadata wins on conflict), Kale's spellings mapped to nb2pipe's, and Kale's block rules
+   applied (kale.py: an untagged cell after `imports` is setup, as in Kale).
 3. Pull out the `parameters` cell (and papermill's `injected-parameters`, whose values win),
    the `setup` cells and the `skip` cells.
-4. Cut the rest into stages: at `stage:` tags when there are any, else at markdown headings of
-   the chosen level, else one stage named after the notebook. Untagged code above the first
-   stage is setup when it only imports or defines, else an error that names the cell.
+4. Cut the rest into stages: at `stage:` tags when there are any, else at every markdown heading
+   at or above the chosen level (headings.py), else one stage named after the notebook. Untagged
+   code above the first stage is setup when it only imports, defines or configures
+   (setup_code.py); else, with tags, an error naming the cell, with headings, the first stage.
+   Install lines leave setup (never run per stage); configuration inside a stage is replayed in
+   the stages after it.
 5. Collect each stage's declared deps, outs, `after:` edges, metrics cells and Kale settings.
    A declared out that would escape the project (files.out_problem) is an error naming the cell.
 6. A `stage:` tag seen again after another stage adds its cells to that stage (as Kale does),
@@ -21,8 +25,7 @@ from __future__ import annotations
 import ast
 import json
 import math
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -30,6 +33,11 @@ from nb2pipe import model as m
 from nb2pipe.errors import NotebookError, SpecError, UnknownStageError
 from nb2pipe.files import OutChecker, check_name, out_problem, read_user_text
 from nb2pipe.hashing import hash_bytes
+from nb2pipe.headings import headings as headings  # re-exported: tests and export read them here
+from nb2pipe.headings import leading_setup, sections
+from nb2pipe.headings import slugify as slugify
+from nb2pipe.kale import apply_kale_rules, is_kale_parameters
+from nb2pipe.setup_code import is_setup_code, replay_configuration, take_out_installs
 from nb2pipe.split_stages import refuse_split_stages_that_cannot_run
 
 DEFAULT_SPLIT_LEVEL = 2
@@ -381,6 +389,7 @@ def plan_notebook(
     cells, structured = _cells(nb)
     check_out = check_out or (lambda path: out_problem(path, None))
     roles = [_roles(cell, meta, check_out) for cell, meta in zip(cells, structured, strict=True)]
+    apply_kale_rules(cells, roles)
     if not any(c.kind == "code" and c.source.strip() for c in cells):
         raise NotebookError(f"notebook '{name}' has no code cells; there is nothing to run")
 
@@ -392,12 +401,7 @@ def plan_notebook(
         if role.skip or cell.kind == "raw":
             continue
         if role.parameters and cell.kind == "code":
-            if parameters is not None:
-                raise SpecError(
-                    f"two parameters cells: cell {parameters.number} and cell {cell.number}; "
-                    "merge them into one (papermill injects after the first)"
-                )
-            parameters = cell
+            parameters = _more_parameters(parameters, cell)
         elif role.injected and cell.kind == "code":
             injected = cell
         elif role.setup and cell.kind == "code":
@@ -413,10 +417,11 @@ def plan_notebook(
         builders, more_setup = _split_by_tags(body)
     else:
         builders, more_setup = _split_by_headings(body, name, split_level)
-    setup = sorted(setup + more_setup, key=lambda c: c.number)
+    setup, installs, install_warnings = take_out_installs(sorted(setup + more_setup, key=lambda c: c.number))
     stages = [b.freeze() for b in builders if b.cells and any(c.kind == "code" for c in b.cells)]
     _check_after_targets(builders, [s.name for s in stages])
     refuse_split_stages_that_cannot_run(stages)
+    stages, replay_warnings = replay_configuration(stages, _bound_by(setup) | set(defaults))
 
     kernelspec = nb.get("metadata", {}).get("kernelspec") or {}
     return m.NotebookPlan(
@@ -427,6 +432,21 @@ def plan_notebook(
         param_defaults=tuple(defaults.items()),
         stages=tuple(stages),
         source_hash=source_hash(cells, structured),
+        warnings=tuple(install_warnings + replay_warnings),
+        installs=tuple(installs),
+    )
+
+
+def _more_parameters(parameters: m.Cell | None, cell: m.Cell) -> m.Cell:
+    """The parameters cell with `cell` added: Kale merges its `pipeline-parameters` blocks into one;
+    papermill's `parameters` is one cell."""
+    if parameters is None:
+        return cell
+    if is_kale_parameters(parameters):
+        return replace(parameters, source=parameters.source.rstrip("\n") + "\n" + cell.source)
+    raise SpecError(
+        f"two parameters cells: cell {parameters.number} and cell {cell.number}; "
+        "merge them into one (papermill injects after the first)"
     )
 
 
@@ -465,9 +485,7 @@ def _split_by_tags(body: list[tuple[m.Cell, _Roles]]) -> tuple[list[_StageBuilde
         elif current is None:
             if not cell.source.strip():
                 continue
-            if _only_imports_and_definitions(cell.source) and not (
-                role.deps or role.outs or role.after or role.metrics
-            ):
+            if _is_setup_like(cell, role):
                 setup.append(cell)
                 continue
             raise SpecError(
@@ -484,82 +502,40 @@ def _split_by_tags(body: list[tuple[m.Cell, _Roles]]) -> tuple[list[_StageBuilde
     return list(builders.values()), setup
 
 
-_HEADING_RE = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
-
-
-def headings(markdown: str) -> list[tuple[int, str]]:
-    """The (level, text) of each ATX heading in a markdown cell, outside fenced code."""
-    found, fenced = [], False
-    for line in markdown.splitlines():
-        if line.lstrip().startswith(("```", "~~~")):
-            fenced = not fenced
-        elif not fenced and (match := _HEADING_RE.match(line)):
-            found.append((len(match.group(1)), match.group(2)))
-    return found
-
-
-def slugify(text: str) -> str:
-    """A valid stage name from heading text: 'Train a model!' -> 'train_a_model'."""
-    text = re.sub(r"<[^>]+>|`|\*|\[|\]\([^)]*\)", "", text)  # markup
-    slug = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
-    if not slug:
-        slug = "stage"
-    if not (slug[0].isalpha() or slug[0] == "_"):
-        slug = "s_" + slug
-    return slug[:64].rstrip("_-") or "stage"
-
-
-def _unique(name: str, taken: set[str]) -> str:
-    candidate, n = name, 2
-    while candidate in taken:
-        suffix = f"_{n}"
-        candidate = name[: 64 - len(suffix)] + suffix
-        n += 1
-    taken.add(candidate)
-    return candidate
-
-
 def _split_by_headings(
     body: list[tuple[m.Cell, _Roles]], notebook_name: str, level: int
 ) -> tuple[list[_StageBuilder], list[m.Cell]]:
-    builders: list[_StageBuilder] = []
-    setup: list[m.Cell] = []
-    taken: set[str] = set()
-    title: str | None = None
-    intro: list[tuple[m.Cell, _Roles]] = []  # cells before the first split heading
-    for cell, role in body:
-        found = headings(cell.source) if cell.kind == "markdown" else []
-        split_at = [text for lvl, text in found if lvl == level]
-        if title is None:
-            title = next((text for lvl, text in found if lvl < level), None)
-        if split_at:
-            builders.append(_StageBuilder(_unique(slugify(split_at[0]), taken)))
-        if builders:
-            builders[-1].add(cell, role)
-        else:
-            intro.append((cell, role))
-    # code before the first heading: setup when it only imports or defines, else a stage of its own
-    intro_stage = _StageBuilder(_unique(slugify(title or notebook_name), taken))
-    for cell, role in intro:
-        if cell.kind == "code" and not intro_stage.cells and _is_setup_like(cell, role):
-            setup.append(cell)
-        elif cell.kind == "code" or intro_stage.cells:
-            intro_stage.add(cell, role)
-    if intro_stage.cells:
-        builders.insert(0, intro_stage)
+    """Stages at every heading at or above `level`; leading setup code out of them (headings.py)."""
+    setup, cut = leading_setup(sections(body, notebook_name, level), _is_setup_like)
+    builders = []
+    for name, cells in cut:
+        builder = _StageBuilder(name)
+        for cell, role in cells:
+            builder.add(cell, role)
+        builders.append(builder)
     return builders, setup
 
 
 def _is_setup_like(cell: m.Cell, role: _Roles) -> bool:
+    """Code that may run at the top of every stage: it only imports, defines, configures the
+    kernel's display, installs packages (taken out later) or checks imported modules."""
     if not cell.source.strip():
         return True
-    return _only_imports_and_definitions(cell.source) and not (role.deps or role.outs or role.metrics)
+    if role.deps or role.outs or role.metrics or role.after:
+        return False
+    return is_setup_code(cell.source, _only_imports_and_definitions(cell.source))
 
 
 def _only_imports_and_definitions(source: str) -> bool:
     from nb2pipe.infer import analyze_cell  # not needed by status, which only hashes notebooks
 
     return analyze_cell(source).only_imports_and_definitions
+
+
+def _bound_by(cells: list[m.Cell]) -> set[str]:
+    from nb2pipe.infer import analyze_cell
+
+    return {name for cell in cells for name in analyze_cell(cell.source).binds}
 
 
 def _check_after_targets(builders: list[_StageBuilder], names: list[str]) -> None:
@@ -572,10 +548,11 @@ def _check_after_targets(builders: list[_StageBuilder], names: list[str]) -> Non
 def source_hash(cells: list[m.Cell], structured: list[Any]) -> str:
     """A hash of what export reads from the notebook: cell kinds, sources, tags, nb2pipe metadata.
 
-    Outputs, execution counts, cell ids and other metadata do not count.
+    Outputs, execution counts, cell ids and other metadata do not count. A lone surrogate (JSON
+    allows `\ud800`) is hashed as it is, so that export can refuse it naming the cell.
     """
     parts = [[c.kind, c.source, sorted(c.tags), meta] for c, meta in zip(cells, structured, strict=True)]
-    return hash_bytes(json.dumps(parts, ensure_ascii=False, sort_keys=True, default=str).encode())
+    return hash_bytes(json.dumps(parts, ensure_ascii=False, sort_keys=True, default=str).encode("utf-8", "surrogatepass"))
 
 
 def notebook_hash(path: Path) -> str:

@@ -51,6 +51,8 @@ def where_the_exporter_puts(cells: list[dict]) -> list[str | None]:
             found.append(place[number])
         elif tags & set(m.SKIP_TAGS):
             found.append("skip")
+        elif plan.parameters is not None and cell["source"] in plan.parameters.source.splitlines():
+            found.append("parameters")  # Kale's pipeline-parameters block: merged into the parameters cell
         elif m.INJECTED_PARAMETERS_TAG in tags:
             found.append("parameters")  # its values win over the parameters cell's; it is in no stage
         else:

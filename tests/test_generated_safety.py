@@ -531,12 +531,6 @@ def test_a_notebook_name_that_is_not_utf8_is_refused(tmp_path, cli):
     assert not (tmp_path / "pipelines").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=UnicodeEncodeError,
-    reason="notebook.source_hash (nb2pipe/notebook.py, outside this branch) crashes on the surrogate before "
-    "export can refuse it; remove this mark once it reads such a notebook",
-)
 def test_a_cell_holding_a_lone_surrogate_is_refused(tmp_path, cli):
     notebook = tmp_path / "nb.ipynb"
     cell = {"cell_type": "code", "metadata": {"tags": ["stage:s"]}, "source": "x = '\\ud800'", "outputs": [], "execution_count": None}

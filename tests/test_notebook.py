@@ -161,3 +161,33 @@ def test_outputs_ids_and_execution_counts_do_not_change_the_source_hash():
 def test_a_stage_name_from_structured_metadata_is_validated():
     with pytest.raises(SpecError, match="bad stage name"):
         plan(code("x = 1", nb2pipe={"stage": "Bad Name"}))
+
+
+# --- issue 12 item 10: every heading at or above the split level starts a stage -----------------
+
+
+@pytest.mark.parametrize(
+    "cells, expected",
+    [
+        # a `# Part` after `##` sections: its code is not folded into the last `##` stage
+        ([md("# Study"), code("import math"), md("## Load"), code("a = 1"), md("# Part two"), code("b = a + 1")],
+         {"load": [3, 4], "part_two": [5, 6]}),
+        # the same when the higher heading shares its cell with text
+        ([md("## Load"), code("a = 1"), md("Done loading.\n\n# Appendix\nmore words"), code("c = a * 2")],
+         {"load": [1, 2], "appendix": [3, 4]}),
+        # a cell with two such headings: the code below it belongs to the last one
+        ([md("## Load"), code("a = 1"), md("# Part two\n## Train"), code("m = a")],
+         {"load": [1, 2], "train": [3, 4]}),
+        # headings deeper than the split level still never split
+        ([md("## Load"), code("a = 1"), md("### detail\n#### more"), code("b = a")], {"load": [1, 2, 3, 4]}),
+    ],
+    ids=["level-1-after-level-2", "mid-cell", "two-in-one-cell", "deeper-never"],
+)
+def test_every_heading_at_or_above_the_split_level_starts_a_stage(cells, expected):
+    assert stage_cells(plan(*cells)) == expected
+
+
+def test_split_level_three_splits_at_one_two_and_three():
+    p = plan(md("# A"), code("a = 1"), md("### C"), code("c = a"), md("## B"), code("b = c"), md("#### D"), code("d = b"),
+             split_level=3)
+    assert stage_cells(p) == {"a": [1, 2], "c": [3, 4], "b": [5, 6, 7, 8]}

@@ -353,12 +353,15 @@ function asInput(cell: ICellInput | string[]): ICellInput {
 /**
  * Where each cell lands, as the exporter cuts the notebook (nb2pipe/notebook.py):
  * 1. raw and `skip` cells are left out; `parameters` (and papermill's `injected-parameters`) and
- *    `setup` code cells are not in a stage;
+ *    `setup` code cells are not in a stage, nor are the untagged code cells of a Kale block
+ *    (after `imports`, `functions` or `pipeline-parameters`, see `kaleBlocks`);
  * 2. if any remaining cell has a stage tag, a code cell with `stage:NAME` starts (or re-enters)
  *    stage NAME and the cells after it belong to it until the next stage tag;
  *    code cells above the first stage tag belong to none (setup or an error on export);
- * 3. else the notebook is split at level-2 markdown headings, stage names slugified from
- *    the heading text (cells above the first heading: none here, decided on export).
+ * 3. else the notebook is split at every markdown heading of level 1 or 2 (the last such
+ *    heading of a cell names its stage), stage names slugified from the heading text; the code
+ *    of the first section that has code gets none here: its leading setup code (imports,
+ *    definitions, configuration, installs) is found on export by parsing Python.
  */
 export function describeCells(cells: (ICellInput | string[])[]): ICellStage[] {
   const inputs = cells.map(asInput);
@@ -366,6 +369,7 @@ export function describeCells(cells: (ICellInput | string[])[]): ICellStage[] {
     readRoles({ tags: c.tags, nb2pipe: c.nb2pipe })
   );
   const kinds = inputs.map(c => c.cellType ?? 'code');
+  const continued = kaleBlocks(inputs, roles, kinds);
   const result: ICellStage[] = [];
   const outside = (i: number): CellRole | null => {
     if (kinds[i] === 'raw') {
@@ -373,6 +377,9 @@ export function describeCells(cells: (ICellInput | string[])[]): ICellStage[] {
     }
     if (roles[i].skip) {
       return 'skip';
+    }
+    if (continued[i]) {
+      return continued[i];
     }
     const injected = tagsOf({ tags: inputs[i].tags }).includes(
       INJECTED_PARAMETERS_TAG
@@ -388,6 +395,8 @@ export function describeCells(cells: (ICellInput | string[])[]): ICellStage[] {
   const byTags = inputs.some((_, i) => outside(i) === null && !!roles[i].stage);
   const taken = new Set<string>();
   let current: string | null = null;
+  let section = 0;
+  let firstCodeSection: number | null = null;
   inputs.forEach((cell, i) => {
     const role = outside(i);
     if (role !== null) {
@@ -401,13 +410,19 @@ export function describeCells(cells: (ICellInput | string[])[]): ICellStage[] {
         starts = true;
       }
     } else if (kinds[i] === 'markdown') {
-      const split = headings(cell.source ?? '').find(h => h.level === 2);
-      if (split) {
-        current = unique(slugify(split.text), taken);
+      const split = headings(cell.source ?? '').filter(
+        h => h.level <= SPLIT_LEVEL
+      );
+      if (split.length) {
+        current = unique(slugify(split[split.length - 1].text), taken);
+        section += 1;
         starts = true;
       }
+    } else if (kinds[i] === 'code' && firstCodeSection === null) {
+      firstCodeSection = section;
     }
-    const stage = kinds[i] === 'code' ? current : null;
+    const decidedOnExport = !byTags && section === firstCodeSection;
+    const stage = kinds[i] === 'code' && !decidedOnExport ? current : null;
     result.push({
       stage,
       role: stage ? 'stage' : 'none',
@@ -416,6 +431,46 @@ export function describeCells(cells: (ICellInput | string[])[]): ICellStage[] {
     });
   });
   return result;
+}
+
+/** Kale's tags that start a block untagged code cells below join (nb2pipe/kale.py). */
+const KALE_BLOCKS: { [tag: string]: CellRole } = {
+  imports: 'setup',
+  functions: 'setup',
+  'pipeline-parameters': 'parameters'
+};
+
+/**
+ * For each cell, the Kale block it joins (null: none): an untagged code cell, or one with an
+ * empty `block:`, after a cell tagged `imports`, `functions` (setup) or `pipeline-parameters`
+ * belongs to that block, as in Kale; `skip` and non-code cells neither join nor end a block.
+ */
+function kaleBlocks(
+  inputs: ICellInput[],
+  roles: ICellRoles[],
+  kinds: string[]
+): (CellRole | null)[] {
+  let block: CellRole | null = null;
+  return inputs.map((cell, i) => {
+    if (kinds[i] !== 'code' || roles[i].skip) {
+      return null;
+    }
+    const tags = tagsOf({ tags: cell.tags });
+    const injected = tags.includes(INJECTED_PARAMETERS_TAG);
+    if (roles[i].setup || roles[i].parameters || injected) {
+      block =
+        tags.map(t => KALE_BLOCKS[t]).find(r => !!r && roles[i][r as Flag]) ??
+        null;
+      return null;
+    }
+    const own =
+      roles[i].metrics || roles[i].deps.length > 0 || roles[i].outs.length > 0;
+    if (roles[i].stage || own) {
+      block = null; // a step, or a cell with nb2pipe's own roles, ends the block
+      return null;
+    }
+    return block;
+  });
 }
 
 /** The stage of each cell (null: none), as `describeCells` finds it. */
@@ -436,6 +491,9 @@ export function declaredStages(cells: (ICellInput | string[])[]): string[] {
   }
   return names;
 }
+
+/** The heading level an untagged notebook is split at by default (notebook.DEFAULT_SPLIT_LEVEL). */
+export const SPLIT_LEVEL = 2;
 
 const HEADING_RE = /^(#{1,6})\s+(.+?)\s*#*\s*$/;
 /** Where Python's str.splitlines() breaks lines, as the exporter reads markdown. */
