@@ -45,9 +45,10 @@ from nb2pipe.generated import (
 )
 from nb2pipe.graph import order, producers
 from nb2pipe.infer import CellFacts, analyze_cell
+from nb2pipe.infer.constants import after_unknown_paths, resolve_plan_paths
 from nb2pipe.infer.stages import Flow, infer_files, infer_stage_flow, stage_reads
 from nb2pipe.notebook import DEFAULT_SPLIT_LEVEL, plan_notebook, read_notebook, slugify
-from nb2pipe.spec import MAX_YAML_BYTES, dump_yaml, parse_yaml, pipeline_to_dict, recorded_export_options
+from nb2pipe.spec import MAX_YAML_BYTES, dump_yaml, parse_yaml, pipeline_to_dict, recorded_export_options, resolve_template
 
 FORMATS = m.STAGE_FORMATS
 
@@ -87,9 +88,11 @@ def render_pipeline(
     setup_facts = [analyze_cell(c.source) for c in plan.setup]
     setup_binds = set().union(*(f.binds for f in setup_facts)) if setup_facts else set()
     setup_reads = set().union(*(f.reads for f in setup_facts)) if setup_facts else set()
-    stage_facts = {s.name: [analyze_cell(c.source) for c in s.code_cells] for s in plan.stages}
+    stage_facts, unresolved = resolve_plan_paths(plan, {s.name: [analyze_cell(c.source) for c in s.code_cells] for s in plan.stages})
     flow = infer_stage_flow(plan, stage_facts, exclude=set(defaults) | setup_binds)
-    files, warnings = infer_files(plan, stage_facts, out_checker(layout))
+    files, warnings = infer_files(plan, stage_facts, _checker_with_defaults(out_checker(layout), defaults))
+    warnings.extend(u.warning for u in unresolved)
+    after_unknown = after_unknown_paths(plan, files, unresolved)
 
     stages, rendered = [], {}
     for stage in plan.stages:
@@ -117,7 +120,7 @@ def render_pipeline(
                 outs=_unique(stage.outs + inferred_outs + var_outs),
                 metrics=(metrics_file,) if stage.metrics_cells else (),
                 params=tuple(used_params),
-                after=stage.after,
+                after=_unique(stage.after + after_unknown.get(stage.name, ())),
                 cells=tuple(c.number for c in stage.cells),
                 meta=stage.meta,
                 loads=loads,
@@ -188,6 +191,11 @@ def out_checker(layout: Layout | None) -> OutChecker:
     protected = {"the pipeline folder": layout.pipeline_from_wdir, "the notebook": layout.notebook_name}
     inside = (layout.pipeline_from_wdir,)
     return lambda path: out_problem(path, layout.project, protected, also_inside=inside)
+
+
+def _checker_with_defaults(check_out: OutChecker, defaults: dict[str, Any]) -> OutChecker:
+    """`check_out` judging a path that depends on parameters by the path their defaults give."""
+    return lambda path: check_out(resolve_template(path, defaults, "the parameters cell"))
 
 
 def _definition_source(stage_facts: list[CellFacts], name: str) -> str | None:

@@ -17,7 +17,7 @@ import functools
 from dataclasses import dataclass
 
 from nb2pipe.infer.files import READ, WRITE, files_updated
-from nb2pipe.infer.ipython import parse_cell_and_text, syntax_warning
+from nb2pipe.infer.ipython import parsed_cell, syntax_warning
 from nb2pipe.infer.walker import CellWalker
 
 
@@ -58,7 +58,7 @@ def analyze_cell(source: str) -> CellFacts:
 @functools.lru_cache(maxsize=4096)
 def _analyze_text(text: str) -> CellFacts:
     try:
-        tree, parsed = parse_cell_and_text(text)
+        tree, parsed = parsed_cell(text)
     except (SyntaxError, ValueError) as error:
         return _unreadable_cell(syntax_warning(error))
     except RecursionError:

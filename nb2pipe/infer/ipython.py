@@ -91,6 +91,13 @@ def parse_cell_and_text(source: str) -> tuple[ast.Module, str]:
         raise
 
 
+@functools.lru_cache(maxsize=4096)
+def parsed_cell(text: str) -> tuple[ast.Module, str]:
+    """`parse_cell_and_text`, once per text in a process, for every analysis of a cell (the
+    trees are read, never changed)."""
+    return parse_cell_and_text(text)
+
+
 def _leading_blank_lines(source: str) -> int:
     for count, line in enumerate(source.splitlines()):
         if line.strip():

@@ -1,0 +1,466 @@
+"""Which paths a notebook's names hold, cell after cell (`resolve_cells`): constants and parameters
+are followed, so a path kept in a variable or given as a parameter is a dep or an out.
+
+1. The cells are walked in notebook order with an environment: what each module-level name holds,
+   as far as the text shows it. A name holds a known text (a string, a number, a path; `${name}`
+   stands for the value of parameter `name`, as DVC's templating writes it), an open file or
+   buffer, a path that only the run will know, or nothing known. The parameters cell gives each
+   parameter its template `${name}`.
+2. Each top-level statement: first every call in it that names a file (files.path_sites) is
+   resolved with the environment as it was before the statement; then the names it binds are
+   updated. A plain assignment evaluates its value (strings, numbers, `+`, `/`, `%`, f-strings,
+   `str.format`, `os.path.join`, `Path(...)`, `.joinpath`, `str()`); any other binding (a loop
+   or `with` target, an import, a definition, a name bound inside a branch or a loop, a name a
+   function declares `global`) makes the name unknown.
+3. Calls inside function, lambda and class bodies are left to the cell walker, which takes their
+   literal paths (their names are looked up when they are called, not where they are written).
+4. A call whose path is not known (a loop variable, a value computed at run time, a file name
+   that depends on a parameter's suffix) is reported as unresolved, with its line.
+"""
+
+from __future__ import annotations
+
+import ast
+import enum
+import posixpath
+import re
+import string
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from nb2pipe import model as m
+from nb2pipe.infer.cells import CellFacts
+from nb2pipe.infer.files import (
+    PATH_CONSTRUCTORS,
+    PATH_JOINERS,
+    READ,
+    WRITE,
+    PathSite,
+    clean_path,
+    dotted_name,
+    files_updated,
+    path_sites,
+    written_name,
+)
+from nb2pipe.infer.ipython import parsed_cell
+
+
+@dataclass(frozen=True)
+class Known:
+    """A value the text shows: `text` is what str() of it gives, with `${p}` for parameter p."""
+
+    text: str
+    is_text: bool  # a string or a path, not a number
+
+
+class Opaque(enum.Enum):
+    FILE = "an open file or buffer"
+    PATH = "a path known only at run time"
+
+
+Value = Known | Opaque | None
+
+# Calls giving an open file, a buffer or a writer object rather than a path.
+FILE_OBJECT_MAKERS = frozenset(
+    {"open", "StringIO", "BytesIO", "TemporaryFile", "NamedTemporaryFile", "SpooledTemporaryFile",
+     "urlopen", "ExcelWriter", "HDFStore", "ZipFile", "TarFile", "fdopen"}
+)
+STANDARD_STREAMS = frozenset({"sys.stdout", "sys.stderr", "sys.stdin"})
+_PRINTF_FIELD = re.compile(r"%(?:([sdi])|(%)|.)")
+
+
+@dataclass(frozen=True)
+class CellPaths:
+    """The files one cell touches, paths resolved: (path, READ | WRITE | UPDATE) in the order
+    they run; and (line, what) for each call whose path only the run knows."""
+
+    accesses: tuple[tuple[str, str], ...] = ()
+    unresolved: tuple[tuple[int, str, str], ...] = ()  # (line, call, access)
+
+
+def parameter_template(name: str) -> str:
+    return "${" + name + "}"
+
+
+def resolve_cells(sources: Sequence[str], parameters: Mapping[str, Any]) -> list[CellPaths]:
+    """The files each cell touches, for cells in notebook order run after the parameters cell."""
+    env: dict[str, Value] = {
+        name: Known(parameter_template(name), isinstance(value, str))
+        for name, value in parameters.items()
+        if isinstance(value, (str, int, float))
+    }
+    walk = _Walk(env)
+    return [walk.cell(source) for source in sources]
+
+
+def with_paths(facts: CellFacts, paths: CellPaths) -> CellFacts:
+    """`facts` with the files `paths` found (resolved paths), keeping what only the cell walker
+    sees (literal paths inside functions and magics)."""
+    resolved = [(path, access) for path, access in paths.accesses]
+    read = [p for p, access in resolved if access != WRITE]
+    written = [p for p, access in resolved if access != READ]
+    return replace(
+        facts,
+        files_read=tuple(dict.fromkeys([*read, *facts.files_read])),
+        files_written=tuple(dict.fromkeys([*written, *facts.files_written])),
+        files_updated=tuple(dict.fromkeys([*files_updated(resolved), *facts.files_updated])),
+    )
+
+
+# --- evaluating an expression ------------------------------------------------------------------
+
+
+def evaluate(node: ast.expr, env: Mapping[str, Value]) -> Value:
+    """What `node` holds, as far as constants and the environment show."""
+    if isinstance(node, ast.Constant):
+        return _constant(node.value)
+    if isinstance(node, ast.Name):
+        return env.get(node.id)
+    if isinstance(node, ast.Attribute):
+        return Opaque.FILE if dotted_name(node) in STANDARD_STREAMS else None
+    if isinstance(node, ast.JoinedStr):
+        return _f_string(node, env)
+    if isinstance(node, ast.BinOp):
+        return _binary(node, env)
+    if isinstance(node, ast.Call):
+        return _call(node, env)
+    return None
+
+
+def _constant(value: object) -> Value:
+    if isinstance(value, str):
+        return Known(value, True)
+    if isinstance(value, (int, float)):  # bool included: f"{True}" is "True"
+        return Known(str(value), False)
+    return None
+
+
+def _f_string(node: ast.JoinedStr, env: Mapping[str, Value]) -> Value:
+    parts: list[str] = []
+    for value in node.values:
+        if isinstance(value, ast.Constant) and isinstance(value.value, str):
+            parts.append(value.value)
+            continue
+        known = evaluate(value.value, env) if isinstance(value, ast.FormattedValue) else None
+        plain = isinstance(value, ast.FormattedValue) and value.conversion in (-1, ord("s")) and value.format_spec is None
+        if not (plain and isinstance(known, Known)):
+            return Opaque.PATH
+        parts.append(known.text)
+    return Known("".join(parts), True)
+
+
+def _binary(node: ast.BinOp, env: Mapping[str, Value]) -> Value:
+    left, right = evaluate(node.left, env), evaluate(node.right, env)
+    if isinstance(node.op, ast.Mod) and isinstance(left, Known) and left.is_text:
+        return _printf(left.text, node.right, env)
+    if not isinstance(node.op, (ast.Add, ast.Div)):
+        return None
+    if isinstance(left, Known) and isinstance(right, Known):
+        if isinstance(node.op, ast.Add):
+            return Known(left.text + right.text, True) if left.is_text and right.is_text else None
+        return Known(posixpath.join(left.text, right.text), True) if left.is_text or right.is_text else None
+    texts = [v for v in (left, right) if (isinstance(v, Known) and v.is_text) or v is Opaque.PATH]
+    return Opaque.PATH if texts else None
+
+
+def _printf(template: str, right: ast.expr, env: Mapping[str, Value]) -> Value:
+    """`"%s/%d.csv" % (folder, n)`: only %s, %d, %i and %%."""
+    items = right.elts if isinstance(right, ast.Tuple) else [right]
+    values = [evaluate(item, env) for item in items]
+    if not all(isinstance(v, Known) for v in values):
+        return Opaque.PATH
+    texts = iter([v.text for v in values if isinstance(v, Known)])
+    out: list[str] = []
+    position = 0
+    for match in _PRINTF_FIELD.finditer(template):
+        out.append(template[position : match.start()])
+        position = match.end()
+        if match.group(2):
+            out.append("%")
+        elif match.group(1):
+            text = next(texts, None)
+            if text is None:
+                return Opaque.PATH
+            out.append(text)
+        else:
+            return Opaque.PATH
+    out.append(template[position:])
+    return Opaque.PATH if next(texts, None) is not None else Known("".join(out), True)
+
+
+def _call(node: ast.Call, env: Mapping[str, Value]) -> Value:
+    name = dotted_name(node.func)
+    if name in PATH_CONSTRUCTORS or name in PATH_JOINERS:
+        return _joined([evaluate(a, env) for a in node.args]) if node.args and not node.keywords else None
+    if name in ("str", "os.fspath") and len(node.args) == 1 and not node.keywords:
+        value = evaluate(node.args[0], env)
+        return Known(value.text, True) if isinstance(value, Known) else value
+    if name is not None and name.rpartition(".")[2] in FILE_OBJECT_MAKERS:
+        return Opaque.FILE
+    if isinstance(node.func, ast.Attribute):
+        receiver = evaluate(node.func.value, env)
+        if node.func.attr == "format" and isinstance(receiver, Known) and receiver.is_text:
+            return _format(receiver.text, node, env)
+        if node.func.attr == "joinpath" and receiver is not None and receiver is not Opaque.FILE:
+            return _joined([receiver, *(evaluate(a, env) for a in node.args)])
+    return None
+
+
+def _joined(parts: list[Value]) -> Value:
+    if all(isinstance(p, Known) for p in parts):
+        return Known(posixpath.join(*(p.text for p in parts if isinstance(p, Known))), True)
+    return Opaque.PATH
+
+
+def _format(template: str, call: ast.Call, env: Mapping[str, Value]) -> Value:
+    """`"{}/{name}.csv".format(folder, name=stem)`: plain fields only (no attribute, index,
+    conversion or format spec)."""
+    if any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords):
+        return None
+    positional = [evaluate(a, env) for a in call.args]
+    named = {k.arg: evaluate(k.value, env) for k in call.keywords if k.arg}
+    out: list[str] = []
+    auto = 0
+    try:
+        fields = list(string.Formatter().parse(template))
+    except ValueError:
+        return None
+    for literal, field, spec, conversion in fields:
+        out.append(literal)
+        if field is None:
+            continue
+        if spec or conversion:
+            return Opaque.PATH
+        if field == "":
+            value, auto = (positional[auto] if auto < len(positional) else None), auto + 1
+        elif field.isdigit():
+            value = positional[int(field)] if int(field) < len(positional) else None
+        else:
+            value = named.get(field)
+        if not isinstance(value, Known):
+            return Opaque.PATH
+        out.append(value.text)
+    return Known("".join(out), True)
+
+
+# --- walking the cells -------------------------------------------------------------------------
+
+_NESTED_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+_COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+_SIMPLE_BINDINGS = (ast.Assign, ast.AnnAssign, ast.AugAssign)
+
+
+def _in_this_scope(node: ast.AST) -> Iterator[ast.AST]:
+    """Every node under `node` that runs at module level, in source order: a function, lambda or
+    class is there itself, with its decorators, but not its body."""
+    for child in ast.iter_child_nodes(node):
+        yield child
+        if isinstance(child, _NESTED_SCOPES):
+            for decorator in getattr(child, "decorator_list", []):
+                yield decorator
+                yield from _in_this_scope(decorator)
+        else:
+            yield from _in_this_scope(child)
+
+
+_DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+
+
+def _bound_names(statement: ast.stmt) -> set[str]:
+    """The module-level names `statement` binds, anywhere in it (not a comprehension's targets)."""
+    nodes = [statement, *_in_this_scope(statement)]
+    comprehension_targets = {
+        id(n) for c in nodes if isinstance(c, _COMPREHENSIONS) for g in c.generators for n in ast.walk(g.target)
+    }
+    names: set[str] = set()
+    for node in nodes:
+        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load) and id(node) not in comprehension_targets:
+            names.add(node.id)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, (*_DEFINITIONS, ast.ExceptHandler, ast.MatchAs, ast.MatchStar)) and node.name:
+            names.add(node.name)
+    return names
+
+
+def _with_targets(statement: ast.stmt) -> set[str]:
+    names: set[str] = set()
+    for node in [statement, *_in_this_scope(statement)]:
+        if isinstance(node, (ast.With, ast.AsyncWith)):
+            for item in node.items:
+                if isinstance(item.optional_vars, ast.Name):
+                    names.add(item.optional_vars.id)
+    return names
+
+
+def _declared_global(statement: ast.stmt) -> set[str]:
+    """Names a function or class in `statement` declares `global`: a call may rebind them."""
+    return {name for node in ast.walk(statement) if isinstance(node, ast.Global) for name in node.names}
+
+
+class _Walk:
+    """The environment carried from cell to cell, and what each cell's calls touch."""
+
+    def __init__(self, env: dict[str, Value]) -> None:
+        self.env = env
+        self.volatile: set[str] = set()
+
+    def cell(self, source: str) -> CellPaths:
+        try:
+            tree, _ = parsed_cell(source)
+        except Exception:  # the cell walker reports what does not parse
+            return CellPaths()
+        accesses: list[tuple[str, str]] = []
+        unresolved: list[tuple[int, str, str]] = []
+        for statement in tree.body:
+            self.statement(statement, accesses, unresolved)
+        return CellPaths(tuple(accesses), tuple(unresolved))
+
+    def statement(self, statement: ast.stmt, accesses: list[tuple[str, str]], unresolved: list[tuple[int, str, str]]) -> None:
+        bound = _bound_names(statement)
+        self.volatile |= _declared_global(statement)
+        simple = isinstance(statement, (*_SIMPLE_BINDINGS, ast.Expr, ast.Return, ast.Raise, ast.Assert, ast.Delete))
+        if not simple:  # a loop, a branch, a with block: what it binds is not one known value
+            self.forget(bound)
+        calls = sorted(
+            (n for n in [statement, *_in_this_scope(statement)] if isinstance(n, ast.Call)),
+            key=lambda n: (n.lineno, n.col_offset),
+        )
+        for call in calls:
+            for site in path_sites(call):
+                self.resolve(call, site, accesses, unresolved)
+        if simple:
+            self.bind(statement, bound)
+        for name in _with_targets(statement):
+            self.env[name] = Opaque.FILE
+
+    def forget(self, names: set[str]) -> None:
+        for name in names:
+            self.env.pop(name, None)
+
+    def bind(self, statement: ast.stmt, bound: set[str]) -> None:
+        values: dict[str, Value] = {}
+        if isinstance(statement, ast.Assign):
+            value = evaluate(statement.value, self.env)
+            for target in statement.targets:
+                values.update(_assigned(target, statement.value, value, self.env))
+        elif isinstance(statement, ast.AnnAssign) and statement.value is not None and isinstance(statement.target, ast.Name):
+            values[statement.target.id] = evaluate(statement.value, self.env)
+        elif isinstance(statement, ast.AugAssign) and isinstance(statement.target, ast.Name):
+            as_binary = ast.BinOp(ast.Name(statement.target.id, ast.Load()), statement.op, statement.value)
+            values[statement.target.id] = evaluate(as_binary, self.env)
+        self.forget(bound)
+        for name, value in values.items():
+            if value is not None and name not in self.volatile:
+                self.env[name] = value
+
+    def resolve(self, call: ast.Call, site: PathSite, accesses: list[tuple[str, str]], unresolved: list[tuple[int, str, str]]) -> None:
+        if site.receiver_site is not None:
+            receiver = evaluate(site.receiver_site.candidates[0], self.env)
+            if (isinstance(receiver, Known) and receiver.is_text) or receiver is Opaque.PATH:
+                site = site.receiver_site
+        called = f"{dotted_name(call.func) or getattr(call.func, 'attr', 'a call')}()"
+        for node in site.candidates:
+            value = evaluate(node, self.env)
+            if isinstance(value, Known) and value.is_text:
+                path = clean_path(value.text)
+                if path is not None:
+                    name = written_name(path, site.naming)
+                    if name is None:
+                        unresolved.append((call.lineno, f"the name of the file {called} writes depends on a parameter's value",
+                                           site.access))
+                    else:
+                        accesses.append((name, site.access))
+                return
+            if value is Opaque.FILE or isinstance(value, Known):
+                if site.certain:
+                    return
+                continue
+            if value is Opaque.PATH or site.certain:
+                unresolved.append((call.lineno, f"the path given to {called}", site.access))
+                return
+
+
+def _assigned(target: ast.expr, node: ast.expr, value: Value, env: Mapping[str, Value]) -> dict[str, Value]:
+    """Name -> value for an assignment target: a name, or a tuple unpacking a tuple of the same size."""
+    if isinstance(target, ast.Name):
+        return {target.id: value}
+    if isinstance(target, (ast.Tuple, ast.List)) and isinstance(node, (ast.Tuple, ast.List)):
+        plain = all(not isinstance(e, ast.Starred) for e in (*target.elts, *node.elts))
+        if plain and len(target.elts) == len(node.elts):
+            found: dict[str, Value] = {}
+            for element, part in zip(target.elts, node.elts, strict=True):
+                found.update(_assigned(element, part, evaluate(part, env), env))
+            return found
+    return {}
+
+
+# --- a notebook plan's stages ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Unresolved:
+    """A call whose path only the run knows, in `cell` of `stage`."""
+
+    stage: str
+    cell: m.Cell
+    line: int
+    what: str
+    access: str
+
+    @property
+    def warning(self) -> str:
+        return (
+            f"stage '{self.stage}', {self.cell.label}, line {self.line}: {self.what} is computed at run time, "
+            "so nb2pipe cannot track that file; the stage runs after every earlier stage that writes files"
+        )
+
+
+def resolve_plan_paths(
+    plan: m.NotebookPlan, stage_facts: Mapping[str, list[CellFacts]]
+) -> tuple[dict[str, list[CellFacts]], list[Unresolved]]:
+    """Each stage's cell facts with the paths held in variables and parameters resolved (see
+    resolve_cells), and the calls whose paths cannot be known before the run. Declared files win:
+    a path only the run knows that a stage writes (reads) is left to the stage's declared outs
+    (deps) when it has any."""
+    owner = {cell.number: (s.name, i) for s in plan.stages for i, cell in enumerate(s.code_cells)}
+    cells = sorted([*plan.setup, *(c for s in plan.stages for c in s.code_cells)], key=lambda c: c.number)
+    found = resolve_cells([c.source for c in cells], dict(plan.param_defaults))
+    resolved = {name: list(facts) for name, facts in stage_facts.items()}
+    unresolved: list[Unresolved] = []
+    for cell, paths in zip(cells, found, strict=True):
+        if cell.number not in owner:  # setup: only what it binds matters
+            continue
+        stage, index = owner[cell.number]
+        resolved[stage][index] = with_paths(resolved[stage][index], paths)
+        declared = next(s for s in plan.stages if s.name == stage)
+        unresolved.extend(
+            Unresolved(stage, cell, line, what, access)
+            for line, what, access in paths.unresolved
+            if not ((access == READ and declared.deps) or (access != READ and declared.outs))
+        )
+    return resolved, unresolved
+
+
+def after_unknown_paths(
+    plan: m.NotebookPlan, files: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]], unresolved: Sequence[Unresolved]
+) -> dict[str, tuple[str, ...]]:
+    """Per stage, the earlier stages it must run after because of a path only the run knows: a
+    stage with such a path runs after every earlier stage that writes files; a stage reading
+    files runs after every earlier stage writing a file whose path only the run knows. `files`
+    is each stage's inferred (deps, outs)."""
+    unknown = {u.stage for u in unresolved}
+    unknown_writes = {u.stage for u in unresolved if u.access != READ}
+    writes = {s.name for s in plan.stages if s.outs or files.get(s.name, ((), ()))[1]} | unknown_writes
+    reads = {s.name for s in plan.stages if s.deps or files.get(s.name, ((), ()))[0]} | unknown
+    after: dict[str, tuple[str, ...]] = {}
+    for position, stage in enumerate(plan.stages):
+        earlier = [s.name for s in plan.stages[:position]]
+        found = [
+            e for e in earlier
+            if (stage.name in unknown and e in writes) or (e in unknown_writes and stage.name in reads)
+        ]
+        if found:
+            after[stage.name] = tuple(found)
+    return after

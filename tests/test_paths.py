@@ -1,0 +1,283 @@
+"""Paths held in variables and parameters, and files named by a library's convention (issue 12,
+items 4 and 5).
+
+A path a notebook keeps in a variable (`path + "train.csv"`, `os.path.join(out_dir, 'x.csv')`,
+`Path('data') / name`, f-strings, `str.format`) is a dep or an out like a literal one. A path that
+depends on a parameter is written to nb2pipe.yaml as a template (`${input_file}`) and resolved
+with each run's values by `status` and `run`. A path computed at run time is said in a warning
+naming the cell, and its stage runs after every earlier stage that writes files. `np.save('arr')`
+writes `arr.npy`: the out is the file the library writes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import code, write_nb
+from helpers import assert_one_line_error, stage_status
+
+VARS = "/.nb2pipe/vars/"
+
+
+def export(cli, tmp_path: Path, *cells: dict) -> tuple[tuple[int, str, str], Path]:
+    path = write_nb(tmp_path / "project" / "analysis.ipynb", *cells)
+    return cli("export", path), path.parent / "pipelines" / "analysis"
+
+
+def files_of(folder: Path) -> dict[str, dict[str, list[str]]]:
+    """Per stage: its file deps and outs (variables handed between stages left out) and after:."""
+    stages = yaml.safe_load((folder / "nb2pipe.yaml").read_text())["stages"]
+    return {
+        name: {
+            "deps": [p for p in entry.get("deps", []) if VARS not in p],
+            "outs": [p for p in entry.get("outs", []) if VARS not in p],
+            "after": entry.get("after", []),
+        }
+        for name, entry in stages.items()
+    }
+
+
+# Two stages: `make` writes a file through a path held in a variable, `use` reads it. The path
+# is built each way users build paths.
+WRITE_THEN_READ = {
+    "concatenation": ("path = 'data/'", "path + 'train.csv'", "data/train.csv"),
+    "os.path.join": ("import os\nout_dir = 'data'", "os.path.join(out_dir, 'x.csv')", "data/x.csv"),
+    "Path /": ("from pathlib import Path\nname = 'x.csv'", "Path('data') / name", "data/x.csv"),
+    "Path / Path": ("from pathlib import Path\nroot = Path('data')\nname = 'y.csv'", "root / name", "data/y.csv"),
+    "f-string": ("out_dir = 'results'\nstem = 'model'", "f'{out_dir}/{stem}.txt'", "results/model.txt"),
+    "str.format": ("out_dir = 'results'", "'{}/scores.txt'.format(out_dir)", "results/scores.txt"),
+    "str.format by name": ("d = 'results'", "'{where}/s.txt'.format(where=d)", "results/s.txt"),
+    "percent": ("stem = 'report'", "'%s.txt' % stem", "report.txt"),
+    "str()": ("from pathlib import Path\np = Path('out') / 'a.txt'", "str(p)", "out/a.txt"),
+    "variable of a variable": ("base = 'data'\nfull = base + '/z.txt'\nalias = full", "alias", "data/z.txt"),
+    "augmented": ("p = 'data/'\np += 'w.txt'", "p", "data/w.txt"),
+    "int in f-string": ("fold = 3", "f'fold{fold}.txt'", "fold3.txt"),
+}
+
+
+@pytest.mark.parametrize("case", WRITE_THEN_READ, ids=list(WRITE_THEN_READ))
+def test_a_path_held_in_a_variable_is_an_out_of_its_writer_and_a_dep_of_its_reader(tmp_path, cli, case):
+    setup, expression, expected = WRITE_THEN_READ[case]
+    result, folder = export(
+        cli, tmp_path,
+        code(f"{setup}\nwith open({expression}, 'w') as f:\n    f.write('x')", "stage:make"),
+        code(f"with open({expression}) as f:\n    text = f.read()\nprint(text)", "stage:use"),
+    )
+    assert result[0] == 0, result[2]
+    files = files_of(folder)
+    assert files["make"]["outs"] == [expected]
+    assert files["use"]["deps"] == [expected]
+
+
+def test_a_name_rebound_to_another_path_gives_each_path_in_turn(tmp_path, cli):
+    result, folder = export(
+        cli, tmp_path,
+        code("p = 'a.txt'\nopen(p, 'w').write('a')\np = 'b.txt'\nopen(p, 'w').write('b')", "stage:make"),
+        code("print(open('a.txt').read(), open(p).read())", "stage:use"),
+    )
+    assert result[0] == 0, result[2]
+    assert files_of(folder)["make"]["outs"] == ["a.txt", "b.txt"]
+    assert files_of(folder)["use"]["deps"] == ["a.txt", "b.txt"]
+
+
+PARAMETER_PATHS = {
+    "the parameter itself": ("input_file = 'in.csv'", "pd.read_csv(input_file)", "${input_file}"),
+    "joined": ("data_dir = 'data'", "pd.read_csv(os.path.join(data_dir, 'in.csv'))", "${data_dir}/in.csv"),
+    "f-string": ("data_dir = 'data'", "pd.read_csv(f'{data_dir}/in.csv')", "${data_dir}/in.csv"),
+    "through a variable": ("data_dir = 'data'", "src = data_dir + '/in.csv'\npd.read_csv(src)", "${data_dir}/in.csv"),
+    "a number": ("fold = 2", "pd.read_csv(f'fold{fold}.csv')", "fold${fold}.csv"),
+}
+
+
+@pytest.mark.parametrize("case", PARAMETER_PATHS, ids=list(PARAMETER_PATHS))
+def test_a_path_from_a_parameter_is_recorded_as_a_template(tmp_path, cli, case):
+    parameters, reading, expected = PARAMETER_PATHS[case]
+    result, folder = export(
+        cli, tmp_path,
+        code(parameters, "parameters"),
+        code(f"import os\nimport pandas as pd\nframe = {reading}" if "\n" not in reading
+             else f"import os\nimport pandas as pd\n{reading}", "stage:load"),
+    )
+    assert result[0] == 0, result[2]
+    assert files_of(folder)["load"]["deps"] == [expected]
+
+
+def test_a_parameter_path_written_by_one_stage_and_read_by_another_is_an_edge(tmp_path, cli):
+    result, folder = export(
+        cli, tmp_path,
+        code("out_file = 'clean.csv'", "parameters"),
+        code("import pandas as pd\npd.DataFrame({'a': [1]}).to_csv(out_file, index=False)", "stage:clean"),
+        code("import pandas as pd\nsrc = out_file\nprint(pd.read_csv(src))", "stage:report"),
+    )
+    assert result[0] == 0, result[2]
+    files = files_of(folder)
+    assert files["clean"]["outs"] == ["${out_file}"]
+    assert files["report"]["deps"] == ["${out_file}"]
+
+
+UNRESOLVED = {
+    "a loop variable": "for name in ['a', 'b']:\n    open(name + '.txt', 'w').write(name)",
+    "a value computed at run time": "import time\nstamp = str(int(time.time()))\nopen(stamp + '.txt', 'w').write('x')",
+    "a function's result": "def where():\n    return 'w.txt'\nopen(where(), 'w').write('x')",
+    "a path read from a file": "import pandas as pd\nsrc = open('list.txt').read().strip()\nframe = pd.read_csv(src)",
+}
+
+
+@pytest.mark.parametrize("case", UNRESOLVED, ids=list(UNRESOLVED))
+def test_a_path_computed_at_run_time_is_warned_about_and_its_stage_runs_after_earlier_writers(tmp_path, cli, case):
+    result, folder = export(
+        cli, tmp_path,
+        code("open('list.txt', 'w').write('x.csv')", "stage:first"),
+        code("y = 1", "stage:other"),
+        code(UNRESOLVED[case], "stage:computed"),
+    )
+    status, _, err = result
+    assert status == 0, err
+    assert "stage 'computed', cell 3" in err and "computed at run time" in err, err
+    files = files_of(folder)
+    assert files["computed"]["after"] == ["first"], "ordered after the earlier stage that writes files, only"
+
+
+def test_a_stage_reading_files_runs_after_an_earlier_one_writing_a_computed_path(tmp_path, cli):
+    result, folder = export(
+        cli, tmp_path,
+        code("import time\nname = str(int(time.time()))\nopen('out-' + name, 'w').write('x')", "stage:first"),
+        code("y = 2", "stage:second"),
+        code("print(open('names.txt').read())", "stage:third"),
+    )
+    assert result[0] == 0, result[2]
+    files = files_of(folder)
+    assert files["second"]["after"] == [], "it reads no file"
+    assert files["third"]["after"] == ["first"], "the file it reads may be the one 'first' writes"
+
+
+def test_file_objects_and_buffers_are_not_unresolved_paths(tmp_path, cli):
+    result, _ = export(
+        cli, tmp_path,
+        code(
+            "import io, json, sys\nimport pandas as pd\nbuf = io.StringIO('a\\n1\\n')\nframe = pd.read_csv(buf)\n"
+            "with open('o.json', 'w') as f:\n    json.dump({'a': 1}, f)\nframe.to_csv(sys.stdout)",
+            "stage:only",
+        ),
+    )
+    assert result[0] == 0, result[2]
+    assert "computed at run time" not in result[2], result[2]
+
+
+# --- files named by convention (item 5) ------------------------------------------------------
+
+CONVENTIONS = {
+    "np.save adds .npy": ("import numpy as np\nnp.save('arr', np.arange(3))", ["arr.npy"]),
+    "np.save keeps .npy": ("import numpy as np\nnp.save('arr2.npy', np.arange(3))", ["arr2.npy"]),
+    "np.save of another suffix adds .npy": ("import numpy as np\nnp.save('arr.bin', np.arange(3))", ["arr.bin.npy"]),
+    "np.save by keyword": ("import numpy as np\nnp.save(file='k', arr=np.arange(3))", ["k.npy"]),
+    "np.savez adds .npz": ("import numpy as np\nnp.savez('b', a=np.arange(3))", ["b.npz"]),
+    "np.savez_compressed adds .npz": ("import numpy as np\nnp.savez_compressed('c', a=np.arange(3))", ["c.npz"]),
+    "np.savetxt as named": ("import numpy as np\nnp.savetxt('t', np.arange(3))", ["t"]),
+    "plt.savefig adds .png": ("import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n"
+                              "plt.plot([1, 2])\nplt.savefig('fig')", ["fig.png"]),
+    "fig.savefig adds .png": ("import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n"
+                              "fig, ax = plt.subplots()\nfig.savefig('plot')", ["plot.png"]),
+    "savefig with a suffix": ("import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n"
+                              "plt.plot([1])\nplt.savefig('fig.svg')", ["fig.svg"]),
+    # matplotlib adds the default suffix only when it picks the format: with format= it writes the name as given
+    "savefig with format=": ("import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n"
+                             "plt.plot([1])\nplt.savefig('fig2', format='pdf')", ["fig2"]),
+    "to_pickle compressed as named": ("import pandas as pd\npd.DataFrame({'a': [1]}).to_pickle('x.gz')", ["x.gz"]),
+    "joblib.dump compressed as named": ("import joblib\njoblib.dump([1, 2], 'm.joblib.gz')", ["m.joblib.gz"]),
+    "np.save through a variable": ("import numpy as np\nstem = 'v'\nnp.save(stem, np.arange(3))", ["v.npy"]),
+}
+
+
+@pytest.mark.parametrize("case", CONVENTIONS, ids=list(CONVENTIONS))
+def test_the_declared_out_is_the_file_the_library_writes(tmp_path, cli, case):
+    source, expected = CONVENTIONS[case]
+    result, folder = export(cli, tmp_path, code(source, "stage:save"), code("y = 1", "stage:later"))
+    assert result[0] == 0, result[2]
+    assert files_of(folder)["save"]["outs"] == expected
+
+
+def test_conventional_names_match_what_the_libraries_write(tmp_path, cli):
+    """Run each case for real: every inferred out exists, so the stage does not fail with
+    "did not write its declared output"."""
+    cells = [code(source, f"stage:s{i}") for i, (source, _) in enumerate(CONVENTIONS.values())]
+    notebook = write_nb(tmp_path / "project" / "analysis.ipynb", *cells)
+    status, out, err = cli("run", notebook)
+    assert status == 0, out + err
+    for _, expected in CONVENTIONS.values():
+        for name in expected:
+            assert (notebook.parent / name).is_file(), name
+
+
+# --- templates resolved by run and status ----------------------------------------------------
+
+
+def _parameter_notebook(tmp_path: Path) -> Path:
+    project = tmp_path / "project"
+    project.mkdir(parents=True)
+    (project / "in.csv").write_text("a\n1\n2\n")
+    (project / "other.csv").write_text("a\n5\n")
+    return write_nb(
+        project / "analysis.ipynb",
+        code("input_file = 'in.csv'\nout_file = 'total.txt'", "parameters"),
+        code("import pandas as pd\nframe = pd.read_csv(input_file)", "stage:load"),
+        code("import time\ntime.sleep(1)\nopen(out_file, 'w').write(str(frame['a'].sum()))", "stage:total"),
+        code("src = out_file\nprint('total', open(src).read())", "stage:show"),
+    )
+
+
+def test_a_run_reads_the_parameter_path_and_the_lock_records_the_resolved_path(tmp_path, cli):
+    notebook = _parameter_notebook(tmp_path)
+    status, out, err = cli("run", notebook, "--jobs", "2")
+    assert status == 0, out + err
+    assert (notebook.parent / "total.txt").read_text() == "3"
+    lock = yaml.safe_load((notebook.parent / "pipelines" / "analysis" / "nb2pipe.lock").read_text())["stages"]
+    assert "in.csv" in json.dumps(lock["load"]), lock["load"]
+    assert "${" not in json.dumps(lock), "the lock records resolved paths"
+
+    status, out, err = cli("run", notebook, "-p", "input_file=other.csv", "-p", "out_file=five.txt")
+    assert status == 0, out + err
+    assert (notebook.parent / "five.txt").read_text() == "5"
+    lock = yaml.safe_load((notebook.parent / "pipelines" / "analysis" / "nb2pipe.lock").read_text())["stages"]
+    assert "other.csv" in json.dumps(lock["load"]) and "five.txt" in json.dumps(lock["total"])
+
+
+def test_status_sees_a_change_of_the_file_a_parameter_names(tmp_path, cli):
+    notebook = _parameter_notebook(tmp_path)
+    status, out, err = cli("run", notebook)
+    assert status == 0, out + err
+    pipe = notebook.parent / "pipelines" / "analysis"
+    assert stage_status(cli, pipe)["load"]["state"] == "up-to-date"
+    (notebook.parent / "in.csv").write_text("a\n10\n")
+    load = stage_status(cli, pipe)["load"]
+    assert load["state"] == "stale"
+    assert any("in.csv" in str(reason) for reason in load["reasons"]), load
+    (notebook.parent / "total.txt").write_text("edited")
+    assert stage_status(cli, pipe)["total"]["state"] == "stale", "its out, named by a parameter, was modified"
+
+
+@pytest.mark.parametrize("value", ["../outside.txt", "/tmp/nb2pipe-outside.txt", "."])
+def test_a_parameter_naming_an_out_outside_the_project_is_refused_at_run_time(tmp_path, cli, value):
+    notebook = _parameter_notebook(tmp_path)
+    assert cli("export", notebook)[0] == 0
+    result = cli("run", notebook.parent / "pipelines" / "analysis", "-p", f"out_file={value}")
+    assert_one_line_error(result, "stage 'total'", "${out_file}", value)
+    assert not (tmp_path / "outside.txt").exists()
+
+
+def test_a_stage_that_declares_its_outs_is_not_warned_about_a_computed_path_it_writes(tmp_path, cli):
+    """Declared files win: `df.to_csv(ensure_parent("data/x.csv"))` tagged `out:data/x.csv`."""
+    helper = "import os\ndef ensure_parent(path):\n    os.makedirs(os.path.dirname(path) or '.', exist_ok=True)\n    return path"
+    result, folder = export(
+        cli, tmp_path,
+        code(helper, "functions"),
+        code("open('a.txt', 'w').write('a')", "stage:first"),
+        code("open(ensure_parent('data/x.csv'), 'w').write('x')", "stage:second", "out:data/x.csv"),
+    )
+    assert result[0] == 0, result[2]
+    assert "computed at run time" not in result[2]
+    assert files_of(folder)["second"] == {"deps": [], "outs": ["data/x.csv"], "after": []}
