@@ -281,3 +281,17 @@ def test_a_stage_that_declares_its_outs_is_not_warned_about_a_computed_path_it_w
     assert result[0] == 0, result[2]
     assert "computed at run time" not in result[2]
     assert files_of(folder)["second"] == {"deps": [], "outs": ["data/x.csv"], "after": []}
+
+
+def test_two_parameters_naming_one_file_order_the_run(tmp_path, cli):
+    """`make` writes `${made}`, `use` reads `${wanted}`: with these values they are one file, so
+    the run puts `use` after `make` even with two jobs."""
+    notebook = write_nb(
+        tmp_path / "project" / "two.ipynb",
+        code("made = 'x.txt'\nwanted = 'x.txt'", "parameters"),
+        code("import time\ntime.sleep(1)\nopen(made, 'w').write('made')", "stage:make"),
+        code("print(open(wanted).read())", "stage:use"),
+    )
+    status, out, err = cli("run", notebook, "--jobs", "2")
+    assert status == 0, out + err
+    assert stage_status(cli, notebook.parent / "pipelines" / "two")["use"]["state"] == "up-to-date"
