@@ -295,3 +295,19 @@ def test_two_parameters_naming_one_file_order_the_run(tmp_path, cli):
     status, out, err = cli("run", notebook, "--jobs", "2")
     assert status == 0, out + err
     assert stage_status(cli, notebook.parent / "pipelines" / "two")["use"]["state"] == "up-to-date"
+
+
+def test_a_scratch_workspace_links_the_file_a_parameter_names(tmp_path, monkeypatch):
+    """`verify` and sweeps run in a scratch copy of the working folder: the input a parameter
+    names is there, as the one a literal path names is."""
+    from nb2pipe import api
+    from nb2pipe.export import export_notebook
+
+    notebook = _parameter_notebook(tmp_path)
+    export_notebook(notebook)
+    monkeypatch.chdir(notebook.parent)
+    with api.scratch_workspace(notebook) as scratch:
+        report = scratch.run()
+        assert report.ok, report.errors
+        assert scratch.path("total.txt").read_text() == "3"
+    assert not (notebook.parent / "total.txt").exists(), "the workspace is untouched"
