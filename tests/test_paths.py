@@ -311,3 +311,19 @@ def test_a_scratch_workspace_links_the_file_a_parameter_names(tmp_path, monkeypa
         assert report.ok, report.errors
         assert scratch.path("total.txt").read_text() == "3"
     assert not (notebook.parent / "total.txt").exists(), "the workspace is untouched"
+
+
+def test_explain_shows_each_path_a_parameter_names_and_each_path_it_cannot_know(tmp_path, cli):
+    notebook = write_nb(
+        tmp_path / "project" / "analysis.ipynb",
+        code("data_dir = 'data'", "parameters"),
+        code("import pandas as pd\nframe = pd.read_csv(f'{data_dir}/in.csv')", "stage:load"),
+        code("for part in ['a', 'b']:\n    frame.to_csv(part + '.csv')", "stage:split"),
+    )
+    status, out, err = cli("explain", notebook)
+    assert status == 0, err
+    assert "dep     ${data_dir}/in.csv = data/in.csv (inferred)" in out, out
+    assert "warning stage 'split', cell 3 (\"for part in ['a', 'b']:\"), line 2: the path given to frame.to_csv()" in out, out
+    status, out, err = cli("explain", notebook, "--json")
+    load = json.loads(out)["stages"][0]
+    assert load["deps"] == [{"path": "${data_dir}/in.csv", "how": "inferred", "resolved": "data/in.csv"}]
