@@ -327,3 +327,38 @@ def test_explain_shows_each_path_a_parameter_names_and_each_path_it_cannot_know(
     status, out, err = cli("explain", notebook, "--json")
     load = json.loads(out)["stages"][0]
     assert load["deps"] == [{"path": "${data_dir}/in.csv", "how": "inferred", "resolved": "data/in.csv"}]
+
+
+# --- what the constant propagation knows, cell by cell ---------------------------------------
+
+R, W = "read", "write"
+RESOLVED = {
+    "a branch forgets": (["p = 'a.txt'\nif flag:\n    p = 'b.txt'", "open(p).read()"], {}, [[], []], [0, 1]),
+    "a loop target forgets": (["for p in ['a', 'b']:\n    pass", "open(p).read()"], {}, [[], []], [0, 1]),
+    "a function declaring it global": (
+        ["p = 'a.txt'\ndef move():\n    global p\n    p = 'b.txt'", "move()\nopen(p).read()"], {}, [[], []], [0, 1]),
+    "tuple unpacking": (["src, dst = 'in.txt', 'out.txt'", "text = open(src).read()\nopen(dst, 'w').write(text)"], {},
+                        [[], [("in.txt", R), ("out.txt", W)]], [0, 0]),
+    # Python opens `dst` (the callee's receiver) before it evaluates the argument reading `src`
+    "in the order they run": (["open('out.txt', 'w').write(open('in.txt').read())"], {}, [[("out.txt", W), ("in.txt", R)]], [0]),
+    "a later cell rebinding": (["p = 'a.txt'", "p = p.upper()", "open(p).read()"], {}, [[], [], []], [0, 0, 1]),
+    "a parameter rebound": (["path = path + '.bak'", "open(path).read()"], {"path": "x"}, [[], [("${path}.bak", R)]], [0, 0]),
+    "a file object is no path": (["import json\nwith open('o.json', 'w') as f:\n    json.dump(1, f)"], {}, [[("o.json", W)]], [0]),
+    "a URL is no file": (["import pandas as pd\nurl = 'https://example.org/x.csv'\nframe = pd.read_csv(url)"], {}, [[]], [0]),
+    "a comprehension over paths": (["names = ['a', 'b']", "texts = [open(n).read() for n in names]"], {}, [[], []], [0, 1]),
+    "a Path variable opened": (["from pathlib import Path\np = Path('d') / 'x.txt'", "with p.open('w') as f:\n    f.write('x')"], {},
+                               [[], [("d/x.txt", W)]], [0, 0]),
+    "np.save named by a parameter": (["import numpy as np\nnp.save(stem, np.arange(2))"], {"stem": "arr"}, [[]], [1]),
+    "np.save named by a parameter, suffix given": (["import numpy as np\nnp.save(stem + '.npy', np.arange(2))"], {"stem": "a"},
+                                                   [[("${stem}.npy", W)]], [0]),
+}
+
+
+@pytest.mark.parametrize("case", RESOLVED, ids=list(RESOLVED))
+def test_what_each_cell_touches_with_paths_followed(case):
+    from nb2pipe.infer.constants import resolve_cells
+
+    sources, parameters, accesses, unresolved = RESOLVED[case]
+    found = resolve_cells(sources, parameters)
+    assert [list(cell.accesses) for cell in found] == accesses
+    assert [len(cell.unresolved) for cell in found] == unresolved

@@ -267,6 +267,20 @@ def _in_this_scope(node: ast.AST) -> Iterator[ast.AST]:
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 
+def _calls_as_they_run(node: ast.AST) -> Iterator[ast.Call]:
+    """The calls under `node` that run at module level, a call's arguments before the call."""
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, _NESTED_SCOPES):
+            for decorator in getattr(child, "decorator_list", []):
+                yield from _calls_as_they_run(decorator)
+                if isinstance(decorator, ast.Call):
+                    yield decorator
+            continue
+        yield from _calls_as_they_run(child)
+        if isinstance(child, ast.Call):
+            yield child
+
+
 def _bound_names(statement: ast.stmt) -> set[str]:
     """The module-level names `statement` binds, anywhere in it (not a comprehension's targets)."""
     nodes = [statement, *_in_this_scope(statement)]
@@ -323,11 +337,7 @@ class _Walk:
         simple = isinstance(statement, (*_SIMPLE_BINDINGS, ast.Expr, ast.Return, ast.Raise, ast.Assert, ast.Delete))
         if not simple:  # a loop, a branch, a with block: what it binds is not one known value
             self.forget(bound)
-        calls = sorted(
-            (n for n in [statement, *_in_this_scope(statement)] if isinstance(n, ast.Call)),
-            key=lambda n: (n.lineno, n.col_offset),
-        )
-        for call in calls:
+        for call in _calls_as_they_run(statement):
             for site in path_sites(call):
                 self.resolve(call, site, accesses, unresolved)
         if simple:
