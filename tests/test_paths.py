@@ -362,3 +362,17 @@ def test_what_each_cell_touches_with_paths_followed(case):
     found = resolve_cells(sources, parameters)
     assert [list(cell.accesses) for cell in found] == accesses
     assert [len(cell.unresolved) for cell in found] == unresolved
+
+
+def test_a_function_body_is_not_module_level():
+    """Names inside a function are its own; its calls run when it is called (the cell walker keeps
+    their literal paths): no warning for `save_fig`'s computed path where it is defined."""
+    from nb2pipe.infer.constants import resolve_cells
+
+    source = (
+        "import matplotlib.pyplot as plt\nfig_dir = 'figs'\n"
+        "def save_fig(name):\n    path = fig_dir + '/' + name + '.png'\n    plt.savefig(path)\n    fig_dir = 1"
+    )
+    (cell, after) = resolve_cells([source, "open(fig_dir + '/list.txt').read()"], {})
+    assert cell.unresolved == ()
+    assert after.accesses == (("figs/list.txt", "read"),), "a local of the function does not rebind the global"

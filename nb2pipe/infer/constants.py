@@ -281,9 +281,10 @@ def _calls_as_they_run(node: ast.AST) -> Iterator[ast.Call]:
             yield child
 
 
-def _bound_names(statement: ast.stmt) -> set[str]:
-    """The module-level names `statement` binds, anywhere in it (not a comprehension's targets)."""
-    nodes = [statement, *_in_this_scope(statement)]
+def _bound_names(top: ast.Module) -> set[str]:
+    """The module-level names the statements of `top` bind, anywhere in them (not a
+    comprehension's targets, nor names local to a function or class body)."""
+    nodes = list(_in_this_scope(top))
     comprehension_targets = {
         id(n) for c in nodes if isinstance(c, _COMPREHENSIONS) for g in c.generators for n in ast.walk(g.target)
     }
@@ -298,9 +299,9 @@ def _bound_names(statement: ast.stmt) -> set[str]:
     return names
 
 
-def _with_targets(statement: ast.stmt) -> set[str]:
+def _with_targets(top: ast.Module) -> set[str]:
     names: set[str] = set()
-    for node in [statement, *_in_this_scope(statement)]:
+    for node in _in_this_scope(top):
         if isinstance(node, (ast.With, ast.AsyncWith)):
             for item in node.items:
                 if isinstance(item.optional_vars, ast.Name):
@@ -332,17 +333,20 @@ class _Walk:
         return CellPaths(tuple(accesses), tuple(unresolved))
 
     def statement(self, statement: ast.stmt, accesses: list[tuple[str, str]], unresolved: list[tuple[int, str, str]]) -> None:
-        bound = _bound_names(statement)
-        self.volatile |= _declared_global(statement)
+        top = ast.Module(body=[statement], type_ignores=[])  # a def's body is not module level
+        bound = _bound_names(top)
+        rebound_by_calls = _declared_global(statement)
+        self.volatile |= rebound_by_calls
+        self.forget(rebound_by_calls)
         simple = isinstance(statement, (*_SIMPLE_BINDINGS, ast.Expr, ast.Return, ast.Raise, ast.Assert, ast.Delete))
         if not simple:  # a loop, a branch, a with block: what it binds is not one known value
             self.forget(bound)
-        for call in _calls_as_they_run(statement):
+        for call in _calls_as_they_run(top):
             for site in path_sites(call):
                 self.resolve(call, site, accesses, unresolved)
         if simple:
             self.bind(statement, bound)
-        for name in _with_targets(statement):
+        for name in _with_targets(top):
             self.env[name] = Opaque.FILE
 
     def forget(self, names: set[str]) -> None:
