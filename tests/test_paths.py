@@ -376,3 +376,19 @@ def test_a_function_body_is_not_module_level():
     (cell, after) = resolve_cells([source, "open(fig_dir + '/list.txt').read()"], {})
     assert cell.unresolved == ()
     assert after.accesses == (("figs/list.txt", "read"),), "a local of the function does not rebind the global"
+
+
+def test_a_failed_stage_puts_back_what_was_at_the_path_a_parameter_names(tmp_path, cli):
+    """Nothing lost holds for a parameter's path too: the stage writes, then fails, and the file
+    holds what the last good run left there."""
+    notebook = write_nb(
+        tmp_path / "project" / "analysis.ipynb",
+        code("out_file = 'result.txt'\nfail = False", "parameters"),
+        code("with open(out_file, 'w') as f:\n    f.write('partial' if fail else 'good')\nassert not fail, 'failed on purpose'",
+             "stage:write"),
+    )
+    status, out, err = cli("run", notebook)
+    assert status == 0, out + err
+    status, out, err = cli("run", notebook, "-p", "fail=True")
+    assert status == 1 and "failed on purpose" in err, out + err
+    assert (notebook.parent / "result.txt").read_text() == "good"
