@@ -155,6 +155,15 @@ def test_a_stage_reading_files_runs_after_an_earlier_one_writing_a_computed_path
     assert files["third"]["after"] == ["first"], "the file it reads may be the one 'first' writes"
 
 
+def test_a_literal_path_holding_a_dollar_brace_is_not_taken_for_a_template(tmp_path, cli):
+    result, folder = export(cli, tmp_path, code("open('${HOME}.txt', 'w').write('x')", "stage:odd"), code("y = 1", "stage:next"))
+    assert result[0] == 0, result[2]
+    assert files_of(folder)["odd"]["outs"] == []
+    assert "computed at run time" in result[2]
+    status, out, err = cli("run", folder)
+    assert status == 0, out + err
+
+
 def test_file_objects_and_buffers_are_not_unresolved_paths(tmp_path, cli):
     result, _ = export(
         cli, tmp_path,
@@ -348,6 +357,7 @@ RESOLVED = {
     "a comprehension over paths": (["names = ['a', 'b']", "texts = [open(n).read() for n in names]"], {}, [[], []], [0, 1]),
     "a Path variable opened": (["from pathlib import Path\np = Path('d') / 'x.txt'", "with p.open('w') as f:\n    f.write('x')"], {},
                                [[], [("d/x.txt", W)]], [0, 0]),
+    "a literal holding ${ is no template": (["open('${HOME}/x.txt', 'w').write('x')"], {"HOME": "h"}, [[]], [1]),
     "np.save named by a parameter": (["import numpy as np\nnp.save(stem, np.arange(2))"], {"stem": "arr"}, [[]], [1]),
     "np.save named by a parameter, suffix given": (["import numpy as np\nnp.save(stem + '.npy', np.arange(2))"], {"stem": "a"},
                                                    [[("${stem}.npy", W)]], [0]),

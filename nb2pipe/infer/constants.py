@@ -100,11 +100,15 @@ def with_paths(facts: CellFacts, paths: CellPaths) -> CellFacts:
     resolved = [(path, access) for path, access in paths.accesses]
     read = [p for p, access in resolved if access != WRITE]
     written = [p for p, access in resolved if access != READ]
+
+    def literal(found: tuple[str, ...]) -> list[str]:  # a literal `${` is not a parameter's template
+        return [p for p in found if "${" not in p]
+
     return replace(
         facts,
-        files_read=tuple(dict.fromkeys([*read, *facts.files_read])),
-        files_written=tuple(dict.fromkeys([*written, *facts.files_written])),
-        files_updated=tuple(dict.fromkeys([*files_updated(resolved), *facts.files_updated])),
+        files_read=tuple(dict.fromkeys([*read, *literal(facts.files_read)])),
+        files_written=tuple(dict.fromkeys([*written, *literal(facts.files_written)])),
+        files_updated=tuple(dict.fromkeys([*files_updated(resolved), *literal(facts.files_updated)])),
     )
 
 
@@ -129,8 +133,8 @@ def evaluate(node: ast.expr, env: Mapping[str, Value]) -> Value:
 
 
 def _constant(value: object) -> Value:
-    if isinstance(value, str):
-        return Known(value, True)
+    if isinstance(value, str):  # text holding `${` would read as a parameter's template
+        return Opaque.PATH if "${" in value else Known(value, True)
     if isinstance(value, (int, float)):  # bool included: f"{True}" is "True"
         return Known(str(value), False)
     return None
