@@ -386,8 +386,8 @@ class _Walk:
                 if path is not None:
                     name = written_name(path, site.naming)
                     if name is None:
-                        unresolved.append((call.lineno, f"the name of the file {called} writes depends on a parameter's value",
-                                           site.access))
+                        what = f"the name of the file {called} writes (a parameter's value decides its suffix)"
+                        unresolved.append((call.lineno, what, site.access))
                     else:
                         accesses.append((name, site.access))
                 return
