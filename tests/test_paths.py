@@ -12,6 +12,7 @@ writes `arr.npy`: the out is the file the library writes.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -402,3 +403,17 @@ def test_a_failed_stage_puts_back_what_was_at_the_path_a_parameter_names(tmp_pat
     status, out, err = cli("run", notebook, "-p", "fail=True")
     assert status == 1 and "failed on purpose" in err, out + err
     assert (notebook.parent / "result.txt").read_text() == "good"
+
+
+def test_the_output_cache_restores_the_files_a_parameter_named(tmp_path, cli):
+    """Back to earlier values: the stages are restored from the output cache, their outs at the
+    paths those values name."""
+    notebook = _parameter_notebook(tmp_path)
+    assert cli("run", notebook)[0] == 0
+    assert cli("run", notebook, "-p", "input_file=other.csv", "-p", "out_file=five.txt")[0] == 0
+    (notebook.parent / "total.txt").unlink()
+    status, out, err = cli("run", notebook)
+    assert status == 0, out + err
+    restored = re.search(r"(\d+) restored from cache", out)
+    assert restored and int(restored.group(1)) >= 2, out  # `load` and `total`
+    assert (notebook.parent / "total.txt").read_text() == "3"
