@@ -354,6 +354,8 @@ RESOLVED = {
     "a later cell rebinding": (["p = 'a.txt'", "p = p.upper()", "open(p).read()"], {}, [[], [], []], [0, 0, 1]),
     "a parameter rebound": (["path = path + '.bak'", "open(path).read()"], {"path": "x"}, [[], [("${path}.bak", R)]], [0, 0]),
     "a file object is no path": (["import json\nwith open('o.json', 'w') as f:\n    json.dump(1, f)"], {}, [[("o.json", W)]], [0]),
+    "an open workbook is no path": (["import pandas as pd\nbook = pd.ExcelFile('b.xlsx')", "frame = pd.read_excel(book, 'Sheet1')"], {},
+                                     [[], []], [0, 0]),
     "a URL is no file": (["import pandas as pd\nurl = 'https://example.org/x.csv'\nframe = pd.read_csv(url)"], {}, [[]], [0]),
     "a comprehension over paths": (["names = ['a', 'b']", "texts = [open(n).read() for n in names]"], {}, [[], []], [0, 1]),
     "a Path variable opened": (["from pathlib import Path\np = Path('d') / 'x.txt'", "with p.open('w') as f:\n    f.write('x')"], {},

@@ -64,7 +64,7 @@ Value = Known | Opaque | None
 # Calls giving an open file, a buffer or a writer object rather than a path.
 FILE_OBJECT_MAKERS = frozenset(
     {"open", "StringIO", "BytesIO", "TemporaryFile", "NamedTemporaryFile", "SpooledTemporaryFile",
-     "urlopen", "ExcelWriter", "HDFStore", "ZipFile", "TarFile", "fdopen"}
+     "urlopen", "ExcelWriter", "ExcelFile", "HDFStore", "ZipFile", "TarFile", "fdopen"}
 )
 STANDARD_STREAMS = frozenset({"sys.stdout", "sys.stderr", "sys.stdin"})
 _PRINTF_FIELD = re.compile(r"%(?:([sdi])|(%)|.)")
