@@ -31,6 +31,9 @@ NOT_FILE_READERS = frozenset(
      "read_text", "read_bytes"}
 )
 LOAD_METHODS = frozenset({"load", "loadtxt", "genfromtxt", "fromfile"})
+# Other calls whose first argument is a file they read: images (`plt.imread`, `cv2.imread`...) and
+# a file's size or time (`os.path.getsize`), which a later stage can only see once it is written.
+READ_FUNCTIONS = frozenset({"imread", "getsize", "getmtime"})
 # Modules whose `.load` parses a file object or a string, never a path.
 MODULES_LOADING_NO_PATH = frozenset({"yaml", "json", "pickle", "marshal"})
 # `.<method>(path, ...)` writes a file. `.to_<x>` is an allow-list on purpose:
@@ -188,7 +191,7 @@ def _reads_first_argument(method: str, receiver: ast.expr) -> bool:
     """`x.read_csv(path)`, `x.open_dataset(path)`, `joblib.load(path)`: the first argument is read."""
     reader = method.startswith(("read_", "open_")) and method not in NOT_FILE_READERS
     loader = method in LOAD_METHODS and root_name(receiver) not in MODULES_LOADING_NO_PATH
-    return reader or loader
+    return reader or loader or method in READ_FUNCTIONS
 
 
 def _is_path_expression(node: ast.expr) -> bool:
