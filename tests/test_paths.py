@@ -200,6 +200,12 @@ CONVENTIONS = {
     "to_pickle compressed as named": ("import pandas as pd\npd.DataFrame({'a': [1]}).to_pickle('x.gz')", ["x.gz"]),
     "joblib.dump compressed as named": ("import joblib\njoblib.dump([1, 2], 'm.joblib.gz')", ["m.joblib.gz"]),
     "np.save through a variable": ("import numpy as np\nstem = 'v'\nnp.save(stem, np.arange(3))", ["v.npy"]),
+    # the default format is rcParams["savefig.format"], as the notebook sets it (these come last:
+    # run top to bottom, the setting holds for every later savefig)
+    "savefig after rcParams": ("import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n"
+                               "plt.rcParams['savefig.format'] = 'svg'\nplt.plot([1])\nplt.savefig('rc1')", ["rc1.svg"]),
+    "savefig after plt.rc": ("import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n"
+                             "plt.rc('savefig', format='pdf')\nplt.plot([1])\nplt.savefig('rc2')", ["rc2.pdf"]),
 }
 
 

@@ -32,6 +32,7 @@ from typing import Any
 from nb2pipe import model as m
 from nb2pipe.infer.cells import CellFacts
 from nb2pipe.infer.files import (
+    DEFAULT_FIGURE_FORMAT,
     PATH_CONSTRUCTORS,
     PATH_JOINERS,
     READ,
@@ -39,6 +40,7 @@ from nb2pipe.infer.files import (
     PathSite,
     clean_path,
     dotted_name,
+    file_accesses,
     files_updated,
     path_sites,
     written_name,
@@ -77,6 +79,8 @@ class CellPaths:
 
     accesses: tuple[tuple[str, str], ...] = ()
     unresolved: tuple[tuple[int, str, str], ...] = ()  # (line, call, access)
+    # the literal paths the cell walker finds for the calls resolved here (this pass knows better)
+    shadowed: frozenset[str] = frozenset()
 
 
 def parameter_template(name: str) -> str:
@@ -101,8 +105,8 @@ def with_paths(facts: CellFacts, paths: CellPaths) -> CellFacts:
     read = [p for p, access in resolved if access != WRITE]
     written = [p for p, access in resolved if access != READ]
 
-    def literal(found: tuple[str, ...]) -> list[str]:  # a literal `${` is not a parameter's template
-        return [p for p in found if "${" not in p]
+    def literal(found: tuple[str, ...]) -> list[str]:  # what only the walker sees; `${` is no template
+        return [p for p in found if "${" not in p and p not in paths.shadowed]
 
     return replace(
         facts,
@@ -324,19 +328,21 @@ class _Walk:
     def __init__(self, env: dict[str, Value]) -> None:
         self.env = env
         self.volatile: set[str] = set()
+        self.figure_format = DEFAULT_FIGURE_FORMAT
 
     def cell(self, source: str) -> CellPaths:
         try:
             tree, _ = parsed_cell(source)
         except Exception:  # the cell walker reports what does not parse
             return CellPaths()
-        accesses: list[tuple[str, str]] = []
-        unresolved: list[tuple[int, str, str]] = []
+        self.accesses: list[tuple[str, str]] = []
+        self.unresolved: list[tuple[int, str, str]] = []
+        self.shadowed: set[str] = set()
         for statement in tree.body:
-            self.statement(statement, accesses, unresolved)
-        return CellPaths(tuple(accesses), tuple(unresolved))
+            self.statement(statement)
+        return CellPaths(tuple(self.accesses), tuple(self.unresolved), frozenset(self.shadowed))
 
-    def statement(self, statement: ast.stmt, accesses: list[tuple[str, str]], unresolved: list[tuple[int, str, str]]) -> None:
+    def statement(self, statement: ast.stmt) -> None:
         top = ast.Module(body=[statement], type_ignores=[])  # a def's body is not module level
         bound = _bound_names(top)
         rebound_by_calls = _declared_global(statement)
@@ -346,12 +352,18 @@ class _Walk:
         if not simple:  # a loop, a branch, a with block: what it binds is not one known value
             self.forget(bound)
         for call in _calls_as_they_run(top):
+            self.shadowed.update(path for _, path, _ in file_accesses(call))
             for site in path_sites(call):
-                self.resolve(call, site, accesses, unresolved)
+                self.resolve(call, site)
         if simple:
             self.bind(statement, bound)
+            self.figure_format = figure_format_set(statement) or self.figure_format
         for name in _with_targets(top):
             self.env[name] = Opaque.FILE
+
+    def figure_naming(self, naming: str) -> str:
+        """savefig's default suffix is the figure format the notebook set (rcParams)."""
+        return "." + self.figure_format if naming == "." + DEFAULT_FIGURE_FORMAT else naming
 
     def forget(self, names: set[str]) -> None:
         for name in names:
@@ -373,7 +385,8 @@ class _Walk:
             if value is not None and name not in self.volatile:
                 self.env[name] = value
 
-    def resolve(self, call: ast.Call, site: PathSite, accesses: list[tuple[str, str]], unresolved: list[tuple[int, str, str]]) -> None:
+    def resolve(self, call: ast.Call, site: PathSite) -> None:
+        accesses, unresolved = self.accesses, self.unresolved
         if site.receiver_site is not None:
             receiver = evaluate(site.receiver_site.candidates[0], self.env)
             if (isinstance(receiver, Known) and receiver.is_text) or receiver is Opaque.PATH:
@@ -384,7 +397,7 @@ class _Walk:
             if isinstance(value, Known) and value.is_text:
                 path = clean_path(value.text)
                 if path is not None:
-                    name = written_name(path, site.naming)
+                    name = written_name(path, self.figure_naming(site.naming))
                     if name is None:
                         what = f"the name of the file {called} writes (a parameter's value decides its suffix)"
                         unresolved.append((call.lineno, what, site.access))
@@ -398,6 +411,34 @@ class _Walk:
             if value is Opaque.PATH or site.certain:
                 unresolved.append((call.lineno, f"the path given to {called}", site.access))
                 return
+
+
+def figure_format_set(statement: ast.stmt) -> str | None:
+    """The format `statement` makes matplotlib's default for savefig, if it sets one:
+    `plt.rcParams["savefig.format"] = "svg"`, `plt.rc("savefig", format="svg")`,
+    `mpl.rcParams.update({"savefig.format": "svg"})`."""
+    if isinstance(statement, ast.Assign):
+        for target in statement.targets:
+            if isinstance(target, ast.Subscript) and _is_rc_params(target.value) and _text(target.slice) == "savefig.format":
+                return _text(statement.value)
+        return None
+    call = statement.value if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call) else None
+    if call is None or not isinstance(call.func, ast.Attribute):
+        return None
+    if call.func.attr == "rc" and call.args and _text(call.args[0]) == "savefig":
+        return next((_text(k.value) for k in call.keywords if k.arg == "format"), None)
+    if call.func.attr == "update" and _is_rc_params(call.func.value) and call.args and isinstance(call.args[0], ast.Dict):
+        pairs = zip(call.args[0].keys, call.args[0].values, strict=True)
+        return next((_text(v) for k, v in pairs if k is not None and _text(k) == "savefig.format"), None)
+    return None
+
+
+def _is_rc_params(node: ast.expr) -> bool:
+    return (isinstance(node, ast.Attribute) and node.attr == "rcParams") or (isinstance(node, ast.Name) and node.id == "rcParams")
+
+
+def _text(node: ast.expr) -> str | None:
+    return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
 
 
 def _assigned(target: ast.expr, node: ast.expr, value: Value, env: Mapping[str, Value]) -> dict[str, Value]:
