@@ -16,6 +16,10 @@ are followed, so a path kept in a variable or given as a parameter is a dep or a
    literal paths (their names are looked up when they are called, not where they are written).
 4. A call whose path is not known (a loop variable, a value computed at run time, a file name
    that depends on a parameter's suffix) is reported as unresolved, with its line.
+5. A writer's file is named as the library names it (files.written_name): `np.save("a")` writes
+   `a.npy`; `savefig("f")` adds the format the notebook last set in `rcParams["savefig.format"]`
+   (png unless set). For the calls resolved here, this pass replaces the cell walker's literal
+   reading (with_paths).
 """
 
 from __future__ import annotations
