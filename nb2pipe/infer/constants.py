@@ -9,7 +9,8 @@ are followed, so a path kept in a variable or given as a parameter is a dep or a
 2. Each top-level statement: first every call in it that names a file (files.path_sites) is
    resolved with the environment as it was before the statement; then the names it binds are
    updated. A plain assignment evaluates its value (strings, numbers, `+`, `/`, `%`, f-strings,
-   `str.format`, `os.path.join`, `Path(...)`, `.joinpath`, `str()`); any other binding (a loop
+   `str.format`, `os.path.join`, `Path(...)`, `.joinpath`, `str()`, `.parent`, `.name`, `.stem`,
+   `.suffix`, `.with_suffix()`, `.with_name()`, `os.path.dirname/basename`); any other binding (a loop
    or `with` target, an import, a definition, a name bound inside a branch or a loop, a name a
    function declares `global`) makes the name unknown.
 3. Calls inside function, lambda and class bodies are left to the cell walker, which takes their
@@ -130,7 +131,9 @@ def evaluate(node: ast.expr, env: Mapping[str, Value]) -> Value:
     if isinstance(node, ast.Name):
         return env.get(node.id)
     if isinstance(node, ast.Attribute):
-        return Opaque.FILE if dotted_name(node) in STANDARD_STREAMS else None
+        if dotted_name(node) in STANDARD_STREAMS:
+            return Opaque.FILE
+        return _path_part(node.attr, evaluate(node.value, env)) if node.attr in PATH_PARTS else None
     if isinstance(node, ast.JoinedStr):
         return _f_string(node, env)
     if isinstance(node, ast.BinOp):
@@ -210,6 +213,10 @@ def _call(node: ast.Call, env: Mapping[str, Value]) -> Value:
         return Known(value.text, True) if isinstance(value, Known) else value
     if name is not None and name.rpartition(".")[2] in FILE_OBJECT_MAKERS:
         return Opaque.FILE
+    if name in PATH_FUNCTIONS and len(node.args) == 1 and not node.keywords:
+        return _path_part(PATH_FUNCTIONS[name], evaluate(node.args[0], env))
+    if isinstance(node.func, ast.Attribute) and node.func.attr in ("with_suffix", "with_name") and len(node.args) == 1:
+        return _renamed(node.func.attr, evaluate(node.func.value, env), evaluate(node.args[0], env))
     if isinstance(node.func, ast.Attribute):
         receiver = evaluate(node.func.value, env)
         if node.func.attr == "format" and isinstance(receiver, Known) and receiver.is_text:
@@ -217,6 +224,36 @@ def _call(node: ast.Call, env: Mapping[str, Value]) -> Value:
         if node.func.attr == "joinpath" and receiver is not None and receiver is not Opaque.FILE:
             return _joined([receiver, *(evaluate(a, env) for a in node.args)])
     return None
+
+
+# `Path` attributes and `os.path` functions taking a path apart
+PATH_PARTS = frozenset({"parent", "name", "stem", "suffix"})
+PATH_FUNCTIONS = {"os.path.dirname": "dirname", "os.path.basename": "name", "path.dirname": "dirname",
+                  "path.basename": "name", "osp.dirname": "dirname", "osp.basename": "name"}
+
+
+def _path_part(part: str, base: Value) -> Value:
+    """`p.parent` (`os.path.dirname(p)`, "dirname"), `p.name` (`basename`), `p.stem`, `p.suffix`
+    of a known path; unknown when the last component depends on a parameter's value."""
+    if not (isinstance(base, Known) and base.is_text):
+        return Opaque.PATH if base is Opaque.PATH else None
+    text = base.text.rstrip("/") if part != "dirname" else base.text
+    last = posixpath.basename(text)
+    if "${" in last:
+        return Opaque.PATH
+    stem, suffix = posixpath.splitext(last)
+    parts = {"parent": posixpath.dirname(text) or ".", "dirname": posixpath.dirname(text), "name": last,
+             "stem": stem, "suffix": suffix}
+    return Known(parts[part], True)
+
+
+def _renamed(how: str, base: Value, new: Value) -> Value:
+    """`p.with_suffix(".csv")`, `p.with_name("x.csv")` of a known path."""
+    parent, stem = _path_part("parent", base), _path_part("stem", base)
+    if not (isinstance(parent, Known) and isinstance(stem, Known) and isinstance(new, Known) and new.is_text):
+        return Opaque.PATH if base is not None else None
+    last = stem.text + new.text if how == "with_suffix" else new.text
+    return Known(last if parent.text == "." else posixpath.join(parent.text, last), True)
 
 
 def _joined(parts: list[Value]) -> Value:
