@@ -436,3 +436,11 @@ def test_the_output_cache_restores_the_files_a_parameter_named(tmp_path, cli):
     restored = re.search(r"(\d+) restored from cache", out)
     assert restored and int(restored.group(1)) >= 2, out  # `load` and `total`
     assert (notebook.parent / "total.txt").read_text() == "3"
+
+
+def test_a_cell_too_deep_to_follow_does_not_stop_the_export(tmp_path, cli):
+    deep = "p = " + " + ".join(["'a'"] * 700) + "\nopen(p, 'w').write('x')"
+    result, folder = export(cli, tmp_path, code(deep, "stage:deep"), code("open('b.txt', 'w').write('b')", "stage:after"))
+    assert result[0] == 0, result[2]
+    assert "Traceback" not in result[2]
+    assert files_of(folder)["after"]["outs"] == ["b.txt"]

@@ -379,8 +379,12 @@ class _Walk:
         self.accesses: list[tuple[str, str]] = []
         self.unresolved: list[tuple[int, str, str]] = []
         self.shadowed: set[str] = set()
-        for statement in tree.body:
-            self.statement(statement)
+        try:
+            for statement in tree.body:
+                self.statement(statement)
+        except Exception:  # too deep (RecursionError), or a bug: the walker's literal paths stand, nothing is known after
+            self.env.clear()
+            return CellPaths()
         return CellPaths(tuple(self.accesses), tuple(self.unresolved), frozenset(self.shadowed))
 
     def statement(self, statement: ast.stmt) -> None:
