@@ -373,6 +373,8 @@ RESOLVED = {
                                                       [[]], [1]),
     "a parameter's folder can": (["from pathlib import Path\np = Path(d) / 'x.csv'", "open(p.with_suffix('.txt'), 'w')"], {"d": "o"},
                                  [[], [("${d}/x.txt", W)]], [0, 0]),
+    "Path() is the working folder": (["from pathlib import Path\nimages = Path() / 'images'", "open(images / 'a.png', 'wb')"], {},
+                                     [[], [("images/a.png", W)]], [0, 0]),
     "a URL is no file": (["import pandas as pd\nurl = 'https://example.org/x.csv'\nframe = pd.read_csv(url)"], {}, [[]], [0]),
     "a comprehension over paths": (["names = ['a', 'b']", "texts = [open(n).read() for n in names]"], {}, [[], []], [0, 1]),
     "a Path variable opened": (["from pathlib import Path\np = Path('d') / 'x.txt'", "with p.open('w') as f:\n    f.write('x')"], {},
@@ -444,3 +446,49 @@ def test_a_cell_too_deep_to_follow_does_not_stop_the_export(tmp_path, cli):
     assert result[0] == 0, result[2]
     assert "Traceback" not in result[2]
     assert files_of(folder)["after"]["outs"] == ["b.txt"]
+
+
+# --- paths built inside the notebook's own functions -----------------------------------------
+
+SAVE_RESULTS = "import os\ndef save_results(frame, name, folder='results'):\n" \
+               "    os.makedirs(folder, exist_ok=True)\n    frame.to_csv(f'{folder}/{name}.csv', index=False)"
+
+
+def test_a_helper_writing_a_path_from_its_arguments_writes_it_in_the_calling_stage(tmp_path, cli):
+    result, folder = export(
+        cli, tmp_path,
+        code(SAVE_RESULTS, "functions"),
+        code("import pandas as pd\nframe = pd.DataFrame({'a': [1, 2]})\nsave_results(frame, 'train')", "stage:make"),
+        code("import pandas as pd\nprint(pd.read_csv('results/train.csv'))", "stage:use"),
+    )
+    assert result[0] == 0, result[2]
+    files = files_of(folder)
+    assert files["make"]["outs"] == ["results/train.csv"]
+    assert files["use"]["deps"] == ["results/train.csv"]
+
+
+def test_a_helper_given_a_path_only_the_run_knows_is_warned_about_at_the_call(tmp_path, cli):
+    result, folder = export(
+        cli, tmp_path,
+        code(SAVE_RESULTS, "functions"),
+        code("open('first.txt', 'w').write('x')", "stage:first"),
+        code("import pandas as pd\nframe = pd.DataFrame({'a': [1]})\nfor name in ['a', 'b']:\n    save_results(frame, name)",
+             "stage:many"),
+    )
+    assert result[0] == 0, result[2]
+    assert "stage 'many', cell 3" in result[2] and "line 4" in result[2] and "computed at run time" in result[2], result[2]
+    assert files_of(folder)["many"]["after"] == ["first"]
+
+
+def test_a_helper_writing_a_parameter_path_runs_before_its_reader(tmp_path, cli):
+    notebook = write_nb(
+        tmp_path / "project" / "helper.ipynb",
+        code("report_dir = 'reports'", "parameters"),
+        code("import os, time\ndef write_report(text, name):\n    os.makedirs(report_dir, exist_ok=True)\n"
+             "    with open(os.path.join(report_dir, name), 'w') as f:\n        f.write(text)", "functions"),
+        code("time.sleep(1)\nwrite_report('all good', 'summary.txt')", "stage:make"),
+        code("print(open(report_dir + '/summary.txt').read())", "stage:show"),
+    )
+    status, out, err = cli("run", notebook, "--jobs", "2")
+    assert status == 0, out + err
+    assert (notebook.parent / "reports" / "summary.txt").read_text() == "all good"

@@ -206,6 +206,8 @@ def _printf(template: str, right: ast.expr, env: Mapping[str, Value]) -> Value:
 
 def _call(node: ast.Call, env: Mapping[str, Value]) -> Value:
     name = dotted_name(node.func)
+    if name in PATH_CONSTRUCTORS and not node.args and not node.keywords:
+        return Known(".", True)  # Path(): the working folder
     if name in PATH_CONSTRUCTORS or name in PATH_JOINERS:
         return _joined([evaluate(a, env) for a in node.args]) if node.args and not node.keywords else None
     if name in ("str", "os.fspath") and len(node.args) == 1 and not node.keywords:
@@ -370,6 +372,8 @@ class _Walk:
         self.env = env
         self.volatile: set[str] = set()
         self.figure_format = DEFAULT_FIGURE_FORMAT
+        self.functions: dict[str, ast.FunctionDef] = {}  # the notebook's own functions, by name
+        self.calling: list[ast.Call] = []  # the calls of those functions being followed, outermost first
 
     def cell(self, source: str) -> CellPaths:
         try:
@@ -397,14 +401,40 @@ class _Walk:
         if not simple:  # a loop, a branch, a with block: what it binds is not one known value
             self.forget(bound)
         for call in _calls_as_they_run(top):
-            self.shadowed.update(path for _, path, _ in file_accesses(call))
+            if not self.calling:
+                self.shadowed.update(path for _, path, _ in file_accesses(call))
             for site in path_sites(call):
                 self.resolve(call, site)
+            if isinstance(call.func, ast.Name) and call.func.id in self.functions:
+                self.follow_call(call, self.functions[call.func.id])
+        for name in bound:
+            self.functions.pop(name, None)
+        if isinstance(statement, ast.FunctionDef):
+            self.functions[statement.name] = statement
         if simple:
             self.bind(statement, bound)
             self.figure_format = figure_format_set(statement) or self.figure_format
         for name in _with_targets(top):
             self.env[name] = Opaque.FILE
+
+    def follow_call(self, call: ast.Call, function: ast.FunctionDef) -> None:
+        """The files a call of the notebook's own function touches, as the calling cell's: its
+        body walked with its parameters bound to the call's arguments (two calls deep at most)."""
+        if len(self.calling) >= MAX_CALL_DEPTH:
+            return
+        outer, functions = self.env, dict(self.functions)
+        self.env = {**outer, **_arguments(function.args, call, outer)}
+        for name in _parameter_names(function.args):
+            if name not in self.env or self.env[name] is None:
+                self.env.pop(name, None)
+        self.calling.append(call)
+        try:
+            for statement in function.body:
+                self.statement(statement)
+        finally:
+            self.calling.pop()
+            self.env, self.functions = outer, functions
+            self.forget(self.volatile)  # what the function declares global it may have changed
 
     def figure_naming(self, naming: str) -> str:
         """savefig's default suffix is the figure format the notebook set (rcParams)."""
@@ -432,6 +462,7 @@ class _Walk:
 
     def resolve(self, call: ast.Call, site: PathSite) -> None:
         accesses, unresolved = self.accesses, self.unresolved
+        line = (self.calling[0] if self.calling else call).lineno  # the line of the cell that runs it
         if site.receiver_site is not None:
             receiver = evaluate(site.receiver_site.candidates[0], self.env)
             if (isinstance(receiver, Known) and receiver.is_text) or receiver is Opaque.PATH:
@@ -445,7 +476,7 @@ class _Walk:
                     name = written_name(path, self.figure_naming(site.naming))
                     if name is None:
                         what = f"the name of the file {called} writes (a parameter's value decides its suffix)"
-                        unresolved.append((call.lineno, what, site.access))
+                        unresolved.append((line, what, site.access))
                     else:
                         accesses.append((name, site.access))
                 return
@@ -454,8 +485,38 @@ class _Walk:
                     return
                 continue
             if value is Opaque.PATH or site.certain:
-                unresolved.append((call.lineno, f"the path given to {called}", site.access))
+                unresolved.append((line, f"the path given to {called}", site.access))
                 return
+
+
+MAX_CALL_DEPTH = 2
+
+
+def _parameter_names(arguments: ast.arguments) -> list[str]:
+    every = [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs, arguments.vararg, arguments.kwarg]
+    return [a.arg for a in every if a is not None]
+
+
+def _arguments(arguments: ast.arguments, call: ast.Call, env: Mapping[str, Value]) -> dict[str, Value]:
+    """A function's parameters bound to a call's arguments (a default where none is given; None,
+    unknown, where a starred argument or a **mapping leaves it open)."""
+    positional = [*arguments.posonlyargs, *arguments.args]
+    bound: dict[str, Value] = {}
+    defaults = dict(zip([a.arg for a in positional[len(positional) - len(arguments.defaults):]], arguments.defaults, strict=True))
+    defaults.update({a.arg: d for a, d in zip(arguments.kwonlyargs, arguments.kw_defaults, strict=True) if d is not None})
+    for name, default in defaults.items():
+        bound[name] = evaluate(default, env)
+    open_ended = any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords)
+    for parameter, argument in zip(positional, call.args, strict=False):
+        if isinstance(argument, ast.Starred):
+            break
+        bound[parameter.arg] = evaluate(argument, env)
+    for keyword in call.keywords:
+        if keyword.arg is not None:
+            bound[keyword.arg] = evaluate(keyword.value, env)
+    if open_ended:
+        bound = {name: None for name in _parameter_names(arguments)}
+    return bound
 
 
 def figure_format_set(statement: ast.stmt) -> str | None:
