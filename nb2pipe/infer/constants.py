@@ -13,8 +13,10 @@ are followed, so a path kept in a variable or given as a parameter is a dep or a
    `.suffix`, `.with_suffix()`, `.with_name()`, `os.path.dirname/basename`); any other binding (a loop
    or `with` target, an import, a definition, a name bound inside a branch or a loop, a name a
    function declares `global`) makes the name unknown.
-3. Calls inside function, lambda and class bodies are left to the cell walker, which takes their
-   literal paths (their names are looked up when they are called, not where they are written).
+3. Where a function, lambda or class is defined, its body is left to the cell walker (which takes
+   its literal paths): its names are looked up when it is called. A call of one of the notebook's
+   own functions is followed into its body, the parameters bound to the call's arguments (two
+   calls deep at most): the files it touches are the calling cell's.
 4. A call whose path is not known (a loop variable, a value computed at run time, a file name
    that depends on a parameter's suffix) is reported as unresolved, with its line.
 5. A writer's file is named as the library names it (files.written_name): `np.save("a")` writes
