@@ -11,7 +11,7 @@ from typing import Any
 from nb2pipe import model as m
 from nb2pipe.export import cell_ranges, plan_export
 from nb2pipe.graph import order, upstream
-from nb2pipe.spec import load_params, load_pipeline
+from nb2pipe.spec import load_params, load_pipeline, resolve_template, safe_load
 
 
 def describe(path: Path) -> dict[str, Any]:
@@ -73,6 +73,7 @@ def explain(notebook: Path, split_level: int | None = None) -> dict[str, Any]:
     inferred), its parameters and the warnings of the analysis. The notebook is cut as its
     pipeline was exported (or at `split_level`)."""
     rendered = plan_export(notebook, None, split_level=split_level)
+    values = _param_values(rendered.files)
     by_stage: dict[str, list[str]] = {}
     for warning in rendered.warnings:
         name = warning.split("'")[1] if warning.startswith("stage '") else ""
@@ -90,8 +91,8 @@ def explain(notebook: Path, split_level: int | None = None) -> dict[str, Any]:
                 "loads": [{"name": var, "from": provider, "how": "inferred"} for var, provider in stage.loads],
                 "saves": [{"name": var, "to": consumers[var]} for var in stage.saves],
                 "changes": _changes_in_place(rendered.changes.get(stage.name, []), stage),
-                "deps": [_file(p, stage) for p in stage.deps if p not in var_paths],
-                "outs": [_file(p, stage) for p in stage.produced if p not in var_paths],
+                "deps": [_file(p, stage, values) for p in stage.deps if p not in var_paths],
+                "outs": [_file(p, stage, values) for p in stage.produced if p not in var_paths],
                 "params": list(stage.params),
                 "after": list(stage.after),
                 "carries": rendered.carried.get(stage.name, []),
@@ -137,8 +138,18 @@ def _changes_in_place(changes: list[tuple[int, str, str]], stage: m.Stage) -> li
     return [{"name": var, "cell": cell, "how": how} for cell, var, how in changes if var in loaded]
 
 
-def _file(path: str, stage: m.Stage) -> dict[str, str]:
-    return {"path": path, "how": "inferred" if path in stage.inferred else "declared"}
+def _file(path: str, stage: m.Stage, params: dict[str, Any]) -> dict[str, str]:
+    """A dep or out; one named by parameters also says the path params.yaml's values give it."""
+    found = {"path": path, "how": "inferred" if path in stage.inferred else "declared"}
+    if "${" in path:
+        found["resolved"] = resolve_template(path, params, "params.yaml")
+    return found
+
+
+def _param_values(files: dict[str, str]) -> dict[str, Any]:
+    """The parameter values of the params.yaml an export writes (the user's, where edited)."""
+    values = safe_load(files.get(m.PARAMS_FILE, "")) or {}
+    return values if isinstance(values, dict) else {}
 
 
 def explain_text(info: dict[str, Any]) -> str:
@@ -157,7 +168,8 @@ def explain_text(info: dict[str, Any]) -> str:
             lines.append(f"  changes {var['name']}  in cell {var['cell']}: {var['how']}")
         for label, key in (("dep", "deps"), ("out", "outs")):
             for f in stage[key]:
-                lines.append(f"  {label:<7} {f['path']} ({f['how']})")
+                resolved = f" = {f['resolved']}" if "resolved" in f else ""
+                lines.append(f"  {label:<7} {f['path']}{resolved} ({f['how']})")
         if stage["params"]:
             lines.append(f"  params  {', '.join(stage['params'])}")
         if stage["after"]:

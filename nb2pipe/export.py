@@ -20,7 +20,6 @@ What flows between stages is inferred by nb2pipe.infer (infer/stages.py for a pl
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import re
@@ -46,10 +45,12 @@ from nb2pipe.generated import (
 )
 from nb2pipe.graph import order, producers
 from nb2pipe.infer import CellFacts, StageFlow, analyze_cell, analyze_cells, changes_in_place
+from nb2pipe.infer.constants import after_unknown_paths, resolve_plan_paths
 from nb2pipe.infer.stages import infer_files, infer_stage_flow, stage_reads
 from nb2pipe.infer.state_kinds import plan_hidden_state
+from nb2pipe.metrics_cell import metrics_code
 from nb2pipe.notebook import DEFAULT_SPLIT_LEVEL, plan_notebook, read_notebook, slugify
-from nb2pipe.spec import MAX_YAML_BYTES, dump_yaml, parse_yaml, pipeline_to_dict, recorded_export_options
+from nb2pipe.spec import MAX_YAML_BYTES, dump_yaml, parse_yaml, pipeline_to_dict, recorded_export_options, resolve_template
 
 FORMATS = m.STAGE_FORMATS
 
@@ -93,9 +94,11 @@ def render_pipeline(
     setup_facts, *facts_by_stage = analyze_cells([[c.source for c in plan.setup]] + [[c.source for c in s.code_cells] for s in plan.stages])
     setup_binds = set().union(*(f.binds for f in setup_facts)) if setup_facts else set()
     setup_reads = set().union(*(f.reads | f.builtin_reads for f in setup_facts)) if setup_facts else set()
-    stage_facts = {s.name: facts for s, facts in zip(plan.stages, facts_by_stage, strict=True)}
+    stage_facts, unresolved = resolve_plan_paths(plan, {s.name: facts for s, facts in zip(plan.stages, facts_by_stage, strict=True)})
     flow = infer_stage_flow(plan, stage_facts, exclude=set(defaults) | setup_binds)
-    files, warnings = infer_files(plan, stage_facts, out_checker(layout))
+    files, warnings = infer_files(plan, stage_facts, _checker_with_defaults(out_checker(layout), defaults))
+    warnings.extend(u.warning for u in unresolved)
+    after_unknown = after_unknown_paths(plan, files, unresolved)
     hidden, carried = _carriage(plan, layout, flow, warnings)
     warnings = [*plan.warnings, *warnings]
 
@@ -128,7 +131,7 @@ def render_pipeline(
                 outs=_unique(stage.outs + inferred_outs + var_outs),
                 metrics=(metrics_file,) if stage.metrics_cells else (),
                 params=tuple(used_params),
-                after=stage.after,
+                after=_unique(stage.after + after_unknown.get(stage.name, ())),
                 cells=tuple(c.number for c in stage.cells),
                 meta=stage.meta,
                 loads=loads,
@@ -200,6 +203,11 @@ def out_checker(layout: Layout | None) -> OutChecker:
     protected = {"the pipeline folder": layout.pipeline_from_wdir, "the notebook": layout.notebook_name}
     inside = (layout.pipeline_from_wdir,)
     return lambda path: out_problem(path, layout.project, protected, also_inside=inside)
+
+
+def _checker_with_defaults(check_out: OutChecker, defaults: dict[str, Any]) -> OutChecker:
+    """`check_out` judging a path that depends on parameters by the path their defaults give."""
+    return lambda path: check_out(resolve_template(path, defaults, "the parameters cell"))
 
 
 def _definition_source(stage_facts: list[CellFacts], name: str) -> tuple[tuple[int, int], str] | None:
@@ -330,7 +338,7 @@ def _script_cells(
     for c in stage.cells:
         cells.append(_ScriptCell(c.kind, c.source, _title(name, c), origin=c.label))
         if c.number in stage.metrics_cells:
-            cells.append(_ScriptCell("code", _metrics_code(c, metrics_file), "nb2pipe: write metrics"))
+            cells.append(_ScriptCell("code", metrics_code(c, metrics_file), "nb2pipe: write metrics"))
     return cells + postlude
 
 
@@ -360,48 +368,6 @@ def cell_ranges(numbers: list[int]) -> str:
 
 def _literal(value: Any) -> str:
     return repr(value)
-
-
-def metric_names(source: str) -> list[str]:
-    """Names a metrics cell reports: its top-level assignments, and Kale's `print(x)` / bare `x`."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return []
-    names: list[str] = []
-    for node in tree.body:
-        targets: list[ast.expr] = []
-        if isinstance(node, ast.Assign):
-            targets = node.targets
-        elif isinstance(node, (ast.AnnAssign, ast.AugAssign)):
-            targets = [node.target]
-        elif isinstance(node, ast.Expr):
-            value = node.value
-            if isinstance(value, ast.Call) and getattr(value.func, "id", None) == "print":
-                targets = [a for a in value.args if isinstance(a, ast.Name)]
-            elif isinstance(value, ast.Name):
-                targets = [value]
-        for target in targets:
-            if isinstance(target, ast.Name) and target.id not in names:
-                names.append(target.id)
-    return names
-
-
-def _metrics_code(cell: m.Cell, metrics_file: str) -> str:
-    names = metric_names(cell.source)
-    pairs = ", ".join(f"{n!r}: {n}" for n in names)
-    return (
-        "import json as _nb2pipe_json, numbers as _nb2pipe_numbers, os as _nb2pipe_os\n"
-        f"_nb2pipe_metrics = {{{pairs}}}\n"
-        "_nb2pipe_metrics = {\n"
-        "    k: (int(v) if isinstance(v, _nb2pipe_numbers.Integral) else float(v))\n"
-        "    for k, v in _nb2pipe_metrics.items()\n"
-        "    if isinstance(v, _nb2pipe_numbers.Number) and not isinstance(v, bool)\n"
-        "}\n"
-        f"_nb2pipe_os.makedirs(_nb2pipe_os.path.dirname({metrics_file!r}), exist_ok=True)\n"
-        f"with open({metrics_file!r}, 'w') as _nb2pipe_file:\n"
-        "    _nb2pipe_json.dump(_nb2pipe_metrics, _nb2pipe_file, indent=2, sort_keys=True)\n"
-    )
 
 
 def _render_script(

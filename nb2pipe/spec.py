@@ -10,8 +10,11 @@ damaged file is one line naming the file and the stage, never a traceback.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import keyword
 import os
+import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -197,17 +200,83 @@ def output_problem(pipeline: m.Pipeline, path: str) -> str | None:
     """Why `path` cannot be an output of `pipeline` (None when it can): strictly inside the
     project (the notebook's folder) or the pipeline folder, symlinks resolved, and neither the
     pipeline folder nor the notebook (files.out_problem)."""
-    project = os.path.join(pipeline.root, pipeline.wdir)
-    protected = {"the pipeline folder": pipeline.root}
-    if pipeline.source_notebook:
-        protected["the notebook"] = os.path.join(pipeline.root, pipeline.source_notebook)
-    problem = out_problem(path, project, protected, also_inside=(pipeline.root,))
+    problem = _out_rule_broken(pipeline, path)
     if problem is None:
         return None
+    project = os.path.join(pipeline.root, pipeline.wdir)
     return (
         f"output '{path}' {problem}; nb2pipe writes and restores outputs only inside the project "
         f"'{os.path.normpath(project)}': fix the path"
     )
+
+
+def _out_rule_broken(pipeline: m.Pipeline, path: str) -> str | None:
+    project = os.path.join(pipeline.root, pipeline.wdir)
+    protected = {"the pipeline folder": pipeline.root}
+    if pipeline.source_notebook:
+        protected["the notebook"] = os.path.join(pipeline.root, pipeline.source_notebook)
+    return out_problem(path, project, protected, also_inside=(pipeline.root,))
+
+
+# --- paths that depend on parameters: `${name}` templates ----------------------------------------
+
+TEMPLATE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def resolve_template(path: str, params: Mapping[str, Any], where: str) -> str:
+    """`path` with each `${name}` replaced by str() of parameter `name` (as the notebook's own
+    code formats it); a SpecError when `params` (read from `where`) has no value for one."""
+    if "${" not in path:
+        return path
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in params:
+            raise SpecError(f"path '{path}' depends on parameter '{name}', which {where} does not set; "
+                            "add it there, or re-export the notebook")
+        return str(params[name])
+
+    resolved = TEMPLATE.sub(value, path)
+    while resolved.startswith("./"):
+        resolved = resolved[2:]
+    return resolved
+
+
+def resolved_pipeline(pipeline: m.Pipeline, params: Mapping[str, Any]) -> m.Pipeline:
+    """`pipeline` with every `${name}` in its deps and outs replaced by the value `params` gives:
+    the files a run with these values reads and writes. Run, status, checkout and the exports all
+    resolve through here. An out that resolves to a path no out may have (files.out_problem) is a
+    SpecError naming the stage, the template and the value."""
+    if not any("${" in path for stage in pipeline.stages for path in (*stage.deps, *stage.produced)):
+        return pipeline
+    where = f"'{Path(pipeline.root) / pipeline.params_file}'"
+    stages = []
+    for stage in pipeline.stages:
+        outs = tuple(resolve_template(p, params, where) for p in stage.outs)
+        for template, path in zip(stage.outs, outs, strict=True):
+            if template != path and (problem := _out_rule_broken(pipeline, path)):
+                names = ", ".join(f"'{n}'" for n in TEMPLATE.findall(template))
+                raise SpecError(f"stage '{stage.name}': out '{template}' is '{path}' with these parameter values, "
+                                f"which {problem}; give {names} a path inside the project")
+        stages.append(dataclasses.replace(
+            stage,
+            deps=tuple(resolve_template(p, params, where) for p in stage.deps),
+            outs=outs,
+            inferred=tuple(resolve_template(p, params, where) for p in stage.inferred),
+        ))
+    return dataclasses.replace(pipeline, stages=tuple(stages))
+
+
+def declares(paths: Sequence[str], path: str) -> bool:
+    """Whether `path` is one of `paths`, where a `${name}` in them stands for any value."""
+    for declared in paths:
+        if declared == path:
+            return True
+        if "${" in declared:
+            pattern = ".+".join(re.escape(part) for part in TEMPLATE.split(declared)[::2])
+            if re.fullmatch(pattern, path):
+                return True
+    return False
 
 
 def _read_yaml(path: Path) -> Any:

@@ -25,7 +25,7 @@ from nb2pipe.hashing import HashCache, hash_bytes, memo_by_stat
 from nb2pipe.lockfile import L_CODE, L_DEPS, L_OUTS, L_PARAMS, hash_cache, lock_entry, read_last, read_lock, resolve
 from nb2pipe.notebook import notebook_hash
 from nb2pipe.percent import read_cells
-from nb2pipe.spec import stage_param_values
+from nb2pipe.spec import resolved_pipeline, stage_param_values
 from nb2pipe.vocabulary import Outcome, StageState
 
 # reason kinds, spelled once (the CLI, the JSON and the sidebar show them as they are)
@@ -270,6 +270,7 @@ def upstream_reasons(
 
 
 def pipeline_status(pipeline: m.Pipeline, params: dict[str, Any], running: Collection[str] = frozenset()) -> PipelineStatus:
+    pipeline = resolved_pipeline(pipeline, params)
     lock = read_lock(pipeline)
     last = read_last(pipeline)
     cache = hash_cache(pipeline)

@@ -29,6 +29,7 @@ from nb2pipe.errors import Nb2PipeError, SpecError
 from nb2pipe.lockfile import state_dir
 from nb2pipe.run.events import Reporter
 from nb2pipe.run.pidlock import is_locked, pid_alive
+from nb2pipe.spec import declares
 from nb2pipe.vocabulary import SUCCEEDED, EventName, Outcome, RunStatus
 
 DB_FILE = "runs.db"
@@ -461,7 +462,7 @@ def checkout_run(pipeline: m.Pipeline, run: dict[str, Any]) -> list[str]:
         (out, digest)
         for s in stages
         for out, digest in (s["lock"].get(lockfile.L_OUTS) or {}).items()
-        if digest and out in pipeline.stage(s["name"]).produced  # only what nb2pipe.yaml says the stage writes
+        if digest and declares(pipeline.stage(s["name"]).produced, out)  # only what nb2pipe.yaml says the stage writes
     ]
     missing = [out for out, digest in outs if not cache.has(digest)]
     if missing:  # checked before anything is touched, so outputs and lock never disagree

@@ -138,8 +138,12 @@ def _write(path: Path, text: str) -> None:
 
 
 def _link_inputs(pipeline: m.Pipeline, scratch: Scratch) -> None:
-    """Symlink the output cache and every dep that no stage produces."""
+    """Symlink the output cache and every dep that no stage produces (a dep named by a parameter:
+    the file params.yaml's value names)."""
     from nb2pipe import lockfile
+    from nb2pipe.spec import load_params, resolved_pipeline
+
+    pipeline = resolved_pipeline(pipeline, load_params(pipeline))
 
     cache = lockfile.state_dir(pipeline) / CACHE_DIR
     cache.mkdir(parents=True, exist_ok=True)

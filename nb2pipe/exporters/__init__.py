@@ -10,6 +10,8 @@ a pipeline folder, renders it and writes the files. Every engine runs a stage th
 `python -m nb2pipe.run.single PIPELINE_DIR STAGE` (see run/single.py), in the notebook's
 folder, with the stage's parameters; it never looks at nb2pipe's own staleness records. The
 exporters only write text: they import nothing from nb2pipe.run (an import-linter contract).
+A dep or out that depends on a parameter (`${input_file}`) reaches the renderer resolved with
+params.yaml's values, unless the exporter sets `KEEPS_TEMPLATES` (DVC resolves it itself).
 
 | target   | writes (relative to the notebook's folder)   | needs at export time |
 |----------|----------------------------------------------|----------------------|
@@ -83,7 +85,7 @@ def docstring(text: str) -> str:
 
 def render(target: str, pipeline_dir: Path, **options: Any) -> tuple[Path, dict[str, str]]:
     """Load the pipeline at `pipeline_dir` and render it for `target`: (wdir, files)."""
-    from nb2pipe.spec import load_params, load_pipeline
+    from nb2pipe.spec import load_params, load_pipeline, resolved_pipeline
 
     module = exporter(target)
     given = {k: v for k, v in options.items() if v is not None}
@@ -92,7 +94,10 @@ def render(target: str, pipeline_dir: Path, **options: Any) -> tuple[Path, dict[
         takes = ", ".join(module.OPTIONS) or "no options"
         raise SpecError(f"option '{unknown[0]}' does not apply to --to {target} (it takes: {takes})")
     pipeline = load_pipeline(Path(pipeline_dir))
-    files = module.render(pipeline, load_params(pipeline), **given)
+    params = load_params(pipeline)
+    if not getattr(module, "KEEPS_TEMPLATES", False):  # paths named by parameters, as params.yaml names them
+        pipeline = resolved_pipeline(pipeline, params)
+    files = module.render(pipeline, params, **given)
     return wdir_path(pipeline), files
 
 

@@ -13,7 +13,9 @@ edge that no file carries, the outputs of that stage (DVC orders stages by files
 
 Every string is data: the YAML quotes whatever a YAML 1.2 reader (DVC uses ruamel) could take for
 a number, bool or null, and a command runs through a shell only as `shlex.quote`d words. DVC
-reads `${...}` in dvc.yaml as a variable, so a path or word holding `${` is refused.
+reads `${...}` in dvc.yaml as a variable: a dep or out that depends on a parameter is written as
+nb2pipe.yaml has it (`${input_file}`), and DVC fills it in from params.yaml (read from dvc.yaml's
+folder, the pipeline folder, by DVC's templating) at each `dvc repro`; any other `${` is refused.
 """
 
 from __future__ import annotations
@@ -26,10 +28,11 @@ from nb2pipe import graph
 from nb2pipe.errors import SpecError
 from nb2pipe.exporters import STAGE_MODULE, pipeline_from_wdir, pipeline_name
 from nb2pipe.model import Pipeline
-from nb2pipe.spec import stage_param_values
+from nb2pipe.spec import resolve_template, stage_param_values
 
 OPTIONS: tuple[str, ...] = ()
 FILE = "dvc.yaml"
+KEEPS_TEMPLATES = True  # DVC resolves `${name}` in paths itself, from params.yaml
 
 
 def _join(*parts: str) -> str:
@@ -76,7 +79,7 @@ def render(pipeline: Pipeline, params: dict[str, Any]) -> dict[str, str]:
         if stage.metrics:
             entry["metrics"] = [{path: {"cache": False}} for path in stage.metrics]
         stages[name] = entry
-    _refuse_dvc_variables(stages)
+    _refuse_dvc_variables(stages, _templates(pipeline, params))
     header = (
         f"# DVC stages of the nb2pipe pipeline {json.dumps(pipeline_name(pipeline), ensure_ascii=False)}, "
         "written by `nb2pipe export --to dvc`.\n"
@@ -86,16 +89,26 @@ def render(pipeline: Pipeline, params: dict[str, Any]) -> dict[str, str]:
     return {_join(prefix, FILE): header + _spaced(dump_portable_yaml({"stages": stages}))}
 
 
-def _refuse_dvc_variables(data: Any) -> None:
-    """DVC substitutes `${name}` anywhere in dvc.yaml: refuse text that would be read as one."""
+def _templates(pipeline: Pipeline, params: dict[str, Any]) -> set[str]:
+    """The deps and outs that depend on parameters, each checked to name only parameters that
+    params.yaml sets (DVC fails on any other)."""
+    templates = {p for stage in pipeline.stages for p in (*stage.deps, *stage.outs) if "${" in p}
+    for path in templates:
+        resolve_template(path, params, "the pipeline's params file")
+    return templates
+
+
+def _refuse_dvc_variables(data: Any, templates: set[str]) -> None:
+    """DVC substitutes `${name}` anywhere in dvc.yaml: refuse text that would be read as one,
+    but for the paths that depend on parameters (`templates`)."""
     if isinstance(data, dict):
         for key, value in data.items():
-            _refuse_dvc_variables(key)
-            _refuse_dvc_variables(value)
+            _refuse_dvc_variables(key, templates)
+            _refuse_dvc_variables(value, templates)
     elif isinstance(data, list):
         for item in data:
-            _refuse_dvc_variables(item)
-    elif isinstance(data, str) and "${" in data:
+            _refuse_dvc_variables(item, templates)
+    elif isinstance(data, str) and "${" in data and data not in templates:
         raise SpecError(f"'{data}' holds '${{', which DVC would read as a variable; rename that file or folder")
 
 

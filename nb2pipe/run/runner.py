@@ -39,7 +39,7 @@ from nb2pipe.run.cache import OutputCache
 from nb2pipe.run.events import Events, Reporter, message_to
 from nb2pipe.run.journal import Journal, read_journal, restore_snapshots
 from nb2pipe.run.pidlock import RunLock
-from nb2pipe.spec import effective_params, load_pipeline
+from nb2pipe.spec import declares, effective_params, load_pipeline, resolved_pipeline
 from nb2pipe.vocabulary import EventName, Outcome, RunStatus
 
 if TYPE_CHECKING:
@@ -110,11 +110,12 @@ class Runner:
         self.cache = OutputCache(self.state_dir)
         self.hashes = lockfile.hash_cache(pipeline)
         self.params = effective_params(pipeline, options.params)
+        self.pipeline = resolved_pipeline(pipeline, self.params)  # paths named by parameters, as this run names them
         self.reporters = reporters
         self.held_lock = lock
         self.lock_entries: dict[str, dict[str, Any]] = {}
         self.last: dict[str, dict[str, Any]] = {}
-        self.journal = Journal(pipeline, self.cache, self.run_id)
+        self.journal = Journal(self.pipeline, self.cache, self.run_id)
         self._events: Events | None = None
         self.after_only: dict[str, set[str]] = {}  # per stage, the stages it follows by `after:` alone
 
@@ -490,7 +491,7 @@ def checkout(path: Path) -> list[str]:
     for name, entry in lockfile.read_lock(pipeline).items():
         declared = pipeline.stage(name).produced if name in pipeline.names else ()
         for out, digest in (entry.get(lockfile.L_OUTS) or {}).items():
-            if digest is None or out not in declared:  # only what nb2pipe.yaml says the stage writes
+            if digest is None or not declares(declared, out):  # only what nb2pipe.yaml says the stage writes
                 continue
             target = lockfile.out_path(pipeline, out)
             if hashes.hash_path(target) == digest:

@@ -269,6 +269,7 @@ def _prepare_run(root: Path, notebook: Path | None, folder: Path, stages: list[s
         if not name.isidentifier() or keyword.iskeyword(name):
             raise SpecError(f"'{shown(name)}' is not a parameter name; give the name of a parameter in params.yaml")
     effective_params(pipeline, params)  # an unknown parameter, with a close match
+    confine_pipeline(root, pipeline, params)  # with this run's values: a parameter may name a path
 
 
 class RunHandler(Nb2PipeHandler):

@@ -91,8 +91,12 @@ def confine_export(root: Path, folder: Path) -> None:
             )
 
 
-def confine_pipeline(root: Path, pipeline: m.Pipeline) -> None:
-    """Every path `pipeline` names lies inside the root (else a 403 naming the first that does not)."""
+def confine_pipeline(root: Path, pipeline: m.Pipeline, params: dict[str, Any] | None = None) -> None:
+    """Every path `pipeline` names lies inside the root (else a 403 naming the first that does not);
+    a path named by a parameter as params.yaml, with `params` over it, names it."""
+    from nb2pipe.spec import effective_params, resolved_pipeline
+
+    pipeline = resolved_pipeline(pipeline, effective_params(pipeline, params or {}))
     for what, written, path in _named_paths(pipeline):
         if not is_inside(root, path):
             raise RequestError(403, f"{what} '{shown(written)}' is outside the server root; {_OUTSIDE_HINT}")
