@@ -250,3 +250,20 @@ def test_a_kernel_that_does_not_start_for_the_pipeline_is_an_error_not_a_differe
     (line,) = [line for line in err.splitlines() if line.startswith("error: ")]
     assert line.startswith("error: cannot verify: stage 'one': could not start kernel 'late': it did not answer within 2 s"), line
     wait_until_gone(starts(state), "the kernels started for verify end")
+
+
+@pytest.mark.parametrize(
+    "install",
+    ["%pip install --no-index pip", "!pip install --no-index pip\nimport json"],
+    ids=["magic-cell", "shell-line-beside-code"],
+)
+def test_an_install_cell_is_not_comparable_rather_than_a_difference(tmp_path, monkeypatch, cli, install):
+    """The notebook prints what pip says; the pipeline installs nothing (export leaves install lines
+    out and warns): not a difference, and not shown equal either."""
+    monkeypatch.chdir(tmp_path)
+    write_nb(tmp_path / "nb.ipynb", code(install), md("## Load"), code("print(sum([1, 2]))"))
+    exit_code, out, err = cli("verify", "nb.ipynb", "--jobs", "1")
+    assert exit_code == 0, out + err
+    lines = out.splitlines()
+    assert "not comparable: cell 1: installs packages, which the pipeline leaves to its environment" in lines, out
+    assert lines[-1] == "verified: 1 cell, 0 files equal; 1 not comparable", out

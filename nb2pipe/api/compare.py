@@ -48,6 +48,7 @@ class PipelineRun:
     files: dict[str, Path]
     problems: list[Difference] = field(default_factory=list)
     finished: bool = True  # every stage ran; else only the problems are reported
+    left_out: dict[int, str] = field(default_factory=dict)  # cells the pipeline leaves out on purpose: why
 
 
 @dataclass(frozen=True)
@@ -197,12 +198,18 @@ def compare(runs: list[PlainRun], piped: PipelineRun) -> Comparison:
     result = Comparison(differences=list(piped.problems))
     if not piped.finished:
         return result
-    _compare_cells(runs, piped.outputs, result)
+    _compare_cells(runs, piped.outputs, result, piped.left_out)
     _compare_files(runs, piped.files, result)
     return result
 
 
-def _compare_cells(runs: list[PlainRun], piped: dict[int, tuple[str, str]], result: Comparison) -> None:
+def _compare_cells(runs: list[PlainRun], piped: dict[int, tuple[str, str]], result: Comparison, left_out: dict[int, str]) -> None:
+    first = runs[0]
+    for number, why in sorted(left_out.items()):
+        if number in first.outputs:
+            result.not_comparable.append(f"cell {number}: {why}")
+    piped = {number: found for number, found in piped.items() if number not in left_out}
+    runs = [PlainRun({n: o for n, o in run.outputs.items() if n not in left_out}, run.files) for run in runs]
     first = runs[0]
     for number in sorted(set(piped) - set(first.outputs)):
         line = f"cell {number} ran in the pipeline (stage '{piped[number][1]}') but not in the notebook"

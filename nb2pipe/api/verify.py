@@ -192,7 +192,15 @@ def _run_pipeline(root: Path, notebook: Path, params: dict[str, Any], jobs: int 
         failures = [_failure(error) for error in report.errors.values()]
         return PipelineRun({}, written, failures or [Difference("run", f"the pipeline did not finish: {report.summary}")], finished=False)
     outputs, problems = pipeline_outputs(pipeline_folder / "runs" / report.run_id, load_pipeline(pipeline_folder).names)
-    return PipelineRun(outputs, written, problems)
+    return PipelineRun(outputs, written, problems, left_out=_left_out_cells(target))
+
+
+def _left_out_cells(notebook: Path) -> dict[int, str]:
+    """The cells the pipeline leaves out of its stages on purpose (install lines), and why."""
+    from nb2pipe.export import plan_export
+
+    plan = plan_export(notebook, None).plan
+    return {cell.number: "installs packages, which the pipeline leaves to its environment" for cell in (plan.installs if plan else ())}
 
 
 def _refuse_kernel_failure(errors: Iterable[StageError]) -> None:
