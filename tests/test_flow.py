@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from conftest import code, md, write_nb
 from nb2pipe.export import plan_export
 
 TRAPS = Path(__file__).resolve().parent / "traps"
@@ -187,7 +188,6 @@ def test_explain_says_before_the_run_which_values_need_cloudpickle_or_cannot_be_
     assert carried == ["saves convert with cloudpickle (it holds a lambda)", "saves rules with cloudpickle (it holds a lambda)"]
     carried = explained(cli, "unpicklable/list_of_functions.ipynb")["steps"]["carries"]
     assert carried == ["saves steps with cloudpickle (it holds the notebook's function 'clean')"]
-    from conftest import code, md, write_nb
 
     nb = write_nb(tmp_path / "gen.ipynb", md("## Make"), code("rows = (n * n for n in range(3))\nlog = open('log.txt', 'w')"),
                   md("## Use"), code("print(list(rows))\nlog.write('x')"))
@@ -265,7 +265,6 @@ def test_a_rebound_builtin_changed_in_place_is_handed_on_from_the_stage_that_cha
 
 
 def test_a_method_call_on_a_builtin_the_notebook_never_rebinds_carries_nothing(tmp_path):
-    from conftest import code, md, write_nb
 
     nb = write_nb(tmp_path / "b.ipynb", md("## A"), code("str.join(',', ['a'])"), md("## B"), code("print(str('x'))"))
     assert all(not stage.loads and not stage.saves for stage in plan_export(nb, None).pipeline.stages)
