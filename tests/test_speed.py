@@ -118,3 +118,80 @@ def test_every_output_of_a_stages_first_cell_arrives(tmp_path, monkeypatch, cli)
         nb = nbformat.read(run_dir / f"{s}.ipynb", as_version=4)
         first = next(c for c in nb.cells if c.cell_type == "code" and c.source.strip())
         assert [o.get("text") for o in first.outputs] == [f"hello from {s}\n"], s
+
+
+# --- imports ahead of the stage ----------------------------------------------------------------
+
+MARKING_MODULE = "import os\nopen(os.path.join({marks!r}, f'{name}-{{os.getpid()}}'), 'w').close()\n"
+WAIT_FOR_IMPORT_AHEAD = """
+import glob, os, time
+deadline = time.time() + 60
+def imported_elsewhere(name):
+    return [p for p in glob.glob(os.path.join({marks!r}, name + '-*')) if not p.endswith(f'-{{os.getpid()}}')]
+while not imported_elsewhere('warmmod') and time.time() < deadline:
+    time.sleep(0.05)
+with open('a.txt', 'w') as f:
+    f.write('a')
+"""
+
+
+@pytest.fixture
+def installed(tmp_path_factory, monkeypatch):
+    """A folder on the kernels' PYTHONPATH, outside the project, with modules that mark in
+    `marks` each process that imports them: (library folder, marks folder)."""
+    lib, marks = tmp_path_factory.mktemp("lib"), tmp_path_factory.mktemp("marks")
+    (lib / "warmmod.py").write_text(MARKING_MODULE.format(marks=str(marks), name="warmmod"))
+    (lib / "brokenmod.py").write_text("raise RuntimeError('broken at import')\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(lib), os.environ.get("PYTHONPATH", "")) if p))
+    return lib, marks
+
+
+def test_a_stage_finds_the_modules_earlier_stages_import_imported_ahead(tmp_path, monkeypatch, cli, installed):
+    """While `a` runs, the kernel waiting for `b` imports what `a` imports; `a` waits to see it."""
+    _lib, marks = installed
+    monkeypatch.chdir(tmp_path)
+    write_nb(
+        tmp_path / "ahead.ipynb",
+        code("import warmmod\n" + WAIT_FOR_IMPORT_AHEAD.format(marks=str(marks)), "stage:a", "out:a.txt"),
+        code("import sys\nwarm = 'warmmod' in sys.modules\nwith open('b.txt', 'w') as f:\n    f.write(str(warm))", "stage:b", "in:a.txt"),
+        code("import warmmod", "out:b.txt"),
+    )
+    exit_code, _out, err = cli("run", "ahead.ipynb", "--jobs", "1")
+    assert exit_code == 0, err
+    assert (tmp_path / "b.txt").read_text() == "True"
+    (run_dir,) = run_dirs(tmp_path / "pipelines" / "ahead")
+    executed = nbformat.read(run_dir / "b.ipynb", as_version=4)
+    assert [c.source for c in executed.cells if c.cell_type == "code" and "warmmod" in c.source][-1].strip() == "import warmmod"
+
+
+def test_modules_of_the_working_folder_are_not_imported_ahead(tmp_path, monkeypatch, cli, installed):
+    """An upstream stage may still write them: only installed modules are imported ahead."""
+    _lib, marks = installed
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "localmod.py").write_text(MARKING_MODULE.format(marks=str(marks), name="localmod"))
+    write_nb(
+        tmp_path / "local.ipynb",
+        code("import localmod\nimport warmmod\n" + WAIT_FOR_IMPORT_AHEAD.format(marks=str(marks)), "stage:a", "out:a.txt"),
+        code("print(open('a.txt').read())", "stage:b", "in:a.txt"),
+    )
+    exit_code, _out, err = cli("run", "local.ipynb", "--jobs", "1")
+    assert exit_code == 0, err
+    assert len(list(marks.glob("warmmod-*"))) == 2  # a itself, and b's kernel ahead of b
+    assert len(list(marks.glob("localmod-*"))) == 1  # a only
+
+
+def test_a_module_that_fails_to_import_ahead_fails_the_stage_at_its_cell(tmp_path, monkeypatch, cli, installed):
+    monkeypatch.chdir(tmp_path)
+    write_nb(
+        tmp_path / "broken.ipynb",
+        code("x = 1\nwith open('a.txt', 'w') as f:\n    f.write('a')", "stage:a", "out:a.txt"),
+        code("import brokenmod", "stage:b", "in:a.txt"),
+    )
+    exit_code, out, err = cli("run", "broken.ipynb", "--jobs", "1")
+    assert exit_code == 1, err
+    assert summary(out).endswith("1 failed"), out
+    (run_dir,) = run_dirs(tmp_path / "pipelines" / "broken")
+    executed = nbformat.read(run_dir / "b.ipynb", as_version=4)
+    failed = [c for c in executed.cells if any(o.get("output_type") == "error" for o in c.get("outputs", []))]
+    assert [c.source.strip() for c in failed] == ["import brokenmod"]
+    assert failed[0].outputs[-1]["evalue"] == "broken at import"

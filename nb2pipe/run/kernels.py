@@ -9,6 +9,7 @@ imported jsonschema before (a Jupyter server) keeps what it has.
 
 from __future__ import annotations
 
+import ast
 import importlib
 import sys
 import threading
@@ -53,6 +54,25 @@ def choose_kernel(pipeline: m.Pipeline, requested: str | None, warn: Callable[[s
     if pipeline.kernel:
         warn(f"warning: kernel '{pipeline.kernel}' of the notebook is not installed; using '{NATIVE_KERNEL_NAME}' (choose with --kernel)")
     return NATIVE_KERNEL_NAME
+
+
+def imported_modules(notebook: NotebookNode) -> tuple[str, ...]:
+    """The absolute modules a notebook's code cells import at their top level, in order, each
+    once (`import a.b` and `from a.b import c` give 'a.b'); a cell Python cannot parse is skipped."""
+    found: dict[str, None] = {}
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        try:
+            tree = ast.parse(cell.source)
+        except (SyntaxError, ValueError):  # magics, shell escapes: the stage imports those itself
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.Import):
+                found.update(dict.fromkeys(alias.name for alias in node.names))
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                found[node.module] = None
+    return tuple(found)
 
 
 def stage_notebook(pipeline: m.Pipeline, stage: m.Stage, text: str | None = None) -> NotebookNode:

@@ -33,7 +33,7 @@ from typing import Any
 
 from nb2pipe.errors import KernelStartError
 from nb2pipe.run.executors import INTERRUPTED, StageJob, StageOutcome, interrupted
-from nb2pipe.run.kernels import import_notebook_libraries
+from nb2pipe.run.kernels import import_notebook_libraries, imported_modules
 from nb2pipe.run.pool import (  # noqa: F401  (re-exported: the names other modules and tests know)
     KERNEL_START_ATTEMPTS,
     KERNEL_START_TIMEOUT_ENV,
@@ -86,6 +86,8 @@ class LocalExecutor:
             refused: Future[StageOutcome] = Future()
             refused.set_result(interrupted(job.name, 0.0))
             return refused
+        if job.notebook is not None:
+            self.pool.import_ahead(imported_modules(job.notebook))
         return self.threads.submit(self._run, job)
 
     def _run(self, job: StageJob) -> StageOutcome:

@@ -12,19 +12,27 @@
 3. Each kernel starts with a thread budget (`thread_budget`): the BLAS/OpenMP thread variables
    set to cores // stages running at once, unless the user's environment sets them, so stages
    running side by side do not oversubscribe the machine.
-4. A used kernel is shut down in the background; nobody waits for it. Each kernel writes its
+4. Imports ahead of the stage (`import_ahead`): the modules the submitted stages import are
+   imported, silently and in a namespace of their own, in the kernels still waiting for a
+   stage, so a stage's import cells find them in sys.modules. Only installed modules (none from
+   the working folder, which upstream stages may still write); a module that fails to import is
+   left for the stage's own cell to report. The stage still runs every cell, and no variable of
+   the user's namespace exists before its first cell.
+5. A used kernel is shut down in the background; nobody waits for it. Each kernel writes its
    stdout/stderr to a file of its own, appended to the run's kernels.log when the kernel ends.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import queue
 import signal
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -167,6 +175,8 @@ class KernelPool:
         self._stopping: list[threading.Thread] = []
         # one thread per kernel booting at once, so the checks do not delay the next kernel's boot
         self._starter = ThreadPoolExecutor(max_workers=max(2, size + 1), thread_name_prefix="nb2pipe-kernel-start")
+        self._importer = ThreadPoolExecutor(max_workers=max(1, size), thread_name_prefix="nb2pipe-kernel-imports")
+        self._imports: tuple[str, ...] = ()  # modules the kernels import ahead of their stage
         self._closed = False
         for _ in range(size):
             self._ready.append(self._starter.submit(self._start_ready))
@@ -182,6 +192,9 @@ class KernelPool:
             km = self._launch()
             try:
                 asyncio.run(_answers_kernel_info(km, self.start_timeout, lambda: self._closed))
+                if self._imports:
+                    with contextlib.suppress(RuntimeError):  # the pool closed meanwhile
+                        self._importer.submit(self._import_in, km, self._imports)
                 return km
             except _NotReady as not_ready:
                 again = not_ready.retry and attempt < KERNEL_START_ATTEMPTS and not self._closed
@@ -225,6 +238,31 @@ class KernelPool:
             self._in_use.add(km)
         return km
 
+    def import_ahead(self, modules: tuple[str, ...]) -> None:
+        """Import `modules` in the kernels waiting for a stage (when they are ready), and in every
+        kernel started from now on. Never waits: the imports run in the pool's threads."""
+        with self._lock:
+            new = tuple(name for name in modules if name not in self._imports)
+            if not new or self._closed:
+                return
+            self._imports += new
+            waiting = list(self._ready)
+        for future in waiting:
+            future.add_done_callback(lambda done, new=new: self._import_when_ready(done, new))  # type: ignore[misc]
+
+    def _import_when_ready(self, future: Future[_KernelManager], modules: tuple[str, ...]) -> None:
+        if not future.cancelled() and future.exception() is None:
+            with contextlib.suppress(RuntimeError):  # the pool closed meanwhile
+                self._importer.submit(self._import_in, future.result(), modules)
+
+    def _import_in(self, km: _KernelManager, modules: tuple[str, ...]) -> None:
+        """Import `modules` in `km` unless a stage took it already (its own cells import them then)."""
+        with self._lock:
+            if km in self._in_use or self._closed:
+                return
+        with contextlib.suppress(Exception):  # a kernel that dies or ends meanwhile: its stage, if any, reports it
+            asyncio.run(_import_silently(km, modules, lambda: self._closed))
+
     def give_back(self, km: _KernelManager) -> None:
         with self._lock:
             self._in_use.discard(km)
@@ -248,6 +286,7 @@ class KernelPool:
         for future in waiting:
             future.add_done_callback(self._retire_started)
         self._starter.shutdown(wait=False, cancel_futures=True)
+        self._importer.shutdown(wait=False, cancel_futures=True)
         deadline = time.monotonic() + 10
         for thread in stopping:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
@@ -292,7 +331,7 @@ async def _answers_kernel_info(km: _KernelManager, timeout: float, closed: Calla
 
     Only the shell channel is opened: no iopub check and no 0.2 s flush as in a client's
     `wait_for_ready`, so the check costs one round trip once the kernel is up."""
-    client = AsyncKernelManager.client(km)  # not remembered: it is closed here
+    client = _own_client(km)
     client.start_channels(shell=True, iopub=False, stdin=False, hb=False, control=False)
     try:
         request = client.kernel_info()
@@ -314,6 +353,46 @@ async def _answers_kernel_info(km: _KernelManager, timeout: float, closed: Calla
                 raise _NotReady("the run ended before it answered", retry=False)
             if time.monotonic() > deadline:
                 raise _NotReady(f"it did not answer within {timeout:g} s (set {KERNEL_START_TIMEOUT_ENV} to wait longer)", retry=False)
+    finally:
+        client.stop_channels()
+
+
+# runs in the kernel, in a namespace of its own: installed modules only, failures left to the stage
+_IMPORT_AHEAD = """
+import importlib, importlib.util, os
+here = os.path.realpath(os.getcwd()) + os.sep
+for name in MODULES:
+    try:
+        spec = importlib.util.find_spec(name.partition('.')[0])
+        if spec is None or not spec.origin or os.path.realpath(spec.origin).startswith(here):
+            continue
+        importlib.import_module(name)
+    except BaseException:
+        pass
+"""
+
+
+def _own_client(km: _KernelManager) -> Any:
+    """A client of `km` that is closed where it is made (not remembered), with a session of its
+    own: jupyter_client names a client's shell socket by its session id, and the kernel ignores
+    a second connection under a name in use, so two clients sharing km's session at once would
+    leave the later one (the stage's) without replies."""
+    session = km.session.clone()
+    session.session = str(uuid.uuid4())
+    return AsyncKernelManager.client(km, session=session)
+
+
+async def _import_silently(km: _KernelManager, modules: tuple[str, ...], closed: Callable[[], bool]) -> None:
+    """Run the imports of `modules` in `km` as a silent request (no history, no output, no
+    variables in the user's namespace) and wait for its reply, or the kernel's or the pool's end."""
+    code = f"exec(compile({_IMPORT_AHEAD!r}, '<nb2pipe: imports ahead>', 'exec'), {{'MODULES': {list(modules)!r}}})"
+    client = _own_client(km)
+    client.start_channels(shell=True, iopub=False, stdin=False, hb=False, control=False)
+    try:
+        request = client.execute(code, silent=True, store_history=False)
+        while not closed() and await km.is_alive():
+            if await _answer(client.shell_channel, request, "execute_reply", 0.2) is not None:
+                return
     finally:
         client.stop_channels()
 
