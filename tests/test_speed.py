@@ -195,3 +195,31 @@ def test_a_module_that_fails_to_import_ahead_fails_the_stage_at_its_cell(tmp_pat
     failed = [c for c in executed.cells if any(o.get("output_type") == "error" for o in c.get("outputs", []))]
     assert [c.source.strip() for c in failed] == ["import brokenmod"]
     assert failed[0].outputs[-1]["evalue"] == "broken at import"
+
+
+def test_stages_that_set_their_environment_first_get_no_imports_ahead(tmp_path, installed):
+    """A stage's `env` is set by its first cell (run/local.py), so nothing may be imported in its
+    kernel before that cell: the module below records the environment it was imported in."""
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    from nb2pipe.run.executors import StageJob, executor
+
+    lib, marks = installed
+    (lib / "envmod.py").write_text(
+        f"import os\nopen(os.path.join({str(marks)!r}, f'envmod-{{os.getpid()}}'), 'w').write(os.environ.get('STAGE_FLAG', 'unset'))\n"
+    )
+    wait = (
+        f"import glob, time\ndeadline = time.time() + 10\n"
+        f"while len(glob.glob({str(marks)!r} + '/envmod-*')) < 2 and time.time() < deadline:\n    time.sleep(0.05)"
+    )
+    first = new_notebook(cells=[new_code_cell("import envmod"), new_code_cell(wait)])
+    notebooks = [first, new_notebook(cells=[new_code_cell("import envmod")])]
+    runner = executor("local", "python3", tmp_path, 1, stages=2)
+    try:
+        flag = {"STAGE_FLAG": "set"}
+        jobs = [StageJob(f"s{i}", nb, {}, tmp_path / f"s{i}.ipynb", lambda i, n: None, env=flag) for i, nb in enumerate(notebooks)]
+        outcomes = [future.result(timeout=300) for future in [runner.submit(job) for job in jobs]]
+    finally:
+        runner.close()
+    assert all(outcome.ok for outcome in outcomes), outcomes
+    assert sorted(mark.read_text() for mark in marks.glob("envmod-*")) == ["set", "set"]

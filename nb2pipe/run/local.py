@@ -86,7 +86,9 @@ class LocalExecutor:
             refused: Future[StageOutcome] = Future()
             refused.set_result(interrupted(job.name, 0.0))
             return refused
-        if job.notebook is not None:
+        if job.env:  # a stage whose first cell sets its environment: nothing may be imported before that cell
+            self.pool.stop_importing_ahead()
+        elif job.notebook is not None:
             self.pool.import_ahead(imported_modules(job.notebook))
         return self.threads.submit(self._run, job)
 

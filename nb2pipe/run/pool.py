@@ -177,6 +177,7 @@ class KernelPool:
         self._starter = ThreadPoolExecutor(max_workers=max(2, size + 1), thread_name_prefix="nb2pipe-kernel-start")
         self._importer = ThreadPoolExecutor(max_workers=max(1, size), thread_name_prefix="nb2pipe-kernel-imports")
         self._imports: tuple[str, ...] = ()  # modules the kernels import ahead of their stage
+        self._no_imports_ahead = False  # set once a stage sets its kernel's environment in its first cell
         self._closed = False
         for _ in range(size):
             self._ready.append(self._starter.submit(self._start_ready))
@@ -243,12 +244,18 @@ class KernelPool:
         kernel started from now on. Never waits: the imports run in the pool's threads."""
         with self._lock:
             new = tuple(name for name in modules if name not in self._imports)
-            if not new or self._closed:
+            if not new or self._closed or self._no_imports_ahead:
                 return
             self._imports += new
             waiting = list(self._ready)
         for future in waiting:
             future.add_done_callback(lambda done, new=new: self._import_when_ready(done, new))  # type: ignore[misc]
+
+    def stop_importing_ahead(self) -> None:
+        """No more imports ahead, in any kernel (those under way finish)."""
+        with self._lock:
+            self._no_imports_ahead = True
+            self._imports = ()
 
     def _import_when_ready(self, future: Future[_KernelManager], modules: tuple[str, ...]) -> None:
         if not future.cancelled() and future.exception() is None:
@@ -258,7 +265,7 @@ class KernelPool:
     def _import_in(self, km: _KernelManager, modules: tuple[str, ...]) -> None:
         """Import `modules` in `km` unless a stage took it already (its own cells import them then)."""
         with self._lock:
-            if km in self._in_use or self._closed:
+            if km in self._in_use or self._closed or self._no_imports_ahead:
                 return
         with contextlib.suppress(Exception):  # a kernel that dies or ends meanwhile: its stage, if any, reports it
             asyncio.run(_import_silently(km, modules, lambda: self._closed))
