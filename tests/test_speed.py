@@ -223,3 +223,42 @@ def test_stages_that_set_their_environment_first_get_no_imports_ahead(tmp_path, 
         runner.close()
     assert all(outcome.ok for outcome in outcomes), outcomes
     assert sorted(mark.read_text() for mark in marks.glob("envmod-*")) == ["set", "set"]
+
+
+@pytest.mark.parametrize(
+    "first_cell",
+    [
+        "import os\nos.environ['STAGE_FLAG'] = 'set'",
+        "import os\nos.environ.update(STAGE_FLAG='set')",
+        "%env STAGE_FLAG=set",
+    ],
+    ids=["environ-item", "environ-update", "env-magic"],
+)
+def test_a_stage_that_changes_what_imports_see_gets_a_kernel_with_nothing_imported_ahead(tmp_path, installed, first_cell):
+    """A module that a stage imports after changing os.environ (or sys.path, or the working
+    folder) must see that change, as it would in the notebook: such a stage never gets a kernel
+    in which an earlier stage's imports ran ahead. The module records the environment it saw."""
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    from nb2pipe.run.executors import StageJob, executor
+
+    lib, marks = installed
+    (lib / "envmod.py").write_text(
+        f"import os\nopen(os.path.join({str(marks)!r}, f'envmod-{{os.getpid()}}'), 'w').write(os.environ.get('STAGE_FLAG', 'unset'))\n"
+    )
+    imported_elsewhere = (
+        f"import glob, os, time\ndeadline = time.time() + 30\n"
+        f"while len(glob.glob({str(marks)!r} + '/envmod-*')) < 2 and time.time() < deadline:\n    time.sleep(0.05)"
+    )
+    first = new_notebook(cells=[new_code_cell("import envmod"), new_code_cell(imported_elsewhere)])
+    second = new_notebook(cells=[new_code_cell(first_cell), new_code_cell("import envmod\nimport os\nprint(os.environ['STAGE_FLAG'])")])
+    runner = executor("local", "python3", tmp_path, 1, stages=2)
+    try:
+        one = runner.submit(StageJob("one", first, {}, tmp_path / "one.ipynb", lambda i, n: None))
+        assert one.result(timeout=300).ok
+        two = runner.submit(StageJob("two", second, {}, tmp_path / "two.ipynb", lambda i, n: None)).result(timeout=300)
+    finally:
+        runner.close()
+    assert two.ok, two
+    seen = {mark.name.split("-")[1]: mark.read_text() for mark in marks.glob("envmod-*")}
+    assert "set" in seen.values(), f"stage two's own import of envmod did not see its environment: {seen}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import re
 import sys
 import threading
 from collections.abc import Callable
@@ -73,6 +74,19 @@ def imported_modules(notebook: NotebookNode) -> tuple[str, ...]:
             elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
                 found[node.module] = None
     return tuple(found)
+
+
+# what an import may read that a cell can change: os.environ (also `%env`), sys.path, the working
+# folder (also `%cd`), and the cells that put back those an earlier stage changed (carry.py)
+_IMPORT_ENVIRONMENT = re.compile(
+    r"\benviron\b|\bputenv\b|\bsys\.path\b|\bchdir\b|^\s*%(env|cd)\b|_nb2pipe_restore_state\('working folder'", re.M
+)
+
+
+def changes_what_imports_see(notebook: NotebookNode) -> bool:
+    """Whether a stage's cells may change what a module sees when it is imported; such a stage
+    must not run in a kernel where modules were imported ahead of it (pool.KernelPool.take)."""
+    return any(cell.cell_type == "code" and _IMPORT_ENVIRONMENT.search(cell.source) for cell in notebook.cells)
 
 
 def stage_notebook(pipeline: m.Pipeline, stage: m.Stage, text: str | None = None) -> NotebookNode:

@@ -33,7 +33,7 @@ from typing import Any
 
 from nb2pipe.errors import KernelStartError
 from nb2pipe.run.executors import INTERRUPTED, StageJob, StageOutcome, interrupted
-from nb2pipe.run.kernels import import_notebook_libraries, imported_modules
+from nb2pipe.run.kernels import changes_what_imports_see, import_notebook_libraries, imported_modules
 from nb2pipe.run.pool import (  # noqa: F401  (re-exported: the names other modules and tests know)
     KERNEL_START_ATTEMPTS,
     KERNEL_START_TIMEOUT_ENV,
@@ -104,7 +104,7 @@ class LocalExecutor:
             _prepend_env_cell(job)
         started = time.monotonic()
         try:
-            km = self.pool.take()
+            km = self.pool.take(untouched=changes_what_imports_see(job.notebook))
         except KernelStartError as e:
             _write_not_run(job, str(e), self.pool.log)
             return StageOutcome(job.name, False, time.monotonic() - started, {"ename": "KernelStartError", "evalue": str(e)})

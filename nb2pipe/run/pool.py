@@ -112,6 +112,7 @@ class _KernelManager(AsyncKernelManager):
         self.output = output  # a file: the kernel's stdout and stderr
         self.pid: int | None = None
         self.stage = ""
+        self.imported_ahead = False  # set (under the pool's lock) before an import ahead starts in it
         self._clients: list[Any] = []
 
     def client(self, **kwargs: Any) -> Any:
@@ -223,8 +224,9 @@ class KernelPool:
 
     # --- handing out and taking back ---
 
-    def take(self) -> _KernelManager:
-        """A kernel that answered; KernelStartError when none can be started."""
+    def take(self, untouched: bool = False) -> _KernelManager:
+        """A kernel that answered; KernelStartError when none can be started. `untouched`: one in
+        which nothing was imported ahead (a kernel that had imports is stopped, another started)."""
         with self._lock:
             future = self._ready.pop(0) if self._ready else self._starter.submit(self._start_ready)
             if not self._closed and (self._left is None or self._left > 0):
@@ -237,6 +239,12 @@ class KernelPool:
             km = self._start_ready()
         with self._lock:
             self._in_use.add(km)
+            touched = untouched and km.imported_ahead
+        if touched:
+            self.give_back(km)
+            km = self._start_ready()
+            with self._lock:
+                self._in_use.add(km)
         return km
 
     def import_ahead(self, modules: tuple[str, ...]) -> None:
@@ -267,6 +275,7 @@ class KernelPool:
         with self._lock:
             if km in self._in_use or self._closed or self._no_imports_ahead:
                 return
+            km.imported_ahead = True
         with contextlib.suppress(Exception):  # a kernel that dies or ends meanwhile: its stage, if any, reports it
             asyncio.run(_import_silently(km, modules, lambda: self._closed))
 
