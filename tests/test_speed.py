@@ -197,6 +197,19 @@ def test_a_module_that_fails_to_import_ahead_fails_the_stage_at_its_cell(tmp_pat
     assert failed[0].outputs[-1]["evalue"] == "broken at import"
 
 
+def environment_recording_module(lib: Path, marks: Path, wait: float) -> str:
+    """Writes `envmod` into `lib`: importing it records, in `marks`, the STAGE_FLAG the importing
+    process saw. Returns a cell that waits until two processes imported it (the stage's own, and
+    a waiting kernel's import ahead, if any)."""
+    (lib / "envmod.py").write_text(
+        f"import os\nopen(os.path.join({str(marks)!r}, f'envmod-{{os.getpid()}}'), 'w').write(os.environ.get('STAGE_FLAG', 'unset'))\n"
+    )
+    return (
+        f"import glob, time\ndeadline = time.time() + {wait}\n"
+        f"while len(glob.glob({str(marks)!r} + '/envmod-*')) < 2 and time.time() < deadline:\n    time.sleep(0.05)"
+    )
+
+
 def test_stages_that_set_their_environment_first_get_no_imports_ahead(tmp_path, installed):
     """A stage's `env` is set by its first cell (run/local.py), so nothing may be imported in its
     kernel before that cell: the module below records the environment it was imported in."""
@@ -204,15 +217,7 @@ def test_stages_that_set_their_environment_first_get_no_imports_ahead(tmp_path, 
 
     from nb2pipe.run.executors import StageJob, executor
 
-    lib, marks = installed
-    (lib / "envmod.py").write_text(
-        f"import os\nopen(os.path.join({str(marks)!r}, f'envmod-{{os.getpid()}}'), 'w').write(os.environ.get('STAGE_FLAG', 'unset'))\n"
-    )
-    wait = (
-        f"import glob, time\ndeadline = time.time() + 10\n"
-        f"while len(glob.glob({str(marks)!r} + '/envmod-*')) < 2 and time.time() < deadline:\n    time.sleep(0.05)"
-    )
-    first = new_notebook(cells=[new_code_cell("import envmod"), new_code_cell(wait)])
+    first = new_notebook(cells=[new_code_cell("import envmod"), new_code_cell(environment_recording_module(*installed, wait=10))])
     notebooks = [first, new_notebook(cells=[new_code_cell("import envmod")])]
     runner = executor("local", "python3", tmp_path, 1, stages=2)
     try:
@@ -222,7 +227,7 @@ def test_stages_that_set_their_environment_first_get_no_imports_ahead(tmp_path, 
     finally:
         runner.close()
     assert all(outcome.ok for outcome in outcomes), outcomes
-    assert sorted(mark.read_text() for mark in marks.glob("envmod-*")) == ["set", "set"]
+    assert sorted(mark.read_text() for mark in installed[1].glob("envmod-*")) == ["set", "set"]
 
 
 @pytest.mark.parametrize(
@@ -242,15 +247,7 @@ def test_a_stage_that_changes_what_imports_see_gets_a_kernel_with_nothing_import
 
     from nb2pipe.run.executors import StageJob, executor
 
-    lib, marks = installed
-    (lib / "envmod.py").write_text(
-        f"import os\nopen(os.path.join({str(marks)!r}, f'envmod-{{os.getpid()}}'), 'w').write(os.environ.get('STAGE_FLAG', 'unset'))\n"
-    )
-    imported_elsewhere = (
-        f"import glob, os, time\ndeadline = time.time() + 30\n"
-        f"while len(glob.glob({str(marks)!r} + '/envmod-*')) < 2 and time.time() < deadline:\n    time.sleep(0.05)"
-    )
-    first = new_notebook(cells=[new_code_cell("import envmod"), new_code_cell(imported_elsewhere)])
+    first = new_notebook(cells=[new_code_cell("import envmod"), new_code_cell(environment_recording_module(*installed, wait=30))])
     second = new_notebook(cells=[new_code_cell(first_cell), new_code_cell("import envmod\nimport os\nprint(os.environ['STAGE_FLAG'])")])
     runner = executor("local", "python3", tmp_path, 1, stages=2)
     try:
@@ -260,5 +257,5 @@ def test_a_stage_that_changes_what_imports_see_gets_a_kernel_with_nothing_import
     finally:
         runner.close()
     assert two.ok, two
-    seen = {mark.name.split("-")[1]: mark.read_text() for mark in marks.glob("envmod-*")}
+    seen = {mark.name.split("-")[1]: mark.read_text() for mark in installed[1].glob("envmod-*")}
     assert "set" in seen.values(), f"stage two's own import of envmod did not see its environment: {seen}"
