@@ -182,21 +182,20 @@ class CellWalker(CallEffects, ast.NodeVisitor):
 
     def visit_If(self, node: ast.If) -> None:
         self.visit(node.test)
-        before = self.snapshot()
-        self.visit_body(node.body)
-        after_body = set(self.scope.definite)
-        self.restore(before)
-        self.visit_body(node.orelse)
-        self.restore(before, keep=after_body)  # bound for sure only if bound in both
+        self._one_branch_of_two(lambda: self.visit_body(node.body), lambda: self.visit_body(node.orelse))
 
     def visit_IfExp(self, node: ast.IfExp) -> None:
         self.visit(node.test)
+        self._one_branch_of_two(lambda: self.visit(node.body), lambda: self.visit(node.orelse))
+
+    def _one_branch_of_two(self, first: Callable[[], None], second: Callable[[], None]) -> None:
+        """Walk both branches from the same start; a name is bound for sure only if both bind it."""
         before = self.snapshot()
-        self.visit(node.body)
-        after_body = set(self.scope.definite)
+        first()
+        after_first = set(self.scope.definite)
         self.restore(before)
-        self.visit(node.orelse)
-        self.restore(before, keep=after_body)
+        second()
+        self.restore(before, keep=after_first)
 
     def visit_BoolOp(self, node: ast.BoolOp) -> None:
         self.visit(node.values[0])
