@@ -308,3 +308,24 @@ def test_a_seed_nb2pipe_cannot_carry_is_a_warning_naming_the_stage_the_cell_and_
         "seed it in each stage that draws from it"
     ]
     assert plan_hidden_state(["import tensorflow as tf"], stages[:1])[1] == []  # no later stage: nothing lost
+
+
+def test_an_environment_key_full_of_quotes_is_carried_as_data(tmp_path, monkeypatch, cli):
+    """The key reaches the generated save/restore cells quoted: the next stage sees the same key
+    and value, and nothing in it runs as code."""
+    monkeypatch.chdir(tmp_path)
+    key = "K'\\\"); open('pwned', 'w'); (\""
+    write_nb(
+        tmp_path / "env.ipynb",
+        md("## Set"),
+        code(f"import os\nos.environ[{key!r}] = 'v'"),
+        md("## Use"),
+        code(f"import os\nprint(repr(os.environ.get({key!r})))"),
+    )
+    exit_code, out, err = cli("run", "env.ipynb")
+    assert exit_code == 0, out + err
+    assert not (tmp_path / "pwned").exists()
+    executed = next((tmp_path / "pipelines" / "env" / "runs").glob("*/use.ipynb"))
+    outputs = [o for c in json.loads(executed.read_text())["cells"] for o in c.get("outputs", [])]
+    printed = ["".join(o.get("text", "")) for o in outputs]
+    assert "'v'\n" in printed, printed
