@@ -79,6 +79,7 @@ class Lab:
     root: Path
     log: Path
     startup_s: float
+    gate: Path  # kernels see it as $NB2PIPE_UI_GATE: a test can hold a stage until it creates it
 
     def page_url(self, path: str = "lab") -> str:
         return f"{self.url}{path}?token={self.token}"
@@ -130,6 +131,7 @@ def lab(tmp_path_factory) -> Lab:
         "JUPYTER_CONFIG_DIR": str(state / "config"),  # no user config
         "JUPYTER_RUNTIME_DIR": str(state / "runtime"),
         "PYTHONUNBUFFERED": "1",
+        "NB2PIPE_UI_GATE": str(base / "gate"),
     }
     port, token = _free_port(), "nb2pipe-ui-test"
     cmd = [
@@ -161,7 +163,7 @@ def lab(tmp_path_factory) -> Lab:
 
     try:
         wait_until(answers, "jupyter lab answers", timeout=LAB_START_TIMEOUT, proc=proc, seen=log.read_text, interval=0.25)
-        lab = Lab(url, token, root, log, time.monotonic() - t0)
+        lab = Lab(url, token, root, log, time.monotonic() - t0, base / "gate")
         # The server extension answers (a 404 here would mean it is not loaded).
         with urllib.request.urlopen(f"{url}nb2pipe/runs?path=x.ipynb&token={token}", timeout=30) as resp:
             assert json.load(resp) == {"runs": []}

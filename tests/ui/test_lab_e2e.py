@@ -7,7 +7,8 @@ train_ridge, train_forest, compare), in a real `jupyter lab` driven through Chro
    cell toolbar button (with the name checked inline), then `skip` through the context menu;
    Ctrl+S writes both tags and `metadata.nb2pipe` to disk;
 2. the sidebar offers Export; after it, four stages "never run";
-3. "Run stale" shows progress and ends with four stages "up to date" and their metrics;
+3. "Run stale" shows progress (train_forest waits for a file the test creates once it has
+   seen "cell i of n", so the check does not depend on how fast the stages are) and ends with four stages "up to date" and their metrics;
    an edit of the notebook brings the "changed since the last export" banner; Re-export;
 4. alpha 1.0 -> 0.5 in params.yaml: train_ridge turns stale with "param changed: alpha 1.0 → 0.5"
    and compare with "upstream stale: train_ridge" (scripts/screenshots copies that screenshot
@@ -65,6 +66,15 @@ def _wait_states(page, states: dict[str, str], timeout: float) -> None:
     )
 
 
+def _hold_stage_at_gate(notebook: Path, index: int) -> None:
+    """Make the cell at `index` wait until the lab's gate file exists (see conftest.Lab.gate)."""
+    content = json.loads(notebook.read_text())
+    cell = content["cells"][index]
+    wait = 'import os, time\nwhile not os.path.exists(os.environ["NB2PIPE_UI_GATE"]):\n    time.sleep(0.1)\n'
+    cell["source"] = wait + "".join(cell["source"])
+    notebook.write_text(json.dumps(content, indent=1))
+
+
 def _disk_cell(path: Path, index: int) -> dict:
     return json.loads(path.read_text())["cells"][index]
 
@@ -73,6 +83,7 @@ def test_tag_export_run_stale_and_failure(lab, page, shoot, copy_example):
     timings: dict[str, float] = {}
     t = time.monotonic()
     notebook = copy_example(NOTEBOOK)
+    _hold_stage_at_gate(notebook, 12)  # train_forest
 
     # --- open the notebook: chips and borders follow the tags --------------------------------
     page.goto(lab.page_url(f"lab/tree/{NOTEBOOK}"))
@@ -207,6 +218,7 @@ def test_tag_export_run_stale_and_failure(lab, page, shoot, copy_example):
             saw_cell_progress = True
             assert sidebar.locator('.jp-nb2pipe-stage[data-state="running"]').count() >= 1
             shoot(page, "running")
+            lab.gate.touch()  # let train_forest go on
         states = [_stage(page, name).get_attribute("data-state") for name in STAGES]
         if all(s == "up-to-date" for s in states):
             break
