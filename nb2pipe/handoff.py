@@ -6,9 +6,16 @@ start of a stage that needs them. Each variable lives in its own folder,
 pipeline declares, so staleness, caching and early cut-off treat it like any output.
 
 Serializers are tried in order; the first whose `accepts` says yes and whose `save` succeeds
-wins: numpy arrays as `.npy`, pandas DataFrames as `.parquet` (when pyarrow is installed),
-anything else with pickle, and what pickle cannot carry with cloudpickle (`.cloudpickle`).
-`register` adds one in front.
+wins: numpy arrays as `.npy`, anything else with pickle (`.pkl`), and what pickle cannot carry
+with cloudpickle (`.cloudpickle`). `register` adds one in front.
+
+Big values cost no copy to load: an `.npy` is memory-mapped, and a pickle is written with
+protocol 5 and its big buffers (the data of numpy arrays, DataFrame blocks...) out of band, each
+aligned in the file after the pickle stream, so the load maps the file and the arrays are built
+on the mapping. Mappings are copy-on-write: the loaded values are writable, and what a stage
+changes in them stays in its memory, never in the file. nb2pipe never changes a saved file in
+place (a stage that saves again writes a new file), so the mapping always sees what was saved.
+Pickles written without buffers (and by older versions) load as plain pickles.
 
 Classes of the notebook (`__main__`) are saved by reference: the consumer stage re-creates
 them before it loads (infer/flow.py), so a loaded instance is an instance of the stage's class.
@@ -23,14 +30,21 @@ stage started in, so a stage that changes its working folder still saves where i
 
 from __future__ import annotations
 
+import io
+import mmap
 import os
 import pickle
 import shutil
+import struct
 import sys
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+MAGIC = b"nb2pipe-pickle5\n"  # a pickle with out-of-band buffers (see `_dump`)
+ALIGN = 64  # bytes: where each out-of-band buffer starts, as numpy aligns its own arrays
+MAP_MIN_SIZE = 1 << 20  # bytes: smaller arrays and buffers are read into memory, not mapped
 
 
 @dataclass(frozen=True)
@@ -59,25 +73,13 @@ def _save_npy(value: Any, path: str) -> None:
 def _load_npy(path: str) -> Any:
     import numpy
 
-    return numpy.load(path, allow_pickle=False)
+    if os.path.getsize(path) < MAP_MIN_SIZE:
+        return numpy.load(path, allow_pickle=False)
+    # a plain ndarray (not numpy.memmap) on a copy-on-write mapping of the file
+    return numpy.load(path, mmap_mode="c", allow_pickle=False).view(numpy.ndarray)
 
 
-def _is_dataframe(value: Any) -> bool:
-    pandas = sys.modules.get("pandas")
-    if pandas is None or type(value) is not pandas.DataFrame:
-        return False
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError:
-        return False
-    return all(isinstance(c, str) for c in value.columns)
-
-
-def _save_parquet(value: Any, path: str) -> None:
-    value.to_parquet(path)
-
-
-def _load_parquet(path: str) -> Any:
+def _load_parquet(path: str) -> Any:  # saved by nb2pipe before 0.4; kept for their cache entries
     import pandas
 
     return pandas.read_parquet(path)
@@ -93,13 +95,51 @@ class _PicklerOfImportables(pickle.Pickler):
 
 
 def _save_pickle(value: Any, path: str) -> None:
+    _dump(_PicklerOfImportables, value, path)
+
+
+def _dump(pickler: type[pickle.Pickler], value: Any, path: str) -> None:
+    """Pickle `value` into `path`, its big buffers out of band (see the module's docstring):
+    MAGIC, the number of parts, each part's offset and size (8-byte little-endian integers),
+    then the parts: the pickle stream and each buffer, each at an ALIGN-byte boundary."""
+    stream, buffers = io.BytesIO(), []
+
+    def in_band(buffer: pickle.PickleBuffer) -> bool:
+        if buffer.raw().nbytes < MAP_MIN_SIZE:
+            return True
+        buffers.append(buffer.raw())
+        return False
+
+    pickler(stream, protocol=5, buffer_callback=in_band).dump(value)
     with open(path, "wb") as f:
-        _PicklerOfImportables(f, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
+        if not buffers:  # a plain pickle
+            f.write(stream.getbuffer())
+            return
+        parts = [stream.getbuffer(), *buffers]
+        places, offset = [], _aligned(len(MAGIC) + 8 + 16 * len(parts))
+        for part in parts:
+            places.append((offset, part.nbytes))
+            offset = _aligned(offset + part.nbytes)
+        f.write(MAGIC + struct.pack(f"<{1 + 2 * len(parts)}Q", len(parts), *(n for place in places for n in place)))
+        for (place, _), part in zip(places, parts, strict=True):
+            f.seek(place)
+            f.write(part)
+
+
+def _aligned(offset: int) -> int:
+    return -(-offset // ALIGN) * ALIGN
 
 
 def _load_pickle(path: str) -> Any:
     with open(path, "rb") as f:
-        return pickle.load(f)
+        if f.read(len(MAGIC)) != MAGIC:
+            f.seek(0)
+            return pickle.load(f)
+        (count,) = struct.unpack("<Q", f.read(8))
+        numbers = struct.unpack(f"<{2 * count}Q", f.read(16 * count))
+        mapped = memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY))
+    (start, size), *buffers = zip(numbers[::2], numbers[1::2], strict=True)
+    return pickle.loads(mapped[start : start + size], buffers=[mapped[o : o + n] for o, n in buffers])
 
 
 def _is_importable_class(obj: Any) -> bool:
@@ -119,16 +159,16 @@ def _save_cloudpickle(value: Any, path: str) -> None:
                 return NotImplemented  # by name, as pickle does
             return super().reducer_override(obj)
 
-    with open(path, "wb") as f:
-        ClassesByReference(f, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
+    _dump(ClassesByReference, value, path)
 
 
 SERIALIZERS: list[Serializer] = [
     Serializer("npy", _is_ndarray, _save_npy, _load_npy),
-    Serializer("parquet", _is_dataframe, _save_parquet, _load_parquet),
     Serializer("pkl", lambda value: True, _save_pickle, _load_pickle),
     Serializer("cloudpickle", lambda value: True, _save_cloudpickle, _load_pickle),
+
 ]
+OLDER_FORMATS = {"parquet": _load_parquet}  # what earlier versions saved: still loaded from their caches
 
 
 def register(serializer: Serializer) -> None:
@@ -180,6 +220,8 @@ def load(folder: str) -> Any:
         for serializer in SERIALIZERS:
             if serializer.ext == ext:
                 return serializer.load(os.path.join(folder, file))
+        if ext in OLDER_FORMATS:
+            return OLDER_FORMATS[ext](os.path.join(folder, file))
     raise FileNotFoundError(f"'{folder}' holds no saved variable; rerun the stage that provides it")
 
 

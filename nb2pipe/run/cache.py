@@ -2,8 +2,11 @@
 
 1. `store(path, digest)` copies a file (reflink where the filesystem can) to
    `.nb2pipe/cache/objects/<digest>`; a folder is stored as a manifest object listing its files
-   (each stored as an object of its own) and its subfolders.
-2. `restore(path, digest)` makes `path` hold that content again, atomically per file. A folder is
+   (each stored as an object of its own) and its subfolders. Variables handed between stages
+   (under `.nb2pipe/vars/`) are hard-linked instead, however big: nb2pipe alone writes them,
+   always as new files (nb2pipe.handoff), so the object and the variable never change in place.
+2. `restore(path, digest)` makes `path` hold that content again, atomically per file (hand-off
+   files linked back from the cache as they were stored). A folder is
    restored by difference: files whose content already matches are left alone, changed files are
    rewritten, files and folders that are not in the manifest are removed. Nothing is written
    through a symlink that leads out of the folder being restored, and a symlink is removed as a
@@ -23,6 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from nb2pipe.hashing import HashCache, atomic_write, hash_file
+from nb2pipe.model import VARS_DIR
 
 _FICLONE = 0x40049409  # Linux ioctl: share the data blocks of another file (btrfs, xfs)
 _FOLDER_HEAD = b'{"nb2pipe-folder":'
@@ -36,6 +40,16 @@ class OutputCache:
     def __init__(self, state_dir: Path):
         self.objects = state_dir / "cache" / "objects"
         self.runs = state_dir / "cache" / "runs"
+        self._handoffs = os.path.join(os.path.abspath(state_dir), VARS_DIR, "")
+
+    def _put(self, src: Path, dst: Path) -> None:
+        """Make `dst` hold what `src` holds, atomically: a link when one of them is a hand-off
+        file (unless they are on different filesystems), else a copy."""
+        if os.path.abspath(src).startswith(self._handoffs) or os.path.abspath(dst).startswith(self._handoffs):
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            if _link_atomically(src, dst):
+                return
+        atomic_write(dst, lambda tmp: _clone_or_copy(src, tmp))
 
     def _object(self, digest: str) -> Path:
         name = _object_name(digest)
@@ -69,7 +83,7 @@ class OutputCache:
             manifest = {"nb2pipe-folder": dict(sorted(files.items())), "folders": sorted(folders)}
             atomic_write(obj, json.dumps(manifest))
         else:
-            atomic_write(obj, lambda tmp: _clone_or_copy(path, tmp))
+            self._put(path, obj)
 
     def restore(self, path: Path, digest: str) -> None:
         """Make `path` hold the content stored under `digest` again."""
@@ -78,12 +92,12 @@ class OutputCache:
         if folder is None:
             if _is_link(path) or path.is_file():
                 if not (path.is_file() and hash_file(path) == digest):  # a link is replaced, not written through
-                    atomic_write(path, lambda tmp: _clone_or_copy(obj, tmp))
+                    self._put(obj, path)
                 return
             if path.is_dir():
                 shutil.rmtree(path)
             path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(path, lambda tmp: _clone_or_copy(obj, tmp))
+            self._put(obj, path)
             return
         files, folders = folder
         _make_folder(path)
@@ -195,6 +209,22 @@ def _remove_extras(folder: Path, files: set[str], folders: set[str]) -> None:
             if rel not in folders and not os.path.islink(full):
                 with contextlib.suppress(OSError):  # it holds something nb2pipe does not remove
                     os.rmdir(full)
+
+
+def _link_atomically(src: Path, dst: Path) -> bool:
+    """Hard-link `src` at `dst` through a new name beside it; False when it cannot be linked."""
+    temp = dst.with_name(f".{dst.name[:200]}.{os.urandom(4).hex()}.link")
+    try:
+        os.link(src, temp)
+    except OSError:
+        return False
+    try:
+        os.replace(temp, dst)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+    return True
 
 
 def _clone_or_copy(src: Path, dst: Path) -> None:
