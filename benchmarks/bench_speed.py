@@ -10,7 +10,11 @@ B  10 trivial stages in a chain, `nb2pipe run --force` vs 10 `papermill` calls  
 S  `nb2pipe run PIPELINE --force --events jsonl`: process start -> the first `stage_started`
    event (its `time` field) vs the whole of `python -c "import yaml"`             goal <= 3x
 
-Not measured here (see the README's performance section): the 1 GiB hand-off and the Dask rows.
+After the table, for the E rows: the CPU seconds of one run of each side (the process and the
+kernels it waited for), which bound the wall time from below on this many cores.
+
+Measured elsewhere: the 1 GiB hand-off (benchmarks/bench_handoff.py) and the Dask row
+(benchmarks/bench_dask.py).
 
 The nb2pipe measured is the tree this file sits in (put first on PYTHONPATH of every child), so a
 worktree can be measured against the installed one. Run from the checkout, with the virtualenv
@@ -26,6 +30,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
@@ -69,7 +74,32 @@ def rows_examples(root: Path, repeat: int) -> list[Row]:
             repeat,
         )
         rows.append((f"E {notebook}, `run --force{''.join(' ' + a for a in extra)}` (vs `papermill`)", mine, other, goal))
+        CPU[notebook] = (cpu_seconds(nb2pipe("run", notebook, "--force", *extra), folder),
+                         cpu_seconds(papermill(notebook, str(root / f"out-{notebook}")), folder))
     return rows
+
+
+CPU: dict[str, tuple[float, float]] = {}  # notebook -> CPU seconds of (nb2pipe, papermill), one run each
+
+
+def cpu_seconds(argv: list[str], cwd: Path) -> float:
+    """User + system CPU seconds of one run of `argv` and every process it waited for (its kernels)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    run(argv, cwd)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def print_cpu() -> None:
+    """Where the examples' time goes: a wall time cannot be below CPU seconds / cores."""
+    if not CPU:
+        return
+    cores = os.cpu_count() or 1
+    print(f"\nCPU seconds (user + system, the process and its kernels; one run each) and the least wall time they allow on {cores} cores:")
+    print("| notebook | nb2pipe CPU s | papermill CPU s | ratio | nb2pipe CPU s / cores |")
+    print("|---|---:|---:|---:|---:|")
+    for notebook, (mine, other) in CPU.items():
+        print(f"| {notebook} | {mine:.2f} | {other:.2f} | {mine / other:.2f}x | {mine / cores:.2f} |")
 
 
 # --- B: ten trivial stages against ten papermill calls ---------------------------------------
@@ -146,6 +176,7 @@ def main() -> int:
     for row in rows:
         print(bench_run.table_row(row))
     print(f"\ngoals met: {sum(mine / other <= goal for _, mine, other, goal in rows)} of {len(rows)}")
+    print_cpu()
     return 0
 
 

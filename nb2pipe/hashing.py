@@ -11,7 +11,9 @@ Algorithm of HashCache.hash_path(path):
  3. On a miss the file is read and hashed (memory-mapped and multithreaded when big).
     The result is cached unless the file's mtime is within RACY_WINDOW_NS of now
     (it could still change without its mtime changing, as in git's "racy" check)
-    or its stat key changed while it was being read.
+    or its stat key changed while it was being read. Files under `written_once` (the
+    variables handed between stages, never changed in place: a new save is a new file) are
+    cached however young, so a big hand-off is read once, not once per stage that uses it.
  4. A folder is hashed as a manifest: a header line, then one line
     "relpath\\0filehash\\n" per file under it (any depth, symlinks followed,
     sorted by relpath bytes), each file hash coming from steps 2-3.
@@ -172,8 +174,11 @@ def _create_temp_beside(target: Path) -> tuple[int, str]:
 class HashCache:
     """Content hashes of files and folders, with a stat cache so an unchanged file is never read twice."""
 
-    def __init__(self, cache_file: Path | None) -> None:
+    def __init__(self, cache_file: Path | None, written_once: Path | None = None) -> None:
+        """`written_once`: a folder whose files are never changed in place, only replaced by new
+        files (the variables handed between stages): their hashes are kept however young they are."""
         self._cache_file = Path(os.path.abspath(cache_file)) if cache_file is not None else None
+        self._written_once = os.path.join(os.path.abspath(written_once), "") if written_once is not None else None
         self._entries = _load_entries(self._cache_file)
         self._changed = False
 
@@ -234,8 +239,10 @@ class HashCache:
         return digest
 
     def _may_cache(self, absolute: str, st: os.stat_result) -> bool:
-        """False if the file was modified too recently, or changed while it was read."""
-        if st.st_mtime_ns >= time.time_ns() - RACY_WINDOW_NS:
+        """False if the file was modified too recently (unless it is written once), or changed
+        while it was read."""
+        written_once = self._written_once is not None and absolute.startswith(self._written_once)
+        if st.st_mtime_ns >= time.time_ns() - RACY_WINDOW_NS and not written_once:
             return False
         try:
             return _stat_key(os.stat(absolute)) == _stat_key(st)

@@ -85,7 +85,7 @@ def _strictly_inside(path: str, folder: str) -> bool:
 
 
 def hash_cache(pipeline: m.Pipeline) -> HashCache:
-    return HashCache(state_dir(pipeline) / HASH_CACHE_FILE)
+    return HashCache(state_dir(pipeline) / HASH_CACHE_FILE, written_once=state_dir(pipeline) / m.VARS_DIR)
 
 
 # --- small files -----------------------------------------------------------------------------

@@ -104,6 +104,25 @@ def test_recently_modified_file_is_not_cached(tmp_path: Path, monkeypatch: pytes
         cache.hash_path(path)
 
 
+def test_a_young_file_written_once_is_read_once_and_its_replacement_is_read_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under `written_once` (hand-off files: a new save is a new file) even a file written just now
+    is read once; a file elsewhere, as young, is read every time."""
+    vars_dir = tmp_path / "vars"
+    (vars_dir / "a").mkdir(parents=True)
+    handed = write(vars_dir / "a" / "x.pkl", b"first save")
+    elsewhere = write(tmp_path / "out.csv", b"a,b")
+    cache = HashCache(None, written_once=vars_dir)
+    assert cache.hash_path(vars_dir) is not None and cache.hash_path(elsewhere) == hash_bytes(b"a,b")
+    with monkeypatch.context() as patched:
+        forbid_reading(patched)
+        assert cache.hash_path(handed) == hash_bytes(b"first save")
+        with pytest.raises(AssertionError, match="read again"):
+            cache.hash_path(elsewhere)
+    handed.unlink()
+    write(vars_dir / "a" / "x.pkl", b"second save")  # as handoff.save does: a new file
+    assert cache.hash_path(handed) == hash_bytes(b"second save")
+
+
 def test_modified_file_gets_new_hash(tmp_path: Path) -> None:
     path = write(tmp_path / "data.bin", b"version 1")
     age(path, 7200)
