@@ -66,11 +66,14 @@ class LocalExecutor:
 
     def __init__(self, kernel_name: str, cwd: Path, jobs: int, *, stages: int | None = None, log: Path | None = None):
         """`stages`, when known, is how many stages will be submitted: kernels boot one ahead of
-        the running stages, but never more kernels than stages. `log` collects the kernels' own
-        stdout and stderr (start-up chatter, crashes); without it that output is dropped."""
+        the running stages, but never more kernels than stages. Unknown (a dask worker, which
+        shares the machine with other workers), `jobs` kernels boot now and each one taken is
+        replaced while its stage runs: one more at start would only slow the first ones down.
+        `log` collects the kernels' own stdout and stderr (start-up chatter, crashes); without it
+        that output is dropped."""
         self.cwd = cwd
         self.kernel_name = kernel_name
-        pool_size = jobs + 1 if stages is None else min(jobs + 1, stages)
+        pool_size = jobs if stages is None else min(jobs + 1, stages)
         running_at_once = jobs if stages is None else max(1, min(jobs, stages))
         self.pool = KernelPool(kernel_name, cwd, size=pool_size, log=log, budget=stages, env=thread_budget(running_at_once))
         # papermill is imported while the kernels boot, without holding up the first stage's dispatch
