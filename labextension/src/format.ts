@@ -8,7 +8,7 @@ import {
   isJobFinished,
   stageErrorOf
 } from './tokens';
-import { JobStageState, Outcome, StageState } from './vocabulary';
+import { JobStageState, JobStatus, Outcome, StageState } from './vocabulary';
 
 /** Shown for a stage waiting in a running job. */
 export const QUEUED = 'queued';
@@ -116,4 +116,23 @@ export function progressText(progress: IJobStage | undefined): string {
     return `cell ${progress.cell} of ${progress.cells}`;
   }
   return 'starting…';
+}
+
+/**
+ * What a finished job says: its summary line, or "Run cancelled.", and for a failed job the
+ * reasons the server gave (`errors`: e.g. another run of the pipeline was going), so a refused
+ * run never reads as a bare "Run failed.". Stage failures show at their stages, not here.
+ */
+export function finishedJobText(job: IJob): string {
+  if (job.status === JobStatus.CANCELLED) {
+    return 'Run cancelled.';
+  }
+  if (job.status === JobStatus.OK) {
+    return job.summary || 'Run finished.';
+  }
+  const reasons = (job.errors ?? []).filter(Boolean).join('; ');
+  if (!reasons) {
+    return job.summary || 'Run failed.';
+  }
+  return job.summary ? `${job.summary} — ${reasons}` : `Run failed: ${reasons}`;
 }

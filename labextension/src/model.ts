@@ -60,9 +60,23 @@ export class PipelineModel implements IDisposable {
     return !!this._job && !isJobFinished(this._job);
   }
 
-  /** The message of the last failed request, or null after a success. */
+  /**
+   * What went wrong, or null. A failed action (export, run, cancel) keeps its message until
+   * `dismissError()` or the next action that succeeds: status polls do not wipe it. A failed
+   * poll's message shows while no action failed, and goes with the next poll that succeeds.
+   */
   get error(): string | null {
-    return this._error;
+    return this._actionError ?? this._pollError;
+  }
+
+  /** Whether `error` is an action's, which stays until dismissed. */
+  get errorIsDismissable(): boolean {
+    return this._actionError !== null;
+  }
+
+  /** Forget the failed action's message. */
+  dismissError(): void {
+    this._setErrors(null, this._pollError);
   }
 
   /** Warnings of the last export. */
@@ -113,7 +127,7 @@ export class PipelineModel implements IDisposable {
 
   /** Export the notebook (`POST export`), then fetch status. */
   async exportPipeline(force = false): Promise<IExportResult> {
-    const result = await this._call(() =>
+    const result = await this._act(() =>
       requestAPI<IExportResult>('export', {
         method: 'POST',
         body: JSON.stringify({ path: this._path, force })
@@ -127,7 +141,7 @@ export class PipelineModel implements IDisposable {
   /** Start a run (`POST runs`) and follow its progress. */
   async run(options: Omit<IRunRequest, 'path'> = {}): Promise<IJob> {
     const body: IRunRequest = { path: this._path, ...options };
-    const job = await this._call(() =>
+    const job = await this._act(() =>
       requestAPI<IJob>('runs', { method: 'POST', body: JSON.stringify(body) })
     );
     this._follow(job);
@@ -155,7 +169,7 @@ export class PipelineModel implements IDisposable {
     if (!job || isJobFinished(job)) {
       return;
     }
-    const next = await this._call(() =>
+    const next = await this._act(() =>
       requestAPI<IJob>(`runs/${encodeURIComponent(job.id)}`, {
         method: 'DELETE'
       })
@@ -244,14 +258,26 @@ export class PipelineModel implements IDisposable {
     this._progress = poll;
   }
 
-  /** Run a request; record its error message (or clear the last one). */
+  /** Run a poll's request; record its error message (or clear the last poll's). */
   private async _call<T>(request: () => Promise<T>): Promise<T> {
     try {
       const result = await request();
-      this._setError(null);
+      this._setErrors(this._actionError, null);
       return result;
     } catch (error) {
-      this._setError(error instanceof Error ? error.message : String(error));
+      this._setErrors(this._actionError, messageOf(error));
+      throw error;
+    }
+  }
+
+  /** Run an action's request; its error stays until dismissed or the next action succeeds. */
+  private async _act<T>(request: () => Promise<T>): Promise<T> {
+    try {
+      const result = await request();
+      this._setErrors(null, this._pollError);
+      return result;
+    } catch (error) {
+      this._setErrors(messageOf(error), this._pollError);
       throw error;
     }
   }
@@ -276,12 +302,17 @@ export class PipelineModel implements IDisposable {
     this._jobChanged.emit(job);
   }
 
-  private _setError(error: string | null): void {
-    if (error === this._error || this._isDisposed) {
+  private _setErrors(action: string | null, poll: string | null): void {
+    if (this._isDisposed) {
       return;
     }
-    this._error = error;
-    this._errorChanged.emit(error);
+    const before = this.error;
+    const dismissable = this.errorIsDismissable;
+    this._actionError = action;
+    this._pollError = poll;
+    if (this.error !== before || this.errorIsDismissable !== dismissable) {
+      this._errorChanged.emit(this.error);
+    }
   }
 
   private _path: string;
@@ -293,12 +324,17 @@ export class PipelineModel implements IDisposable {
   private _statusText = '';
   private _job: IJob | null = null;
   private _jobText = 'null';
-  private _error: string | null = null;
+  private _actionError: string | null = null;
+  private _pollError: string | null = null;
   private _warnings: string[] = [];
   private _isDisposed = false;
   private _statusChanged = new Signal<this, IStatus | null>(this);
   private _jobChanged = new Signal<this, IJob | null>(this);
   private _errorChanged = new Signal<this, string | null>(this);
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 export namespace PipelineModel {

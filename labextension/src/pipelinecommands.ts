@@ -38,6 +38,14 @@ export function addPipelineCommands(
       }
     };
   const idle = () => hasModel() && !models.current!.isRunning;
+  // Export and run read the notebook on disk (a run re-exports a changed notebook first):
+  // unsaved edits are saved, so what runs is what the user sees.
+  const saveFirst = async () => {
+    const panel = models.currentPanel;
+    if (panel?.context.model.dirty) {
+      await panel.context.save();
+    }
+  };
 
   commands.addCommand(CommandIDs.exportPipeline, {
     label: 'Export Notebook to Pipeline',
@@ -45,10 +53,7 @@ export function addPipelineCommands(
     describedBy: CommandArgs.none,
     isEnabled: idle,
     execute: withModel(async model => {
-      const panel = models.currentPanel;
-      if (panel?.context.model.dirty) {
-        await panel.context.save(); // export reads the notebook on disk
-      }
+      await saveFirst();
       await model.exportPipeline();
     })
   });
@@ -57,21 +62,30 @@ export function addPipelineCommands(
     caption: 'nb2pipe: run the stages that are not up to date',
     describedBy: CommandArgs.none,
     isEnabled: idle,
-    execute: withModel(model => model.runStale())
+    execute: withModel(async model => {
+      await saveFirst();
+      await model.runStale();
+    })
   });
   commands.addCommand(CommandIDs.runAll, {
     label: 'Run All Stages',
     caption: 'nb2pipe: run every stage, up to date or not',
     describedBy: CommandArgs.none,
     isEnabled: idle,
-    execute: withModel(model => model.runAll())
+    execute: withModel(async model => {
+      await saveFirst();
+      await model.runAll();
+    })
   });
   commands.addCommand(CommandIDs.runStage, {
     label: args => (args.stage ? `Run Stage '${args.stage}'` : 'Run Stage'),
     caption: 'nb2pipe: run one stage, even if it is up to date',
     describedBy: CommandArgs.runStage,
     isEnabled: args => idle() && typeof args.stage === 'string',
-    execute: withModel((model, args) => model.runStage(String(args.stage)))
+    execute: withModel(async (model, args) => {
+      await saveFirst();
+      await model.runStage(String(args.stage));
+    })
   });
   commands.addCommand(CommandIDs.cancelRun, {
     label: 'Cancel Pipeline Run',

@@ -17,11 +17,12 @@ import {
   failureView,
   formatDuration,
   formatMetric,
+  finishedJobText,
   progressText,
   STATE_LABELS
 } from './format';
 import { CommandIDs, IJob, IStageStatus, isJobFinished } from './tokens';
-import { JobStageState, JobStatus, StageState } from './vocabulary';
+import { JobStageState, StageState } from './vocabulary';
 
 export class Nb2pipeSidebar extends Widget {
   constructor(commands: CommandRegistry) {
@@ -90,7 +91,20 @@ export class Nb2pipeSidebar extends Widget {
       return;
     }
     if (model.error) {
-      body.append(el('div', 'jp-nb2pipe-error', model.error));
+      const error = el('div', 'jp-nb2pipe-error');
+      error.append(el('span', 'jp-nb2pipe-error-text', model.error));
+      if (model.errorIsDismissable) {
+        const dismiss = el(
+          'button',
+          'jp-mod-styled jp-nb2pipe-dismiss',
+          'Dismiss'
+        ) as HTMLButtonElement;
+        dismiss.type = 'button';
+        dismiss.title = 'Hide this message';
+        dismiss.addEventListener('click', () => model.dismissError());
+        error.append(dismiss);
+      }
+      body.append(error);
     }
     const status = model.status;
     if (!status) {
@@ -203,13 +217,7 @@ export class Nb2pipeSidebar extends Widget {
         el('span', '', `Running — ${text}`)
       );
     } else {
-      const text =
-        job.status === JobStatus.OK
-          ? job.summary || 'Run finished.'
-          : job.status === JobStatus.CANCELLED
-            ? 'Run cancelled.'
-            : job.summary || 'Run failed.';
-      box.append(el('span', '', text));
+      box.append(el('span', '', finishedJobText(job)));
     }
     this._body.append(box);
   }

@@ -8,6 +8,7 @@ import {
   displayState,
   failureView,
   formatDuration,
+  finishedJobText,
   formatMetric,
   progressText
 } from '../src/format';
@@ -203,6 +204,59 @@ describe('failureView', () => {
     });
     expect(failureView(failed(null), null).exception).toBe(
       'the last run failed'
+    );
+  });
+});
+
+describe('finishedJobText', () => {
+  const finished = (
+    status: IJob['status'],
+    summary: string | null,
+    errors: string[] = []
+  ): IJob => ({
+    id: 'j',
+    pipeline: 'p',
+    status,
+    run: null,
+    stages: {},
+    errors,
+    summary,
+    started: 1,
+    finished: 2
+  });
+
+  it('says why a run failed when the server gave a reason', () => {
+    expect(
+      finishedJobText(
+        finished('failed', null, [
+          "pipeline 'pipelines/wine' is being run by another process (pid 4242); wait for it or cancel it"
+        ])
+      )
+    ).toBe(
+      "Run failed: pipeline 'pipelines/wine' is being run by another process (pid 4242); wait for it or cancel it"
+    );
+    expect(
+      finishedJobText(
+        finished(
+          'failed',
+          '1 ran, 0 up to date, 0 restored from cache, 1 failed',
+          ['the run stopped without finishing (it was killed)']
+        )
+      )
+    ).toBe(
+      '1 ran, 0 up to date, 0 restored from cache, 1 failed — the run stopped without finishing (it was killed)'
+    );
+  });
+
+  it('keeps the summary of a run that went well, and the plain words otherwise', () => {
+    expect(
+      finishedJobText(
+        finished('ok', '2 ran, 1 up to date, 0 restored from cache, 0 failed')
+      )
+    ).toBe('2 ran, 1 up to date, 0 restored from cache, 0 failed');
+    expect(finishedJobText(finished('failed', null))).toBe('Run failed.');
+    expect(finishedJobText(finished('cancelled', null, ['cancelled']))).toBe(
+      'Run cancelled.'
     );
   });
 });

@@ -146,6 +146,59 @@ describe('PipelineModel', () => {
     ]);
   });
 
+  it("keeps a failed action's message through later polls until dismissed", async () => {
+    serve({
+      'GET status': status([stage('a', 'never-run')]),
+      'POST export': new Error(
+        'two parameters cells: cell 3 and cell 17; merge them into one'
+      )
+    });
+    model = new PipelineModel({ path: 'nb.ipynb' });
+    const errors: (string | null)[] = [];
+    model.errorChanged.connect((_, e) => errors.push(e));
+
+    await expect(model.exportPipeline()).rejects.toThrow('two parameters');
+    await model.refresh();
+    await model.refresh();
+    expect(model.error).toBe(
+      'two parameters cells: cell 3 and cell 17; merge them into one'
+    );
+    expect(model.errorIsDismissable).toBe(true);
+
+    model.dismissError();
+    expect(model.error).toBeNull();
+    expect(errors).toEqual([
+      'two parameters cells: cell 3 and cell 17; merge them into one',
+      null
+    ]);
+  });
+
+  it("shows a poll's failure only while no action failed, and clears it with the next good poll", async () => {
+    let statusFails = true;
+    let exportFails = true;
+    serve({
+      'GET status': () =>
+        statusFails ? new Error('server restarting') : status([]),
+      'POST export': () =>
+        exportFails
+          ? new Error('tag "stage:a b" is not a valid stage name')
+          : { pipeline: 'p', stages: [], written: [], warnings: [] }
+    });
+    model = new PipelineModel({ path: 'nb.ipynb' });
+
+    await model.refresh();
+    expect(model.error).toBe('server restarting');
+    expect(model.errorIsDismissable).toBe(false);
+    await expect(model.exportPipeline()).rejects.toThrow('valid stage name');
+    expect(model.error).toBe('tag "stage:a b" is not a valid stage name');
+    statusFails = false;
+    await model.refresh();
+    expect(model.error).toBe('tag "stage:a b" is not a valid stage name');
+    exportFails = false;
+    await model.exportPipeline(); // the next action that succeeds clears it
+    expect(model.error).toBeNull();
+  });
+
   it('exports, keeps the warnings and refreshes status', async () => {
     let exported = false;
     const calls = serve({

@@ -1,0 +1,107 @@
+"""The sidebar's actions tell the truth: a run uses the notebook as the user sees it, and an
+action's error stays until the user dismisses it.
+
+1. With a parameter edited but not saved, "Run stale" saves the notebook first, so the stages
+   that read the parameter run with the new value (the run re-exports the changed notebook).
+2. An export refused for a user mistake (two parameters cells) keeps its message on screen
+   through later status polls, until "Dismiss".
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from test_lab_e2e import SIDEBAR, STAGES, _cell, _wait_states
+
+pytestmark = pytest.mark.ui
+
+RUN_TIMEOUT_MS = 400_000  # a run starts kernels; the machine may be busy
+
+
+def _open(page, lab, name: str) -> None:
+    page.goto(lab.page_url(f"lab/tree/{name}"))
+    page.wait_for_selector("#jupyterlab-splash", state="detached", timeout=120_000)
+    page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-Cell", timeout=60_000)
+    page.locator('.jp-SideBar.jp-mod-left .lm-TabBar-tab[data-id="jp-nb2pipe-sidebar"]').click()
+    page.locator(SIDEBAR).wait_for(state="visible")
+
+
+def _job_status(page, status: str, timeout: float = RUN_TIMEOUT_MS, other_than: str = "") -> str:
+    """Wait until the progress box shows a finished job with `status` and a text other than
+    `other_than` (the previous run's); its text."""
+    page.wait_for_function(
+        """([status, before]) => {
+             const box = document.querySelector('#jp-nb2pipe-sidebar .jp-nb2pipe-progress');
+             return box?.dataset.status === status && box.textContent !== before;
+           }""",
+        arg=[status, other_than],
+        timeout=timeout,
+    )
+    return page.locator(f"{SIDEBAR} .jp-nb2pipe-progress").inner_text()
+
+
+def test_run_stale_saves_unsaved_edits_first(lab, page, copy_example):
+    notebook = copy_example("diabetes_kale.ipynb")
+    _open(page, lab, notebook.name)
+    sidebar = page.locator(SIDEBAR)
+    sidebar.locator("button.jp-nb2pipe-export").click()
+    _wait_states(page, {name: "never-run" for name in STAGES}, timeout=60_000)
+    sidebar.locator("button.jp-nb2pipe-run-stale").click()
+    _wait_states(page, {name: "up-to-date" for name in STAGES}, timeout=RUN_TIMEOUT_MS)
+    first = _job_status(page, "ok")
+    assert first.startswith("4 ran"), first
+
+    parameters = _cell(page, 3)  # alpha = 1.0 / n_estimators = 40 / seed = 0
+    parameters.locator(".cm-content").click()
+    page.keyboard.press("Control+a")
+    page.keyboard.type("alpha = 1.0\nn_estimators = 60\nseed = 0")
+    page.keyboard.press("Escape")
+    assert "n_estimators = 40" in notebook.read_text()  # not saved yet
+    page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab.jp-mod-dirty").wait_for(timeout=10_000)  # Lab marks it unsaved
+
+    sidebar.locator("button.jp-nb2pipe-run-stale").click()
+    text = _job_status(page, "ok", other_than=first)
+    saved = json.loads(notebook.read_text())["cells"][3]
+    assert "".join(saved["source"]) == "alpha = 1.0\nn_estimators = 60\nseed = 0"
+    assert text.startswith("2 ran, 2 up to date"), text  # train_forest and compare, with the new value
+    runs = lab.root / "pipelines" / "diabetes_kale" / "runs"
+    newest = max(runs.iterdir(), key=lambda p: p.stat().st_mtime)
+    assert "train_forest: n_estimators=60" in (newest / "train_forest.ipynb").read_text()
+    _wait_states(page, {name: "up-to-date" for name in STAGES}, timeout=60_000)
+    assert not page.page_errors, page.page_errors
+
+
+def _two_parameters_cells(path: Path) -> None:
+    def code(source: str, tags: list[str]) -> dict:
+        return {"cell_type": "code", "execution_count": None, "metadata": {"tags": tags}, "outputs": [], "source": source}
+
+    path.write_text(json.dumps({
+        "cells": [code("a = 1", ["parameters"]), code("print(a)", []), code("b = 2", ["parameters"])],
+        "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }))
+
+
+def test_an_export_error_stays_until_dismissed(lab, page):
+    _two_parameters_cells(lab.root / "two_params.ipynb")
+    _open(page, lab, "two_params.ipynb")
+    sidebar = page.locator(SIDEBAR)
+    sidebar.locator("button.jp-nb2pipe-export").click()
+    error = sidebar.locator(".jp-nb2pipe-error")
+    error.wait_for(timeout=30_000)
+    message = error.locator(".jp-nb2pipe-error-text").inner_text()
+    assert "two parameters cells" in message and "cell 1" in message and "cell 3" in message, message
+
+    for _ in range(3):  # the sidebar polls status about every second
+        with page.expect_response(lambda response: "/nb2pipe/status" in response.url, timeout=60_000):
+            pass
+    assert error.locator(".jp-nb2pipe-error-text").inner_text() == message  # still there
+
+    error.locator("button.jp-nb2pipe-dismiss").click()
+    error.wait_for(state="detached", timeout=10_000)
+    assert not page.page_errors, page.page_errors
+
