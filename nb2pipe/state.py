@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import json
 import tokenize
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -157,8 +157,10 @@ class StageInputs:
         return lock_entry(self.code, self.params, self.deps, outs)
 
 
-def stage_inputs(pipeline: m.Pipeline, stage: m.Stage, params: dict[str, Any], cache: HashCache) -> StageInputs:
-    script = None if stage.cmd else read_script(pipeline, stage)
+def stage_inputs(pipeline: m.Pipeline, stage: m.Stage, params: dict[str, Any], cache: HashCache, script: str | None = None) -> StageInputs:
+    """What the stage consumes now; `script`, when given, is its code instead of the file on disk."""
+    if script is None and not stage.cmd:
+        script = read_script(pipeline, stage)
     return StageInputs(
         code=code_hash(pipeline, stage, script),
         params=param_values(pipeline, stage, params),
@@ -269,7 +271,11 @@ def upstream_reasons(
     return [m.Reason(UPSTREAM_STALE, up) for up in ups if runs(up) and (up in after_only or not deps_hashed)]
 
 
-def pipeline_status(pipeline: m.Pipeline, params: dict[str, Any], running: Collection[str] = frozenset()) -> PipelineStatus:
+def pipeline_status(
+    pipeline: m.Pipeline, params: dict[str, Any], running: Collection[str] = frozenset(), scripts: Mapping[str, str] | None = None
+) -> PipelineStatus:
+    """Each stage's state and reasons. `scripts`, when given, are the stages' scripts as they
+    would be exported now (by stage name), checked instead of the files on disk."""
     pipeline = resolved_pipeline(pipeline, params)
     lock = read_lock(pipeline)
     last = read_last(pipeline)
@@ -279,7 +285,9 @@ def pipeline_status(pipeline: m.Pipeline, params: dict[str, Any], running: Colle
     statuses: dict[str, StageStatus] = {}
     for name in order(pipeline, edges):
         stage = pipeline.stage(name)
-        reasons = stage_reasons(pipeline, stage, lock.get(name), params, cache)
+        script = (scripts or {}).get(name)
+        inputs = None if script is None or stage.cmd else stage_inputs(pipeline, stage, params, cache, script)
+        reasons = stage_reasons(pipeline, stage, lock.get(name), params, cache, inputs)
         previous = last.get(name)
         if previous and previous.get("outcome") == Outcome.FAILED:
             reasons.insert(0, m.Reason(LAST_RUN_FAILED, previous.get("error", "")))

@@ -137,7 +137,13 @@ export class Nb2pipeSidebar extends Widget {
     if (status.source_in_sync === false) {
       const banner = el('div', 'jp-nb2pipe-banner');
       banner.append(
-        el('span', '', 'The notebook changed since the last export.'),
+        el(
+          'span',
+          '',
+          status.export_error
+            ? `The notebook changed since the last export. ${status.export_error}`
+            : 'The notebook changed since the last export; the stages show what it changes.'
+        ),
         this._button(
           'Re-export',
           'jp-nb2pipe-reexport',

@@ -133,6 +133,11 @@ export interface IStatus {
   exists: boolean;
   /** False when the notebook changed since export; absent when there is no pipeline. */
   source_in_sync?: boolean | null;
+  /**
+   * Why the saved notebook cannot be exported, or null. While the notebook is out of sync
+   * and exportable, `stages` are what it makes stale (as after a re-export).
+   */
+  export_error?: string | null;
   stages: IStageStatus[];
   job: IJob | null;
 }

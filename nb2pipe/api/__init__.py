@@ -2,7 +2,8 @@
 
 - `run(target, ...) -> RunReport`: a tracked run (export if needed, run lock, run history,
   MLflow, reporters), see `tracked`.
-- `status`, `history`, `open_history`: what they read about a pipeline, see `reads`.
+- `status`, `history`, `open_history`: what they read about a pipeline, see `reads`;
+  `status_as_saved`: the status the saved notebook makes before it is exported again, see `saved`.
 - `scratch_workspace(target)`: run a pipeline in an isolated copy of its working folder, see
   `scratch`.
 - `verify(notebook, ...) -> VerifyReport`: the notebook top to bottom against its pipeline, in
@@ -14,12 +15,14 @@ Importing it is light (no papermill, no Jupyter server): `nb2pipe status` uses i
 """
 
 from nb2pipe.api.reads import history, open_history, status
+from nb2pipe.api.saved import SavedStatus, status_as_saved
 from nb2pipe.api.scratch import Scratch, scratch_workspace
 from nb2pipe.api.tracked import RunReport, equivalent_command, export_if_needed, folder_of, read_params_file, run
 from nb2pipe.api.verify import VerifyReport, verify
 
 __all__ = [
     "RunReport",
+    "SavedStatus",
     "Scratch",
     "VerifyReport",
     "equivalent_command",
@@ -31,5 +34,6 @@ __all__ = [
     "run",
     "scratch_workspace",
     "status",
+    "status_as_saved",
     "verify",
 ]

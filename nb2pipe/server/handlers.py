@@ -132,6 +132,7 @@ class StatusHandler(Nb2PipeHandler):
 def _status_payload(root: Path, notebook: Path | None, folder: Path, own_job: dict[str, Any] | None, jobs: Jobs) -> dict[str, Any]:
     from nb2pipe.run.runner import read_metrics
     from nb2pipe.spec import load_pipeline
+    from nb2pipe.state import source_in_sync
 
     relative = folder.relative_to(root).as_posix()
     base = {"notebook": notebook.relative_to(root).as_posix() if notebook else None, "pipeline": relative}
@@ -141,17 +142,21 @@ def _status_payload(root: Path, notebook: Path | None, folder: Path, own_job: di
     confine_pipeline(root, pipeline)
     job = own_job or jobs.external_for(folder)
     running = {name for name, s in (job["stages"] if job else {}).items() if s.get("state") == JobStageState.RUNNING}
-    report = api.status(pipeline, running=running)
+    saved = api.status_as_saved(pipeline, {}, running)  # stale as the saved notebook makes it, before a re-export
+    report = saved.status
     stages = []
     for status in report.stages:
         entry = status.to_json()
-        stage = pipeline.stage(status.name)
+        stage = report.pipeline.stage(status.name)
         _root_relative_last_run(root, folder, entry["last_run"] or {})
         entry["metrics"] = read_metrics(pipeline, stage)
         entry["cells"] = list(stage.cells)
         entry["params"] = list(stage.params)
         stages.append(entry)
-    return {**base, "exists": True, "source_in_sync": report.source_in_sync, "stages": stages, "job": job}
+    return {
+        **base, "exists": True, "source_in_sync": source_in_sync(pipeline), "export_error": saved.export_error,
+        "stages": stages, "job": job,
+    }  # fmt: skip
 
 
 def _root_relative_last_run(root: Path, folder: Path, last: dict[str, Any]) -> None:

@@ -5,6 +5,8 @@ action's error stays until the user dismisses it.
    that read the parameter run with the new value (the run re-exports the changed notebook).
 2. An export refused for a user mistake (two parameters cells) keeps its message on screen
    through later status polls, until "Dismiss".
+3. A saved edit of a stage's cell shows that stage stale, with the cell, and its dependant
+   stale after it, before any re-export.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from test_lab_e2e import SIDEBAR, STAGES, _cell, _wait_states
+from test_lab_e2e import SIDEBAR, STAGES, _cell, _stage, _wait_states
 
 pytestmark = pytest.mark.ui
 
@@ -22,7 +24,7 @@ RUN_TIMEOUT_MS = 400_000  # a run starts kernels; the machine may be busy
 
 
 def _open(page, lab, name: str) -> None:
-    page.goto(lab.page_url(f"lab/tree/{name}"))
+    page.goto(lab.page_url(f"lab/tree/{name}") + "&reset")  # not the notebooks an earlier journey left open
     page.wait_for_selector("#jupyterlab-splash", state="detached", timeout=120_000)
     page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-Cell", timeout=60_000)
     page.locator('.jp-SideBar.jp-mod-left .lm-TabBar-tab[data-id="jp-nb2pipe-sidebar"]').click()
@@ -105,3 +107,31 @@ def test_an_export_error_stays_until_dismissed(lab, page):
     error.wait_for(state="detached", timeout=10_000)
     assert not page.page_errors, page.page_errors
 
+
+
+def test_a_saved_edit_shows_what_it_makes_stale_before_any_re_export(lab, page, copy_example):
+    notebook = copy_example("diabetes_kale.ipynb").rename(lab.root / "diabetes_saved.ipynb")  # a pipeline of its own
+    _open(page, lab, notebook.name)
+    sidebar = page.locator(SIDEBAR)
+    sidebar.locator("button.jp-nb2pipe-export").click()
+    _wait_states(page, {name: "never-run" for name in STAGES}, timeout=60_000)
+    sidebar.locator("button.jp-nb2pipe-run-stale").click()
+    _wait_states(page, {name: "up-to-date" for name in STAGES}, timeout=RUN_TIMEOUT_MS)
+
+    forest = _cell(page, 12)  # train_forest's first cell: notebook cell 13
+    forest.locator(".cm-content").click()
+    page.keyboard.press("Control+End")
+    page.keyboard.type("\nprint('forest trained')")
+    page.keyboard.press("Escape")
+    page.keyboard.press("Control+s")
+    _wait_states(
+        page,
+        {"load_data": "up-to-date", "train_ridge": "up-to-date", "train_forest": "stale", "compare": "stale"},
+        timeout=30_000,
+    )
+    assert _stage(page, "train_forest").locator(".jp-nb2pipe-reason").all_inner_texts() == ["code changed: cell 13"]
+    assert "upstream stale: train_forest" in _stage(page, "compare").locator(".jp-nb2pipe-reason").all_inner_texts()
+    banner = sidebar.locator(".jp-nb2pipe-banner")
+    assert "the stages show what it changes" in banner.inner_text()
+    assert "forest trained" not in (lab.root / "pipelines" / "diabetes_saved" / "stages" / "train_forest.py").read_text()
+    assert not page.page_errors, page.page_errors
