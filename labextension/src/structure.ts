@@ -88,11 +88,16 @@ export class NotebookStructure implements IDisposable {
     _: unknown,
     change: IObservableList.IChangedArgs<ICellModel>
   ): void {
+    // A removed cell's model may be gone already (undefined or disposed): nothing to unwatch.
     for (const cell of change.oldValues) {
-      this._unwatch(cell);
+      if (cell && !cell.isDisposed) {
+        this._unwatch(cell);
+      }
     }
     for (const cell of change.newValues) {
-      this._watch(cell);
+      if (cell) {
+        this._watch(cell);
+      }
     }
     this._schedule();
   }

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import wait_until
 from test_lab_e2e import SIDEBAR, STAGES, _cell, _stage, _wait_states
 
 pytestmark = pytest.mark.ui
@@ -135,3 +136,45 @@ def test_a_saved_edit_shows_what_it_makes_stale_before_any_re_export(lab, page, 
     assert "the stages show what it changes" in banner.inner_text()
     assert "forest trained" not in (lab.root / "pipelines" / "diabetes_saved" / "stages" / "train_forest.py").read_text()
     assert not page.page_errors, page.page_errors
+
+
+def test_deleting_cells_keeps_the_chips_right(lab, page, copy_example):
+    """Cells deleted (one, then two at once) leave no page error, and the chips of the cells
+    after them still show their stages."""
+    notebook = copy_example("diabetes_kale.ipynb").rename(lab.root / "diabetes_delete.ipynb")
+    _open(page, lab, notebook.name)
+    page.wait_for_function("() => document.querySelectorAll('.jp-Notebook .jp-Cell .jp-nb2pipe-chip').length >= 11")
+
+    def chips() -> list[str]:
+        return page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell").evaluate_all(
+            "cells => cells.map(c => c.querySelector('.jp-nb2pipe-chip')?.textContent ?? '')"
+        )
+
+    def delete(index: int, count: int) -> None:
+        cells = len(chips())
+        _cell(page, index).locator(".jp-InputPrompt").click(position={"x": 20, "y": 6})
+        page.wait_for_function(
+            "i => document.querySelectorAll('.jp-NotebookPanel .jp-Notebook .jp-Cell')[i]?.classList.contains('jp-mod-active')", arg=index
+        )
+        page.keyboard.press("Escape")  # command mode
+        for _ in range(count - 1):
+            page.keyboard.press("Shift+ArrowDown")
+        page.keyboard.press("d")
+        page.keyboard.press("d")
+        page.wait_for_function("n => document.querySelectorAll('.jp-NotebookPanel .jp-Notebook .jp-Cell').length === n", arg=cells - count)
+
+    before = chips()
+    assert before[7] == "skip" and before[9] == "train_ridge", before
+    delete(7, 1)  # the skip cell: nothing else changes
+    expected = before[:7] + before[8:]
+    wait_until(lambda: chips() == expected, "the chips after deleting one cell", timeout=30, seen=chips)
+    delete(10, 2)  # train_forest's heading and tagged cell: its untagged cell now follows train_ridge
+    wait_until(lambda: chips()[10] == "train_ridge", "the chips after deleting two cells", timeout=30, seen=chips)
+    after = chips()
+    assert not page.page_errors, page.page_errors
+
+    page.keyboard.press("Control+s")  # the same notebook opened afresh shows the same chips
+    wait_until(lambda: len(json.loads(notebook.read_text())["cells"]) == len(after), "the notebook is saved", timeout=60)
+    _open(page, lab, notebook.name)
+    page.wait_for_function("() => document.querySelectorAll('.jp-Notebook .jp-Cell .jp-nb2pipe-chip').length >= 9")
+    wait_until(lambda: chips() == after, "the reopened notebook shows the same chips", timeout=30, seen=chips)
