@@ -60,6 +60,11 @@ export class PipelineModel implements IDisposable {
     return !!this._job && !isJobFinished(this._job);
   }
 
+  /** True from a cancel until the job has finished: the stages are being stopped. */
+  get isCancelling(): boolean {
+    return this.isRunning && this._cancelling === this._job?.id;
+  }
+
   /**
    * What went wrong, or null. A failed action (export, run, cancel) keeps its message until
    * `dismissError()` or the next action that succeeds: status polls do not wipe it. A failed
@@ -169,6 +174,8 @@ export class PipelineModel implements IDisposable {
     if (!job || isJobFinished(job)) {
       return;
     }
+    this._cancelling = job.id;
+    this._jobChanged.emit(job); // "Cancelling…" at once, not when the server answers
     const next = await this._act(() =>
       requestAPI<IJob>(`runs/${encodeURIComponent(job.id)}`, {
         method: 'DELETE'
@@ -324,6 +331,7 @@ export class PipelineModel implements IDisposable {
   private _statusText = '';
   private _job: IJob | null = null;
   private _jobText = 'null';
+  private _cancelling: string | null = null; // the id of the job a cancel was asked for
   private _actionError: string | null = null;
   private _pollError: string | null = null;
   private _warnings: string[] = [];

@@ -178,11 +178,11 @@ export class Nb2pipeSidebar extends Widget {
     if (running) {
       actions.append(
         this._button(
-          'Cancel',
+          model.isCancelling ? 'Cancelling…' : 'Cancel',
           'jp-nb2pipe-cancel',
           CommandIDs.cancelRun,
           {},
-          false
+          model.isCancelling
         )
       );
     }
@@ -196,7 +196,7 @@ export class Nb2pipeSidebar extends Widget {
       )
     );
     body.append(actions);
-    this._renderJob(model.job);
+    this._renderJob(model.job, model.isCancelling);
 
     const list = el('ul', 'jp-nb2pipe-stages');
     for (const stage of status.stages) {
@@ -205,13 +205,19 @@ export class Nb2pipeSidebar extends Widget {
     body.append(list);
   }
 
-  private _renderJob(job: IJob | null): void {
+  private _renderJob(job: IJob | null, cancelling = false): void {
     if (!job) {
       return;
     }
     const box = el('div', `jp-nb2pipe-progress jp-nb2pipe-job-${job.status}`);
     box.dataset.status = job.status;
-    if (!isJobFinished(job)) {
+    if (cancelling) {
+      box.dataset.cancelling = 'true';
+      box.append(
+        el('span', 'jp-nb2pipe-spinner', ''),
+        el('span', '', 'Cancelling — stopping the running stages…')
+      );
+    } else if (!isJobFinished(job)) {
       const current = Object.entries(job.stages).filter(
         ([, s]) => s.state === JobStageState.RUNNING
       );

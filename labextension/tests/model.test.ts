@@ -399,8 +399,15 @@ describe('PipelineModel', () => {
     await model.refresh();
     expect(model.job?.id).toBe('j4');
     expect(model.isRunning).toBe(true);
-    await model.cancel();
+    expect(model.isCancelling).toBe(false);
+    const cancelling: boolean[] = [];
+    model.jobChanged.connect(() => cancelling.push(model.isCancelling));
+    const asked = model.cancel();
+    expect(model.isCancelling).toBe(true); // before the server answered
+    expect(cancelling).toEqual([true]);
+    await asked;
     await until(() => model.job?.status === 'cancelled');
+    expect(model.isCancelling).toBe(false);
     expect(
       calls.some(c => c.method === 'DELETE' && c.endPoint === 'runs/j4')
     ).toBe(true);

@@ -7,6 +7,8 @@ action's error stays until the user dismisses it.
    through later status polls, until "Dismiss".
 3. A saved edit of a stage's cell shows that stage stale, with the cell, and its dependant
    stale after it, before any re-export.
+4. Deleting cells throws nothing and leaves the chips as the notebook reopened shows them.
+5. Cancel says "Cancelling" at once; the stopped stage ends `cancelled`, not failed.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from helpers import wait_until
-from test_lab_e2e import SIDEBAR, STAGES, _cell, _stage, _wait_states
+from test_lab_e2e import SIDEBAR, STAGES, _cell, _hold_stage_at_gate, _stage, _wait_states
 
 pytestmark = pytest.mark.ui
 
@@ -178,3 +180,29 @@ def test_deleting_cells_keeps_the_chips_right(lab, page, copy_example):
     _open(page, lab, notebook.name)
     page.wait_for_function("() => document.querySelectorAll('.jp-Notebook .jp-Cell .jp-nb2pipe-chip').length >= 9")
     wait_until(lambda: chips() == after, "the reopened notebook shows the same chips", timeout=30, seen=chips)
+
+
+def test_cancel_answers_at_once_and_the_stopped_stage_is_cancelled(lab, page, copy_example):
+    notebook = copy_example("diabetes_kale.ipynb").rename(lab.root / "diabetes_cancel.ipynb")
+    _hold_stage_at_gate(notebook, 12)  # train_forest waits for a file no one creates
+    _open(page, lab, notebook.name)
+    sidebar = page.locator(SIDEBAR)
+    sidebar.locator("button.jp-nb2pipe-export").click()
+    _wait_states(page, {name: "never-run" for name in STAGES}, timeout=60_000)
+    sidebar.locator("button.jp-nb2pipe-run-stale").click()
+    _wait_states(page, {"train_forest": "running"}, timeout=RUN_TIMEOUT_MS)
+
+    page.evaluate(  # remember whether "Cancelling" ever showed, however short the cancel took
+        """() => new MutationObserver(() => {
+             const box = document.querySelector('#jp-nb2pipe-sidebar .jp-nb2pipe-progress[data-cancelling="true"]');
+             const button = document.querySelector('#jp-nb2pipe-sidebar button.jp-nb2pipe-cancel');
+             if (box && button?.disabled) window.nb2pipeSawCancelling = true;
+           }).observe(document.querySelector('#jp-nb2pipe-sidebar'), {childList: true, subtree: true, attributes: true})"""
+    )
+    sidebar.locator("button.jp-nb2pipe-cancel").click()
+    text = _job_status(page, "cancelled")
+    assert page.evaluate("() => window.nb2pipeSawCancelling === true"), "no 'Cancelling' feedback was shown"
+    assert text == "Run cancelled.", text
+    _wait_states(page, {"train_forest": "cancelled"}, timeout=60_000)
+    assert _stage(page, "compare").get_attribute("data-state") == "never-run"
+    assert not page.page_errors, page.page_errors
