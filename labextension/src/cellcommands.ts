@@ -18,6 +18,7 @@ import {
   describeCells,
   Flag,
   readRoles,
+  secondParametersCell,
   setFiles,
   setFlag,
   setStage
@@ -136,7 +137,19 @@ export function addCellCommands(
           return;
         }
         const on = !readRoles(cellMetadata(model))[flag];
-        editCells(targets(), md => setFlag(md, flag, on));
+        const cells = targets();
+        if (flag === 'parameters' && on) {
+          const all = Array.from(tracker.currentWidget?.model?.cells ?? []);
+          const refused = secondParametersCell(
+            all.map(cellInput),
+            cells.map(cell => all.indexOf(cell))
+          );
+          if (refused) {
+            report(new Error(refused)); // export would refuse the notebook
+            return;
+          }
+        }
+        editCells(cells, md => setFlag(md, flag, on));
       }
     });
   }

@@ -543,3 +543,29 @@ function unique(name: string, taken: Set<string>): string {
   taken.add(candidate);
   return candidate;
 }
+
+/**
+ * Why the cells at `marking` (0-based) cannot be marked as parameters: the notebook would have
+ * two parameters cells, which export refuses with the same words; null when they can. Cells are
+ * numbered from 1 over the whole notebook, as export numbers them.
+ */
+export function secondParametersCell(
+  cells: ICellInput[],
+  marking: number[]
+): string | null {
+  const isCode = (i: number) => (cells[i]?.cellType ?? 'code') === 'code';
+  const marked = cells
+    .map((c, i) =>
+      isCode(i) && readRoles({ tags: c.tags, nb2pipe: c.nb2pipe }).parameters
+        ? i
+        : -1
+    )
+    .filter(i => i >= 0);
+  const all = [...new Set([...marked, ...marking.filter(isCode)])].sort(
+    (a, b) => a - b
+  );
+  if (all.length < 2) {
+    return null;
+  }
+  return `two parameters cells: cell ${all[0] + 1} and cell ${all[1] + 1}; merge them into one`;
+}

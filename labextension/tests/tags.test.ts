@@ -3,6 +3,7 @@ import {
   describeCells,
   normalize,
   readRoles,
+  secondParametersCell,
   setFiles,
   setFlag,
   setStage,
@@ -286,5 +287,44 @@ describe('declaredStages and slugify', () => {
     ['!!!', 'stage']
   ])('slugify(%s) = %s', (text, slug) => {
     expect(slugify(text)).toBe(slug);
+  });
+});
+
+describe('secondParametersCell', () => {
+  const cells = [
+    { cellType: 'markdown', source: '# Title' },
+    { tags: ['pipeline-parameters'] }, // Kale's name for it
+    { tags: ['stage:load'] },
+    { tags: [] },
+    { nb2pipe: {} }
+  ];
+
+  it('refuses a second parameters cell, in the words export uses', () => {
+    expect(secondParametersCell(cells, [3])).toBe(
+      'two parameters cells: cell 2 and cell 4; merge them into one'
+    );
+    expect(
+      secondParametersCell(
+        [{ tags: [] }, { tags: ['parameters'] }, { tags: [] }],
+        [0]
+      )
+    ).toBe('two parameters cells: cell 1 and cell 2; merge them into one');
+  });
+
+  it('refuses two cells marked at once', () => {
+    expect(secondParametersCell([{}, {}, {}], [0, 2])).toBe(
+      'two parameters cells: cell 1 and cell 3; merge them into one'
+    );
+  });
+
+  it('lets the first one be marked, or the same one again; markdown does not count', () => {
+    expect(secondParametersCell([{}, {}], [1])).toBeNull();
+    expect(secondParametersCell(cells, [1])).toBeNull();
+    expect(
+      secondParametersCell(
+        [{ cellType: 'markdown', tags: ['parameters'] }, {}],
+        [1]
+      )
+    ).toBeNull();
   });
 });

@@ -9,6 +9,7 @@ action's error stays until the user dismisses it.
    stale after it, before any re-export.
 4. Deleting cells throws nothing and leaves the chips as the notebook reopened shows them.
 5. Cancel says "Cancelling" at once; the stopped stage ends `cancelled`, not failed.
+6. Marking a second parameters cell is refused with export's own words.
 """
 
 from __future__ import annotations
@@ -153,16 +154,13 @@ def test_deleting_cells_keeps_the_chips_right(lab, page, copy_example):
         )
 
     def delete(index: int, count: int) -> None:
+        """Select `count` cells from `index` (click, shift-click) and delete them from the cell's context menu."""
         cells = len(chips())
         _cell(page, index).locator(".jp-InputPrompt").click(position={"x": 20, "y": 6})
-        page.wait_for_function(
-            "i => document.querySelectorAll('.jp-NotebookPanel .jp-Notebook .jp-Cell')[i]?.classList.contains('jp-mod-active')", arg=index
-        )
-        page.keyboard.press("Escape")  # command mode
-        for _ in range(count - 1):
-            page.keyboard.press("Shift+ArrowDown")
-        page.keyboard.press("d")
-        page.keyboard.press("d")
+        if count > 1:
+            _cell(page, index + count - 1).locator(".jp-InputPrompt").click(position={"x": 20, "y": 6}, modifiers=["Shift"])
+        _cell(page, index).locator(".jp-InputPrompt").click(button="right", position={"x": 20, "y": 6})
+        page.locator('.lm-Menu .lm-Menu-item[data-command="notebook:delete-cell"]').click()
         page.wait_for_function("n => document.querySelectorAll('.jp-NotebookPanel .jp-Notebook .jp-Cell').length === n", arg=cells - count)
 
     before = chips()
@@ -205,4 +203,21 @@ def test_cancel_answers_at_once_and_the_stopped_stage_is_cancelled(lab, page, co
     assert text == "Run cancelled.", text
     _wait_states(page, {"train_forest": "cancelled"}, timeout=60_000)
     assert _stage(page, "compare").get_attribute("data-state") == "never-run"
+    assert not page.page_errors, page.page_errors
+
+
+def test_a_second_parameters_cell_is_refused(lab, page, copy_example):
+    notebook = copy_example("diabetes_kale.ipynb").rename(lab.root / "diabetes_params.ipynb")
+    _open(page, lab, notebook.name)
+    page.wait_for_function("() => document.querySelectorAll('.jp-Notebook .jp-Cell .jp-nb2pipe-chip').length >= 11")
+    cell = _cell(page, 5)  # load_data; cell 4 (index 3) holds the parameters
+    cell.locator(".jp-InputPrompt").click(button="right", position={"x": 20, "y": 6})
+    page.locator(".lm-Menu .lm-Menu-item", has_text="nb2pipe").hover()
+    page.locator('.lm-Menu .lm-Menu-item[data-command="nb2pipe:toggle-parameters"]').click()
+    dialog = page.locator(".jp-Dialog")
+    dialog.wait_for()
+    assert "two parameters cells: cell 4 and cell 6; merge them into one" in dialog.inner_text()
+    page.keyboard.press("Escape")
+    dialog.wait_for(state="detached")
+    assert cell.locator(".jp-nb2pipe-chip").inner_text() == "load_data"
     assert not page.page_errors, page.page_errors
