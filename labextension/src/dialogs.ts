@@ -8,7 +8,7 @@
 import { Dialog, showDialog } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
 
-import { stageColor } from './colors';
+import { paintStage, stageColors } from './colors';
 import { validateStageName } from './tags';
 
 /** What the stage dialog asks for. */
@@ -32,13 +32,14 @@ export class StageDialogBody extends Widget {
       label.textContent = 'Stages in this notebook:';
       const choices = document.createElement('div');
       choices.className = 'jp-nb2pipe-stage-choices';
+      const colors = stageColors(existing);
       for (const name of existing) {
         const button = document.createElement('button');
         button.type = 'button';
         button.className = 'jp-nb2pipe-stage-choice';
         button.dataset.stage = name;
         button.textContent = name;
-        button.style.setProperty('--jp-nb2pipe-stage-color', stageColor(name));
+        paintStage(button, colors.get(name)!);
         button.addEventListener('click', () => {
           this._input.value = name;
           this._input.dispatchEvent(new Event('input', { bubbles: true }));

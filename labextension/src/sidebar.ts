@@ -8,7 +8,7 @@ import { CommandRegistry } from '@lumino/commands';
 import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
-import { stageColor } from './colors';
+import { paintStage, stageColors } from './colors';
 import { isExecutedNotebook } from './executed';
 import { nb2pipeIcon } from './icons';
 import { PipelineModel } from './model';
@@ -199,8 +199,9 @@ export class Nb2pipeSidebar extends Widget {
     this._renderJob(model.job, model.isCancelling);
 
     const list = el('ul', 'jp-nb2pipe-stages');
+    const colors = stageColors(status.stages.map(stage => stage.name));
     for (const stage of status.stages) {
-      list.append(this._renderStage(stage, model.job, running));
+      list.append(this._renderStage(stage, model.job, running, colors));
     }
     body.append(list);
   }
@@ -237,7 +238,8 @@ export class Nb2pipeSidebar extends Widget {
   private _renderStage(
     stage: IStageStatus,
     job: IJob | null,
-    running: boolean
+    running: boolean,
+    colors: Map<string, string>
   ): HTMLElement {
     const state = displayState(stage, job);
     const progress =
@@ -245,7 +247,7 @@ export class Nb2pipeSidebar extends Widget {
     const item = el('li', `jp-nb2pipe-stage jp-nb2pipe-state-${state}`);
     item.dataset.stage = stage.name;
     item.dataset.state = state;
-    item.style.setProperty('--jp-nb2pipe-stage-color', stageColor(stage.name));
+    paintStage(item, colors.get(stage.name)!);
 
     const head = el('div', 'jp-nb2pipe-stage-head');
     const shown = STATE_LABELS[state] ?? { icon: '?', label: state };

@@ -14,7 +14,7 @@ import { IObservableList } from '@jupyterlab/observables';
 import { IDisposable } from '@lumino/disposable';
 
 import { cellInput } from './cellmeta';
-import { stageColor } from './colors';
+import { paintStage, stageColor, stageColors } from './colors';
 import { isExecutedNotebook } from './executed';
 import { describeCells, ICellStage } from './tags';
 
@@ -47,12 +47,16 @@ export class NotebookStructure implements IDisposable {
     const notebook = this._panel.content;
     const models = notebook.model ? Array.from(notebook.model.cells) : [];
     const stages = describeCells(models.map(cellInput));
+    const colors = stageColors(
+      stages.map(s => s.stage).filter((s): s is string => !!s)
+    );
     notebook.widgets.forEach((cell, i) => {
       // Widgets and models line up; if they do not (mid-update), the next update fixes it.
       decorate(
         cell,
         cell.model === models[i] ? stages[i] : null,
-        this._onChipClick
+        this._onChipClick,
+        colors
       );
     });
   }
@@ -133,7 +137,8 @@ export class NotebookStructure implements IDisposable {
 export function decorate(
   cell: Cell,
   stage: ICellStage | null,
-  onChipClick?: (cell: Cell) => void
+  onChipClick?: (cell: Cell) => void,
+  colors?: Map<string, string>
 ): void {
   const node = cell.node;
   const code = cell.model.type === 'code';
@@ -146,6 +151,7 @@ export function decorate(
     chip?.remove();
     node.classList.remove(STAGED_CLASS, ROLE_CLASS, 'jp-nb2pipe-inferred');
     node.style.removeProperty('--jp-nb2pipe-stage-color');
+    node.style.removeProperty('--jp-nb2pipe-stage-text');
     delete node.dataset.nb2pipeStage;
     delete node.dataset.nb2pipeRole;
     return;
@@ -163,13 +169,11 @@ export function decorate(
   node.dataset.nb2pipeRole = stage.role;
   if (staged) {
     node.dataset.nb2pipeStage = stage.stage!;
-    node.style.setProperty(
-      '--jp-nb2pipe-stage-color',
-      stageColor(stage.stage!)
-    );
+    paintStage(node, colors?.get(stage.stage!) ?? stageColor(stage.stage!));
   } else {
     delete node.dataset.nb2pipeStage;
     node.style.removeProperty('--jp-nb2pipe-stage-color');
+    node.style.removeProperty('--jp-nb2pipe-stage-text');
   }
   chip.textContent = label;
   chip.title = staged

@@ -1,4 +1,10 @@
-import { stageColor, STAGE_PALETTE } from '../src/colors';
+import {
+  contrast,
+  STAGE_PALETTE,
+  stageColor,
+  stageColors,
+  textOn
+} from '../src/colors';
 import {
   findFailingCell,
   hiddenFolderHint,
@@ -36,12 +42,15 @@ const job = (stages: IJob['stages'], finished: number | null = null): IJob => ({
   finished
 });
 
-describe('stageColor', () => {
-  it('is stable and from the palette', () => {
+describe('stage colours', () => {
+  it('keeps a stage its colour, from the palette', () => {
     expect(stageColor('train')).toBe(stageColor('train'));
     expect(STAGE_PALETTE).toContain(stageColor('load_data'));
+    const names = ['load', 'train', 'evaluate'];
+    expect(stageColors(names)).toEqual(stageColors([...names].reverse()));
   });
-  it('spreads names over the palette', () => {
+
+  it('gives twelve stages twelve different colours', () => {
     const names = [
       'load',
       'split',
@@ -52,9 +61,24 @@ describe('stageColor', () => {
       'a',
       'b',
       'c',
-      'd'
+      'd',
+      'features',
+      'tune'
     ];
-    expect(new Set(names.map(stageColor)).size).toBeGreaterThanOrEqual(5);
+    expect(STAGE_PALETTE.length).toBeGreaterThanOrEqual(12);
+    expect(new Set(stageColors(names).values()).size).toBe(12);
+    for (let n = 1; n <= 12; n++) {
+      const some = names.slice(0, n);
+      expect(new Set(stageColors(some).values()).size).toBe(n);
+    }
+  });
+
+  it('writes on every stage colour with text of at least 4.5:1 contrast (WCAG AA)', () => {
+    for (const color of STAGE_PALETTE) {
+      expect(contrast(color, textOn(color))).toBeGreaterThanOrEqual(4.5);
+    }
+    expect(textOn('#3b4cc0')).toBe('#ffffff');
+    expect(textOn('#edc948')).toBe('#000000');
   });
 });
 

@@ -10,11 +10,14 @@ action's error stays until the user dismisses it.
 4. Deleting cells throws nothing and leaves the chips as the notebook reopened shows them.
 5. Cancel says "Cancelling" at once; the stopped stage ends `cancelled`, not failed.
 6. Marking a second parameters cell is refused with export's own words.
+7. Every text of the sidebar and of the stage chips meets WCAG AA contrast in the light and the
+   dark theme (axe-core, from the extension's dev dependencies, run in the page).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -25,6 +28,7 @@ from test_lab_e2e import SIDEBAR, STAGES, _cell, _hold_stage_at_gate, _stage, _w
 pytestmark = pytest.mark.ui
 
 RUN_TIMEOUT_MS = 400_000  # a run starts kernels; the machine may be busy
+AXE = Path(__file__).resolve().parents[2] / "labextension" / "node_modules" / "axe-core" / "axe.min.js"
 
 
 def _open(page, lab, name: str) -> None:
@@ -220,4 +224,66 @@ def test_a_second_parameters_cell_is_refused(lab, page, copy_example):
     page.keyboard.press("Escape")
     dialog.wait_for(state="detached")
     assert cell.locator(".jp-nb2pipe-chip").inner_text() == "load_data"
+    assert not page.page_errors, page.page_errors
+
+
+def _contrast_violations(page) -> list[str]:
+    """axe-core's color-contrast rule over the sidebar and the cells' stage chips."""
+    if not page.evaluate("() => typeof window.axe !== 'undefined'"):
+        page.add_script_tag(path=str(AXE))
+    found = page.evaluate(
+        """async () => {
+             const result = await axe.run(
+               {include: [['#jp-nb2pipe-sidebar'], ['.jp-nb2pipe-chip']]},
+               {runOnly: {type: 'rule', values: ['color-contrast']}, resultTypes: ['violations']});
+             return result.violations.flatMap(v => v.nodes.map(n => `${n.target.join(' ')}: ${n.failureSummary}`));
+           }"""
+    )
+    return list(found)
+
+
+def _luminance(rgb: str) -> float:
+    red, green, blue = (int(v) / 255 for v in re.findall(r"[\d.]+", rgb)[:3])
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in (red, green, blue)]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def _low_contrast_chips(page) -> list[str]:
+    """The stage chips whose text contrasts less than 4.5:1 with their background (axe-core
+    leaves them undecided: they sit over the cell's prompt)."""
+    colours = page.locator(".jp-nb2pipe-chip").evaluate_all(
+        "chips => chips.map(c => [c.textContent, getComputedStyle(c).color, getComputedStyle(c).backgroundColor])"
+    )
+    low = []
+    for text, colour, background in colours:
+        high_l, low_l = sorted((_luminance(colour), _luminance(background)), reverse=True)
+        ratio = (high_l + 0.05) / (low_l + 0.05)
+        if ratio < 4.5:
+            low.append(f"{text}: {colour} on {background} = {ratio:.2f}:1")
+    return low
+
+
+def test_the_sidebar_and_chips_meet_wcag_aa_contrast_in_both_themes(lab, page, copy_example):
+    assert AXE.is_file(), f"{AXE} is missing: run `jlpm install` in labextension/ (axe-core is a dev dependency)"
+    notebook = copy_example("diabetes_kale.ipynb").rename(lab.root / "diabetes_look.ipynb")
+    _open(page, lab, notebook.name)
+    sidebar = page.locator(SIDEBAR)
+    sidebar.locator("button.jp-nb2pipe-export").click()
+    _wait_states(page, {name: "never-run" for name in STAGES}, timeout=60_000)
+    sidebar.locator("button.jp-nb2pipe-run-stale").click()
+    _wait_states(page, {name: "up-to-date" for name in STAGES}, timeout=RUN_TIMEOUT_MS)
+    params = lab.root / "pipelines" / "diabetes_look" / "params.yaml"
+    params.write_text(params.read_text().replace("alpha: 1.0", "alpha: 0.5"))
+    sidebar.locator("button.jp-nb2pipe-refresh").click()
+    _wait_states(page, {"train_ridge": "stale", "compare": "stale"}, timeout=30_000)
+
+    assert _contrast_violations(page) == []
+    assert _low_contrast_chips(page) == []
+    page.locator(".lm-MenuBar-item", has_text="Settings").click()
+    page.locator(".lm-Menu .lm-Menu-item", has_text=re.compile(r"^Theme$")).hover()
+    page.get_by_role("menuitem", name="JupyterLab Dark", exact=True).click()
+    page.wait_for_function("() => document.body.dataset.jpThemeName === 'JupyterLab Dark'", timeout=30_000)
+    page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'")
+    assert _contrast_violations(page) == []
+    assert _low_contrast_chips(page) == []
     assert not page.page_errors, page.page_errors
