@@ -2,17 +2,16 @@
 
 import { LabIcon } from '@jupyterlab/ui-components';
 
-/** Sidebar tab: a small three-stage pipe. */
+/** Sidebar tab: a stage feeding two stages (a small pipeline graph, not a "more" mark). */
 export const nb2pipeIcon = new LabIcon({
   name: 'nb2pipe:icon',
   svgstr:
     '<svg xmlns="http://www.w3.org/2000/svg" width="16" viewBox="0 0 24 24">' +
+    '<path class="jp-icon3" fill="none" stroke="#616161" stroke-width="2" d="M8 12 L16 5.5 M8 12 L16 18.5"/>' +
     '<g class="jp-icon3" fill="#616161">' +
-    '<rect x="2" y="9" width="5" height="6" rx="1"/>' +
-    '<rect x="9.5" y="9" width="5" height="6" rx="1"/>' +
-    '<rect x="17" y="9" width="5" height="6" rx="1"/>' +
-    '<rect x="6" y="11" width="4" height="2"/>' +
-    '<rect x="13.5" y="11" width="4" height="2"/>' +
+    '<rect x="1.5" y="8.5" width="7" height="7" rx="1.5"/>' +
+    '<rect x="15.5" y="2" width="7" height="7" rx="1.5"/>' +
+    '<rect x="15.5" y="15" width="7" height="7" rx="1.5"/>' +
     '</g></svg>'
 });
 

@@ -31,7 +31,9 @@ export class Nb2pipeSidebar extends Widget {
     this.id = 'jp-nb2pipe-sidebar';
     this.addClass('jp-nb2pipe-sidebar');
     this.title.icon = nb2pipeIcon;
-    this.title.caption = 'nb2pipe'; // tooltip; side-bar tabs show icons only
+    // tooltip; side-bar tabs show icons only
+    this.title.caption =
+      "nb2pipe: the active notebook's pipeline — stages, state, runs";
 
     const heading = document.createElement('h2');
     heading.className = 'jp-nb2pipe-title';

@@ -277,6 +277,10 @@ def test_the_sidebar_and_chips_meet_wcag_aa_contrast_in_both_themes(lab, page, c
     sidebar.locator("button.jp-nb2pipe-refresh").click()
     _wait_states(page, {"train_ridge": "stale", "compare": "stale"}, timeout=30_000)
 
+    notebook.write_text(notebook.read_text().replace("Diabetes progression", "Diabetes progression (edited)"))
+    sidebar.locator(".jp-nb2pipe-banner").wait_for(timeout=30_000)  # the banner is checked too
+    tab = page.locator('.jp-SideBar.jp-mod-left .lm-TabBar-tab[data-id="jp-nb2pipe-sidebar"]')
+    assert "pipeline" in (tab.get_attribute("title") or ""), tab.get_attribute("title")  # not just "nb2pipe"
     assert _contrast_violations(page) == []
     assert _low_contrast_chips(page) == []
     page.locator(".lm-MenuBar-item", has_text="Settings").click()
