@@ -79,7 +79,7 @@ def _load_npy(path: str) -> Any:
     return numpy.load(path, mmap_mode="c", allow_pickle=False).view(numpy.ndarray)
 
 
-def _load_parquet(path: str) -> Any:  # saved by nb2pipe before 0.4; kept for their cache entries
+def _load_parquet(path: str) -> Any:  # DataFrames saved by earlier versions: still in their output caches
     import pandas
 
     return pandas.read_parquet(path)
@@ -105,9 +105,13 @@ def _dump(pickler: type[pickle.Pickler], value: Any, path: str) -> None:
     stream, buffers = io.BytesIO(), []
 
     def in_band(buffer: pickle.PickleBuffer) -> bool:
-        if buffer.raw().nbytes < MAP_MIN_SIZE:
+        try:
+            raw = buffer.raw()
+        except BufferError:  # not contiguous: pickle writes it in the stream (or says why it cannot)
             return True
-        buffers.append(buffer.raw())
+        if raw.nbytes < MAP_MIN_SIZE:
+            return True
+        buffers.append(raw)
         return False
 
     pickler(stream, protocol=5, buffer_callback=in_band).dump(value)
@@ -166,7 +170,6 @@ SERIALIZERS: list[Serializer] = [
     Serializer("npy", _is_ndarray, _save_npy, _load_npy),
     Serializer("pkl", lambda value: True, _save_pickle, _load_pickle),
     Serializer("cloudpickle", lambda value: True, _save_cloudpickle, _load_pickle),
-
 ]
 OLDER_FORMATS = {"parquet": _load_parquet}  # what earlier versions saved: still loaded from their caches
 

@@ -176,11 +176,18 @@ export class PipelineModel implements IDisposable {
     }
     this._cancelling = job.id;
     this._jobChanged.emit(job); // "Cancelling…" at once, not when the server answers
-    const next = await this._act(() =>
-      requestAPI<IJob>(`runs/${encodeURIComponent(job.id)}`, {
-        method: 'DELETE'
-      })
-    );
+    let next: IJob;
+    try {
+      next = await this._act(() =>
+        requestAPI<IJob>(`runs/${encodeURIComponent(job.id)}`, {
+          method: 'DELETE'
+        })
+      );
+    } catch (error) {
+      this._cancelling = null; // the cancel did not reach the server: it can be asked again
+      this._jobChanged.emit(this._job);
+      throw error;
+    }
     this._setJob(next);
   }
 

@@ -413,6 +413,21 @@ describe('PipelineModel', () => {
     ).toBe(true);
   });
 
+  it('can cancel again when a cancel did not reach the server', async () => {
+    serve({
+      'GET status': status([stage('a', 'running')], {
+        job: job('j5', 'running', { a: { state: 'running' } })
+      }),
+      'GET runs/j5': job('j5', 'running', { a: { state: 'running' } }),
+      'DELETE runs/j5': new Error('the server did not answer')
+    });
+    model = new PipelineModel({ path: 'nb.ipynb', progressInterval: 5 });
+    await model.refresh();
+    await expect(model.cancel()).rejects.toThrow('did not answer');
+    expect(model.isCancelling).toBe(false);
+    expect(model.error).toBe('the server did not answer');
+  });
+
   it('stops following a job the server no longer knows', async () => {
     const gone = new ServerConnection.ResponseError(
       new Response('{}', { status: 404 }),

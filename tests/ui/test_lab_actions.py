@@ -53,15 +53,22 @@ def _job_status(page, status: str, timeout: float = RUN_TIMEOUT_MS, other_than: 
     return page.locator(f"{SIDEBAR} .jp-nb2pipe-progress").inner_text()
 
 
-def test_run_stale_saves_unsaved_edits_first(lab, page, copy_example):
-    notebook = copy_example("diabetes_kale.ipynb")
-    _open(page, lab, notebook.name)
+def _export_and_run(page) -> str:
+    """Export the open notebook from the sidebar, run its stages, wait for all four up to date;
+    the progress box's summary."""
     sidebar = page.locator(SIDEBAR)
     sidebar.locator("button.jp-nb2pipe-export").click()
     _wait_states(page, {name: "never-run" for name in STAGES}, timeout=60_000)
     sidebar.locator("button.jp-nb2pipe-run-stale").click()
     _wait_states(page, {name: "up-to-date" for name in STAGES}, timeout=RUN_TIMEOUT_MS)
-    first = _job_status(page, "ok")
+    return _job_status(page, "ok")
+
+
+def test_run_stale_saves_unsaved_edits_first(lab, page, copy_example):
+    notebook = copy_example("diabetes_kale.ipynb")
+    _open(page, lab, notebook.name)
+    sidebar = page.locator(SIDEBAR)
+    first = _export_and_run(page)
     assert first.startswith("4 ran"), first
 
     parameters = _cell(page, 3)  # alpha = 1.0 / n_estimators = 40 / seed = 0
@@ -121,10 +128,7 @@ def test_a_saved_edit_shows_what_it_makes_stale_before_any_re_export(lab, page, 
     notebook = copy_example("diabetes_kale.ipynb").rename(lab.root / "diabetes_saved.ipynb")  # a pipeline of its own
     _open(page, lab, notebook.name)
     sidebar = page.locator(SIDEBAR)
-    sidebar.locator("button.jp-nb2pipe-export").click()
-    _wait_states(page, {name: "never-run" for name in STAGES}, timeout=60_000)
-    sidebar.locator("button.jp-nb2pipe-run-stale").click()
-    _wait_states(page, {name: "up-to-date" for name in STAGES}, timeout=RUN_TIMEOUT_MS)
+    _export_and_run(page)
 
     forest = _cell(page, 12)  # train_forest's first cell: notebook cell 13
     forest.locator(".cm-content").click()
@@ -268,10 +272,7 @@ def test_the_sidebar_and_chips_meet_wcag_aa_contrast_in_both_themes(lab, page, c
     notebook = copy_example("diabetes_kale.ipynb").rename(lab.root / "diabetes_look.ipynb")
     _open(page, lab, notebook.name)
     sidebar = page.locator(SIDEBAR)
-    sidebar.locator("button.jp-nb2pipe-export").click()
-    _wait_states(page, {name: "never-run" for name in STAGES}, timeout=60_000)
-    sidebar.locator("button.jp-nb2pipe-run-stale").click()
-    _wait_states(page, {name: "up-to-date" for name in STAGES}, timeout=RUN_TIMEOUT_MS)
+    _export_and_run(page)
     params = lab.root / "pipelines" / "diabetes_look" / "params.yaml"
     params.write_text(params.read_text().replace("alpha: 1.0", "alpha: 0.5"))
     sidebar.locator("button.jp-nb2pipe-refresh").click()
