@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import jupytext
@@ -265,6 +266,11 @@ def test_nbconvert_exporter_writes_the_same_folder(tmp_path, cli):
     folder = tmp_path / "pipelines" / "wine_quality"
     assert (folder / "nb2pipe.yaml").exists() and (folder / "stages" / "train.py").exists()
     assert cli("export", nb, "--check")[0] == 0
+    with zipfile.ZipFile(tmp_path / "wine_quality-pipeline.zip") as archive:  # the whole pipeline, as Lab downloads it
+        names = archive.namelist()
+        assert "pipelines/wine_quality/stages/train.py" in names and "pipelines/wine_quality/params.yaml" in names
+        for name in names:
+            assert archive.read(name) == (tmp_path / name).read_bytes(), name
 
 
 def test_python_dash_m_and_the_console_script(tmp_path):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
+import zipfile
 
 import pytest
 from tornado.httpclient import HTTPClientError
@@ -137,3 +139,16 @@ def test_the_openapi_file_documents_exactly_the_routes():
     routes = {"/nb2pipe/" + re.sub(r"\(\?P<(\w+)>[^)]*\)", r"{\1}", r).replace("{job_id}", "{id}")
               for r in re.findall(r'url_path_join\(base, r?"([^"]+)"\)', source)}
     assert set(spec["paths"]) == routes
+
+
+async def test_save_and_export_as_nb2pipe_downloads_the_whole_pipeline(jp_fetch, tiny):
+    """JupyterLab's "Save and Export Notebook As → nb2pipe" (the server's nbconvert route)."""
+    response = await jp_fetch("nbconvert", "nb2pipe", "work/tiny.ipynb", params={"download": "true"})
+    assert response.headers["Content-Type"].startswith("application/zip")
+    assert "tiny.zip" in response.headers["Content-Disposition"]
+    with zipfile.ZipFile(io.BytesIO(response.body)) as archive:
+        names = sorted(archive.namelist())
+        folder = tiny.parent
+        assert names == sorted(f"pipelines/tiny/{p.relative_to(folder / 'pipelines' / 'tiny').as_posix()}"
+                               for p in (folder / "pipelines" / "tiny").rglob("*") if p.is_file())
+        assert {"pipelines/tiny/nb2pipe.yaml", "pipelines/tiny/params.yaml", "pipelines/tiny/stages/make.py"} <= set(names)
