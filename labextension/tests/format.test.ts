@@ -253,11 +253,11 @@ describe('finishedJobText', () => {
     expect(
       finishedJobText(
         finished('failed', null, [
-          "pipeline 'pipelines/wine' is being run by another process (pid 4242); wait for it or cancel it"
+          "pipeline 'pipelines/wine' is already running (pid 4242); wait for it to finish, or pass --wait to queue behind it"
         ])
       )
     ).toBe(
-      "Run failed: pipeline 'pipelines/wine' is being run by another process (pid 4242); wait for it or cancel it"
+      "Run failed: pipeline 'pipelines/wine' is already running (pid 4242); wait for it to finish, or pass --wait to queue behind it"
     );
     expect(
       finishedJobText(
