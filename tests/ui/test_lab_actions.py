@@ -162,15 +162,27 @@ def test_deleting_cells_keeps_the_chips_right(lab, page, copy_example):
         )
 
     def delete(index: int, count: int) -> None:
-        """Select `count` cells from `index` (click, shift-click) and delete them from the cell's context menu."""
+        """Select `count` cells from `index` (click, shift-click) and delete them with the cell
+        context menu's Delete Cell. The menu is opened again (never clicked twice) while its item
+        is still disabled: Lab enables it once the notebook is the current widget."""
         cells = len(chips())
         _cell(page, index).locator(".jp-InputPrompt").click(position={"x": 20, "y": 6})
         if count > 1:
             _cell(page, index + count - 1).locator(".jp-InputPrompt").click(position={"x": 20, "y": 6}, modifiers=["Shift"])
-        _cell(page, index).locator(".jp-InputPrompt").click(button="right", position={"x": 20, "y": 6})
-        page.locator('.lm-Menu .lm-Menu-item[data-command="notebook:delete-cell"]').click()
+        item = page.locator('.lm-Menu .lm-Menu-item[data-command="notebook:delete-cell"]')
+        for _ in range(10):
+            _cell(page, index).locator(".jp-InputPrompt").click(button="right", position={"x": 20, "y": 6})
+            item.wait_for()
+            if "lm-mod-disabled" not in (item.get_attribute("class") or ""):
+                break
+            page.keyboard.press("Escape")
+            page.wait_for_timeout(500)
+        item.click()
         page.wait_for_function("n => document.querySelectorAll('.jp-NotebookPanel .jp-Notebook .jp-Cell').length === n", arg=cells - count)
 
+    cells_on_disk = len(json.loads(notebook.read_text())["cells"])
+    # every cell drawn and decorated (Lab draws a long notebook's cells as they come into view)
+    wait_until(lambda: len(chips()) == cells_on_disk and chips()[-1] == "compare", "all cells with their chips", timeout=60, seen=chips)
     before = chips()
     assert before[7] == "skip" and before[9] == "train_ridge", before
     delete(7, 1)  # the skip cell: nothing else changes
