@@ -268,3 +268,16 @@ def test_status_reads_a_notebook_a_folder_or_a_loaded_pipeline_alike(tmp_path, m
     assert seen[0] == seen[1] == seen[2] == [("a", "never-run", ["never run"]), ("b", "never-run", ["never run"]),
                                               ("c", "never-run", ["never run"])]
     assert re.fullmatch(r".*nb", str(api.folder_of(NB)))
+
+
+def test_every_name_of_the_api_is_what_it_says_also_after_its_module_was_imported():
+    """nb2pipe.api imports its modules on first use; a name is never shadowed by a module."""
+    import importlib
+    import inspect
+
+    import nb2pipe.api
+
+    for name in nb2pipe.api.__all__:
+        importlib.import_module(f"nb2pipe.api.{nb2pipe.api._MODULE_OF[name]}")
+        value = getattr(nb2pipe.api, name)
+        assert not inspect.ismodule(value) and (callable(value) or inspect.isclass(value)), name

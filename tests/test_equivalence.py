@@ -4,7 +4,7 @@ For every example notebook, and every corpus notebook that runs offline with the
 installed here, `nb2pipe verify` (the application API's `verify`) on a copy in a temporary folder
 must find the pipeline equal to the notebook: the notebook run top to bottom (twice, and up to four
 times when the pipeline disagrees, to tell results from noise) against `nb2pipe run`, every code
-cell's printed output and every file both wrote (nb2pipe/api/verify.py says how). What the plain
+cell's printed output and every file both wrote (nb2pipe/api/verification.py says how). What the plain
 runs disagree on is reported as not comparable (a `NotCompared` warning and the `not_compared`
 property), so the test stays honest; a case that compared nothing fails.
 

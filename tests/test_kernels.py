@@ -288,3 +288,24 @@ def test_a_start_timeout_that_is_not_a_number_is_a_usage_error(project, cli, mon
     assert exit_code == 2
     assert error_lines(err) == ["error: NB2PIPE_KERNEL_START_TIMEOUT='soon' is not a number of seconds; set it to e.g. 120, or unset it"]
     assert "Traceback" not in err
+
+
+def test_the_installed_kernels_are_those_jupyter_client_finds(tmp_path, monkeypatch):
+    """nb2pipe looks for kernelspecs without importing jupyter_client (kernels.installed_kernels):
+    it finds what KernelSpecManager finds, in JUPYTER_PATH and IPython's folder, names lower-cased,
+    folders without a kernel.json left out, this Python's kernel always."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    from nb2pipe.run.kernels import installed_kernels
+
+    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    spec = json.dumps({"argv": argv, "display_name": "x", "language": "python"})
+    for folder, name in ((tmp_path / "data" / "kernels", "Other-Env"), (tmp_path / "ipython" / "kernels", "from-ipython")):
+        (folder / name).mkdir(parents=True)
+        (folder / name / "kernel.json").write_text(spec)
+    (tmp_path / "data" / "kernels" / "no-spec-here").mkdir()
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "data"))
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+    found = installed_kernels()
+    assert found == set(KernelSpecManager().find_kernel_specs())
+    assert {"other-env", "from-ipython", "python3"} <= found and "no-spec-here" not in found

@@ -44,6 +44,47 @@ STATUS_PROBE = (
 )
 
 
+# imports the main thread of `nb2pipe run` makes before the first stage's `stage_started`
+FIRST_STAGE_PROBE = """
+import json, sys, threading
+HEAVY = {heavy!r}
+seen, imported = {{}}, []
+
+class Watch:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in HEAVY and threading.current_thread() is threading.main_thread() and not seen:
+            imported.append(name)
+        return None
+
+sys.meta_path.insert(0, Watch())
+import nb2pipe.run.events as events
+emit = events.Events.emit
+def watched(self, event, **fields):
+    if event == 'stage_started' and not seen:
+        seen['main thread'] = sorted(set(imported))
+    return emit(self, event, **fields)
+events.Events.emit = watched
+from nb2pipe.cli import main
+code = main(sys.argv[1:])
+print(json.dumps({{'code': code, **seen}}))
+"""
+
+
+def test_the_way_to_the_first_stage_imports_no_kernel_or_notebook_library(tmp_path, cli):
+    """jupyter_client (~0.1 s), nbformat, jupytext and papermill are imported by the kernel pool's
+    and the executor's own threads while the first kernel boots: the main thread dispatches the
+    first stage without them, for a notebook target (export check) and a pipeline folder."""
+    write_nb(tmp_path / "nb.ipynb", code("x = 1", "parameters"), code("print(x)", "stage:a"), code("print(x + 1)", "stage:b"))
+    heavy = ("jupyter_client", "zmq", "tornado", "papermill", "nbclient", "nbformat", "jupytext", "jsonschema", "IPython", "jupyter_server")
+    for target in ("nb.ipynb", "pipelines/nb"):
+        result = subprocess.run(
+            [sys.executable, "-c", FIRST_STAGE_PROBE.format(heavy=heavy), "run", target, "--force", "--events", "jsonl"],
+            cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+        )
+        probe = json.loads(result.stdout.splitlines()[-1])
+        assert probe == {"code": 0, "main thread": []}, (target, result.stderr[-2000:])
+
+
 def test_status_imports_neither_papermill_nor_jupyter_server(tmp_path, monkeypatch, cli):
     """On a real pipeline that ran, then went stale (a parameter, the notebook, an output): every
     form of `status` answers without the executor's or the server's imports."""

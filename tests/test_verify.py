@@ -228,7 +228,7 @@ def test_a_difference_is_one_short_line(expected, actual, line):
 
 
 def test_a_comparison_of_nothing_is_not_equal():
-    from nb2pipe.api.verify import VerifyReport
+    from nb2pipe.api.verification import VerifyReport
 
     report = VerifyReport("nb.ipynb", Comparison(), 2)
     assert (report.equal, report.exit_code) == (False, 1)

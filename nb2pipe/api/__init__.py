@@ -7,18 +7,43 @@
 - `scratch_workspace(target)`: run a pipeline in an isolated copy of its working folder, see
   `scratch`.
 - `verify(notebook, ...) -> VerifyReport`: the notebook top to bottom against its pipeline, in
-  copies of its folder, see `verify` (the comparison itself: `compare`).
+  copies of its folder, see `verification` (the comparison itself: `compare`).
 - `python -m nb2pipe.api`: one tracked run in a child process, asked for in JSON on stdin (how
   the server runs a job), see `__main__`.
 
 Importing it is light (no papermill, no Jupyter server): `nb2pipe status` uses it.
 """
 
-from nb2pipe.api.reads import history, open_history, status
-from nb2pipe.api.saved import SavedStatus, status_as_saved
-from nb2pipe.api.scratch import Scratch, scratch_workspace
-from nb2pipe.api.tracked import RunReport, equivalent_command, export_if_needed, folder_of, read_params_file, run
-from nb2pipe.api.verify import VerifyReport, verify
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nb2pipe.api.reads import history, open_history, status
+    from nb2pipe.api.saved import SavedStatus, status_as_saved
+    from nb2pipe.api.scratch import Scratch, scratch_workspace
+    from nb2pipe.api.tracked import RunReport, equivalent_command, export_if_needed, folder_of, read_params_file, run
+    from nb2pipe.api.verification import VerifyReport, verify
+
+# each name and the module that defines it, imported on first use: `nb2pipe run` needs `tracked`
+# only, and `nb2pipe status` `reads` only (PEP 562)
+_MODULE_OF = {
+    **dict.fromkeys(("history", "open_history", "status"), "reads"),
+    **dict.fromkeys(("SavedStatus", "status_as_saved"), "saved"),
+    **dict.fromkeys(("Scratch", "scratch_workspace"), "scratch"),
+    **dict.fromkeys(("RunReport", "equivalent_command", "export_if_needed", "folder_of", "read_params_file", "run"), "tracked"),
+    **dict.fromkeys(("VerifyReport", "verify"), "verification"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module 'nb2pipe.api' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"nb2pipe.api.{_MODULE_OF[name]}"), name)
+    globals()[name] = value  # found here from now on
+    return value
+
 
 __all__ = [
     "RunReport",

@@ -5,17 +5,28 @@ rfc3987-syntax when it is installed, and that builds 38 Lark grammars at import:
 several on a loaded machine. nbformat validates notebooks against draft-4 schemas, which have no
 `iri` format, so nb2pipe imports nbformat without it (`import_notebook_libraries`); a process that
 imported jsonschema before (a Jupyter server) keeps what it has.
+
+The heavy libraries (jupyter_client, nbformat, jupytext, papermill) are imported by several
+threads of a run at once (kernel starters, papermill's importer, the dispatcher). Their packages
+import each other in cycles, and two threads importing parts of one cycle at once can see a
+half-initialized module ("cannot import name ... partially initialized module"): they are
+imported one thread at a time (`import_heavy`).
 """
 
 from __future__ import annotations
 
 import ast
+import contextlib
 import importlib
+import importlib.util
+import os
 import re
+import signal
 import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from nb2pipe import model as m
@@ -24,8 +35,38 @@ from nb2pipe.errors import SpecError
 if TYPE_CHECKING:
     from nbformat import NotebookNode
 
-_IMPORTING = threading.Lock()
+_IMPORTING = threading.RLock()  # held while a heavy library is imported
+_IMPORTED: dict[str, ModuleType] = {}  # what import_heavy imported, whole
 _GRAMMARS = "rfc3987_syntax"  # checks only the `iri` format, which no notebook schema uses
+KERNEL_START_TIMEOUT_S = 60.0  # how long a starting kernel may take to answer (NB2PIPE_KERNEL_START_TIMEOUT)
+KERNEL_START_TIMEOUT_ENV = "NB2PIPE_KERNEL_START_TIMEOUT"
+
+
+def import_heavy(name: str) -> ModuleType:
+    """Import module `name` while no other thread imports a heavy library; cheap once done."""
+    if name in _IMPORTED:  # not merely in sys.modules: there it may still be half initialized
+        return _IMPORTED[name]
+    with _IMPORTING:
+        _IMPORTED[name] = importlib.import_module(name)
+        return _IMPORTED[name]
+
+
+def start_importing(name: str) -> None:
+    """Import module `name` in a thread of its own; return once that thread holds the import lock,
+    so it goes before any heavy import asked for from now on (an error is left for the next
+    import of it to raise)."""
+    if name in _IMPORTED:
+        return
+    holding = threading.Event()
+
+    def work() -> None:
+        with _IMPORTING:
+            holding.set()
+            with contextlib.suppress(Exception):
+                import_heavy(name)
+
+    threading.Thread(target=work, name=f"nb2pipe-import-{name}", daemon=True).start()
+    holding.wait()
 
 
 def import_notebook_libraries() -> None:
@@ -41,11 +82,14 @@ def import_notebook_libraries() -> None:
         import nbformat  # noqa: F401
 
 
+NATIVE_KERNEL_NAME = "python3"  # jupyter_client's name for this Python's kernel (ipykernel)
+
+
 def choose_kernel(pipeline: m.Pipeline, requested: str | None, warn: Callable[[str], None]) -> str:
     """`--kernel`, else the notebook's kernelspec when installed, else this Python's kernel."""
-    from jupyter_client.kernelspec import NATIVE_KERNEL_NAME, KernelSpecManager
-
-    installed = KernelSpecManager().find_kernel_specs()
+    if not requested and pipeline.kernel in (None, "", NATIVE_KERNEL_NAME) and importlib.util.find_spec("ipykernel"):
+        return NATIVE_KERNEL_NAME  # always installed with ipykernel: no need to look for the others
+    installed = installed_kernels()
     if requested:
         if requested not in installed:
             raise SpecError(f"kernel '{requested}' is not installed; installed kernels: {', '.join(sorted(installed))}")
@@ -55,6 +99,26 @@ def choose_kernel(pipeline: m.Pipeline, requested: str | None, warn: Callable[[s
     if pipeline.kernel:
         warn(f"warning: kernel '{pipeline.kernel}' of the notebook is not installed; using '{NATIVE_KERNEL_NAME}' (choose with --kernel)")
     return NATIVE_KERNEL_NAME
+
+
+def installed_kernels() -> set[str]:
+    """The names of the installed kernels, found as jupyter_client's KernelSpecManager finds them
+    (a folder holding a kernel.json in a Jupyter data path's `kernels`, or in IPython's, its name
+    lower-cased; `python3` when ipykernel is installed) without importing jupyter_client and
+    IPython (~0.1 s, on the way to the first stage). Traitlets configuration of the manager
+    (`allowed_kernelspecs`, `kernel_dirs`) is not read."""
+    from jupyter_core.paths import jupyter_path
+
+    folders = jupyter_path("kernels")
+    if importlib.util.find_spec("IPython") is not None:
+        folders.append(os.path.join(os.environ.get("IPYTHONDIR") or os.path.expanduser("~/.ipython"), "kernels"))
+    names: set[str] = set()
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            names.update(e.name.lower() for e in os.scandir(folder) if os.path.isfile(os.path.join(e.path, "kernel.json")))
+    if importlib.util.find_spec("ipykernel") is not None:
+        names.add(NATIVE_KERNEL_NAME)
+    return names
 
 
 def imported_modules(notebook: NotebookNode) -> tuple[str, ...]:
@@ -102,6 +166,20 @@ def stage_notebook(pipeline: m.Pipeline, stage: m.Stage, text: str | None = None
         import nbformat
 
         return nbformat.reads(text, as_version=4)
-    import jupytext
-
+    jupytext = import_heavy("jupytext")
     return jupytext.reads(text, fmt="py:percent")
+
+
+def describe_exit(status: int | None) -> str:
+    """'exit code 1', 'killed by SIGSEGV', ... for a process's exit status (negative: a signal)."""
+    if status is None:
+        return "still running"
+    if status >= 0:
+        return f"exit code {status}"
+    try:
+        name = signal.Signals(-status).name
+    except ValueError:
+        name = f"signal {-status}"
+    if name == "SIGKILL":
+        return "killed by SIGKILL; out of memory?"  # what the Linux out-of-memory killer sends
+    return f"killed by {name}"

@@ -15,7 +15,8 @@
    at once (Ctrl-C, SIGTERM, cancel); a stage still waiting for a kernel, or submitted later,
    does not start.
 This is the executor registered as 'local' (run/executors.py); the dask workers run it too.
-papermill and jupyter_client are imported here and in run/pool.py, nowhere else in the core.
+papermill is imported here and in run/plain.py, jupyter_client in run/kernel_client.py and run/plain.py,
+nowhere else in the core.
 """
 
 from __future__ import annotations
@@ -29,21 +30,15 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nb2pipe.errors import KernelStartError
 from nb2pipe.run.executors import INTERRUPTED, StageJob, StageOutcome, interrupted
-from nb2pipe.run.kernels import changes_what_imports_see, import_notebook_libraries, imported_modules
-from nb2pipe.run.pool import (  # noqa: F401  (re-exported: the names other modules and tests know)
-    KERNEL_START_ATTEMPTS,
-    KERNEL_START_TIMEOUT_ENV,
-    KERNEL_START_TIMEOUT_S,
-    KernelPool,
-    _KernelManager,
-    describe_exit,
-    kernel_start_timeout,
-    thread_budget,
-)
+from nb2pipe.run.kernels import changes_what_imports_see, describe_exit, import_heavy, import_notebook_libraries, imported_modules
+from nb2pipe.run.pool import KernelPool, thread_budget
+
+if TYPE_CHECKING:
+    from nb2pipe.run.kernel_client import KernelManager
 
 DEAD_KERNEL = "DeadKernelError"
 
@@ -120,10 +115,10 @@ class LocalExecutor:
         finally:
             self.pool.give_back(km)
 
-    def _execute(self, job: StageJob, km: _KernelManager) -> StageOutcome:
+    def _execute(self, job: StageJob, km: KernelManager) -> StageOutcome:
         """papermill runs the stage notebook on `km`, which runs in wdir already."""
         import_notebook_libraries()
-        import papermill
+        papermill = import_heavy("papermill")
         from papermill.exceptions import PapermillExecutionError
 
         started = time.monotonic()
@@ -196,9 +191,9 @@ class LocalExecutor:
 
 
 def _import_papermill() -> None:
-    import_notebook_libraries()
     with contextlib.suppress(Exception):  # a broken install shows where the stage imports it
-        import papermill  # noqa: F401
+        import_notebook_libraries()
+        import_heavy("papermill")
 
 
 def _kill_group(process: subprocess.Popen[Any]) -> None:
@@ -236,7 +231,7 @@ class _CellTracker:
         self.running = None
 
 
-def _kernel_died(job: StageJob, km: _KernelManager, cells: _CellTracker) -> dict[str, Any]:
+def _kernel_died(job: StageJob, km: KernelManager, cells: _CellTracker) -> dict[str, Any]:
     """The error of a stage whose kernel died: the cell it was running, and how the kernel ended.
     That cell gets the error in the executed notebook too, with papermill's banner above."""
     how = describe_exit(km.exit_status())

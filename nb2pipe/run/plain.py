@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from nb2pipe.errors import NotebookError
+from nb2pipe.run.kernels import import_heavy, import_notebook_libraries
 
 NUMBER_KEY = "nb2pipe_cell"  # the cell's 1-based number in the original notebook
 SKIP_TAG = "skip"
@@ -30,7 +31,8 @@ def run_top_to_bottom(
 ) -> dict[str, Any]:
     """Run `notebook` (read, not written) top to bottom in `cwd`; the executed notebook as JSON.
     `shown`: the notebook's name in an error (default: its path)."""
-    import papermill
+    import_notebook_libraries()
+    papermill = import_heavy("papermill")  # other threads may import it or its parts too
     from papermill.exceptions import PapermillExecutionError
 
     source = executed.with_name(executed.stem + ".input.ipynb")

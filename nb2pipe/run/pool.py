@@ -6,7 +6,7 @@
    a kernel that died at start (most often another process took one of the TCP ports
    jupyter_client picked for it) is replaced, up to KERNEL_START_ATTEMPTS starts; one that does
    not answer within the start timeout is killed. Either way the stage gets a one-line reason.
-2. The client a stage's notebook client makes on a pooled kernel (`_QuickReadyClient`) is ready
+2. The client a stage's notebook client makes on a pooled kernel (kernel_client.QuickReadyClient) is ready
    after one `kernel_info` round trip seen on both shell and iopub: no fixed 0.2 s wait for
    iopub to fall silent, as jupyter_client's `wait_for_ready` does, on every stage.
 3. Each kernel starts with a thread budget (`thread_budget`): the BLAS/OpenMP thread variables
@@ -20,36 +20,37 @@
    the user's namespace exists before its first cell.
 5. A used kernel is shut down in the background; nobody waits for it. Each kernel writes its
    stdout/stderr to a file of its own, appended to the run's kernels.log when the kernel ends.
+6. jupyter_client is imported by the first starter thread (run/kernel_client.py), so making a
+   pool costs no import: the runner dispatches the first stage while the kernel boots.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
-import queue
-import signal
 import tempfile
 import threading
 import time
-import uuid
-from collections.abc import Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import IO, Any, TypeVar
-
-from jupyter_client.asynchronous.client import AsyncKernelClient
-from jupyter_client.manager import AsyncKernelManager
+from types import ModuleType
+from typing import IO, TYPE_CHECKING
 
 from nb2pipe.errors import KernelStartError, SpecError
+from nb2pipe.run.kernels import KERNEL_START_TIMEOUT_ENV, KERNEL_START_TIMEOUT_S, describe_exit, import_heavy, start_importing
 
-KERNEL_START_TIMEOUT_S = 60.0  # how long a starting kernel may take to answer (NB2PIPE_KERNEL_START_TIMEOUT)
-KERNEL_START_TIMEOUT_ENV = "NB2PIPE_KERNEL_START_TIMEOUT"
+if TYPE_CHECKING:
+    from nb2pipe.run.kernel_client import KernelManager
+
+KERNEL_CLIENT = "nb2pipe.run.kernel_client"
 KERNEL_START_ATTEMPTS = 3  # starts per kernel handed out, when kernels keep dying at start
 # the thread pools of OpenMP, OpenBLAS, MKL, Accelerate and numexpr, as threadpoolctl and joblib limit them
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 
-_Result = TypeVar("_Result")
+
+def _client() -> ModuleType:
+    """run/kernel_client.py (jupyter_client), imported by a starter thread, off the dispatch path."""
+    return import_heavy(KERNEL_CLIENT)
 
 
 def usable_cores() -> int:
@@ -64,85 +65,6 @@ def thread_budget(running_at_once: int) -> dict[str, str]:
     cores // running_at_once (at least 1) each, except those the user's environment sets."""
     threads = str(max(1, usable_cores() // max(1, running_at_once)))
     return {name: threads for name in THREAD_VARIABLES if not os.environ.get(name)}
-
-
-class _QuickReadyClient(AsyncKernelClient):
-    """The client nbclient makes on a pooled kernel: ready once a `kernel_info` request was
-    answered on shell and its `idle` status arrived on iopub (so iopub is connected, and nothing
-    older waits in it), instead of jupyter_client's wait for 0.2 s of iopub silence per stage."""
-
-    async def wait_for_ready(self, timeout: float | None = None) -> None:
-        deadline = time.monotonic() + (KERNEL_START_TIMEOUT_S if timeout is None else timeout)
-        while True:
-            request = self.kernel_info()
-            reply = await _answer(self.shell_channel, request, "kernel_info_reply", 1.0)
-            # no idle status: iopub was not connected yet when it was sent, so ask again
-            if reply is not None and await _answer(self.iopub_channel, request, "status", 0.5) is not None:
-                self._handle_kernel_info_reply(reply)
-                return
-            if not await self._async_is_alive():
-                raise RuntimeError("Kernel died before replying to kernel_info")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"Kernel didn't respond in {timeout or KERNEL_START_TIMEOUT_S:g} seconds")
-
-
-async def _answer(channel: Any, request: str, msg_type: str, patience: float) -> dict[str, Any] | None:
-    """The first `msg_type` message on `channel` answering `request` within `patience` seconds
-    (a status only when it is `idle`); the messages before it are dropped."""
-    end = time.monotonic() + patience
-    while (left := end - time.monotonic()) > 0:
-        try:
-            msg: dict[str, Any] = await channel.get_msg(timeout=left)
-        except queue.Empty:
-            return None
-        answers = msg.get("parent_header", {}).get("msg_id") == request and msg["msg_type"] == msg_type
-        if answers and (msg_type != "status" or msg["content"].get("execution_state") == "idle"):
-            return msg
-    return None
-
-
-class _KernelManager(AsyncKernelManager):
-    """A kernel manager that remembers the clients made for it, so that they can be closed (the
-    notebook client papermill runs on a kernel it did not start leaves its client open: sockets
-    and a heartbeat thread per stage, until the process runs out of file handles), and the file
-    its kernel writes its stdout/stderr to."""
-
-    def __init__(self, output: IO[bytes], **kwargs: Any):
-        super().__init__(client_class="nb2pipe.run.pool._QuickReadyClient", **kwargs)
-        self.output = output  # a file: the kernel's stdout and stderr
-        self.pid: int | None = None
-        self.stage = ""
-        self.imported_ahead = False  # set (under the pool's lock) before an import ahead starts in it
-        self._clients: list[Any] = []
-
-    def client(self, **kwargs: Any) -> Any:
-        made = super().client(**kwargs)
-        self._clients.append(made)
-        return made
-
-    def close_clients(self) -> None:
-        while self._clients:
-            self._clients.pop().stop_channels()
-
-    def exit_status(self) -> int | None:
-        """The kernel process's exit status (negative: the signal that ended it); None while it runs."""
-        process = getattr(self.provisioner, "process", None)
-        return None if process is None else process.poll()
-
-    def last_words(self) -> str:
-        """The last line the kernel wrote to its stdout/stderr ('' if none)."""
-        size = os.fstat(self.output.fileno()).st_size
-        tail = os.pread(self.output.fileno(), 4096, max(0, size - 4096)).decode("utf-8", "replace")
-        lines = [line.strip() for line in tail.splitlines() if line.strip()]
-        return lines[-1][:300] if lines else ""
-
-
-class _NotReady(Exception):
-    """A kernel that did not answer `kernel_info`: why, and whether starting another may help."""
-
-    def __init__(self, reason: str, retry: bool):
-        super().__init__(reason)
-        self.retry = retry
 
 
 class KernelPool:
@@ -168,8 +90,8 @@ class KernelPool:
         size = size if budget is None else min(size, budget)
         self._left = None if budget is None else budget - size
         self.log = log  # the kernels' own stdout/stderr (start-up chatter, crashes); cell output comes over ZMQ
-        self._ready: list[Future[_KernelManager]] = []
-        self._in_use: set[_KernelManager] = set()
+        self._ready: list[Future[KernelManager]] = []
+        self._in_use: set[KernelManager] = set()
         self._lock = threading.Lock()
         self._log_lock = threading.Lock()
         self._broken: KernelStartError | None = None  # set once a kernel failed every attempt
@@ -180,12 +102,13 @@ class KernelPool:
         self._imports: tuple[str, ...] = ()  # modules the kernels import ahead of their stage
         self._no_imports_ahead = False  # set once a stage sets its kernel's environment in its first cell
         self._closed = False
+        start_importing(KERNEL_CLIENT)  # first of the heavy imports, while this thread goes on
         for _ in range(size):
             self._ready.append(self._starter.submit(self._start_ready))
 
     # --- starting ---
 
-    def _start_ready(self) -> _KernelManager:
+    def _start_ready(self) -> KernelManager:
         """A kernel that answered `kernel_info`. One that died at start is replaced, up to
         KERNEL_START_ATTEMPTS starts; then, or when one never answers, KernelStartError."""
         for attempt in range(1, KERNEL_START_ATTEMPTS + 1):
@@ -193,12 +116,12 @@ class KernelPool:
                 raise self._broken
             km = self._launch()
             try:
-                asyncio.run(_answers_kernel_info(km, self.start_timeout, lambda: self._closed))
+                _client().answers_kernel_info(km, self.start_timeout, lambda: self._closed)
                 if self._imports:
                     with contextlib.suppress(RuntimeError):  # the pool closed meanwhile
                         self._importer.submit(self._import_in, km, self._imports)
                 return km
-            except _NotReady as not_ready:
+            except _client().NotReady as not_ready:
                 again = not_ready.retry and attempt < KERNEL_START_ATTEMPTS and not self._closed
                 what = f"died at start ({describe_exit(km.exit_status())})" if not_ready.retry else str(not_ready)
                 self._retire(km, f"{what}; {'starting another' if again else 'giving up'}")
@@ -209,13 +132,13 @@ class KernelPool:
                     raise error from None
         raise AssertionError("unreachable")
 
-    def _launch(self) -> _KernelManager:
+    def _launch(self) -> KernelManager:
         # the kernel's output file lives as long as its kernel: the manager closes it
         output = tempfile.TemporaryFile(dir=self.log.parent if self.log else None)  # noqa: SIM115
-        km = _KernelManager(output, kernel_name=self.kernel_name)
+        km = _client().KernelManager(output, kernel_name=self.kernel_name)
         try:
             env = {**os.environ, **self.env}
-            _wait_for(km.start_kernel(cwd=str(self.cwd), stdout=km.output, stderr=km.output, env=env))
+            _client().wait_for(km.start_kernel(cwd=str(self.cwd), stdout=km.output, stderr=km.output, env=env))
         except Exception as e:  # the kernelspec's program is missing, not executable, ...
             km.output.close()
             raise KernelStartError(f"could not start kernel '{self.kernel_name}': {e}") from None
@@ -224,7 +147,7 @@ class KernelPool:
 
     # --- handing out and taking back ---
 
-    def take(self, untouched: bool = False) -> _KernelManager:
+    def take(self, untouched: bool = False) -> KernelManager:
         """A kernel that answered; KernelStartError when none can be started. `untouched`: one in
         which nothing was imported ahead (a kernel that had imports is stopped, another started)."""
         with self._lock:
@@ -234,7 +157,7 @@ class KernelPool:
                 if self._left is not None:
                     self._left -= 1
         km = future.result()
-        if not _wait_for(km.is_alive()):  # it died while it waited for its stage
+        if not _client().wait_for(km.is_alive()):  # it died while it waited for its stage
             self._retire(km, f"died while waiting for a stage ({describe_exit(km.exit_status())}); starting another")
             km = self._start_ready()
         with self._lock:
@@ -265,21 +188,21 @@ class KernelPool:
             self._no_imports_ahead = True
             self._imports = ()
 
-    def _import_when_ready(self, future: Future[_KernelManager], modules: tuple[str, ...]) -> None:
+    def _import_when_ready(self, future: Future[KernelManager], modules: tuple[str, ...]) -> None:
         if not future.cancelled() and future.exception() is None:
             with contextlib.suppress(RuntimeError):  # the pool closed meanwhile
                 self._importer.submit(self._import_in, future.result(), modules)
 
-    def _import_in(self, km: _KernelManager, modules: tuple[str, ...]) -> None:
+    def _import_in(self, km: KernelManager, modules: tuple[str, ...]) -> None:
         """Import `modules` in `km` unless a stage took it already (its own cells import them then)."""
         with self._lock:
             if km in self._in_use or self._closed or self._no_imports_ahead:
                 return
             km.imported_ahead = True
         with contextlib.suppress(Exception):  # a kernel that dies or ends meanwhile: its stage, if any, reports it
-            asyncio.run(_import_silently(km, modules, lambda: self._closed))
+            _client().import_silently(km, modules, lambda: self._closed)
 
-    def give_back(self, km: _KernelManager) -> None:
+    def give_back(self, km: KernelManager) -> None:
         with self._lock:
             self._in_use.discard(km)
         stopping = threading.Thread(target=self._retire, args=(km,), daemon=True)
@@ -291,7 +214,7 @@ class KernelPool:
         with self._lock:
             in_use = list(self._in_use)
         for km in in_use:
-            _kill(km)
+            _client().kill(km)
 
     def close(self) -> None:
         """Kill the kernels nobody took; wait a little for the used ones to stop."""
@@ -307,16 +230,16 @@ class KernelPool:
         for thread in stopping:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
-    def _retire_started(self, future: Future[_KernelManager]) -> None:
+    def _retire_started(self, future: Future[KernelManager]) -> None:
         if not future.cancelled() and future.exception() is None:
             self._retire(future.result())
 
     # --- stopping ---
 
-    def _retire(self, km: _KernelManager, note: str = "") -> None:
+    def _retire(self, km: KernelManager, note: str = "") -> None:
         """Stop the kernel (if it still runs) and append what it wrote to kernels.log."""
         status = km.exit_status()
-        _shutdown(km)
+        _client().shutdown(km)
         output = _read_all(km.output)
         km.output.close()
         if self.log is None or not (output or note):
@@ -342,118 +265,9 @@ def kernel_start_timeout() -> float:
     return seconds
 
 
-async def _answers_kernel_info(km: _KernelManager, timeout: float, closed: Callable[[], bool]) -> None:
-    """Return once the kernel replied to `kernel_info` on its shell channel, else raise _NotReady.
-
-    Only the shell channel is opened: no iopub check and no 0.2 s flush as in a client's
-    `wait_for_ready`, so the check costs one round trip once the kernel is up."""
-    client = _own_client(km)
-    client.start_channels(shell=True, iopub=False, stdin=False, hb=False, control=False)
-    try:
-        request = client.kernel_info()
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                reply = await client.shell_channel.get_msg(timeout=0.1)
-            except queue.Empty:
-                pass
-            else:
-                if reply.get("parent_header", {}).get("msg_id") == request:
-                    return
-                continue
-            if not await km.is_alive():
-                words = km.last_words()
-                status = describe_exit(km.exit_status())
-                raise _NotReady(f"{words} ({status})" if words else f"it ended before it answered ({status})", retry=True)
-            if closed():
-                raise _NotReady("the run ended before it answered", retry=False)
-            if time.monotonic() > deadline:
-                raise _NotReady(f"it did not answer within {timeout:g} s (set {KERNEL_START_TIMEOUT_ENV} to wait longer)", retry=False)
-    finally:
-        client.stop_channels()
-
-
-# runs in the kernel, in a namespace of its own: installed modules only, failures left to the stage
-_IMPORT_AHEAD = """
-import importlib, importlib.util, os
-here = os.path.realpath(os.getcwd()) + os.sep
-for name in MODULES:
-    try:
-        spec = importlib.util.find_spec(name.partition('.')[0])
-        if spec is None or not spec.origin or os.path.realpath(spec.origin).startswith(here):
-            continue
-        importlib.import_module(name)
-    except BaseException:
-        pass
-"""
-
-
-def _own_client(km: _KernelManager) -> Any:
-    """A client of `km` that is closed where it is made (not remembered), with a session of its
-    own: jupyter_client names a client's shell socket by its session id, and the kernel ignores
-    a second connection under a name in use, so two clients sharing km's session at once would
-    leave the later one (the stage's) without replies."""
-    session = km.session.clone()
-    session.session = str(uuid.uuid4())
-    return AsyncKernelManager.client(km, session=session)
-
-
-async def _import_silently(km: _KernelManager, modules: tuple[str, ...], closed: Callable[[], bool]) -> None:
-    """Run the imports of `modules` in `km` as a silent request (no history, no output, no
-    variables in the user's namespace) and wait for its reply, or the kernel's or the pool's end."""
-    code = f"exec(compile({_IMPORT_AHEAD!r}, '<nb2pipe: imports ahead>', 'exec'), {{'MODULES': {list(modules)!r}}})"
-    client = _own_client(km)
-    client.start_channels(shell=True, iopub=False, stdin=False, hb=False, control=False)
-    try:
-        request = client.execute(code, silent=True, store_history=False)
-        while not closed() and await km.is_alive():
-            if await _answer(client.shell_channel, request, "execute_reply", 0.2) is not None:
-                return
-    finally:
-        client.stop_channels()
-
-
-def describe_exit(status: int | None) -> str:
-    """'exit code 1', 'killed by SIGSEGV', ... for a process's exit status (negative: a signal)."""
-    if status is None:
-        return "still running"
-    if status >= 0:
-        return f"exit code {status}"
-    try:
-        name = signal.Signals(-status).name
-    except ValueError:
-        name = f"signal {-status}"
-    if name == "SIGKILL":
-        return "killed by SIGKILL; out of memory?"  # what the Linux out-of-memory killer sends
-    return f"killed by {name}"
-
-
 def _read_all(output: IO[bytes]) -> bytes:
     try:
         size = os.fstat(output.fileno()).st_size
         return os.pread(output.fileno(), size, 0) if size else b""
     except (OSError, ValueError):  # closed already
         return b""
-
-
-def _wait_for(awaitable: Awaitable[_Result]) -> _Result:
-    """Run one of jupyter_client's kernel-manager calls to its end (they are typed as awaitables)."""
-
-    async def wait() -> _Result:
-        return await awaitable
-
-    return asyncio.run(wait())
-
-
-def _shutdown(km: _KernelManager) -> None:
-    try:
-        km.close_clients()
-        _wait_for(km.shutdown_kernel(now=True))
-    except Exception:  # the kernel may already be gone
-        _kill(km)
-
-
-def _kill(km: AsyncKernelManager) -> None:
-    process = getattr(km.provisioner, "process", None)
-    if process is not None and process.poll() is None:
-        process.kill()

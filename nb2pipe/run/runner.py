@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-import secrets
 import signal
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -91,7 +90,7 @@ class RunResult:
 
 
 def new_run_id() -> str:
-    return dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+    return dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + os.urandom(2).hex()
 
 
 class Runner:
