@@ -236,12 +236,17 @@ def test_example_pipeline_end_to_end_on_a_local_cluster(tmp_path):
     assert outputs["dask"]["report"] == outputs["local"]["report"]
 
 
-def test_independent_stages_run_at_once_on_different_workers_of_a_local_cluster(tmp_path):
+def test_independent_stages_run_at_once_on_the_workers_of_a_local_cluster(tmp_path):
+    """nb2pipe's own LocalCluster has its workers in the run's process (no worker process to start):
+    the stages' kernels are children of this process, and the two stages ran at the same time."""
     pipeline = pair_project(tmp_path)
     events, report = recorder()
     result = run_pipeline(pipeline, RunOptions(executor="dask", jobs=2), [report])
     assert result.ok, result.errors
-    assert_overlap_on_two_workers(tmp_path, events)
+    assert_overlapped(events, "a", "b")
+    a, b = read_json(tmp_path / "a.json"), read_json(tmp_path / "b.json")
+    assert a["worker_pid"] == b["worker_pid"] == os.getpid()
+    assert a["cwd"] == b["cwd"] == str(tmp_path), "the stages did not run in the pipeline's wdir"
     assert (tmp_path / "both.txt").read_text() == "2"
 
 

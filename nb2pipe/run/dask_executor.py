@@ -1,7 +1,8 @@
 """The dask executor: each stage in a fresh Jupyter kernel on a dask worker (DESIGN §5).
 
 1. Connect to `--scheduler` or DASK_SCHEDULER_ADDRESS, else start a LocalCluster of `jobs`
-   single-threaded worker processes. dask is imported here only, when the executor is made.
+   single-threaded workers in this process (the stages run in kernel processes of their own).
+   dask is imported here only, when the executor is made.
 2. Check that every worker shares the pipeline's filesystem: the client writes a probe file under
    `<wdir>/.nb2pipe/` and each worker must read it back (and may write in wdir, and has the
    kernel). The same call makes this run's `LocalExecutor` on each worker, so its kernels boot now.
@@ -29,10 +30,8 @@ import os
 import pickle
 import queue
 import secrets
-import signal
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -40,6 +39,7 @@ from typing import Any
 
 from nb2pipe.errors import Nb2PipeError
 from nb2pipe.run.executors import INTERRUPTED, StageJob, StageOutcome, interrupted
+from nb2pipe.run.kernels import installed_kernels
 from nb2pipe.run.local import LocalExecutor
 
 CONNECT_TIMEOUT_S = 10
@@ -102,8 +102,9 @@ class DaskExecutor:
                         f"start one with `dask scheduler`, or leave out --scheduler and DASK_SCHEDULER_ADDRESS to run on a LocalCluster"
                     ) from None
             else:
-                with _children_ignore_sigint():
-                    self.cluster = LocalCluster(n_workers=max(1, jobs), threads_per_worker=1, processes=True, dashboard_address=None)
+                # workers in this process: a stage runs in a kernel process of its own anyway, and a
+                # worker process would only add its start (~0.8 s) and its imports to the run
+                self.cluster = LocalCluster(n_workers=max(1, jobs), threads_per_worker=1, processes=False, dashboard_address=None)
                 self.client = Client(self.cluster, set_as_default=False)
             self._prepare_workers()
             self.client.subscribe_topic(self.topic, self._on_event)  # before any task is submitted
@@ -251,21 +252,6 @@ class DaskExecutor:
             self.cluster = None
 
 
-@contextlib.contextmanager
-def _children_ignore_sigint() -> Iterator[None]:
-    """Worker processes started meanwhile inherit an ignored SIGINT. Ctrl-C on a terminal reaches
-    the whole process group: the runner must get it and interrupt the stages through us, not the
-    workers die of it mid-task (their nanny would restart them and dask would rerun the stage)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 def _cannot_see(worker: str, cwd: str | Path) -> str:
     return f"dask worker {worker} cannot see '{cwd}'; the workers must share the pipeline's filesystem ({SHARE_HINT})"
 
@@ -298,17 +284,23 @@ _CLOSED: set[str] = set()
 _INTERRUPTED: set[str] = set()  # also before this worker's _WorkerRun exists
 
 
-def _worker_run(token: str, kernel_name: str, cwd: str | Path, slots: int) -> _WorkerRun:
+def _run_key(token: str, worker: Any) -> str:
+    """The key of a run on one worker: workers of nb2pipe's own LocalCluster share a process."""
+    return f"{token}@{worker.address}"
+
+
+def _worker_run(key: str, kernel_name: str, cwd: str | Path, slots: int) -> _WorkerRun:
+    token = key.partition("@")[0]
     with _RUNS_LOCK:
-        run = _RUNS.get(token)
+        run = _RUNS.get(key)
         if run is None:
             if token in _CLOSED:
                 raise RuntimeError("this nb2pipe run is closed")
-            run = _RUNS[token] = _WorkerRun(kernel_name, Path(cwd), slots)
+            run = _RUNS[key] = _WorkerRun(kernel_name, Path(cwd), slots)
         if not _REAPER:
             _REAPER.append(threading.Thread(target=_reap_idle_runs, name="nb2pipe-reaper", daemon=True))
             _REAPER[0].start()
-    if token in _CLOSED and _RUNS.pop(token, None) is run:  # closed while we were making it
+    if token in _CLOSED and _RUNS.pop(key, None) is run:  # closed while we were making it
         run.close()
     return run
 
@@ -318,13 +310,13 @@ def _reap_idle_runs() -> None:
     A later stage of such a run (a very long one elsewhere) makes it again, kernels and all."""
     while True:
         time.sleep(min(30.0, IDLE_CLOSE_S / 4))
-        for token, run in list(_RUNS.items()):
+        for key, run in list(_RUNS.items()):
             with run.lock:
                 idle = run.closed = run.closed or (not run.running and time.monotonic() - run.active > IDLE_CLOSE_S)
             if idle:
                 with _RUNS_LOCK:
-                    if _RUNS.get(token) is run:
-                        del _RUNS[token]
+                    if _RUNS.get(key) is run:
+                        del _RUNS[key]
                 run.close()
 
 
@@ -339,18 +331,17 @@ def _prepare_worker(token: str, kernel_name: str, cwd: str, probe: str, dask_wor
         return _cannot_see(where, cwd)
     if not os.access(cwd, os.W_OK | os.X_OK):
         return f"dask worker {where} cannot write in '{cwd}'; the stages write their outputs there"
-    from jupyter_client.kernelspec import KernelSpecManager
-
-    if kernel_name not in KernelSpecManager().find_kernel_specs():
+    if kernel_name not in installed_kernels():
         return f"dask worker {where} has no Jupyter kernel '{kernel_name}'; install it there, or choose another with --kernel"
     # papermill's import and the kernels' boot happen off the event loop; a stage waits for them
-    threading.Thread(target=_warm_up, args=(token, kernel_name, cwd, dask_worker.state.nthreads), daemon=True).start()
+    key = _run_key(token, dask_worker)
+    threading.Thread(target=_warm_up, args=(key, kernel_name, cwd, dask_worker.state.nthreads), daemon=True).start()
     return None
 
 
-def _warm_up(token: str, kernel_name: str, cwd: str, slots: int) -> None:
+def _warm_up(key: str, kernel_name: str, cwd: str, slots: int) -> None:
     with contextlib.suppress(Exception):  # closed already, or the executor cannot start: the stages report it
-        _worker_run(token, kernel_name, cwd, slots)
+        _worker_run(key, kernel_name, cwd, slots)
 
 
 def _run_stage(token: str, kernel_name: str, cwd: str, topic: str, payload: bytes) -> tuple[StageOutcome, int]:
@@ -363,7 +354,7 @@ def _run_stage(token: str, kernel_name: str, cwd: str, topic: str, payload: byte
     if not Path(cwd).is_dir():  # a worker that joined after the check
         return StageOutcome(name, False, 0.0, {"ename": "Nb2PipeError", "evalue": _cannot_see(worker.address, cwd)}), 0
     while True:
-        run = _worker_run(token, kernel_name, cwd, worker.state.nthreads)
+        run = _worker_run(_run_key(token, worker), kernel_name, cwd, worker.state.nthreads)
         with run.lock:
             if run.interrupted or token in _INTERRUPTED:
                 return interrupted(name, 0.0), 0
@@ -390,10 +381,10 @@ def _run_stage(token: str, kernel_name: str, cwd: str, topic: str, payload: byte
     return outcome, sent[0]
 
 
-def _interrupt_worker(token: str) -> list[str]:
+def _interrupt_worker(token: str, dask_worker: Any = None) -> list[str]:
     """On every worker: no new stage of the run starts; kill what runs. Returns the stages running here."""
     _INTERRUPTED.add(token)
-    run = _RUNS.get(token)
+    run = _RUNS.get(_run_key(token, dask_worker))
     if run is None:
         return []
     with run.lock:
@@ -403,8 +394,8 @@ def _interrupt_worker(token: str) -> list[str]:
     return running
 
 
-def _close_worker(token: str) -> None:
+def _close_worker(token: str, dask_worker: Any = None) -> None:
     _CLOSED.add(token)
-    run = _RUNS.pop(token, None)
+    run = _RUNS.pop(_run_key(token, dask_worker), None)
     if run is not None:
         run.close()
