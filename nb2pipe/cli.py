@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nb2pipe.commands import add_verify_command, parse_params
+from nb2pipe.commands import add_debug_command, add_verify_command, parse_params
 
 if TYPE_CHECKING:
     from nb2pipe.track import RunStore
@@ -30,6 +30,7 @@ EPILOG = """examples:
   nb2pipe export analysis.ipynb --to dvc        also write dvc.yaml (or --to airflow, --to kubeflow)
   nb2pipe run pipelines/analysis --executor dask   run the stages on a Dask cluster
   nb2pipe verify analysis.ipynb                 does the pipeline print and write what the notebook does?
+  nb2pipe debug pipelines/analysis train        replay the stage's failed run in a notebook, with its inputs
 """
 
 
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_commands(commands)
     _add_history_commands(commands)
     add_verify_command(commands)
+    add_debug_command(commands)
     return parser
 
 

@@ -90,3 +90,44 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
     return values
 
 
+
+
+DEBUG_EPILOG = """examples:
+  nb2pipe debug pipelines/analysis train                 # the stage's last failed (or last) run
+  nb2pipe debug pipelines/analysis train --run 20261129-0812-ab3f
+  papermill pipelines/analysis/debug/train.ipynb out.ipynb   # headless: stops at the same exception
+
+then fix the notebook and resume: nb2pipe run pipelines/analysis --from train
+"""
+
+
+def add_debug_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    debug = commands.add_parser(
+        "debug",
+        help="write a notebook that replays a stage's failed run with its exact inputs, to run in JupyterLab",
+        description="Write debug/STAGE.ipynb in the pipeline folder: the stage's cells as its failed (or last) run "
+        "executed them, with that run's parameters, the variables it loaded (restored from the output cache when "
+        "they changed since), a first cell that moves to the stage's working folder, and the failing cell marked. "
+        "Inputs that changed since the run are reported. Nothing is executed.",
+        epilog=DEBUG_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    debug.add_argument("pipeline", help="a pipeline folder")
+    debug.add_argument("stage", help="the stage to debug")
+    debug.add_argument("--run", metavar="RUN", help="a run id, tag or latest~N (default: the stage's last failed run, else its last run)")
+    debug.add_argument("--force", action="store_true", help="overwrite a debug notebook that has edits")
+    debug.set_defaults(func=cmd_debug)
+
+
+def cmd_debug(args: argparse.Namespace) -> int:
+    from nb2pipe.api import debug_notebook
+
+    written = debug_notebook(args.pipeline, args.stage, args.run, force=args.force)
+    where = f", failed at cell {written.failed_cell} ({written.error})" if written.failed_cell else f" ({written.outcome})"
+    print(f"wrote {written.path}: stage '{args.stage}' as run {written.run_id} ran it{where}")
+    for path in written.restored:
+        print(f"  {path}: changed since the run; the notebook loads the run's version (restored from the output cache)")
+    for path in written.changed:
+        print(f"warning: {path} changed since the run; the notebook reads it as it is now", file=sys.stderr)
+    print(f"open it in JupyterLab and run it up to the marked cell, or: papermill '{written.path}' out.ipynb")
+    return 0

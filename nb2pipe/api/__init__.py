@@ -4,6 +4,8 @@
   MLflow, reporters), see `tracked`.
 - `status`, `history`, `open_history`: what they read about a pipeline, see `reads`;
   `status_as_saved`: the status the saved notebook makes before it is exported again, see `saved`.
+- `debug_notebook(folder, stage, run)`: a stage's failed (or last) run as a notebook to run again
+  with its exact inputs, see `debugging`.
 - `scratch_workspace(target)`: run a pipeline in an isolated copy of its working folder, see
   `scratch`.
 - `verify(notebook, ...) -> VerifyReport`: the notebook top to bottom against its pipeline, in
@@ -20,6 +22,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from nb2pipe.api.debugging import DebugNotebook, debug_notebook
     from nb2pipe.api.reads import history, open_history, status
     from nb2pipe.api.saved import SavedStatus, status_as_saved
     from nb2pipe.api.scratch import Scratch, scratch_workspace
@@ -29,6 +32,7 @@ if TYPE_CHECKING:
 # each name and the module that defines it, imported on first use: `nb2pipe run` needs `tracked`
 # only, and `nb2pipe status` `reads` only (PEP 562)
 _MODULE_OF = {
+    **dict.fromkeys(("DebugNotebook", "debug_notebook"), "debugging"),
     **dict.fromkeys(("history", "open_history", "status"), "reads"),
     **dict.fromkeys(("SavedStatus", "status_as_saved"), "saved"),
     **dict.fromkeys(("Scratch", "scratch_workspace"), "scratch"),
@@ -46,10 +50,12 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "DebugNotebook",
     "RunReport",
     "SavedStatus",
     "Scratch",
     "VerifyReport",
+    "debug_notebook",
     "equivalent_command",
     "export_if_needed",
     "folder_of",
