@@ -97,7 +97,9 @@ DEBUG_EPILOG = """examples:
   nb2pipe debug pipelines/analysis train --run 20261129-0812-ab3f
   papermill pipelines/analysis/debug/train.ipynb out.ipynb   # headless: stops at the same exception
 
-then fix the notebook and resume: nb2pipe run pipelines/analysis --from train
+  nb2pipe debug pipelines/analysis train --apply         # copy the cells you fixed there into the notebook
+
+then resume: nb2pipe run pipelines/analysis --from train
 """
 
 
@@ -116,11 +118,20 @@ def add_debug_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
     debug.add_argument("stage", help="the stage to debug")
     debug.add_argument("--run", metavar="RUN", help="a run id, tag or latest~N (default: the stage's last failed run, else its last run)")
     debug.add_argument("--force", action="store_true", help="overwrite a debug notebook that has edits")
+    debug.add_argument(
+        "--apply", action="store_true", help="copy the cells you edited in the debug notebook back into the notebook, then stop"
+    )
     debug.set_defaults(func=cmd_debug)
 
 
 def cmd_debug(args: argparse.Namespace) -> int:
-    from nb2pipe.api import debug_notebook
+    from nb2pipe.api import apply_debug_edits, debug_notebook
+
+    if args.apply:
+        changed = apply_debug_edits(args.pipeline, args.stage)
+        cells = ", ".join(map(str, changed))
+        print(f"copied into the notebook: cell {cells}" if changed else "nothing to copy: no cell of the debug notebook was edited")
+        return 0
 
     written = debug_notebook(args.pipeline, args.stage, args.run, force=args.force)
     where = f", failed at cell {written.failed_cell} ({written.error})" if written.failed_cell else f" ({written.outcome})"

@@ -133,3 +133,34 @@ def test_after_the_fix_resume_runs_the_failed_stage_and_what_follows_only(failin
     assert exit_code == 0, err
     assert summary(out) == "1 ran, 0 up to date, 0 restored from cache, 0 failed"
     assert "ran check" in err and "ran prepare" not in err
+
+
+def test_apply_copies_the_fixed_cell_back_into_the_notebook_then_resume_passes(failing, cli):
+    assert cli("debug", PIPE, "check")[0] == 0
+    notebook = failing / PIPE / "debug" / "check.ipynb"
+    debug = json.loads(notebook.read_text())
+    fixed = next(c for c in debug["cells"] if "raise ValueError" in "".join(c["source"]))
+    fixed["source"] = "if total > limit * 10:\n    raise ValueError('far over')"
+    notebook.write_text(json.dumps(debug))
+    exit_code, out, _err = cli("debug", PIPE, "check", "--apply")
+    assert (exit_code, out.strip()) == (0, "copied into the notebook: cell 5")
+    cells = json.loads((failing / "nb.ipynb").read_text())["cells"]
+    assert "".join(cells[4]["source"]) == "if total > limit * 10:\n    raise ValueError('far over')"
+    assert "".join(cells[3]["source"]) == "print('total', total)"  # the others as they were
+    assert cli("debug", PIPE, "check", "--apply")[1].strip() == "nothing to copy: no cell of the debug notebook was edited"
+    exit_code, out, err = cli("run", "nb.ipynb", "--from", "check")
+    assert exit_code == 0, err
+
+
+def test_apply_refuses_when_the_notebook_cell_changed_meanwhile(failing, cli):
+    assert cli("debug", PIPE, "check")[0] == 0
+    notebook = failing / PIPE / "debug" / "check.ipynb"
+    debug = json.loads(notebook.read_text())
+    next(c for c in debug["cells"] if "raise ValueError" in "".join(c["source"]))["source"] = "pass"
+    notebook.write_text(json.dumps(debug))
+    source = json.loads((failing / "nb.ipynb").read_text())
+    source["cells"][4]["source"] = "print('edited in the notebook too')"
+    (failing / "nb.ipynb").write_text(json.dumps(source))
+    before = (failing / "nb.ipynb").read_bytes()
+    assert_one_line_error(cli("debug", PIPE, "check", "--apply"), "cell 5 of", "changed since the debug notebook was written")
+    assert (failing / "nb.ipynb").read_bytes() == before

@@ -22,7 +22,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from nb2pipe.api.debugging import DebugNotebook, debug_notebook
+    from nb2pipe.api.debugging import DebugNotebook, apply_debug_edits, debug_notebook
     from nb2pipe.api.reads import history, open_history, status
     from nb2pipe.api.saved import SavedStatus, status_as_saved
     from nb2pipe.api.scratch import Scratch, scratch_workspace
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 # each name and the module that defines it, imported on first use: `nb2pipe run` needs `tracked`
 # only, and `nb2pipe status` `reads` only (PEP 562)
 _MODULE_OF = {
-    **dict.fromkeys(("DebugNotebook", "debug_notebook"), "debugging"),
+    **dict.fromkeys(("DebugNotebook", "apply_debug_edits", "debug_notebook"), "debugging"),
     **dict.fromkeys(("history", "open_history", "status"), "reads"),
     **dict.fromkeys(("SavedStatus", "status_as_saved"), "saved"),
     **dict.fromkeys(("Scratch", "scratch_workspace"), "scratch"),
@@ -55,6 +55,7 @@ __all__ = [
     "SavedStatus",
     "Scratch",
     "VerifyReport",
+    "apply_debug_edits",
     "debug_notebook",
     "equivalent_command",
     "export_if_needed",

@@ -14,6 +14,9 @@
    output), never used silently as if it were the run's.
 4. The cell that failed is marked: a note above it and `nb2pipe.debug.failed` in its metadata (no
    `raises-exception` tag, so a headless run stops there with the same exception).
+5. `apply_debug_edits` copies the cells the user fixed in the debug notebook back into the
+   notebook, each to the cell it was made from: by its number, checked by its text (the stage
+   scripts do not carry the notebook's cell ids).
 Nothing runs notebook code here; the notebook is written, not executed.
 """
 
@@ -22,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -151,8 +155,66 @@ def _debug_cells(cells: list[dict[str, Any]], run_id: str) -> tuple[list[dict[st
                 kept.append({"cell_type": "markdown", "id": "nb2pipe-debug-failed", "metadata": {}, "source": note})
                 cell["metadata"] = {**cell["metadata"], "nb2pipe": {"debug": {"failed": True, "run": run_id}}}
             cell = {**cell, "outputs": [], "execution_count": None}
+            _remember_source(cell)
         kept.append(cell)
     return kept, failed, error
+
+
+_FROM_CELL = re.compile(r" cell (\d+)$")  # the title of a stage cell made from the notebook's cell N
+
+
+def _remember_source(cell: dict[str, Any]) -> None:
+    """Note, on a cell made from the notebook's cell N, N and its text as written (for --apply)."""
+    found = _FROM_CELL.search(str(cell.get("metadata", {}).get("title", "")))
+    if found:
+        debug = cell["metadata"].setdefault("nb2pipe", {}).setdefault("debug", {})
+        debug.update({"cell": int(found.group(1)), "source": _text_hash("".join(cell.get("source", "")))})
+
+
+def _text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def apply_debug_edits(pipeline_folder: str | os.PathLike[str], stage: str) -> list[int]:
+    """Copy the cells edited in `debug/<stage>.ipynb` back into the notebook, each to the cell it
+    was made from (by number, checked by text: the notebook's cell must still say what the debug
+    notebook started from). All or nothing. Returns the numbers of the notebook cells changed."""
+    from nb2pipe.notebook import read_notebook
+    from nb2pipe.spec import load_pipeline
+
+    pipeline = load_pipeline(Path(pipeline_folder))
+    path = Path(pipeline.root) / DEBUG_DIR / f"{stage}.ipynb"
+    if not pipeline.source_notebook:
+        raise SpecError(f"pipeline '{pipeline.root}' names no notebook; edit its stage scripts by hand")
+    if not path.is_file():
+        raise SpecError(f"no debug notebook '{path}'; write one first: nb2pipe debug {pipeline_folder} {stage}")
+    notebook_path = Path(pipeline.root) / pipeline.source_notebook
+    debug, notebook = read_notebook(path), read_notebook(notebook_path)
+    edits = _edits(debug, notebook, notebook_path)
+    for number, cell, source in edits:
+        notebook["cells"][number - 1]["source"] = source
+        cell["metadata"]["nb2pipe"]["debug"]["source"] = _text_hash(source)
+    if edits:
+        atomic_write(notebook_path, json.dumps(notebook, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+        atomic_write(path, json.dumps(debug, indent=1, ensure_ascii=False) + "\n")
+    return [number for number, _, _ in edits]
+
+
+def _edits(debug: dict[str, Any], notebook: dict[str, Any], where: Path) -> list[tuple[int, dict[str, Any], str]]:
+    edits = []
+    for cell in debug.get("cells", []):
+        mark = cell.get("metadata", {}).get("nb2pipe", {}).get("debug", {})
+        source = "".join(cell.get("source", ""))
+        if "cell" not in mark or _text_hash(source) == mark.get("source"):
+            continue
+        number = mark["cell"]
+        cells = notebook.get("cells", [])
+        if not (0 < number <= len(cells)) or _text_hash("".join(cells[number - 1].get("source", ""))) != mark["source"]:
+            raise SpecError(
+                f"cell {number} of '{where}' changed since the debug notebook was written; copy your edit of it by hand"
+            )
+        edits.append((number, cell, source))
+    return edits
 
 
 def _first_cell(wdir: Path, changed: list[str]) -> dict[str, Any]:
