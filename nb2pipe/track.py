@@ -124,16 +124,41 @@ def migrate(db: sqlite3.Connection) -> None:
 
 def git_info(folder: Path) -> tuple[str | None, bool | None]:
     """(commit, dirty) of the git repository holding `folder`, or (None, None) outside one."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=10)
-        if commit.returncode != 0:
-            return None, None
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=folder, capture_output=True, text=True, timeout=30
-        )
-        return commit.stdout.strip(), bool(dirty.stdout.strip())
-    except (OSError, subprocess.SubprocessError):
-        return None, None
+    return GitFacts(folder).result()
+
+
+class GitFacts:
+    """`git rev-parse HEAD` and `git status` of `folder`, both started at once, read when done: a
+    run starts its stages meanwhile (a big work tree's status can take seconds)."""
+
+    def __init__(self, folder: Path):
+        self._done: tuple[str | None, bool | None] | None = None
+        try:
+            self._commit = subprocess.Popen(["git", "rev-parse", "HEAD"], cwd=folder, **_QUIET)
+            self._status = subprocess.Popen(["git", "status", "--porcelain", "--untracked-files=no"], cwd=folder, **_QUIET)
+        except OSError:
+            self._done = (None, None)
+
+    def ready(self) -> bool:
+        return self._done is not None or (self._commit.poll() is not None and self._status.poll() is not None)
+
+    def result(self, timeout: float = 30) -> tuple[str | None, bool | None]:
+        """(commit, dirty), waiting at most `timeout` seconds; (None, None) outside a repository."""
+        if self._done is None:
+            try:
+                commit, _ = self._commit.communicate(timeout=timeout)
+                dirty, _ = self._status.communicate(timeout=timeout)
+                ok = self._commit.returncode == 0 and self._status.returncode == 0
+                self._done = (commit.strip(), bool(dirty.strip())) if ok else (None, None)
+            except subprocess.TimeoutExpired:
+                for process in (self._commit, self._status):
+                    process.kill()
+                    process.communicate()
+                self._done = (None, None)
+        return self._done
+
+
+_QUIET: dict[str, Any] = {"stdout": subprocess.PIPE, "stderr": subprocess.DEVNULL, "stdin": subprocess.DEVNULL, "text": True}
 
 
 def environment() -> dict[str, Any]:
@@ -204,11 +229,12 @@ class RunStore:
     def recorder(self, command: list[str], warn: Callable[[str], None] | None = None) -> Reporter:
         """A reporter that records the run it hears about. The history never stops a run: when
         it cannot be written (damaged, disk full), `warn` is told once and the run goes on."""
-        commit, dirty = git_info(Path(self.pipeline.root))
+        git = GitFacts(Path(self.pipeline.root))
         env = environment()
         env_hash = _hash_json(env)
         run_id: list[str] = []
         failed: list[str] = []
+        noted_git: list[bool] = []  # the commit is noted once git answered, at the latest when the run ends
 
         def record(event: dict[str, Any]) -> None:
             if failed:
@@ -226,10 +252,9 @@ class RunStore:
                 self.db.execute("INSERT OR IGNORE INTO environments VALUES (?, ?)", (env_hash, json.dumps(env)))
                 run_id.append(event["run"])
                 self.db.execute(
-                    "INSERT INTO runs (id, started, status, pid, command, git_commit, git_dirty, params, env_hash)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (event["run"], event["time"], RunStatus.RUNNING, event.get("pid"), json.dumps(command), commit,
-                     None if dirty is None else int(dirty), json.dumps(event.get("params", {}), default=str), env_hash),
+                    "INSERT INTO runs (id, started, status, pid, command, params, env_hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (event["run"], event["time"], RunStatus.RUNNING, event.get("pid"), json.dumps(command),
+                     json.dumps(event.get("params", {}), default=str), env_hash),
                 )
             elif kind == EventName.STAGE_STARTED and run_id:
                 # what the stage consumes, hashed at dispatch: kept even if the run is killed
@@ -244,7 +269,13 @@ class RunStore:
                      json.dumps(event.get("lock") or {}), json.dumps(event.get("metrics") or {}), event.get("error"),
                      self._pipeline_relative(event.get("notebook"))),
                 )
-            elif kind == EventName.RUN_FINISHED and run_id:
+            if run_id and not noted_git and (git.ready() or kind == EventName.RUN_FINISHED):
+                commit, dirty = git.result()
+                self.db.execute(
+                    "UPDATE runs SET git_commit = ?, git_dirty = ? WHERE id = ?", (commit, None if dirty is None else int(dirty), run_id[0])
+                )
+                noted_git.append(True)
+            if kind == EventName.RUN_FINISHED and run_id:
                 errors = [
                     r["error"] for r in self.db.execute("SELECT error FROM stages WHERE run_id = ? AND error IS NOT NULL", (run_id[0],))
                 ]
