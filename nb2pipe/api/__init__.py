@@ -3,6 +3,7 @@
 - `run(target, ...) -> RunReport`: a tracked run (export if needed, run lock, run history,
   MLflow, reporters), see `tracked`.
 - `status`, `history`, `open_history`: what they read about a pipeline, see `reads`;
+  `history_rows`, `diff_runs`, `parameters`: what the Lab history and parameters form show, see `runs`;
   `status_as_saved`: the status the saved notebook makes before it is exported again, see `saved`.
 - `scratch_workspace(target)`: run a pipeline in an isolated copy of its working folder, see
   `scratch`.
@@ -15,6 +16,7 @@ Importing it is light (no papermill, no Jupyter server): `nb2pipe status` uses i
 """
 
 from nb2pipe.api.reads import history, open_history, status
+from nb2pipe.api.runs import diff_runs, history_rows, parameters
 from nb2pipe.api.saved import SavedStatus, status_as_saved
 from nb2pipe.api.scratch import Scratch, scratch_workspace
 from nb2pipe.api.tracked import RunReport, equivalent_command, export_if_needed, folder_of, read_params_file, run
@@ -25,11 +27,14 @@ __all__ = [
     "SavedStatus",
     "Scratch",
     "VerifyReport",
+    "diff_runs",
     "equivalent_command",
     "export_if_needed",
     "folder_of",
     "history",
+    "history_rows",
     "open_history",
+    "parameters",
     "read_params_file",
     "run",
     "scratch_workspace",
