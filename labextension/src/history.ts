@@ -273,51 +273,47 @@ export class RunHistory {
   private _again = false;
 }
 
-/** What changed from run a to run b: params, metrics and outputs, one row each. */
+/** What changed from run a to run b: params, metrics and outputs, one line each. */
 function diffTable(diff: IRunDiff): HTMLElement {
   const box = el('div', 'jp-nb2pipe-diff-box');
   box.dataset.a = diff.a;
   box.dataset.b = diff.b;
+  box.append(el('div', 'jp-nb2pipe-diff-title', `${diff.a} → ${diff.b}`));
   const lines = diffLines(diff);
   if (!lines.length) {
     box.append(
       el(
         'p',
         'jp-nb2pipe-hint',
-        `Runs ${diff.a} and ${diff.b} have the same parameters, metrics and outputs.`
+        'The two runs have the same parameters, metrics and outputs.'
       )
     );
     return box;
   }
-  const table = el('table', 'jp-nb2pipe-diff-table');
-  const caption = el('caption', '', `${diff.a} → ${diff.b}`);
-  const head = el('tr', '');
-  for (const text of ['', 'older', 'newer', 'change']) {
-    const th = el('th', '', text);
-    th.setAttribute('scope', 'col');
-    head.append(th);
-  }
-  table.append(caption, head);
   let section = '';
   for (const line of lines) {
     if (line.section !== section) {
       section = line.section;
-      const row = el('tr', 'jp-nb2pipe-diff-section');
-      const th = el('th', '', section);
-      th.setAttribute('colspan', '4');
-      row.append(th);
-      table.append(row);
+      box.append(el('div', 'jp-nb2pipe-diff-section', section));
     }
-    const row = el('tr', 'jp-nb2pipe-diff-row');
+    const row = el('div', 'jp-nb2pipe-diff-row');
     row.dataset.section = line.section;
     row.dataset.name = line.name;
-    const name = el('th', '', line.name);
-    name.setAttribute('scope', 'row');
-    row.append(name, el('td', '', line.a), el('td', '', line.b));
-    row.append(el('td', 'jp-nb2pipe-diff-change', line.change));
-    table.append(row);
+    row.append(el('span', 'jp-nb2pipe-diff-name', line.name));
+    const values = el('span', 'jp-nb2pipe-diff-values');
+    if (line.section === 'outputs') {
+      values.title = `${line.a} → ${line.b}`; // content hashes: the path and how it changed suffice
+    } else {
+      values.append(
+        el('span', 'jp-nb2pipe-diff-a', line.a),
+        el('span', 'jp-nb2pipe-diff-arrow', ' → '),
+        el('span', 'jp-nb2pipe-diff-b', line.b)
+      );
+    }
+    values.append(el('span', 'jp-nb2pipe-diff-change', line.change));
+    row.append(values);
+    box.append(row);
   }
-  box.append(table);
   return box;
 }
 

@@ -1,18 +1,21 @@
 /**
  * The sidebar's "Parameters" section: the pipeline's parameters (`status.parameters`) with
  * their types and defaults, in inputs that fit the type (number, text, checkbox; lists and
- * dicts as JSON). "Run with these values" checks every value in the page, then starts a run
- * with the typed values that differ from the defaults (`POST runs` with `params`); the
- * notebook is not edited. "Reset to defaults" puts params.yaml's values back.
+ * dicts as JSON). "Run with these values" checks every value in the page, then runs the
+ * command `nb2pipe:run-with-params` with the typed values that differ from the defaults
+ * (`POST runs` with `params`, after saving unsaved edits); the notebook is not edited. "Reset to defaults" puts params.yaml's values back.
  */
+
+import { CommandRegistry } from '@lumino/commands';
 
 import { el } from './dom';
 import { parseParamValue, paramText } from './historyformat';
 import { PipelineModel } from './model';
-import { IParameter } from './tokens';
+import { CommandIDs, IParameter } from './tokens';
 
 export class ParamsForm {
-  constructor() {
+  constructor(commands: CommandRegistry) {
+    this._commands = commands;
     this.node = document.createElement('details');
     this.node.className = 'jp-nb2pipe-section jp-nb2pipe-params';
     const summary = el('summary', 'jp-nb2pipe-section-title', 'Parameters');
@@ -132,20 +135,20 @@ export class ParamsForm {
       return;
     }
     this._error.textContent = '';
-    const overrides: Record<string, unknown> = {};
+    const overrides: Record<string, any> = {}; // JSON values, typed
     for (const param of this._parameters) {
       const value = read.values[param.name];
       if (JSON.stringify(value) !== JSON.stringify(param.default)) {
         overrides[param.name] = value;
       }
     }
-    try {
-      await model.run({ params: overrides });
-    } catch {
-      // the sidebar shows the model's error (e.g. already running), until dismissed
-    }
+    // saves unsaved edits first, like Run stale; a refused run shows in the sidebar
+    await this._commands.execute(CommandIDs.runWithParams, {
+      params: overrides
+    });
   }
 
+  private _commands: CommandRegistry;
   private _model: PipelineModel | null = null;
   private _parameters: IParameter[] = [];
   private _parametersText = '';

@@ -45,7 +45,7 @@ export class Nb2pipeSidebar extends Widget {
     this._path.className = 'jp-nb2pipe-path';
     this._body = document.createElement('div');
     this._body.className = 'jp-nb2pipe-body';
-    this._params = new ParamsForm();
+    this._params = new ParamsForm(commands);
     this._history = new RunHistory(commands);
     this.node.append(
       heading,

@@ -31,6 +31,7 @@ export namespace CommandIDs {
   export const runStale = 'nb2pipe:run-stale';
   export const runAll = 'nb2pipe:run-all';
   export const runStage = 'nb2pipe:run-stage';
+  export const runWithParams = 'nb2pipe:run-with-params';
   export const cancelRun = 'nb2pipe:cancel-run';
   export const refreshStatus = 'nb2pipe:refresh-status';
   export const openExecuted = 'nb2pipe:open-executed';
@@ -62,6 +63,19 @@ export namespace CommandArgs {
         stage: { type: 'string', description: 'the stage to run' }
       },
       required: ['stage']
+    }
+  };
+  export const runWithParams = {
+    args: {
+      type: 'object',
+      properties: {
+        params: {
+          type: 'object',
+          description:
+            'parameter values over params.yaml, typed (0.5 a float, 3 an int)'
+        }
+      },
+      required: ['params']
     }
   };
   export const openExecuted = {
