@@ -25,6 +25,7 @@ from test_lab_actions import AXE, RUN_TIMEOUT_MS, _contrast_violations, _export_
 from test_lab_e2e import SIDEBAR, _panel_of_tab
 
 pytestmark = pytest.mark.ui
+PlaywrightTimeout = pytest.importorskip("playwright.sync_api", reason="pip install playwright").TimeoutError
 
 PARAMS = f"{SIDEBAR} .jp-nb2pipe-params"
 HISTORY = f"{SIDEBAR} .jp-nb2pipe-history"
@@ -35,18 +36,30 @@ def _param(page, name: str):
 
 
 def _wait_runs(page, count: int) -> list[str]:
-    """Wait until the History lists `count` runs; their ids, newest first."""
-    page.wait_for_function(
-        "n => document.querySelectorAll('#jp-nb2pipe-sidebar .jp-nb2pipe-run').length === n",
-        arg=count,
-        timeout=60_000,
-    )
+    """Wait until the History lists `count` finished runs (a run is in the history from its
+    start, `running`); their ids, newest first."""
+    try:
+        page.wait_for_function(
+            """n => {
+                 const runs = [...document.querySelectorAll('#jp-nb2pipe-sidebar .jp-nb2pipe-run')];
+                 return runs.length === n && runs.every(run => run.dataset.status !== 'running');
+               }""",
+            arg=count,
+            timeout=120_000,
+        )
+    except PlaywrightTimeout:
+        seen = page.locator(f"{HISTORY} .jp-nb2pipe-runs").inner_text()
+        raise AssertionError(f"the History does not list {count} finished runs; it shows: {seen!r}") from None
     return page.locator(f"{HISTORY} .jp-nb2pipe-run").evaluate_all("rows => rows.map(r => r.dataset.run)")
 
 
 def _diff_row(page, section: str, name: str) -> list[str]:
     row = page.locator(f'{HISTORY} .jp-nb2pipe-diff-row[data-section="{section}"][data-name="{name}"]')
-    row.wait_for(timeout=60_000)
+    try:
+        row.wait_for(timeout=60_000)
+    except PlaywrightTimeout:
+        seen = page.locator(f"{HISTORY} .jp-nb2pipe-diff").inner_text()
+        raise AssertionError(f"the diff has no {section} row '{name}'; it shows: {seen!r}") from None
     parts = ".jp-nb2pipe-diff-name, .jp-nb2pipe-diff-a, .jp-nb2pipe-diff-b, .jp-nb2pipe-diff-change"
     return [text.strip() for text in row.locator(parts).all_inner_texts()]
 
@@ -98,7 +111,7 @@ def test_run_with_other_parameters_then_compare_the_runs_and_open_an_older_noteb
     row.locator("input.jp-nb2pipe-run-select").check()
     old_row.locator("input.jp-nb2pipe-run-select").check()
     assert _diff_row(page, "params", "n_estimators") == ["n_estimators", "40", "60", "changed"]
-    name, before, after, change = _diff_row(page, "metrics", "r2_forest")
+    _, before, after, change = _diff_row(page, "metrics", "r2_forest")
     assert before != after and re.fullmatch(r"[+-][\d.e-]+", change), (before, after, change)
     page.locator(f"{PARAMS} button.jp-nb2pipe-params-reset").click()
     assert _param(page, "n_estimators").locator("input").input_value() == "40"
