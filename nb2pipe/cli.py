@@ -384,7 +384,7 @@ def _metrics_text(metrics: dict[str, Any], limit: int = 3) -> str:
 def cmd_runs(args: argparse.Namespace) -> int:
     import json
 
-    from nb2pipe.track import changed_params, when
+    from nb2pipe.track import changed_params, is_no_op, when
 
     limit = args.limit if args.limit and args.limit > 0 else None
     # one run more than shown, so the oldest shown is compared with the run before it
@@ -403,7 +403,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         commit = (run["git_commit"] or "-")[:8] + ("*" if run["git_dirty"] else "")
         changed = ", ".join(f"{k}={v}" for k, v in changes[run["id"]].items()) or "-"
         duration = f"{run['duration']:.1f}s" if run["duration"] is not None else "-"
-        status = run["status"] + (" (no-op)" if _is_no_op(run) else "")
+        status = run["status"] + (" (no-op)" if is_no_op(run) else "")
         rows.append((_run_label(run), when(run["started"]), status, commit, changed, _metrics_text(run["metrics"]) or "-", duration))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
@@ -414,14 +414,6 @@ def cmd_runs(args: argparse.Namespace) -> int:
 def _run_label(run: dict[str, Any]) -> str:
     """A run's id with its tags: `20261126-125410-3db1 (champion)`."""
     return run["id"] + (f" ({', '.join(run['tags'])})" if run["tags"] else "")
-
-
-def _is_no_op(run: dict[str, Any]) -> bool:
-    """A run that changed nothing: it succeeded and every stage was already up to date (a stage
-    restored from the run cache changed its outputs, so such a run is not a no-op)."""
-    from nb2pipe.vocabulary import Outcome, RunStatus
-
-    return run["status"] == RunStatus.OK and bool(run["stages"]) and all(s["outcome"] == Outcome.UP_TO_DATE for s in run["stages"])
 
 
 def _show_run(args: argparse.Namespace) -> int:
@@ -455,11 +447,10 @@ def _show_run(args: argparse.Namespace) -> int:
 def cmd_diff(args: argparse.Namespace) -> int:
     import json
 
-    from nb2pipe.track import diff
+    from nb2pipe import api
 
-    with _store(args.pipeline) as store:
-        run_a, run_b = store.get(args.run_a), store.get(args.run_b)
-    result = diff(run_a, run_b)
+    result = api.diff_runs(args.pipeline, args.run_a, args.run_b)
+    run_a, run_b = ({"id": result[side], "tags": result["tags"][side]} for side in ("a", "b"))
     if args.json:
         print(json.dumps(result, indent=2, default=str))
         return 0

@@ -26,7 +26,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from nb2pipe import model as m
 from nb2pipe.errors import Nb2PipeError, SpecError
-from nb2pipe.lockfile import state_dir
+from nb2pipe.lockfile import L_OUTS, state_dir
 from nb2pipe.run.events import Reporter
 from nb2pipe.run.pidlock import is_locked, pid_alive
 from nb2pipe.spec import declares
@@ -419,9 +419,28 @@ def diff(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     return {
         "a": a["id"],
         "b": b["id"],
+        "tags": {"a": a["tags"], "b": b["tags"]},
         "params": side_by_side(a["params"], b["params"], numeric=False),
         "metrics": side_by_side(a["metrics"], b["metrics"], numeric=True),
+        "outputs": side_by_side(outputs_of(a), outputs_of(b), numeric=False),
     }
+
+
+def outputs_of(run: dict[str, Any]) -> dict[str, str | None]:
+    """{out path: content hash} of what a run's stages produced (a failed stage's record holds
+    its inputs, not outputs, so it is left out)."""
+    return {
+        out: digest
+        for stage in run["stages"]
+        if stage["outcome"] in SUCCEEDED
+        for out, digest in ((stage["lock"] or {}).get(L_OUTS) or {}).items()
+    }
+
+
+def is_no_op(run: dict[str, Any]) -> bool:
+    """A run that changed nothing: it succeeded and every stage was already up to date (a stage
+    restored from the run cache changed its outputs, so such a run is not a no-op)."""
+    return run["status"] == RunStatus.OK and bool(run["stages"]) and all(s["outcome"] == Outcome.UP_TO_DATE for s in run["stages"])
 
 
 @dataclass(frozen=True)

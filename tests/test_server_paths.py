@@ -25,6 +25,7 @@ def every_route(path: str) -> list[tuple[str, tuple[str, ...], dict]]:
         ("GET", ("status",), {"params": {"path": path}}),
         ("GET", ("runs",), {"params": {"path": path}}),
         ("POST", ("runs",), {"body": json.dumps({"path": path})}),
+        ("GET", ("diff",), {"params": {"path": path, "a": "latest~1", "b": "latest"}}),
     ]
 
 

@@ -87,6 +87,17 @@ export function addPipelineCommands(
       await model.runStage(String(args.stage));
     })
   });
+  commands.addCommand(CommandIDs.runWithParams, {
+    label: 'Run With These Parameter Values',
+    caption:
+      'nb2pipe: run the stages these parameter values make stale, without editing the notebook',
+    describedBy: CommandArgs.runWithParams,
+    isEnabled: idle,
+    execute: withModel(async (model, args) => {
+      await saveFirst();
+      await model.run({ params: args.params ?? {} });
+    })
+  });
   commands.addCommand(CommandIDs.cancelRun, {
     label: 'Cancel Pipeline Run',
     caption: "nb2pipe: stop the active notebook's running pipeline",

@@ -9,9 +9,12 @@ import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
 import { paintStage, stageColors } from './colors';
+import { el } from './dom';
 import { isExecutedNotebook } from './executed';
+import { RunHistory } from './history';
 import { nb2pipeIcon } from './icons';
 import { PipelineModel } from './model';
+import { ParamsForm } from './paramsform';
 import {
   displayState,
   failureView,
@@ -42,7 +45,15 @@ export class Nb2pipeSidebar extends Widget {
     this._path.className = 'jp-nb2pipe-path';
     this._body = document.createElement('div');
     this._body.className = 'jp-nb2pipe-body';
-    this.node.append(heading, this._path, this._body);
+    this._params = new ParamsForm(commands);
+    this._history = new RunHistory(commands);
+    this.node.append(
+      heading,
+      this._path,
+      this._body,
+      this._params.node,
+      this._history.node
+    );
     this.setModel(null);
   }
 
@@ -64,6 +75,8 @@ export class Nb2pipeSidebar extends Widget {
       model.jobChanged.connect(this._render, this);
       model.errorChanged.connect(this._render, this);
     }
+    this._params.setModel(model);
+    this._history.setModel(model);
     this._path.textContent = model ? model.path : 'No active notebook';
     this._path.dataset.path = model ? model.path : '';
     this._render();
@@ -379,15 +392,6 @@ export class Nb2pipeSidebar extends Widget {
   private _model: PipelineModel | null = null;
   private _path: HTMLDivElement;
   private _body: HTMLDivElement;
-}
-
-function el(tag: string, className: string, text?: string): HTMLElement {
-  const node = document.createElement(tag);
-  if (className) {
-    node.className = className;
-  }
-  if (text !== undefined) {
-    node.textContent = text;
-  }
-  return node;
+  private _params: ParamsForm;
+  private _history: RunHistory;
 }

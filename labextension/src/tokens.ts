@@ -31,6 +31,7 @@ export namespace CommandIDs {
   export const runStale = 'nb2pipe:run-stale';
   export const runAll = 'nb2pipe:run-all';
   export const runStage = 'nb2pipe:run-stage';
+  export const runWithParams = 'nb2pipe:run-with-params';
   export const cancelRun = 'nb2pipe:cancel-run';
   export const refreshStatus = 'nb2pipe:refresh-status';
   export const openExecuted = 'nb2pipe:open-executed';
@@ -62,6 +63,19 @@ export namespace CommandArgs {
         stage: { type: 'string', description: 'the stage to run' }
       },
       required: ['stage']
+    }
+  };
+  export const runWithParams = {
+    args: {
+      type: 'object',
+      properties: {
+        params: {
+          type: 'object',
+          description:
+            'parameter values over params.yaml, typed (0.5 a float, 3 an int)'
+        }
+      },
+      required: ['params']
     }
   };
   export const openExecuted = {
@@ -140,6 +154,8 @@ export interface IStatus {
   export_error?: string | null;
   stages: IStageStatus[];
   job: IJob | null;
+  /** The pipeline's parameters (absent when there is no pipeline). */
+  parameters?: IParameter[];
 }
 
 /** `POST export`. */
@@ -192,7 +208,62 @@ export interface IJob {
 
 /** `GET runs?path=` (history). */
 export interface IRunHistory {
-  runs: Record<string, unknown>[];
+  runs: IRun[];
+}
+
+/** A parameter of the pipeline (`status.parameters`): params.yaml's value and its type. */
+export interface IParameter {
+  name: string;
+  type: 'bool' | 'int' | 'float' | 'str' | 'list' | 'dict' | 'none';
+  default: unknown;
+  /** The stages that read it. */
+  stages: string[];
+}
+
+/** One stage of a recorded run. */
+export interface IRunStage {
+  name: string;
+  outcome: string;
+  duration: number | null;
+  /** The stage's executed notebook of that run, relative to the server root. */
+  executed: string | null;
+}
+
+/** One run of the history (`nb2pipe runs --json`, plus `no_op` and `changed_params`). */
+export interface IRun {
+  id: string;
+  started: number;
+  finished: number | null;
+  duration: number | null;
+  status: string;
+  params: Record<string, unknown>;
+  metrics: Record<string, unknown>;
+  tags: string[];
+  summary: string | null;
+  /** The run changed nothing (`nb2pipe runs` marks it "(no-op)"). */
+  no_op: boolean;
+  /** The parameters that differ from the run before it. */
+  changed_params: Record<string, unknown>;
+  stages: IRunStage[];
+}
+
+/** One row of a diff: a parameter, metric or output of run a and run b. */
+export interface IDiffRow {
+  name: string;
+  a: unknown;
+  b: unknown;
+  changed: boolean;
+  /** b - a, when both are numbers. */
+  change?: number;
+}
+
+/** `GET diff?path=&a=&b=`: what `nb2pipe diff --json` prints. */
+export interface IRunDiff {
+  a: string;
+  b: string;
+  params: IDiffRow[];
+  metrics: IDiffRow[];
+  outputs: IDiffRow[];
 }
 
 /** True once a job will not change any more. */

@@ -3,6 +3,7 @@
 - `run(target, ...) -> RunReport`: a tracked run (export if needed, run lock, run history,
   MLflow, reporters), see `tracked`.
 - `status`, `history`, `open_history`: what they read about a pipeline, see `reads`;
+  `history_rows`, `diff_runs`, `parameters`: what the Lab history and parameters form show, see `runs`;
   `status_as_saved`: the status the saved notebook makes before it is exported again, see `saved`.
 - `debug_notebook(folder, stage, run)`: a stage's failed (or last) run as a notebook to run again
   with its exact inputs, see `debugging`.
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from nb2pipe.api.debugging import DebugNotebook, apply_debug_edits, debug_notebook
     from nb2pipe.api.reads import history, open_history, status
+    from nb2pipe.api.runs import diff_runs, history_rows, parameters
     from nb2pipe.api.saved import SavedStatus, status_as_saved
     from nb2pipe.api.scratch import Scratch, scratch_workspace
     from nb2pipe.api.tracked import RunReport, equivalent_command, export_if_needed, folder_of, read_params_file, run
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
 _MODULE_OF = {
     **dict.fromkeys(("DebugNotebook", "apply_debug_edits", "debug_notebook"), "debugging"),
     **dict.fromkeys(("history", "open_history", "status"), "reads"),
+    **dict.fromkeys(("diff_runs", "history_rows", "parameters"), "runs"),
     **dict.fromkeys(("SavedStatus", "status_as_saved"), "saved"),
     **dict.fromkeys(("Scratch", "scratch_workspace"), "scratch"),
     **dict.fromkeys(("RunReport", "equivalent_command", "export_if_needed", "folder_of", "read_params_file", "run"), "tracked"),
@@ -57,11 +60,14 @@ __all__ = [
     "VerifyReport",
     "apply_debug_edits",
     "debug_notebook",
+    "diff_runs",
     "equivalent_command",
     "export_if_needed",
     "folder_of",
     "history",
+    "history_rows",
     "open_history",
+    "parameters",
     "read_params_file",
     "run",
     "scratch_workspace",

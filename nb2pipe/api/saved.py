@@ -33,27 +33,27 @@ _CELL = re.compile(r"^# %%.* cell (\d+)\s*$", re.M)  # a cell's header in a py:p
 class SavedStatus:
     status: PipelineStatus
     export_error: str | None  # why the saved notebook cannot be exported (then `status` is of the files on disk)
+    defaults: dict[str, Any] = dataclasses.field(default_factory=dict)  # the parameters' values before overrides
 
 
 def status_as_saved(pipeline: m.Pipeline, params: dict[str, Any], running: Collection[str]) -> SavedStatus:
     """The status of `pipeline` as its saved notebook would make it (see the module's docstring);
     `params`: overrides over params.yaml."""
-    from nb2pipe.spec import check_params, effective_params
+    from nb2pipe.spec import check_params, effective_params, load_params
     from nb2pipe.state import pipeline_status, source_in_sync
 
-    if source_in_sync(pipeline) is not False:
-        return SavedStatus(pipeline_status(pipeline, effective_params(pipeline, params), running), None)
-    plan = _plan(pipeline)
-    if isinstance(plan, str):
-        return SavedStatus(pipeline_status(pipeline, effective_params(pipeline, params), running), plan)
+    plan = _plan(pipeline) if source_in_sync(pipeline) is False else None
+    if plan is None or isinstance(plan, str):
+        defaults = load_params(pipeline)
+        return SavedStatus(pipeline_status(pipeline, effective_params(pipeline, params), running), plan, defaults)
     from nb2pipe.spec import safe_load
 
     planned = dataclasses.replace(plan.pipeline, root=pipeline.root, params_file=pipeline.params_file)
-    values = {**check_params(safe_load(plan.files[m.PARAMS_FILE]) or {}, pipeline.params_file), **params}
+    defaults = check_params(safe_load(plan.files[m.PARAMS_FILE]) or {}, pipeline.params_file)
     scripts = {stage.name: plan.files[str(stage.script)] for stage in planned.stages if str(stage.script) in plan.files}
-    status = pipeline_status(planned, values, running, scripts)
+    status = pipeline_status(planned, {**defaults, **params}, running, scripts)
     _name_changed_cells(pipeline, status, scripts)
-    return SavedStatus(status, None)
+    return SavedStatus(status, None, defaults)
 
 
 def _plan(pipeline: m.Pipeline) -> Rendered | str:

@@ -1,4 +1,4 @@
-"""REST handlers under `<base_url>/nb2pipe/`: status, export, runs. Thin: parse, check, call the
+"""REST handlers under `<base_url>/nb2pipe/`: status, export, runs, diff. Thin: parse, check, call the
 application API (nb2pipe.api), map errors.
 
 Every verb is authenticated. Every path read or written stays inside the server's root, the
@@ -155,7 +155,7 @@ def _status_payload(root: Path, notebook: Path | None, folder: Path, own_job: di
         stages.append(entry)
     return {
         **base, "exists": True, "source_in_sync": source_in_sync(pipeline), "export_error": saved.export_error,
-        "stages": stages, "job": job,
+        "stages": stages, "job": job, "parameters": api.parameters(report.pipeline, saved.defaults),
     }  # fmt: skip
 
 
@@ -251,11 +251,38 @@ def _history(root: Path, folder: Path, limit: int) -> list[dict[str, Any]]:
         return []
     pipeline = load_pipeline(folder)
     confine_pipeline(root, pipeline)
-    runs = api.history(pipeline, limit)
+    runs = api.history_rows(pipeline, limit)
     for run in runs:
         for stage in run["stages"]:
             stage.pop("lock", None)
+            executed = folder / stage["notebook"] if stage.get("notebook") else None
+            stage["executed"] = executed.resolve().relative_to(root).as_posix() if executed and is_inside(root, executed) else None
     return runs
+
+
+class DiffHandler(Nb2PipeHandler):
+    """Two runs side by side, what `nb2pipe diff --json` prints: params, metrics, outputs."""
+
+    @tornado.web.authenticated
+    @maps_errors
+    async def get(self) -> None:
+        target = confine(self.root, self.get_query_argument("path", ""))
+        refs = [self.get_query_argument(side, "") for side in ("a", "b")]
+        if not all(refs):
+            raise RequestError(400, "give the two runs to compare: diff?path=NOTEBOOK&a=RUN&b=RUN")
+        _, folder = self.pipeline_of(target)
+        answer = await asyncio.to_thread(_diff, self.root, folder, *refs)
+        self.finish(json.dumps(answer, default=str))
+
+
+def _diff(root: Path, folder: Path, ref_a: str, ref_b: str) -> dict[str, Any]:
+    from nb2pipe.spec import load_pipeline
+
+    if not (folder / m.PIPELINE_FILE).is_file():
+        raise RequestError(404, f"no pipeline at '{folder.relative_to(root).as_posix()}'; export its notebook and run it first")
+    pipeline = load_pipeline(folder)
+    confine_pipeline(root, pipeline)
+    return api.diff_runs(pipeline, ref_a, ref_b)
 
 
 def _prepare_run(root: Path, notebook: Path | None, folder: Path, stages: list[str], params: dict[str, Any]) -> None:
@@ -313,6 +340,7 @@ def setup_handlers(web_app: tornado.web.Application, root_dir: str) -> None:
             (url_path_join(base, "status"), StatusHandler),
             (url_path_join(base, "export"), ExportHandler),
             (url_path_join(base, "runs"), RunsHandler),
+            (url_path_join(base, "diff"), DiffHandler),
             (url_path_join(base, r"runs/(?P<job_id>[\w-]+)"), RunHandler),
         ],
     )
