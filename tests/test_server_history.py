@@ -94,3 +94,15 @@ async def test_the_diff_of_a_notebook_never_exported_is_404(jp_fetch, jp_root_di
     typed_notebook(jp_root_dir)
     body = await expect_error(jp_fetch, 404, "diff", params={"path": NOTEBOOK, "a": "latest~1", "b": "latest"})
     assert body["message"] == "no pipeline at 'work/pipelines/typed'; export its notebook and run it first"
+
+
+async def test_a_whole_number_for_a_float_parameter_runs_as_a_float(jp_fetch, jp_root_dir):
+    """A browser's JSON writes 2.0 as 2: the run gets 2.0 where params.yaml has a float, and an
+    int stays an int where it has an int."""
+    typed_notebook(jp_root_dir)
+    job = await run(jp_fetch, rate=2, n=4)
+    _, history = await fetch_json(jp_fetch, "runs", params={"path": NOTEBOOK, "limit": "1"})
+    params = history["runs"][0]["params"]
+    assert history["runs"][0]["id"] == job["run"]
+    assert (params["rate"], type(params["rate"]), params["n"], type(params["n"])) == (2.0, float, 4, int)
+    assert (jp_root_dir / "work" / "a.txt").read_text() == "8.0"

@@ -224,7 +224,7 @@ class RunsHandler(Nb2PipeHandler):
             raise RequestError(404, f"no pipeline at '{shown(str(data.get('path')))}'; export its notebook first")
         self._refuse_if_running(folder)
         await asyncio.to_thread(self._refuse_if_running_elsewhere, folder)
-        await asyncio.to_thread(_prepare_run, self.root, notebook, folder, stages, params)
+        params = await asyncio.to_thread(_prepare_run, self.root, notebook, folder, stages, params)
         self._refuse_if_running(folder)  # again: another request may have started one meanwhile
         request = RunRequest(notebook or folder, folder, tuple(stages), params, force, downstream)
         job = self.jobs.start(request)
@@ -285,9 +285,10 @@ def _diff(root: Path, folder: Path, ref_a: str, ref_b: str) -> dict[str, Any]:
     return api.diff_runs(pipeline, ref_a, ref_b)
 
 
-def _prepare_run(root: Path, notebook: Path | None, folder: Path, stages: list[str], params: dict[str, Any]) -> None:
+def _prepare_run(root: Path, notebook: Path | None, folder: Path, stages: list[str], params: dict[str, Any]) -> dict[str, Any]:
     """Export the notebook when it changed, then check the pipeline, the stage names and the
-    parameter names, so that a mistake is a 400 before anything runs."""
+    parameter names, so that a mistake is a 400 before anything runs. Returns the parameters, a
+    whole number given for a float parameter as a float (JSON from a browser writes 2.0 as 2)."""
     from nb2pipe.spec import effective_params, load_pipeline
 
     if notebook is not None:
@@ -300,8 +301,12 @@ def _prepare_run(root: Path, notebook: Path | None, folder: Path, stages: list[s
     for name in params:
         if not name.isidentifier() or keyword.iskeyword(name):
             raise SpecError(f"'{shown(name)}' is not a parameter name; give the name of a parameter in params.yaml")
+    defaults = effective_params(pipeline, {})
     effective_params(pipeline, params)  # an unknown parameter, with a close match
     confine_pipeline(root, pipeline, params)  # with this run's values: a parameter may name a path
+    return {
+        name: float(value) if type(value) is int and type(defaults.get(name)) is float else value for name, value in params.items()
+    }
 
 
 class RunHandler(Nb2PipeHandler):
