@@ -3,7 +3,8 @@
 - `run(target, ...) -> RunReport`: a tracked run (export if needed, run lock, run history,
   MLflow, reporters), see `tracked`.
 - `status`, `history`, `open_history`: what they read about a pipeline, see `reads`;
-  `status_as_saved`: the status the saved notebook makes before it is exported again, see `saved`.
+  `status_as_saved`: the status the saved notebook makes before it is exported again, see `saved`;
+  `stage_flows`: what flows into and out of each stage (variables, files, after:), see `flows`.
 - `scratch_workspace(target)`: run a pipeline in an isolated copy of its working folder, see
   `scratch`.
 - `verify(notebook, ...) -> VerifyReport`: the notebook top to bottom against its pipeline, in
@@ -14,6 +15,7 @@
 Importing it is light (no papermill, no Jupyter server): `nb2pipe status` uses it.
 """
 
+from nb2pipe.api.flows import stage_flows
 from nb2pipe.api.reads import history, open_history, status
 from nb2pipe.api.saved import SavedStatus, status_as_saved
 from nb2pipe.api.scratch import Scratch, scratch_workspace
@@ -33,6 +35,7 @@ __all__ = [
     "read_params_file",
     "run",
     "scratch_workspace",
+    "stage_flows",
     "status",
     "status_as_saved",
     "verify",
