@@ -9,7 +9,9 @@ import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
 import { paintStage, stageColors } from './colors';
+import { el } from './dom';
 import { isExecutedNotebook } from './executed';
+import { explainDetails } from './explain';
 import { nb2pipeIcon } from './icons';
 import { PipelineModel } from './model';
 import {
@@ -190,6 +192,13 @@ export class Nb2pipeSidebar extends Widget {
     }
     actions.append(
       this._button(
+        'Graph',
+        'jp-nb2pipe-show-graph',
+        CommandIDs.showGraph,
+        {},
+        false
+      ),
+      this._button(
         'Refresh',
         'jp-nb2pipe-refresh',
         CommandIDs.refreshStatus,
@@ -318,6 +327,15 @@ export class Nb2pipeSidebar extends Widget {
     if (state === StageState.FAILED) {
       this._renderFailure(item, stage, job);
     }
+    item.append(
+      explainDetails(stage, this._explained.has(stage.name), open => {
+        if (open) {
+          this._explained.add(stage.name);
+        } else {
+          this._explained.delete(stage.name);
+        }
+      })
+    );
     return item;
   }
 
@@ -379,15 +397,5 @@ export class Nb2pipeSidebar extends Widget {
   private _model: PipelineModel | null = null;
   private _path: HTMLDivElement;
   private _body: HTMLDivElement;
-}
-
-function el(tag: string, className: string, text?: string): HTMLElement {
-  const node = document.createElement(tag);
-  if (className) {
-    node.className = className;
-  }
-  if (text !== undefined) {
-    node.textContent = text;
-  }
-  return node;
+  private _explained = new Set<string>(); // stages whose Explain section is open
 }
