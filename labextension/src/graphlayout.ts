@@ -3,8 +3,9 @@
  * flow left to right; edges are routed as polylines. Edge labels are not given to elk (each
  * label would be a node more to place): the view puts them at the middle of their edge.
  *
- * Large graphs get elk's cheaper settings (stages keep the pipeline's order within a layer,
- * Brandes-Köpf placement); `benchmarks/bench_lab.py` measures 1,000 stages in the browser.
+ * Large graphs get elk's cheaper settings (`LARGE_OPTIONS`), and a layout is computed once per
+ * set of stages and edges (`cachedLayout`); `benchmarks/bench_lab.py` measures 1,000 stages in
+ * the browser.
  */
 
 import ELK, { ElkExtendedEdge, ElkNode } from 'elkjs/lib/elk.bundled.js';
@@ -50,15 +51,38 @@ const BASE_OPTIONS: Record<string, string> = {
   'elk.padding': '[top=16,left=16,bottom=16,right=16]'
 };
 
-// Within a layer, stages keep the pipeline's order (no crossing minimisation): at this size
-// that order reads as well, and elk lays 1,000 stages out several times faster.
+// Within a layer, stages keep the pipeline's order (no crossing minimisation), nodes are
+// placed by elk's simple strategy, and the graph is laid out as one piece: at this size that
+// reads as well, and elk lays 1,000 stages out several times faster (see bench_lab.py).
 const LARGE_OPTIONS: Record<string, string> = {
+  'elk.separateConnectedComponents': 'false',
   'elk.layered.thoroughness': '1',
   'elk.layered.crossingMinimization.strategy': 'NONE',
   'elk.layered.crossingMinimization.greedySwitch.type': 'OFF',
-  'elk.layered.nodePlacement.strategy': 'BRANDES_KOEPF',
+  'elk.layered.nodePlacement.strategy': 'SIMPLE',
   'elk.layered.compaction.postCompaction.strategy': 'NONE'
 };
+
+/** Layouts already computed, by `layoutKey`: a graph opened again is drawn at once. */
+const CACHE_SIZE = 8;
+const cache = new Map<string, Promise<IGraphLayout>>();
+
+/** The layout of `graph`, whose `layoutKey` is `key`: computed once, then remembered. */
+export function cachedLayout(
+  graph: IPipelineGraph,
+  key: string
+): Promise<IGraphLayout> {
+  let layout = cache.get(key);
+  if (!layout) {
+    layout = layoutGraph(graph);
+    layout.catch(() => cache.delete(key));
+    cache.set(key, layout);
+    if (cache.size > CACHE_SIZE) {
+      cache.delete(cache.keys().next().value!);
+    }
+  }
+  return layout;
+}
 
 let elk: InstanceType<typeof ELK> | null = null;
 

@@ -25,7 +25,7 @@ import {
   IPipelineGraph,
   layoutKey
 } from './graphdata';
-import { IGraphLayout, layoutGraph, midpoint } from './graphlayout';
+import { cachedLayout, IGraphLayout, midpoint } from './graphlayout';
 import { PipelineModel } from './model';
 
 const SVG = 'http://www.w3.org/2000/svg';
@@ -119,7 +119,7 @@ export class PipelineGraphView extends Widget {
   private async _relayout(graph: IPipelineGraph, key: string): Promise<void> {
     let layout: IGraphLayout;
     try {
-      layout = await layoutGraph(graph);
+      layout = await cachedLayout(graph, key);
     } catch (error) {
       this._note.textContent = `The graph could not be laid out: ${String(error)}`;
       return;
@@ -236,6 +236,12 @@ export class PipelineGraphView extends Widget {
       const [icon, label, duration] = Array.from(
         view.lastElementChild!.children
       ) as HTMLElement[];
+      if (
+        label.textContent === shown.label &&
+        duration.textContent === node.duration
+      ) {
+        continue; // nothing to redraw: a run changes a few stages at a time
+      }
       icon.textContent = shown.icon;
       label.textContent = shown.label;
       duration.textContent = node.duration;

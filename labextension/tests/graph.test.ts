@@ -8,7 +8,12 @@ import {
   failedAndUpstream,
   layoutKey
 } from '../src/graphdata';
-import { layoutGraph, midpoint } from '../src/graphlayout';
+import {
+  cachedLayout,
+  LARGE_GRAPH,
+  layoutGraph,
+  midpoint
+} from '../src/graphlayout';
 import { explainRows } from '../src/explain';
 import { IJob, IStageStatus, IStatus } from '../src/tokens';
 
@@ -174,6 +179,26 @@ describe('layoutGraph', () => {
     for (const path of layout.edges.values()) {
       expect(path.length).toBeGreaterThanOrEqual(2);
     }
+  });
+
+  it('lays a large pipeline out with the cheaper settings, still in layers', async () => {
+    const status = diamond();
+    status.stages = Array.from({ length: LARGE_GRAPH + 10 }, (_, i) =>
+      stage(`s${i}`, i ? { loads: [{ name: `x${i}`, from: `s${i - 1}` }] } : {})
+    );
+    const layout = await layoutGraph(buildGraph(status, null));
+    expect(layout.nodes.size).toBe(LARGE_GRAPH + 10);
+    expect(layout.nodes.get('s1')!.x).toBeGreaterThan(
+      layout.nodes.get('s0')!.x
+    );
+  });
+
+  it('computes the layout of a set of stages and edges once', async () => {
+    const graph = buildGraph(diamond(), null);
+    const key = layoutKey(graph);
+    const first = cachedLayout(graph, key);
+    expect(cachedLayout(buildGraph(diamond(), null), key)).toBe(first);
+    expect((await first).nodes.size).toBe(4);
   });
 
   it('puts a label at the middle of its path', () => {
