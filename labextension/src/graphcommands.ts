@@ -71,6 +71,15 @@ export function addGraphCommands(
         widget.title.icon = nb2pipeIcon;
         widget.title.closable = true;
         graphs.add(model.path, widget);
+        // the graph follows the notebook's model: it closes with the notebook or a rename
+        const created = widget;
+        const close = () => created.dispose();
+        panel.disposed.connect(close);
+        panel.context.pathChanged.connect(close);
+        created.disposed.connect(() => {
+          panel.disposed.disconnect(close);
+          panel.context.pathChanged.disconnect(close);
+        });
         app.shell.add(widget, 'main', { mode: 'split-right', ref: panel.id });
         void model.refresh();
       }

@@ -199,6 +199,7 @@ export class PipelineGraphView extends Widget {
     const view = el('button', 'jp-nb2pipe-graph-node') as HTMLButtonElement;
     view.type = 'button';
     view.dataset.stage = node.name;
+    view.classList.toggle('jp-mod-selected', node.name === this._selected);
     paintStage(view, color);
     const name = el('span', 'jp-nb2pipe-graph-node-name', node.name);
     const state = el('span', 'jp-nb2pipe-graph-node-state');
