@@ -9,7 +9,8 @@ report; `xs` flows from load, `total.txt` from left, `biggest` from right).
 3. A click on a node selects the stage's first cell in the notebook and shows what the stage
    loads and saves in the details pane; the sidebar's Explain says the same.
 4. "Failed only" keeps the failed stage and what leads to it.
-5. Every text of the graph panel meets WCAG AA contrast in the light and the dark theme.
+5. Every text of the graph panel and of the sidebar's Explain meets WCAG AA contrast in the
+   light and the dark theme (axe-core).
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def _graph_contrast_violations(page) -> list[str]:
         page.add_script_tag(path=str(AXE))
     found = page.evaluate(
         """async () => {
-             const result = await axe.run({include: [['.jp-nb2pipe-graph']]},
+             const result = await axe.run({include: [['.jp-nb2pipe-graph'], ['#jp-nb2pipe-sidebar .jp-nb2pipe-explain-details']]},
                {runOnly: {type: 'rule', values: ['color-contrast']}, resultTypes: ['violations']});
              return result.violations.flatMap(v => v.nodes.map(n => `${n.target.join(' ')}: ${n.failureSummary}`));
            }"""
