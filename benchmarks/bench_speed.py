@@ -134,7 +134,8 @@ def rows_first_stage(root: Path, repeat: int) -> list[Row]:
     pipeline = str(folder / "pipelines" / "wine_quality")
     print("S: process start -> first stage_started vs python -c 'import yaml' ...", file=sys.stderr)
     mine, other = interleaved(
-        lambda: first_stage_after(nb2pipe("run", pipeline, "--force", "--events", "jsonl"), folder),
+        # the `nb2pipe` command users type (a console script), not `python -m nb2pipe`
+        lambda: first_stage_after([str(BIN / "nb2pipe"), "run", pipeline, "--force", "--events", "jsonl"], folder),
         lambda: run([str(BIN / "python"), "-c", "import yaml"], folder),
         repeat,
     )

@@ -55,6 +55,21 @@ def upstream(pipeline: Pipeline) -> dict[str, list[str]]:
     return edges
 
 
+def dep_producers(pipeline: Pipeline) -> dict[str, dict[str, list[str]]]:
+    """For each stage, each of its deps with the other stages producing it (sorted by pipeline
+    order; empty for a file no stage writes)."""
+    owner = producers(pipeline)
+    inside = _folder_index(owner)
+    position = {name: i for i, name in enumerate(pipeline.names)}
+    return {
+        stage.name: {
+            dep: sorted((p for p in _producers_of(dep, owner, inside) if p != stage.name), key=position.__getitem__)
+            for dep in stage.deps
+        }
+        for stage in pipeline.stages
+    }
+
+
 def after_only(pipeline: Pipeline) -> dict[str, set[str]]:
     """For each stage, the stages it follows by `after:` alone: they produce none of its deps."""
     owner = producers(pipeline)

@@ -20,6 +20,7 @@ import { ISettingRegistry } from '@jupyterlab/settingregistry';
 // follows the notebooks from the start, and the stage chips go on the open notebooks.
 /* eslint-disable jupyter/prefer-lazy-imports -- see the comment above */
 import { addCellCommands } from './cellcommands';
+import { addGraphCommands, PipelineGraphs } from './graphcommands';
 import { addPipelineCommands } from './pipelinecommands';
 import { PipelineModels } from './registry';
 import { Nb2pipeSidebar } from './sidebar';
@@ -45,12 +46,14 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
     palette: ICommandPalette | null
   ) => {
     const sidebar = new Nb2pipeSidebar(app.commands);
+    let graphs: PipelineGraphs | null = null;
     const models = new PipelineModels(tracker, {
-      isActive: () => sidebar.isVisible
+      isActive: () => sidebar.isVisible || !!graphs?.anyVisible
     });
     sidebar.setModel(models.current);
     models.currentChanged.connect((_, model) => sidebar.setModel(model));
     addPipelineCommands(app, models);
+    graphs = addGraphCommands(app, models, palette, PALETTE_CATEGORY);
     app.shell.add(sidebar, 'left', { rank: 1000 });
 
     if (palette) {

@@ -12,6 +12,7 @@ import { paintStage, stageColors } from './colors';
 import { el } from './dom';
 import { isExecutedNotebook } from './executed';
 import { RunHistory } from './history';
+import { explainDetails } from './explain';
 import { nb2pipeIcon } from './icons';
 import { PipelineModel } from './model';
 import { ParamsForm } from './paramsform';
@@ -203,6 +204,13 @@ export class Nb2pipeSidebar extends Widget {
     }
     actions.append(
       this._button(
+        'Graph',
+        'jp-nb2pipe-show-graph',
+        CommandIDs.showGraph,
+        {},
+        false
+      ),
+      this._button(
         'Refresh',
         'jp-nb2pipe-refresh',
         CommandIDs.refreshStatus,
@@ -331,6 +339,15 @@ export class Nb2pipeSidebar extends Widget {
     if (state === StageState.FAILED) {
       this._renderFailure(item, stage, job);
     }
+    item.append(
+      explainDetails(stage, this._explained.has(stage.name), open => {
+        if (open) {
+          this._explained.add(stage.name);
+        } else {
+          this._explained.delete(stage.name);
+        }
+      })
+    );
     return item;
   }
 
@@ -394,4 +411,5 @@ export class Nb2pipeSidebar extends Widget {
   private _body: HTMLDivElement;
   private _params: ParamsForm;
   private _history: RunHistory;
+  private _explained = new Set<string>(); // stages whose Explain section is open
 }

@@ -35,6 +35,8 @@ export namespace CommandIDs {
   export const cancelRun = 'nb2pipe:cancel-run';
   export const refreshStatus = 'nb2pipe:refresh-status';
   export const openExecuted = 'nb2pipe:open-executed';
+  // the pipeline graph (graphcommands.ts)
+  export const showGraph = 'nb2pipe:show-graph';
 }
 
 /**
@@ -138,6 +140,14 @@ export interface IStageStatus {
   /** 1-based numbers of the notebook cells the stage was cut from. */
   cells: number[];
   params: string[];
+  /** What flows in and out (what `nb2pipe explain` prints); absent from older servers. */
+  loads?: { name: string; from: string }[];
+  saves?: { name: string; to: string[] }[];
+  /** Files read, relative to the wdir; `from`: the stages writing each. */
+  deps?: { path: string; from: string[]; how: string }[];
+  outs?: { path: string; how: string }[];
+  /** Stages named by `after:`: an order where nothing flows. */
+  after?: string[];
 }
 
 /** `GET status?path=NOTEBOOK`. */

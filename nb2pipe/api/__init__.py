@@ -4,7 +4,8 @@
   MLflow, reporters), see `tracked`.
 - `status`, `history`, `open_history`: what they read about a pipeline, see `reads`;
   `history_rows`, `diff_runs`, `parameters`: what the Lab history and parameters form show, see `runs`;
-  `status_as_saved`: the status the saved notebook makes before it is exported again, see `saved`.
+  `status_as_saved`: the status the saved notebook makes before it is exported again, see `saved`;
+  `stage_flows`: what flows into and out of each stage (variables, files, after:), see `flows`.
 - `debug_notebook(folder, stage, run)`: a stage's failed (or last) run as a notebook to run again
   with its exact inputs, see `debugging`.
 - `scratch_workspace(target)`: run a pipeline in an isolated copy of its working folder, see
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from nb2pipe.api.debugging import DebugNotebook, apply_debug_edits, debug_notebook
+    from nb2pipe.api.flows import stage_flows
     from nb2pipe.api.reads import history, open_history, status
     from nb2pipe.api.runs import diff_runs, history_rows, parameters
     from nb2pipe.api.saved import SavedStatus, status_as_saved
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
 # only, and `nb2pipe status` `reads` only (PEP 562)
 _MODULE_OF = {
     **dict.fromkeys(("DebugNotebook", "apply_debug_edits", "debug_notebook"), "debugging"),
+    **dict.fromkeys(("stage_flows",), "flows"),
     **dict.fromkeys(("history", "open_history", "status"), "reads"),
     **dict.fromkeys(("diff_runs", "history_rows", "parameters"), "runs"),
     **dict.fromkeys(("SavedStatus", "status_as_saved"), "saved"),
@@ -71,6 +74,7 @@ __all__ = [
     "read_params_file",
     "run",
     "scratch_workspace",
+    "stage_flows",
     "status",
     "status_as_saved",
     "verify",

@@ -144,6 +144,7 @@ def _status_payload(root: Path, notebook: Path | None, folder: Path, own_job: di
     running = {name for name, s in (job["stages"] if job else {}).items() if s.get("state") == JobStageState.RUNNING}
     saved = api.status_as_saved(pipeline, {}, running)  # stale as the saved notebook makes it, before a re-export
     report = saved.status
+    flows = api.stage_flows(report.pipeline)  # loads, saves, deps, outs, after: what `nb2pipe explain` prints
     stages = []
     for status in report.stages:
         entry = status.to_json()
@@ -151,7 +152,7 @@ def _status_payload(root: Path, notebook: Path | None, folder: Path, own_job: di
         _root_relative_last_run(root, folder, entry["last_run"] or {})
         entry["metrics"] = read_metrics(pipeline, stage)
         entry["cells"] = list(stage.cells)
-        entry["params"] = list(stage.params)
+        entry.update(flows[status.name])
         stages.append(entry)
     return {
         **base, "exists": True, "source_in_sync": source_in_sync(pipeline), "export_error": saved.export_error,

@@ -12,6 +12,7 @@ Needs, in the environment running pytest:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -22,6 +23,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,14 +112,21 @@ def _stop(proc: subprocess.Popen, timeout: float = 20.0) -> None:
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory) -> Lab:
+def lab(tmp_path_factory) -> Iterator[Lab]:
     if not _labextension_installed():
         pytest.fail(
             "the nb2pipe lab extension is not installed for this Python: run "
             "`cd labextension && jlpm build` then `jupyter labextension develop --overwrite .` "
             "(editable install) or `pip install .`"
         )
-    base = tmp_path_factory.mktemp("lab")
+    with running_lab(tmp_path_factory.mktemp("lab")) as lab:
+        yield lab
+
+
+@contextlib.contextmanager
+def running_lab(base: Path) -> Iterator[Lab]:
+    """A `jupyter lab` serving `base`/root with fresh settings, stopped on exit (the fixture
+    `lab`, and benchmarks/bench_lab.py)."""
     root, state = base / "root", base / "state"
     root.mkdir()
     # Fresh settings: no news toast, no update check; a restored workspace must not leak in.
