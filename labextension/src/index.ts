@@ -23,7 +23,7 @@ import { addCellCommands } from './cellcommands';
 import { addPipelineCommands } from './pipelinecommands';
 import { PipelineModels } from './registry';
 import { Nb2pipeSidebar } from './sidebar';
-import { NotebookStructure } from './structure';
+import { followChipStates, NotebookStructure } from './structure';
 /* eslint-enable jupyter/prefer-lazy-imports */
 import { CommandIDs, INb2pipeSettings } from './tokens';
 
@@ -51,6 +51,7 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
     sidebar.setModel(models.current);
     models.currentChanged.connect((_, model) => sidebar.setModel(model));
     addPipelineCommands(app, models);
+    followChipStates(models, tracker); // the stage chips show the states the sidebar shows
     app.shell.add(sidebar, 'left', { rank: 1000 });
 
     if (palette) {
@@ -104,7 +105,8 @@ const cellToolsPlugin: JupyterFrontEndPlugin<void> = {
         CommandIDs.toggleSkip,
         CommandIDs.toggleMetrics,
         CommandIDs.declareInputs,
-        CommandIDs.declareOutputs
+        CommandIDs.declareOutputs,
+        CommandIDs.setAfter
       ]) {
         palette.addItem({ command, category: PALETTE_CATEGORY });
       }

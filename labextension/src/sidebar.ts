@@ -22,6 +22,7 @@ import {
   STATE_LABELS
 } from './format';
 import { CommandIDs, IJob, IStageStatus, isJobFinished } from './tokens';
+import { VerifySection } from './verify';
 import { JobStageState, StageState } from './vocabulary';
 
 export class Nb2pipeSidebar extends Widget {
@@ -64,6 +65,9 @@ export class Nb2pipeSidebar extends Widget {
       model.jobChanged.connect(this._render, this);
       model.errorChanged.connect(this._render, this);
     }
+    this._verify.setPath(
+      model && !isExecutedNotebook(model.path) ? model.path : null
+    );
     this._path.textContent = model ? model.path : 'No active notebook';
     this._path.dataset.path = model ? model.path : '';
     this._render();
@@ -205,7 +209,7 @@ export class Nb2pipeSidebar extends Widget {
     for (const stage of status.stages) {
       list.append(this._renderStage(stage, model.job, running, colors));
     }
-    body.append(list);
+    body.append(list, this._verify.node);
   }
 
   private _renderJob(job: IJob | null, cancelling = false): void {
@@ -376,6 +380,7 @@ export class Nb2pipeSidebar extends Widget {
   }
 
   private _commands: CommandRegistry;
+  private _verify = new VerifySection();
   private _model: PipelineModel | null = null;
   private _path: HTMLDivElement;
   private _body: HTMLDivElement;
