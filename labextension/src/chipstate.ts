@@ -13,6 +13,9 @@ import { IJob, IStatus } from './tokens';
 /** A stage reason longer than this is left to the sidebar. */
 export const SHORT_REASON = 80;
 
+/** The states whose reason the tooltip gives (a running stage's last state is past). */
+const EXPLAINED = ['stale', 'failed', 'cancelled'];
+
 /** What a stage chip shows of its stage's state. */
 export interface IChipState {
   /** A `data-state` word: up-to-date, stale, never-run, failed, running, cancelled, queued. */
@@ -53,6 +56,6 @@ export function chipTitle(
     return `stage '${stage}'`;
   }
   const why =
-    state.reason && state.state !== 'up-to-date' ? ` (${state.reason})` : '';
+    state.reason && EXPLAINED.includes(state.state) ? ` (${state.reason})` : '';
   return `stage '${stage}': ${state.words}${why}`;
 }

@@ -67,6 +67,13 @@ describe('chipStates', () => {
     );
     expect(states.get('load')?.state).toBe('running');
     expect(states.get('train')?.words).toBe('queued');
+    const running = chipStates(
+      status([stage('load', 'never-run', ['never run'])]),
+      runningJob({ load: { state: 'running' } })
+    );
+    expect(chipTitle('load', running.get('load'))).toBe(
+      "stage 'load': running"
+    );
   });
 
   it('has no states without a pipeline', () => {
