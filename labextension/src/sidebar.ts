@@ -261,8 +261,8 @@ export class Nb2pipeSidebar extends Widget {
     icon.title = shown.label;
     const name = el('span', 'jp-nb2pipe-stage-name', stage.name);
     name.title = stage.cells.length
-      ? `notebook cells ${stage.cells.join(', ')}`
-      : '';
+      ? `${stage.name}: notebook cells ${stage.cells.join(', ')}`
+      : stage.name;
     const label = el(
       'span',
       'jp-nb2pipe-state-label',

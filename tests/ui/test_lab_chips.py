@@ -138,11 +138,17 @@ def test_a_long_stage_name_stays_in_its_column_and_the_sidebar_fits_its_buttons(
                clipped: buttons.filter(b => b.scrollWidth > b.clientWidth).map(b => b.textContent),
                lines: new Set([...row.querySelectorAll('button')].map(b => b.offsetTop)).size,
                overflow: row.scrollWidth > row.clientWidth,
+               outside: [...document.querySelectorAll('#jp-nb2pipe-sidebar button')]
+                 .filter(b => b.getBoundingClientRect().right > document.querySelector('#jp-nb2pipe-sidebar').getBoundingClientRect().right)
+                 .map(b => b.closest('[data-stage]')?.dataset.stage ?? b.textContent),
                sidebar: document.querySelector('#jp-nb2pipe-sidebar').getBoundingClientRect().width,
              };
            }"""
     )
     assert fits["clipped"] == [] and fits["lines"] == 1 and not fits["overflow"], fits
+    assert fits["outside"] == [], fits  # a long stage name is cut short, its Run button stays in view
+    name = sidebar.locator(f'.jp-nb2pipe-stage[data-stage="{LONG_NAME}"] .jp-nb2pipe-stage-name')
+    assert (name.get_attribute("title") or "").startswith(LONG_NAME)
     shoot(page, "sidebar-default-width")
     assert not page.page_errors, page.page_errors
 
