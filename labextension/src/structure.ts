@@ -10,11 +10,9 @@
  */
 
 import { Cell, ICellModel } from '@jupyterlab/cells';
-import { NotebookPanel } from '@jupyterlab/notebook';
+import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { IObservableList } from '@jupyterlab/observables';
 import { IDisposable } from '@lumino/disposable';
-
-import { INotebookTracker } from '@jupyterlab/notebook';
 
 import { cellInput } from './cellmeta';
 import { chipStates, chipTitle, IChipState } from './chipstate';
