@@ -84,6 +84,10 @@ def test_the_chips_show_each_stage_state_live(lab, page, copy_example, shoot):
     ridge = _cell(page, 9).locator(".jp-nb2pipe-chip")
     assert ridge.get_attribute("title", timeout=5_000).startswith("stage 'train_ridge': stale (param changed: alpha 1.0 → 0.5)")
     ridge.scroll_into_view_if_needed()
+    page.wait_for_function(  # the docs show this shot: no run in the sidebar's progress box
+        "() => !['starting', 'running'].includes(document.querySelector('#jp-nb2pipe-sidebar .jp-nb2pipe-progress')?.dataset.status)",
+        timeout=60_000,
+    )
     shoot(page, "chips-stale")
 
     assert page.evaluate("() => document.body.dataset.jpThemeLight") == "true"
