@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import wait_until
+from helpers import saved_cells, wait_until
 from test_lab_actions import RUN_TIMEOUT_MS, _contrast_violations, _low_contrast_chips, _open
 from test_lab_e2e import SIDEBAR, STAGES, _cell, _hold_stage_at_gate, _wait_states
 
@@ -195,7 +195,7 @@ def test_run_after_is_set_from_the_cell_menu(lab, page, shoot):
     page.locator(".jp-Dialog").wait_for(state="detached")
 
     page.keyboard.press("Control+s")
-    wait_until(lambda: "after:first" in json.dumps(json.loads(notebook.read_text())["cells"][2]["metadata"]),
+    wait_until(lambda: "after:first" in json.dumps((saved_cells(notebook) or [{}] * 3)[2].get("metadata")),
                "the notebook is saved with after:first", timeout=60, seen=notebook.read_text)
     assert "after:" not in json.dumps(json.loads(notebook.read_text())["cells"][0]["metadata"])
     page.locator(SIDEBAR).locator("button.jp-nb2pipe-export").click()
