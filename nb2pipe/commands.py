@@ -45,9 +45,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     from nb2pipe.api import verify
 
-    def progress(text: str) -> None:
-        if not args.json:
-            print(f"verify: {text}", file=sys.stderr, flush=True)
+    def progress(text: str) -> None:  # on stderr, with --json too: the JSON is stdout's
+        print(f"verify: {text}", file=sys.stderr, flush=True)
 
     report = verify(args.notebook, jobs=args.jobs, params=parse_params(args.param), kernel=args.kernel, progress=progress)
     if args.json:

@@ -142,6 +142,16 @@ def stage_status(cli, pipe: str | Path, *args: str) -> dict[str, dict]:
 # --- notebooks and run folders -----------------------------------------------------------------
 
 
+def saved_cells(notebook: Path) -> list[dict] | None:
+    """The cells of a notebook on disk, or None while the server is writing it: Jupyter's
+    `atomic_writing` keeps a backup copy but writes the file in place, so a read can see it
+    empty or cut short."""
+    try:
+        return json.loads(notebook.read_text())["cells"]
+    except (ValueError, KeyError):
+        return None
+
+
 def set_cell(notebook: Path, number: int, source: str | None = None, **changes: Any) -> None:
     """Edit cell `number` (1-based, as a user counts) of `notebook` in place, as in Jupyter."""
     data = json.loads(notebook.read_text())

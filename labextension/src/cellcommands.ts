@@ -10,6 +10,8 @@ import { showErrorMessage } from '@jupyterlab/apputils';
 import { ICellModel } from '@jupyterlab/cells';
 import { INotebookTracker } from '@jupyterlab/notebook';
 
+import { afterOfStages, setAfter } from './after';
+import { askAfter } from './afterdialog';
 import { cellInput, cellMetadata, editCells } from './cellmeta';
 import { askFiles, askStage } from './dialogs';
 import { stageIcon } from './icons';
@@ -188,4 +190,49 @@ export function addCellCommands(
     isEnabled: isCodeCell,
     execute: declare('out')
   });
+  commands.addCommand(CommandIDs.setAfter, {
+    label: 'Run After Stages…',
+    caption:
+      "nb2pipe: stages the cell's stage runs after where no data flows (tags 'after:NAME')",
+    describedBy: CommandArgs.none,
+    isEnabled: isCodeCell,
+    execute: async () => {
+      try {
+        await editAfter(tracker);
+      } catch (error) {
+        report(error);
+      }
+    }
+  });
+}
+
+/** Ask which stages the active cell's stage runs after; write it on the cell. */
+async function editAfter(tracker: INotebookTracker): Promise<void> {
+  const notebook = tracker.currentWidget?.content;
+  const active = notebook?.activeCell?.model;
+  if (!notebook?.model || !active) {
+    return;
+  }
+  const models = Array.from(notebook.model.cells);
+  const inputs = models.map(cellInput);
+  const described = describeCells(inputs);
+  const stage = described[models.indexOf(active)]?.stage;
+  if (!stage) {
+    throw new Error(
+      'this cell is in no stage; set its stage first (nb2pipe → Set Stage…)'
+    );
+  }
+  const stages = [...new Set(described.map(d => d.stage))].filter(
+    (name): name is string => !!name
+  );
+  const chosen = await askAfter(stage, stages, afterOfStages(inputs));
+  if (chosen === null) {
+    return;
+  }
+  // The stage's ordering lives on this cell only: its other cells' `after:` tags go.
+  const others = models.filter(
+    (model, i) => model !== active && described[i].stage === stage
+  );
+  editCells(others, md => setAfter(md, []));
+  editCells([active], md => setAfter(md, chosen));
 }

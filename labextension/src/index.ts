@@ -24,7 +24,7 @@ import { addGraphCommands, PipelineGraphs } from './graphcommands';
 import { addPipelineCommands } from './pipelinecommands';
 import { PipelineModels } from './registry';
 import { Nb2pipeSidebar } from './sidebar';
-import { NotebookStructure } from './structure';
+import { followChipStates, NotebookStructure } from './structure';
 /* eslint-enable jupyter/prefer-lazy-imports */
 import { CommandIDs, INb2pipeSettings } from './tokens';
 
@@ -54,6 +54,7 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
     models.currentChanged.connect((_, model) => sidebar.setModel(model));
     addPipelineCommands(app, models);
     graphs = addGraphCommands(app, models, palette, PALETTE_CATEGORY);
+    followChipStates(models, tracker); // the stage chips show the states the sidebar shows
     app.shell.add(sidebar, 'left', { rank: 1000 });
 
     if (palette) {
@@ -107,7 +108,8 @@ const cellToolsPlugin: JupyterFrontEndPlugin<void> = {
         CommandIDs.toggleSkip,
         CommandIDs.toggleMetrics,
         CommandIDs.declareInputs,
-        CommandIDs.declareOutputs
+        CommandIDs.declareOutputs,
+        CommandIDs.setAfter
       ]) {
         palette.addItem({ command, category: PALETTE_CATEGORY });
       }

@@ -26,6 +26,7 @@ import {
   STATE_LABELS
 } from './format';
 import { CommandIDs, IJob, IStageStatus, isJobFinished } from './tokens';
+import { VerifySection } from './verify';
 import { JobStageState, StageState } from './vocabulary';
 
 export class Nb2pipeSidebar extends Widget {
@@ -78,6 +79,9 @@ export class Nb2pipeSidebar extends Widget {
     }
     this._params.setModel(model);
     this._history.setModel(model);
+    this._verify.setPath(
+      model && !isExecutedNotebook(model.path) ? model.path : null
+    );
     this._path.textContent = model ? model.path : 'No active notebook';
     this._path.dataset.path = model ? model.path : '';
     this._render();
@@ -226,7 +230,7 @@ export class Nb2pipeSidebar extends Widget {
     for (const stage of status.stages) {
       list.append(this._renderStage(stage, model.job, running, colors));
     }
-    body.append(list);
+    body.append(list, this._verify.node);
   }
 
   private _renderJob(job: IJob | null, cancelling = false): void {
@@ -278,8 +282,8 @@ export class Nb2pipeSidebar extends Widget {
     icon.title = shown.label;
     const name = el('span', 'jp-nb2pipe-stage-name', stage.name);
     name.title = stage.cells.length
-      ? `notebook cells ${stage.cells.join(', ')}`
-      : '';
+      ? `${stage.name}: notebook cells ${stage.cells.join(', ')}`
+      : stage.name;
     const label = el(
       'span',
       'jp-nb2pipe-state-label',
@@ -406,6 +410,7 @@ export class Nb2pipeSidebar extends Widget {
   }
 
   private _commands: CommandRegistry;
+  private _verify = new VerifySection();
   private _model: PipelineModel | null = null;
   private _path: HTMLDivElement;
   private _body: HTMLDivElement;

@@ -5,22 +5,62 @@
  *
  * Live: the decoration is recomputed (debounced) when cells are added, removed or moved,
  * when any cell's metadata changes, and when a markdown cell's source changes (headings
- * name the stages of an untagged notebook).
+ * name the stages of an untagged notebook). A stage chip also carries its stage's state
+ * (`data-state`, an icon before the name, the state in its tooltip), set by `setChipStates`.
  */
 
 import { Cell, ICellModel } from '@jupyterlab/cells';
-import { NotebookPanel } from '@jupyterlab/notebook';
+import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { IObservableList } from '@jupyterlab/observables';
 import { IDisposable } from '@lumino/disposable';
 
 import { cellInput } from './cellmeta';
+import { chipStates, chipTitle, IChipState } from './chipstate';
 import { paintStage, stageColor, stageColors } from './colors';
 import { isExecutedNotebook } from './executed';
+import type { PipelineModel } from './model';
+import type { PipelineModels } from './registry';
 import { describeCells, ICellStage } from './tags';
 
 export const STAGED_CLASS = 'jp-nb2pipe-staged';
 export const ROLE_CLASS = 'jp-nb2pipe-role';
 export const CHIP_CLASS = 'jp-nb2pipe-chip';
+
+const chipStatesOf = new WeakMap<NotebookPanel, Map<string, IChipState>>();
+const structureOf = new WeakMap<NotebookPanel, NotebookStructure>();
+
+/** Show the stages' states on the chips of `panel` (kept until the next call). */
+export function setChipStates(
+  panel: NotebookPanel,
+  states: Map<string, IChipState>
+): void {
+  chipStatesOf.set(panel, states);
+  structureOf.get(panel)?.update();
+}
+
+/** Keep the active notebook's chips in step with its pipeline model (the sidebar's). */
+export function followChipStates(
+  models: PipelineModels,
+  tracker: INotebookTracker
+): void {
+  let followed: PipelineModel | null = null;
+  const apply = () => {
+    const panel = tracker.currentWidget;
+    if (panel && followed && !followed.isDisposed) {
+      setChipStates(panel, chipStates(followed.status, followed.job));
+    }
+  };
+  const follow = (model: PipelineModel | null) => {
+    followed?.statusChanged.disconnect(apply);
+    followed?.jobChanged.disconnect(apply);
+    followed = model;
+    model?.statusChanged.connect(apply);
+    model?.jobChanged.connect(apply);
+    apply();
+  };
+  models.currentChanged.connect((_, model) => follow(model));
+  follow(models.current);
+}
 
 export class NotebookStructure implements IDisposable {
   constructor(panel: NotebookPanel, onChipClick?: (cell: Cell) => void) {
@@ -31,6 +71,7 @@ export class NotebookStructure implements IDisposable {
       this._isDisposed = true;
       return;
     }
+    structureOf.set(panel, this);
     panel.context.ready.then(() => this._connect()).catch(() => undefined);
     panel.disposed.connect(() => this.dispose());
   }
@@ -50,14 +91,12 @@ export class NotebookStructure implements IDisposable {
     const colors = stageColors(
       stages.map(s => s.stage).filter((s): s is string => !!s)
     );
+    const states = chipStatesOf.get(this._panel);
     notebook.widgets.forEach((cell, i) => {
       // Widgets and models line up; if they do not (mid-update), the next update fixes it.
-      decorate(
-        cell,
-        cell.model === models[i] ? stages[i] : null,
-        this._onChipClick,
-        colors
-      );
+      const stage = cell.model === models[i] ? stages[i] : null;
+      const state = stage?.stage ? states?.get(stage.stage) : undefined;
+      decorate(cell, stage, this._onChipClick, colors, state);
     });
   }
 
@@ -138,7 +177,8 @@ export function decorate(
   cell: Cell,
   stage: ICellStage | null,
   onChipClick?: (cell: Cell) => void,
-  colors?: Map<string, string>
+  colors?: Map<string, string>,
+  state?: IChipState
 ): void {
   const node = cell.node;
   const code = cell.model.type === 'code';
@@ -162,6 +202,11 @@ export function decorate(
     chip.addEventListener('click', () => onChipClick?.(cell));
     node.append(chip); // last child: PanelLayout inserts widgets by index, before it
   }
+  if (stage.stage !== null && state) {
+    chip.dataset.state = state.state;
+  } else {
+    delete chip.dataset.state;
+  }
   const staged = stage.stage !== null;
   node.classList.toggle(STAGED_CLASS, staged);
   node.classList.toggle(ROLE_CLASS, !staged);
@@ -176,12 +221,14 @@ export function decorate(
     node.style.removeProperty('--jp-nb2pipe-stage-text');
   }
   chip.textContent = label;
+  chip.setAttribute('role', 'button');
   chip.title = staged
-    ? `stage '${stage.stage}'` +
+    ? chipTitle(stage.stage!, state) +
       (stage.inferred
         ? ' (from the heading above; no cell has a stage tag)'
         : '') +
       (stage.starts ? '' : ', continued from the cells above') +
       ' — click to change'
     : `${stage.role} cell: not part of any stage — click to set a stage`;
+  chip.setAttribute('aria-label', chip.title);
 }

@@ -26,6 +26,7 @@ export namespace CommandIDs {
   export const toggleMetrics = 'nb2pipe:toggle-metrics';
   export const declareInputs = 'nb2pipe:declare-inputs';
   export const declareOutputs = 'nb2pipe:declare-outputs';
+  export const setAfter = 'nb2pipe:set-after';
   // pipeline of the active notebook (sidebar, command palette)
   export const exportPipeline = 'nb2pipe:export-pipeline';
   export const runStale = 'nb2pipe:run-stale';
@@ -293,4 +294,31 @@ export function stageErrorOf(
   stage: string
 ): IStageError | undefined {
   return job?.stage_errors?.find(error => error.stage === stage);
+}
+
+/** One difference `nb2pipe verify` found (`kind`: cell, file or run). */
+export interface IVerifyDifference {
+  kind: string;
+  cell: number | null;
+  file: string | null;
+  stage: string | null;
+  message: string;
+  diff: string;
+}
+
+/** `POST verify` (202), `GET verify/{id}`: `nb2pipe verify` run by the server. */
+export interface IVerifyJob {
+  id: string;
+  notebook: string;
+  /** starting, running, ok (compared: see `equal`), failed (could not compare: see `errors`). */
+  status: JobStatus;
+  /** What runs now, while it runs. */
+  progress: string | null;
+  equal: boolean | null;
+  summary: string | null;
+  /** The first differences. */
+  differences: IVerifyDifference[];
+  errors: string[];
+  started: number;
+  finished: number | null;
 }

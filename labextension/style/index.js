@@ -1,2 +1,3 @@
 import './index.css';
 import './history.css';
+import './chips.css';

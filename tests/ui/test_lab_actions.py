@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import wait_until
+from helpers import saved_cells, wait_until
 from test_lab_e2e import SIDEBAR, STAGES, _cell, _hold_stage_at_gate, _stage, _wait_states
 
 pytestmark = pytest.mark.ui
@@ -194,7 +194,7 @@ def test_deleting_cells_keeps_the_chips_right(lab, page, copy_example):
     assert not page.page_errors, page.page_errors
 
     page.keyboard.press("Control+s")  # the same notebook opened afresh shows the same chips
-    wait_until(lambda: len(json.loads(notebook.read_text())["cells"]) == len(after), "the notebook is saved", timeout=60)
+    wait_until(lambda: len(saved_cells(notebook) or ()) == len(after), "the notebook is saved", timeout=60)
     _open(page, lab, notebook.name)
     page.wait_for_function("() => document.querySelectorAll('.jp-Notebook .jp-Cell .jp-nb2pipe-chip').length >= 9")
     wait_until(lambda: chips() == after, "the reopened notebook shows the same chips", timeout=30, seen=chips)
