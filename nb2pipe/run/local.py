@@ -3,7 +3,8 @@
 1. Kernels come from a `KernelPool` (run/pool.py): booted ahead of need, checked to answer, each
    with a thread budget of cores // stages running at once.
 2. `LocalExecutor` executes the stage notebook with papermill on a kernel from the pool, in `wdir`,
-   with its parameters injected, and reports each cell as it starts. The cell in progress is
+   with its parameters injected, and reports each cell as it starts and what it prints, line by
+   line (run/stage_output.py). The cell in progress is
    remembered, so a kernel that dies (segfault, `os._exit`, the out-of-memory killer) is
    reported with that cell and the kernel's exit status, in the message and in the executed
    notebook.
@@ -44,6 +45,7 @@ from nb2pipe.run.pool import (  # noqa: F401  (re-exported: the names other modu
     kernel_start_timeout,
     thread_budget,
 )
+from nb2pipe.run.stage_output import StreamLines, rich_output_lines
 
 DEAD_KERNEL = "DeadKernelError"
 
@@ -142,6 +144,7 @@ class LocalExecutor:
                 km=km,
                 on_cell_start=cells.on_cell_start,
                 on_cell_executed=cells.on_cell_executed,
+                **cells.output_files(),
             )
             return StageOutcome(job.name, True, time.monotonic() - started)
         except PapermillExecutionError as e:
@@ -219,21 +222,34 @@ def _prepend_env_cell(job: StageJob) -> None:
 
 
 class _CellTracker:
-    """papermill's cell hooks: progress events for code cells, and the cell in progress."""
+    """papermill's cell hooks: progress events for code cells, the cell in progress, and what
+    the cells print (whole lines, run/stage_output.py) when the job wants it."""
 
     def __init__(self, job: StageJob, count: int):
         self.job, self.count, self.seen = job, count, 0
         self.running: tuple[int, Any] | None = None  # (index in the executed notebook, cell)
+        self.title = ""  # of the code cell that started last
+        self.streams = [StreamLines(name, job.on_output, lambda: self.title) for name in ("stdout", "stderr")] if job.on_output else []
+
+    def output_files(self) -> dict[str, StreamLines]:
+        """papermill's stdout_file and stderr_file, when the job wants the output."""
+        return {f"{s.stream}_file": s for s in self.streams}
 
     def on_cell_start(self, cell: Any = None, cell_index: int = 0, **_: Any) -> None:
         if cell is not None and cell.cell_type == "code":
             self.seen += 1
             if cell.source.strip():  # an empty cell is skipped: it never runs
                 self.running = (cell_index, cell)
-            self.job.on_cell(self.seen, self.count)
+            self.title = str(cell.metadata.get("title", ""))
+            self.job.on_cell(self.seen, self.count, self.title)
 
-    def on_cell_executed(self, **_: Any) -> None:
+    def on_cell_executed(self, cell: Any = None, **_: Any) -> None:
         self.running = None
+        for stream in self.streams:
+            stream.end_cell()
+        if self.job.on_output is not None and cell is not None:
+            for name, text in rich_output_lines(cell):
+                self.job.on_output(self.title, name, text)
 
 
 def _kernel_died(job: StageJob, km: _KernelManager, cells: _CellTracker) -> dict[str, Any]:
