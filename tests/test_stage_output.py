@@ -195,3 +195,17 @@ async def test_a_jobs_json_shows_the_lines_of_its_running_stage_and_keeps_them(j
         (jp_root_dir / "go").write_text("")
     job = await wait_job(jp_fetch, job["id"])
     assert job["status"] == "ok" and job["stages"]["held"]["output"] == ["before the gate", "still before", "after the gate"], job
+
+
+def test_a_failed_stage_error_carries_its_traceback_as_plain_redacted_text(tmp_path, monkeypatch, cli):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("nb2pipe.run.redact.redact", lambda text: text.replace("secret", "***"))
+    write_nb(tmp_path / "fails.ipynb", code("def check():\n    raise ValueError('boom secret')\ncheck()", "stage:fails"))
+    exit_code, _, _ = cli("run", "fails.ipynb")
+    assert exit_code != 0
+    (run,) = run_dirs(tmp_path / "pipelines" / "fails")
+    (failed,) = [e for e in run_events(run) if e["event"] == "stage_failed"]
+    traceback = failed["stage_error"]["traceback"]
+    assert "\x1b" not in traceback and "check()" in traceback and traceback.rstrip().endswith("ValueError: boom ***")
+    assert failed["stage_error"]["exception"] == "ValueError: boom ***"  # the line the user sees first
+    assert "ValueError: boom ***\n" in (run / "fails.log").read_text()

@@ -45,7 +45,7 @@ from nb2pipe.run.pool import (  # noqa: F401  (re-exported: the names other modu
     kernel_start_timeout,
     thread_budget,
 )
-from nb2pipe.run.stage_output import StreamLines, rich_output_lines
+from nb2pipe.run.stage_output import StreamLines, plain_traceback, rich_output_lines
 
 DEAD_KERNEL = "DeadKernelError"
 
@@ -319,4 +319,5 @@ def _execution_error(e: Any, job: StageJob) -> dict[str, Any]:
         "cell_index": e.cell_index,
         "source": e.source,
         "title": title,
+        "traceback": plain_traceback(e.traceback),
     }

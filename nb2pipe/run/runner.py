@@ -469,15 +469,17 @@ def read_metrics(pipeline: m.Pipeline, stage: m.Stage) -> dict[str, Any]:
 
 
 def stage_error(pipeline: m.Pipeline, stage: m.Stage, error: dict[str, Any], notebook: str) -> StageError:
-    """A failed stage's error (an executor's dict: ename, evalue, title of the failing cell) with
-    the stage script and the executed notebook, both relative to where the run started."""
+    """A failed stage's error (an executor's dict: ename, evalue, title of the failing cell,
+    traceback) with the stage script and the executed notebook, both relative to where the run
+    started. What the stage wrote (evalue, traceback) goes through redact.redact."""
     return StageError(
         stage=stage.name,
         ename=str(error.get("ename") or ""),
-        evalue=str(error.get("evalue") or ""),
+        evalue=redaction.redact(str(error.get("evalue") or "")),
         cell=error.get("title") or None,
         script=os.path.relpath(Path(pipeline.root) / stage.script) if stage.script else None,
         notebook=notebook,
+        traceback=redaction.redact(error["traceback"]) if error.get("traceback") else None,
     )
 
 

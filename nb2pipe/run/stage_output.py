@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -99,3 +100,13 @@ def event_text(text: str) -> str:
     """At most the last OUTPUT_EVENT_LINES lines of `text`, for an `output` event."""
     lines = text.splitlines(keepends=True)
     return text if len(lines) <= OUTPUT_EVENT_LINES else "".join(lines[-OUTPUT_EVENT_LINES:])
+
+
+TRACEBACK_CHARS = 8000  # the end of a longer traceback is kept: the failing line is there
+_ANSI_COLOURS = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def plain_traceback(lines: list[str] | None) -> str:
+    """A kernel's traceback (lines with terminal colours) as plain text, at most TRACEBACK_CHARS."""
+    text = _ANSI_COLOURS.sub("", "\n".join(lines or [])).strip("\n")
+    return text if len(text) <= TRACEBACK_CHARS else "…" + text[-TRACEBACK_CHARS:]
