@@ -9,9 +9,12 @@ import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
 import { paintStage, stageColors } from './colors';
+import { el } from './dom';
 import { isExecutedNotebook } from './executed';
+import { failureBox } from './failure';
 import { nb2pipeIcon } from './icons';
 import { PipelineModel } from './model';
+import { OutputBoxes } from './output';
 import {
   displayState,
   failureView,
@@ -206,6 +209,10 @@ export class Nb2pipeSidebar extends Widget {
       list.append(this._renderStage(stage, model.job, running, colors));
     }
     body.append(list);
+    const runningStages = status.stages
+      .filter(stage => displayState(stage, model.job) === StageState.RUNNING)
+      .map(stage => stage.name);
+    this._outputs.settle(new Set(runningStages)); // scroll the output boxes back
   }
 
   private _renderJob(job: IJob | null, cancelling = false): void {
@@ -315,38 +322,32 @@ export class Nb2pipeSidebar extends Widget {
       }
       item.append(box);
     }
-    if (state === StageState.FAILED) {
-      this._renderFailure(item, stage, job);
+    if (state === StageState.RUNNING) {
+      item.append(this._outputs.box(stage.name, progress?.output)); // output.ts
+    } else if (state === StageState.FAILED) {
+      item.append(
+        failureBox(stage.name, failureView(stage, job), (path, cell) =>
+          this._open(path, cell)
+        )
+      );
+    } else if (stage.last_run?.notebook) {
+      const open = this._button(
+        'Open output',
+        'jp-nb2pipe-open-output',
+        CommandIDs.openExecuted,
+        { path: stage.last_run.notebook },
+        false
+      );
+      open.title = `Open the executed notebook of the last run (read-only): ${stage.last_run.notebook}`;
+      head.append(open);
     }
     return item;
   }
 
-  /** What failed (exception, cell) and a button to open the executed notebook at that cell. */
-  private _renderFailure(
-    item: HTMLElement,
-    stage: IStageStatus,
-    job: IJob | null
-  ): void {
-    const failure = failureView(stage, job);
-    const box = el('div', 'jp-nb2pipe-stage-error');
-    box.title = failure.message;
-    box.append(el('div', 'jp-nb2pipe-error-exception', failure.exception));
-    if (failure.cell) {
-      box.append(el('div', 'jp-nb2pipe-error-cell', failure.cell));
-    }
-    item.append(box);
-    if (failure.notebook) {
-      const args = { path: failure.notebook, cell: failure.openCell };
-      item.append(
-        this._button(
-          'Open executed notebook',
-          'jp-nb2pipe-open-executed',
-          CommandIDs.openExecuted,
-          args,
-          false
-        )
-      );
-    }
+  private _open(path: string, cell: string | null): void {
+    void this._commands
+      .execute(CommandIDs.openExecuted, { path, cell })
+      .catch(error => console.error(error));
   }
 
   private _button(
@@ -376,18 +377,8 @@ export class Nb2pipeSidebar extends Widget {
   }
 
   private _commands: CommandRegistry;
+  private _outputs = new OutputBoxes();
   private _model: PipelineModel | null = null;
   private _path: HTMLDivElement;
   private _body: HTMLDivElement;
-}
-
-function el(tag: string, className: string, text?: string): HTMLElement {
-  const node = document.createElement(tag);
-  if (className) {
-    node.className = className;
-  }
-  if (text !== undefined) {
-    node.textContent = text;
-  }
-  return node;
 }
