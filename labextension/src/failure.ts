@@ -13,6 +13,33 @@ export function pathPieces(path: string): string[] {
   return path.split(/(?<=\/)/).filter(piece => piece !== '');
 }
 
+/** Builds failure boxes, and remembers which tracebacks the user opened across redraws. */
+export class FailureBoxes {
+  constructor(open: (path: string, cell: string | null) => void) {
+    this._open = open;
+  }
+
+  box(stage: string, view: IFailureView): HTMLElement {
+    const key = `${stage}\n${view.traceback ?? ''}`;
+    const box = failureBox(stage, view, this._open);
+    const details = box.querySelector('details');
+    if (details) {
+      details.open = this._opened.has(key);
+      details.addEventListener('toggle', () => {
+        if (details.open) {
+          this._opened.add(key);
+        } else {
+          this._opened.delete(key);
+        }
+      });
+    }
+    return box;
+  }
+
+  private _open: (path: string, cell: string | null) => void;
+  private _opened = new Set<string>();
+}
+
 export function failureBox(
   stage: string,
   view: IFailureView,

@@ -11,7 +11,7 @@ import { Widget } from '@lumino/widgets';
 import { paintStage, stageColors } from './colors';
 import { el } from './dom';
 import { isExecutedNotebook } from './executed';
-import { failureBox } from './failure';
+import { FailureBoxes } from './failure';
 import { nb2pipeIcon } from './icons';
 import { PipelineModel } from './model';
 import { OutputBoxes } from './output';
@@ -325,11 +325,7 @@ export class Nb2pipeSidebar extends Widget {
     if (state === StageState.RUNNING) {
       item.append(this._outputs.box(stage.name, progress?.output)); // output.ts
     } else if (state === StageState.FAILED) {
-      item.append(
-        failureBox(stage.name, failureView(stage, job), (path, cell) =>
-          this._open(path, cell)
-        )
-      );
+      item.append(this._failures.box(stage.name, failureView(stage, job)));
     } else if (stage.last_run?.notebook) {
       const open = this._button(
         'Open output',
@@ -342,12 +338,6 @@ export class Nb2pipeSidebar extends Widget {
       head.append(open);
     }
     return item;
-  }
-
-  private _open(path: string, cell: string | null): void {
-    void this._commands
-      .execute(CommandIDs.openExecuted, { path, cell })
-      .catch(error => console.error(error));
   }
 
   private _button(
@@ -378,6 +368,11 @@ export class Nb2pipeSidebar extends Widget {
 
   private _commands: CommandRegistry;
   private _outputs = new OutputBoxes();
+  private _failures = new FailureBoxes((path, cell) => {
+    void this._commands
+      .execute(CommandIDs.openExecuted, { path, cell })
+      .catch(error => console.error(error));
+  });
   private _model: PipelineModel | null = null;
   private _path: HTMLDivElement;
   private _body: HTMLDivElement;
