@@ -56,6 +56,9 @@ export function displayState(stage: IStageStatus, job: IJob | null): string {
   if (progress?.state === JobStageState.PENDING) {
     return QUEUED;
   }
+  if (progress?.state === Outcome.FAILED) {
+    return StageState.FAILED; // the status says so only once the run has ended
+  }
   return stage.state;
 }
 

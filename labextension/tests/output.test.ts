@@ -4,7 +4,7 @@
  */
 
 import { pathPieces } from '../src/failure';
-import { failureView, progressText } from '../src/format';
+import { displayState, failureView, progressText } from '../src/format';
 import { isAtEnd, OUTPUT_LINES, shownLines } from '../src/output';
 import { IJob, IStageStatus } from '../src/tokens';
 
@@ -79,6 +79,32 @@ describe('the failure box', () => {
         null
       ).traceback
     ).toBeNull();
+  });
+});
+
+describe('a stage that failed in a running job', () => {
+  it('shows failed at once, not its state before the run (recorded when the run ends)', () => {
+    const stage: IStageStatus = {
+      name: 'boom',
+      state: 'never-run',
+      reasons: ['never run'],
+      last_run: null,
+      metrics: {},
+      cells: [],
+      params: []
+    };
+    const running: IJob = {
+      id: '1',
+      pipeline: 'p',
+      status: 'running',
+      run: 'r',
+      stages: { boom: { state: 'failed' }, talk: { state: 'running' } },
+      errors: [],
+      summary: null,
+      started: 1,
+      finished: null
+    };
+    expect(displayState(stage, running)).toBe('failed');
   });
 });
 
