@@ -13,11 +13,11 @@ from pathlib import Path
 import nbformat
 
 from conftest import code, write_nb
-from helpers import fetch_json, run_dirs, run_events, wait_job
+from helpers import fetch_json, run_dirs, run_events, wait_job, wait_until
 from nb2pipe.run import registry
 from nb2pipe.run.cell_progress import cell_progress, own_cells, progress_label
 from nb2pipe.run.events import terminal_reporter
-from nb2pipe.run.stage_output import OUTPUT_EVENT_LINES, StreamLines, event_text, rich_output_lines
+from nb2pipe.run.stage_output import OUTPUT_EVENT_LINES, Batches, StreamLines, event_text, rich_output_lines
 from test_server import jp_server_config  # noqa: F401  (fixture)
 
 # --- pure parts -----------------------------------------------------------------------------
@@ -32,6 +32,21 @@ def test_stream_lines_hand_on_whole_lines_once_per_write_and_the_rest_when_the_c
     lines.end_cell()
     lines.end_cell()  # nothing left: nothing more
     assert got == [("nb cell 4", "stdout", "one\n"), ("nb cell 4", "stdout", "two\nthree\n"), ("nb cell 4", "stdout", "four\n")]
+
+
+def test_batches_hand_on_one_call_per_cell_and_stream_in_order_and_the_rest_on_close():
+    got: list[tuple[str, str, str]] = []
+    batches = Batches(lambda title, stream, text: got.append((title, stream, text)), interval=3600)  # only close() hands on
+    for i in range(3):
+        batches("cell 1", "stdout", f"{i}\n")
+    batches("cell 1", "stderr", "warn\n")
+    batches("cell 2", "stdout", "x\n")
+    assert got == []
+    batches.close()
+    assert got == [("cell 1", "stdout", "0\n1\n2\n"), ("cell 1", "stderr", "warn\n"), ("cell 2", "stdout", "x\n")]
+    timed = Batches(lambda title, stream, text: got.append((title, stream, text)), interval=0.01)
+    timed("cell 3", "stdout", "later\n")
+    wait_until(lambda: got[-1] == ("cell 3", "stdout", "later\n"), "the timer hands the batch on", timeout=30, seen=lambda: got)
 
 
 def test_rich_outputs_become_placeholders_and_errors_their_exception_line():
@@ -163,6 +178,20 @@ def test_every_output_text_goes_through_redact(tmp_path, monkeypatch, cli):
     (run,) = run_dirs(tmp_path / "pipelines" / "talk")
     texts = [e["text"] for e in run_events(run) if e["event"] == "output"]
     assert texts and all(text == text.upper() for text in texts)
+
+
+def test_a_stage_that_flushes_thousands_of_lines_runs_as_without_the_output_path(tmp_path, monkeypatch, cli):
+    """Each flushed print is a message from the kernel. Handled one by one (an event and two file
+    writes each, in papermill's thread) they made 5000 events, and with a reporter on stderr
+    papermill fell behind until nbclient gave up: 'Timeout waiting for IOPub output'."""
+    monkeypatch.chdir(tmp_path)
+    write_nb(tmp_path / "chatty.ipynb", code("for i in range(5000):\n    print('line', i, flush=True)", "stage:chatty"))
+    exit_code, _, err = cli("run", "chatty.ipynb")
+    assert exit_code == 0, err
+    log = stage_log(tmp_path, "chatty", "chatty").splitlines()
+    assert log == [f"line {i}" for i in range(5000)]
+    (run,) = run_dirs(tmp_path / "pipelines" / "chatty")
+    assert sum(1 for e in run_events(run) if e["event"] == "output") < 500  # batched, not one per line
 
 
 HELD = (

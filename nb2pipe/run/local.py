@@ -45,7 +45,7 @@ from nb2pipe.run.pool import (  # noqa: F401  (re-exported: the names other modu
     kernel_start_timeout,
     thread_budget,
 )
-from nb2pipe.run.stage_output import StreamLines, plain_traceback, rich_output_lines
+from nb2pipe.run.stage_output import Batches, StreamLines, plain_traceback, rich_output_lines
 
 DEAD_KERNEL = "DeadKernelError"
 
@@ -157,6 +157,8 @@ class LocalExecutor:
             else:
                 error = {"ename": type(e).__name__, "evalue": str(e).strip()}
             return StageOutcome(job.name, False, time.monotonic() - started, error)
+        finally:
+            cells.close()
 
     def _run_command(self, job: StageJob, cmd: tuple[str, ...]) -> StageOutcome:
         """A stage that is a plain command: an argv list, never a shell string, run in wdir in a
@@ -229,7 +231,8 @@ class _CellTracker:
         self.job, self.count, self.seen = job, count, 0
         self.running: tuple[int, Any] | None = None  # (index in the executed notebook, cell)
         self.title = ""  # of the code cell that started last
-        self.streams = [StreamLines(name, job.on_output, lambda: self.title) for name in ("stdout", "stderr")] if job.on_output else []
+        self.batches = Batches(job.on_output) if job.on_output else None
+        self.streams = [StreamLines(name, self.batches, lambda: self.title) for name in ("stdout", "stderr")] if self.batches else []
 
     def output_files(self) -> dict[str, StreamLines]:
         """papermill's stdout_file and stderr_file, when the job wants the output."""
@@ -247,9 +250,14 @@ class _CellTracker:
         self.running = None
         for stream in self.streams:
             stream.end_cell()
-        if self.job.on_output is not None and cell is not None:
+        if self.batches is not None and cell is not None:
             for name, text in rich_output_lines(cell):
-                self.job.on_output(self.title, name, text)
+                self.batches(self.title, name, text)
+
+    def close(self) -> None:
+        """Hand on the output not handed on yet: before the stage's outcome is known."""
+        if self.batches is not None:
+            self.batches.close()
 
 
 def _kernel_died(job: StageJob, km: _KernelManager, cells: _CellTracker) -> dict[str, Any]:

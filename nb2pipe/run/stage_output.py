@@ -2,11 +2,15 @@
 
 1. In the executor, papermill writes each stream output of a cell, as it arrives from the
    kernel, to a `StreamLines` (one for stdout, one for stderr). It keeps a partial last line
-   until its end arrives (or the cell ends) and hands the complete lines of each arrival, as one
-   text, to the job's `on_output(cell title, stream, text)`: one call per kernel message, not per
-   character or per line. Rich outputs become a short placeholder when their cell ends
-   (`rich_output_lines`: "[image]", "[html]"), an error its `ValueError: boom` line.
-2. In the runner, `StageLogs` appends that text (after redact.redact) to `runs/<run-id>/<stage>.log`
+   until its end arrives (or the cell ends) and hands the complete lines on. Rich outputs become
+   a short placeholder when their cell ends (`rich_output_lines`: "[image]", "[html]"), an error
+   its `ValueError: boom` line.
+2. A `Batches` collects those lines and hands them to the job's `on_output(cell title, stream,
+   text)` at most every BATCH_S seconds, one call per cell and stream, from a timer thread: a
+   stage that prints and flushes thousands of lines a second costs papermill's thread a string
+   append each, not an event and two file writes each (which made nbclient give up waiting for
+   the kernel's output). `close` hands on the rest before the stage's outcome is known.
+3. In the runner, `StageLogs` appends that text (after redact.redact) to `runs/<run-id>/<stage>.log`
    and flushes it, so a run that is killed still has what its stages printed; the `output` event
    carries the same text, at most OUTPUT_EVENT_LINES lines of it.
 """
@@ -20,6 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 OUTPUT_EVENT_LINES = 200  # the most lines one `output` event carries (the log file has them all)
+BATCH_S = 0.1  # how often a running stage's new lines are handed on
 OutputSink = Callable[[str, str, str], None]  # (cell title, stream, text of whole lines)
 
 
@@ -44,6 +49,41 @@ class StreamLines:
         if self._partial:
             partial, self._partial = self._partial, ""
             self._sink(self._cell_title(), self.stream, partial + "\n")
+
+
+class Batches:
+    """An OutputSink that hands what it gets to `sink` every BATCH_S seconds (see the top)."""
+
+    def __init__(self, sink: OutputSink, interval: float = BATCH_S):
+        self._sink, self._interval = sink, interval
+        self._pending: list[list[str]] = []  # [cell title, stream, text], in order of arrival
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+
+    def __call__(self, title: str, stream: str, text: str) -> None:
+        with self._lock:
+            if self._pending and self._pending[-1][:2] == [title, stream]:
+                self._pending[-1][2] += text
+            else:
+                self._pending.append([title, stream, text])
+            if self._timer is None:
+                self._timer = threading.Timer(self._interval, self.flush)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def flush(self) -> None:
+        """Hand on what is pending, now (the timer calls it; so does `close`)."""
+        with self._lock:
+            pending, self._pending, self._timer = self._pending, [], None
+            for title, stream, text in pending:  # under the lock: batches reach the sink in order
+                self._sink(title, stream, text)
+
+    def close(self) -> None:
+        with self._lock:
+            timer = self._timer
+        if timer is not None:
+            timer.cancel()
+        self.flush()
 
 
 # what a rich output shows as in the output box, by the richest type it has
