@@ -1,5 +1,6 @@
-/** The one DOM helper the sidebar's parts share: an element with a class and text (never HTML). */
+/** A small DOM helper shared by the sidebar and the graph: text goes in through textContent only. */
 
+/** A `tag` element with `className` and, when given, `text` as its text. */
 export function el(tag: string, className: string, text?: string): HTMLElement {
   const node = document.createElement(tag);
   if (className) {
