@@ -359,7 +359,7 @@ def test_interrupt_kills_running_kernels_and_commands_and_cancels_waiting_stages
 
     def job(name: str, **kw) -> StageJob:
         notebook = None if kw.get("cmd") else stage_notebook(pipeline, pipeline.stage(name))
-        on_cell = (lambda i, n, title: kernel_busy.set()) if name == "one" else (lambda i, n, title: None)
+        on_cell = (lambda i, n: kernel_busy.set()) if name == "one" else (lambda i, n: None)
         return StageJob(name=name, notebook=notebook, parameters={}, output=runs / f"{name}.ipynb", on_cell=on_cell, **kw)
 
     executor = DaskExecutor("python3", wdir(pipeline), 2, external)
@@ -413,7 +413,7 @@ def test_progress_and_outcomes_of_executor_jobs_directly(external, tmp_path):
         jobs = [
             StageJob(
                 name=name, notebook=stage_notebook(pipeline, pipeline.stage(name)), parameters={"nap": 0.01, "patience": 0},
-                output=runs / f"{name}.ipynb", on_cell=lambda i, n, title, name=name: cells.append((name, i, n)),
+                output=runs / f"{name}.ipynb", on_cell=lambda i, n, name=name: cells.append((name, i, n)),
             )
             for name in ("a", "b")
         ]  # fmt: skip

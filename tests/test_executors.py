@@ -174,7 +174,7 @@ def notebook(*sources: str) -> nbformat.NotebookNode:
 
 
 def job(runs: Path, name: str, *sources: str, cmd: tuple[str, ...] | None = None, parameters=None, cells=None) -> StageJob:
-    on_cell = (lambda index, count, title: cells.append((index, count))) if cells is not None else (lambda index, count, title: None)
+    on_cell = (lambda index, count: cells.append((index, count))) if cells is not None else (lambda index, count: None)
     return StageJob(
         name=name, notebook=None if cmd else notebook(*sources), parameters=parameters or {},
         output=runs / f"{name}.ipynb", on_cell=on_cell, cmd=cmd,

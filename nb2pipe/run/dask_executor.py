@@ -147,7 +147,7 @@ class DaskExecutor:
 
     def submit(self, job: StageJob) -> Future[StageOutcome]:
         result: Future[StageOutcome] = Future()
-        spec = {f.name: getattr(job, f.name) for f in fields(job) if f.name not in ("on_cell", "on_output")}
+        spec = {f.name: getattr(job, f.name) for f in fields(job) if f.name not in ("on_cell", "on_output", "on_cell_title")}
         spec["wants_output"] = job.on_output is not None
         spec["output"] = Path(os.path.abspath(job.output))  # a worker's current directory is not ours
         with self._cond:
@@ -203,7 +203,10 @@ class DaskExecutor:
                 continue
             with contextlib.suppress(Exception):  # a reporter's problem must not stop the run
                 if kind == CELL_EVENT:
-                    entry.job.on_cell(*rest)
+                    index, count, title = rest
+                    if entry.job.on_cell_title is not None:
+                        entry.job.on_cell_title(title)
+                    entry.job.on_cell(index, count)
                 elif entry.job.on_output is not None:
                     entry.job.on_output(*rest)
             with self._cond:
@@ -382,8 +385,13 @@ def _run_stage(token: str, kernel_name: str, cwd: str, topic: str, payload: byte
             break
     sent = [0]
 
-    def on_cell(index: int, count: int, title: str) -> None:  # thread-safe, never blocks papermill
-        worker.log_event(topic, [CELL_EVENT, name, index, count, title])
+    title = [""]
+
+    def on_cell_title(cell_title: str) -> None:  # called just before on_cell, on the same thread
+        title[0] = cell_title
+
+    def on_cell(index: int, count: int) -> None:  # thread-safe, never blocks papermill
+        worker.log_event(topic, [CELL_EVENT, name, index, count, title[0]])
         sent[0] += 1
 
     def on_output(title: str, stream: str, text: str) -> None:
@@ -392,7 +400,8 @@ def _run_stage(token: str, kernel_name: str, cwd: str, topic: str, payload: byte
 
     wants_output = spec.pop("wants_output", False)
     try:
-        outcome = run.executor.submit(StageJob(**spec, on_cell=on_cell, on_output=on_output if wants_output else None)).result()
+        job = StageJob(**spec, on_cell=on_cell, on_cell_title=on_cell_title, on_output=on_output if wants_output else None)
+        outcome = run.executor.submit(job).result()
     finally:
         with run.lock:
             run.running.discard(name)

@@ -41,10 +41,11 @@ class StageJob:
     notebook: Any  # nbformat.NotebookNode; None for a command stage
     parameters: dict[str, Any]
     output: Path  # the executed notebook; a command stage's stdout and stderr go to output.with_suffix(".log")
-    on_cell: Callable[[int, int, str], None]  # (index, count, the cell's title) as each code cell starts
+    on_cell: Callable[[int, int], None]  # (index, count) as each code cell starts
     cmd: tuple[str, ...] | None = None
     # (cell title, stream, text of whole lines) as a notebook stage prints (run/stage_output.py)
     on_output: Callable[[str, str, str], None] | None = None
+    on_cell_title: Callable[[str], None] | None = None  # the title of each code cell, just before its on_cell
     env: dict[str, str] = field(default_factory=dict)  # set in the kernel before the stage's code
 
 

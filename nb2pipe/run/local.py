@@ -244,7 +244,9 @@ class _CellTracker:
             if cell.source.strip():  # an empty cell is skipped: it never runs
                 self.running = (cell_index, cell)
             self.title = str(cell.metadata.get("title", ""))
-            self.job.on_cell(self.seen, self.count, self.title)
+            if self.job.on_cell_title is not None:
+                self.job.on_cell_title(self.title)
+            self.job.on_cell(self.seen, self.count)
 
     def on_cell_executed(self, cell: Any = None, **_: Any) -> None:
         self.running = None

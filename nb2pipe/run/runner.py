@@ -337,23 +337,27 @@ class Runner:
             notebook=notebook,
             parameters=inputs.params,
             output=self.run_dir / f"{name}.ipynb",
-            on_cell=self._cell_reporter(name, own_cells(notebook)),
+            **self._cell_reporters(name, own_cells(notebook)),
             on_output=lambda title, stream, text: self._output(name, title, stream, text),
             env=self.options.stage_env(name) if self.options.stage_env else {},
         )
 
-    def _cell_reporter(self, name: str, own: tuple[str, ...]) -> Callable[[int, int, str], None]:
-        """The `cell` events of a stage: the executed notebook's code cell i of n, and where that
-        is among the stage's own cells (run/cell_progress.py)."""
-        seen_own = False
+    def _cell_reporters(self, name: str, own: tuple[str, ...]) -> dict[str, Any]:
+        """A stage job's on_cell_title and on_cell: `cell` events with the executed notebook's
+        code cell i of n, and where that is among the stage's own cells (run/cell_progress.py)."""
+        seen_own, title = False, ""
 
-        def on_cell(index: int, count: int, title: str) -> None:
+        def on_cell_title(cell_title: str) -> None:  # the executor calls it just before on_cell
+            nonlocal title
+            title = cell_title
+
+        def on_cell(index: int, count: int) -> None:
             nonlocal seen_own
             where = cell_progress(title, own, after_own=seen_own)
             seen_own = seen_own or where["position"] is not None
             self.events.emit(EventName.CELL, stage=name, index=index, count=count, title=title, **where)
 
-        return on_cell
+        return {"on_cell_title": on_cell_title, "on_cell": on_cell}
 
     def _output(self, name: str, title: str, stream: str, text: str) -> None:
         """Whole lines a stage printed: redacted, appended to its log, and an `output` event."""

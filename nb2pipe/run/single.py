@@ -56,7 +56,7 @@ def run_stage(pipeline_dir: Path, stage_name: str, overrides: dict[str, Any] | N
     output.parent.mkdir(parents=True, exist_ok=True)
     job = StageJob(
         name=stage.name, notebook=None if stage.cmd else stage_notebook(pipeline, stage), parameters=params,
-        output=output, on_cell=lambda index, count, title: None, cmd=stage.cmd,
+        output=output, on_cell=lambda index, count: None, cmd=stage.cmd,
     )  # fmt: skip
     # a command stage needs no kernel: none is chosen, and none boots (stages=0)
     kernel = "" if stage.cmd else choose_kernel(pipeline, None, lambda message: print(message, file=sys.stderr))
