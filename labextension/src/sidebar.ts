@@ -293,9 +293,12 @@ export class Nb2pipeSidebar extends Widget {
     item.append(head, line);
 
     // A failed stage shows its error below; its "last run failed: ..." reason would repeat it.
+    // One that failed in the running job has the status's reasons from before the run: none shown.
     const shownReasons =
       state === StageState.FAILED
-        ? stage.reasons.filter(r => !r.startsWith('last run failed'))
+        ? stage.state === StageState.FAILED
+          ? stage.reasons.filter(r => !r.startsWith('last run failed'))
+          : []
         : stage.reasons;
     const explained: string[] = [
       StageState.STALE,

@@ -140,6 +140,7 @@ def test_live_output_failure_box_and_read_only_outputs(lab, page, shoot):
     shoot(page, "live-output")
 
     # 2. the failure box: exception first, stage and cell, path link, traceback behind a toggle
+    assert _stage(page, "boom").locator(".jp-nb2pipe-reason").count() == 0  # not "never run" from before the run
     box = _stage(page, "boom").locator(".jp-nb2pipe-stage-error")
     lines = box.inner_text().splitlines()
     assert lines[0] == "ValueError: boom", lines
