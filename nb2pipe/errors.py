@@ -145,6 +145,7 @@ class StageError:
     cell: str | None = None  # the failing cell's title, e.g. "analysis.ipynb cell 5" (its number in the notebook)
     script: str | None = None  # the stage script holding that cell
     notebook: str | None = None  # the executed notebook
+    traceback: str | None = None  # the failing cell's traceback as plain text (no colours), redacted; shown on request
 
     @property
     def exception(self) -> str:

@@ -70,6 +70,7 @@ class EventName(StrEnum):
     RUN_STARTED = "run_started"
     STAGE_STARTED = "stage_started"
     CELL = "cell"
+    OUTPUT = "output"
     STAGE_FINISHED = "stage_finished"
     STAGE_FAILED = "stage_failed"
     RUN_FINISHED = "run_finished"

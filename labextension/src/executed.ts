@@ -1,5 +1,6 @@
 /**
- * Open a stage's executed notebook (`<pipeline>/runs/<run>/<stage>.ipynb`) at its failing cell.
+ * Open a stage's executed notebook (`<pipeline>/runs/<run>/<stage>.ipynb`) read-only and without
+ * a kernel (readonly.ts), at its failing cell when it has one.
  *
  * The failing cell: the cell whose `metadata.title` is the title the runner reported
  * (e.g. `diabetes_kale.ipynb cell 10`) if that cell shows an error; else the first cell with
@@ -51,7 +52,7 @@ export function hiddenFolderHint(path: string): string {
     : '';
 }
 
-/** Open `path` in a notebook tab, activate its failing cell and scroll to it. */
+/** Open `path` read-only in a notebook tab with no kernel, activate its failing cell and scroll to it. */
 export async function openExecutedNotebook(
   app: JupyterFrontEnd,
   path: string,
@@ -68,11 +69,15 @@ export async function openExecutedNotebook(
     }
     throw error;
   }
+  // imported here: it loads @jupyterlab/apputils, which the unit tests of this module do without
+  const { makeReadOnly, NO_KERNEL } = await import('./readonly');
   const panel = (await app.commands.execute('docmanager:open', {
     path,
-    factory: 'Notebook'
+    factory: 'Notebook',
+    kernelPreference: NO_KERNEL
   })) as NotebookPanel;
   await panel.context.ready;
+  makeReadOnly(panel);
   await panel.revealed;
   const notebook = panel.content;
   const cells = Array.from(notebook.model?.cells ?? []).map(

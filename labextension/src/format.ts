@@ -56,6 +56,9 @@ export function displayState(stage: IStageStatus, job: IJob | null): string {
   if (progress?.state === JobStageState.PENDING) {
     return QUEUED;
   }
+  if (progress?.state === Outcome.FAILED) {
+    return StageState.FAILED; // the status says so only once the run has ended
+  }
   return stage.state;
 }
 
@@ -71,6 +74,8 @@ export interface IFailureView {
   notebook: string | null;
   /** The title of the cell to open it at, or null. */
   openCell: string | null;
+  /** The failing cell's traceback, or null when not known. */
+  traceback: string | null;
 }
 
 /**
@@ -93,7 +98,8 @@ export function failureView(
       message: error.message,
       notebook:
         error.notebook || inJob?.notebook || stage.last_run?.notebook || null,
-      openCell: error.cell
+      openCell: error.cell,
+      traceback: error.traceback || null
     };
   }
   const message =
@@ -103,14 +109,32 @@ export function failureView(
     cell: '',
     message,
     notebook: inJob?.notebook || stage.last_run?.notebook || null,
-    openCell: typeof inJob?.cell === 'string' ? inJob.cell : null
+    openCell: typeof inJob?.cell === 'string' ? inJob.cell : null,
+    traceback: null
   };
 }
 
-/** "cell 3 of 7" for a running stage. */
+/**
+ * Where a running stage is, in the notebook's words, as the CLI says it
+ * (nb2pipe/run/cell_progress.py): "notebook cell 14, 2 of 5" for one of the stage's own cells,
+ * "notebook cell 3 (setup)", "preparing" / "finishing" for cells nb2pipe added; from an older
+ * server, "cell 3 of 7" of the executed notebook.
+ */
 export function progressText(progress: IJobStage | undefined): string {
   if (!progress || progress.state !== JobStageState.RUNNING) {
     return '';
+  }
+  const { notebook_cell: number, position, of } = progress;
+  if (typeof number === 'number' && typeof position === 'number') {
+    return `notebook cell ${number}, ${position} of ${of}`;
+  }
+  if (typeof number === 'number') {
+    return (
+      `notebook cell ${number}` + (progress.role ? ` (${progress.role})` : '')
+    );
+  }
+  if (typeof of === 'number') {
+    return progress.role || 'preparing';
   }
   if (typeof progress.cell === 'number' && progress.cells) {
     return `cell ${progress.cell} of ${progress.cells}`;

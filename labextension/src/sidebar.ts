@@ -11,10 +11,12 @@ import { Widget } from '@lumino/widgets';
 import { paintStage, stageColors } from './colors';
 import { el } from './dom';
 import { isExecutedNotebook } from './executed';
+import { FailureBoxes } from './failure';
 import { RunHistory } from './history';
 import { explainDetails } from './explain';
 import { nb2pipeIcon } from './icons';
 import { PipelineModel } from './model';
+import { OutputBoxes } from './output';
 import { ParamsForm } from './paramsform';
 import {
   displayState,
@@ -231,6 +233,10 @@ export class Nb2pipeSidebar extends Widget {
       list.append(this._renderStage(stage, model.job, running, colors));
     }
     body.append(list, this._verify.node);
+    const runningStages = status.stages
+      .filter(stage => displayState(stage, model.job) === StageState.RUNNING)
+      .map(stage => stage.name);
+    this._outputs.settle(new Set(runningStages)); // scroll the output boxes back
   }
 
   private _renderJob(job: IJob | null, cancelling = false): void {
@@ -311,9 +317,12 @@ export class Nb2pipeSidebar extends Widget {
     item.append(head, line);
 
     // A failed stage shows its error below; its "last run failed: ..." reason would repeat it.
+    // One that failed in the running job has the status's reasons from before the run: none shown.
     const shownReasons =
       state === StageState.FAILED
-        ? stage.reasons.filter(r => !r.startsWith('last run failed'))
+        ? stage.state === StageState.FAILED
+          ? stage.reasons.filter(r => !r.startsWith('last run failed'))
+          : []
         : stage.reasons;
     const explained: string[] = [
       StageState.STALE,
@@ -340,8 +349,20 @@ export class Nb2pipeSidebar extends Widget {
       }
       item.append(box);
     }
-    if (state === StageState.FAILED) {
-      this._renderFailure(item, stage, job);
+    if (state === StageState.RUNNING) {
+      item.append(this._outputs.box(stage.name, progress?.output)); // output.ts
+    } else if (state === StageState.FAILED) {
+      item.append(this._failures.box(stage.name, failureView(stage, job)));
+    } else if (stage.last_run?.notebook) {
+      const open = this._button(
+        'Open output',
+        'jp-nb2pipe-open-output',
+        CommandIDs.openExecuted,
+        { path: stage.last_run.notebook },
+        false
+      );
+      open.title = `Open the executed notebook of the last run (read-only): ${stage.last_run.notebook}`;
+      head.append(open);
     }
     item.append(
       explainDetails(stage, this._explained.has(stage.name), open => {
@@ -353,34 +374,6 @@ export class Nb2pipeSidebar extends Widget {
       })
     );
     return item;
-  }
-
-  /** What failed (exception, cell) and a button to open the executed notebook at that cell. */
-  private _renderFailure(
-    item: HTMLElement,
-    stage: IStageStatus,
-    job: IJob | null
-  ): void {
-    const failure = failureView(stage, job);
-    const box = el('div', 'jp-nb2pipe-stage-error');
-    box.title = failure.message;
-    box.append(el('div', 'jp-nb2pipe-error-exception', failure.exception));
-    if (failure.cell) {
-      box.append(el('div', 'jp-nb2pipe-error-cell', failure.cell));
-    }
-    item.append(box);
-    if (failure.notebook) {
-      const args = { path: failure.notebook, cell: failure.openCell };
-      item.append(
-        this._button(
-          'Open executed notebook',
-          'jp-nb2pipe-open-executed',
-          CommandIDs.openExecuted,
-          args,
-          false
-        )
-      );
-    }
   }
 
   private _button(
@@ -410,6 +403,12 @@ export class Nb2pipeSidebar extends Widget {
   }
 
   private _commands: CommandRegistry;
+  private _outputs = new OutputBoxes();
+  private _failures = new FailureBoxes((path, cell) => {
+    void this._commands
+      .execute(CommandIDs.openExecuted, { path, cell })
+      .catch(error => console.error(error));
+  });
   private _verify = new VerifySection();
   private _model: PipelineModel | null = null;
   private _path: HTMLDivElement;

@@ -113,6 +113,8 @@ export interface IStageError {
   script: string | null;
   /** The executed notebook, relative to the server root. */
   notebook: string | null;
+  /** The failing cell's traceback as plain text (absent from older servers). */
+  traceback?: string | null;
   /** The one-line message the CLI prints. */
   message: string;
 }
@@ -199,6 +201,15 @@ export interface IJobStage {
   notebook?: string | null;
   metrics?: Record<string, unknown> | null;
   started?: string | number | null;
+  /** Running: the source notebook's number of the cell in progress (null: a cell nb2pipe added). */
+  notebook_cell?: number | null;
+  /** Running: where that cell is among the stage's own cells (1-based), and how many it has. */
+  position?: number | null;
+  of?: number | null;
+  /** Running, outside the stage's own cells: setup, configuration, preparing or finishing. */
+  role?: string | null;
+  /** The last lines the stage printed (stdout, stderr, `[image]`, ...), kept after it ends. */
+  output?: string[];
 }
 
 /** A run started from the browser: `POST runs` (202), `GET runs/{id}`, `DELETE runs/{id}`. */

@@ -59,6 +59,7 @@ export const EventName = {
   RUN_STARTED: 'run_started',
   STAGE_STARTED: 'stage_started',
   CELL: 'cell',
+  OUTPUT: 'output',
   STAGE_FINISHED: 'stage_finished',
   STAGE_FAILED: 'stage_failed',
   RUN_FINISHED: 'run_finished',

@@ -183,7 +183,8 @@ describe('failureView', () => {
       cell: 'in nb.ipynb cell 5',
       message: error.message,
       notebook: error.notebook,
-      openCell: 'nb.ipynb cell 5'
+      openCell: 'nb.ipynb cell 5',
+      traceback: null
     });
   });
 
@@ -224,7 +225,8 @@ describe('failureView', () => {
       cell: '',
       message: 'ValueError: boom',
       notebook: 'p/a.ipynb',
-      openCell: null
+      openCell: null,
+      traceback: null
     });
     expect(failureView(failed(null), null).exception).toBe(
       'the last run failed'

@@ -9,10 +9,11 @@
 3. `submit` sends a plain module-level task. On the worker it runs the StageJob on that
    LocalExecutor: papermill, a pre-started kernel in wdir, command stages as an argv (never a
    shell). A stage therefore behaves exactly as it does locally; only where it runs differs.
-4. Progress: the worker logs (stage, index, count) as a dask event on a topic named for this run
+4. Progress: the worker logs each cell start (stage, index, count, title) and each output of
+   whole lines (stage, cell title, stream, text) as a dask event on a topic named for this run
    (`Worker.log_event`: no client on the worker, nothing polls); the client subscribes to the
-   topic and a small thread of ours calls `job.on_cell`. A stage's future resolves once its cell
-   events have been delivered, so they never arrive after the stage has finished.
+   topic and a small thread of ours calls `job.on_cell` / `job.on_output`. A stage's future
+   resolves once its events have been delivered, so they never arrive after the stage has finished.
 5. `interrupt` tells every worker: start no more stages of this run, and interrupt its
    LocalExecutor (which kills the kernels in use and the running commands' process groups).
    Stages no worker had started are cancelled and resolve at once as interrupted; started ones
@@ -44,7 +45,8 @@ from nb2pipe.run.local import LocalExecutor
 
 CONNECT_TIMEOUT_S = 10
 WORKERS_TIMEOUT_S = 30  # an external scheduler with no worker yet
-PROGRESS_GRACE_S = 2.0  # a finished stage waits at most this long for its cell events
+PROGRESS_GRACE_S = 2.0  # a finished stage waits at most this long for its cell and output events
+CELL_EVENT, OUTPUT_EVENT = "cell", "output"  # the first item of each event on the progress topic
 IDLE_CLOSE_S = 600.0  # a worker closes a run idle this long (its client may be gone without close())
 PROBE_PREFIX = "dask-probe-"
 SHARE_HINT = (
@@ -62,7 +64,7 @@ class _Entry:
     result: Future[StageOutcome]
     task: Any = None  # distributed.Future
     submitted: float = 0.0
-    seen: int = 0  # cell events delivered
+    seen: int = 0  # cell and output events delivered
     done: bool = False
 
 
@@ -84,7 +86,8 @@ class DaskExecutor:
         self.cluster: Any = None  # a distributed.LocalCluster when nb2pipe made one
         self.client: Any = None  # a distributed.Client from connect() to close()
         self.topic = f"nb2pipe-progress-{self.token}"
-        self._cells: queue.SimpleQueue[tuple[str, int, int] | None] = queue.SimpleQueue()  # (stage, index, count) or None to stop
+        # (CELL_EVENT, stage, index, count, title), (OUTPUT_EVENT, stage, title, stream, text), or None to stop
+        self._cells: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
         self._subscribed = False
         self._drainer: threading.Thread | None = None
         self._entries: dict[str, _Entry] = {}
@@ -145,7 +148,8 @@ class DaskExecutor:
 
     def submit(self, job: StageJob) -> Future[StageOutcome]:
         result: Future[StageOutcome] = Future()
-        spec = {f.name: getattr(job, f.name) for f in fields(job) if f.name != "on_cell"}
+        spec = {f.name: getattr(job, f.name) for f in fields(job) if f.name not in ("on_cell", "on_output", "on_cell_title")}
+        spec["wants_output"] = job.on_output is not None
         spec["output"] = Path(os.path.abspath(job.output))  # a worker's current directory is not ours
         with self._cond:
             if self.interrupted or self._closing.is_set():
@@ -185,21 +189,27 @@ class DaskExecutor:
         entry.result.set_result(outcome)
 
     def _on_event(self, event: tuple[float, Any]) -> None:
-        """On the client's event loop: hand the cell event to our thread (reporters may be slow)."""
+        """On the client's event loop: hand the event to our thread (reporters may be slow)."""
         self._cells.put(tuple(event[1]))
 
     def _drain(self) -> None:
-        """Deliver cell events from the workers to job.on_cell, on this one thread."""
+        """Deliver events from the workers to job.on_cell and job.on_output, on this one thread."""
         while True:
             item = self._cells.get()
             if item is None:
                 return
-            name, index, count = item
+            kind, name, *rest = item
             entry = self._entries.get(name)
             if entry is None or entry.done:
                 continue
             with contextlib.suppress(Exception):  # a reporter's problem must not stop the run
-                entry.job.on_cell(index, count)
+                if kind == CELL_EVENT:
+                    index, count, title = rest
+                    if entry.job.on_cell_title is not None:
+                        entry.job.on_cell_title(title)
+                    entry.job.on_cell(index, count)
+                elif entry.job.on_output is not None:
+                    entry.job.on_output(*rest)
             with self._cond:
                 entry.seen += 1
                 self._cond.notify_all()
@@ -345,7 +355,7 @@ def _warm_up(key: str, kernel_name: str, cwd: str, slots: int) -> None:
 
 
 def _run_stage(token: str, kernel_name: str, cwd: str, topic: str, payload: bytes) -> tuple[StageOutcome, int]:
-    """The task: run one stage on this worker's LocalExecutor of the run. Returns (outcome, cell events sent)."""
+    """The task: run one stage on this worker's LocalExecutor of the run. Returns (outcome, events sent)."""
     from distributed import get_worker
 
     spec = pickle.loads(payload)
@@ -366,12 +376,23 @@ def _run_stage(token: str, kernel_name: str, cwd: str, topic: str, payload: byte
             break
     sent = [0]
 
+    title = [""]
+
+    def on_cell_title(cell_title: str) -> None:  # called just before on_cell, on the same thread
+        title[0] = cell_title
+
     def on_cell(index: int, count: int) -> None:  # thread-safe, never blocks papermill
-        worker.log_event(topic, [name, index, count])
+        worker.log_event(topic, [CELL_EVENT, name, index, count, title[0]])
         sent[0] += 1
 
+    def on_output(title: str, stream: str, text: str) -> None:
+        worker.log_event(topic, [OUTPUT_EVENT, name, title, stream, text])
+        sent[0] += 1
+
+    wants_output = spec.pop("wants_output", False)
     try:
-        outcome = run.executor.submit(StageJob(**spec, on_cell=on_cell)).result()
+        job = StageJob(**spec, on_cell=on_cell, on_cell_title=on_cell_title, on_output=on_output if wants_output else None)
+        outcome = run.executor.submit(job).result()
     finally:
         with run.lock:
             run.running.discard(name)

@@ -1,8 +1,12 @@
 """Progress of a run as events: written to the run's events.jsonl and shown to the user.
 
 Events are dicts with an `event` key, one of `vocabulary.EventName`: run_started, stage_started,
-cell, stage_finished, stage_failed (with `stage_error`, an errors.StageError as JSON),
-run_finished, message. Reporters show them as a live line on a terminal, plain lines otherwise,
+cell (`index` of `count` code cells of the executed notebook, and where that is among the stage's
+own cells: `title`, `notebook_cell`, `position`, `of`, `role`, see run/cell_progress.py), output
+(`stage`, `cell`: the notebook cell number or null, `stream`: stdout, stderr, display or error,
+`text`: whole lines, redacted; see run/stage_output.py), stage_finished, stage_failed (with
+`stage_error`, an errors.StageError as JSON), run_finished, message.
+Reporters show them as a live line on a terminal, plain lines otherwise,
 or JSON lines for machines (`--events jsonl`). `message_to` tells reporters something outside a
 run's events (a warning before the run starts).
 """
@@ -17,6 +21,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
+from nb2pipe.run.cell_progress import progress_label
 from nb2pipe.vocabulary import EventName, Outcome
 
 Reporter = Callable[[dict[str, Any]], None]
@@ -79,7 +84,8 @@ def plain_reporter(stream: TextIO = sys.stderr) -> Reporter:
 
 
 def terminal_reporter(stream: TextIO = sys.stderr) -> Reporter:
-    """A live status line (stages running, cell i of n, elapsed) above the finished stages."""
+    """A live status line (stages running, where each is: 'notebook cell 14, 2 of 5') above the
+    finished stages."""
     running: dict[str, str] = {}
 
     def report(record: dict[str, Any]) -> None:
@@ -87,7 +93,7 @@ def terminal_reporter(stream: TextIO = sys.stderr) -> Reporter:
         if kind == EventName.STAGE_STARTED:
             running[stage] = "starting"
         elif kind == EventName.CELL:
-            running[stage] = f"cell {record['index']}/{record['count']}"
+            running[stage] = progress_label(record)
         elif kind in (EventName.STAGE_FINISHED, EventName.STAGE_FAILED):
             running.pop(stage, None)
             outcome = record.get("outcome", Outcome.FAILED)

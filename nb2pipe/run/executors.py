@@ -43,6 +43,9 @@ class StageJob:
     output: Path  # the executed notebook; a command stage's stdout and stderr go to output.with_suffix(".log")
     on_cell: Callable[[int, int], None]  # (index, count) as each code cell starts
     cmd: tuple[str, ...] | None = None
+    # (cell title, stream, text of whole lines) as a notebook stage prints (run/stage_output.py)
+    on_output: Callable[[str, str, str], None] | None = None
+    on_cell_title: Callable[[str], None] | None = None  # the title of each code cell, just before its on_cell
     env: dict[str, str] = field(default_factory=dict)  # set in the kernel before the stage's code
 
 
@@ -64,7 +67,8 @@ class Executor(Protocol):
 
     - `submit(job)`: run the job; the future resolves with its StageOutcome, also when the stage
       fails (ok False, `error` names the exception and, for a notebook, the cell). `job.on_cell`
-      has been called for each code cell that started before the future resolves.
+      has been called for each code cell that started, and `job.on_output` (when set) for what
+      the cells printed, before the future resolves.
     - `interrupt()`: kill the kernels and commands of the stages that run; their futures resolve
       soon as failed with evalue "interrupted", and so does every job submitted afterwards,
       without running.

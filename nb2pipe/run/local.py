@@ -3,7 +3,8 @@
 1. Kernels come from a `KernelPool` (run/pool.py): booted ahead of need, checked to answer, each
    with a thread budget of cores // stages running at once.
 2. `LocalExecutor` executes the stage notebook with papermill on a kernel from the pool, in `wdir`,
-   with its parameters injected, and reports each cell as it starts. The cell in progress is
+   with its parameters injected, and reports each cell as it starts and what it prints, line by
+   line (run/stage_output.py). The cell in progress is
    remembered, so a kernel that dies (segfault, `os._exit`, the out-of-memory killer) is
    reported with that cell and the kernel's exit status, in the message and in the executed
    notebook.
@@ -36,6 +37,7 @@ from nb2pipe.errors import KernelStartError
 from nb2pipe.run.executors import INTERRUPTED, StageJob, StageOutcome, interrupted
 from nb2pipe.run.kernels import changes_what_imports_see, describe_exit, import_heavy, import_notebook_libraries, imported_modules
 from nb2pipe.run.pool import KernelPool, thread_budget
+from nb2pipe.run.stage_output import Batches, StreamLines, plain_traceback, rich_output_lines
 
 if TYPE_CHECKING:
     from nb2pipe.run.kernel_client import KernelManager
@@ -137,6 +139,7 @@ class LocalExecutor:
                 km=km,
                 on_cell_start=cells.on_cell_start,
                 on_cell_executed=cells.on_cell_executed,
+                **cells.output_files(),
             )
             return StageOutcome(job.name, True, time.monotonic() - started)
         except PapermillExecutionError as e:
@@ -149,6 +152,8 @@ class LocalExecutor:
             else:
                 error = {"ename": type(e).__name__, "evalue": str(e).strip()}
             return StageOutcome(job.name, False, time.monotonic() - started, error)
+        finally:
+            cells.close()
 
     def _run_command(self, job: StageJob, cmd: tuple[str, ...]) -> StageOutcome:
         """A stage that is a plain command: an argv list, never a shell string, run in wdir in a
@@ -214,21 +219,42 @@ def _prepend_env_cell(job: StageJob) -> None:
 
 
 class _CellTracker:
-    """papermill's cell hooks: progress events for code cells, and the cell in progress."""
+    """papermill's cell hooks: progress events for code cells, the cell in progress, and what
+    the cells print (whole lines, run/stage_output.py) when the job wants it."""
 
     def __init__(self, job: StageJob, count: int):
         self.job, self.count, self.seen = job, count, 0
         self.running: tuple[int, Any] | None = None  # (index in the executed notebook, cell)
+        self.title = ""  # of the code cell that started last
+        self.batches = Batches(job.on_output) if job.on_output else None
+        self.streams = [StreamLines(name, self.batches, lambda: self.title) for name in ("stdout", "stderr")] if self.batches else []
+
+    def output_files(self) -> dict[str, StreamLines]:
+        """papermill's stdout_file and stderr_file, when the job wants the output."""
+        return {f"{s.stream}_file": s for s in self.streams}
 
     def on_cell_start(self, cell: Any = None, cell_index: int = 0, **_: Any) -> None:
         if cell is not None and cell.cell_type == "code":
             self.seen += 1
             if cell.source.strip():  # an empty cell is skipped: it never runs
                 self.running = (cell_index, cell)
+            self.title = str(cell.metadata.get("title", ""))
+            if self.job.on_cell_title is not None:
+                self.job.on_cell_title(self.title)
             self.job.on_cell(self.seen, self.count)
 
-    def on_cell_executed(self, **_: Any) -> None:
+    def on_cell_executed(self, cell: Any = None, **_: Any) -> None:
         self.running = None
+        for stream in self.streams:
+            stream.end_cell()
+        if self.batches is not None and cell is not None:
+            for name, text in rich_output_lines(cell):
+                self.batches(self.title, name, text)
+
+    def close(self) -> None:
+        """Hand on the output not handed on yet: before the stage's outcome is known."""
+        if self.batches is not None:
+            self.batches.close()
 
 
 def _kernel_died(job: StageJob, km: KernelManager, cells: _CellTracker) -> dict[str, Any]:
@@ -298,4 +324,5 @@ def _execution_error(e: Any, job: StageJob) -> dict[str, Any]:
         "cell_index": e.cell_index,
         "source": e.source,
         "title": title,
+        "traceback": plain_traceback(e.traceback),
     }

@@ -4,10 +4,12 @@
    the lock file names the run's pid, run id and events file (`runs/<run-id>/events.jsonl`).
 2. `active_run(folder)` says which run holds a pipeline folder now (None when none does). An
    events file that is not inside the pipeline folder is not followed.
-3. `Progress` folds a run's events (JSON lines: run_started, stage_started, cell,
+3. `Progress` folds a run's events (JSON lines: run_started, stage_started, cell, output,
    stage_finished, stage_failed, run_finished) into the record the server shows for a job:
-   stage states with cell i of n, errors (the messages, and the structured `StageError`s),
-   summary. The server folds its own children's events with the same class.
+   stage states with cell i of n and where that is among the stage's own cells, the last
+   OUTPUT_LINES lines each stage printed (`output`, kept after it ends), errors (the messages,
+   and the structured `StageError`s), summary. The server folds its own children's events with
+   the same class, and reads a run started elsewhere from its events file the same way.
 
 Light on purpose (no papermill, no pipeline loading): `nb2pipe status` reads it on every call.
 """
@@ -26,6 +28,10 @@ from nb2pipe.run.pidlock import read_holder
 from nb2pipe.vocabulary import EventName, JobStageState, Outcome
 
 RUN_LOCK_FILE = "run.pid"
+OUTPUT_LINES = 200  # the lines of output a stage's record keeps (its log file has them all)
+OUTPUT_LINE_CHARS = 500  # a longer line is cut there, with an ellipsis
+# what a stage's record keeps of its progress through its cells (the `cell` event's fields)
+_WHERE = ("title", "notebook_cell", "position", "of", "role")
 
 
 def run_lock_path(folder: Path) -> Path:
@@ -58,20 +64,38 @@ class Progress:
         elif kind == EventName.STAGE_STARTED:
             self.stages[stage] = {"state": JobStageState.RUNNING, "cell": 0, "cells": None, "started": event.get("time")}
         elif kind == EventName.CELL:
-            self.stages.setdefault(stage, {}).update(cell=event["index"], cells=event["count"])
+            where = {key: event[key] for key in _WHERE if key in event}
+            self.stages.setdefault(stage, {}).update(cell=event["index"], cells=event["count"], **where)
+        elif kind == EventName.OUTPUT:
+            self._output(stage, event)
         elif kind == EventName.STAGE_FINISHED:
-            self.stages[stage] = {"state": event.get("outcome"), "duration": event.get("duration"), "metrics": event.get("metrics")}
+            self.stages[stage] = {"state": event.get("outcome"), "duration": event.get("duration"), "metrics": event.get("metrics"),
+                                  **self._kept_output(stage)}
         elif kind == EventName.STAGE_FAILED and event.get("interrupted"):  # stopped by Ctrl-C, SIGTERM or cancel
-            self.stages[stage] = {"state": JobStageState.CANCELLED, "duration": event.get("duration")}
+            self.stages[stage] = {"state": JobStageState.CANCELLED, "duration": event.get("duration"), **self._kept_output(stage)}
         elif kind == EventName.STAGE_FAILED:
             self._failed(stage, event)
         elif kind == EventName.RUN_FINISHED:
             self.summary = event.get("summary")
             self.outcome = event.get("status")
 
+    def _output(self, stage: str, event: dict[str, Any]) -> None:
+        """Keep the last OUTPUT_LINES lines the stage printed, each at most OUTPUT_LINE_CHARS long."""
+        text = event.get("text")
+        if not isinstance(text, str):
+            return
+        lines = self.stages.setdefault(stage, {}).setdefault("output", [])
+        for line in text.splitlines():
+            lines.append(line if len(line) <= OUTPUT_LINE_CHARS else line[: OUTPUT_LINE_CHARS - 1] + "…")
+        del lines[:-OUTPUT_LINES]
+
+    def _kept_output(self, stage: str) -> dict[str, Any]:
+        output = self.stages.get(stage, {}).get("output")
+        return {"output": output} if output else {}
+
     def _failed(self, stage: str, event: dict[str, Any]) -> None:
         self.stages[stage] = {"state": Outcome.FAILED, "duration": event.get("duration"), "error": event.get("error"),
-                              "notebook": event.get("notebook"), "cell": event.get("cell")}
+                              "notebook": event.get("notebook"), "cell": event.get("cell"), **self._kept_output(stage)}
         self.errors.append(event.get("error", ""))
         error = StageError.from_json(event.get("stage_error"))
         if error is not None:

@@ -34,10 +34,13 @@ from nb2pipe import lockfile, state
 from nb2pipe import model as m
 from nb2pipe.errors import Nb2PipeError, SpecError, StageError
 from nb2pipe.graph import after_only, select, upstream
+from nb2pipe.run import redact as redaction
 from nb2pipe.run.cache import OutputCache
+from nb2pipe.run.cell_progress import cell_progress, own_cells
 from nb2pipe.run.events import Events, Reporter, message_to
 from nb2pipe.run.journal import Journal, read_journal, restore_snapshots
 from nb2pipe.run.pidlock import RunLock
+from nb2pipe.run.stage_output import StageLogs, event_text
 from nb2pipe.spec import declares, effective_params, load_pipeline, resolved_pipeline
 from nb2pipe.vocabulary import EventName, Outcome, RunStatus
 
@@ -116,6 +119,7 @@ class Runner:
         self.last: dict[str, dict[str, Any]] = {}
         self.journal = Journal(self.pipeline, self.cache, self.run_id)
         self._events: Events | None = None
+        self.stage_logs = StageLogs(self.run_dir)  # what each stage printed: runs/<run-id>/<stage>.log
         self.after_only: dict[str, set[str]] = {}  # per stage, the stages it follows by `after:` alone
 
     @property
@@ -138,6 +142,7 @@ class Runner:
             return self._run_selected()
         finally:
             self.hashes.save()
+            self.stage_logs.close_all()
             if self._events:
                 self._events.close()
             if run_lock is not self.held_lock:
@@ -324,18 +329,45 @@ class Runner:
         from nb2pipe.run.kernels import stage_notebook
 
         stage = self.pipeline.stage(name)
+        notebook = None if stage.cmd else stage_notebook(self.pipeline, stage, inputs.script)
         return StageJob(
             name=name,
             cmd=stage.cmd,
-            notebook=None if stage.cmd else stage_notebook(self.pipeline, stage, inputs.script),
+            notebook=notebook,
             parameters=inputs.params,
             output=self.run_dir / f"{name}.ipynb",
-            on_cell=lambda i, n: self.events.emit(EventName.CELL, stage=name, index=i, count=n),
+            **self._cell_reporters(name, own_cells(notebook)),
+            on_output=lambda title, stream, text: self._output(name, title, stream, text),
             env=self.options.stage_env(name) if self.options.stage_env else {},
         )
 
+    def _cell_reporters(self, name: str, own: tuple[str, ...]) -> dict[str, Any]:
+        """A stage job's on_cell_title and on_cell: `cell` events with the executed notebook's
+        code cell i of n, and where that is among the stage's own cells (run/cell_progress.py)."""
+        seen_own, title = False, ""
+
+        def on_cell_title(cell_title: str) -> None:  # the executor calls it just before on_cell
+            nonlocal title
+            title = cell_title
+
+        def on_cell(index: int, count: int) -> None:
+            nonlocal seen_own
+            where = cell_progress(title, own, after_own=seen_own)
+            seen_own = seen_own or where["position"] is not None
+            self.events.emit(EventName.CELL, stage=name, index=index, count=count, title=title, **where)
+
+        return {"on_cell_title": on_cell_title, "on_cell": on_cell}
+
+    def _output(self, name: str, title: str, stream: str, text: str) -> None:
+        """Whole lines a stage printed: redacted, appended to its log, and an `output` event."""
+        text = redaction.redact(text)
+        self.stage_logs.append(name, text)
+        cell = cell_progress(title, ())["notebook_cell"]
+        self.events.emit(EventName.OUTPUT, stage=name, cell=cell, stream=stream, text=event_text(text))
+
     def _finish(self, name: str, inputs: state.StageInputs, outcome: StageOutcome, errors: dict[str, StageError]) -> Outcome:
         stage = self.pipeline.stage(name)
+        self.stage_logs.close(name)
         # what to open: the executed notebook, or a command stage's log
         notebook = os.path.relpath(self.run_dir / f"{name}.{'log' if stage.cmd else 'ipynb'}")
         if outcome.ok:
@@ -440,15 +472,17 @@ def read_metrics(pipeline: m.Pipeline, stage: m.Stage) -> dict[str, Any]:
 
 
 def stage_error(pipeline: m.Pipeline, stage: m.Stage, error: dict[str, Any], notebook: str) -> StageError:
-    """A failed stage's error (an executor's dict: ename, evalue, title of the failing cell) with
-    the stage script and the executed notebook, both relative to where the run started."""
+    """A failed stage's error (an executor's dict: ename, evalue, title of the failing cell,
+    traceback) with the stage script and the executed notebook, both relative to where the run
+    started. What the stage wrote (evalue, traceback) goes through redact.redact."""
     return StageError(
         stage=stage.name,
         ename=str(error.get("ename") or ""),
-        evalue=str(error.get("evalue") or ""),
+        evalue=redaction.redact(str(error.get("evalue") or "")),
         cell=error.get("title") or None,
         script=os.path.relpath(Path(pipeline.root) / stage.script) if stage.script else None,
         notebook=notebook,
+        traceback=redaction.redact(error["traceback"]) if error.get("traceback") else None,
     )
 
 
