@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nb2pipe.commands import add_verify_command, parse_params
+from nb2pipe.commands import add_verify_command, parse_params, print_table
+from nb2pipe.sweep_cli import add_sweep_command
 
 if TYPE_CHECKING:
     from nb2pipe.track import RunStore
@@ -30,6 +31,7 @@ EPILOG = """examples:
   nb2pipe export analysis.ipynb --to dvc        also write dvc.yaml (or --to airflow, --to kubeflow)
   nb2pipe run pipelines/analysis --executor dask   run the stages on a Dask cluster
   nb2pipe verify analysis.ipynb                 does the pipeline print and write what the notebook does?
+  nb2pipe sweep pipelines/analysis -p alpha=0.1,0.2 -p depth=3,5 --jobs 2    a grid of 4 trials
 """
 
 
@@ -48,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_commands(commands)
     _add_history_commands(commands)
     add_verify_command(commands)
+    add_sweep_command(commands)
     return parser
 
 
@@ -403,9 +406,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         duration = f"{run['duration']:.1f}s" if run["duration"] is not None else "-"
         status = run["status"] + (" (no-op)" if _is_no_op(run) else "")
         rows.append((_run_label(run), when(run["started"]), status, commit, changed, _metrics_text(run["metrics"]) or "-", duration))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    print_table(rows)
     return 0
 
 
