@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nb2pipe.commands import add_verify_command, parse_params, print_table
-from nb2pipe.sweep_cli import add_sweep_command
+from nb2pipe.sweep_cli import add_sweep_command, add_sweep_options_to_runs
 
 if TYPE_CHECKING:
     from nb2pipe.track import RunStore
@@ -181,6 +181,7 @@ def _add_history_commands(commands: argparse._SubParsersAction[argparse.Argument
     runs.add_argument("pipeline", type=Path)
     runs.add_argument("--limit", type=int, default=20, metavar="N", help="show the N newest runs (default 20)")
     runs.add_argument("--json", action="store_true")
+    add_sweep_options_to_runs(runs)
     runs.set_defaults(func=cmd_runs)
 
     diff = commands.add_parser(
@@ -387,6 +388,10 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
     from nb2pipe.track import changed_params, when
 
+    if args.sweep or args.sort:
+        from nb2pipe.sweep_cli import print_sweep_runs
+
+        return print_sweep_runs(args)
     limit = args.limit if args.limit and args.limit > 0 else None
     # one run more than shown, so the oldest shown is compared with the run before it
     with _store(args.pipeline) as store:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 VERIFY_EPILOG = """examples:
@@ -79,7 +80,7 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
 
 
 
-def print_table(rows: list[tuple[str, ...]]) -> None:
+def print_table(rows: Sequence[tuple[str, ...]]) -> None:
     """Rows of text as aligned columns (the first row is the header), as `runs` and `sweep` print them."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:

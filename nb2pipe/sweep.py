@@ -270,7 +270,3 @@ def sweep_id(pipeline: m.Pipeline, trials: list[dict[str, Any]]) -> str:
     key = canonical([os.path.realpath(pipeline.root), sorted(canonical(t) for t in trials)])
     return "sweep-" + hashlib.sha256(key.encode()).hexdigest()[:12]
 
-
-def trial_key(trial: dict[str, Any]) -> str:
-    """How runs.db names a trial within its sweep."""
-    return canonical(trial)

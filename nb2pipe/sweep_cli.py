@@ -57,14 +57,16 @@ def add_sweep_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from nb2pipe.errors import SpecError
     from nb2pipe.sweep import build_trials
 
     if args.jobs < 1:
-        from nb2pipe.errors import SpecError
-
         raise SpecError(f"--jobs {args.jobs} is not a number of trials; use 1 or more")
-    trials = build_trials(args.param, args.params_file, args.random, args.seed)
+    resuming = args.resume and not (args.param or args.params_file)
+    trials = None if resuming else build_trials(args.param, args.params_file, args.random, args.seed)
     if args.dry_run:
+        if trials is None:
+            raise SpecError("--dry-run needs the -p values of the sweep; give them instead of --resume")
         plan = _plan(args.target, trials)
         if args.json:
             print(json.dumps(plan.to_json(), indent=2, default=str))
@@ -87,7 +89,7 @@ def _plan(target: Path, trials: list[dict[str, Any]]) -> Any:
     return plan_sweep(load_pipeline(folder), trials)
 
 
-def _run(args: argparse.Namespace, trials: list[dict[str, Any]]) -> int:
+def _run(args: argparse.Namespace, trials: list[dict[str, Any]] | None) -> int:
     from nb2pipe.api.sweep import run_sweep
     from nb2pipe.run.events import plain_reporter
 
@@ -126,3 +128,40 @@ def trial_rows(trials: list[dict[str, Any]], swept: list[str]) -> list[tuple[str
 def _cell(value: object) -> str:
     return "-" if value is None else (f"{value:.4g}" if isinstance(value, float) else str(value))
 
+
+
+def add_sweep_options_to_runs(runs: argparse.ArgumentParser) -> None:
+    runs.add_argument("--sweep", metavar="REF", help="only this sweep's trials, all of them: a sweep id or 'latest'")
+    runs.add_argument("--sort", metavar="METRIC:max|min", help="with --sweep: the best trial first by this metric")
+
+
+def print_sweep_runs(args: argparse.Namespace) -> int:
+    """`nb2pipe runs PIPELINE --sweep REF [--sort METRIC:max|min] [--json]`: the sweep's trials
+    (the latest attempt of each), every one of them."""
+    from nb2pipe import api
+    from nb2pipe.errors import SpecError
+    from nb2pipe.sweep import canonical
+
+    if not args.sweep:
+        raise SpecError(
+            f"--sort orders a sweep's trials; add --sweep: nb2pipe runs {args.pipeline} --sweep latest --sort {args.sort}"
+        )
+    with api.open_history(args.pipeline) as store:
+        sweep_id = store.resolve_sweep(args.sweep)
+        runs = store.sweep_runs(sweep_id)
+    if args.sort:
+        metric, _, goal = args.sort.rpartition(":")
+        if not metric or goal not in ("max", "min"):
+            raise SpecError(f"bad --sort '{args.sort}'; write METRIC:max or METRIC:min, e.g. --sort accuracy:max")
+        present = [r for r in runs if isinstance(r["metrics"].get(metric), (int, float))]
+        present.sort(key=lambda r: r["metrics"][metric], reverse=goal == "max")
+        runs = present + [r for r in runs if r not in present]  # trials without the metric last
+    if args.json:
+        print(json.dumps(runs, indent=2, default=str))
+        return 0
+    asked = sorted({name for run in runs for name in (run["trial"] or {})})
+    swept = [n for n in asked if len({canonical((run["trial"] or {}).get(n)) for run in runs}) > 1] or asked
+    print(f"sweep {sweep_id}: {len(runs)} trial{'s' if len(runs) != 1 else ''}")
+    if runs:
+        print_table(trial_rows(runs, swept))
+    return 0

@@ -33,7 +33,7 @@ from nb2pipe.spec import declares
 from nb2pipe.vocabulary import SUCCEEDED, EventName, Outcome, RunStatus
 
 DB_FILE = "runs.db"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Each entry brings a database from the previous version to this one.
 MIGRATIONS: dict[int, list[str]] = {
@@ -47,6 +47,12 @@ MIGRATIONS: dict[int, list[str]] = {
         "CREATE TABLE tags (name TEXT PRIMARY KEY, run_id TEXT NOT NULL)",
         "CREATE TABLE environments (hash TEXT PRIMARY KEY, data TEXT)",
         "ALTER TABLE runs ADD COLUMN env_hash TEXT",
+    ],
+    3: [  # sweeps: a trial is a run with the sweep's id and its parameter overrides
+        "CREATE TABLE sweeps (id TEXT PRIMARY KEY, created REAL, command TEXT, trials TEXT)",
+        "ALTER TABLE runs ADD COLUMN sweep TEXT",
+        "ALTER TABLE runs ADD COLUMN trial TEXT",
+        "ALTER TABLE stages ADD COLUMN from_run TEXT",  # a restored stage: the run that produced its outputs
     ],
 }
 
@@ -97,9 +103,10 @@ def _history_errors(method: Callable[Concatenate[RunStore, _Params], _Result]) -
 
 def _check_tables(db: sqlite3.Connection) -> None:
     """Every table nb2pipe uses is there with the columns it uses (a query fails otherwise)."""
-    for table, columns in (("runs", "id, started, finished, status, pid, command, git_commit, git_dirty, params, error, summary, env_hash"),
-                           ("stages", "run_id, stage, outcome, duration, fingerprint, lock, metrics, error, notebook"),
-                           ("tags", "name, run_id"), ("environments", "hash, data")):
+    for table, columns in (("runs", "id, started, finished, status, pid, command, git_commit, git_dirty, params, error, summary, env_hash,"
+                                    " sweep, trial"),
+                           ("stages", "run_id, stage, outcome, duration, fingerprint, lock, metrics, error, notebook, from_run"),
+                           ("tags", "name, run_id"), ("environments", "hash, data"), ("sweeps", "id, created, command, trials")):
         db.execute(f"SELECT {columns} FROM {table} LIMIT 0")
 
 
@@ -201,9 +208,12 @@ class RunStore:
 
     # --- recording ---
 
-    def recorder(self, command: list[str], warn: Callable[[str], None] | None = None) -> Reporter:
-        """A reporter that records the run it hears about. The history never stops a run: when
-        it cannot be written (damaged, disk full), `warn` is told once and the run goes on."""
+    def recorder(
+        self, command: list[str], warn: Callable[[str], None] | None = None, sweep: str | None = None, trial: dict[str, Any] | None = None
+    ) -> Reporter:
+        """A reporter that records the run it hears about (a sweep's trial: with the sweep's id and
+        the trial's overrides). The history never stops a run: when it cannot be written (damaged,
+        disk full), `warn` is told once and the run goes on."""
         commit, dirty = git_info(Path(self.pipeline.root))
         env = environment()
         env_hash = _hash_json(env)
@@ -226,10 +236,11 @@ class RunStore:
                 self.db.execute("INSERT OR IGNORE INTO environments VALUES (?, ?)", (env_hash, json.dumps(env)))
                 run_id.append(event["run"])
                 self.db.execute(
-                    "INSERT INTO runs (id, started, status, pid, command, git_commit, git_dirty, params, env_hash)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO runs (id, started, status, pid, command, git_commit, git_dirty, params, env_hash, sweep, trial)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (event["run"], event["time"], RunStatus.RUNNING, event.get("pid"), json.dumps(command), commit,
-                     None if dirty is None else int(dirty), json.dumps(event.get("params", {}), default=str), env_hash),
+                     None if dirty is None else int(dirty), json.dumps(event.get("params", {}), default=str), env_hash,
+                     sweep, None if trial is None else json.dumps(trial, sort_keys=True, default=str)),
                 )
             elif kind == EventName.STAGE_STARTED and run_id:
                 # what the stage consumes, hashed at dispatch: kept even if the run is killed
@@ -238,11 +249,15 @@ class RunStore:
                     (run_id[0], event["stage"], RunStatus.RUNNING, event.get("fingerprint"), json.dumps(event.get("lock") or {})),
                 )
             elif kind in (EventName.STAGE_FINISHED, EventName.STAGE_FAILED) and run_id:
+                notebook = self._pipeline_relative(event.get("notebook"))
+                producer = self._producer(event, run_id[0])
                 self.db.execute(
-                    "INSERT OR REPLACE INTO stages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT OR REPLACE INTO stages"
+                    " (run_id, stage, outcome, duration, fingerprint, lock, metrics, error, notebook, from_run)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (run_id[0], event["stage"], event.get("outcome", Outcome.FAILED), event.get("duration"), event.get("fingerprint"),
                      json.dumps(event.get("lock") or {}), json.dumps(event.get("metrics") or {}), event.get("error"),
-                     self._pipeline_relative(event.get("notebook"))),
+                     notebook or (producer["notebook"] if producer else None), producer["run_id"] if producer else None),
                 )
             elif kind == EventName.RUN_FINISHED and run_id:
                 errors = [
@@ -254,6 +269,18 @@ class RunStore:
                 )
 
         return record
+
+    def _producer(self, event: dict[str, Any], run_id: str) -> sqlite3.Row | None:
+        """For a stage restored from the run cache: the latest recorded run in which a stage of
+        that name and fingerprint ran (its executed notebook is the stage's, not copied)."""
+        if event.get("outcome") != Outcome.RESTORED or not event.get("fingerprint"):
+            return None
+        row: sqlite3.Row | None = self.db.execute(
+            "SELECT run_id, notebook FROM stages WHERE stage = ? AND fingerprint = ? AND outcome = ? AND run_id != ?"
+            " ORDER BY rowid DESC LIMIT 1",
+            (event["stage"], event["fingerprint"], Outcome.RAN, run_id),
+        ).fetchone()
+        return row
 
     def _pipeline_relative(self, path: str | None) -> str | None:
         """Paths in events are relative to where the run started; the store keeps them relative
@@ -296,6 +323,8 @@ class RunStore:
             "error": row["error"],
             "summary": row["summary"],
             "environment": row["env_hash"],
+            "sweep": row["sweep"],
+            "trial": json.loads(row["trial"]) if row["trial"] else None,
             "tags": tags,
             "stages": [
                 {
@@ -307,6 +336,7 @@ class RunStore:
                     "metrics": json.loads(s["metrics"] or "{}"),
                     "error": s["error"],
                     "notebook": s["notebook"],
+                    "from_run": s["from_run"],
                 }
                 for s in stages
             ],
@@ -342,6 +372,44 @@ class RunStore:
     def get(self, ref: str) -> dict[str, Any]:
         row = self.db.execute("SELECT * FROM runs WHERE id = ?", (self.resolve(ref),)).fetchone()
         return self._run(row)
+
+    # --- sweeps ---
+
+    @_history_errors
+    def save_sweep(self, sweep_id: str, trials: list[dict[str, Any]], command: list[str]) -> None:
+        """Remember a sweep's trial set, so `--resume SWEEP` can run it; a sweep started again is the latest."""
+        self.db.execute(
+            "INSERT INTO sweeps VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET created = excluded.created",
+            (sweep_id, time.time(), json.dumps(command), json.dumps(trials, default=str)),
+        )
+
+    @_history_errors
+    def sweep_trials_asked(self, ref: str) -> tuple[str, list[dict[str, Any]]]:
+        """(id, trials) of a sweep: its id or an unambiguous prefix, or 'latest'."""
+        sweep_id = self.resolve_sweep(ref)
+        row = self.db.execute("SELECT trials FROM sweeps WHERE id = ?", (sweep_id,)).fetchone()
+        return sweep_id, json.loads(row["trials"])
+
+    @_history_errors
+    def resolve_sweep(self, ref: str) -> str:
+        if ref == "latest":
+            rows = self.db.execute("SELECT id FROM sweeps ORDER BY created DESC LIMIT 1").fetchall()
+        else:
+            rows = self.db.execute("SELECT id FROM sweeps WHERE substr(id, 1, ?) = ?", (len(ref), ref)).fetchall()
+        if len(rows) == 1:
+            return str(rows[0]["id"])
+        if len(rows) > 1:
+            raise UnknownRun(f"sweep '{ref}' is ambiguous ({', '.join(r['id'] for r in rows[:3])}...); give more of the id")
+        raise UnknownRun(f"no sweep '{ref}' in this pipeline's history; start one with nb2pipe sweep, or name one listed by nb2pipe runs")
+
+    @_history_errors
+    def sweep_runs(self, sweep_id: str) -> list[dict[str, Any]]:
+        """The trials' runs of a sweep, the latest attempt of each trial, oldest trial first (the
+        run that made the shared stages is not a trial)."""
+        self._mark_interrupted()
+        rows = self.db.execute("SELECT * FROM runs WHERE sweep = ? AND trial IS NOT NULL ORDER BY started", (sweep_id,)).fetchall()
+        latest = {row["trial"]: row for row in rows}
+        return [self._run(row) for row in latest.values()]
 
     @_history_errors
     def environment_of(self, env_hash: str) -> dict[str, Any]:
