@@ -107,8 +107,13 @@ def test_a_grid_runs_each_trial_as_a_run_shares_load_and_leaves_the_workspace_al
 
     best = json.loads(cli("runs", PIPE, "--sweep", "latest", "--sort", "score:max", "--json")[1])
     assert [t["metrics"]["score"] for t in best] == pytest.approx([2.3, 2.15, 1.8, 1.65])
-    status, out, _ = cli("sweep", PIPE, "-p", "alpha=0.1,0.2", "-p", "depth=3,4", "-p", "size=3")
+    status, out, _ = cli("sweep", PIPE, "-p", "alpha=0.1,0.2", "-p", "depth=3,4", "-p", "size=3", "--md")
     assert status == 0 and out.splitlines()[-1] == "4 trials: 4 ok, 0 failed"
+    first = next(t for t in trials if t["trial"] == {"alpha": 0.1, "depth": 3, "size": 3})
+    assert out.splitlines()[:3] == [
+        "| RUN | alpha | depth | score | TIME | STATUS |", "|---|---|---|---|---|---|",
+        f"| {first['id']} | 0.1 | 3 | 1.65 | {first['duration']:.1f}s | ok |",
+    ]  # fmt: skip
     assert len(sweep_runs(cli)) == 4 and len(history(tmp_path)) == 3 + 1 + 4 * 3, "the same sweep again ran nothing"
 
     # checkout of a trial whose shared stage was restored: its outputs, all of them, in the workspace
@@ -135,8 +140,12 @@ def test_a_failing_trial_is_recorded_the_others_go_on_and_a_rerun_retries_only_i
     executed = json.loads((tmp_path / PIPE / failed["notebook"]).read_text())
     assert any("depth 5 breaks the model" in str(cell.get("outputs")) for cell in executed["cells"]), "its executed notebook is kept"
 
-    status, out, err = cli("sweep", "nb.ipynb", "-p", "depth=3,5,7")
-    assert status == 1 and out.splitlines()[-1] == "3 trials: 2 ok, 1 failed"
+    sweep_id = trials[3]["sweep"]
+    status, out, err = cli("sweep", "nb.ipynb", "--resume", sweep_id, "--json")  # the trials as runs.db remembers them
+    assert status == 1
+    report = json.loads(out)
+    assert (report["sweep"], report["summary"], report["ok"]) == (sweep_id, "3 trials: 2 ok, 1 failed", False)
+    assert [t["trial"] for t in report["trials"]] == [{"depth": 3}, {"depth": 5}, {"depth": 7}]
     assert "2 of 3 trials finished earlier; running the other 1" in err
     trial_runs = [h for h in history(tmp_path) if h["stage"] == "train"]
     assert len(trial_runs) == 4, "3 trials, then only the failed one again"

@@ -175,6 +175,23 @@ def test_dry_run_counts_distinct_runs_and_its_id_names_the_trial_set(pipeline, c
     assert json.loads(fixed)["stages"][0]["shared"] is True
 
 
+def test_dry_run_of_a_random_search_lists_the_sampled_trials_and_imports_nothing_heavy(pipeline, cli):
+    import subprocess
+    import sys
+
+    from helpers import subprocess_env
+    from test_layout import STATUS_PROBE
+
+    _, out, _ = cli("sweep", "pipelines/nb", "-p", "alpha=range(0.1, 1.0, 0.1)", "--random", "4", "--seed", "7", "--dry-run", "--json")
+    expected = sample(grid({"alpha": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]}), 4, seed=7)
+    assert json.loads(out)["trials"] == expected
+    forms = [["sweep", "pipelines/nb", "-p", "alpha=0.1,0.2", "--dry-run"], ["sweep", "nb.ipynb", "-p", "size=1,2", "--dry-run"]]
+    probe = subprocess.run(
+        [sys.executable, "-c", STATUS_PROBE, json.dumps(forms)], env=subprocess_env(), capture_output=True, text=True
+    )
+    assert json.loads(probe.stdout.splitlines()[-1]) == {"codes": [0, 0], "heavy": []}, probe.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
