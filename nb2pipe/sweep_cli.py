@@ -118,7 +118,7 @@ def trial_rows(trials: list[dict[str, Any]], swept: list[str]) -> list[tuple[str
     metrics = sorted({name for trial in trials for name in trial["metrics"] if "." not in name})
     rows: list[tuple[str, ...]] = [("RUN", *swept, *metrics, "TIME", "STATUS")]
     for trial in trials:
-        values = [_cell(trial["params"].get(name)) for name in swept]
+        values = ["-" if name not in trial["params"] else str(trial["params"][name]) for name in swept]
         numbers = [_cell(trial["metrics"].get(name)) for name in metrics]
         duration = f"{trial['duration']:.1f}s" if trial.get("duration") is not None else "-"
         rows.append((trial["id"], *values, *numbers, duration, trial["status"]))
