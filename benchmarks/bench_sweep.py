@@ -55,7 +55,7 @@ def notebook(work: float) -> dict:
 
 def grid_axes(trials: int) -> tuple[list[float], list[int]]:
     """alpha and depth values whose product has exactly `trials` trials (alpha x depth)."""
-    depths = max(d for d in range(1, int(math.isqrt(trials)) + 1) if trials % d == 0)
+    depths = max(d for d in range(1, math.isqrt(trials) + 1) if trials % d == 0)
     alphas = trials // depths
     return [round(0.01 * (i + 1), 2) for i in range(alphas)], list(range(1, depths + 1))
 
@@ -92,7 +92,8 @@ def papermill_side(root: Path, alphas: list[float], depths: list[int], jobs: int
     out = root / "papermill-out"
     out.mkdir()
     calls = [
-        [sys.executable, "-m", "papermill", "bench.ipynb", str(out / f"{i}.ipynb"), "-p", "alpha", str(a), "-p", "depth", str(d), "--no-progress-bar"]
+        [sys.executable, "-m", "papermill", "bench.ipynb", str(out / f"{i}.ipynb"),
+         "-p", "alpha", str(a), "-p", "depth", str(d), "--no-progress-bar"]
         for i, (a, d) in enumerate((a, d) for a in alphas for d in depths)
     ]
     started = time.perf_counter()
