@@ -90,7 +90,7 @@ def _plan(target: Path, trials: list[dict[str, Any]]) -> Any:
 
 
 def _run(args: argparse.Namespace, trials: list[dict[str, Any]] | None) -> int:
-    from nb2pipe.api.sweep import run_sweep
+    from nb2pipe.api import run_sweep
     from nb2pipe.run.events import plain_reporter
 
     report = run_sweep(
