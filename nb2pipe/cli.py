@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nb2pipe.commands import add_debug_command, add_verify_command, parse_params
+from nb2pipe.commands import add_debug_command, add_verify_command, parse_params, print_table
+from nb2pipe.sweep_cli import add_sweep_command, add_sweep_options_to_runs
 
 if TYPE_CHECKING:
     from nb2pipe.track import RunStore
@@ -31,6 +32,7 @@ EPILOG = """examples:
   nb2pipe run pipelines/analysis --executor dask   run the stages on a Dask cluster
   nb2pipe verify analysis.ipynb                 does the pipeline print and write what the notebook does?
   nb2pipe debug pipelines/analysis train        replay the stage's failed run in a notebook, with its inputs
+  nb2pipe sweep pipelines/analysis -p alpha=0.1,0.2 -p depth=3,5 --jobs 2    a grid of 4 trials
 """
 
 
@@ -50,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_history_commands(commands)
     add_verify_command(commands)
     add_debug_command(commands)
+    add_sweep_command(commands)
     return parser
 
 
@@ -180,6 +183,7 @@ def _add_history_commands(commands: argparse._SubParsersAction[argparse.Argument
     runs.add_argument("pipeline", type=Path)
     runs.add_argument("--limit", type=int, default=20, metavar="N", help="show the N newest runs (default 20)")
     runs.add_argument("--json", action="store_true")
+    add_sweep_options_to_runs(runs)
     runs.set_defaults(func=cmd_runs)
 
     diff = commands.add_parser(
@@ -386,6 +390,10 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
     from nb2pipe.track import changed_params, is_no_op, when
 
+    if args.sweep or args.sort:
+        from nb2pipe.sweep_cli import print_sweep_runs
+
+        return print_sweep_runs(args)
     limit = args.limit if args.limit and args.limit > 0 else None
     # one run more than shown, so the oldest shown is compared with the run before it
     with _store(args.pipeline) as store:
@@ -405,9 +413,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         duration = f"{run['duration']:.1f}s" if run["duration"] is not None else "-"
         status = run["status"] + (" (no-op)" if is_no_op(run) else "")
         rows.append((_run_label(run), when(run["started"]), status, commit, changed, _metrics_text(run["metrics"]) or "-", duration))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    print_table(rows)
     return 0
 
 

@@ -1,4 +1,5 @@
-"""Commands of `nb2pipe` kept out of cli.py (its size): `verify`, and the `-p name=value` parsing every command shares.
+"""Commands of `nb2pipe` kept out of cli.py (its size): `verify`, the `-p name=value` parsing every command shares,
+and the table printing of `runs` and `sweep`.
 
 Light to import, as cli.py: what a command needs is imported when it runs.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 VERIFY_EPILOG = """examples:
@@ -58,24 +60,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
-def parse_value(text: str) -> bool | int | float | str | None:
-    """A -p value, typed as papermill types it: True/False, None, int, float, else a string.
-    (NaN is a float like any other: staleness compares parameter values as canonical JSON.)"""
-    if text in ("True", "False"):
-        return text == "True"
-    if text == "None":
-        return None
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
 def parse_params(pairs: list[str]) -> dict[str, Any]:
     """`-p name=value` pairs as a mapping of typed values."""
     from nb2pipe.errors import SpecError
+    from nb2pipe.spec import parse_value
 
     values: dict[str, Any] = {}
     for pair in pairs:
@@ -141,3 +129,10 @@ def cmd_debug(args: argparse.Namespace) -> int:
         print(f"warning: {path} changed since the run; the notebook reads it as it is now", file=sys.stderr)
     print(f"open it in JupyterLab and run it up to the marked cell, or: papermill '{written.path}' out.ipynb")
     return 0
+
+
+def print_table(rows: Sequence[tuple[str, ...]]) -> None:
+    """Rows of text as aligned columns (the first row is the header), as `runs` and `sweep` print them."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())

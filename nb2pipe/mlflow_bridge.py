@@ -132,7 +132,7 @@ class MlflowBridge:
     # --- events ---
 
     def _on_run_started(self, event: dict[str, Any]) -> None:
-        from nb2pipe.track import git_info
+        from nb2pipe.provenance import git_info
 
         self.run_id = event["run"]
         self.params = dict(event.get("params") or {})

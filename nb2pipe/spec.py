@@ -435,6 +435,21 @@ def load_params(pipeline: m.Pipeline) -> dict[str, Any]:
     return check_params(_read_yaml(path), f"'{path}'")
 
 
+def parse_value(text: str) -> bool | int | float | str | None:
+    """A -p value, typed as papermill types it: True/False, None, int, float, else a string.
+    (NaN is a float like any other: staleness compares parameter values as canonical JSON.)"""
+    if text in ("True", "False"):
+        return text == "True"
+    if text == "None":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 def check_params(data: Any, where: str) -> dict[str, Any]:
     """Parameter values read from a YAML file: a mapping whose keys are names (strings)."""
     if data is None:

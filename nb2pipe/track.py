@@ -14,10 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,13 +24,14 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from nb2pipe import model as m
 from nb2pipe.errors import Nb2PipeError, SpecError
 from nb2pipe.lockfile import L_OUTS, state_dir
+from nb2pipe.provenance import GitFacts, environment
 from nb2pipe.run.events import Reporter
 from nb2pipe.run.pidlock import is_locked, pid_alive
 from nb2pipe.spec import declares
 from nb2pipe.vocabulary import SUCCEEDED, EventName, Outcome, RunStatus
 
 DB_FILE = "runs.db"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Each entry brings a database from the previous version to this one.
 MIGRATIONS: dict[int, list[str]] = {
@@ -47,6 +45,12 @@ MIGRATIONS: dict[int, list[str]] = {
         "CREATE TABLE tags (name TEXT PRIMARY KEY, run_id TEXT NOT NULL)",
         "CREATE TABLE environments (hash TEXT PRIMARY KEY, data TEXT)",
         "ALTER TABLE runs ADD COLUMN env_hash TEXT",
+    ],
+    3: [  # sweeps: a trial is a run with the sweep's id and its parameter overrides
+        "CREATE TABLE sweeps (id TEXT PRIMARY KEY, created REAL, command TEXT, trials TEXT)",
+        "ALTER TABLE runs ADD COLUMN sweep TEXT",
+        "ALTER TABLE runs ADD COLUMN trial TEXT",
+        "ALTER TABLE stages ADD COLUMN from_run TEXT",  # a restored stage: the run that produced its outputs
     ],
 }
 
@@ -97,9 +101,10 @@ def _history_errors(method: Callable[Concatenate[RunStore, _Params], _Result]) -
 
 def _check_tables(db: sqlite3.Connection) -> None:
     """Every table nb2pipe uses is there with the columns it uses (a query fails otherwise)."""
-    for table, columns in (("runs", "id, started, finished, status, pid, command, git_commit, git_dirty, params, error, summary, env_hash"),
-                           ("stages", "run_id, stage, outcome, duration, fingerprint, lock, metrics, error, notebook"),
-                           ("tags", "name, run_id"), ("environments", "hash, data")):
+    for table, columns in (("runs", "id, started, finished, status, pid, command, git_commit, git_dirty, params, error, summary, env_hash,"
+                                    " sweep, trial"),
+                           ("stages", "run_id, stage, outcome, duration, fingerprint, lock, metrics, error, notebook, from_run"),
+                           ("tags", "name, run_id"), ("environments", "hash, data"), ("sweeps", "id, created, command, trials")):
         db.execute(f"SELECT {columns} FROM {table} LIMIT 0")
 
 
@@ -117,75 +122,6 @@ def migrate(db: sqlite3.Connection) -> None:
         except BaseException:
             db.execute("ROLLBACK")
             raise
-
-
-# --- facts about where a run happened --------------------------------------------------------
-
-
-def git_info(folder: Path) -> tuple[str | None, bool | None]:
-    """(commit, dirty) of the git repository holding `folder`, or (None, None) outside one."""
-    return GitFacts(folder).result()
-
-
-class GitFacts:
-    """`git rev-parse HEAD` and `git status` of `folder`, both started at once, read when done: a
-    run starts its stages meanwhile (a big work tree's status can take seconds)."""
-
-    def __init__(self, folder: Path):
-        self._done: tuple[str | None, bool | None] | None = None
-        try:
-            self._commit = subprocess.Popen(["git", "rev-parse", "HEAD"], cwd=folder, **_QUIET)
-            self._status = subprocess.Popen(["git", "status", "--porcelain", "--untracked-files=no"], cwd=folder, **_QUIET)
-        except OSError:
-            self._done = (None, None)
-
-    def ready(self) -> bool:
-        return self._done is not None or (self._commit.poll() is not None and self._status.poll() is not None)
-
-    def result(self, timeout: float = 30) -> tuple[str | None, bool | None]:
-        """(commit, dirty), waiting at most `timeout` seconds; (None, None) outside a repository."""
-        if self._done is None:
-            try:
-                commit, _ = self._commit.communicate(timeout=timeout)
-                dirty, _ = self._status.communicate(timeout=timeout)
-                ok = self._commit.returncode == 0 and self._status.returncode == 0
-                self._done = (commit.strip(), bool(dirty.strip())) if ok else (None, None)
-            except subprocess.TimeoutExpired:
-                for process in (self._commit, self._status):
-                    process.kill()
-                    process.communicate()
-                self._done = (None, None)
-        return self._done
-
-
-_QUIET: dict[str, Any] = {"stdout": subprocess.PIPE, "stderr": subprocess.DEVNULL, "stdin": subprocess.DEVNULL, "text": True}
-
-
-def environment() -> dict[str, Any]:
-    """Python, platform, and every installed distribution with its version."""
-    return {
-        "python": sys.version.split()[0],
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "distributions": dict(sorted(installed_distributions().items())),
-    }
-
-
-def installed_distributions() -> dict[str, str]:
-    """{name: version} of what is installed on sys.path, read from the `name-version.dist-info`
-    folder names (parsing every METADATA file took most of a no-op run's time)."""
-    found: dict[str, str] = {}
-    for entry in sys.path:
-        try:
-            names = os.listdir(entry or ".")
-        except OSError:
-            continue
-        for name in names:
-            for suffix in (".dist-info", ".egg-info"):
-                if name.endswith(suffix) and "-" in name:
-                    dist, _, version = name[: -len(suffix)].partition("-")
-                    found.setdefault(dist.replace("_", "-").lower(), version.split("-py")[0])
-    return found
 
 
 def _hash_json(data: Any) -> str:
@@ -226,9 +162,12 @@ class RunStore:
 
     # --- recording ---
 
-    def recorder(self, command: list[str], warn: Callable[[str], None] | None = None) -> Reporter:
-        """A reporter that records the run it hears about. The history never stops a run: when
-        it cannot be written (damaged, disk full), `warn` is told once and the run goes on."""
+    def recorder(
+        self, command: list[str], warn: Callable[[str], None] | None = None, sweep: str | None = None, trial: dict[str, Any] | None = None
+    ) -> Reporter:
+        """A reporter that records the run it hears about (a sweep's trial: with the sweep's id and
+        the trial's overrides). The history never stops a run: when it cannot be written (damaged,
+        disk full), `warn` is told once and the run goes on."""
         git = GitFacts(Path(self.pipeline.root))
         env = environment()
         env_hash = _hash_json(env)
@@ -252,9 +191,11 @@ class RunStore:
                 self.db.execute("INSERT OR IGNORE INTO environments VALUES (?, ?)", (env_hash, json.dumps(env)))
                 run_id.append(event["run"])
                 self.db.execute(
-                    "INSERT INTO runs (id, started, status, pid, command, params, env_hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO runs (id, started, status, pid, command, params, env_hash, sweep, trial)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (event["run"], event["time"], RunStatus.RUNNING, event.get("pid"), json.dumps(command),
-                     json.dumps(event.get("params", {}), default=str), env_hash),
+                     json.dumps(event.get("params", {}), default=str), env_hash,
+                     sweep, None if trial is None else json.dumps(trial, sort_keys=True, default=str)),
                 )
             elif kind == EventName.STAGE_STARTED and run_id:
                 # what the stage consumes, hashed at dispatch: kept even if the run is killed
@@ -263,11 +204,15 @@ class RunStore:
                     (run_id[0], event["stage"], RunStatus.RUNNING, event.get("fingerprint"), json.dumps(event.get("lock") or {})),
                 )
             elif kind in (EventName.STAGE_FINISHED, EventName.STAGE_FAILED) and run_id:
+                notebook = self._pipeline_relative(event.get("notebook"))
+                producer = self._producer(event, run_id[0])
                 self.db.execute(
-                    "INSERT OR REPLACE INTO stages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT OR REPLACE INTO stages"
+                    " (run_id, stage, outcome, duration, fingerprint, lock, metrics, error, notebook, from_run)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (run_id[0], event["stage"], event.get("outcome", Outcome.FAILED), event.get("duration"), event.get("fingerprint"),
                      json.dumps(event.get("lock") or {}), json.dumps(event.get("metrics") or {}), event.get("error"),
-                     self._pipeline_relative(event.get("notebook"))),
+                     notebook or (producer["notebook"] if producer else None), producer["run_id"] if producer else None),
                 )
             if run_id and not noted_git and (git.ready() or kind == EventName.RUN_FINISHED):
                 commit, dirty = git.result()
@@ -285,6 +230,18 @@ class RunStore:
                 )
 
         return record
+
+    def _producer(self, event: dict[str, Any], run_id: str) -> sqlite3.Row | None:
+        """For a stage restored from the run cache: the latest recorded run in which a stage of
+        that name and fingerprint ran (its executed notebook is the stage's, not copied)."""
+        if event.get("outcome") != Outcome.RESTORED or not event.get("fingerprint"):
+            return None
+        row: sqlite3.Row | None = self.db.execute(
+            "SELECT run_id, notebook FROM stages WHERE stage = ? AND fingerprint = ? AND outcome = ? AND run_id != ?"
+            " ORDER BY rowid DESC LIMIT 1",
+            (event["stage"], event["fingerprint"], Outcome.RAN, run_id),
+        ).fetchone()
+        return row
 
     def _pipeline_relative(self, path: str | None) -> str | None:
         """Paths in events are relative to where the run started; the store keeps them relative
@@ -327,6 +284,8 @@ class RunStore:
             "error": row["error"],
             "summary": row["summary"],
             "environment": row["env_hash"],
+            "sweep": row["sweep"],
+            "trial": json.loads(row["trial"]) if row["trial"] else None,
             "tags": tags,
             "stages": [
                 {
@@ -338,6 +297,7 @@ class RunStore:
                     "metrics": json.loads(s["metrics"] or "{}"),
                     "error": s["error"],
                     "notebook": s["notebook"],
+                    "from_run": s["from_run"],
                 }
                 for s in stages
             ],
@@ -373,6 +333,44 @@ class RunStore:
     def get(self, ref: str) -> dict[str, Any]:
         row = self.db.execute("SELECT * FROM runs WHERE id = ?", (self.resolve(ref),)).fetchone()
         return self._run(row)
+
+    # --- sweeps ---
+
+    @_history_errors
+    def save_sweep(self, sweep_id: str, trials: list[dict[str, Any]], command: list[str]) -> None:
+        """Remember a sweep's trial set, so `--resume SWEEP` can run it; a sweep started again is the latest."""
+        self.db.execute(
+            "INSERT INTO sweeps VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET created = excluded.created",
+            (sweep_id, time.time(), json.dumps(command), json.dumps(trials, default=str)),
+        )
+
+    @_history_errors
+    def sweep_trials_asked(self, ref: str) -> tuple[str, list[dict[str, Any]]]:
+        """(id, trials) of a sweep: its id or an unambiguous prefix, or 'latest'."""
+        sweep_id = self.resolve_sweep(ref)
+        row = self.db.execute("SELECT trials FROM sweeps WHERE id = ?", (sweep_id,)).fetchone()
+        return sweep_id, json.loads(row["trials"])
+
+    @_history_errors
+    def resolve_sweep(self, ref: str) -> str:
+        if ref == "latest":
+            rows = self.db.execute("SELECT id FROM sweeps ORDER BY created DESC LIMIT 1").fetchall()
+        else:
+            rows = self.db.execute("SELECT id FROM sweeps WHERE substr(id, 1, ?) = ?", (len(ref), ref)).fetchall()
+        if len(rows) == 1:
+            return str(rows[0]["id"])
+        if len(rows) > 1:
+            raise UnknownRun(f"sweep '{ref}' is ambiguous ({', '.join(r['id'] for r in rows[:3])}...); give more of the id")
+        raise UnknownRun(f"no sweep '{ref}' in this pipeline's history; start one with nb2pipe sweep, or name one listed by nb2pipe runs")
+
+    @_history_errors
+    def sweep_runs(self, sweep_id: str) -> list[dict[str, Any]]:
+        """The trials' runs of a sweep, the latest attempt of each trial, oldest trial first (the
+        run that made the shared stages is not a trial)."""
+        self._mark_interrupted()
+        rows = self.db.execute("SELECT * FROM runs WHERE sweep = ? AND trial IS NOT NULL ORDER BY started", (sweep_id,)).fetchall()
+        latest = {row["trial"]: row for row in rows}
+        return [self._run(row) for row in latest.values()]
 
     @_history_errors
     def environment_of(self, env_hash: str) -> dict[str, Any]:

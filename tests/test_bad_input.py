@@ -301,7 +301,7 @@ def test_a_params_file_that_cannot_be_read(pipeline, cli, what):
 
 @pytest.mark.parametrize("value, typed", [("1e999", float("inf")), ("1+2j", "1+2j"), ("...", "..."), ("-x", "-x"), ("1_000", 1000)])
 def test_p_values_are_typed_as_papermill_types_them(value, typed):
-    from nb2pipe.commands import parse_value
+    from nb2pipe.spec import parse_value
 
     assert parse_value(value) == typed
 

@@ -10,6 +10,9 @@
   with its exact inputs, see `debugging`.
 - `scratch_workspace(target)`: run a pipeline in an isolated copy of its working folder, see
   `scratch`.
+- `run_sweep(target, trials, ...) -> SweepReport`: a sweep, each trial a tracked run in a scratch
+  workspace, the stages they share run once, see `sweep` (the trials' grammar and plan:
+  `nb2pipe.sweep`).
 - `verify(notebook, ...) -> VerifyReport`: the notebook top to bottom against its pipeline, in
   copies of its folder, see `verification` (the comparison itself: `compare`).
 - `python -m nb2pipe.api`: one tracked run in a child process, asked for in JSON on stdin (how
@@ -30,6 +33,7 @@ if TYPE_CHECKING:
     from nb2pipe.api.runs import diff_runs, history_rows, parameters
     from nb2pipe.api.saved import SavedStatus, status_as_saved
     from nb2pipe.api.scratch import Scratch, scratch_workspace
+    from nb2pipe.api.sweep import SweepReport, run_sweep
     from nb2pipe.api.tracked import RunReport, equivalent_command, export_if_needed, folder_of, read_params_file, run
     from nb2pipe.api.verification import VerifyReport, verify
 
@@ -42,6 +46,7 @@ _MODULE_OF = {
     **dict.fromkeys(("diff_runs", "history_rows", "parameters"), "runs"),
     **dict.fromkeys(("SavedStatus", "status_as_saved"), "saved"),
     **dict.fromkeys(("Scratch", "scratch_workspace"), "scratch"),
+    **dict.fromkeys(("SweepReport", "run_sweep"), "sweep"),
     **dict.fromkeys(("RunReport", "equivalent_command", "export_if_needed", "folder_of", "read_params_file", "run"), "tracked"),
     **dict.fromkeys(("VerifyReport", "verify"), "verification"),
 }
@@ -60,6 +65,7 @@ __all__ = [
     "RunReport",
     "SavedStatus",
     "Scratch",
+    "SweepReport",
     "VerifyReport",
     "apply_debug_edits",
     "debug_notebook",
@@ -73,6 +79,7 @@ __all__ = [
     "parameters",
     "read_params_file",
     "run",
+    "run_sweep",
     "scratch_workspace",
     "stage_flows",
     "status",

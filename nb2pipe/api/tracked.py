@@ -17,6 +17,7 @@ so the CLI prints them, `--events jsonl` carries them, and the server ignores th
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,13 +88,15 @@ def run(
     reporters: Sequence[Reporter] = (),
     command: Sequence[str] | None = None,
     record: bool = True,
+    cancel: threading.Event | None = None,
 ) -> RunReport:
     """Run the pipeline of `target` (a pipeline folder, or a notebook exported first when it
     changed), recorded in its run history unless `record` is false or it is a dry run.
 
     `params` override `params_file`, which overrides `params_from` (an earlier run's values),
     which override params.yaml. `command` is what the history keeps as the command line (default:
-    the equivalent `nb2pipe run` command, without the parameter values, which are kept apart)."""
+    the equivalent `nb2pipe run` command, without the parameter values, which are kept apart).
+    `cancel`, set from another thread, stops the run as Ctrl-C does."""
     from nb2pipe.run import RunOptions
     from nb2pipe.run.executors import check_executor
 
@@ -105,13 +108,14 @@ def run(
     options = RunOptions(
         stages=tuple(stages), from_stage=from_stage, downstream=downstream, force=force, keep_going=keep_going,
         dry_run=dry_run, jobs=jobs, params=values, kernel=kernel, wait=wait, executor=executor, scheduler=scheduler,
+        cancel=cancel,
     )
-    folder = _checked_folder(target)
+    folder = checked_folder(target)
     command = list(command) if command is not None else equivalent_command(target, options)
     return _run_locked(target, folder, options, list(reporters), command, record and not dry_run, params_from)
 
 
-def _checked_folder(target: Path) -> Path:
+def checked_folder(target: Path) -> Path:
     """The pipeline folder of `target`, once it is known that the run can start: a damaged
     notebook or a folder that is not a pipeline is one error, before anything is written."""
     if target.suffix == ".ipynb":

@@ -23,6 +23,7 @@ import contextlib
 import datetime as dt
 import os
 import signal
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
@@ -67,6 +68,7 @@ class RunOptions:
     executor: str = "local"
     scheduler: str | None = None  # dask: the scheduler's address (else DASK_SCHEDULER_ADDRESS, else a LocalCluster)
     stage_env: Callable[[str], dict[str, str]] | None = None  # extra environment for a stage's kernel
+    cancel: threading.Event | None = None  # set from another thread: the run stops as on Ctrl-C (a sweep's trials)
 
 
 @dataclass
@@ -177,6 +179,8 @@ class Runner:
         try:
             with signals_interrupt():
                 while pending or running:
+                    if self.options.cancel is not None and self.options.cancel.is_set():
+                        raise KeyboardInterrupt
                     for name in list(pending):
                         if len(running) >= slots:
                             break  # queued here, not in the executor, so a failure can still stop it
