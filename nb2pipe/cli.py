@@ -152,6 +152,9 @@ def _add_run_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
         help="--executor dask: the scheduler, e.g. tcp://host:8786 (default: DASK_SCHEDULER_ADDRESS, else a local cluster)",
     )
     run.add_argument("--events", choices=("jsonl",), help="print machine-readable progress events on stdout")
+    run.add_argument(
+        "--log", "-v", action="store_true", help="show what the stages print as they print it, each line prefixed by its stage"
+    )
     run.add_argument("--wait", action="store_true", help="wait for another run of the same pipeline to finish")
     run.set_defaults(func=cmd_run)
 
@@ -236,9 +239,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.events == "jsonl":
         reporters = [jsonl_reporter(sys.stdout)]
     elif sys.stderr.isatty():
-        reporters = [terminal_reporter(sys.stderr)]
+        reporters = [terminal_reporter(sys.stderr, log=args.log)]
     else:
-        reporters = [plain_reporter(sys.stderr)]
+        reporters = [plain_reporter(sys.stderr, log=args.log)]
     report = api.run(
         args.target, stages=args.stage, from_stage=args.from_stage, downstream=args.downstream, force=args.force,
         keep_going=args.keep_going, dry_run=args.dry_run, jobs=args.jobs, params=parse_params(args.param),

@@ -7,7 +7,10 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import signal
+import threading
+import time
 from pathlib import Path
 
 import nbformat
@@ -16,7 +19,7 @@ from conftest import code, write_nb
 from helpers import fetch_json, run_dirs, run_events, wait_job, wait_until
 from nb2pipe.run import registry
 from nb2pipe.run.cell_progress import cell_progress, own_cells, progress_label
-from nb2pipe.run.events import terminal_reporter
+from nb2pipe.run.events import kernel_memory, terminal_reporter
 from nb2pipe.run.stage_output import OUTPUT_EVENT_LINES, Batches, StreamLines, event_text, rich_output_lines
 from test_server import jp_server_config  # noqa: F401  (fixture)
 
@@ -102,7 +105,7 @@ def test_the_terminal_line_uses_the_same_words():
     report = terminal_reporter(out)
     report({"event": "stage_started", "stage": "train"})
     report({"event": "cell", "stage": "train", "index": 5, "count": 7, **cell_progress("nb cell 14", ("nb cell 2", "nb cell 14"))})
-    assert out.getvalue().endswith("running: train [notebook cell 14, 2 of 2]")
+    assert out.getvalue().endswith("running: train [notebook cell 14, 2 of 2, 0 s]")
 
 
 def test_the_progress_record_keeps_the_last_lines_of_each_stage_also_after_it_ends(tmp_path):
@@ -238,3 +241,58 @@ def test_a_failed_stage_error_carries_its_traceback_as_plain_redacted_text(tmp_p
     assert "\x1b" not in traceback and "check()" in traceback and traceback.rstrip().endswith("ValueError: boom ***")
     assert failed["stage_error"]["exception"] == "ValueError: boom ***"  # the line the user sees first
     assert "ValueError: boom ***\n" in (run / "fails.log").read_text()
+
+
+def read_lines_into(stream, seen: list[str]) -> threading.Thread:
+    """Collect a child's output lines as they come, on a thread of their own."""
+    reader = threading.Thread(target=lambda: seen.extend(iter(stream.readline, "")), daemon=True)
+    reader.start()
+    return reader
+
+
+def test_run_log_streams_each_printed_line_with_its_stage_before_the_stage_ends(tmp_path, runs):
+    """`nb2pipe run --log` without a terminal: the lines come while the stage is still held."""
+    write_nb(tmp_path / "held.ipynb", code(HELD, "stage:held", "out:h.txt"))
+    proc = runs.start(tmp_path, "held.ipynb", "--log")
+    seen: list[str] = []
+    reader = read_lines_into(proc.stderr, seen)
+    runs.wait_until(proc, lambda: "held | still before\n" in seen, "the stage's lines reach the terminal while it runs", seen=lambda: seen)
+    assert not (tmp_path / "h.txt").exists()  # the stage is still held at its gate
+    (tmp_path / "go").write_text("")
+    assert proc.wait(timeout=300) == 0
+    reader.join(timeout=30)
+    assert [line for line in seen if line.startswith("held | ")] == [
+        "held | before the gate\n", "held | still before\n", "held | after the gate\n",
+    ]  # fmt: skip
+
+
+def test_run_without_log_prints_a_plain_line_per_cell_and_no_stage_output(tmp_path, runs):
+    write_nb(tmp_path / "talk.ipynb", code("print('hello')", "stage:talk"), code("print('again')"))
+    proc = runs.start(tmp_path, "talk.ipynb")
+    _out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert "talk: notebook cell 1, 1 of 2\n" in err and "talk: notebook cell 2, 2 of 2\n" in err
+    assert "hello" not in err
+
+
+def test_the_status_line_shows_each_running_stage_for_how_long_and_its_kernels_memory():
+    out = io.StringIO()
+    report = terminal_reporter(out, tick=0.05)
+    report({"event": "stage_started", "stage": "train", "time": time.time() - 42})
+    report({"event": "cell", "stage": "train", "index": 1, "count": 1, "kernel_pid": os.getpid()})
+    line = out.getvalue().rsplit("\r\033[K", 1)[-1]
+    assert re.fullmatch(r"  running: train \[cell 1/1, 4[23] s, \d+ MiB\]", line), line
+    assert kernel_memory(os.getpid()).endswith(" MiB") and kernel_memory(None) == ""
+    report({"event": "stage_finished", "stage": "train", "outcome": "ran", "duration": 42.0})
+    assert out.getvalue().endswith("       ran train (42.0s)\n\r\033[K")
+
+
+def test_cell_events_name_the_stage_kernel_whose_memory_the_status_line_shows(tmp_path, monkeypatch, cli):
+    monkeypatch.chdir(tmp_path)
+    write_nb(tmp_path / "nb.ipynb", code("import os\nprint(os.getpid())", "stage:a"))
+    exit_code, out, _err = cli("run", "nb.ipynb", "--events", "jsonl")
+    assert exit_code == 0
+    events = [json.loads(line) for line in out.splitlines()]
+    (cell,) = [e for e in events if e["event"] == "cell" and e.get("notebook_cell") == 1]
+    (printed,) = [e for e in events if e["event"] == "output"]
+    assert cell["kernel_pid"] == int(printed["text"].strip())

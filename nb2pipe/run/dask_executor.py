@@ -148,7 +148,7 @@ class DaskExecutor:
 
     def submit(self, job: StageJob) -> Future[StageOutcome]:
         result: Future[StageOutcome] = Future()
-        spec = {f.name: getattr(job, f.name) for f in fields(job) if f.name not in ("on_cell", "on_output", "on_cell_title")}
+        spec = {f.name: getattr(job, f.name) for f in fields(job) if f.name not in ("on_cell", "on_output", "on_cell_title", "on_kernel")}
         spec["wants_output"] = job.on_output is not None
         spec["output"] = Path(os.path.abspath(job.output))  # a worker's current directory is not ours
         with self._cond:

@@ -65,49 +65,111 @@ def jsonl_reporter(stream: TextIO = sys.stdout) -> Reporter:
     return report
 
 
-def plain_reporter(stream: TextIO = sys.stderr) -> Reporter:
-    """One line per stage start and end: for logs and CI."""
+def plain_reporter(stream: TextIO = sys.stderr, log: bool = False) -> Reporter:
+    """One line per stage start and end and per cell (`train: notebook cell 14, 2 of 5`): for logs
+    and CI. With `log`, also every line the stages print, prefixed by the stage's name."""
 
     def report(record: dict[str, Any]) -> None:
         kind = record["event"]
         if kind == EventName.STAGE_STARTED:
             stream.write(f"running {record['stage']}\n")
+        elif kind == EventName.CELL:
+            stream.write(f"{record['stage']}: {progress_label(record)}\n")
         elif kind == EventName.STAGE_FINISHED:
             stream.write(f"{record['outcome']:>10} {record['stage']}" + _duration(record) + "\n")
         elif kind == EventName.STAGE_FAILED:
             stream.write(f"{Outcome.FAILED:>10} {record['stage']}" + _duration(record) + "\n")
         elif kind == EventName.MESSAGE:
             stream.write(record["text"] + "\n")
+        elif kind == EventName.OUTPUT and log:
+            stream.write(_log_lines(record))
         stream.flush()
 
     return report
 
 
-def terminal_reporter(stream: TextIO = sys.stderr) -> Reporter:
-    """A live status line (stages running, where each is: 'notebook cell 14, 2 of 5') above the
-    finished stages."""
-    running: dict[str, str] = {}
+def terminal_reporter(stream: TextIO = sys.stderr, log: bool = False, tick: float = 1.0) -> Reporter:
+    """A live status line above the finished stages: each running stage, where it is ('notebook
+    cell 14, 2 of 5'), for how long, and its kernel's memory, redrawn every `tick` seconds. With
+    `log`, the lines the stages print go above it, prefixed by the stage's name."""
+    live = _LiveLine(stream, tick)
 
     def report(record: dict[str, Any]) -> None:
         kind, stage = record["event"], record.get("stage", "")  # every stage event names its stage
-        if kind == EventName.STAGE_STARTED:
-            running[stage] = "starting"
-        elif kind == EventName.CELL:
-            running[stage] = progress_label(record)
-        elif kind in (EventName.STAGE_FINISHED, EventName.STAGE_FAILED):
-            running.pop(stage, None)
-            outcome = record.get("outcome", Outcome.FAILED)
-            stream.write("\r\033[K" + f"{outcome:>10} {stage}" + _duration(record) + "\n")
-        elif kind == EventName.MESSAGE:
-            stream.write("\r\033[K" + record["text"] + "\n")
-        if running:
-            line = "  ".join(f"{name} [{state}]" for name, state in running.items())
-            stream.write("\r\033[K" + "  running: " + line[:150])
-        else:
-            stream.write("\r\033[K")
-        stream.flush()
+        with live.lock:
+            if kind == EventName.STAGE_STARTED:
+                live.running[stage] = _Running(record.get("time", time.time()))
+                live.start_ticking()
+            elif kind == EventName.CELL and stage in live.running:
+                live.running[stage].label = progress_label(record)
+                live.running[stage].pid = record.get("kernel_pid") or live.running[stage].pid
+            elif kind in (EventName.STAGE_FINISHED, EventName.STAGE_FAILED):
+                live.running.pop(stage, None)
+                outcome = record.get("outcome", Outcome.FAILED)
+                stream.write("\r\033[K" + f"{outcome:>10} {stage}" + _duration(record) + "\n")
+            elif kind == EventName.MESSAGE:
+                stream.write("\r\033[K" + record["text"] + "\n")
+            elif kind == EventName.OUTPUT and log:
+                stream.write("\r\033[K" + _log_lines(record))
+            live.draw()
 
     return report
+
+
+class _Running:
+    def __init__(self, started: float):
+        self.started, self.label, self.pid = started, "starting", None
+
+
+class _LiveLine:
+    """The status line of the running stages, redrawn by a thread of its own while any runs."""
+
+    def __init__(self, stream: TextIO, tick: float):
+        self.stream, self.tick = stream, tick
+        self.lock = threading.Lock()
+        self.running: dict[str, _Running] = {}
+        self._ticking = False
+
+    def start_ticking(self) -> None:
+        if not self._ticking:
+            self._ticking = True
+            threading.Thread(target=self._tick, name="nb2pipe-status-line", daemon=True).start()
+
+    def _tick(self) -> None:
+        while True:
+            time.sleep(self.tick)
+            with self.lock:
+                if not self.running:
+                    self._ticking = False
+                    return
+                self.draw()
+
+    def draw(self) -> None:
+        now = time.time()
+        parts = []
+        for name, stage in self.running.items():
+            memory = kernel_memory(stage.pid)
+            parts.append(f"{name} [{stage.label}, {now - stage.started:.0f} s" + (f", {memory}]" if memory else "]"))
+        self.stream.write("\r\033[K" + ("  running: " + "  ".join(parts)[:150] if parts else ""))
+        self.stream.flush()
+
+
+def kernel_memory(pid: int | None) -> str:
+    """The resident memory of process `pid` as '312 MiB' (from /proc; '' where it cannot be read)."""
+    if not pid:
+        return ""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as status:
+            kib = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        return ""
+    return f"{kib / 1024:.0f} MiB" if kib < 1024 * 1024 else f"{kib / 1024 / 1024:.1f} GiB"
+
+
+def _log_lines(record: dict[str, Any]) -> str:
+    """A stage's printed lines, each prefixed by the stage's name (as `docker compose logs` does)."""
+    stage = record.get("stage", "")
+    return "".join(f"{stage} | {line}\n" for line in str(record.get("text", "")).splitlines())
 
 
 def _duration(record: dict[str, Any]) -> str:

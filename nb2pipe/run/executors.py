@@ -46,6 +46,7 @@ class StageJob:
     # (cell title, stream, text of whole lines) as a notebook stage prints (run/stage_output.py)
     on_output: Callable[[str, str, str], None] | None = None
     on_cell_title: Callable[[str], None] | None = None  # the title of each code cell, just before its on_cell
+    on_kernel: Callable[[int], None] | None = None  # the pid of the stage's kernel, once it has one (this machine)
     env: dict[str, str] = field(default_factory=dict)  # set in the kernel before the stage's code
 
 

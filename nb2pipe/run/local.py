@@ -112,6 +112,8 @@ class LocalExecutor:
             self.pool.give_back(km)
             return interrupted(job.name, time.monotonic() - started)
         km.stage = job.name
+        if job.on_kernel is not None and km.pid:
+            job.on_kernel(km.pid)
         try:
             return self._execute(job, km)
         finally:

@@ -346,21 +346,26 @@ class Runner:
         )
 
     def _cell_reporters(self, name: str, own: tuple[str, ...]) -> dict[str, Any]:
-        """A stage job's on_cell_title and on_cell: `cell` events with the executed notebook's
-        code cell i of n, and where that is among the stage's own cells (run/cell_progress.py)."""
-        seen_own, title = False, ""
+        """A stage job's on_cell_title, on_kernel and on_cell: `cell` events with the executed
+        notebook's code cell i of n, where that is among the stage's own cells
+        (run/cell_progress.py), and the pid of the stage's kernel (for its memory on the status line)."""
+        seen_own, title, pid = False, "", None
 
         def on_cell_title(cell_title: str) -> None:  # the executor calls it just before on_cell
             nonlocal title
             title = cell_title
 
+        def on_kernel(kernel_pid: int) -> None:
+            nonlocal pid
+            pid = kernel_pid
+
         def on_cell(index: int, count: int) -> None:
             nonlocal seen_own
             where = cell_progress(title, own, after_own=seen_own)
             seen_own = seen_own or where["position"] is not None
-            self.events.emit(EventName.CELL, stage=name, index=index, count=count, title=title, **where)
+            self.events.emit(EventName.CELL, stage=name, index=index, count=count, title=title, kernel_pid=pid, **where)
 
-        return {"on_cell_title": on_cell_title, "on_cell": on_cell}
+        return {"on_cell_title": on_cell_title, "on_cell": on_cell, "on_kernel": on_kernel}
 
     def _output(self, name: str, title: str, stream: str, text: str) -> None:
         """Whole lines a stage printed: redacted, appended to its log, and an `output` event."""
