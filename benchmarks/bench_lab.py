@@ -37,8 +37,7 @@ sys.path[:0] = [str(REPO / "tests" / "ui"), str(REPO / "tests")]
 from conftest import CHROMIUM, CHROMIUM_ARGS, running_lab  # noqa: E402  (tests/ui: the browser tests' lab)
 
 STAGES = 1000
-TARGETS = {"first paint": 1.0, "final layout": None, "longest frame": None, "reopened": 1.0, "failed-only filter": 0.1,
-           "state change": 0.1}
+TARGETS = {"first paint": 1.0, "final layout": None, "longest frame": None, "reopened": 1.0, "failed-only filter": 0.1, "state change": 0.1}
 NODE = ".jp-nb2pipe-graph-node"
 
 
