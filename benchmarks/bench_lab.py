@@ -3,7 +3,9 @@ machinery, tests/ui/conftest.py): how long a user waits, measured here instead o
 the tests.
 
 1. first paint: from a click on the sidebar's Graph button to all 1,000 stage nodes drawn
-   (laid out by elkjs and in the page)                                      target < 1 s
+   (in their provisional layered layout while elkjs works in its web worker) target < 1 s
+   final layout: from the same click to elk's layout drawn (`data-layout="final"`), and the
+   longest frame the page took meanwhile (how interactive it stayed)          reported
    and the same once the graph was closed (the layout is remembered)        target < 1 s
 2. failed-only filter: from the click on the checkbox to the next frame     target < 0.1 s
 3. a state change: from the server's answer that queues every stage (Run all)
@@ -35,7 +37,7 @@ sys.path[:0] = [str(REPO / "tests" / "ui"), str(REPO / "tests")]
 from conftest import CHROMIUM, CHROMIUM_ARGS, running_lab  # noqa: E402  (tests/ui: the browser tests' lab)
 
 STAGES = 1000
-TARGETS = {"first paint": 1.0, "reopened": 1.0, "failed-only filter": 0.1, "state change": 0.1}
+TARGETS = {"first paint": 1.0, "final layout": None, "longest frame": None, "reopened": 1.0, "failed-only filter": 0.1, "state change": 0.1}
 NODE = ".jp-nb2pipe-graph-node"
 
 
@@ -67,7 +69,15 @@ FIRST_PAINT = """async ([selector, count]) => {
     await new Promise(requestAnimationFrame);
   }
   await new Promise(requestAnimationFrame);
-  return (performance.now() - t0) / 1000;
+  const paint = (performance.now() - t0) / 1000;
+  let last = performance.now(), longest = 0;
+  while (document.querySelector('.jp-nb2pipe-graph')?.dataset.layout !== 'final') {
+    await new Promise(requestAnimationFrame);
+    longest = Math.max(longest, performance.now() - last);
+    last = performance.now();
+  }
+  await new Promise(requestAnimationFrame);
+  return [paint, (performance.now() - t0) / 1000, longest / 1000];
 }"""
 
 FILTER = """async () => {
@@ -102,11 +112,12 @@ def one_graph(page, lab) -> dict[str, float]:
     page.locator('.jp-SideBar.jp-mod-left .lm-TabBar-tab[data-id="jp-nb2pipe-sidebar"]').click()
     page.wait_for_function("n => document.querySelectorAll('#jp-nb2pipe-sidebar .jp-nb2pipe-stage').length === n", arg=STAGES,
                            timeout=180_000)
-    figures = {"first paint": page.evaluate(FIRST_PAINT, [NODE, STAGES])}
+    paint, final, longest = page.evaluate(FIRST_PAINT, [NODE, STAGES])
+    figures = {"first paint": paint, "final layout": final, "longest frame": longest}
     assert page.locator(NODE).count() == STAGES
     page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text="Pipeline: big").locator(".lm-TabBar-tabCloseIcon").click()
     page.locator(".jp-nb2pipe-graph").wait_for(state="detached")
-    figures["reopened"] = page.evaluate(FIRST_PAINT, [NODE, STAGES])
+    figures["reopened"] = page.evaluate(FIRST_PAINT, [NODE, STAGES])[1]
     figures["failed-only filter"] = page.evaluate(FILTER)
     page.evaluate(FILTER)  # off again
     # a state change: Run all queues every stage (the job's answer), then Cancel
@@ -147,8 +158,8 @@ def main() -> int:
     for name, target in TARGETS.items():
         values = [run[name] for run in runs]
         median = statistics.median(values)
-        verdict = "met" if median < target else "NOT met"
-        print(f"  {name:<20} {median:7.3f} s   goal < {target} s   {verdict}   (each: {', '.join(f'{v:.3f}' for v in values)})")
+        goal = "(reported)        " if target is None else f"goal < {target} s   {'met' if median < target else 'NOT met'}"
+        print(f"  {name:<20} {median:7.3f} s   {goal}   (each: {', '.join(f'{v:.3f}' for v in values)})")
     return 0
 
 

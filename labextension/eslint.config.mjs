@@ -52,7 +52,7 @@ export default defineConfig([
     }
   },
   {
-    files: ['jest.config.js'],
+    files: ['jest.config.js', 'webpack.config.js', 'tests/stubs/*.js'],
     languageOptions: { sourceType: 'commonjs', globals: globals.node }
   },
   prettierRecommended

@@ -4,6 +4,7 @@ module.exports = {
   testEnvironment: 'node',
   roots: ['<rootDir>/tests'],
   testRegex: '\\.test\\.ts$',
+  moduleNameMapper: { '\\?raw$': '<rootDir>/tests/stubs/raw.js' },
   transform: {
     '^.+\\.tsx?$': ['ts-jest', { tsconfig: 'tsconfig.test.json' }]
   }

@@ -6,7 +6,10 @@
  *
  * 1. Each status or job change builds the graph (`graphdata.ts`).
  * 2. When the stages or edges changed (`layoutKey`), elk lays it out again and the DOM is
- *    rebuilt; otherwise only the nodes' states and durations are updated in place.
+ *    rebuilt; otherwise only the nodes' states and durations are updated in place. A large
+ *    graph that elk has not laid out yet is drawn at once in its provisional layout
+ *    (`provisionalLayout`), and its nodes move when elk's layout arrives: `data-layout` says
+ *    which is shown (`provisional`, `final`), `data-layouts` counts elk's layouts drawn.
  * 3. The failed-only filter hides every stage that neither failed nor leads to a failure
  *    (positions stay as laid out).
  */
@@ -25,7 +28,14 @@ import {
   IPipelineGraph,
   layoutKey
 } from './graphdata';
-import { cachedLayout, IGraphLayout, midpoint } from './graphlayout';
+import {
+  cachedLayout,
+  IGraphLayout,
+  knownLayout,
+  LARGE_GRAPH,
+  midpoint,
+  provisionalLayout
+} from './graphlayout';
 import { PipelineModel } from './model';
 
 const SVG = 'http://www.w3.org/2000/svg';
@@ -117,6 +127,13 @@ export class PipelineGraphView extends Widget {
   }
 
   private async _relayout(graph: IPipelineGraph, key: string): Promise<void> {
+    const provisional = graph.nodes.length >= LARGE_GRAPH && !knownLayout(key);
+    if (provisional) {
+      // elk takes seconds at this size (in its worker): show the stages now
+      this._draw(graph, provisionalLayout(graph), false);
+      this.node.dataset.layout = 'provisional';
+      this._recolour(this._graph ?? graph);
+    }
     let layout: IGraphLayout;
     try {
       layout = await cachedLayout(graph, key);
@@ -127,13 +144,22 @@ export class PipelineGraphView extends Widget {
     if (key !== this._key || this.isDisposed) {
       return; // a newer graph is being laid out
     }
-    this._draw(graph, layout);
+    this._draw(graph, layout, provisional);
+    this.node.dataset.layout = 'final';
     this.node.dataset.layouts = String(++this._layouts);
     this._recolour(this._graph ?? graph);
   }
 
-  /** Build the DOM of a laid-out graph: edges (SVG), their labels, the nodes. */
-  private _draw(graph: IPipelineGraph, layout: IGraphLayout): void {
+  /**
+   * Build the DOM of a laid-out graph: edges (SVG), their labels, the nodes. With `move`, the
+   * nodes already drawn (the same stages, provisionally placed) stay in the page and only
+   * move: their state, selection and focus are kept.
+   */
+  private _draw(
+    graph: IPipelineGraph,
+    layout: IGraphLayout,
+    move: boolean
+  ): void {
     const svg = document.createElementNS(SVG, 'svg');
     svg.setAttribute('class', 'jp-nb2pipe-graph-edges');
     svg.setAttribute('width', String(layout.width));
@@ -176,23 +202,44 @@ export class PipelineGraphView extends Widget {
       });
     }
     const colors = stageColors(graph.nodes.map(node => node.name));
+    const drawn = move ? new Map(this._nodes) : new Map<string, HTMLElement>();
+    const nodes = document.createDocumentFragment();
     this._nodes.clear();
     for (const node of graph.nodes) {
       const box = layout.nodes.get(node.name);
       if (box) {
-        const view = this._nodeView(node, colors.get(node.name)!);
+        let view = drawn.get(node.name);
+        if (view) {
+          this._nodes.set(node.name, view);
+        } else {
+          view = this._nodeView(node, colors.get(node.name)!);
+          nodes.append(view);
+        }
         Object.assign(view.style, {
           left: `${box.x}px`,
           top: `${box.y}px`,
           width: `${box.width}px`,
           height: `${box.height}px`
         });
-        parts.append(view);
       }
     }
     this._canvas.style.width = `${layout.width}px`;
     this._canvas.style.height = `${layout.height}px`;
-    this._canvas.replaceChildren(svg, parts);
+    if (move && this._svg?.parentNode === this._canvas) {
+      for (const [name, view] of drawn) {
+        if (!this._nodes.has(name)) {
+          view.remove();
+        }
+      }
+      this._canvas
+        .querySelectorAll(':scope > .jp-nb2pipe-graph-edge-label')
+        .forEach(label => label.remove());
+      this._svg.replaceWith(svg, parts);
+      this._canvas.append(nodes);
+    } else {
+      this._canvas.replaceChildren(svg, parts, nodes);
+    }
+    this._svg = svg;
   }
 
   private _nodeView(node: IGraphNode, color: string): HTMLElement {
@@ -322,6 +369,7 @@ export class PipelineGraphView extends Widget {
   private _graph: IPipelineGraph | null = null;
   private _key = '';
   private _layouts = 0;
+  private _svg: SVGSVGElement | null = null;
   private _selected: string | null = null;
   private _nodes = new Map<string, HTMLElement>();
   private _edges: {

@@ -1,6 +1,7 @@
 /**
  * The pipeline graph's pure parts: nodes and edges from `GET status`, edge labels, the
- * failed-only filter, the layout key, and elk's layered layout of a diamond.
+ * failed-only filter, the layout key, elk's layered layout of a diamond, and the provisional
+ * layout a large graph shows while elk works.
  */
 import {
   buildGraph,
@@ -10,10 +11,14 @@ import {
 } from '../src/graphdata';
 import {
   cachedLayout,
+  knownLayout,
   LARGE_GRAPH,
+  layers,
   layoutGraph,
-  midpoint
+  midpoint,
+  provisionalLayout
 } from '../src/graphlayout';
+import { IPipelineGraph } from '../src/graphdata';
 import { explainRows } from '../src/explain';
 import { IJob, IStageStatus, IStatus } from '../src/tokens';
 
@@ -199,6 +204,8 @@ describe('layoutGraph', () => {
     const first = cachedLayout(graph, key);
     expect(cachedLayout(buildGraph(diamond(), null), key)).toBe(first);
     expect((await first).nodes.size).toBe(4);
+    expect(knownLayout(key)).toBe(await first);
+    expect(knownLayout('not laid out')).toBeUndefined();
   });
 
   it('puts a label at the middle of its path', () => {
@@ -241,5 +248,94 @@ describe('explainRows', () => {
     expect(explainRows(diamond().stages[0])).toEqual([
       { kind: 'saves', text: "xs for 'left', 'right'" }
     ]);
+  });
+});
+
+/** bench_lab.py's shape: chains of 10 from one root, every tenth stage also fed by the chain
+ * before (given in a shuffled stage order). */
+function chains(count: number): IPipelineGraph {
+  const name = (i: number) => `s${String(i).padStart(4, '0')}`;
+  const status = diamond();
+  status.stages = Array.from({ length: count }, (_, i) => {
+    const loads = i
+      ? [{ name: 'x', from: name(i % 10 === 1 ? 0 : i - 1) }]
+      : [];
+    if (i % 10 === 5 && i >= 20) {
+      loads.push({ name: 'y', from: name(i - 10) });
+    }
+    return stage(name(i), { loads });
+  }).reverse();
+  return buildGraph(status, null);
+}
+
+describe('layers', () => {
+  it('puts each stage at the length of its longest path from a source', () => {
+    const layer = layers(buildGraph(diamond(), null));
+    expect(Object.fromEntries(layer)).toEqual({
+      load: 0,
+      left: 1,
+      right: 2,
+      report: 3
+    });
+  });
+
+  it('sends every edge to a later layer, at scale and in any stage order', () => {
+    const graph = chains(1000);
+    const layer = layers(graph);
+    expect(layer.size).toBe(1000);
+    for (const edge of graph.edges) {
+      expect(layer.get(edge.target)!).toBeGreaterThan(layer.get(edge.source)!);
+    }
+    // the longest path: s0025 is fed by s0015 (layer 5), so in layer 6
+    expect(layer.get('s0015')).toBe(5);
+    expect(layer.get('s0025')).toBe(6);
+  });
+
+  it('places the stages of a cycle after the others', () => {
+    const graph: IPipelineGraph = {
+      nodes: ['a', 'b', 'c'].map(name => ({
+        name,
+        state: 'stale',
+        duration: '',
+        cells: []
+      })),
+      edges: [
+        { id: 'a-b', source: 'a', target: 'b', flows: [], after: true },
+        { id: 'b-c', source: 'b', target: 'c', flows: [], after: true },
+        { id: 'c-b', source: 'c', target: 'b', flows: [], after: true }
+      ]
+    };
+    const layer = layers(graph);
+    expect(layer.get('a')).toBe(0);
+    expect(new Set([layer.get('b'), layer.get('c')])).toEqual(new Set([1, 2]));
+  });
+});
+
+describe('provisionalLayout', () => {
+  it('is a layered drawing: every edge goes right, no two stages overlap', () => {
+    const graph = chains(300);
+    const layout = provisionalLayout(graph);
+    expect(layout.nodes.size).toBe(300);
+    expect([...layout.edges.keys()].sort()).toEqual(
+      graph.edges.map(e => e.id).sort()
+    );
+    for (const edge of graph.edges) {
+      const source = layout.nodes.get(edge.source)!;
+      const target = layout.nodes.get(edge.target)!;
+      expect(target.x).toBeGreaterThan(source.x + source.width);
+      const [start, end] = layout.edges.get(edge.id)!;
+      expect(start).toEqual({
+        x: source.x + source.width,
+        y: source.y + source.height / 2
+      });
+      expect(end).toEqual({ x: target.x, y: target.y + target.height / 2 });
+    }
+    const boxes = [...layout.nodes.values()];
+    const seen = new Set(boxes.map(box => `${box.x},${box.y}`));
+    expect(seen.size).toBe(boxes.length);
+    for (const box of boxes) {
+      expect(box.x + box.width).toBeLessThanOrEqual(layout.width);
+      expect(box.y + box.height).toBeLessThanOrEqual(layout.height);
+    }
   });
 });
