@@ -152,6 +152,12 @@ def saved_cells(notebook: Path) -> list[dict] | None:
         return None
 
 
+def disk_cells(notebook: Path) -> list[dict]:
+    """The cells of a notebook on disk, once the server is not in the middle of writing it."""
+    cells: list[dict] = wait_until(lambda: saved_cells(notebook), f"'{notebook}' can be read whole", timeout=60)
+    return cells
+
+
 def set_cell(notebook: Path, number: int, source: str | None = None, **changes: Any) -> None:
     """Edit cell `number` (1-based, as a user counts) of `notebook` in place, as in Jupyter."""
     data = json.loads(notebook.read_text())

@@ -44,6 +44,7 @@ CHROMIUM_ARGS = [
 ]
 # git-ignored; scripts/screenshots copies the ones the docs show into docs/
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "build" / "ui-artifacts"
+WIDGETS_MANAGER = "/@jupyter-widgets/jupyterlab-manager/"  # where ipywidgets' page errors come from
 LAB_START_TIMEOUT = float(os.environ.get("NB2PIPE_UI_LAB_TIMEOUT", "180"))
 
 
@@ -202,7 +203,14 @@ def page(browser, lab):
     page = context.new_page()
     page.set_default_timeout(60_000)
     errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
+
+    def on_error(exc) -> None:
+        # ipywidgets' manager reads `session.kernel` of every notebook opened, null for one opened
+        # without a kernel (an executed notebook, read-only): its error, not ours
+        if WIDGETS_MANAGER not in (getattr(exc, "stack", "") or ""):
+            errors.append(str(exc))
+
+    page.on("pageerror", on_error)
     page.page_errors = errors  # type: ignore[attr-defined]
     try:
         yield page

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import saved_cells, wait_until
+from helpers import disk_cells, saved_cells, wait_until
 from test_lab_e2e import SIDEBAR, STAGES, _cell, _hold_stage_at_gate, _stage, _wait_states
 
 pytestmark = pytest.mark.ui
@@ -81,7 +81,7 @@ def test_run_stale_saves_unsaved_edits_first(lab, page, copy_example):
 
     sidebar.locator("button.jp-nb2pipe-run-stale").click()
     text = _job_status(page, "ok", other_than=first)
-    saved = json.loads(notebook.read_text())["cells"][3]
+    saved = disk_cells(notebook)[3]
     assert "".join(saved["source"]) == "alpha = 1.0\nn_estimators = 60\nseed = 0"
     assert text.startswith("2 ran, 2 up to date"), text  # train_forest and compare, with the new value
     runs = lab.root / "pipelines" / "diabetes_kale" / "runs"
@@ -180,7 +180,7 @@ def test_deleting_cells_keeps_the_chips_right(lab, page, copy_example):
         item.click()
         page.wait_for_function("n => document.querySelectorAll('.jp-NotebookPanel .jp-Notebook .jp-Cell').length === n", arg=cells - count)
 
-    cells_on_disk = len(json.loads(notebook.read_text())["cells"])
+    cells_on_disk = len(disk_cells(notebook))
     # every cell drawn and decorated (Lab draws a long notebook's cells as they come into view)
     wait_until(lambda: len(chips()) == cells_on_disk and chips()[-1] == "compare", "all cells with their chips", timeout=60, seen=chips)
     before = chips()

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import saved_cells, wait_until
+from helpers import disk_cells, saved_cells, wait_until
 from test_lab_actions import RUN_TIMEOUT_MS, _contrast_violations, _low_contrast_chips, _open
 from test_lab_e2e import SIDEBAR, STAGES, _cell, _hold_stage_at_gate, _wait_states
 
@@ -58,7 +58,7 @@ def test_the_chips_show_each_stage_state_live(lab, page, copy_example, shoot):
     notebook = copy_example("diabetes_kale.ipynb").rename(lab.root / "diabetes_chips.ipynb")
     _hold_stage_at_gate(notebook, 12)  # train_forest waits until the test creates the gate file
     _open(page, lab, notebook.name)
-    cells = len(json.loads(notebook.read_text())["cells"])
+    cells = len(disk_cells(notebook))
     wait_until(lambda: page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell").count() == cells, "every cell drawn", timeout=60)
     sidebar = page.locator(SIDEBAR)
     sidebar.locator("button.jp-nb2pipe-export").click()
@@ -133,7 +133,7 @@ def test_a_long_stage_name_stays_in_its_column_and_the_sidebar_fits_its_buttons(
     sidebar = page.locator(SIDEBAR)
     sidebar.locator("button.jp-nb2pipe-export").click()
     _wait_states(page, {LONG_NAME: "never-run", "two": "never-run"}, timeout=60_000)
-    row = sidebar.locator(".jp-nb2pipe-actions")
+    row = sidebar.locator(".jp-nb2pipe-actions").first  # the pipeline's buttons (the parameters form has a row too)
     fits = row.evaluate(
         """row => {
              const verify = document.querySelectorAll('#jp-nb2pipe-sidebar button.jp-nb2pipe-verify-button');
@@ -197,7 +197,7 @@ def test_run_after_is_set_from_the_cell_menu(lab, page, shoot):
     page.keyboard.press("Control+s")
     wait_until(lambda: "after:first" in json.dumps((saved_cells(notebook) or [{}] * 3)[2].get("metadata")),
                "the notebook is saved with after:first", timeout=60, seen=notebook.read_text)
-    assert "after:" not in json.dumps(json.loads(notebook.read_text())["cells"][0]["metadata"])
+    assert "after:" not in json.dumps(disk_cells(notebook)[0]["metadata"])
     page.locator(SIDEBAR).locator("button.jp-nb2pipe-export").click()
     spec = lab.root / "pipelines" / "order" / "nb2pipe.yaml"
     wait_until(spec.is_file, "the pipeline is exported", timeout=60)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import wait_until
+from helpers import disk_cells, wait_until
 
 pytestmark = pytest.mark.ui
 
@@ -76,7 +76,7 @@ def _hold_stage_at_gate(notebook: Path, index: int) -> None:
 
 
 def _disk_cell(path: Path, index: int) -> dict:
-    return json.loads(path.read_text())["cells"][index]
+    return disk_cells(path)[index]
 
 
 def test_tag_export_run_stale_and_failure(lab, page, shoot, copy_example):
@@ -171,7 +171,7 @@ def test_tag_export_run_stale_and_failure(lab, page, shoot, copy_example):
     _select(new)
     page.keyboard.press("Control+s")
     def saved_cells() -> list | None:
-        cells = json.loads(notebook.read_text())["cells"]
+        cells = disk_cells(notebook)
         return cells if len(cells) == 19 else None
 
     cells = wait_until(saved_cells, "Ctrl+S saves the notebook with its new cell", timeout=60, seen=lambda: notebook.read_text()[-500:])

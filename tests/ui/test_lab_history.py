@@ -16,11 +16,11 @@ n_estimators 40, seed 0; four stages, metrics r2_ridge, r2_forest, best_r2):
 
 from __future__ import annotations
 
-import json
 import re
 
 import pytest
 
+from helpers import disk_cells
 from test_lab_actions import AXE, RUN_TIMEOUT_MS, _contrast_violations, _export_and_run, _job_status, _open
 from test_lab_e2e import SIDEBAR, _panel_of_tab
 
@@ -97,7 +97,7 @@ def test_run_with_other_parameters_then_compare_the_runs_and_open_an_older_noteb
     run_button.click()
     text = _job_status(page, "ok", other_than=first)
     assert text.startswith("2 ran, 2 up to date"), text  # train_forest and compare, with 60
-    parameters_cell = json.loads(notebook.read_text())["cells"][3]
+    parameters_cell = disk_cells(notebook)[3]
     assert "".join(parameters_cell["source"]) == "alpha = 1.0\nn_estimators = 40\nseed = 0"  # not edited
 
     # 3. the history: two runs, the newer with its parameter and metrics; their diff
