@@ -152,15 +152,21 @@ def main() -> int:
             runs = [one_graph(page, lab) for _ in range(args.repeat)]
         finally:
             browser.close()
-    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     print(f"pipeline graph, {STAGES} stages, median of {args.repeat} (Chromium, JupyterLab)")
+    print_medians(runs, TARGETS)
+    return 0
+
+
+def print_medians(runs: list[dict[str, float]], targets: dict[str, float | None]) -> None:
+    """Each figure's median over `runs` against its target (None: reported only), and the load."""
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     print(f"load average {load} on {os.cpu_count()} cores (other work on the machine slows every figure)")
-    for name, target in TARGETS.items():
+    width = max(map(len, targets))
+    for name, target in targets.items():
         values = [run[name] for run in runs]
         median = statistics.median(values)
         goal = "(reported)        " if target is None else f"goal < {target} s   {'met' if median < target else 'NOT met'}"
-        print(f"  {name:<20} {median:7.3f} s   {goal}   (each: {', '.join(f'{v:.3f}' for v in values)})")
-    return 0
+        print(f"  {name:<{width}} {median:7.3f} s   {goal}   (each: {', '.join(f'{v:.3f}' for v in values)})")
 
 
 if __name__ == "__main__":

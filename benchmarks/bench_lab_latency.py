@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tests" / "ui"), str(REPO / "tests")]
 
+from bench_lab import print_medians  # noqa: E402
 from conftest import CHROMIUM, CHROMIUM_ARGS, running_lab  # noqa: E402  (tests/ui: the browser tests' lab)
 
 NOTEBOOK = "diabetes_kale.ipynb"
@@ -87,13 +87,8 @@ def main() -> int:
             runs = [one_edit(page, i) for i in range(args.repeat)]
         finally:
             browser.close()
-    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
-    print(f"JupyterLab latencies, {NOTEBOOK}, median of {args.repeat} (Chromium); load average {load} on {os.cpu_count()} cores")
-    for name, target in TARGETS.items():
-        values = [run[name] for run in runs]
-        median = statistics.median(values)
-        goal = "(reported)       " if target is None else f"goal ~{target} s    {'met' if median <= target else 'NOT met'}"
-        print(f"  {name:<34} {median:6.3f} s   {goal}   (each: {', '.join(f'{v:.3f}' for v in values)})")
+    print(f"JupyterLab latencies, {NOTEBOOK}, median of {args.repeat} (Chromium)")
+    print_medians(runs, TARGETS)
     return 0
 
 
