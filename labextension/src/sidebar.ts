@@ -9,6 +9,8 @@ import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
 import { paintStage, stageColors } from './colors';
+import { debugStatusNode, DebugStatuses } from './debug';
+import { isDebugNotebook } from './debugtext';
 import { el } from './dom';
 import { isExecutedNotebook } from './executed';
 import { FailureBoxes } from './failure';
@@ -32,9 +34,11 @@ import { VerifySection } from './verify';
 import { JobStageState, StageState } from './vocabulary';
 
 export class Nb2pipeSidebar extends Widget {
-  constructor(commands: CommandRegistry) {
+  constructor(commands: CommandRegistry, debugging: DebugStatuses) {
     super();
     this._commands = commands;
+    this._debugging = debugging;
+    debugging.changed.connect(this._render, this);
     this.id = 'jp-nb2pipe-sidebar';
     this.addClass('jp-nb2pipe-sidebar');
     this.title.icon = nb2pipeIcon;
@@ -99,6 +103,9 @@ export class Nb2pipeSidebar extends Widget {
     const body = this._body;
     body.replaceChildren();
     if (!model || model.isDisposed) {
+      return;
+    }
+    if (this._renderDebugNotebook(model.path)) {
       return;
     }
     if (isExecutedNotebook(model.path)) {
@@ -239,6 +246,46 @@ export class Nb2pipeSidebar extends Widget {
     this._outputs.settle(new Set(runningStages)); // scroll the output boxes back
   }
 
+  /** A debug notebook: what it is and how its debugging went, instead of a pipeline. */
+  private _renderDebugNotebook(path: string): boolean {
+    const status = this._debugging.ofNotebook(path);
+    if (!status && !isDebugNotebook(path)) {
+      return false;
+    }
+    this._body.append(
+      el(
+        'p',
+        'jp-nb2pipe-empty jp-nb2pipe-debug-note',
+        "This is a debug notebook written by nb2pipe debug: a failed stage with its run's " +
+          'parameters and inputs. Fix the cell here, copy the fix to the source notebook ' +
+          '(or nb2pipe debug --apply), then run the pipeline again.'
+      )
+    );
+    if (status) {
+      this._body.append(debugStatusNode(status));
+    }
+    return true;
+  }
+
+  /** A failed stage's Debug button, and how its debugging goes. */
+  private _debugPart(path: string, stage: string): HTMLElement {
+    const part = el('div', 'jp-nb2pipe-debug');
+    const status = this._debugging.get(path, stage);
+    const button = this._button(
+      'Debug',
+      'jp-nb2pipe-debug-stage',
+      CommandIDs.debugStage,
+      { stage },
+      status?.phase === 'working'
+    );
+    button.title = `Open the debug notebook of '${stage}' with a kernel and run it up to the failing cell`;
+    part.append(button);
+    if (status) {
+      part.append(debugStatusNode(status));
+    }
+    return part;
+  }
+
   private _renderJob(job: IJob | null, cancelling = false): void {
     if (!job) {
       return;
@@ -352,7 +399,10 @@ export class Nb2pipeSidebar extends Widget {
     if (state === StageState.RUNNING) {
       item.append(this._outputs.box(stage.name, progress?.output)); // output.ts
     } else if (state === StageState.FAILED) {
-      item.append(this._failures.box(stage.name, failureView(stage, job)));
+      item.append(
+        this._failures.box(stage.name, failureView(stage, job)),
+        this._debugPart(this._model!.path, stage.name)
+      );
     } else if (stage.last_run?.notebook) {
       const open = this._button(
         'Open output',
@@ -403,6 +453,7 @@ export class Nb2pipeSidebar extends Widget {
   }
 
   private _commands: CommandRegistry;
+  private _debugging: DebugStatuses;
   private _outputs = new OutputBoxes();
   private _failures = new FailureBoxes((path, cell) => {
     void this._commands
