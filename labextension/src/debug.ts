@@ -177,6 +177,10 @@ async function openWithKernel(
   app: JupyterFrontEnd,
   path: string
 ): Promise<NotebookPanel> {
+  const open = openNotebook(app, path);
+  if (open) {
+    await reloadFromDisk(open);
+  }
   const panel = (await app.commands.execute('docmanager:open', {
     path
   })) as NotebookPanel;
@@ -191,6 +195,45 @@ async function openWithKernel(
     );
   }
   return panel;
+}
+
+/** The notebook panel already showing `path`, if any. */
+function openNotebook(
+  app: JupyterFrontEnd,
+  path: string
+): NotebookPanel | null {
+  for (const widget of app.shell.widgets('main')) {
+    if (widget instanceof NotebookPanel && widget.context.path === path) {
+      return widget;
+    }
+  }
+  return null;
+}
+
+/**
+ * An open debug notebook shows what was written before: show the new one (asking first when
+ * the tab has unsaved changes) and restart its kernel, so nothing of the last session is left.
+ */
+async function reloadFromDisk(panel: NotebookPanel): Promise<void> {
+  await panel.context.ready;
+  if (panel.context.model.dirty) {
+    const answer = await showDialog({
+      title: 'Reload the debug notebook?',
+      body: `${panel.context.path} has unsaved changes in its tab. Reload it as just written, dropping them?`,
+      buttons: [
+        Dialog.cancelButton({ label: 'Keep the tab' }),
+        Dialog.warnButton({ label: 'Reload' })
+      ]
+    });
+    if (!answer.button.accept) {
+      throw new Error(
+        `kept the unsaved changes of the open ${panel.context.path}; save or close it, then Debug again`
+      );
+    }
+  }
+  await panel.context.revert();
+  await panel.sessionContext.ready;
+  await panel.sessionContext.session?.kernel?.restart();
 }
 
 /** Run the cells before `upTo` one by one; the first that raises, or null when none did. */
