@@ -125,6 +125,6 @@ def _debug_again_over_edits(page, lab, panel: str, failed: int) -> None:
     assert "my edit" not in path.read_text()
     page.wait_for_selector(f'{panel} .jp-Notebook-ExecutionIndicator[data-status="idle"]', timeout=RUN_TIMEOUT_MS)
     cells = _cell_states(page, panel)
-    assert [c["prompt"] for c in cells if c["code"]][0] == "[1]:", "a restarted kernel counts from 1"
+    assert next(c["prompt"] for c in cells if c["code"]) == "[1]:", "a restarted kernel counts from 1"
     assert [i for i, c in enumerate(cells) if c["active"]] == [failed] and cells[failed]["prompt"] == "[ ]:"
     assert "my edit" not in page.locator(f"{panel} .jp-Cell").last.inner_text()
