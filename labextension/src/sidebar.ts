@@ -268,7 +268,11 @@ export class Nb2pipeSidebar extends Widget {
   }
 
   /** A failed stage's Debug button, and how its debugging goes. */
-  private _debugPart(path: string, stage: string): HTMLElement {
+  private _debugPart(
+    path: string,
+    stage: string,
+    running: boolean
+  ): HTMLElement {
     const part = el('div', 'jp-nb2pipe-debug');
     const status = this._debugging.get(path, stage);
     const button = this._button(
@@ -276,9 +280,12 @@ export class Nb2pipeSidebar extends Widget {
       'jp-nb2pipe-debug-stage',
       CommandIDs.debugStage,
       { stage },
-      status?.phase === 'working'
+      running || status?.phase === 'working'
     );
-    button.title = `Open the debug notebook of '${stage}' with a kernel and run it up to the failing cell`;
+    // While the pipeline runs, the history may not hold this failure yet.
+    button.title = running
+      ? 'Debug is available once the running pipeline ends'
+      : `Open the debug notebook of '${stage}' with a kernel and run it up to the failing cell`;
     part.append(button);
     if (status) {
       part.append(debugStatusNode(status));
@@ -401,7 +408,7 @@ export class Nb2pipeSidebar extends Widget {
     } else if (state === StageState.FAILED) {
       item.append(
         this._failures.box(stage.name, failureView(stage, job)),
-        this._debugPart(this._model!.path, stage.name)
+        this._debugPart(this._model!.path, stage.name, running)
       );
     } else if (stage.last_run?.notebook) {
       const open = this._button(
