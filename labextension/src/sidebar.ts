@@ -370,39 +370,8 @@ export class Nb2pipeSidebar extends Widget {
     }
     item.append(head, line);
 
-    // A failed stage shows its error below; its "last run failed: ..." reason would repeat it.
-    // One that failed in the running job has the status's reasons from before the run: none shown.
-    const shownReasons =
-      state === StageState.FAILED
-        ? stage.state === StageState.FAILED
-          ? stage.reasons.filter(r => !r.startsWith('last run failed'))
-          : []
-        : stage.reasons;
-    const explained: string[] = [
-      StageState.STALE,
-      StageState.FAILED,
-      StageState.CANCELLED
-    ];
-    if (explained.includes(state) && shownReasons.length) {
-      const reasons = el('ul', 'jp-nb2pipe-reasons');
-      for (const reason of shownReasons) {
-        reasons.append(el('li', 'jp-nb2pipe-reason', reason));
-      }
-      item.append(reasons);
-    }
-    const metrics = Object.entries(stage.metrics ?? {});
-    if (metrics.length) {
-      const box = el('div', 'jp-nb2pipe-metrics');
-      for (const [key, value] of metrics) {
-        const metric = el('span', 'jp-nb2pipe-metric');
-        metric.append(
-          el('span', 'jp-nb2pipe-metric-name', key),
-          el('span', 'jp-nb2pipe-metric-value', formatMetric(value))
-        );
-        box.append(metric);
-      }
-      item.append(box);
-    }
+    item.append(...stageReasons(stage, state), ...stageMetrics(stage));
+
     if (state === StageState.RUNNING) {
       item.append(this._outputs.box(stage.name, progress?.output)); // output.ts
     } else if (state === StageState.FAILED) {
@@ -474,4 +443,47 @@ export class Nb2pipeSidebar extends Widget {
   private _params: ParamsForm;
   private _history: RunHistory;
   private _explained = new Set<string>(); // stages whose Explain section is open
+}
+
+/** The reasons a stage is not up to date, as a list (none: nothing). */
+function stageReasons(stage: IStageStatus, state: string): HTMLElement[] {
+  // A failed stage shows its error below; its "last run failed: ..." reason would repeat it.
+  // One that failed in the running job has the status's reasons from before the run: none shown.
+  const shownReasons =
+    state === StageState.FAILED
+      ? stage.state === StageState.FAILED
+        ? stage.reasons.filter(r => !r.startsWith('last run failed'))
+        : []
+      : stage.reasons;
+  const explained: string[] = [
+    StageState.STALE,
+    StageState.FAILED,
+    StageState.CANCELLED
+  ];
+  if (!explained.includes(state) || !shownReasons.length) {
+    return [];
+  }
+  const reasons = el('ul', 'jp-nb2pipe-reasons');
+  for (const reason of shownReasons) {
+    reasons.append(el('li', 'jp-nb2pipe-reason', reason));
+  }
+  return [reasons];
+}
+
+/** The stage's metrics, as name and value pairs (none: nothing). */
+function stageMetrics(stage: IStageStatus): HTMLElement[] {
+  const metrics = Object.entries(stage.metrics ?? {});
+  if (!metrics.length) {
+    return [];
+  }
+  const box = el('div', 'jp-nb2pipe-metrics');
+  for (const [key, value] of metrics) {
+    const metric = el('span', 'jp-nb2pipe-metric');
+    metric.append(
+      el('span', 'jp-nb2pipe-metric-name', key),
+      el('span', 'jp-nb2pipe-metric-value', formatMetric(value))
+    );
+    box.append(metric);
+  }
+  return [box];
 }
