@@ -20,6 +20,7 @@ import { ISettingRegistry } from '@jupyterlab/settingregistry';
 // follows the notebooks from the start, and the stage chips go on the open notebooks.
 /* eslint-disable jupyter/prefer-lazy-imports -- see the comment above */
 import { addCellCommands } from './cellcommands';
+import { DebugStatuses } from './debug';
 import { addGraphCommands, PipelineGraphs } from './graphcommands';
 import { addPipelineCommands } from './pipelinecommands';
 import { PipelineModels } from './registry';
@@ -45,14 +46,15 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
     settingRegistry: ISettingRegistry | null,
     palette: ICommandPalette | null
   ) => {
-    const sidebar = new Nb2pipeSidebar(app.commands);
+    const debugging = new DebugStatuses();
+    const sidebar = new Nb2pipeSidebar(app.commands, debugging);
     let graphs: PipelineGraphs | null = null;
     const models = new PipelineModels(tracker, {
       isActive: () => sidebar.isVisible || !!graphs?.anyVisible
     });
     sidebar.setModel(models.current);
     models.currentChanged.connect((_, model) => sidebar.setModel(model));
-    addPipelineCommands(app, models);
+    addPipelineCommands(app, models, debugging);
     graphs = addGraphCommands(app, models, palette, PALETTE_CATEGORY);
     followChipStates(models, tracker); // the stage chips show the states the sidebar shows
     app.shell.add(sidebar, 'left', { rank: 1000 });

@@ -1,12 +1,13 @@
 /**
  * Commands on the active notebook's pipeline: export, run (stale, all, one stage),
- * cancel, refresh, and open a stage's executed notebook. The sidebar's buttons run them;
+ * cancel, refresh, open a stage's executed notebook, and debug a failed stage (debug.ts). The sidebar's buttons run them;
  * they are in the command palette too. Failures show in the sidebar (`model.error`).
  */
 
 import { JupyterFrontEnd } from '@jupyterlab/application';
 import { showErrorMessage } from '@jupyterlab/apputils';
 
+import { debugStage, DebugStatuses } from './debug';
 import { openExecutedNotebook } from './executed';
 import { PipelineModel } from './model';
 import { PipelineModels } from './registry';
@@ -14,7 +15,8 @@ import { CommandArgs, CommandIDs } from './tokens';
 
 export function addPipelineCommands(
   app: JupyterFrontEnd,
-  models: PipelineModels
+  models: PipelineModels,
+  debugging: DebugStatuses
 ): void {
   const { commands } = app;
   const hasModel = () => models.current !== null;
@@ -110,6 +112,22 @@ export function addPipelineCommands(
     describedBy: CommandArgs.none,
     isEnabled: hasModel,
     execute: withModel(model => model.refresh())
+  });
+  commands.addCommand(CommandIDs.debugStage, {
+    label: args => (args.stage ? `Debug Stage '${args.stage}'` : 'Debug Stage'),
+    caption:
+      "nb2pipe: open a failed stage's debug notebook with a kernel, run up to the failing cell",
+    describedBy: CommandArgs.debugStage,
+    isEnabled: args =>
+      hasModel() &&
+      typeof args.stage === 'string' &&
+      !debugging.isWorking(models.current!.path, args.stage),
+    execute: async args => {
+      const model = models.current;
+      if (model && typeof args.stage === 'string') {
+        await debugStage(app, debugging, model.path, args.stage);
+      }
+    }
   });
   commands.addCommand(CommandIDs.openExecuted, {
     label: 'Open Executed Notebook',

@@ -9,6 +9,8 @@ import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
 import { paintStage, stageColors } from './colors';
+import { debugStatusNode, DebugStatuses } from './debug';
+import { isDebugNotebook } from './debugtext';
 import { el } from './dom';
 import { isExecutedNotebook } from './executed';
 import { FailureBoxes } from './failure';
@@ -32,9 +34,11 @@ import { VerifySection } from './verify';
 import { JobStageState, StageState } from './vocabulary';
 
 export class Nb2pipeSidebar extends Widget {
-  constructor(commands: CommandRegistry) {
+  constructor(commands: CommandRegistry, debugging: DebugStatuses) {
     super();
     this._commands = commands;
+    this._debugging = debugging;
+    debugging.changed.connect(this._render, this);
     this.id = 'jp-nb2pipe-sidebar';
     this.addClass('jp-nb2pipe-sidebar');
     this.title.icon = nb2pipeIcon;
@@ -99,6 +103,9 @@ export class Nb2pipeSidebar extends Widget {
     const body = this._body;
     body.replaceChildren();
     if (!model || model.isDisposed) {
+      return;
+    }
+    if (this._renderDebugNotebook(model.path)) {
       return;
     }
     if (isExecutedNotebook(model.path)) {
@@ -239,6 +246,53 @@ export class Nb2pipeSidebar extends Widget {
     this._outputs.settle(new Set(runningStages)); // scroll the output boxes back
   }
 
+  /** A debug notebook: what it is and how its debugging went, instead of a pipeline. */
+  private _renderDebugNotebook(path: string): boolean {
+    const status = this._debugging.ofNotebook(path);
+    if (!status && !isDebugNotebook(path)) {
+      return false;
+    }
+    this._body.append(
+      el(
+        'p',
+        'jp-nb2pipe-empty jp-nb2pipe-debug-note',
+        "This is a debug notebook written by nb2pipe debug: a failed stage with its run's " +
+          'parameters and inputs. Fix the cell here, copy the fix to the source notebook ' +
+          '(or nb2pipe debug --apply), then run the pipeline again.'
+      )
+    );
+    if (status) {
+      this._body.append(debugStatusNode(status));
+    }
+    return true;
+  }
+
+  /** A failed stage's Debug button, and how its debugging goes. */
+  private _debugPart(
+    path: string,
+    stage: string,
+    running: boolean
+  ): HTMLElement {
+    const part = el('div', 'jp-nb2pipe-debug');
+    const status = this._debugging.get(path, stage);
+    const button = this._button(
+      'Debug',
+      'jp-nb2pipe-debug-stage',
+      CommandIDs.debugStage,
+      { stage },
+      running || status?.phase === 'working'
+    );
+    // While the pipeline runs, the history may not hold this failure yet.
+    button.title = running
+      ? 'Debug is available once the running pipeline ends'
+      : `Open the debug notebook of '${stage}' with a kernel and run it up to the failing cell`;
+    part.append(button);
+    if (status) {
+      part.append(debugStatusNode(status));
+    }
+    return part;
+  }
+
   private _renderJob(job: IJob | null, cancelling = false): void {
     if (!job) {
       return;
@@ -316,43 +370,15 @@ export class Nb2pipeSidebar extends Widget {
     }
     item.append(head, line);
 
-    // A failed stage shows its error below; its "last run failed: ..." reason would repeat it.
-    // One that failed in the running job has the status's reasons from before the run: none shown.
-    const shownReasons =
-      state === StageState.FAILED
-        ? stage.state === StageState.FAILED
-          ? stage.reasons.filter(r => !r.startsWith('last run failed'))
-          : []
-        : stage.reasons;
-    const explained: string[] = [
-      StageState.STALE,
-      StageState.FAILED,
-      StageState.CANCELLED
-    ];
-    if (explained.includes(state) && shownReasons.length) {
-      const reasons = el('ul', 'jp-nb2pipe-reasons');
-      for (const reason of shownReasons) {
-        reasons.append(el('li', 'jp-nb2pipe-reason', reason));
-      }
-      item.append(reasons);
-    }
-    const metrics = Object.entries(stage.metrics ?? {});
-    if (metrics.length) {
-      const box = el('div', 'jp-nb2pipe-metrics');
-      for (const [key, value] of metrics) {
-        const metric = el('span', 'jp-nb2pipe-metric');
-        metric.append(
-          el('span', 'jp-nb2pipe-metric-name', key),
-          el('span', 'jp-nb2pipe-metric-value', formatMetric(value))
-        );
-        box.append(metric);
-      }
-      item.append(box);
-    }
+    item.append(...stageReasons(stage, state), ...stageMetrics(stage));
+
     if (state === StageState.RUNNING) {
       item.append(this._outputs.box(stage.name, progress?.output)); // output.ts
     } else if (state === StageState.FAILED) {
-      item.append(this._failures.box(stage.name, failureView(stage, job)));
+      item.append(
+        this._failures.box(stage.name, failureView(stage, job)),
+        this._debugPart(this._model!.path, stage.name, running)
+      );
     } else if (stage.last_run?.notebook) {
       const open = this._button(
         'Open output',
@@ -403,6 +429,7 @@ export class Nb2pipeSidebar extends Widget {
   }
 
   private _commands: CommandRegistry;
+  private _debugging: DebugStatuses;
   private _outputs = new OutputBoxes();
   private _failures = new FailureBoxes((path, cell) => {
     void this._commands
@@ -416,4 +443,47 @@ export class Nb2pipeSidebar extends Widget {
   private _params: ParamsForm;
   private _history: RunHistory;
   private _explained = new Set<string>(); // stages whose Explain section is open
+}
+
+/** The reasons a stage is not up to date, as a list (none: nothing). */
+function stageReasons(stage: IStageStatus, state: string): HTMLElement[] {
+  // A failed stage shows its error below; its "last run failed: ..." reason would repeat it.
+  // One that failed in the running job has the status's reasons from before the run: none shown.
+  const shownReasons =
+    state === StageState.FAILED
+      ? stage.state === StageState.FAILED
+        ? stage.reasons.filter(r => !r.startsWith('last run failed'))
+        : []
+      : stage.reasons;
+  const explained: string[] = [
+    StageState.STALE,
+    StageState.FAILED,
+    StageState.CANCELLED
+  ];
+  if (!explained.includes(state) || !shownReasons.length) {
+    return [];
+  }
+  const reasons = el('ul', 'jp-nb2pipe-reasons');
+  for (const reason of shownReasons) {
+    reasons.append(el('li', 'jp-nb2pipe-reason', reason));
+  }
+  return [reasons];
+}
+
+/** The stage's metrics, as name and value pairs (none: nothing). */
+function stageMetrics(stage: IStageStatus): HTMLElement[] {
+  const metrics = Object.entries(stage.metrics ?? {});
+  if (!metrics.length) {
+    return [];
+  }
+  const box = el('div', 'jp-nb2pipe-metrics');
+  for (const [key, value] of metrics) {
+    const metric = el('span', 'jp-nb2pipe-metric');
+    metric.append(
+      el('span', 'jp-nb2pipe-metric-name', key),
+      el('span', 'jp-nb2pipe-metric-value', formatMetric(value))
+    );
+    box.append(metric);
+  }
+  return [box];
 }

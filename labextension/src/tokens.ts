@@ -36,6 +36,7 @@ export namespace CommandIDs {
   export const cancelRun = 'nb2pipe:cancel-run';
   export const refreshStatus = 'nb2pipe:refresh-status';
   export const openExecuted = 'nb2pipe:open-executed';
+  export const debugStage = 'nb2pipe:debug-stage';
   // the pipeline graph (graphcommands.ts)
   export const showGraph = 'nb2pipe:show-graph';
 }
@@ -79,6 +80,19 @@ export namespace CommandArgs {
         }
       },
       required: ['params']
+    }
+  };
+  export const debugStage = {
+    args: {
+      type: 'object',
+      properties: {
+        stage: {
+          type: 'string',
+          description:
+            'the failed stage: its debug notebook opens, run up to the failing cell'
+        }
+      },
+      required: ['stage']
     }
   };
   export const openExecuted = {

@@ -17,9 +17,11 @@ def _jupyter_server_extension_points() -> list[dict[str, str]]:
 
 
 def _load_jupyter_server_extension(server_app: ServerApp) -> None:
+    from nb2pipe.server.debughandlers import setup_debug_handlers
     from nb2pipe.server.handlers import setup_handlers
     from nb2pipe.server.verifyhandlers import setup_verify_handlers
 
     setup_handlers(server_app.web_app, server_app.root_dir)
     setup_verify_handlers(server_app.web_app)
+    setup_debug_handlers(server_app.web_app)
     server_app.log.info("nb2pipe server extension loaded: REST API at %snb2pipe/", server_app.base_url)
