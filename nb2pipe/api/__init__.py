@@ -75,7 +75,6 @@ __all__ = [
     "folder_of",
     "history",
     "history_rows",
-    "sweep_trial_counts",
     "open_history",
     "parameters",
     "read_params_file",
@@ -85,5 +84,6 @@ __all__ = [
     "stage_flows",
     "status",
     "status_as_saved",
+    "sweep_trial_counts",
     "verify",
 ]
