@@ -128,7 +128,9 @@ export function sweepTitle(group: ISweepGroup): string {
   for (const run of group.trials) {
     statuses.set(run.status, (statuses.get(run.status) ?? 0) + 1);
   }
-  const byStatus = [...statuses.entries()].map(([status, n]) => `${n} ${status}`);
+  const byStatus = [...statuses.entries()].map(
+    ([status, n]) => `${n} ${status}`
+  );
   return [`Sweep ${group.id}: ${count}`, ...byStatus].join(', ');
 }
 
