@@ -9,11 +9,7 @@ import {
 } from '../src/sweepformat';
 import { IRun } from '../src/tokens';
 
-const run = (
-  id: string,
-  started: number,
-  extra: Partial<IRun> = {}
-): IRun => ({
+const run = (id: string, started: number, extra: Partial<IRun> = {}): IRun => ({
   id,
   started,
   finished: started + 1,
@@ -131,15 +127,23 @@ describe('sortTrials', () => {
   });
 
   it('puts the largest first for max, missing metrics last, ties in trial order', () => {
-    expect(ids(sortTrials(trials, { metric: 'score', order: 'max' }))).toEqual(
-      ['t3', 't1', 't4', 't2', 't5']
-    );
+    expect(ids(sortTrials(trials, { metric: 'score', order: 'max' }))).toEqual([
+      't3',
+      't1',
+      't4',
+      't2',
+      't5'
+    ]);
   });
 
   it('puts the smallest first for min, missing metrics still last', () => {
-    expect(ids(sortTrials(trials, { metric: 'score', order: 'min' }))).toEqual(
-      ['t1', 't4', 't3', 't2', 't5']
-    );
+    expect(ids(sortTrials(trials, { metric: 'score', order: 'min' }))).toEqual([
+      't1',
+      't4',
+      't3',
+      't2',
+      't5'
+    ]);
   });
 });
 
