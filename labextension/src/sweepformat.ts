@@ -45,25 +45,23 @@ export function groupHistory(
   runs: IRun[],
   sweepTrials: Record<string, number> = {}
 ): HistoryItem[] {
-  const items: HistoryItem[] = [];
+  // first pass: each sweep's runs, and where each item goes (a sweep where its newest run is)
+  const order: (IRun | string)[] = [];
   const bySweep = new Map<string, IRun[]>();
   for (const run of runs) {
     if (!run.sweep) {
-      items.push({ kind: 'run', run });
-      continue;
+      order.push(run);
+    } else if (bySweep.has(run.sweep)) {
+      bySweep.get(run.sweep)!.push(run);
+    } else {
+      bySweep.set(run.sweep, [run]);
+      order.push(run.sweep);
     }
-    const members = bySweep.get(run.sweep);
-    if (members) {
-      members.push(run);
-      continue;
-    }
-    bySweep.set(run.sweep, [run]);
-    items.push({ kind: 'sweep', id: run.sweep } as ISweepGroup); // filled below
   }
-  return items.map(item =>
-    item.kind === 'run'
-      ? item
-      : sweepGroup(item.id, bySweep.get(item.id)!, sweepTrials[item.id])
+  return order.map(entry =>
+    typeof entry === 'string'
+      ? sweepGroup(entry, bySweep.get(entry)!, sweepTrials[entry])
+      : { kind: 'run', run: entry }
   );
 }
 
