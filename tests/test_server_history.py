@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from conftest import code, write_nb
-from helpers import expect_error, fetch_json, wait_job
+from helpers import expect_error, fetch_json, run_cli, wait_job
 from test_server import jp_server_config  # noqa: F401  (fixture)
 
 NOTEBOOK = "work/typed.ipynb"
@@ -106,3 +106,41 @@ async def test_a_whole_number_for_a_float_parameter_runs_as_a_float(jp_fetch, jp
     assert history["runs"][0]["id"] == job["run"]
     assert (params["rate"], type(params["rate"]), params["n"], type(params["n"])) == (2.0, float, 4, int)
     assert (jp_root_dir / "work" / "a.txt").read_text() == "8.0"
+
+
+def sweep_notebook(root):
+    """A shared stage (`prep` reads no parameter) and a trial stage (`score` reads `n`)."""
+    return write_nb(
+        root / "work" / "swept.ipynb",
+        code("n = 1", "parameters"),
+        code("open('base.txt', 'w').write('10')", "stage:prep", "out:base.txt"),
+        code("score = float(open('base.txt').read()) * n", "stage:score", "in:base.txt", "metrics"),
+    )
+
+
+async def test_the_history_gives_each_runs_sweep_and_trial_and_how_many_trials_its_sweep_has(jp_fetch, jp_root_dir):
+    sweep_notebook(jp_root_dir)
+    code_, out, err = run_cli("sweep", "work/swept.ipynb", "-p", "n=1,2,3", cwd=jp_root_dir)
+    assert code_ == 0, (out, err)
+    _, history = await fetch_json(jp_fetch, "runs", params={"path": "work/swept.ipynb", "limit": "10"})
+    runs = history["runs"]
+    sweep_ids = {run["sweep"] for run in runs}
+    assert len(sweep_ids) == 1 and None not in sweep_ids, runs
+    (sweep_id,) = sweep_ids
+    trials = [run["trial"] for run in runs if run["trial"] is not None]
+    assert sorted(trial["n"] for trial in trials) == [1, 2, 3]
+    assert len(runs) == 4  # the run of the shared stage `prep` is the sweep's, not a trial
+    assert history["sweep_trials"] == {sweep_id: 3}
+
+    # cut by `limit`: the sweep's trial count still says how many there are in all
+    _, newest = await fetch_json(jp_fetch, "runs", params={"path": "work/swept.ipynb", "limit": "2"})
+    assert [run["sweep"] for run in newest["runs"]] == [sweep_id, sweep_id]
+    assert newest["sweep_trials"] == {sweep_id: 3}
+
+
+async def test_a_history_without_sweeps_counts_no_trials(jp_fetch, jp_root_dir):
+    typed_notebook(jp_root_dir)
+    await run(jp_fetch)
+    _, history = await fetch_json(jp_fetch, "runs", params={"path": NOTEBOOK})
+    assert history["sweep_trials"] == {}
+    assert (history["runs"][0]["sweep"], history["runs"][0]["trial"]) == (None, None)

@@ -155,7 +155,7 @@ async def test_a_bad_limit_is_400(jp_fetch, exported, limit):
 
 async def test_a_good_limit_is_obeyed(jp_fetch, exported):
     code_, body = await fetch_json(jp_fetch, "runs", params={"path": PIPE, "limit": "5"})
-    assert code_ == 200 and body == {"runs": []}
+    assert code_ == 200 and body == {"runs": [], "sweep_trials": {}}
 
 
 @pytest.mark.parametrize("route", ["export", "runs"])

@@ -2,7 +2,8 @@
  * The sidebar's "History" section: the runs of the active notebook's pipeline
  * (`GET runs`), newest first — when, status, the parameters that differ from the defaults,
  * metrics, duration, "(no-op)" as `nb2pipe runs` marks it, and each stage's executed
- * notebook of that run. Two runs ticked show their diff (`GET diff`, what `nb2pipe diff`
+ * notebook of that run. The runs of a sweep are one group, its trials sortable by a metric
+ * (`sweepview`). Two runs ticked show their diff (`GET diff`, what `nb2pipe diff`
  * prints). It reloads when the model's status changes or a followed run finishes.
  */
 
@@ -19,6 +20,8 @@ import {
   metricsOnce
 } from './historyformat';
 import { PipelineModel } from './model';
+import { groupHistory, ITrialSort, trialText } from './sweepformat';
+import { sweepGroupNode } from './sweepview';
 import { CommandIDs, IRun, IRunDiff, IRunHistory } from './tokens';
 import { el } from './dom';
 
@@ -70,7 +73,7 @@ export class RunHistory {
       const query = `path=${encodeURIComponent(model.path)}&limit=${HISTORY_LIMIT}`;
       const answer = await requestAPI<IRunHistory>(`runs?${query}`);
       if (model === this._model) {
-        this._setRuns(answer.runs);
+        this._setRuns(answer.runs, answer.sweep_trials ?? {});
       }
     } catch (error) {
       this._showMessage(`Cannot read the run history: ${messageOf(error)}`);
@@ -99,13 +102,14 @@ export class RunHistory {
     }
   }
 
-  private _setRuns(runs: IRun[]): void {
-    const text = JSON.stringify(runs);
+  private _setRuns(runs: IRun[], sweepTrials: Record<string, number>): void {
+    const text = JSON.stringify([runs, sweepTrials]);
     if (text === this._runsText) {
       return;
     }
     this._runsText = text;
     this._runs = runs;
+    this._sweepTrials = sweepTrials;
     const ids = new Set(runs.map(run => run.id));
     this._selected = this._selected.filter(id => ids.has(id));
     this._render();
@@ -131,8 +135,21 @@ export class RunHistory {
       el('li', 'jp-nb2pipe-hint', 'Tick two runs to compare them.')
     );
     const now = Date.now();
-    for (const run of this._runs) {
-      this._list.append(this._renderRun(run, now));
+    for (const item of groupHistory(this._runs, this._sweepTrials)) {
+      this._list.append(
+        item.kind === 'run'
+          ? this._renderRun(item.run, now)
+          : sweepGroupNode(item, {
+              renderRun: run => this._renderRun(run, now),
+              sort: this._sweepSorts.get(item.id) ?? null,
+              onSort: sort => this._sweepSorts.set(item.id, sort),
+              open: !this._closedSweeps.has(item.id),
+              onToggle: open =>
+                open
+                  ? this._closedSweeps.delete(item.id)
+                  : this._closedSweeps.add(item.id)
+            })
+      );
     }
   }
 
@@ -177,6 +194,11 @@ export class RunHistory {
   }
 
   private _paramsLine(run: IRun): HTMLElement {
+    if (run.trial) {
+      const line = el('div', 'jp-nb2pipe-run-params', trialText(run));
+      line.title = `all parameters: ${formatAssignments(run.params) || '-'}`;
+      return line;
+    }
     const parameters = this._model?.status?.parameters ?? [];
     const changed = formatAssignments(
       changedFromDefaults(run.params, parameters)
@@ -265,6 +287,10 @@ export class RunHistory {
   private _list: HTMLElement;
   private _diff: HTMLElement;
   private _runs: IRun[] = [];
+  private _sweepTrials: Record<string, number> = {};
+  /** The sort chosen for each sweep's trials, and the sweeps whose group was closed. */
+  private _sweepSorts = new Map<string, ITrialSort | null>();
+  private _closedSweeps = new Set<string>();
   private _runsText = '';
   private _selected: string[] = [];
   private _diffKey = '';

@@ -245,6 +245,8 @@ export interface IJob {
 /** `GET runs?path=` (history). */
 export interface IRunHistory {
   runs: IRun[];
+  /** How many trials each sweep among `runs` has in all (some may be older than the runs shown). */
+  sweep_trials?: Record<string, number>;
 }
 
 /** A parameter of the pipeline (`status.parameters`): params.yaml's value and its type. */
@@ -281,6 +283,10 @@ export interface IRun {
   /** The parameters that differ from the run before it. */
   changed_params: Record<string, unknown>;
   stages: IRunStage[];
+  /** The sweep the run belongs to (`nb2pipe sweep`), if any. */
+  sweep?: string | null;
+  /** The values the sweep set for this trial; null for the run of the sweep's shared stages. */
+  trial?: Record<string, unknown> | null;
 }
 
 /** One row of a diff: a parameter, metric or output of run a and run b. */

@@ -3,7 +3,7 @@
 - `run(target, ...) -> RunReport`: a tracked run (export if needed, run lock, run history,
   MLflow, reporters), see `tracked`.
 - `status`, `history`, `open_history`: what they read about a pipeline, see `reads`;
-  `history_rows`, `diff_runs`, `parameters`: what the Lab history and parameters form show, see `runs`;
+  `history_rows`, `sweep_trial_counts`, `diff_runs`, `parameters`: what the Lab history and parameters form show, see `runs`;
   `status_as_saved`: the status the saved notebook makes before it is exported again, see `saved`;
   `stage_flows`: what flows into and out of each stage (variables, files, after:), see `flows`.
 - `debug_notebook(folder, stage, run)`: a stage's failed (or last) run as a notebook to run again
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from nb2pipe.api.debugging import DebugNotebook, apply_debug_edits, debug_notebook
     from nb2pipe.api.flows import stage_flows
     from nb2pipe.api.reads import history, open_history, status
-    from nb2pipe.api.runs import diff_runs, history_rows, parameters
+    from nb2pipe.api.runs import diff_runs, history_rows, parameters, sweep_trial_counts
     from nb2pipe.api.saved import SavedStatus, status_as_saved
     from nb2pipe.api.scratch import Scratch, scratch_workspace
     from nb2pipe.api.sweep import SweepReport, run_sweep
@@ -43,7 +43,7 @@ _MODULE_OF = {
     **dict.fromkeys(("DebugNotebook", "apply_debug_edits", "debug_notebook"), "debugging"),
     **dict.fromkeys(("stage_flows",), "flows"),
     **dict.fromkeys(("history", "open_history", "status"), "reads"),
-    **dict.fromkeys(("diff_runs", "history_rows", "parameters"), "runs"),
+    **dict.fromkeys(("diff_runs", "history_rows", "parameters", "sweep_trial_counts"), "runs"),
     **dict.fromkeys(("SavedStatus", "status_as_saved"), "saved"),
     **dict.fromkeys(("Scratch", "scratch_workspace"), "scratch"),
     **dict.fromkeys(("SweepReport", "run_sweep"), "sweep"),
@@ -84,5 +84,6 @@ __all__ = [
     "stage_flows",
     "status",
     "status_as_saved",
+    "sweep_trial_counts",
     "verify",
 ]

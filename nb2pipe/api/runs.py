@@ -29,6 +29,22 @@ def history_rows(target: str | os.PathLike[str] | m.Pipeline, limit: int | None 
     return [{**run, "no_op": is_no_op(run), "changed_params": changes[run["id"]]} for run in shown]
 
 
+def sweep_trial_counts(target: str | os.PathLike[str] | m.Pipeline, sweep_ids: list[str]) -> dict[str, int]:
+    """How many trials each of these sweeps has (its trial set, as `nb2pipe sweep` planned it), so
+    that a history cut at `limit` can say "k of n trials shown"; a sweep the history does not
+    know is left out."""
+    from nb2pipe.track import UnknownRun
+
+    counts: dict[str, int] = {}
+    with open_history(target) as store:
+        for sweep_id in sweep_ids:
+            try:
+                counts[sweep_id] = len(store.sweep_trials_asked(sweep_id)[1])
+            except UnknownRun:
+                continue
+    return counts
+
+
 def diff_runs(target: str | os.PathLike[str] | m.Pipeline, ref_a: str, ref_b: str) -> dict[str, Any]:
     """Two runs (ids, id prefixes, tags or `latest~N`) side by side: params, metrics and outputs
     (`track.diff`); an unknown run is `track.UnknownRun`."""

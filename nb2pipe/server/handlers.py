@@ -204,8 +204,8 @@ class RunsHandler(Nb2PipeHandler):
         target = confine(self.root, self.get_query_argument("path", ""))
         limit = self.limit()
         _, folder = self.pipeline_of(target)
-        runs = await asyncio.to_thread(_history, self.root, folder, limit)
-        self.finish(json.dumps({"runs": runs}, default=str))
+        answer = await asyncio.to_thread(_history, self.root, folder, limit)
+        self.finish(json.dumps(answer, default=str))
 
     @tornado.web.authenticated
     @maps_errors
@@ -245,11 +245,13 @@ class RunsHandler(Nb2PipeHandler):
             )
 
 
-def _history(root: Path, folder: Path, limit: int) -> list[dict[str, Any]]:
+def _history(root: Path, folder: Path, limit: int) -> dict[str, Any]:
+    """The newest `limit` runs, and `sweep_trials`: how many trials each sweep among them has in
+    all (the Lab says "k of n trials shown" when `limit` cut some off)."""
     from nb2pipe.spec import load_pipeline
 
     if not (folder / m.PIPELINE_FILE).is_file():
-        return []
+        return {"runs": [], "sweep_trials": {}}
     pipeline = load_pipeline(folder)
     confine_pipeline(root, pipeline)
     runs = api.history_rows(pipeline, limit)
@@ -258,7 +260,8 @@ def _history(root: Path, folder: Path, limit: int) -> list[dict[str, Any]]:
             stage.pop("lock", None)
             executed = folder / stage["notebook"] if stage.get("notebook") else None
             stage["executed"] = executed.resolve().relative_to(root).as_posix() if executed and is_inside(root, executed) else None
-    return runs
+    sweep_ids = list(dict.fromkeys(run["sweep"] for run in runs if run.get("sweep")))
+    return {"runs": runs, "sweep_trials": api.sweep_trial_counts(pipeline, sweep_ids)}
 
 
 class DiffHandler(Nb2PipeHandler):

@@ -176,7 +176,7 @@ def running_lab(base: Path) -> Iterator[Lab]:
         lab = Lab(url, token, root, log, time.monotonic() - t0, base / "gate")
         # The server extension answers (a 404 here would mean it is not loaded).
         with urllib.request.urlopen(f"{url}nb2pipe/runs?path=x.ipynb&token={token}", timeout=30) as resp:
-            assert json.load(resp) == {"runs": []}
+            assert json.load(resp) == {"runs": [], "sweep_trials": {}}
         yield lab
     finally:
         _stop(proc)
