@@ -136,7 +136,10 @@ def _add_run_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     run.add_argument("--params-file", type=Path, help="a YAML file of parameter values")
     run.add_argument("--params-from", metavar="RUN", help="use the parameters of an earlier run (id, tag or 'latest')")
     run.add_argument("--stage", action="append", default=[], metavar="NAME", help="run only this stage (repeatable)")
-    run.add_argument("--from", dest="from_stage", metavar="NAME", help="run this stage and everything after it")
+    run.add_argument(
+        "--from", dest="from_stage", metavar="NAME",
+        help="resume: run this stage and everything after it; the stages before it are reused when up to date, else run first",
+    )
     run.add_argument("--downstream", action="store_true", help="with --stage: also the stages that depend on it")
     run.add_argument("--force", action="store_true", help="run the selected stages even when up to date")
     run.add_argument("--keep-going", action="store_true", help="after a failure, still run the stages that do not depend on it")

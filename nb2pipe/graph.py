@@ -125,6 +125,18 @@ def order(pipeline: Pipeline, edges: dict[str, list[str]] | None = None) -> list
     return result
 
 
+def ancestors(edges: dict[str, list[str]], roots: Iterable[str]) -> set[str]:
+    """Every stage `roots` depend on, directly or not (not `roots` themselves)."""
+    seen: set[str] = set()
+    todo = [up for root in roots for up in edges[root]]
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo.extend(edges[name])
+    return seen
+
+
 def downstream(edges: dict[str, list[str]], roots: Iterable[str]) -> set[str]:
     """`roots` and every stage that depends on them, directly or not."""
     dependants: dict[str, list[str]] = {name: [] for name in edges}

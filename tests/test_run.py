@@ -393,17 +393,31 @@ def test_stage_with_downstream_runs_the_stage_and_its_dependants(ran, cli):
     assert reasons(cli) == {"a": [], "b": [], "c": ["out missing: c.txt"]}
 
 
-def test_from_runs_the_stage_and_everything_after_it(ran, cli):
+def test_from_runs_the_stage_and_everything_after_it_reusing_what_comes_before(ran, cli):
     set_param(ran, "beta", "2", "5")  # only b is stale
     (ran / "c.txt").unlink()  # c is stale, not after b
     exit_code, out, err = cli("run", PIPE, "--from", "b")
     assert exit_code == 0, err
-    assert summary(out) == "1 ran, 0 up to date, 0 restored from cache, 0 failed"
+    assert summary(out) == "1 ran, 1 up to date, 0 restored from cache, 0 failed"  # a, before b, reused
     assert (ran / "b.txt").read_text() == "3 * 0.5\n+ 5\n"
     assert not (ran / "c.txt").exists()
     exit_code, out, err = cli("run", PIPE, "--from", "a")  # a is up to date: checked, not rerun
     assert exit_code == 0, err
     assert summary(out) == "0 ran, 2 up to date, 0 restored from cache, 0 failed"
+
+
+def test_from_runs_a_stale_stage_before_it_first_and_forces_only_from_it_on(ran, cli):
+    _edit_params(ran)  # a (before b) is stale
+    before = run_dirs(ran / PIPE)
+    exit_code, out, err = cli("run", PIPE, "--from", "b")
+    assert exit_code == 0, err
+    assert summary(out) == "2 ran, 0 up to date, 0 restored from cache, 0 failed"
+    assert (ran / "b.txt").read_text() == "3 * 0.1\n+ 2\n"  # b read what a wrote now
+    before = run_dirs(ran / PIPE)
+    exit_code, out, err = cli("run", PIPE, "--from", "b", "--force")
+    assert exit_code == 0, err
+    assert summary(out) == "1 ran, 1 up to date, 0 restored from cache, 0 failed"
+    assert sorted(p.name for p in new_run_dir(ran, before).glob("*.ipynb")) == ["b.ipynb"]
 
 
 def test_unknown_stage_is_a_usage_error(ran, cli):

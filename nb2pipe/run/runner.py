@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from nb2pipe import lockfile, state
 from nb2pipe import model as m
 from nb2pipe.errors import Nb2PipeError, SpecError, StageError
-from nb2pipe.graph import after_only, select, upstream
+from nb2pipe.graph import after_only, ancestors, order, select, upstream
 from nb2pipe.run import redact as redaction
 from nb2pipe.run.cache import OutputCache
 from nb2pipe.run.cell_progress import cell_progress, own_cells
@@ -120,6 +120,7 @@ class Runner:
         self.lock_entries: dict[str, dict[str, Any]] = {}
         self.last: dict[str, dict[str, Any]] = {}
         self.journal = Journal(self.pipeline, self.cache, self.run_id)
+        self.forced: set[str] = set()  # the stages --force applies to (not those before a --from stage)
         self._events: Events | None = None
         self.stage_logs = StageLogs(self.run_dir)  # what each stage printed: runs/<run-id>/<stage>.log
         self.after_only: dict[str, set[str]] = {}  # per stage, the stages it follows by `after:` alone
@@ -153,6 +154,10 @@ class Runner:
     def _run_selected(self) -> RunResult:
         o = self.options
         planned = select(self.pipeline, o.stages, from_stage=o.from_stage, with_downstream=o.downstream)
+        self.forced = set(planned) if o.force else set()
+        if o.from_stage:  # a resume: the stages before it are checked as any run checks them, never forced
+            before = ancestors(upstream(self.pipeline), [o.from_stage])
+            planned = [name for name in order(self.pipeline) if name in before or name in planned]
         for name in planned:  # before anything runs: no out may lead out of the project
             for out in self.pipeline.stage(name).produced:
                 lockfile.out_path(self.pipeline, out)
@@ -272,7 +277,7 @@ class Runner:
         status = {s.name: s for s in state.pipeline_status(self.pipeline, self.params).stages}
         outcomes = {}
         for name in planned:
-            reasons = [str(r) for r in status[name].reasons] or (["forced"] if self.options.force else [])
+            reasons = [str(r) for r in status[name].reasons] or (["forced"] if name in self.forced else [])
             outcome = Outcome.WOULD_RUN if reasons else Outcome.UP_TO_DATE
             self.events.emit(EventName.MESSAGE, text=f"{outcome:>10} {name}" + (f"  ({'; '.join(reasons)})" if reasons else ""))
             outcomes[name] = outcome
@@ -294,10 +299,10 @@ class Runner:
             reasons.extend(upstream_reasons)
         if self.last.get(name, {}).get("outcome") == Outcome.FAILED:
             reasons.append(m.Reason(state.LAST_RUN_FAILED))
-        if not reasons and not self.options.force:
+        if not reasons and name not in self.forced:
             self.events.emit(EventName.STAGE_FINISHED, stage=name, outcome=Outcome.UP_TO_DATE, **self._stage_record(name))
             return Outcome.UP_TO_DATE
-        if self.options.force:
+        if name in self.forced:
             return None
         remembered = self.cache.recall_run(inputs.fingerprint)
         if remembered is None or set(remembered) != set(stage.produced):
