@@ -164,3 +164,22 @@ def test_apply_refuses_when_the_notebook_cell_changed_meanwhile(failing, cli):
     before = (failing / "nb.ipynb").read_bytes()
     assert_one_line_error(cli("debug", PIPE, "check", "--apply"), "cell 5 of", "changed since the debug notebook was written")
     assert (failing / "nb.ipynb").read_bytes() == before
+
+
+def test_apply_finds_the_cell_by_its_id_after_cells_were_added_above_it(failing, cli):
+    source = json.loads((failing / "nb.ipynb").read_text())
+    for i, cell in enumerate(source["cells"]):
+        cell["id"] = f"cell-{i}"
+    source["nbformat_minor"] = 5
+    (failing / "nb.ipynb").write_text(json.dumps(source))
+    assert cli("debug", PIPE, "check")[0] == 0
+    notebook = failing / PIPE / "debug" / "check.ipynb"
+    debug = json.loads(notebook.read_text())
+    next(c for c in debug["cells"] if "raise ValueError" in "".join(c["source"]))["source"] = "pass  # fixed"
+    notebook.write_text(json.dumps(debug))
+    source["cells"].insert(0, {"cell_type": "markdown", "id": "intro", "metadata": {}, "source": "# added above"})
+    (failing / "nb.ipynb").write_text(json.dumps(source))
+    exit_code, out, _err = cli("debug", PIPE, "check", "--apply")
+    assert (exit_code, out.strip()) == (0, "copied into the notebook: cell 6")
+    cells = json.loads((failing / "nb.ipynb").read_text())["cells"]
+    assert (cells[5]["id"], "".join(cells[5]["source"])) == ("cell-4", "pass  # fixed")

@@ -15,8 +15,8 @@
 4. The cell that failed is marked: a note above it and `nb2pipe.debug.failed` in its metadata (no
    `raises-exception` tag, so a headless run stops there with the same exception).
 5. `apply_debug_edits` copies the cells the user fixed in the debug notebook back into the
-   notebook, each to the cell it was made from: by its number, checked by its text (the stage
-   scripts do not carry the notebook's cell ids).
+   notebook, each to the cell it was made from: by that cell's id when the notebook gives cells
+   ids (noted when the debug notebook is written), else by its number; checked by its text.
 Nothing runs notebook code here; the notebook is written, not executed.
 """
 
@@ -70,6 +70,8 @@ def debug_notebook(pipeline_folder: str | os.PathLike[str], stage: str, run: str
     inputs = _check_inputs(pipeline, stage, record, folder / f"{stage}.inputs")
     cells, failed, error = _debug_cells(executed.get("cells", []), run_id)
     cells.insert(0, _first_cell(lockfile.wdir(pipeline), inputs.changed))
+    if pipeline.source_notebook:
+        _note_cell_ids(cells, Path(pipeline.root) / pipeline.source_notebook)
     _load_restored(cells, inputs.moved)
     notebook = {**executed, "cells": cells, "metadata": _metadata(executed, stage, run_id, _sources_hash(cells))}
     path = folder / f"{stage}.ipynb"
@@ -200,18 +202,41 @@ def apply_debug_edits(pipeline_folder: str | os.PathLike[str], stage: str) -> li
     return [number for number, _, _ in edits]
 
 
+def _note_cell_ids(cells: list[dict[str, Any]], notebook: Path) -> None:
+    """Note the id of the notebook cell each debug cell was made from (when the notebook gives
+    cells ids and that cell still says the same), so --apply finds it wherever it moved since."""
+    try:
+        source_cells = json.loads(notebook.read_text(encoding="utf-8")).get("cells", [])
+    except (OSError, ValueError, AttributeError):
+        return
+    for cell in cells:
+        mark = cell.get("metadata", {}).get("nb2pipe", {}).get("debug", {})
+        number = mark.get("cell", 0)
+        if 0 < number <= len(source_cells) and isinstance(source_cells[number - 1], dict):
+            original = source_cells[number - 1]
+            if original.get("id") and _text_hash(_joined(original.get("source", ""))) == mark["source"]:
+                mark["id"] = original["id"]
+
+
+def _joined(source: Any) -> str:
+    return "".join(source) if isinstance(source, list) else str(source)
+
+
 def _edits(debug: dict[str, Any], notebook: dict[str, Any], where: Path) -> list[tuple[int, dict[str, Any], str]]:
+    """(notebook cell number, debug cell, new text) of each edited cell: found by the id noted
+    when the debug notebook was written, else by its number; checked by its text."""
     edits = []
+    cells = notebook.get("cells", [])
+    ids = {c.get("id"): i + 1 for i, c in enumerate(cells) if isinstance(c, dict) and c.get("id")}
     for cell in debug.get("cells", []):
         mark = cell.get("metadata", {}).get("nb2pipe", {}).get("debug", {})
         source = "".join(cell.get("source", ""))
         if "cell" not in mark or _text_hash(source) == mark.get("source"):
             continue
-        number = mark["cell"]
-        cells = notebook.get("cells", [])
-        if not (0 < number <= len(cells)) or _text_hash("".join(cells[number - 1].get("source", ""))) != mark["source"]:
+        number = ids.get(mark["id"], 0) if mark.get("id") else mark["cell"]
+        if not (0 < number <= len(cells)) or _text_hash(_joined(cells[number - 1].get("source", ""))) != mark["source"]:
             raise SpecError(
-                f"cell {number} of '{where}' changed since the debug notebook was written; copy your edit of it by hand"
+                f"cell {mark['cell']} of '{where}' changed since the debug notebook was written; copy your edit of it by hand"
             )
         edits.append((number, cell, source))
     return edits
