@@ -127,14 +127,7 @@ def order(pipeline: Pipeline, edges: dict[str, list[str]] | None = None) -> list
 
 def ancestors(edges: dict[str, list[str]], roots: Iterable[str]) -> set[str]:
     """Every stage `roots` depend on, directly or not (not `roots` themselves)."""
-    seen: set[str] = set()
-    todo = [up for root in roots for up in edges[root]]
-    while todo:
-        name = todo.pop()
-        if name not in seen:
-            seen.add(name)
-            todo.extend(edges[name])
-    return seen
+    return _reachable(edges, [up for root in roots for up in edges[root]])
 
 
 def downstream(edges: dict[str, list[str]], roots: Iterable[str]) -> set[str]:
@@ -143,13 +136,18 @@ def downstream(edges: dict[str, list[str]], roots: Iterable[str]) -> set[str]:
     for name, ups in edges.items():
         for up in ups:
             dependants[up].append(name)
+    return _reachable(dependants, roots)
+
+
+def _reachable(links: dict[str, list[str]], start: Iterable[str]) -> set[str]:
+    """`start` and every stage reached from it through `links`."""
     seen: set[str] = set()
-    todo = list(roots)
+    todo = list(start)
     while todo:
         name = todo.pop()
         if name not in seen:
             seen.add(name)
-            todo.extend(dependants[name])
+            todo.extend(links[name])
     return seen
 
 

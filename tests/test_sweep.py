@@ -14,13 +14,12 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from conftest import code, write_nb
-from helpers import subprocess_env
+from helpers import subprocess_env, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -174,11 +173,8 @@ def test_ctrl_c_stops_the_sweep_with_no_trial_shown_ok_and_the_same_command_runs
     )  # fmt: skip
     try:
         db = tmp_path / PIPE / ".nb2pipe" / "runs.db"
-        deadline = time.monotonic() + 300
-        while _train_rows(db, "running") < 2:
-            assert proc.poll() is None, f"the sweep ended before two trials were running: {proc.communicate()}"
-            assert time.monotonic() < deadline, f"two trials never ran at once; train rows running: {_train_rows(db, 'running')}"
-            time.sleep(0.2)
+        wait_until(lambda: _train_rows(db, "running") >= 2, "two trials run at once", timeout=300, proc=proc,
+                   seen=lambda: f"train rows running: {_train_rows(db, 'running')}", interval=0.2)
         os.killpg(proc.pid, signal.SIGINT)  # as a terminal does
         out, err = proc.communicate(timeout=300)
     finally:

@@ -243,6 +243,16 @@ def test_a_second_parameters_cell_is_refused(lab, page, copy_example):
     assert not page.page_errors, page.page_errors
 
 
+def switch_theme(page, name: str) -> None:
+    """Settings → Theme → `name`, as a user does it, and wait until it applies."""
+    page.locator(".lm-MenuBar-item", has_text="Settings").click()
+    page.locator(".lm-Menu .lm-Menu-item", has_text=re.compile(r"^Theme$")).hover()
+    page.get_by_role("menuitem", name=name, exact=True).click()
+    page.wait_for_function("name => document.body.dataset.jpThemeName === name", arg=name, timeout=30_000)
+    light = "false" if "Dark" in name else "true"
+    page.wait_for_function("light => document.body.dataset.jpThemeLight === light", arg=light, timeout=30_000)
+
+
 def _contrast_violations(page) -> list[str]:
     """axe-core's color-contrast rule over the sidebar and the cells' stage chips."""
     if not page.evaluate("() => typeof window.axe !== 'undefined'"):
@@ -296,11 +306,7 @@ def test_the_sidebar_and_chips_meet_wcag_aa_contrast_in_both_themes(lab, page, c
     assert "pipeline" in (tab.get_attribute("title") or ""), tab.get_attribute("title")  # not just "nb2pipe"
     assert _contrast_violations(page) == []
     assert _low_contrast_chips(page) == []
-    page.locator(".lm-MenuBar-item", has_text="Settings").click()
-    page.locator(".lm-Menu .lm-Menu-item", has_text=re.compile(r"^Theme$")).hover()
-    page.get_by_role("menuitem", name="JupyterLab Dark", exact=True).click()
-    page.wait_for_function("() => document.body.dataset.jpThemeName === 'JupyterLab Dark'", timeout=30_000)
-    page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'")
+    switch_theme(page, "JupyterLab Dark")
     assert _contrast_violations(page) == []
     assert _low_contrast_chips(page) == []
     assert not page.page_errors, page.page_errors

@@ -15,14 +15,13 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pytest
 import yaml
 
 from helpers import disk_cells, saved_cells, wait_until
-from test_lab_actions import RUN_TIMEOUT_MS, _contrast_violations, _low_contrast_chips, _open
+from test_lab_actions import RUN_TIMEOUT_MS, _contrast_violations, _low_contrast_chips, _open, switch_theme
 from test_lab_e2e import SIDEBAR, STAGES, _cell, _hold_stage_at_gate, _wait_states
 
 pytestmark = pytest.mark.ui
@@ -45,13 +44,6 @@ def _chip_states(page) -> dict[str, str]:
 def _wait_chip_states(page, expected: dict[str, str], timeout: float) -> None:
     wait_until(lambda: all(_chip_states(page).get(k) == v for k, v in expected.items()),
                f"the chips show {expected}", timeout=timeout, seen=lambda: _chip_states(page))
-
-
-def _switch_theme(page, name: str) -> None:
-    page.locator(".lm-MenuBar-item", has_text="Settings").click()
-    page.locator(".lm-Menu .lm-Menu-item", has_text=re.compile(r"^Theme$")).hover()
-    page.get_by_role("menuitem", name=name, exact=True).click()
-    page.wait_for_function("name => document.body.dataset.jpThemeName === name", arg=name, timeout=30_000)
 
 
 def test_the_chips_show_each_stage_state_live(lab, page, copy_example, shoot):
@@ -93,7 +85,7 @@ def test_the_chips_show_each_stage_state_live(lab, page, copy_example, shoot):
     assert page.evaluate("() => document.body.dataset.jpThemeLight") == "true"
     assert _contrast_violations(page) == []
     assert _low_contrast_chips(page) == []
-    _switch_theme(page, "JupyterLab Dark")
+    switch_theme(page, "JupyterLab Dark")
     assert _contrast_violations(page) == []
     assert _low_contrast_chips(page) == []
     assert not page.page_errors, page.page_errors

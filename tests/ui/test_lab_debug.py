@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from test_lab_actions import RUN_TIMEOUT_MS, _contrast_violations, _job_status, _open
+from test_lab_actions import RUN_TIMEOUT_MS, _contrast_violations, _job_status, _open, switch_theme
 from test_lab_e2e import SIDEBAR, _panel_of_tab, _stage, _wait_states
 
 pytestmark = pytest.mark.ui
@@ -92,11 +92,7 @@ def test_debug_opens_the_failed_stage_with_a_kernel_stopped_at_the_failing_cell(
 
     assert "debug notebook" in sidebar.locator(".jp-nb2pipe-debug-note").inner_text()
     assert _contrast_violations(page) == []
-    page.locator(".lm-MenuBar-item", has_text="Settings").click()
-    page.locator(".lm-Menu .lm-Menu-item", has_text=re.compile(r"^Theme$")).hover()
-    page.get_by_role("menuitem", name="JupyterLab Dark", exact=True).click()
-    page.wait_for_function("() => document.body.dataset.jpThemeName === 'JupyterLab Dark'", timeout=30_000)
-    page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'")
+    switch_theme(page, "JupyterLab Dark")
     assert _contrast_violations(page) == []
     shoot(page, "dark")
     _debug_again_over_edits(page, lab, panel, failed)

@@ -21,7 +21,7 @@ import re
 import pytest
 
 from helpers import wait_until
-from test_lab_actions import AXE, _job_status, _open
+from test_lab_actions import AXE, _job_status, _open, switch_theme
 from test_lab_e2e import SIDEBAR, _stage, _wait_states
 
 pytestmark = pytest.mark.ui
@@ -143,10 +143,7 @@ def test_the_graph_shows_states_flows_and_explains_a_stage(lab, page, shoot):
     # --- 5. contrast, light and dark -------------------------------------------------------------
     page.locator(f"{GRAPH} input.jp-nb2pipe-graph-failed-only").uncheck()
     assert _graph_contrast_violations(page) == []
-    page.locator(".lm-MenuBar-item", has_text="Settings").click()
-    page.locator(".lm-Menu .lm-Menu-item", has_text=re.compile(r"^Theme$")).hover()
-    page.get_by_role("menuitem", name="JupyterLab Dark", exact=True).click()
-    page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'", timeout=30_000)
+    switch_theme(page, "JupyterLab Dark")
     assert _graph_contrast_violations(page) == []
     shoot(page, "graph-dark")
     assert not page.page_errors, page.page_errors

@@ -21,7 +21,7 @@ import re
 import pytest
 
 from helpers import disk_cells
-from test_lab_actions import AXE, RUN_TIMEOUT_MS, _contrast_violations, _export_and_run, _job_status, _open
+from test_lab_actions import AXE, RUN_TIMEOUT_MS, _contrast_violations, _export_and_run, _job_status, _open, switch_theme
 from test_lab_e2e import SIDEBAR, _panel_of_tab
 
 pytestmark = pytest.mark.ui
@@ -62,13 +62,6 @@ def _diff_row(page, section: str, name: str) -> list[str]:
         raise AssertionError(f"the diff has no {section} row '{name}'; it shows: {seen!r}") from None
     parts = ".jp-nb2pipe-diff-name, .jp-nb2pipe-diff-a, .jp-nb2pipe-diff-b, .jp-nb2pipe-diff-change"
     return [text.strip() for text in row.locator(parts).all_inner_texts()]
-
-
-def _dark_theme(page) -> None:
-    page.locator(".lm-MenuBar-item", has_text="Settings").click()
-    page.locator(".lm-Menu .lm-Menu-item", has_text=re.compile(r"^Theme$")).hover()
-    page.get_by_role("menuitem", name="JupyterLab Dark", exact=True).click()
-    page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'", timeout=30_000)
 
 
 def test_run_with_other_parameters_then_compare_the_runs_and_open_an_older_notebook(lab, page, copy_example, shoot):
@@ -120,7 +113,7 @@ def test_run_with_other_parameters_then_compare_the_runs_and_open_an_older_noteb
 
     # 4. contrast in both themes, over the form, the history and the diff
     assert _contrast_violations(page) == []
-    _dark_theme(page)
+    switch_theme(page, "JupyterLab Dark")
     assert _contrast_violations(page) == []
     shoot(page, "history-diff-dark")
 

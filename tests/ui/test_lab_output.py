@@ -19,7 +19,7 @@ import urllib.request
 
 import pytest
 
-from test_lab_actions import AXE, _contrast_violations, _job_status, _open
+from test_lab_actions import AXE, _contrast_violations, _job_status, _open, switch_theme
 from test_lab_e2e import SIDEBAR, _panel_of_tab, _stage, _wait_states
 
 pytestmark = pytest.mark.ui
@@ -62,13 +62,6 @@ def _sessions(lab) -> list[str]:
     """The paths of the kernel sessions the server has."""
     with urllib.request.urlopen(f"{lab.url}api/sessions?token={lab.token}", timeout=30) as answer:
         return [session.get("path", "") for session in json.load(answer)]
-
-
-def _set_theme(page, name: str) -> None:
-    page.locator(".lm-MenuBar-item", has_text="Settings").click()
-    page.locator(".lm-Menu .lm-Menu-item", has_text=re.compile(r"^Theme$")).hover()
-    page.get_by_role("menuitem", name=name, exact=True).click()
-    page.wait_for_function("name => document.body.dataset.jpThemeName === name", arg=name, timeout=30_000)
 
 
 def _pieces_on_one_line(page, selector: str) -> dict:
@@ -157,10 +150,10 @@ def test_live_output_failure_box_and_read_only_outputs(lab, page, shoot):
     assert traceback.inner_text().rstrip().endswith("ValueError: boom"), traceback.inner_text()
     assert output.is_visible()  # both boxes are on screen for the contrast checks
     assert _contrast_violations(page) == []
-    _set_theme(page, "JupyterLab Dark")
+    switch_theme(page, "JupyterLab Dark")
     assert _contrast_violations(page) == []
     shoot(page, "failure-box-dark")
-    _set_theme(page, "JupyterLab Light")
+    switch_theme(page, "JupyterLab Light")
 
     # 3. the path opens the executed notebook read-only, without a kernel
     link.click()

@@ -18,9 +18,9 @@ import json
 import pytest
 
 from helpers import run_cli
-from test_lab_actions import AXE, _contrast_violations, _open
+from test_lab_actions import AXE, _contrast_violations, _open, switch_theme
 from test_lab_e2e import SIDEBAR
-from test_lab_history import _dark_theme, _diff_row
+from test_lab_history import _diff_row
 
 pytestmark = pytest.mark.ui
 PlaywrightTimeout = pytest.importorskip("playwright.sync_api", reason="pip install playwright").TimeoutError
@@ -103,7 +103,7 @@ def test_a_sweep_is_one_group_in_the_history_sorted_by_its_metric(lab, page, sho
 
     # 5. contrast in both themes
     assert _contrast_violations(page) == []
-    _dark_theme(page)
+    switch_theme(page, "JupyterLab Dark")
     assert _contrast_violations(page) == []
     shoot(page, "sweep-sorted-dark")
     assert not page.page_errors, page.page_errors
