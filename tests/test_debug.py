@@ -183,3 +183,11 @@ def test_apply_finds_the_cell_by_its_id_after_cells_were_added_above_it(failing,
     assert (exit_code, out.strip()) == (0, "copied into the notebook: cell 6")
     cells = json.loads((failing / "nb.ipynb").read_text())["cells"]
     assert (cells[5]["id"], "".join(cells[5]["source"])) == ("cell-4", "pass  # fixed")
+
+
+def test_a_gitignore_of_the_users_in_the_debug_folder_is_left_as_it_is(failing, cli):
+    ignore = failing / PIPE / "debug" / ".gitignore"
+    ignore.parent.mkdir()
+    ignore.write_text("# mine\n*.ipynb\n")
+    assert cli("debug", PIPE, "check")[0] == 0
+    assert ignore.read_text() == "# mine\n*.ipynb\n"

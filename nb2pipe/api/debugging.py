@@ -77,7 +77,8 @@ def debug_notebook(pipeline_folder: str | os.PathLike[str], stage: str, run: str
     path = folder / f"{stage}.ipynb"
     if not force:
         _refuse_if_edited(path)
-    atomic_write(folder / ".gitignore", "# Written by nb2pipe debug: notebooks to debug stages, kept out of git.\n*\n")
+    if not os.path.lexists(folder / ".gitignore"):  # written once; one of the user's is left as it is
+        atomic_write(folder / ".gitignore", "# Written by nb2pipe debug: notebooks to debug stages, kept out of git.\n*\n")
     atomic_write(path, json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
     return DebugNotebook(
         path, run_id, record["outcome"], None if failed is None else failed + 2, error,
