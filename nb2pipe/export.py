@@ -134,6 +134,7 @@ def render_pipeline(
                 after=_unique(stage.after + after_unknown.get(stage.name, ())),
                 cells=tuple(c.number for c in stage.cells),
                 meta=stage.meta,
+                settings=stage.settings,
                 loads=loads,
                 saves=saves,
                 inferred=_unique(inferred_deps + inferred_outs),
@@ -148,6 +149,7 @@ def render_pipeline(
         kernel=dict(plan.kernelspec).get("name"),
         export_format=fmt,
         split_level=layout.split_level,
+        defaults=plan.defaults,
     )
     producers(pipeline)  # one producer per file
     order(pipeline)  # no cycles

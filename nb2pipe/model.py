@@ -22,7 +22,15 @@ METRICS_TAGS = ("metrics", "pipeline-metrics")
 IN_TAG_PREFIX = "in:"
 OUT_TAG_PREFIX = "out:"
 # Kale's per-step settings: kept in the stage's `meta` for the Kubeflow export.
-KALE_SETTING_PREFIXES = ("image:", "limit:", "annotation:", "label:", "secret:", "cache:", "report:")
+KALE_SETTING_PREFIXES = ("image:", "limit:", "annotation:", "label:", "cache:", "report:")
+# Per-stage settings (settings.py): tags `timeout:30m`, `retries:2`, `allow-failure`, ...; the same
+# names are the keys of their structured form (cell.metadata.nb2pipe, notebook metadata
+# nb2pipe.defaults) and of `settings:` / `defaults:` in nb2pipe.yaml.
+S_TIMEOUT, S_CELL_TIMEOUT, S_RETRIES, S_MEMORY = "timeout", "cell-timeout", "retries", "memory"
+S_ALLOW_FAILURE, S_KERNEL, S_ENV, S_SECRET, S_TRACK_ENV = "allow-failure", "kernel", "env", "secret", "track-env"
+SETTING_KEYS = (S_TIMEOUT, S_CELL_TIMEOUT, S_RETRIES, S_MEMORY, S_ALLOW_FAILURE, S_KERNEL, S_ENV, S_SECRET, S_TRACK_ENV)
+FLAG_SETTINGS = (S_ALLOW_FAILURE, S_TRACK_ENV)  # tags without a value
+META_DEFAULTS = "defaults"  # notebook metadata nb2pipe.defaults: pipeline-wide settings
 # Structured cell metadata written by the JupyterLab extension: cell.metadata.nb2pipe.
 CELL_METADATA_KEY = "nb2pipe"
 META_STAGE, META_DEPS, META_OUTS, META_AFTER = "stage", "deps", "outs", "after"
@@ -45,6 +53,7 @@ K_VERSION, K_SOURCE, K_NOTEBOOK, K_HASH = "version", "source", "notebook", "hash
 K_WDIR, K_PARAMS, K_STAGES, K_KERNEL = "wdir", "params", "stages", "kernel"
 K_SCRIPT, K_CMD, K_DEPS, K_OUTS, K_METRICS = "script", "cmd", "deps", "outs", "metrics"
 K_AFTER, K_META, K_CELLS = "after", "meta", "cells"
+K_SETTINGS, K_DEFAULTS = "settings", "defaults"
 K_LOADS, K_SAVES, K_INFERRED = "loads", "saves", "inferred"
 # how the notebook was exported (`nb2pipe export --format --split-level`), so re-exports do the same
 K_EXPORT, K_FORMAT, K_SPLIT_LEVEL = "export", "format", "split_level"
@@ -75,6 +84,21 @@ class Cell:
 
 
 @dataclass(frozen=True)
+class Settings:
+    """A stage's settings (settings.py reads and writes them); None and () mean "not set"."""
+
+    timeout: float | None = None  # seconds, for the whole stage
+    cell_timeout: float | None = None  # seconds, for each cell
+    retries: int | None = None
+    memory: int | None = None  # bytes
+    allow_failure: bool | None = None
+    kernel: str | None = None  # a kernelspec name
+    env: tuple[tuple[str, str | None], ...] = ()  # (name, value); None: passed through from the caller
+    secrets: tuple[str, ...] = ()  # names of environment variables given at run time, never written
+    track_env: bool | None = None
+
+
+@dataclass(frozen=True)
 class StagePlan:
     """A stage as cut out of the notebook: its cells and what its tags declare."""
 
@@ -85,6 +109,7 @@ class StagePlan:
     after: tuple[str, ...] = ()
     metrics_cells: tuple[int, ...] = ()  # numbers of the cells tagged `metrics`
     meta: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    settings: Settings = Settings()
     # configuration from cells of earlier stages (their imports and `plt.rc(...)`-like statements),
     # run at the top of this stage as the notebook's kernel had it (setup_code.replay_configuration)
     replayed: tuple[Cell, ...] = ()
@@ -107,6 +132,7 @@ class NotebookPlan:
     source_hash: str
     warnings: tuple[str, ...] = ()
     installs: tuple[Cell, ...] = ()  # cells whose install lines run in no stage (setup_code.take_out_installs)
+    defaults: Settings = Settings()
 
 
 @dataclass(frozen=True)
@@ -126,6 +152,7 @@ class Stage:
     loads: tuple[tuple[str, str], ...] = ()  # (variable, providing stage), inferred
     saves: tuple[str, ...] = ()  # variables later stages load from this one
     inferred: tuple[str, ...] = ()  # deps and outs found by analysis rather than declared
+    settings: Settings = Settings()  # the stage's own; `settings.effective` adds the pipeline's defaults
 
     @property
     def produced(self) -> tuple[str, ...]:
@@ -147,6 +174,7 @@ class Pipeline:
     version: int = SPEC_VERSION
     export_format: str | None = None  # the options it was exported with; None: not recorded
     split_level: int | None = None
+    defaults: Settings = Settings()  # pipeline-wide settings (notebook metadata nb2pipe.defaults)
 
     @property
     def names(self) -> list[str]:

@@ -37,6 +37,7 @@ from nb2pipe.headings import headings as headings  # re-exported: tests and expo
 from nb2pipe.headings import leading_setup, sections
 from nb2pipe.headings import slugify as slugify
 from nb2pipe.kale import apply_kale_rules, is_kale_parameters
+from nb2pipe.settings import StageSettingsBuilder, kale_memory_limit, setting_from_tag, settings_from_structured, settings_of
 from nb2pipe.setup_code import is_setup_code, replay_configuration, take_out_installs
 from nb2pipe.split_stages import refuse_split_stages_that_cannot_run
 
@@ -146,6 +147,7 @@ class _Roles:
     deps: list[str] = field(default_factory=list)
     outs: list[str] = field(default_factory=list)
     meta: dict[str, list[str]] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)  # settings.py: timeout, retries, env, ...
     parameters: bool = False
     injected: bool = False
     setup: bool = False
@@ -195,6 +197,8 @@ def _roles(cell: m.Cell, structured: Any, check_out: OutChecker) -> _Roles:
             roles.metrics = True
         elif (setting := _strip_prefix(tag, m.KALE_SETTING_PREFIXES)) is not None:
             roles.meta.setdefault(tag.split(":", 1)[0], []).append(setting)
+        elif (pair := setting_from_tag(tag, cell.label)) is not None:
+            _add_setting(roles.settings, *pair)
         # any other tag belongs to some other tool (e.g. 'hide-input'): leave it alone
     if isinstance(structured, dict):
         _merge_structured(roles, structured, cell, check_out)
@@ -219,6 +223,18 @@ def _merge_structured(roles: _Roles, meta: dict[str, Any], cell: m.Cell, check_o
     for name in _as_list(meta.get(m.META_AFTER), m.META_AFTER, cell):
         if name not in roles.after:
             roles.after.append(_check_stage_name(name, cell, f"metadata nb2pipe.after={name}"))
+    for key, value in settings_from_structured(meta, f"{cell.label}: metadata nb2pipe.").items():
+        _add_setting(roles.settings, key, value)
+
+
+def _add_setting(settings: dict[str, Any], key: str, value: Any) -> None:
+    """One cell's setting; env and secret add up (a later value for the same env name wins)."""
+    if key == m.S_ENV:
+        settings[key] = settings.get(key, {}) | value
+    elif key == m.S_SECRET:
+        settings[key] = [*settings.get(key, []), *(n for n in value if n not in settings.get(key, []))]
+    else:
+        settings[key] = value
 
 
 def _as_list(value: Any, key: str, cell: m.Cell) -> list[str]:
@@ -347,6 +363,7 @@ class _StageBuilder:
     after: list[tuple[str, m.Cell]] = field(default_factory=list)
     metrics_cells: list[int] = field(default_factory=list)
     meta: dict[str, list[str]] = field(default_factory=dict)
+    settings: StageSettingsBuilder | None = None
 
     def add(self, cell: m.Cell, roles: _Roles) -> None:
         self.cells.append(cell)
@@ -357,6 +374,8 @@ class _StageBuilder:
             self.metrics_cells.append(cell.number)
         for key, values in roles.meta.items():
             _extend_unique(self.meta.setdefault(key, []), values)
+        self.settings = self.settings or StageSettingsBuilder(self.name)
+        self.settings.add(roles.settings | kale_memory_limit(roles.meta, cell.label), cell.label)
 
     def freeze(self) -> m.StagePlan:
         after: list[str] = []
@@ -369,6 +388,7 @@ class _StageBuilder:
             after=tuple(after),
             metrics_cells=tuple(self.metrics_cells),
             meta=m.freeze_meta(self.meta),
+            settings=self.settings.freeze() if self.settings else m.Settings(),
         )
 
 
@@ -424,6 +444,7 @@ def plan_notebook(
     stages, replay_warnings = replay_configuration(stages, _bound_by(setup) | set(defaults))
 
     kernelspec = nb.get("metadata", {}).get("kernelspec") or {}
+    pipeline_defaults = _defaults_data(nb)
     return m.NotebookPlan(
         name=name,
         kernelspec=tuple(sorted((k, str(v)) for k, v in kernelspec.items() if isinstance(v, (str, int)))),
@@ -431,10 +452,20 @@ def plan_notebook(
         parameters=parameters,
         param_defaults=tuple(defaults.items()),
         stages=tuple(stages),
-        source_hash=source_hash(cells, structured),
+        source_hash=source_hash(cells, structured, pipeline_defaults),
         warnings=tuple(install_warnings + replay_warnings),
         installs=tuple(installs),
+        defaults=settings_of(pipeline_defaults, "notebook metadata nb2pipe.defaults:") if pipeline_defaults else m.Settings(),
     )
+
+
+def _defaults_data(nb: dict[str, Any]) -> dict[str, Any]:
+    """The notebook's pipeline-wide settings (metadata.nb2pipe.defaults), or {}."""
+    ours = nb.get("metadata", {}).get(m.CELL_METADATA_KEY)
+    defaults = ours.get(m.META_DEFAULTS) if isinstance(ours, dict) else None
+    if defaults is not None and not isinstance(defaults, dict):
+        raise SpecError("notebook metadata nb2pipe.defaults must be a mapping of settings, e.g. {\"timeout\": \"30m\"}")
+    return defaults or {}
 
 
 def _more_parameters(parameters: m.Cell | None, cell: m.Cell) -> m.Cell:
@@ -545,17 +576,19 @@ def _check_after_targets(builders: list[_StageBuilder], names: list[str]) -> Non
                 raise UnknownStageError(target, names, where=f"{cell.label}, tag 'after:{target}'")
 
 
-def source_hash(cells: list[m.Cell], structured: list[Any]) -> str:
+def source_hash(cells: list[m.Cell], structured: list[Any], defaults: dict[str, Any] | None = None) -> str:
     """A hash of what export reads from the notebook: cell kinds, sources, tags, nb2pipe metadata.
 
     Outputs, execution counts, cell ids and other metadata do not count. A lone surrogate (JSON
     allows `\ud800`) is hashed as it is, so that export can refuse it naming the cell.
     """
-    parts = [[c.kind, c.source, sorted(c.tags), meta] for c, meta in zip(cells, structured, strict=True)]
+    parts: list[Any] = [[c.kind, c.source, sorted(c.tags), meta] for c, meta in zip(cells, structured, strict=True)]
+    if defaults:
+        parts.append({m.META_DEFAULTS: defaults})  # only when set: hashes of notebooks without stay as they were
     return hash_bytes(json.dumps(parts, ensure_ascii=False, sort_keys=True, default=str).encode("utf-8", "surrogatepass"))
 
 
 def notebook_hash(path: Path) -> str:
     """`source_hash` of the notebook file at `path` (for 'source notebook changed since export')."""
     nb = read_notebook(path)
-    return source_hash(*_cells(nb))
+    return source_hash(*_cells(nb), _defaults_data(nb))

@@ -24,6 +24,8 @@ from nb2pipe import model as m
 from nb2pipe.errors import SpecError, close_match
 from nb2pipe.files import out_problem, read_user_text
 from nb2pipe.hashing import memo_by_stat
+from nb2pipe.settings import settings_of
+from nb2pipe.settings import to_dict as settings_to_dict
 
 _STAGE_LIST_KEYS = (m.K_DEPS, m.K_OUTS, m.K_PARAMS, m.K_METRICS, m.K_AFTER)
 # libyaml's loader when PyYAML has it: the same safe subset of YAML, ten times faster
@@ -47,6 +49,8 @@ def pipeline_to_dict(p: m.Pipeline) -> dict[str, Any]:
     options = {m.K_FORMAT: p.export_format, m.K_SPLIT_LEVEL: p.split_level}
     if options := {key: value for key, value in options.items() if value is not None}:
         data[m.K_EXPORT] = options
+    if defaults := settings_to_dict(p.defaults):
+        data[m.K_DEFAULTS] = defaults
     data[m.K_STAGES] = {s.name: _stage_to_dict(s) for s in p.stages}
     return data
 
@@ -70,6 +74,8 @@ def _stage_to_dict(s: m.Stage) -> dict[str, Any]:
         entry[m.K_INFERRED] = list(s.inferred)
     if s.meta:
         entry[m.K_META] = m.meta_dict(s.meta)
+    if own := settings_to_dict(s.settings):
+        entry[m.K_SETTINGS] = own
     return entry
 
 
@@ -121,13 +127,14 @@ def load_pipeline(path: Path) -> m.Pipeline:
         source_hash=_optional_string(source.get(m.K_HASH), f"'{where}': 'source.hash' must be a string"),
         kernel=_optional_string(data.get(m.K_KERNEL), f"'{where}': 'kernel' must be a kernel name (a string, e.g. python3)"),
         **_export_options(data.get(m.K_EXPORT), where),
+        defaults=_settings(data.get(m.K_DEFAULTS), f"'{where}': defaults:", "defaults"),
     )
     check_outputs_inside(pipeline, where)
     return pipeline
 
 
-_PIPELINE_KEYS = (m.K_VERSION, m.K_SOURCE, m.K_WDIR, m.K_PARAMS, m.K_KERNEL, m.K_EXPORT, m.K_STAGES)
-_STAGE_KEYS = (m.K_SCRIPT, m.K_CMD, m.K_CELLS, *_STAGE_LIST_KEYS, m.K_LOADS, m.K_SAVES, m.K_INFERRED, m.K_META)
+_PIPELINE_KEYS = (m.K_VERSION, m.K_SOURCE, m.K_WDIR, m.K_PARAMS, m.K_KERNEL, m.K_EXPORT, m.K_DEFAULTS, m.K_STAGES)
+_STAGE_KEYS = (m.K_SCRIPT, m.K_CMD, m.K_CELLS, *_STAGE_LIST_KEYS, m.K_LOADS, m.K_SAVES, m.K_INFERRED, m.K_META, m.K_SETTINGS)
 MAX_YAML_BYTES = 64 << 20
 MAX_YAML_VALUES = 1_000_000  # after aliases are expanded: more is an alias bomb, not a pipeline
 
@@ -345,6 +352,7 @@ def _load_stage(name: Any, entry: Any, where: str) -> m.Stage:
         cmd=tuple(str(a) for a in cmd) if cmd is not None else None,
         cells=_cell_numbers(entry.get(m.K_CELLS), at),
         meta=_meta(entry.get(m.K_META), at),
+        settings=_settings(entry.get(m.K_SETTINGS), f"{at} settings:", name),
         **{key: tuple(values) for key, values in lists.items()},
     )
 
@@ -386,6 +394,14 @@ def _meta(value: Any, at: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
             raise problem
         meta[key] = [str(v) for v in values]
     return m.freeze_meta(meta)
+
+
+def _settings(value: Any, at: str, stage: str) -> m.Settings:
+    if value is None:
+        return m.Settings()
+    if not isinstance(value, dict):
+        raise SpecError(f"{at} must be a mapping of settings, e.g. {{timeout: 30m, retries: 2}}")
+    return settings_of(value, at, stage)
 
 
 def _loads(value: Any, at: str) -> tuple[tuple[str, str], ...]:
