@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from nb2pipe.errors import SpecError, close_match
+from nb2pipe.model import Settings
 
 INTERRUPTED = "interrupted"  # the evalue of every stage an interrupt ended
 
@@ -48,6 +49,9 @@ class StageJob:
     on_cell_title: Callable[[str], None] | None = None  # the title of each code cell, just before its on_cell
     on_kernel: Callable[[int], None] | None = None  # the pid of the stage's kernel, once it has one (this machine)
     env: dict[str, str] = field(default_factory=dict)  # set in the kernel before the stage's code
+    # the stage's settings (nb2pipe/settings.py effective: its own over the pipeline's defaults);
+    # kernel None: the executor's kernel (--kernel or the notebook's)
+    settings: Settings = field(default_factory=Settings)
 
 
 @dataclass

@@ -42,6 +42,7 @@ from nb2pipe.run.events import Events, Reporter, message_to
 from nb2pipe.run.journal import Journal, read_journal, restore_snapshots
 from nb2pipe.run.pidlock import RunLock
 from nb2pipe.run.stage_output import StageLogs, event_text
+from nb2pipe.settings import effective
 from nb2pipe.spec import declares, effective_params, load_pipeline, resolved_pipeline
 from nb2pipe.vocabulary import EventName, Outcome, RunStatus
 
@@ -348,6 +349,7 @@ class Runner:
             **self._cell_reporters(name, own_cells(notebook)),
             on_output=lambda title, stream, text: self._output(name, title, stream, text),
             env=self.options.stage_env(name) if self.options.stage_env else {},
+            settings=effective(self.pipeline, stage),
         )
 
     def _cell_reporters(self, name: str, own: tuple[str, ...]) -> dict[str, Any]:
