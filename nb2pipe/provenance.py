@@ -1,12 +1,17 @@
 """Facts about where a run happened: the git commit (and whether the work tree was dirty) and the
-environment (Python, platform, installed distributions), as the run history records them."""
+environment (Python, platform, installed distributions), as the run history records them.
+
+`RunFacts` works them out in a thread of its own, started once the run has dispatched its first
+stage: none of it is needed to start a stage, and the stage's kernel takes far longer to boot.
+"""
 
 from __future__ import annotations
 
+import json
 import os
-import platform
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +55,43 @@ class GitFacts:
 _QUIET: dict[str, Any] = {"stdout": subprocess.PIPE, "stderr": subprocess.DEVNULL, "stdin": subprocess.DEVNULL, "text": True}
 
 
+class RunFacts:
+    """(commit, dirty, environment) of a run, from a thread started by `start` (or `result`)."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self._thread: threading.Thread | None = None
+        self._facts: tuple[str | None, bool | None, dict[str, Any]] | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="nb2pipe-run-facts", daemon=True)
+            self._thread.start()
+
+    def _work(self) -> None:
+        commit, dirty = git_info(self.folder)
+        self._facts = (commit, dirty, environment())
+
+    def ready(self) -> bool:
+        return self._facts is not None
+
+    def result(self) -> tuple[str | None, bool | None, dict[str, Any]]:
+        self.start()
+        assert self._thread is not None
+        self._thread.join()
+        return self._facts or (None, None, {})
+
+
+def environment_hash(env: dict[str, Any]) -> str:
+    import hashlib  # OpenSSL's: loaded in the facts thread, not before the first stage starts
+
+    return hashlib.sha256(json.dumps(env, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def environment() -> dict[str, Any]:
     """Python, platform, and every installed distribution with its version."""
+    import platform
+
     return {
         "python": sys.version.split()[0],
         "implementation": platform.python_implementation(),

@@ -23,7 +23,6 @@ from nb2pipe.files import read_user_text
 from nb2pipe.graph import after_only, order, upstream
 from nb2pipe.hashing import HashCache, hash_bytes, memo_by_stat
 from nb2pipe.lockfile import L_CODE, L_DEPS, L_OUTS, L_PARAMS, hash_cache, lock_entry, read_last, read_lock, resolve
-from nb2pipe.notebook import notebook_hash
 from nb2pipe.percent import read_cells
 from nb2pipe.spec import resolved_pipeline, stage_param_values
 from nb2pipe.vocabulary import Outcome, StageState
@@ -252,6 +251,8 @@ def source_in_sync(pipeline: m.Pipeline) -> bool | None:
     """False when the source notebook changed since export; None when there is no source."""
     if not pipeline.source_notebook:
         return None
+    from nb2pipe.notebook import notebook_hash  # only here: `run` does not read the notebook
+
     path = Path(pipeline.root) / pipeline.source_notebook
     try:
         return memo_by_stat("notebook", path, lambda: notebook_hash(path)) == pipeline.source_hash

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sqlite3
@@ -24,7 +23,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from nb2pipe import model as m
 from nb2pipe.errors import Nb2PipeError, SpecError
 from nb2pipe.lockfile import L_OUTS, state_dir
-from nb2pipe.provenance import GitFacts, environment
+from nb2pipe.provenance import RunFacts, environment_hash
 from nb2pipe.run.events import Reporter
 from nb2pipe.run.pidlock import is_locked, pid_alive
 from nb2pipe.spec import declares
@@ -124,10 +123,6 @@ def migrate(db: sqlite3.Connection) -> None:
             raise
 
 
-def _hash_json(data: Any) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
-
-
 # --- the store -------------------------------------------------------------------------------
 
 
@@ -168,12 +163,10 @@ class RunStore:
         """A reporter that records the run it hears about (a sweep's trial: with the sweep's id and
         the trial's overrides). The history never stops a run: when it cannot be written (damaged,
         disk full), `warn` is told once and the run goes on."""
-        git = GitFacts(Path(self.pipeline.root))
-        env = environment()
-        env_hash = _hash_json(env)
+        facts = RunFacts(Path(self.pipeline.root))  # git and the environment, worked out once a stage started
         run_id: list[str] = []
         failed: list[str] = []
-        noted_git: list[bool] = []  # the commit is noted once git answered, at the latest when the run ends
+        noted_facts: list[bool] = []  # noted once known, at the latest when the run ends
 
         def record(event: dict[str, Any]) -> None:
             if failed:
@@ -188,16 +181,15 @@ class RunStore:
         def write(event: dict[str, Any]) -> None:
             kind = event["event"]
             if kind == EventName.RUN_STARTED:
-                self.db.execute("INSERT OR IGNORE INTO environments VALUES (?, ?)", (env_hash, json.dumps(env)))
                 run_id.append(event["run"])
                 self.db.execute(
-                    "INSERT INTO runs (id, started, status, pid, command, params, env_hash, sweep, trial)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO runs (id, started, status, pid, command, params, sweep, trial) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (event["run"], event["time"], RunStatus.RUNNING, event.get("pid"), json.dumps(command),
-                     json.dumps(event.get("params", {}), default=str), env_hash,
+                     json.dumps(event.get("params", {}), default=str),
                      sweep, None if trial is None else json.dumps(trial, sort_keys=True, default=str)),
                 )
             elif kind == EventName.STAGE_STARTED and run_id:
+                facts.start()
                 # what the stage consumes, hashed at dispatch: kept even if the run is killed
                 self.db.execute(
                     "INSERT OR REPLACE INTO stages (run_id, stage, outcome, fingerprint, lock) VALUES (?, ?, ?, ?, ?)",
@@ -214,12 +206,9 @@ class RunStore:
                      json.dumps(event.get("lock") or {}), json.dumps(event.get("metrics") or {}), event.get("error"),
                      notebook or (producer["notebook"] if producer else None), producer["run_id"] if producer else None),
                 )
-            if run_id and not noted_git and (git.ready() or kind == EventName.RUN_FINISHED):
-                commit, dirty = git.result()
-                self.db.execute(
-                    "UPDATE runs SET git_commit = ?, git_dirty = ? WHERE id = ?", (commit, None if dirty is None else int(dirty), run_id[0])
-                )
-                noted_git.append(True)
+            if run_id and not noted_facts and (facts.ready() or kind == EventName.RUN_FINISHED):
+                self._note_facts(run_id[0], *facts.result())
+                noted_facts.append(True)
             if kind == EventName.RUN_FINISHED and run_id:
                 errors = [
                     r["error"] for r in self.db.execute("SELECT error FROM stages WHERE run_id = ? AND error IS NOT NULL", (run_id[0],))
@@ -230,6 +219,14 @@ class RunStore:
                 )
 
         return record
+
+    def _note_facts(self, run_id: str, commit: str | None, dirty: bool | None, env: dict[str, Any]) -> None:
+        env_hash = environment_hash(env)
+        self.db.execute("INSERT OR IGNORE INTO environments VALUES (?, ?)", (env_hash, json.dumps(env)))
+        self.db.execute(
+            "UPDATE runs SET git_commit = ?, git_dirty = ?, env_hash = ? WHERE id = ?",
+            (commit, None if dirty is None else int(dirty), env_hash, run_id),
+        )
 
     def _producer(self, event: dict[str, Any], run_id: str) -> sqlite3.Row | None:
         """For a stage restored from the run cache: the latest recorded run in which a stage of

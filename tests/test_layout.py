@@ -47,12 +47,13 @@ STATUS_PROBE = (
 # imports the main thread of `nb2pipe run` makes before the first stage's `stage_started`
 FIRST_STAGE_PROBE = """
 import json, sys, threading
-HEAVY = {heavy!r}
+HEAVY, EXACT = {heavy!r}, {exact!r}
 seen, imported = {{}}, []
 
 class Watch:
     def find_spec(self, name, path=None, target=None):
-        if name.split('.')[0] in HEAVY and threading.current_thread() is threading.main_thread() and not seen:
+        watched = name.split('.')[0] in HEAVY or name in EXACT
+        if watched and threading.current_thread() is threading.main_thread() and not seen:
             imported.append(name)
         return None
 
@@ -76,9 +77,12 @@ def test_the_way_to_the_first_stage_imports_no_kernel_or_notebook_library(tmp_pa
     first stage without them, for a notebook target (export check) and a pipeline folder."""
     write_nb(tmp_path / "nb.ipynb", code("x = 1", "parameters"), code("print(x)", "stage:a"), code("print(x + 1)", "stage:b"))
     heavy = ("jupyter_client", "zmq", "tornado", "papermill", "nbclient", "nbformat", "jupytext", "jsonschema", "IPython", "jupyter_server")
-    for target in ("nb.ipynb", "pipelines/nb"):
+    # for a pipeline folder, neither the notebook reader nor what only the run's record needs (the
+    # environment, its hash, the git commit: provenance.RunFacts works them out once a stage started)
+    record_only = ("nb2pipe.notebook", "platform", "hashlib", "tempfile")
+    for target, exact in (("nb.ipynb", ()), ("pipelines/nb", record_only)):
         result = subprocess.run(
-            [sys.executable, "-c", FIRST_STAGE_PROBE.format(heavy=heavy), "run", target, "--force", "--events", "jsonl"],
+            [sys.executable, "-c", FIRST_STAGE_PROBE.format(heavy=heavy, exact=exact), "run", target, "--force", "--events", "jsonl"],
             cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
         )
         probe = json.loads(result.stdout.splitlines()[-1])

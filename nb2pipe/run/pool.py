@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -134,6 +133,8 @@ class KernelPool:
 
     def _launch(self) -> KernelManager:
         # the kernel's output file lives as long as its kernel: the manager closes it
+        import tempfile  # in the starter thread: not on the way to the first stage
+
         output = tempfile.TemporaryFile(dir=self.log.parent if self.log else None)  # noqa: SIM115
         km = _client().KernelManager(output, kernel_name=self.kernel_name)
         try:
