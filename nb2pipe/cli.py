@@ -36,7 +36,14 @@ EPILOG = """examples:
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
+COMMANDS = (
+    "export", "show", "explain", "run", "status", "checkout", "runs", "diff", "tag", "gate", "ci", "verify", "debug", "sweep",
+)  # fmt: skip
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line's parser; with `command`, only that command's parser is built (the others'
+    cost a few ms of argparse and gettext work at every start, for nothing)."""
     parser = argparse.ArgumentParser(
         prog="nb2pipe",
         description="Turn a Jupyter notebook into a reproducible pipeline, and run it.",
@@ -45,8 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-
+    commands: Any = parser.add_subparsers(dest="command", metavar="COMMAND")
+    if command in COMMANDS:
+        commands = _OnlyCommand(commands, command)
     _add_pipeline_commands(commands)
     _add_run_commands(commands)
     _add_history_commands(commands)
@@ -54,6 +62,29 @@ def build_parser() -> argparse.ArgumentParser:
     add_debug_command(commands)
     add_sweep_command(commands)
     return parser
+
+
+class _OnlyCommand:
+    """Subcommands where only `name` gets a real parser; the others' are ignored as they are built."""
+
+    def __init__(self, commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str):
+        self.commands, self.name = commands, name
+
+    def add_parser(self, name: str, **kwargs: Any) -> Any:
+        return self.commands.add_parser(name, **kwargs) if name == self.name else _Ignored()
+
+
+class _Ignored:
+    """Takes the calls a command's parser gets while it is built, and keeps nothing."""
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def set_defaults(self, **kwargs: Any) -> None:
+        pass
+
+    def add_mutually_exclusive_group(self, **kwargs: Any) -> _Ignored:
+        return self
 
 
 def _add_pipeline_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -541,9 +572,11 @@ def cmd_ci(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)  # what the user typed, for the run history
+    typed = list(sys.argv[1:] if argv is None else argv)
+    words = [word for word in typed if not word.startswith("-")]
+    parser = build_parser(words[0] if words else None)
+    args = parser.parse_args(typed)
+    args.argv = typed  # what the user typed, for the run history
     if args.version:
         from nb2pipe import __version__
 

@@ -3,6 +3,7 @@ small modules and functions, no module named like the standard library's, no dea
 
 from __future__ import annotations
 
+import argparse
 import ast
 import json
 import re
@@ -258,3 +259,15 @@ def test_every_top_level_function_and_class_is_used():
                 continue
             unused += [f"{path.relative_to(REPO).as_posix()}:{n}" for n in names if words.get(n, 0) < 2 and n not in HOOKS]
     assert not unused, f"unused, remove them: {', '.join(unused)}"
+
+
+def test_every_command_is_in_the_list_that_lets_a_start_build_only_its_own_parser():
+    """cli.main builds only the typed command's parser; a command missing from cli.COMMANDS
+    would still work, but build every parser at each start."""
+    from nb2pipe.cli import COMMANDS, build_parser
+
+    subcommands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(subcommands.choices) == set(COMMANDS)
+    for name in COMMANDS:
+        only = next(a for a in build_parser(name)._actions if isinstance(a, argparse._SubParsersAction))
+        assert set(only.choices) == {name}
