@@ -9,50 +9,32 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import threading
 from pathlib import Path
 from typing import Any
 
 
-def git_info(folder: Path) -> tuple[str | None, bool | None]:
-    """(commit, dirty) of the git repository holding `folder`, or (None, None) outside one."""
-    return GitFacts(folder).result()
+def git_info(folder: Path, timeout: float = 30) -> tuple[str | None, bool | None]:
+    """(commit, dirty) of the git repository holding `folder`, or (None, None) outside one (or
+    when git takes longer than `timeout` seconds: a big work tree's status can take seconds)."""
+    import subprocess  # here: `run` imports none of it on its way to the first stage
 
-
-class GitFacts:
-    """`git rev-parse HEAD` and `git status` of `folder`, both started at once, read when done: a
-    run starts its stages meanwhile (a big work tree's status can take seconds)."""
-
-    def __init__(self, folder: Path):
-        self._done: tuple[str | None, bool | None] | None = None
-        try:
-            self._commit = subprocess.Popen(["git", "rev-parse", "HEAD"], cwd=folder, **_QUIET)
-            self._status = subprocess.Popen(["git", "status", "--porcelain", "--untracked-files=no"], cwd=folder, **_QUIET)
-        except OSError:
-            self._done = (None, None)
-
-    def ready(self) -> bool:
-        return self._done is not None or (self._commit.poll() is not None and self._status.poll() is not None)
-
-    def result(self, timeout: float = 30) -> tuple[str | None, bool | None]:
-        """(commit, dirty), waiting at most `timeout` seconds; (None, None) outside a repository."""
-        if self._done is None:
-            try:
-                commit, _ = self._commit.communicate(timeout=timeout)
-                dirty, _ = self._status.communicate(timeout=timeout)
-                ok = self._commit.returncode == 0 and self._status.returncode == 0
-                self._done = (commit.strip(), bool(dirty.strip())) if ok else (None, None)
-            except subprocess.TimeoutExpired:
-                for process in (self._commit, self._status):
-                    process.kill()
-                    process.communicate()
-                self._done = (None, None)
-        return self._done
-
-
-_QUIET: dict[str, Any] = {"stdout": subprocess.PIPE, "stderr": subprocess.DEVNULL, "stdin": subprocess.DEVNULL, "text": True}
+    quiet: dict[str, Any] = {"stdout": subprocess.PIPE, "stderr": subprocess.DEVNULL, "stdin": subprocess.DEVNULL, "text": True}
+    try:  # both at once
+        commit = subprocess.Popen(["git", "rev-parse", "HEAD"], cwd=folder, **quiet)
+        status = subprocess.Popen(["git", "status", "--porcelain", "--untracked-files=no"], cwd=folder, **quiet)
+    except OSError:
+        return None, None
+    try:
+        head, _ = commit.communicate(timeout=timeout)
+        dirty, _ = status.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        for process in (commit, status):
+            process.kill()
+            process.communicate()
+        return None, None
+    return (head.strip(), bool(dirty.strip())) if commit.returncode == 0 and status.returncode == 0 else (None, None)
 
 
 class RunFacts:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -95,6 +94,8 @@ class OutputCache:
                     self._put(obj, path)
                 return
             if path.is_dir():
+                import shutil  # here: only a folder replaced by a file needs it
+
                 shutil.rmtree(path)
             path.parent.mkdir(parents=True, exist_ok=True)
             self._put(obj, path)
@@ -228,6 +229,8 @@ def _link_atomically(src: Path, dst: Path) -> bool:
 
 
 def _clone_or_copy(src: Path, dst: Path) -> None:
+    import shutil  # here: a run that stores nothing new never needs it
+
     try:
         import fcntl
 

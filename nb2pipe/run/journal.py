@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +95,8 @@ def _remove(target: Path) -> None:
     if os.path.islink(target) or target.is_file():
         target.unlink()
     elif target.is_dir():
+        import shutil  # here: a run that puts back no folder never needs it
+
         shutil.rmtree(target)
 
 

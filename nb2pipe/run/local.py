@@ -26,7 +26,6 @@ import contextlib
 import logging
 import os
 import signal
-import subprocess
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -40,6 +39,8 @@ from nb2pipe.run.pool import KernelPool, thread_budget
 from nb2pipe.run.stage_output import Batches, StreamLines, plain_traceback, rich_output_lines
 
 if TYPE_CHECKING:
+    import subprocess
+
     from nb2pipe.run.kernel_client import KernelManager
 
 DEAD_KERNEL = "DeadKernelError"
@@ -160,6 +161,8 @@ class LocalExecutor:
     def _run_command(self, job: StageJob, cmd: tuple[str, ...]) -> StageOutcome:
         """A stage that is a plain command: an argv list, never a shell string, run in wdir in a
         process group of its own (so an interrupt reaches the children it starts)."""
+        import subprocess  # here: a pipeline of notebooks never needs it in this thread
+
         started = time.monotonic()
         env = {**os.environ, **job.env} if job.env else None
         process = subprocess.Popen(
