@@ -206,6 +206,17 @@ class HashCache:
             raise Nb2PipeError(f"cannot read '{e.filename or path}': {e.strerror}; fix its permissions or remove it") from None
         return _special_hash(st)
 
+    def derived(self, key: str, compute: Callable[[], str]) -> str:
+        """A hash worked out from content whose own hash is part of `key` (e.g. a script's
+        normalized code, keyed by the hash of its text), kept in the same file across runs; `key`
+        must not be an absolute path."""
+        entry = self._entries.pop(key, None)
+        if entry is None:
+            entry, self._changed = [0, 0, 0, compute()], True
+        self._entries[key] = entry  # most recently used goes last
+        digest: str = entry[3]
+        return digest
+
     def save(self) -> None:
         """Persist the stat cache if it changed; failures to write (e.g. read-only dir) are ignored."""
         if self._cache_file is None or not self._changed:

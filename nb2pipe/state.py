@@ -160,8 +160,13 @@ def stage_inputs(pipeline: m.Pipeline, stage: m.Stage, params: dict[str, Any], c
     """What the stage consumes now; `script`, when given, is its code instead of the file on disk."""
     if script is None and not stage.cmd:
         script = read_script(pipeline, stage)
+    if script is not None:  # normalizing (tokenize) costs more than reading: done once per text
+        text = script
+        code = cache.derived(f"normalized-code {hash_bytes(text.encode())}", lambda: code_hash(pipeline, stage, text))
+    else:
+        code = code_hash(pipeline, stage)
     return StageInputs(
-        code=code_hash(pipeline, stage, script),
+        code=code,
         params=param_values(pipeline, stage, params),
         deps=hash_paths(pipeline, stage.deps, cache),
         script=script,

@@ -360,3 +360,24 @@ def test_folder_hash_skips_the_cache_file_itself(tmp_path: Path) -> None:
     cache.save()
     assert (pipeline / ".nb2pipe" / "hashcache.json").exists()
     assert cache.hash_path(pipeline) == before
+
+
+def test_a_derived_hash_is_worked_out_once_and_kept_across_runs(tmp_path: Path) -> None:
+    """What `run` and `status` use for a stage's normalized code: tokenizing a script costs more
+    than reading it, so an unchanged script is normalized once, in the first run that reads it."""
+    cache_file = tmp_path / "hashes.json"
+    calls: list[str] = []
+
+    def compute(text: str) -> str:
+        calls.append(text)
+        return hash_bytes(text.upper().encode())
+
+    first = HashCache(cache_file)
+    key = f"normalized-code {hash_bytes(b'x = 1')}"
+    assert first.derived(key, lambda: compute("x = 1")) == hash_bytes(b"X = 1")
+    first.save()
+    again = HashCache(cache_file)  # the next run
+    assert again.derived(key, lambda: compute("x = 1")) == hash_bytes(b"X = 1")
+    other = f"normalized-code {hash_bytes(b'x = 2')}"
+    assert again.derived(other, lambda: compute("x = 2")) == hash_bytes(b"X = 2")
+    assert calls == ["x = 1", "x = 2"]
