@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import itertools
 import os
 import signal
 import threading
@@ -94,8 +95,27 @@ class RunResult:
         return text + (f", {counts[Outcome.NOT_RUN]} not run" if counts[Outcome.NOT_RUN] else "")
 
 
-def new_run_id() -> str:
-    return dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + os.urandom(2).hex()
+_minted_lock = threading.Lock()
+_minted: set[str] = set()  # the ids this process gave out in the current second
+
+
+def _timestamp() -> str:
+    return dt.datetime.now().strftime("%Y%m%d-%H%M%S-")
+
+
+def new_run_id(taken: Callable[[str], bool] | None = None) -> str:
+    """`YYYYmmdd-HHMMSS-xxxx` (sorts by time; 4 random hex digits): never one this process gave
+    out before (a sweep mints many per second, from several threads), nor one `taken` says is
+    used (e.g. its runs/ folder exists)."""
+    with _minted_lock:
+        while True:
+            stamp = _timestamp()
+            if not any(run_id.startswith(stamp) for run_id in itertools.islice(_minted, 1)):
+                _minted.clear()  # a new second: the ids of earlier ones cannot come again
+            run_id = stamp + os.urandom(2).hex()
+            if run_id not in _minted and not (taken and taken(run_id)):
+                _minted.add(run_id)
+                return run_id
 
 
 class Runner:
