@@ -48,6 +48,7 @@ from nb2pipe.vocabulary import EventName, Outcome, RunStatus
 
 if TYPE_CHECKING:
     from nb2pipe.run.executors import Executor, StageJob, StageOutcome
+    from nb2pipe.run.pool import KernelPool
 
 RUNS_DIR = "runs"
 RUN_LOCK_FILE = "run.pid"
@@ -70,6 +71,7 @@ class RunOptions:
     scheduler: str | None = None  # dask: the scheduler's address (else DASK_SCHEDULER_ADDRESS, else a LocalCluster)
     stage_env: Callable[[str], dict[str, str]] | None = None  # extra environment for a stage's kernel
     cancel: threading.Event | None = None  # set from another thread: the run stops as on Ctrl-C (a sweep's trials)
+    kernel_pool: KernelPool | None = None  # executor 'local': kernels shared with other runs (a sweep's trials)
 
 
 @dataclass
@@ -350,7 +352,7 @@ class Runner:
         jobs = min(self.options.jobs or os.cpu_count() or 1, len(planned))
         return executor(
             self.options.executor, kernel, lockfile.wdir(self.pipeline), jobs,
-            stages=len(planned), log=self.run_dir / "kernels.log", scheduler=self.options.scheduler,
+            stages=len(planned), log=self.run_dir / "kernels.log", scheduler=self.options.scheduler, pool=self.options.kernel_pool,
         )  # fmt: skip
 
     def _job(self, name: str, inputs: state.StageInputs) -> StageJob:
