@@ -15,6 +15,7 @@ The DVC experiment queue side of the issue is not measured here (not installed o
 
     PYTHONPATH=. python benchmarks/bench_sweep.py                  # 100 trials, --jobs 4
     PYTHONPATH=. python benchmarks/bench_sweep.py --trials 20 --jobs 2 --keep
+    PYTHONPATH=OTHER_CHECKOUT python benchmarks/bench_sweep.py --trials 20 --jobs 2 --no-papermill   # A/B
 On a shared machine the times swing with the load: compare the ratios, and rerun when it is quiet.
 """
 
@@ -112,6 +113,7 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=4)
     parser.add_argument("--work", type=float, default=0.5, help="seconds train sleeps in every trial (default 0.5)")
     parser.add_argument("--keep", action="store_true", help="leave the temp folder")
+    parser.add_argument("--no-papermill", action="store_true", help="measure the sweep only (A/B runs of nb2pipe on a busy machine)")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="nb2pipe-bench-sweep-"))
     try:
@@ -119,7 +121,7 @@ def main() -> int:
         alphas, depths = grid_axes(args.trials)
         wall = run_sweep(root, alphas, depths, args.jobs)
         figures = sweep_figures(root, args.jobs)
-        paper = papermill_side(root, alphas, depths, args.jobs)
+        paper = None if args.no_papermill else papermill_side(root, alphas, depths, args.jobs)
         n = len(alphas) * len(depths)
         print(f"nb2pipe sweep: {n} trials ({len(alphas)} alpha x {len(depths)} depth), --jobs {args.jobs}, "
               f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")  # fmt: skip
@@ -128,7 +130,8 @@ def main() -> int:
         print(f"  trials without an executed notebook    {figures['without_notebook']}   (goal 0)")
         ratio = wall / figures["ideal"] if figures["ideal"] else float("inf")
         print(f"  wall {wall:.1f}s vs stage time / jobs {figures['ideal']:.1f}s: {ratio:.2f}x   (goal <= 1.2x)")
-        print(f"  the same trials as {n} papermill calls, {args.jobs} at once: {paper:.1f}s; sweep / papermill {wall / paper:.2f}x")
+        if paper is not None:
+            print(f"  the same trials as {n} papermill calls, {args.jobs} at once: {paper:.1f}s; sweep / papermill {wall / paper:.2f}x")
     finally:
         if args.keep:
             print(f"kept {root}", file=sys.stderr)

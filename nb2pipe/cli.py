@@ -427,7 +427,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
     from nb2pipe.track import changed_params, is_no_op, when
 
-    if args.sweep or args.sort:
+    if args.sweep or args.sort or args.plot:
         from nb2pipe.sweep_cli import print_sweep_runs
 
         return print_sweep_runs(args)

@@ -50,6 +50,7 @@ def add_sweep_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
     sweep.add_argument("--kernel", help="the Jupyter kernel to run stages on")
     sweep.add_argument("--executor", default="local", metavar="NAME", help="where stages run: local (default) or dask")
     sweep.add_argument("--scheduler", metavar="ADDRESS", help="--executor dask: the scheduler's address")
+    add_plot_options(sweep)
     fmt = sweep.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print the plan or the trials' table as JSON")
     fmt.add_argument("--md", action="store_true", help="print the trials' table as Markdown")
@@ -64,6 +65,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise SpecError(f"--jobs {args.jobs} is not a number of trials; use 1 or more")
     resuming = args.resume and not (args.param or args.params_file)
     trials = None if resuming else build_trials(args.param, args.params_file, args.random, args.seed)
+    if args.plot and not args.dry_run:
+        from nb2pipe.sweep_plot import require_matplotlib
+
+        require_matplotlib()
     if args.dry_run:
         if trials is None:
             raise SpecError("--dry-run needs the -p values of the sweep; give them instead of --resume")
@@ -107,6 +112,8 @@ def _run(args: argparse.Namespace, trials: list[dict[str, Any]] | None) -> int:
     else:
         print_table(rows)
     print(report.summary, file=sys.stderr if args.json else sys.stdout)
+    if args.plot:
+        plot(args, report.trials, report.swept, report.sweep_id, report.pipeline)
     if report.interrupted:
         print(f"interrupted: the same command again (or --resume {report.sweep_id}) runs the trials that did not finish", file=sys.stderr)
         return 130
@@ -133,6 +140,23 @@ def _cell(value: object) -> str:
 def add_sweep_options_to_runs(runs: argparse.ArgumentParser) -> None:
     runs.add_argument("--sweep", metavar="REF", help="only this sweep's trials, all of them: a sweep id or 'latest'")
     runs.add_argument("--sort", metavar="METRIC:max|min", help="with --sweep: the best trial first by this metric")
+    add_plot_options(runs)
+
+
+def add_plot_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--plot", metavar="METRIC",
+        help="write a PNG of this metric against each swept parameter (needs matplotlib; default runs/sweep-<id>-<metric>.png)",
+    )  # fmt: skip
+    parser.add_argument("--plot-file", type=Path, metavar="FILE.png", help="with --plot: where to write the PNG")
+
+
+def plot(args: argparse.Namespace, trials: list[dict[str, Any]], swept: list[str], sweep_id: str, folder: Path) -> None:
+    """--plot METRIC [--plot-file F]: write the PNG and print its path."""
+    from nb2pipe.sweep_plot import default_plot_path, write_plot
+
+    path = write_plot(trials, swept, args.plot, sweep_id, args.plot_file or default_plot_path(folder, sweep_id, args.plot))
+    print(f"wrote {path}", file=sys.stderr if args.json else sys.stdout)
 
 
 def print_sweep_runs(args: argparse.Namespace) -> int:
@@ -143,9 +167,8 @@ def print_sweep_runs(args: argparse.Namespace) -> int:
     from nb2pipe.sweep import canonical
 
     if not args.sweep:
-        raise SpecError(
-            f"--sort orders a sweep's trials; add --sweep: nb2pipe runs {args.pipeline} --sweep latest --sort {args.sort}"
-        )
+        option = f"--sort {args.sort}" if args.sort else f"--plot {args.plot}"
+        raise SpecError(f"{option.split()[0]} works on a sweep's trials; add --sweep: nb2pipe runs {args.pipeline} --sweep latest {option}")
     with api.open_history(args.pipeline) as store:
         sweep_id = store.resolve_sweep(args.sweep)
         runs = store.sweep_runs(sweep_id)
@@ -156,12 +179,18 @@ def print_sweep_runs(args: argparse.Namespace) -> int:
         present = [r for r in runs if isinstance(r["metrics"].get(metric), (int, float))]
         present.sort(key=lambda r: r["metrics"][metric], reverse=goal == "max")
         runs = present + [r for r in runs if r not in present]  # trials without the metric last
-    if args.json:
-        print(json.dumps(runs, indent=2, default=str))
-        return 0
     asked = sorted({name for run in runs for name in (run["trial"] or {})})
     swept = [n for n in asked if len({canonical((run["trial"] or {}).get(n)) for run in runs}) > 1] or asked
-    print(f"sweep {sweep_id}: {len(runs)} trial{'s' if len(runs) != 1 else ''}")
-    if runs:
-        print_table(trial_rows(runs, swept))
+    if args.plot:
+        from nb2pipe.sweep_plot import check_metric
+
+        check_metric(runs, args.plot, sweep_id)  # before the table: a wrong name is the one line printed
+    if args.json:
+        print(json.dumps(runs, indent=2, default=str))
+    else:
+        print(f"sweep {sweep_id}: {len(runs)} trial{'s' if len(runs) != 1 else ''}")
+        if runs:
+            print_table(trial_rows(runs, swept))
+    if args.plot:
+        plot(args, runs, swept, sweep_id, Path(args.pipeline))
     return 0

@@ -11,6 +11,10 @@
    time: trials never share files, and stages of different trials interleave. A shared stage is
    restored from the run cache in each trial; the history points it at the run that produced it.
    Each trial's executed notebooks are copied out of its scratch into `runs/<trial run>/`.
+   On the local executor every trial takes its kernels from one pool for the whole sweep
+   (`jobs` + 1 booting ahead, started in the working folder, each moved to its trial's scratch
+   when a stage takes it), so kernels boot while other trials' stages run; each stage still
+   gets a fresh kernel of its own. The kernels' own output goes to `runs/<sweep>/kernels.log`.
 4. A failing trial is recorded with its error and executed notebook; the others go on. Ctrl-C
    (or SIGTERM) stops the running trials as `nb2pipe run` stops its stages: they are recorded
    interrupted, never ok, and the same command again runs only what did not finish.
@@ -19,12 +23,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +42,7 @@ from nb2pipe.vocabulary import EventName, RunStatus
 
 if TYPE_CHECKING:
     from nb2pipe import model as m
+    from nb2pipe.run.pool import KernelPool
     from nb2pipe.track import RunStore
 
 NOT_RUN = "not run"
@@ -51,6 +57,7 @@ class TrialOptions:
     executor: str
     scheduler: str | None
     cancel: threading.Event
+    kernels: KernelPool | None = None  # executor 'local': the sweep's kernel pool, shared by its trials
 
 
 @dataclass(frozen=True)
@@ -148,8 +155,6 @@ def _run_trials(
     pipeline: m.Pipeline, plan: SweepPlan, done: set[str], options: TrialOptions, jobs: int, reporters: list[Reporter]
 ) -> tuple[bool, bool]:
     """Run the shared stages, then the trials not done yet, `jobs` at once; (interrupted, shared stages failed)."""
-    from nb2pipe.run.runner import signals_interrupt
-
     remaining = [trial for trial in plan.trials if canonical(trial) not in done]
     if done:
         finished = f"{len(done)} of {len(plan.trials)} trials finished earlier"
@@ -157,6 +162,37 @@ def _run_trials(
     if not remaining:
         return False, False
     root = Path(pipeline.root)
+    with _kernel_pool(pipeline, plan.sweep_id, options, jobs, reporters) as kernels:
+        return _run_remaining(root, plan, remaining, replace(options, kernels=kernels), jobs, reporters)
+
+
+@contextlib.contextmanager
+def _kernel_pool(
+    pipeline: m.Pipeline, sweep_id: str, options: TrialOptions, jobs: int, reporters: list[Reporter]
+) -> Iterator[KernelPool | None]:
+    """The kernel pool the trials share (executor 'local'; None for another), closed at the end."""
+    if options.executor != "local":
+        yield None
+        return
+    from nb2pipe import lockfile
+    from nb2pipe.run.kernels import choose_kernel
+    from nb2pipe.run.pool import KernelPool, thread_budget
+
+    log = Path(pipeline.root) / "runs" / sweep_id / "kernels.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    kernel = choose_kernel(pipeline, options.kernel, lambda text: message_to(reporters, text))
+    kernels = KernelPool(kernel, lockfile.wdir(pipeline), size=jobs + 1, log=log, env=thread_budget(jobs))
+    try:
+        yield kernels
+    finally:
+        kernels.close()
+
+
+def _run_remaining(
+    root: Path, plan: SweepPlan, remaining: list[dict[str, Any]], options: TrialOptions, jobs: int, reporters: list[Reporter]
+) -> tuple[bool, bool]:
+    from nb2pipe.run.runner import signals_interrupt
+
     futures: list[Future[None]] = []
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="nb2pipe-trial") as pool:
         try:
@@ -231,7 +267,7 @@ def _scratch_run(
         try:
             return scratch.run(
                 params=values, stages=stages, jobs=1, kernel=options.kernel, executor=options.executor,
-                scheduler=options.scheduler, reporters=[relay], cancel=options.cancel,
+                scheduler=options.scheduler, reporters=[relay], cancel=options.cancel, kernel_pool=options.kernels,
             )  # fmt: skip
         except KeyboardInterrupt:
             return None

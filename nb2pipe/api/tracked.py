@@ -29,6 +29,7 @@ from nb2pipe.vocabulary import Outcome
 
 if TYPE_CHECKING:  # loaded when a run starts, not when the API is imported
     from nb2pipe import model as m
+    from nb2pipe.run.pool import KernelPool
     from nb2pipe.run.runner import RunOptions
     from nb2pipe.track import RunStore
 
@@ -89,6 +90,7 @@ def run(
     command: Sequence[str] | None = None,
     record: bool = True,
     cancel: threading.Event | None = None,
+    kernel_pool: KernelPool | None = None,
 ) -> RunReport:
     """Run the pipeline of `target` (a pipeline folder, or a notebook exported first when it
     changed), recorded in its run history unless `record` is false or it is a dry run.
@@ -96,7 +98,8 @@ def run(
     `params` override `params_file`, which overrides `params_from` (an earlier run's values),
     which override params.yaml. `command` is what the history keeps as the command line (default:
     the equivalent `nb2pipe run` command, without the parameter values, which are kept apart).
-    `cancel`, set from another thread, stops the run as Ctrl-C does."""
+    `cancel`, set from another thread, stops the run as Ctrl-C does. `kernel_pool`: kernels the
+    'local' executor takes instead of booting its own (shared by a sweep's trials)."""
     from nb2pipe.run import RunOptions
     from nb2pipe.run.executors import check_executor
 
@@ -108,7 +111,7 @@ def run(
     options = RunOptions(
         stages=tuple(stages), from_stage=from_stage, downstream=downstream, force=force, keep_going=keep_going,
         dry_run=dry_run, jobs=jobs, params=values, kernel=kernel, wait=wait, executor=executor, scheduler=scheduler,
-        cancel=cancel,
+        cancel=cancel, kernel_pool=kernel_pool,
     )
     folder = checked_folder(target)
     command = list(command) if command is not None else equivalent_command(target, options)
@@ -131,10 +134,10 @@ def checked_folder(target: Path) -> Path:
 def _run_locked(
     target: Path, folder: Path, options: RunOptions, reporters: list[Reporter], command: list[str], record: bool, params_from: str | None
 ) -> RunReport:
-    from nb2pipe.run.runner import Runner, acquire_run_lock, new_run_id
+    from nb2pipe.run.runner import RUNS_DIR, Runner, acquire_run_lock, new_run_id
     from nb2pipe.spec import load_pipeline
 
-    run_id = new_run_id()
+    run_id = new_run_id(taken=lambda candidate: (folder / RUNS_DIR / candidate).exists())
     # the run lock first: a second run of a notebook must not re-export under a running pipeline
     run_lock = acquire_run_lock(folder, options.wait, reporters, run_id)
     store = None

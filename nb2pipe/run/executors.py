@@ -125,11 +125,15 @@ def check_executor(name: str, **options: Any) -> None:
 
 
 def executor(
-    name: str, kernel_name: str, wdir: Path, jobs: int, *, stages: int | None = None, log: Path | None = None, **options: Any
+    name: str, kernel_name: str, wdir: Path, jobs: int, *, stages: int | None = None, log: Path | None = None,
+    pool: Any = None, **options: Any,
 ) -> Executor:
     """A new executor `name` for stages that run in `wdir` on kernel `kernel_name`, `jobs` at once.
-    Options set to None are left out, so a caller can pass every option it has."""
+    Options set to None are left out, so a caller can pass every option it has. `pool`: a kernel
+    pool (run/pool.py) shared with other runs, a sweep's trials; passed on, as `pool`, when given."""
     registered, given = _registered(name, options)
+    if pool is not None:
+        given["pool"] = pool
     factory = registered.factory
     if isinstance(factory, str):
         module, _, attribute = factory.partition(":")

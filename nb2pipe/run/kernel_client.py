@@ -165,21 +165,33 @@ def own_client(km: KernelManager) -> Any:
 
 
 def import_silently(km: KernelManager, modules: tuple[str, ...], closed: Callable[[], bool]) -> None:
-    """Import `modules` in `km` silently and wait for the reply (see _imported_silently)."""
-    asyncio.run(_imported_silently(km, modules, closed))
-
-
-async def _imported_silently(km: KernelManager, modules: tuple[str, ...], closed: Callable[[], bool]) -> None:
-    """Run the imports of `modules` in `km` as a silent request (no history, no output, no
-    variables in the user's namespace) and wait for its reply, or the kernel's or the pool's end."""
+    """Import `modules` in `km` silently and wait for the reply (see _ran_silently)."""
     code = f"exec(compile({_IMPORT_AHEAD!r}, '<nb2pipe: imports ahead>', 'exec'), {{'MODULES': {list(modules)!r}}})"
+    asyncio.run(_ran_silently(km, code, closed))
+
+
+def change_directory(km: KernelManager, folder: str) -> None:
+    """Make `folder` the working directory of `km` (a kernel of a pool shared by runs in other
+    folders: a sweep's trials), silently, before its stage's first cell; NotReady when the kernel
+    did not do it."""
+    reply = asyncio.run(_ran_silently(km, f"__import__('os').chdir({folder!r})", lambda: False))
+    if reply is None or reply["content"].get("status") != "ok":
+        why = "it ended" if reply is None else f"{reply['content'].get('ename')}: {reply['content'].get('evalue')}"
+        raise NotReady(f"the kernel could not change to the stage's folder '{folder}' ({why})", retry=False)
+
+
+async def _ran_silently(km: KernelManager, code: str, closed: Callable[[], bool]) -> dict[str, Any] | None:
+    """Run `code` in `km` as a silent request (no history, no output, no variables in the user's
+    namespace) and wait for its reply (returned), or the kernel's or the pool's end (None)."""
     client = own_client(km)
     client.start_channels(shell=True, iopub=False, stdin=False, hb=False, control=False)
     try:
         request = client.execute(code, silent=True, store_history=False)
         while not closed() and await km.is_alive():
-            if await _answer(client.shell_channel, request, "execute_reply", 0.2) is not None:
-                return
+            reply = await _answer(client.shell_channel, request, "execute_reply", 0.2)
+            if reply is not None:
+                return reply
+        return None
     finally:
         client.stop_channels()
 

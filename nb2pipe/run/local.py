@@ -62,18 +62,27 @@ class LocalExecutor:
     """The executor 'local': stage jobs on `jobs` threads of this process, notebooks each on a
     pre-started kernel, commands as child processes."""
 
-    def __init__(self, kernel_name: str, cwd: Path, jobs: int, *, stages: int | None = None, log: Path | None = None):
+    def __init__(
+        self, kernel_name: str, cwd: Path, jobs: int, *, stages: int | None = None, log: Path | None = None, pool: KernelPool | None = None
+    ):
         """`stages`, when known, is how many stages will be submitted: kernels boot one ahead of
         the running stages, but never more kernels than stages. Unknown (a dask worker, which
         shares the machine with other workers), `jobs` kernels boot now and each one taken is
         replaced while its stage runs: one more at start would only slow the first ones down.
         `log` collects the kernels' own stdout and stderr (start-up chatter, crashes); without it
-        that output is dropped."""
+        that output is dropped. `pool`: kernels shared with other runs (a sweep's trials), booting
+        while those run; each stage still gets a fresh kernel, moved to `cwd`, and this executor
+        neither closes that pool nor kills other runs' kernels in it."""
         self.cwd = cwd
         self.kernel_name = kernel_name
-        pool_size = jobs if stages is None else min(jobs + 1, stages)
-        running_at_once = jobs if stages is None else max(1, min(jobs, stages))
-        self.pool = KernelPool(kernel_name, cwd, size=pool_size, log=log, budget=stages, env=thread_budget(running_at_once))
+        self.shared_pool = pool is not None and pool.kernel_name == kernel_name
+        self._kernels: set[KernelManager] = set()  # the kernels this executor's stages run on now
+        if pool is not None and self.shared_pool:
+            self.pool = pool
+        else:
+            pool_size = jobs if stages is None else min(jobs + 1, stages)
+            running_at_once = jobs if stages is None else max(1, min(jobs, stages))
+            self.pool = KernelPool(kernel_name, cwd, size=pool_size, log=log, budget=stages, env=thread_budget(running_at_once))
         # papermill is imported while the kernels boot, without holding up the first stage's dispatch
         threading.Thread(target=_import_papermill, name="nb2pipe-import-papermill", daemon=True).start()
 
@@ -105,19 +114,23 @@ class LocalExecutor:
             _prepend_env_cell(job)
         started = time.monotonic()
         try:
-            km = self.pool.take(untouched=changes_what_imports_see(job.notebook))
+            km = self.pool.take(untouched=changes_what_imports_see(job.notebook), cwd=self.cwd if self.shared_pool else None)
         except KernelStartError as e:
             _write_not_run(job, str(e), self.pool.log)
             return StageOutcome(job.name, False, time.monotonic() - started, {"ename": "KernelStartError", "evalue": str(e)})
-        if self.interrupted:  # it came while this stage waited for its kernel: the kernel was not in use yet
-            self.pool.give_back(km)
-            return interrupted(job.name, time.monotonic() - started)
         km.stage = job.name
-        if job.on_kernel is not None and km.pid:
-            job.on_kernel(km.pid)
+        with self._lock:
+            self._kernels.add(km)  # from here on, an interrupt kills it
+            stop = self.interrupted
         try:
+            if stop:  # it came while this stage waited for its kernel: the kernel was not in use yet
+                return interrupted(job.name, time.monotonic() - started)
+            if job.on_kernel is not None and km.pid:
+                job.on_kernel(km.pid)
             return self._execute(job, km)
         finally:
+            with self._lock:
+                self._kernels.discard(km)
             self.pool.give_back(km)
 
     def _execute(self, job: StageJob, km: KernelManager) -> StageOutcome:
@@ -191,12 +204,14 @@ class LocalExecutor:
         with self._lock:
             self.interrupted = True
             commands = list(self._commands)
-        self.pool.kill_in_use()
+            kernels = set(self._kernels)
+        self.pool.kill_in_use(only=kernels if self.shared_pool else None)
         for process in commands:
             _kill_group(process)
 
     def close(self) -> None:
-        self.pool.close()
+        if not self.shared_pool:
+            self.pool.close()
         self.threads.shutdown(wait=True, cancel_futures=True)
 
 

@@ -148,9 +148,21 @@ class KernelPool:
 
     # --- handing out and taking back ---
 
-    def take(self, untouched: bool = False) -> KernelManager:
+    def take(self, untouched: bool = False, cwd: Path | None = None) -> KernelManager:
         """A kernel that answered; KernelStartError when none can be started. `untouched`: one in
-        which nothing was imported ahead (a kernel that had imports is stopped, another started)."""
+        which nothing was imported ahead (a kernel that had imports is stopped, another started).
+        `cwd`: the folder the stage runs in, when it is not the pool's (a pool shared by the
+        trials of a sweep, each in its own scratch folder): the kernel changes to it first."""
+        km = self._take(untouched)
+        if cwd is not None and os.path.realpath(cwd) != os.path.realpath(self.cwd):
+            try:
+                _client().change_directory(km, str(cwd))
+            except _client().NotReady as not_ready:
+                self.give_back(km)
+                raise KernelStartError(f"kernel '{self.kernel_name}': {not_ready}") from None
+        return km
+
+    def _take(self, untouched: bool) -> KernelManager:
         with self._lock:
             future = self._ready.pop(0) if self._ready else self._starter.submit(self._start_ready)
             if not self._closed and (self._left is None or self._left > 0):
@@ -211,9 +223,10 @@ class KernelPool:
             self._stopping = [t for t in self._stopping if t.is_alive()] + [stopping]
         stopping.start()
 
-    def kill_in_use(self) -> None:
+    def kill_in_use(self, only: set[KernelManager] | None = None) -> None:
+        """Kill the kernels in use (`only`: those of them, one run's among the runs sharing the pool)."""
         with self._lock:
-            in_use = list(self._in_use)
+            in_use = [km for km in self._in_use if only is None or km in only]
         for km in in_use:
             _client().kill(km)
 

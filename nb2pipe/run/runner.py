@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import itertools
 import os
 import signal
 import threading
@@ -48,6 +49,7 @@ from nb2pipe.vocabulary import EventName, Outcome, RunStatus
 
 if TYPE_CHECKING:
     from nb2pipe.run.executors import Executor, StageJob, StageOutcome
+    from nb2pipe.run.pool import KernelPool
 
 RUNS_DIR = "runs"
 RUN_LOCK_FILE = "run.pid"
@@ -70,6 +72,7 @@ class RunOptions:
     scheduler: str | None = None  # dask: the scheduler's address (else DASK_SCHEDULER_ADDRESS, else a LocalCluster)
     stage_env: Callable[[str], dict[str, str]] | None = None  # extra environment for a stage's kernel
     cancel: threading.Event | None = None  # set from another thread: the run stops as on Ctrl-C (a sweep's trials)
+    kernel_pool: KernelPool | None = None  # executor 'local': kernels shared with other runs (a sweep's trials)
 
 
 @dataclass
@@ -95,8 +98,27 @@ class RunResult:
         return text + (f", {counts[Outcome.NOT_RUN]} not run" if counts[Outcome.NOT_RUN] else "")
 
 
-def new_run_id() -> str:
-    return dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + os.urandom(2).hex()
+_minted_lock = threading.Lock()
+_minted: set[str] = set()  # the ids this process gave out in the current second
+
+
+def _timestamp() -> str:
+    return dt.datetime.now().strftime("%Y%m%d-%H%M%S-")
+
+
+def new_run_id(taken: Callable[[str], bool] | None = None) -> str:
+    """`YYYYmmdd-HHMMSS-xxxx` (sorts by time; 4 random hex digits): never one this process gave
+    out before (a sweep mints many per second, from several threads), nor one `taken` says is
+    used (e.g. its runs/ folder exists)."""
+    with _minted_lock:
+        while True:
+            stamp = _timestamp()
+            if not any(run_id.startswith(stamp) for run_id in itertools.islice(_minted, 1)):
+                _minted.clear()  # a new second: the ids of earlier ones cannot come again
+            run_id = stamp + os.urandom(2).hex()
+            if run_id not in _minted and not (taken and taken(run_id)):
+                _minted.add(run_id)
+                return run_id
 
 
 class Runner:
@@ -331,7 +353,7 @@ class Runner:
         jobs = min(self.options.jobs or os.cpu_count() or 1, len(planned))
         return executor(
             self.options.executor, kernel, lockfile.wdir(self.pipeline), jobs,
-            stages=len(planned), log=self.run_dir / "kernels.log", scheduler=self.options.scheduler,
+            stages=len(planned), log=self.run_dir / "kernels.log", scheduler=self.options.scheduler, pool=self.options.kernel_pool,
         )  # fmt: skip
 
     def _job(self, name: str, inputs: state.StageInputs) -> StageJob:
