@@ -30,7 +30,7 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Collection, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -150,10 +150,9 @@ def _write(path: Path, text: str) -> None:
     path.write_text(text, encoding="utf-8")
 
 
-def link_inputs(pipeline: m.Pipeline, scratch: Scratch, made_outside: Collection[str] = ()) -> None:
+def link_inputs(pipeline: m.Pipeline, scratch: Scratch) -> None:
     """Symlink the output cache and every dep that no stage produces (a dep named by a parameter:
-    the file params.yaml's value names); the outs of the stages `made_outside` are linked like
-    such deps (a sweep export's shared stages, run in the workspace). What is linked stays."""
+    the file params.yaml's value names). What is already linked stays."""
     from nb2pipe import lockfile
     from nb2pipe.spec import load_params, resolved_pipeline
 
@@ -165,7 +164,7 @@ def link_inputs(pipeline: m.Pipeline, scratch: Scratch, made_outside: Collection
     own_state.mkdir(parents=True, exist_ok=True)
     if not os.path.lexists(own_state / CACHE_DIR):
         (own_state / CACHE_DIR).symlink_to(cache.resolve(), target_is_directory=True)
-    outs = {_under(scratch.root, out) for stage in pipeline.stages if stage.name not in made_outside for out in stage.produced}
+    outs = {_under(scratch.root, out) for stage in pipeline.stages for out in stage.produced}
     for dep in sorted({dep for stage in pipeline.stages for dep in stage.deps}):
         if os.path.isabs(dep):
             continue  # read where it is

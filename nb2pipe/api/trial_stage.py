@@ -8,8 +8,9 @@ reads a swept parameter through this command, once per trial; the shared stages 
 1. The trial's workspace is `<pipeline>/.nb2pipe/<engine>-trials/<ID>/trial-<N>/`, standing for the
    working folder as a scratch workspace does (api/scratch.py): the pipeline file, params file and
    stage scripts copied, the deps that no stage makes linked, and the outs of the shared stages
-   (`--shared NAME`, made once in the workspace) linked. Every stage of the trial sets it up before
-   it runs (under a lock, adding what is new), so a shared stage that ended meanwhile is linked too.
+   (`--shared NAME`, made once in the workspace) copied (a link would lead an out outside the
+   trial's folder, which nb2pipe refuses). Every stage of the trial sets it up before it runs
+   (under a lock, adding what is new), so a shared stage that ended meanwhile is brought in too.
 2. The stage runs there as run/single.py runs it (a fresh kernel, papermill, params.yaml's values
    overridden by `--params-json`); its outs, metrics and executed notebook
    (`.nb2pipe/<engine>-runs/<stage>.ipynb`) stay in the trial's workspace, so trials never write
@@ -23,6 +24,7 @@ import argparse
 import fcntl
 import os
 import re
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -56,8 +58,28 @@ def trial_workspace(pipeline_dir: Path, sweep: str, trial: int, engine: str, sha
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (scratch.folder / m.PIPELINE_FILE).exists():
             copy_specs(pipeline, scratch.folder)
-        link_inputs(pipeline, scratch, made_outside=shared)
+        link_inputs(pipeline, scratch)
+        _copy_shared_outs(pipeline, shared, root)
     return scratch.folder
+
+
+def _copy_shared_outs(pipeline: m.Pipeline, shared: list[str], root: Path) -> None:
+    """The outs of the shared stages that exist in the workspace, copied into the trial's folder
+    `root` where it has none yet."""
+    from nb2pipe import lockfile
+    from nb2pipe.spec import load_params, resolved_pipeline
+
+    pipeline = resolved_pipeline(pipeline, load_params(pipeline))
+    for name in shared:
+        for out in pipeline.stage(name).produced:
+            real, copy = lockfile.resolve(pipeline, out), Path(os.path.normpath(root / out))
+            if os.path.lexists(copy) or not real.exists():
+                continue
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            if real.is_dir():
+                shutil.copytree(real, copy, symlinks=True)
+            else:
+                shutil.copy2(real, copy)
 
 
 def main(argv: list[str] | None = None) -> int:
