@@ -4,7 +4,8 @@ sweep, `kubeflow/<name>-sweep.yaml`.
 The spec of `nb2pipe export --to kubeflow` (exporters/kubeflow.py: the same components, inputs,
 images, Kale settings and volume), with the trial set: the stages that read no swept parameter
 run once, outside the loop; every other stage runs inside one `dsl.ParallelFor` over the trials
-(items: `{"trial": N, "values": {name: value}}`, at most `--jobs` at once), through
+(items: JSON texts `{"trial": N, "values": {name: value}}`, at most `--jobs` at once; text, since
+kfp carries a mapping as a protobuf Struct, whose numbers are all floats), through
 `python -m nb2pipe.api.trial_stage` in the trial's own folder, with the pipeline's inputs and the
 trial's values on top. Export runs no generated code, as for `--to kubeflow`; the trial values
 reach the spec only through kfp's serialization of the loop's items.
@@ -45,7 +46,7 @@ _TRIAL_BODY = """\
     import json as _nb2pipe_json, subprocess as _nb2pipe_subprocess, sys as _nb2pipe_sys
 
     _nb2pipe_pipeline = _nb2pipe_inputs.pop({pipeline_input})
-    _nb2pipe_trial = _nb2pipe_inputs.pop({trial_input})
+    _nb2pipe_trial = _nb2pipe_json.loads(_nb2pipe_inputs.pop({trial_input}))
     _nb2pipe_values = {{**_nb2pipe_inputs, **_nb2pipe_trial["values"]}}
     _nb2pipe_command = [
         _nb2pipe_sys.executable, "-m", {trial_module}, _nb2pipe_pipeline, {stage}, "--sweep", {sweep},
@@ -60,7 +61,7 @@ _TRIAL_BODY = """\
 def trial_component_source(stage: Stage, params: dict[str, Any], trial_set: TrialSet) -> str:
     """The source of a stage's component inside the loop. Only identifiers, type names and JSON
     string literals are put into it."""
-    args = ", ".join([f"{PIPELINE_INPUT}: str", f"{TRIAL_INPUT}: dict"] + [f"{p}: {_type(params, p).__name__}" for p in stage.params])
+    args = ", ".join([f"{PIPELINE_INPUT}: str", f"{TRIAL_INPUT}: str"] + [f"{p}: {_type(params, p).__name__}" for p in stage.params])
     body = _TRIAL_BODY.format(
         pipeline_input=json.dumps(PIPELINE_INPUT), trial_input=json.dumps(TRIAL_INPUT), trial_module=json.dumps(TRIAL_MODULE),
         stage=json.dumps(stage.name), sweep=json.dumps(trial_set.sweep_id), shared=json.dumps(json.dumps(list(trial_set.shared))),
@@ -75,14 +76,15 @@ def render_sweep(pipeline: Pipeline, params: dict[str, Any], trial_set: TrialSet
         from nb2pipe.errors import SpecError
 
         raise SpecError(f"parameter '{TRIAL_INPUT}' cannot be a Kubeflow pipeline input; rename it in the notebook")
-    items = [{"trial": number, "values": values} for number, values in enumerate(json.loads(trials_json(trial_set)), 1)]
+    trials = json.loads(trials_json(trial_set))
+    items = [json.dumps({"trial": number, "values": values}, sort_keys=True) for number, values in enumerate(trials, 1)]
     by_name = {s.name: s for s in pipeline.stages}
     sources = {
         step.stage: component_source(by_name[step.stage], params) if step.stage in trial_set.shared
         else trial_component_source(by_name[step.stage], params, trial_set)
         for step in plan.steps
     }  # fmt: skip
-    extra: dict[str, dict[str, type]] = {step.stage: {TRIAL_INPUT: dict} for step in plan.steps if step.stage not in trial_set.shared}
+    extra: dict[str, dict[str, type]] = {step.stage: {TRIAL_INPUT: str} for step in plan.steps if step.stage not in trial_set.shared}
     compiled = compile_spec(plan, sources, extra, lambda components: _looping_pipeline(plan, components, items, trial_set))
     written_by = "`nb2pipe export --to kubeflow` for `nb2pipe sweep --export kubeflow`"
     from nb2pipe.exporters.sweep import SHARES
@@ -91,7 +93,7 @@ def render_sweep(pipeline: Pipeline, params: dict[str, Any], trial_set: TrialSet
     return {f"{OUT_DIR}/{plan.name}-sweep.yaml": header(plan.name, written_by) + note + compiled}
 
 
-def _looping_pipeline(plan: _Plan, components: dict[str, Any], items: list[dict[str, Any]], trial_set: TrialSet) -> Any:
+def _looping_pipeline(plan: _Plan, components: dict[str, Any], items: list[str], trial_set: TrialSet) -> Any:
     """The shared stages' tasks, then a ParallelFor over the trials holding every other stage's."""
 
     def add_tasks(values: dict[str, Any]) -> None:

@@ -122,7 +122,8 @@ def test_kubeflow_loops_over_the_trials_with_the_shared_stages_outside(project: 
     (loop,) = [name for name in tasks if name.startswith("for-loop")]
     assert sorted(tasks) == sorted([*SHARED, loop])
     iterator = tasks[loop]["parameterIterator"]
-    assert json.loads(iterator["items"]["raw"]) == [{"trial": n, "values": {"left_offset": n}} for n in (1, 2)]
+    items = [json.loads(item) for item in json.loads(iterator["items"]["raw"])]
+    assert items == [{"trial": n, "values": {"left_offset": n}} for n in (1, 2)]
     assert tasks[loop]["iteratorPolicy"] == {"parallelismLimit": 2}
     inner = spec["components"][tasks[loop]["componentRef"]["name"]]["dag"]["tasks"]
     assert sorted(inner) == sorted(MAPPED)
