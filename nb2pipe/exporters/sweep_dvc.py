@@ -95,6 +95,6 @@ def render_sweep(pipeline: Pipeline, params: dict[str, Any], trial_set: TrialSet
         lines.append("dvc repro " + " ".join(shlex.quote(f"{dvc_file}:{stage}") for stage in shared))
     for number, trial in enumerate(trials, 1):
         sets = " ".join(f"-S {shlex.quote(f'{params_path}:{key}={hydra_value(value)}')}" for key, value in trial.items())
-        lines.append(f"dvc exp run --queue {sets}  # trial {number}")
+        lines.append(f"dvc exp run --queue {shlex.quote(dvc_file)} {sets}  # trial {number}")
     lines.append(f"dvc queue start -j {max(trial_set.jobs, 1)}")
     return {f"{OUT_DIR}/{name}-sweep.sh": "\n".join(lines) + "\n"}

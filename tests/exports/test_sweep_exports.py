@@ -150,7 +150,7 @@ def test_dvc_queues_one_experiment_per_trial_and_shares_the_rest_through_the_run
     sweep_export(capsys, "--export", "dvc", "--jobs", "2")
     script = (project / "dvc/tiny-sweep.sh").read_text(encoding="utf-8")
     assert "dvc repro pipelines/tiny/dvc.yaml:make pipelines/tiny/dvc.yaml:right\n" in script
-    assert script.count("dvc exp run --queue -S pipelines/tiny/params.yaml:left_offset=") == 2
+    assert script.count("dvc exp run --queue pipelines/tiny/dvc.yaml -S pipelines/tiny/params.yaml:left_offset=") == 2
     assert script.endswith("dvc queue start -j 2\n")
 
     run(["git", "init", "-q"], project, env)
