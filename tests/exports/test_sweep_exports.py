@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_exports import PIPELINE, _json, require_git, run, tool_env, write_notebook
 
 from helpers import wait_until
 from nb2pipe.cli import main
-from test_exports import PIPELINE, _json, require_git, run, tool_env, write_notebook
 
 pytestmark = pytest.mark.exports
 
@@ -40,7 +40,7 @@ def project(tmp_path: Path, monkeypatch) -> Path:
 def sweep_export(capsys, *args: str) -> str:
     """`nb2pipe sweep pipelines/tiny -p left_offset=1,2 --export ...`: the sweep id it printed."""
     code = main(["sweep", str(PIPELINE), *SWEEP, *args])
-    out, err = capsys.readouterr()
+    _, err = capsys.readouterr()
     assert code == 0, err
     (sweep_id,) = re.findall(r"sweep (sweep-[0-9a-f]{12}): 2 trials", err)
     return sweep_id
@@ -177,3 +177,72 @@ def test_dvc_queues_one_experiment_per_trial_and_shares_the_rest_through_the_run
     for name in re.findall(r"^\S+\s+(\S+)\s+.*Success", status, re.M):
         log = run(["dvc", "queue", "logs", name], project, env).stdout
         assert not re.search(r"Running stage '[^']*:(make|right)'", log), f"experiment {name} reran a shared stage:\n{log}"
+
+
+# --- trial values are data, as each tool reads them -----------------------------------------------
+
+ATTACK = "'); import os; os.system('touch pwned') #"
+NASTY = [ATTACK, "two\nlines", 'a"""b\\', "${oc.env:HOME}", "it's", "a,b=c:d"]
+
+
+@pytest.fixture
+def nasty(tmp_path: Path, monkeypatch) -> Path:
+    """nb.ipynb with a string parameter `label`, exported, and values.yaml sweeping it over NASTY."""
+    from conftest import code, write_nb
+    from nb2pipe.export import export_notebook
+
+    monkeypatch.chdir(tmp_path)
+    cells = [code("label = 'a'", "parameters"), code("data = 1", "stage:load"), code("print(label)", "stage:use")]
+    export_notebook(write_nb(tmp_path / "nb.ipynb", *cells))
+    (tmp_path / "values.yaml").write_text(json.dumps({"grid": {"label": NASTY}}))
+    return tmp_path
+
+
+def _export_nasty(engine: str) -> None:
+    assert main(["sweep", "pipelines/nb", "--params-file", "values.yaml", "--export", engine]) == 0
+
+
+def test_airflow_reads_nasty_trial_values_as_data(nasty: Path, tmp_path_factory):
+    pytest.importorskip("airflow.sdk", reason="Airflow 3 is not installed: pip install 'nb2pipe[airflow]'")
+    _export_nasty("airflow")
+    probe = _DAGBAG.replace('"tiny_sweep"', '"nb_sweep"') + "import importlib.util as u\n" + (
+        "spec = u.spec_from_file_location('dag', sys.argv[1] + '/nb_sweep.py'); m = u.module_from_spec(spec)\n"
+        "spec.loader.exec_module(m); print(json.dumps(m.TRIALS))\n"
+    )
+    env = tool_env(AIRFLOW_HOME=str(tmp_path_factory.mktemp("airflow-home")), AIRFLOW__CORE__LOAD_EXAMPLES="False")
+    lines = run([sys.executable, "-c", probe, str(nasty / "dags")], nasty, env).stdout.splitlines()
+    assert json.loads(lines[-2])["errors"] == {}
+    assert json.loads(lines[-1]) == [{"label": value} for value in NASTY]
+    assert not list(nasty.rglob("pwned"))
+
+
+def test_dvc_parses_each_set_param_back_to_the_trial_value(nasty: Path, tmp_path: Path):
+    pytest.importorskip("dvc", reason="DVC is not installed: pip install 'nb2pipe[dvc]'")
+    import shlex
+
+    from dvc.utils.cli_parse import to_path_overrides
+    from dvc.utils.hydra import apply_overrides
+
+    _export_nasty("dvc")
+    lexer = shlex.shlex((nasty / "dvc/nb-sweep.sh").read_text(encoding="utf-8"), posix=True)  # as sh splits it
+    lexer.whitespace_split = True
+    words = list(lexer)
+    got = []
+    for word in (words[i + 1] for i, w in enumerate(words) if w == "-S"):
+        ((path, overrides),) = to_path_overrides([word]).items()  # as `dvc exp run -S` splits it
+        assert path == "pipelines/nb/params.yaml"
+        params = tmp_path / "params.yaml"
+        params.write_text((nasty / path).read_text())
+        apply_overrides(params, overrides)
+        got.append(yaml.safe_load(params.read_text())["label"])
+    assert got == NASTY
+
+
+def test_kubeflow_carries_nasty_trial_values_as_loop_items(nasty: Path):
+    pytest.importorskip("kfp", reason="the kfp SDK is not installed: pip install 'nb2pipe[kubeflow]'")
+    _export_nasty("kubeflow")
+    spec, *_ = yaml.safe_load_all((nasty / "kubeflow/nb-sweep.yaml").read_text(encoding="utf-8"))
+    (loop,) = [task for name, task in spec["root"]["dag"]["tasks"].items() if name.startswith("for-loop")]
+    items = [json.loads(item) for item in json.loads(loop["parameterIterator"]["items"]["raw"])]
+    assert [item["values"]["label"] for item in items] == NASTY
+    assert not list(nasty.rglob("pwned"))
