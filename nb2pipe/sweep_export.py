@@ -23,6 +23,9 @@ def add_export_options(sweep: argparse.ArgumentParser) -> None:
     sweep.add_argument("--export", metavar="ENGINE", help=EXPORT_HELP)
     sweep.add_argument("-o", "--output", type=Path, metavar="OUT", help="--export: the folder to write into (default: the notebook's)")
     sweep.add_argument("--force", action="store_true", help="--export: overwrite files that nb2pipe did not write")
+    sweep.add_argument("--image", help="--export kubeflow: the default container image (default python:3.11-slim)")
+    sweep.add_argument("--package", action="append", metavar="REQ", help="--export kubeflow: a pip requirement to install in each step")
+    sweep.add_argument("--pvc", metavar="CLAIM", help="--export kubeflow: a PersistentVolumeClaim holding the notebook's folder")
 
 
 def cmd_sweep_export(args: argparse.Namespace, trials: list[dict[str, Any]] | None) -> int:
@@ -46,7 +49,8 @@ def cmd_sweep_export(args: argparse.Namespace, trials: list[dict[str, Any]] | No
             "give a parameter two values or more, e.g. -p name=v1,v2"
         )
     trial_set = TrialSet(plan.sweep_id, tuple(plan.trials), tuple(plan.shared), args.jobs)
-    for path in export_sweep(args.export, folder, trial_set, out_dir=args.output, force=args.force):
+    kubeflow = {"image": args.image, "packages": args.package, "pvc": args.pvc}
+    for path in export_sweep(args.export, folder, trial_set, out_dir=args.output, force=args.force, **kubeflow):
         print(f"wrote {display_path(path)}")
     shared = ", ".join(plan.shared) or "none"
     print(f"sweep {plan.sweep_id}: {len(plan.trials)} trials for {args.export}; shared stages (run once): {shared}", file=sys.stderr)

@@ -131,3 +131,8 @@ def test_dvc_script_holds_nasty_trial_values_as_single_shell_words(project: Path
 )  # fmt: skip
 def test_hydra_value_writes_the_override_dvc_parses(value, expected):
     assert hydra_value(value) == expected
+
+
+def test_a_kubeflow_option_is_refused_for_another_engine(project: Path, cli):
+    line = _error_line(cli, "nb.ipynb", "-p", "depth=1,2", "--export", "airflow", "--image", "python:3.12")
+    assert "option 'image' does not apply to --export airflow" in line

@@ -71,6 +71,10 @@ def render_sweep(target: str, pipeline_dir: Path, trial_set: TrialSet, out_dir: 
     from nb2pipe.spec import load_params, load_pipeline, resolved_pipeline
 
     module = sweep_exporter(target)
+    given = {k: v for k, v in options.items() if v is not None}
+    unknown = sorted(set(given) - set(getattr(module, "OPTIONS", ())))
+    if unknown:
+        raise SpecError(f"option '{unknown[0]}' does not apply to --export {target} (only to --export kubeflow)")
     if not trial_set.trials:
         raise SpecError("the sweep has no trials to export; give -p name=v1,v2")
     pipeline = load_pipeline(Path(pipeline_dir))
@@ -82,7 +86,6 @@ def render_sweep(target: str, pipeline_dir: Path, trial_set: TrialSet, out_dir: 
         files.update({wdir / rel: text for rel, text in rendered.items()})
     if not getattr(module, "KEEPS_TEMPLATES", False):
         pipeline = resolved_pipeline(pipeline, params)
-    given = {k: v for k, v in options.items() if v is not None}
     files.update({base / rel: text for rel, text in module.render_sweep(pipeline, params, trial_set, base, **given).items()})
     return files
 
