@@ -24,12 +24,12 @@ NASTY = [ATTACK, "two\nlines", 'a"""b\\', "${oc.env:HOME}", "it's"]
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch) -> Path:
-    """nb.ipynb: `load` reads no parameter, `train` reads `label` and `depth`; the current directory is the project."""
+    """nb.ipynb: `load` reads `label`, `train` reads `label` and `depth`; the current directory is the project."""
     monkeypatch.chdir(tmp_path)
     write_nb(
         tmp_path / "nb.ipynb",
         code("label = 'a'\ndepth = 1", "parameters"),
-        code("data = [1, 2]", "stage:load"),
+        code("data = [1, len(label)]", "stage:load"),
         code("score = len(label) + depth + sum(data)", "stage:train"),
     )
     return tmp_path
@@ -113,13 +113,18 @@ def test_dvc_script_holds_nasty_trial_values_as_single_shell_words(project: Path
     status, _, err = cli("sweep", "nb.ipynb", "--params-file", _nasty_sweep(project), "--export", "dvc")
     assert status == 0, err
     text = (project / "dvc/nb-sweep.sh").read_text(encoding="utf-8")
-    lexer = shlex.shlex(text, posix=True)  # as sh splits it: comments dropped, quotes removed
-    lexer.whitespace_split = True
-    words = list(lexer)
+    words = _shell_words(text)
     sets = [words[i + 1] for i, word in enumerate(words) if word == "-S"]
     assert sets == [f"pipelines/nb/params.yaml:label={hydra_value(value)}" for value in NASTY]
-    assert words.count("dvc") == 1 + len(NASTY) + 1  # dvc repro, one dvc exp run per trial, dvc queue start
-    assert "dvc repro pipelines/nb/dvc.yaml:load\n" in text
+    assert words.count("dvc") == len(NASTY) + 1  # one dvc exp run per trial, dvc queue start
+    assert "\ndvc repro" not in text  # both stages read label: nothing is shared
+
+
+def _shell_words(script: str) -> list[str]:
+    """The words of a shell script as sh splits them: comments dropped, quotes removed."""
+    lexer = shlex.shlex(script, posix=True)
+    lexer.whitespace_split = True
+    return list(lexer)
 
 
 @pytest.mark.parametrize(
@@ -136,3 +141,18 @@ def test_hydra_value_writes_the_override_dvc_parses(value, expected):
 def test_a_kubeflow_option_is_refused_for_another_engine(project: Path, cli):
     line = _error_line(cli, "nb.ipynb", "-p", "depth=1,2", "--export", "airflow", "--image", "python:3.12")
     assert "option 'image' does not apply to --export airflow" in line
+
+
+def test_a_value_every_trial_sets_alike_reaches_the_shared_stages(project: Path, cli):
+    """`-p label=b` beside `-p depth=1,2`: `load` is shared, and runs with label=b, not params.yaml's 'a'."""
+    for engine in ("airflow", "dvc"):
+        status, _, err = cli("sweep", "nb.ipynb", "-p", "depth=1,2", "-p", "label=b", "--export", engine)
+        assert status == 0, err
+        assert "shared stages (run once): load" in err
+    tree = ast.parse((project / "dags/nb_sweep.py").read_text(encoding="utf-8"))
+    (common,) = [n.value for n in tree.body if isinstance(n, ast.Assign) and ast.unparse(n.targets[0]) == "COMMON"]
+    assert isinstance(common, ast.Call) and json.loads(common.args[0].value) == {"label": "b"}
+    assert "{**dict(params), **COMMON}" in ast.unparse(tree)
+    script = (project / "dvc/nb-sweep.sh").read_text(encoding="utf-8")
+    assert "\ndvc repro" not in script  # params.yaml holds label='a': the experiments run load, with label=b
+    assert _shell_words(script).count("pipelines/nb/params.yaml:label='b'") == 2

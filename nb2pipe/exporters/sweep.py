@@ -55,6 +55,17 @@ class TrialSet:
     shared: tuple[str, ...]  # the stages that read no swept parameter
     jobs: int = 1  # how many trials at once, where the engine takes a number (dvc queue start -j)
 
+    @property
+    def common(self) -> dict[str, Any]:
+        """The values every trial sets alike (`-p b=5` beside `-p a=1,2`): the shared stages run with them too."""
+        first, *rest = self.trials
+
+        def same(name: str, value: Any) -> bool:
+            key = json.dumps(value, sort_keys=True, default=str)
+            return all(name in t and json.dumps(t[name], sort_keys=True, default=str) == key for t in rest)
+
+        return {name: value for name, value in first.items() if same(name, value)}
+
 
 def sweep_exporter(target: str) -> Any:
     if target not in SWEEP_EXPORTERS:

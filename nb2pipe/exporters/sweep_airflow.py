@@ -56,6 +56,7 @@ PIPELINE = Path(__file__).resolve().parent / {pipeline_from_dag}
 PARAMS_FILE = PIPELINE / {params_file}
 SWEEP = {sweep_id}
 SHARED = json.loads({shared})
+COMMON = json.loads({common})  # the values every trial sets alike: the shared stages run with them too
 TRIALS = json.loads({trials})  # each trial's parameter values, trial 1 first
 JSON_TYPES = {{bool: "boolean", int: "integer", float: "number", str: "string", list: "array", dict: "object"}}
 
@@ -67,10 +68,10 @@ def param(value: object) -> Param:
 
 
 def run_stage(stage: str, params: dict) -> None:
-    """A shared stage: once, in the notebook's folder, with this run's parameter values."""
+    """A shared stage: once, in the notebook's folder, with this run's parameter values and COMMON's."""
     command = [
         sys.executable, "-m", {stage_module}, str(PIPELINE), stage,
-        "--engine", "airflow", "--params-json", json.dumps(dict(params), sort_keys=True),
+        "--engine", "airflow", "--params-json", json.dumps({{**dict(params), **COMMON}}, sort_keys=True),
     ]
     subprocess.run(command, check=True)
 
@@ -133,6 +134,7 @@ def render_sweep(pipeline: Pipeline, params: dict[str, Any], trial_set: TrialSet
         params_file=repr(pipeline.params_file),
         sweep_id=repr(trial_set.sweep_id),
         shared=repr(json.dumps(shared)),
+        common=repr(json.dumps(trial_set.common, sort_keys=True, ensure_ascii=False)),
         trials=repr(trials_json(trial_set)),
         stage_module=json.dumps(STAGE_MODULE),
         trial_module=json.dumps(TRIAL_MODULE),

@@ -4,7 +4,8 @@
 The dvc.yaml is exactly what `nb2pipe export --to dvc` writes (exporters/dvc.py). The script:
 1. moves to the notebook's folder (where the stages' `wdir` and the params file's path point);
 2. `dvc repro` of the shared stages (they read no swept parameter): they run once, in the
-   workspace, and land in DVC's run-cache;
+   workspace, and land in DVC's run-cache (but for one reading a value every trial sets alike,
+   which params.yaml does not hold, and those after it: the experiments run them);
 3. `dvc exp run --queue -S <params file>:<name>=<value> ...`, one per trial: each experiment
    restores the shared stages from the run-cache and reruns the others, in DVC's own temporary
    workspace (DVC queues the workspace as it is, untracked files included);
@@ -90,7 +91,7 @@ def render_sweep(pipeline: Pipeline, params: dict[str, Any], trial_set: TrialSet
         "set -eu",
         f'cd "$(dirname "$0")"/{shlex.quote(to_wdir)}',
     ]
-    shared = [stage.name for stage in pipeline.stages if stage.name in trial_set.shared]
+    shared = _shared_in_workspace(pipeline, trial_set)
     if shared:
         lines.append("dvc repro " + " ".join(shlex.quote(f"{dvc_file}:{stage}") for stage in shared))
     for number, trial in enumerate(trials, 1):
@@ -98,3 +99,18 @@ def render_sweep(pipeline: Pipeline, params: dict[str, Any], trial_set: TrialSet
         lines.append(f"dvc exp run --queue {shlex.quote(dvc_file)} {sets}  # trial {number}")
     lines.append(f"dvc queue start -j {max(trial_set.jobs, 1)}")
     return {f"{OUT_DIR}/{name}-sweep.sh": "\n".join(lines) + "\n"}
+
+
+def _shared_in_workspace(pipeline: Pipeline, trial_set: TrialSet) -> list[str]:
+    """The shared stages `dvc repro` can run before queueing: not those that read a value every
+    trial sets alike (params.yaml does not hold it; the experiments run them, and DVC's run-cache
+    shares them once one has), nor those after them."""
+    from nb2pipe import graph
+
+    edges = graph.upstream(pipeline)
+    common = set(trial_set.common)
+    left_out: set[str] = set()
+    for stage in pipeline.stages:  # upstream stages come first
+        if common & set(stage.params) or left_out & set(edges[stage.name]):
+            left_out.add(stage.name)
+    return [stage.name for stage in pipeline.stages if stage.name in trial_set.shared and stage.name not in left_out]

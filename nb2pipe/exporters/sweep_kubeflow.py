@@ -100,9 +100,10 @@ def _looping_pipeline(plan: _Plan, components: dict[str, Any], items: list[str],
         from kfp import dsl
 
         tasks: dict[str, Any] = {}
+        shared_values = {**values, **trial_set.common}  # the values every trial sets alike, as constants
         for step in plan.steps:
             if step.stage in trial_set.shared:
-                add_task(plan, step, components[step.stage], values, tasks)
+                add_task(plan, step, components[step.stage], shared_values, tasks)
         looped = [step for step in plan.steps if step.stage not in trial_set.shared]
         if not looped:
             return

@@ -24,6 +24,9 @@ pytestmark = pytest.mark.exports
 
 SWEEP = ["-p", "left_offset=1,2"]
 TOTALS = {1: 315, 2: 318}  # right sums to 306 in both; left is [1, 3, 5] or [2, 4, 6]
+# scale=3 in every trial: the shared `make` must run with it (params.yaml says 2)
+SWEEP_SCALE_3 = [*SWEEP, "-p", "scale=3"]
+TOTALS_SCALE_3 = {1: 321, 2: 324}  # right sums to 309; left is [1, 4, 7] or [2, 5, 8]
 SHARED, MAPPED = ["make", "right"], ["left", "combine"]
 
 
@@ -37,9 +40,9 @@ def project(tmp_path: Path, monkeypatch) -> Path:
     return tmp_path
 
 
-def sweep_export(capsys, *args: str) -> str:
+def sweep_export(capsys, *args: str, sweep: list[str] = SWEEP) -> str:
     """`nb2pipe sweep pipelines/tiny -p left_offset=1,2 --export ...`: the sweep id it printed."""
-    code = main(["sweep", str(PIPELINE), *SWEEP, *args])
+    code = main(["sweep", str(PIPELINE), *sweep, *args])
     _, err = capsys.readouterr()
     assert code == 0, err
     (sweep_id,) = re.findall(r"sweep (sweep-[0-9a-f]{12}): 2 trials", err)
@@ -51,16 +54,16 @@ def trial_folder(project: Path, engine: str, sweep_id: str, number: int) -> Path
 
 
 def assert_trials_ran_apart(project: Path, engine: str, sweep_id: str) -> None:
-    """Each trial's metrics and executed notebooks in its own folder; the shared stages ran once,
-    in the workspace, and in no trial."""
+    """SWEEP_SCALE_3 ran: each trial's metrics and executed notebooks in its own folder; the shared
+    stages ran once, with scale=3, in the workspace, and in no trial."""
     runs = project / PIPELINE / f".nb2pipe/{engine}-runs"
     assert sorted(p.stem for p in runs.glob("*.ipynb")) == sorted(SHARED)
-    assert _json(project / "out/right.json") == [100, 102, 104]
+    assert _json(project / "out/right.json") == [100, 103, 106]
     assert not (project / "out/left.json").exists(), "a trial wrote into the workspace"
-    for number, total in TOTALS.items():
+    for number, total in TOTALS_SCALE_3.items():
         folder = trial_folder(project, engine, sweep_id, number)
         assert _json(folder / "metrics/combine.json") == {"total": total}
-        assert _json(folder.parent.parent / "out/left.json") == [b + number for b in (0, 2, 4)]
+        assert _json(folder.parent.parent / "out/left.json") == [b + number for b in (0, 3, 6)]
         assert sorted(p.stem for p in (folder / f".nb2pipe/{engine}-runs").glob("*.ipynb")) == sorted(MAPPED)
 
 
@@ -83,7 +86,7 @@ print(json.dumps({
 
 def test_airflow_maps_the_swept_stages_over_the_trials_and_runs_the_shared_ones_once(project: Path, capsys, tmp_path_factory):
     pytest.importorskip("airflow.sdk", reason="Airflow 3 is not installed: pip install 'nb2pipe[airflow]'")
-    sweep_id = sweep_export(capsys, "--export", "airflow")
+    sweep_id = sweep_export(capsys, "--export", "airflow", sweep=SWEEP_SCALE_3)
     home = tmp_path_factory.mktemp("airflow-home")
     env = tool_env(
         AIRFLOW_HOME=str(home), AIRFLOW__CORE__LOAD_EXAMPLES="False", AIRFLOW__CORE__DAGS_FOLDER=str(project / "dags"),
@@ -115,7 +118,7 @@ kfp.components.load_component_from_file(sys.argv[1])()
 
 def test_kubeflow_loops_over_the_trials_with_the_shared_stages_outside(project: Path, capsys, tmp_path_factory):
     pytest.importorskip("kfp", reason="the kfp SDK is not installed: pip install 'nb2pipe[kubeflow]'")
-    sweep_id = sweep_export(capsys, "--export", "kubeflow", "--jobs", "2")
+    sweep_id = sweep_export(capsys, "--export", "kubeflow", "--jobs", "2", sweep=SWEEP_SCALE_3)
     path = project / "kubeflow/tiny-sweep.yaml"
     spec, *_ = yaml.safe_load_all(path.read_text(encoding="utf-8"))
     tasks = spec["root"]["dag"]["tasks"]
@@ -123,7 +126,7 @@ def test_kubeflow_loops_over_the_trials_with_the_shared_stages_outside(project: 
     assert sorted(tasks) == sorted([*SHARED, loop])
     iterator = tasks[loop]["parameterIterator"]
     items = [json.loads(item) for item in json.loads(iterator["items"]["raw"])]
-    assert items == [{"trial": n, "values": {"left_offset": n}} for n in (1, 2)]
+    assert items == [{"trial": n, "values": {"left_offset": n, "scale": 3}} for n in (1, 2)]
     assert tasks[loop]["iteratorPolicy"] == {"parallelismLimit": 2}
     inner = spec["components"][tasks[loop]["componentRef"]["name"]]["dag"]["tasks"]
     assert sorted(inner) == sorted(MAPPED)
