@@ -156,3 +156,16 @@ def test_a_value_every_trial_sets_alike_reaches_the_shared_stages(project: Path,
     script = (project / "dvc/nb-sweep.sh").read_text(encoding="utf-8")
     assert "\ndvc repro" not in script  # params.yaml holds label='a': the experiments run load, with label=b
     assert _shell_words(script).count("pipelines/nb/params.yaml:label='b'") == 2
+
+
+def test_output_folder_moves_the_engine_files_and_they_still_find_the_pipeline(project: Path, cli):
+    assert cli("sweep", "nb.ipynb", "-p", "depth=1,2", "--export", "airflow", "-o", "build/engines")[0] == 0
+    dag = project / "build/engines/dags/nb_sweep.py"
+    tree = ast.parse(dag.read_text(encoding="utf-8"))
+    (pipeline,) = [n.value for n in tree.body if isinstance(n, ast.Assign) and ast.unparse(n.targets[0]) == "PIPELINE"]
+    assert isinstance(pipeline, ast.BinOp) and isinstance(pipeline.right, ast.Constant)
+    assert (dag.parent / pipeline.right.value).resolve() == (project / "pipelines/nb").resolve()
+    assert cli("sweep", "nb.ipynb", "-p", "depth=1,2", "--export", "dvc", "-o", "build/engines")[0] == 0
+    assert (project / "pipelines/nb/dvc.yaml").is_file()  # where DVC looks for it, whatever -o says
+    script = (project / "build/engines/dvc/nb-sweep.sh").read_text(encoding="utf-8")
+    assert 'cd "$(dirname "$0")"/../../..\n' in script  # build/engines/dvc -> the notebook's folder
