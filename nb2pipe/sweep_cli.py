@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from nb2pipe.commands import print_table
+from nb2pipe.sweep_export import add_export_options, cmd_sweep_export
 
 SWEEP_EPILOG = """examples:
   nb2pipe sweep pipelines/wine -p n_estimators=50,100,200 -p max_depth=3,5        # grid: 6 trials
@@ -20,6 +21,7 @@ SWEEP_EPILOG = """examples:
   nb2pipe sweep pipelines/wine --params-file sweep.yaml     # {grid: {name: [values]}} or {trials: [{name: value}]}
   nb2pipe sweep pipelines/wine -p max_depth=3,5 --dry-run   # the trials, and how many runs each stage needs
   nb2pipe sweep pipelines/wine -p max_depth=3,5 --jobs 4    # trials 4 at a time; the same command again resumes
+  nb2pipe sweep pipelines/wine -p max_depth=3,5 --export airflow   # or kubeflow, dvc: write the engine's files, run nothing
 
 Stages that read no swept parameter (nor follow one that does) run once, shared by every trial.
 Each trial is a run in the history, in its own scratch copy of the working folder: the workspace
@@ -54,6 +56,7 @@ def add_sweep_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
     fmt = sweep.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print the plan or the trials' table as JSON")
     fmt.add_argument("--md", action="store_true", help="print the trials' table as Markdown")
+    add_export_options(sweep)
     sweep.set_defaults(func=cmd_sweep)
 
 
@@ -65,6 +68,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise SpecError(f"--jobs {args.jobs} is not a number of trials; use 1 or more")
     resuming = args.resume and not (args.param or args.params_file)
     trials = None if resuming else build_trials(args.param, args.params_file, args.random, args.seed)
+    if args.export:
+        return cmd_sweep_export(args, trials)
     if args.plot and not args.dry_run:
         from nb2pipe.sweep_plot import require_matplotlib
 

@@ -92,6 +92,23 @@ def scratch_workspace(target: str | os.PathLike[str]) -> Iterator[Scratch]:
     target = Path(target)
     files = _rendered_files(target) if target.suffix == ".ipynb" else None
     pipeline = load_pipeline(folder_of(target))
+    inside = folder_inside_wdir(pipeline)
+    parent = lockfile.state_dir(pipeline) / SCRATCH_DIR
+    parent.mkdir(parents=True, exist_ok=True)
+    root = Path(tempfile.mkdtemp(prefix="", dir=parent))
+    try:
+        scratch = Scratch(root, root / inside)
+        _copy_specs(pipeline, scratch.folder, files)
+        link_inputs(pipeline, scratch)
+        yield scratch
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def folder_inside_wdir(pipeline: m.Pipeline) -> str:
+    """The pipeline folder relative to its working folder; a SpecError when it is not inside it."""
+    from nb2pipe import lockfile
+
     wdir = lockfile.wdir(pipeline)
     inside = os.path.relpath(os.path.realpath(pipeline.root), os.path.realpath(wdir))
     if inside == os.curdir or inside.startswith(os.pardir):
@@ -99,16 +116,12 @@ def scratch_workspace(target: str | os.PathLike[str]) -> Iterator[Scratch]:
             f"pipeline folder '{pipeline.root}' is not inside its working folder '{wdir}'; a scratch workspace "
             "needs the layout nb2pipe export writes (pipelines/<name>/ beside the notebook)"
         )
-    parent = lockfile.state_dir(pipeline) / SCRATCH_DIR
-    parent.mkdir(parents=True, exist_ok=True)
-    root = Path(tempfile.mkdtemp(prefix="", dir=parent))
-    try:
-        scratch = Scratch(root, root / inside)
-        _copy_specs(pipeline, scratch.folder, files)
-        _link_inputs(pipeline, scratch)
-        yield scratch
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    return inside
+
+
+def copy_specs(pipeline: m.Pipeline, folder: Path) -> None:
+    """The pipeline file, params file and stage scripts of `pipeline`, into `folder`."""
+    _copy_specs(pipeline, folder, None)
 
 
 def _rendered_files(notebook: Path) -> dict[str, str]:
@@ -137,9 +150,9 @@ def _write(path: Path, text: str) -> None:
     path.write_text(text, encoding="utf-8")
 
 
-def _link_inputs(pipeline: m.Pipeline, scratch: Scratch) -> None:
+def link_inputs(pipeline: m.Pipeline, scratch: Scratch) -> None:
     """Symlink the output cache and every dep that no stage produces (a dep named by a parameter:
-    the file params.yaml's value names)."""
+    the file params.yaml's value names). What is already linked stays."""
     from nb2pipe import lockfile
     from nb2pipe.spec import load_params, resolved_pipeline
 
@@ -149,7 +162,8 @@ def _link_inputs(pipeline: m.Pipeline, scratch: Scratch) -> None:
     cache.mkdir(parents=True, exist_ok=True)
     own_state = scratch.folder / m.STATE_DIR
     own_state.mkdir(parents=True, exist_ok=True)
-    (own_state / CACHE_DIR).symlink_to(cache.resolve(), target_is_directory=True)
+    if not os.path.lexists(own_state / CACHE_DIR):
+        (own_state / CACHE_DIR).symlink_to(cache.resolve(), target_is_directory=True)
     outs = {_under(scratch.root, out) for stage in pipeline.stages for out in stage.produced}
     for dep in sorted({dep for stage in pipeline.stages for dep in stage.deps}):
         if os.path.isabs(dep):

@@ -106,9 +106,14 @@ def export_to(target: str, pipeline_dir: Path, *, force: bool = False, **options
     changed or not). A file there that nb2pipe did not write is refused unless `force`.
     Options set to None are ignored, so a CLI can pass every flag it has."""
     base, files = render(target, pipeline_dir, **options)
+    return write_files({base / rel: text for rel, text in files.items()}, force=force)
+
+
+def write_files(files: dict[Path, str], *, force: bool = False) -> list[Path]:
+    """Write generated files (absolute path -> text); the paths, changed or not. A file there
+    without nb2pipe's marker is the user's: refused unless `force`."""
     written = []
-    for rel, text in files.items():
-        path = base / rel
+    for path, text in files.items():
         old = _read(path)
         if old is not None and old != text and not force and MARKER not in "".join(old.splitlines(True)[:3]):
             raise OverwriteError(

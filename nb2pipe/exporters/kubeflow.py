@@ -136,7 +136,7 @@ def _function_name(stage: str) -> str:
     return name + "_" if keyword.iskeyword(name) else name
 
 
-def _plan(pipeline: Pipeline, params: dict[str, Any], image: str, packages: tuple[str, ...], pvc: str | None,
+def plan_pipeline(pipeline: Pipeline, params: dict[str, Any], image: str, packages: tuple[str, ...], pvc: str | None,
           mount_path: str) -> _Plan:
     edges = graph.upstream(pipeline)
     ordered = graph.order(pipeline, edges)
@@ -218,24 +218,37 @@ def _component_function(step: _Step, source: str, types_of: dict[str, type]) -> 
 
 
 def _pipeline_function(plan: _Plan, components: dict[str, Any]) -> Callable[..., Any]:
-    """The pipeline function kfp calls with one channel per input: nb2pipe's own code, with the
-    inputs described by a signature built from data."""
+    """The pipeline function kfp calls with one channel per input: nb2pipe's own code."""
 
-    def pipeline(*channels: Any) -> None:
-        values = dict(zip((name for name, _, _ in plan.inputs), channels, strict=True))
+    def add_tasks(values: dict[str, Any]) -> None:
         tasks: dict[str, Any] = {}
         for step in plan.steps:
-            task = components[step.stage](**{PIPELINE_INPUT: values[PIPELINE_INPUT]}, **{p: values[p] for p in step.params})
-            task.set_display_name(step.stage)
-            task.set_caching_options(False)
-            for up in step.after:
-                task.after(tasks[up])
-            _apply(task, step.settings)
-            if plan.pvc:
-                from kfp import kubernetes
+            add_task(plan, step, components[step.stage], values, tasks)
 
-                kubernetes.mount_pvc(task, pvc_name=plan.pvc, mount_path=plan.mount_path)
-            tasks[step.stage] = task
+    return signed_pipeline(plan, add_tasks)
+
+
+def add_task(plan: _Plan, step: _Step, component: Any, values: dict[str, Any], tasks: dict[str, Any], **extra: Any) -> None:
+    """One step's task, with its inputs (the pipeline's, and `extra`), edges and settings, into `tasks`."""
+    task = component(**{PIPELINE_INPUT: values[PIPELINE_INPUT]}, **{p: values[p] for p in step.params}, **extra)
+    task.set_display_name(step.stage)
+    task.set_caching_options(False)
+    for up in step.after:
+        task.after(tasks[up])
+    _apply(task, step.settings)
+    if plan.pvc:
+        from kfp import kubernetes
+
+        kubernetes.mount_pvc(task, pvc_name=plan.pvc, mount_path=plan.mount_path)
+    tasks[step.stage] = task
+
+
+def signed_pipeline(plan: _Plan, add_tasks: Callable[[dict[str, Any]], None]) -> Callable[..., Any]:
+    """A pipeline function whose inputs are described by a signature built from data; called
+    with one channel per input, it hands them to `add_tasks` by name."""
+
+    def pipeline(*channels: Any) -> None:
+        add_tasks(dict(zip((name for name, _, _ in plan.inputs), channels, strict=True)))
 
     pipeline.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default, annotation=kind)
@@ -266,33 +279,40 @@ def _kfp_name(name: str) -> str:
 
 def render(pipeline: Pipeline, params: dict[str, Any], *, image: str | None = None, packages: tuple[str, ...] | list[str] = (),
            pvc: str | None = None, mount_path: str | None = None) -> dict[str, str]:
-    plan = _plan(pipeline, params, image or DEFAULT_IMAGE, tuple(packages or ()), pvc, mount_path or DEFAULT_MOUNT_PATH)
+    plan = plan_pipeline(pipeline, params, image or DEFAULT_IMAGE, tuple(packages or ()), pvc, mount_path or DEFAULT_MOUNT_PATH)
+    by_name = {s.name: s for s in pipeline.stages}
+    sources = {step.stage: component_source(by_name[step.stage], params) for step in plan.steps}
+    compiled = compile_spec(plan, sources, {}, lambda components: _pipeline_function(plan, components))
+    return {f"{OUT_DIR}/{plan.name}.yaml": header(plan.name, "`nb2pipe export --to kubeflow`") + compiled}
+
+
+def header(name: str, written_by: str) -> str:
+    return f"# Kubeflow Pipelines spec of the nb2pipe pipeline {json.dumps(name, ensure_ascii=False)}, written by {written_by}.\n"
+
+
+def compile_spec(plan: _Plan, sources: dict[str, str], extra_inputs: dict[str, dict[str, type]],
+                 build: Callable[[dict[str, Any]], Callable[..., Any]]) -> str:
+    """The compiled spec: a component per step from its source (`extra_inputs`: inputs beyond the
+    pipeline's, per stage), and the pipeline function `build` makes of them."""
     _require_kfp(plan.uses_kubernetes)
     from kfp import compiler, dsl
 
     types_of = {name: kind for name, kind, _ in plan.inputs}
-    by_name = {s.name: s for s in pipeline.stages}
     filenames = []
     try:
         components = {}
         for step in plan.steps:
-            function = _component_function(step, component_source(by_name[step.stage], params), types_of)
+            function = _component_function(step, sources[step.stage], types_of)
+            function.__annotations__.update(extra_inputs.get(step.stage, {}))
             filenames.append(function.__code__.co_filename)
             components[step.stage] = dsl.component(function, base_image=step.image, packages_to_install=list(plan.packages))
         with tempfile.TemporaryDirectory(prefix="nb2pipe-kfp-") as tmp:
             package = Path(tmp) / "pipeline.yaml"
-            built = dsl.pipeline(name=_kfp_name(plan.name), description=f"nb2pipe pipeline {plan.name}")(
-                _pipeline_function(plan, components)
-            )
+            built = dsl.pipeline(name=_kfp_name(plan.name), description=f"nb2pipe pipeline {plan.name}")(build(components))
             compiler.Compiler().compile(built, package_path=str(package))
-            compiled = package.read_text(encoding="utf-8")
+            return package.read_text(encoding="utf-8")
     except (ValueError, TypeError) as e:  # kfp's word on a bad limit, name or type
         raise SpecError(f"Kubeflow could not compile the pipeline: {e}") from None
     finally:
         for filename in filenames:
             linecache.cache.pop(filename, None)
-    header = (
-        f"# Kubeflow Pipelines spec of the nb2pipe pipeline {json.dumps(plan.name, ensure_ascii=False)}, "
-        "written by `nb2pipe export --to kubeflow`.\n"
-    )
-    return {f"{OUT_DIR}/{plan.name}.yaml": header + compiled}
