@@ -152,7 +152,9 @@ def unexpressed(pipeline: Pipeline) -> str | None:
     """The warning line: Airflow's local executors limit no task's memory."""
     settings = stage_settings(pipeline)
     memory = [name for name, s in settings.items() if s.memory is not None]
-    return cannot_express("airflow", {"a memory limit of its own (nb2pipe stops the stage's kernel above memory:)": memory})
+    return cannot_express(
+        "airflow", {"memory": memory}, "Airflow's local executors limit no task's memory; nb2pipe stops the stage's kernel above it"
+    )
 
 
 def render(pipeline: Pipeline, params: dict[str, Any]) -> dict[str, str]:

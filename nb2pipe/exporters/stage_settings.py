@@ -49,13 +49,13 @@ def passed_through(settings: Settings) -> list[str]:
     return [name for name, value in settings.env if value is None]
 
 
-def cannot_express(target: str, what: dict[str, list[str]]) -> str | None:
-    """The one warning line of `--to target`: `what` maps a setting's description to the stages
-    that use it; None when nothing is left out."""
+def cannot_express(target: str, what: dict[str, list[str]], why: str) -> str | None:
+    """The one warning line of `--to target`: `what` maps a setting to the stages that use it,
+    `why` says what the engine does instead; None when no stage uses one."""
     named = [f"{setting} ({_stages(stages)})" for setting, stages in what.items() if stages]
     if not named:
         return None
-    return f"--to {target} cannot express {'; '.join(named)}"
+    return f"--to {target} cannot express {', '.join(named)}: {why}"
 
 
 def _stages(names: list[str]) -> str:

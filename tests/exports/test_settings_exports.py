@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_exports import run, tool_env
+import yaml
+from test_exports import require_git, run, tool_env
 
 from conftest import code, write_nb
 from nb2pipe.export import export_notebook
@@ -68,7 +69,7 @@ def test_a_secrets_value_reaches_no_exported_file(project: Path, monkeypatch) ->
     for path in [*written, *(project / PIPELINE).rglob("*")]:
         if path.is_file():
             assert SECRET.encode() not in path.read_bytes(), path
-    assert all(b"API_TOKEN" in path.read_bytes() for path in written)  # the name is there, to look the value up
+    assert all(b"API_TOKEN" in path.read_bytes() for path in written[1:])  # Airflow and Kubeflow look the value up by name
 
 
 # --- Airflow --------------------------------------------------------------------------------------
@@ -101,7 +102,8 @@ def test_airflow_tasks_carry_timeout_retries_env_and_a_secret_from_a_variable(pr
     (path,) = export_to("airflow", project / PIPELINE, warn=warnings.append)
     assert SECRET not in path.read_text()
     assert warnings == [
-        "--to airflow cannot express a memory limit of its own (nb2pipe stops the stage's kernel above memory:) (stage 'flaky')"
+        "--to airflow cannot express memory (stage 'flaky'): Airflow's local executors limit no task's memory; "
+        "nb2pipe stops the stage's kernel above it"
     ]
     env = _airflow_env(project, tmp_path_factory.mktemp("airflow-home"), AIRFLOW_VAR_API_TOKEN=SECRET)
     loaded = json.loads(run([sys.executable, "-c", _DAGBAG, str(project / "dags")], project, env).stdout.splitlines()[-1])
@@ -142,3 +144,96 @@ def _task_states(env: dict[str, str], project: Path) -> dict[str, str]:
 
 def _dag_run_state(env: dict[str, str], project: Path) -> str:
     return _states(env, project)["run"]
+
+
+# --- Kubeflow -------------------------------------------------------------------------------------
+
+
+def test_kubeflow_spec_carries_memory_retries_timeout_env_and_the_secret_as_env(project: Path) -> None:
+    pytest.importorskip("kfp.kubernetes", reason="kfp-kubernetes is not installed: pip install 'nb2pipe[kubeflow]'")
+    warnings: list[str] = []
+    (path,) = export_to("kubeflow", project / PIPELINE, warn=warnings.append)
+    assert warnings == []
+    spec, platform = yaml.safe_load_all(path.read_text())
+    flaky = spec["deploymentSpec"]["executors"]["exec-flaky"]["container"]
+    assert flaky["resources"]["resourceMemoryLimit"] == "1Gi"
+    assert flaky["env"] == [{"name": "MODE", "value": "fast"}]
+    assert '"--no-retries"' in flaky["command"][-1]  # kfp retries the step
+    tasks = spec["root"]["dag"]["tasks"]
+    assert tasks["flaky"]["retryPolicy"]["maxRetryCount"] == 1 and tasks["flaky"]["retryPolicy"]["backoffDuration"] == "0s"
+    assert "retryPolicy" not in tasks["report"]
+    kubernetes = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert kubernetes["exec-flaky"]["activeDeadlineSeconds"] in ("600", 600)
+    (secret,) = kubernetes["exec-flaky"]["secretAsEnv"]
+    assert secret["secretName"] == "nb2pipe-settings"
+    assert secret["keyToEnv"] == [{"secretKey": "API_TOKEN", "envVar": "API_TOKEN"}]
+    # allow-failure: fragile returns its status, and after_fragile takes it
+    assert tasks["after-fragile"]["inputs"]["parameters"]["nb2pipe_after_fragile"]["taskOutputParameter"]["producerTask"] == "fragile"
+    assert "nb2pipe_after_fragile" not in tasks["report"]["inputs"]["parameters"]
+
+
+_KFP_LOCAL = """
+import sys
+import kfp.components, kfp.local
+kfp.local.init(runner=kfp.local.SubprocessRunner(use_venv=False), pipeline_root=sys.argv[2])
+kfp.components.load_component_from_file(sys.argv[1])()
+print("pipeline succeeded")
+"""
+
+
+def test_kubeflow_runs_past_an_allowed_failure_and_skips_what_comes_after_it(tmp_path: Path, tmp_path_factory) -> None:
+    pytest.importorskip("kfp", reason="the kfp SDK is not installed: pip install 'nb2pipe[kubeflow]'")
+    write_nb(
+        tmp_path / "allowed.ipynb",
+        code("raise ValueError('fragile fails')", "stage:fragile", "allow-failure"),
+        code("open('after.txt', 'w').write('ran')", "stage:after_fragile", "after:fragile"),
+        code("open('then.txt', 'w').write('ran')", "stage:then", "after:after_fragile"),
+        code("open('other.txt', 'w').write('ran')", "stage:other"),
+    )
+    export_notebook(tmp_path / "allowed.ipynb")
+    (path,) = export_to("kubeflow", tmp_path / "pipelines/allowed")
+    root = tmp_path_factory.mktemp("kfp-root")
+    result = run([sys.executable, "-c", _KFP_LOCAL, str(path), str(root)], tmp_path, tool_env(), timeout=900)
+    assert "pipeline succeeded" in result.stdout
+    assert (tmp_path / "other.txt").is_file()
+    assert not (tmp_path / "after.txt").exists() and not (tmp_path / "then.txt").exists()
+    said = result.stdout + result.stderr
+    assert "stage 'fragile' failed and allows failure: the stages after it are skipped" in said
+    assert "stage 'after_fragile' skipped: stage 'fragile' before it failed" in said
+    assert "stage 'then' skipped: stage 'after_fragile' before it was skipped" in said
+
+
+# --- DVC -----------------------------------------------------------------------------------------
+
+
+def test_dvc_warns_what_it_cannot_express_tracks_env_values_and_repro_retries(project: Path, monkeypatch) -> None:
+    pytest.importorskip("dvc", reason="DVC is not installed: pip install 'nb2pipe[dvc]'")
+    require_git()
+    warnings: list[str] = []
+    (path,) = export_to("dvc", project / PIPELINE, warn=warnings.append)
+    assert warnings == [
+        "--to dvc cannot express allow-failure (stage 'fragile'): dvc repro stops at a failed stage, and reruns a stage "
+        "when its files, params or command change, not when the packages it imports or the caller's environment do"
+    ]
+    spec = yaml.safe_load(path.read_text())["stages"]
+    assert spec["flaky"]["params"] == [{"pipelines/settings/nb2pipe.yaml": ["stages.flaky.settings.env"]}]
+    assert "--no-retries" not in spec["flaky"]["cmd"]  # the stage command retries it
+    assert SECRET not in path.read_text()
+
+    env = tool_env(API_TOKEN=SECRET)
+    for command in (["git", "init", "-q"], ["dvc", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "pipeline"]):
+        run(command, project, env)
+    result = run(["dvc", "repro", "pipelines/settings/dvc.yaml:report"], project, env)
+    assert "stage 'flaky' failed (try 1 of 2); trying again in a fresh kernel" in result.stderr + result.stdout
+    got = json.loads((project / "out/flaky.json").read_text())
+    assert got["token"] == hashlib.sha256(SECRET.encode()).hexdigest()  # from the caller's environment
+    assert (project / "out/report.txt").read_text() == "2"
+    assert json.loads(run(["dvc", "status", "--json", "pipelines/settings/dvc.yaml:report"], project, env).stdout) == {}
+
+    nb = project / "settings.ipynb"  # the env: value changes in the notebook: dvc status sees it
+    nb.write_text(nb.read_text().replace("env:MODE=fast", "env:MODE=slow"))
+    export_notebook(nb)
+    export_to("dvc", project / PIPELINE)
+    status = json.loads(run(["dvc", "status", "--json", "pipelines/settings/dvc.yaml:report"], project, env).stdout)
+    assert set(status) == {"pipelines/settings/dvc.yaml:flaky"}, status
+    assert "stages.flaky.settings.env" in json.dumps(status["pipelines/settings/dvc.yaml:flaky"])
