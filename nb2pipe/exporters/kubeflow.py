@@ -31,11 +31,11 @@ run starts there, as kfp's local SubprocessRunner does, or when the volume below
   return "skipped" without running, and the run succeeds (the stage's own retries then happen
   inside its step). `kernel:` and `cell-timeout:` are applied by the stage command in the step.
 - Kale's step tags (stage.meta): `image:IMAGE` sets that step's image; `limit:cpu:N` sets the
-  CPU limit; any other `limit:RESOURCE:N` (nvidia.com/gpu,
-  amd.com/gpu...) sets an accelerator type and limit; `label:KEY:VALUE` and
-  `annotation:KEY:VALUE` become pod labels and annotations (kfp-kubernetes). Other Kale
-  settings (secret:, cache:, report:) are not applied. kfp caching is off for every step:
-  the steps' real inputs are files, which kfp does not see.
+  CPU limit (`limit:memory:QTY` is the memory setting, above); any other `limit:RESOURCE:N`
+  (nvidia.com/gpu, amd.com/gpu...) sets an accelerator type and limit; `label:KEY:VALUE` and
+  `annotation:KEY:VALUE` become pod labels and annotations (kfp-kubernetes). Kale's `cache:`
+  and `report:` are not applied. kfp caching is off for every step: the steps' real inputs
+  are files, which kfp does not see.
 """
 
 from __future__ import annotations
