@@ -228,12 +228,12 @@ def test_dvc_warns_what_it_cannot_express_tracks_env_values_and_repro_retries(pr
     got = json.loads((project / "out/flaky.json").read_text())
     assert got["token"] == hashlib.sha256(SECRET.encode()).hexdigest()  # from the caller's environment
     assert (project / "out/report.txt").read_text() == "2"
-    assert json.loads(run(["dvc", "status", "--json", "pipelines/settings/dvc.yaml:report"], project, env).stdout) == {}
+    assert json.loads(run(["dvc", "status", "--json", "--with-deps", "pipelines/settings/dvc.yaml:report"], project, env).stdout) == {}
 
     nb = project / "settings.ipynb"  # the env: value changes in the notebook: dvc status sees it
     nb.write_text(nb.read_text().replace("env:MODE=fast", "env:MODE=slow"))
     export_notebook(nb)
     export_to("dvc", project / PIPELINE)
-    status = json.loads(run(["dvc", "status", "--json", "pipelines/settings/dvc.yaml:report"], project, env).stdout)
+    status = json.loads(run(["dvc", "status", "--json", "--with-deps", "pipelines/settings/dvc.yaml:report"], project, env).stdout)
     assert set(status) == {"pipelines/settings/dvc.yaml:flaky"}, status
     assert "stages.flaky.settings.env" in json.dumps(status["pipelines/settings/dvc.yaml:flaky"])
