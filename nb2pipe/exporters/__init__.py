@@ -11,9 +11,9 @@ a pipeline folder, renders it and writes the files. Every engine runs a stage th
 folder, with the stage's parameters; it never looks at nb2pipe's own staleness records. The
 exporters only write text: they import nothing from nb2pipe.run (an import-linter contract).
 A dep or out that depends on a parameter (`${input_file}`) reaches the renderer resolved with
-params.yaml's values, unless the exporter sets `KEEPS_TEMPLATES` (DVC resolves it itself). An exporter may also define
-`unexpressed(pipeline) -> str | None`: one line naming the per-stage settings (issue 17) its
-engine cannot express, which `export_to` hands to its `warn` (stage_settings.py maps the rest).
+params.yaml's values, unless the exporter sets `KEEPS_TEMPLATES` (DVC resolves it itself).
+An exporter may also define `unexpressed(pipeline) -> str | None`: one line naming the
+per-stage settings (issue 17) its engine cannot express, which `export_to` hands to its `warn`.
 
 | target   | writes (relative to the notebook's folder)   | needs at export time |
 |----------|----------------------------------------------|----------------------|

@@ -181,21 +181,21 @@ print("pipeline succeeded")
 """
 
 
-def test_kubeflow_runs_past_an_allowed_failure_and_skips_what_comes_after_it(tmp_path: Path, tmp_path_factory) -> None:
+def test_kubeflow_runs_past_an_allowed_failure_skips_what_comes_after_it_and_sets_env(tmp_path: Path, tmp_path_factory) -> None:
     pytest.importorskip("kfp", reason="the kfp SDK is not installed: pip install 'nb2pipe[kubeflow]'")
     write_nb(
         tmp_path / "allowed.ipynb",
         code("raise ValueError('fragile fails')", "stage:fragile", "allow-failure"),
         code("open('after.txt', 'w').write('ran')", "stage:after_fragile", "after:fragile"),
         code("open('then.txt', 'w').write('ran')", "stage:then", "after:after_fragile"),
-        code("open('other.txt', 'w').write('ran')", "stage:other"),
+        code("import os\nopen('other.txt', 'w').write(os.environ['MODE'])", "stage:other", "env:MODE=fast"),
     )
     export_notebook(tmp_path / "allowed.ipynb")
     (path,) = export_to("kubeflow", tmp_path / "pipelines/allowed")
     root = tmp_path_factory.mktemp("kfp-root")
     result = run([sys.executable, "-c", _KFP_LOCAL, str(path), str(root)], tmp_path, tool_env(), timeout=900)
     assert "pipeline succeeded" in result.stdout
-    assert (tmp_path / "other.txt").is_file()
+    assert (tmp_path / "other.txt").read_text() == "fast"  # the step's env: value
     assert not (tmp_path / "after.txt").exists() and not (tmp_path / "then.txt").exists()
     said = result.stdout + result.stderr
     assert "stage 'fragile' failed and allows failure: the stages after it are skipped" in said
