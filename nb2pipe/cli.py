@@ -371,7 +371,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.to:
         from nb2pipe.exporters import export_to
 
-        for path in export_to(args.to, result.folder, force=args.force, image=args.image, packages=args.package, pvc=args.pvc):
+        def warn(text: str) -> None:
+            print(f"warning: {text}", file=sys.stderr)
+
+        for path in export_to(
+            args.to, result.folder, force=args.force, warn=warn, image=args.image, packages=args.package, pvc=args.pvc
+        ):
             print(f"wrote {display_path(path)}")
     return 0
 

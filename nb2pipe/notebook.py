@@ -375,7 +375,9 @@ class _StageBuilder:
         for key, values in roles.meta.items():
             _extend_unique(self.meta.setdefault(key, []), values)
         self.settings = self.settings or StageSettingsBuilder(self.name)
-        self.settings.add(roles.settings | kale_memory_limit(roles.meta, cell.label), cell.label)
+        self.settings.add(roles.settings, cell.label)
+        # Kale's limit:memory: is the memory setting: a different memory: on the same cell is a conflict too
+        self.settings.add(*kale_memory_limit(roles.meta, cell.label))
 
     def freeze(self) -> m.StagePlan:
         after: list[str] = []

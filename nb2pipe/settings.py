@@ -181,13 +181,14 @@ def settings_from_structured(data: dict[str, Any], where: str) -> dict[str, Any]
     return {key: _value(key, data[key], f"{where} {key}") for key in m.SETTING_KEYS if key in data}
 
 
-def kale_memory_limit(meta: dict[str, list[str]], where: str) -> dict[str, Any]:
-    """Kale's `limit:memory:4Gi` as the `memory` setting."""
+def kale_memory_limit(meta: dict[str, list[str]], where: str) -> tuple[dict[str, Any], str]:
+    """Kale's `limit:memory:4Gi` as the `memory` setting, and where it is said (the cell and its tag)."""
     for value in meta.get("limit", []):
         resource, _, amount = value.partition(":")
         if resource == "memory":
-            return {m.S_MEMORY: _value(m.S_MEMORY, amount, f"{where}: tag 'limit:{value}'")}
-    return {}
+            at = f"{where} tag 'limit:{value}'"
+            return {m.S_MEMORY: _value(m.S_MEMORY, amount, at)}, at
+    return {}, where
 
 
 # --- merging ----------------------------------------------------------------------------------
@@ -216,8 +217,8 @@ class StageSettingsBuilder:
         if key in seen and seen[key][0] != value:
             earlier_value, earlier = seen[key]
             raise SpecError(
-                f"stage '{self.stage}': {earlier} sets {what} to {_shown(earlier_value)} and {where} to "
-                f"{_shown(value)}; keep one of them"
+                f"stage '{self.stage}': {earlier} sets {what} to {_shown(key, earlier_value)} and {where} to "
+                f"{_shown(key, value)}; keep one of them"
             )
         seen.setdefault(key, (value, where))
 
@@ -234,7 +235,9 @@ class StageSettingsBuilder:
         )
 
 
-def _shown(value: Any) -> str:
+def _shown(key: str, value: Any) -> str:
+    if key == m.S_MEMORY:
+        return format_size(value)
     return repr(value) if not isinstance(value, float) else format_duration(value)
 
 

@@ -12,6 +12,8 @@ folder, with the stage's parameters; it never looks at nb2pipe's own staleness r
 exporters only write text: they import nothing from nb2pipe.run (an import-linter contract).
 A dep or out that depends on a parameter (`${input_file}`) reaches the renderer resolved with
 params.yaml's values, unless the exporter sets `KEEPS_TEMPLATES` (DVC resolves it itself).
+An exporter may also define `unexpressed(pipeline) -> str | None`: one line naming the
+per-stage settings (issue 17) its engine cannot express, which `export_to` hands to its `warn`.
 
 | target   | writes (relative to the notebook's folder)   | needs at export time |
 |----------|----------------------------------------------|----------------------|
@@ -25,6 +27,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -85,6 +88,12 @@ def docstring(text: str) -> str:
 
 def render(target: str, pipeline_dir: Path, **options: Any) -> tuple[Path, dict[str, str]]:
     """Load the pipeline at `pipeline_dir` and render it for `target`: (wdir, files)."""
+    wdir, files, _ = _rendered(target, pipeline_dir, options)
+    return wdir, files
+
+
+def _rendered(target: str, pipeline_dir: Path, options: dict[str, Any]) -> tuple[Path, dict[str, str], str | None]:
+    """(wdir, files, the warning line naming the settings the engine cannot express, or None)."""
     from nb2pipe.spec import load_params, load_pipeline, resolved_pipeline
 
     module = exporter(target)
@@ -98,14 +107,20 @@ def render(target: str, pipeline_dir: Path, **options: Any) -> tuple[Path, dict[
     if not getattr(module, "KEEPS_TEMPLATES", False):  # paths named by parameters, as params.yaml names them
         pipeline = resolved_pipeline(pipeline, params)
     files = module.render(pipeline, params, **given)
-    return wdir_path(pipeline), files
+    unexpressed = getattr(module, "unexpressed", None)  # the settings the engine has no word for
+    return wdir_path(pipeline), files, unexpressed(pipeline) if unexpressed else None
 
 
-def export_to(target: str, pipeline_dir: Path, *, force: bool = False, **options: Any) -> list[Path]:
+def export_to(
+    target: str, pipeline_dir: Path, *, force: bool = False, warn: Callable[[str], None] | None = None, **options: Any
+) -> list[Path]:
     """Write the `target` files of the pipeline at `pipeline_dir`; the paths written (all of them,
     changed or not). A file there that nb2pipe did not write is refused unless `force`.
-    Options set to None are ignored, so a CLI can pass every flag it has."""
-    base, files = render(target, pipeline_dir, **options)
+    Options set to None are ignored, so a CLI can pass every flag it has. `warn` is given the
+    one line naming the stage settings the engine cannot express, when there are any."""
+    base, files, unexpressed = _rendered(target, pipeline_dir, options)
+    if unexpressed and warn:
+        warn(unexpressed)
     return write_files({base / rel: text for rel, text in files.items()}, force=force)
 
 

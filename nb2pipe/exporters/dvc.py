@@ -11,6 +11,12 @@ edge that no file carries, the outputs of that stage (DVC orders stages by files
 `params` are the names the stage reads, from the pipeline's params.yaml; `outs` and `metrics`
 (metrics with `cache: false`, so they are committed to git) as declared.
 
+Per-stage settings (issue 17): the stage command applies timeout, cell-timeout, retries,
+memory, kernel, env and secret itself when DVC runs it. The `env:` values and `kernel:` are part
+of a stage's fingerprint, so their keys in nb2pipe.yaml are the stage's params too (`dvc status`
+shows a change of one). What DVC cannot express (allow-failure, track-env, the caller's value of
+an `env:NAME` passed through) is named in the export's warning line.
+
 Every string is data: the YAML quotes whatever a YAML 1.2 reader (DVC uses ruamel) could take for
 a number, bool or null, and a command runs through a shell only as `shlex.quote`d words. DVC
 reads `${...}` in dvc.yaml as a variable: a dep or out that depends on a parameter is written as
@@ -25,9 +31,11 @@ import shlex
 from typing import Any
 
 from nb2pipe import graph
+from nb2pipe import model as m
 from nb2pipe.errors import SpecError
 from nb2pipe.exporters import STAGE_MODULE, pipeline_from_wdir, pipeline_name
-from nb2pipe.model import Pipeline
+from nb2pipe.exporters.stage_settings import cannot_express, passed_through, stage_settings
+from nb2pipe.model import Pipeline, Stage
 from nb2pipe.spec import resolve_template, stage_param_values
 
 OPTIONS: tuple[str, ...] = ()
@@ -74,6 +82,9 @@ def render(pipeline: Pipeline, params: dict[str, Any]) -> dict[str, str]:
         if stage.params:
             stage_param_values(pipeline, stage, params)  # each has a value
             entry["params"] = [{_join(prefix, pipeline.params_file): list(stage.params)}]
+        tracked = _tracked_settings(pipeline, stage)
+        if tracked:
+            entry.setdefault("params", []).append({_join(prefix, m.PIPELINE_FILE): tracked})
         if stage.outs:
             entry["outs"] = list(stage.outs)
         if stage.metrics:
@@ -87,6 +98,31 @@ def render(pipeline: Pipeline, params: dict[str, Any]) -> dict[str, str]:
         "# notebook; run with `dvc repro` (DVC_NO_ANALYTICS=1 turns off DVC's usage analytics).\n"
     )
     return {_join(prefix, FILE): header + _spaced(dump_portable_yaml({"stages": stages}))}
+
+
+def _tracked_settings(pipeline: Pipeline, stage: Stage) -> list[str]:
+    """The keys of nb2pipe.yaml holding the stage's `env:` values and `kernel:`, which are part of
+    its fingerprint: DVC reruns the stage when one changes, as `nb2pipe run` does."""
+    own, defaults = stage.settings, pipeline.defaults
+    keys = [f"{m.K_STAGES}.{stage.name}.{m.K_SETTINGS}.{key}" for key, value in ((m.S_ENV, own.env), (m.S_KERNEL, own.kernel)) if value]
+    secrets = set(own.secrets) | set(defaults.secrets)
+    if any(name not in dict(own.env) and name not in secrets for name, _ in defaults.env):
+        keys.append(f"{m.K_DEFAULTS}.{m.S_ENV}")
+    if defaults.kernel and not own.kernel:
+        keys.append(f"{m.K_DEFAULTS}.{m.S_KERNEL}")
+    return keys
+
+
+def unexpressed(pipeline: Pipeline) -> str | None:
+    """The warning line: what dvc.yaml cannot express or track. The stage command applies the
+    rest (timeout, cell-timeout, retries, memory, kernel, env, secret) when DVC runs a stage."""
+    settings = stage_settings(pipeline)
+    return cannot_express("dvc", {
+        "allow-failure": [n for n, s in settings.items() if s.allow_failure],
+        "track-env": [n for n, s in settings.items() if s.track_env],
+        "the caller's value of env:NAME": [n for n, s in settings.items() if passed_through(s)],
+    }, "dvc repro stops at a failed stage, and reruns a stage when its files, params or command change, "
+       "not when the packages it imports or the caller's environment do")  # fmt: skip
 
 
 def _templates(pipeline: Pipeline, params: dict[str, Any]) -> set[str]:

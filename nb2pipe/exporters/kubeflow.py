@@ -18,12 +18,24 @@ run starts there, as kfp's local SubprocessRunner does, or when the volume below
   `mount_path` (default /mnt/nb2pipe) in every step, and `nb2pipe_pipeline` defaults to the
   pipeline folder under it. Stages hand files to each other through that shared filesystem;
   without one, a real cluster gives every step its own empty disk.
-- Kale's step tags (stage.meta): `image:IMAGE` sets that step's image; `limit:cpu:N`,
-  `limit:memory:QTY` set CPU and memory limits; any other `limit:RESOURCE:N` (nvidia.com/gpu,
-  amd.com/gpu...) sets an accelerator type and limit; `label:KEY:VALUE` and
-  `annotation:KEY:VALUE` become pod labels and annotations (kfp-kubernetes). Other Kale
-  settings (secret:, cache:, report:) are not applied. kfp caching is off for every step:
-  the steps' real inputs are files, which kfp does not see.
+- Per-stage settings (issue 17; stage_settings.py): `memory:` (and Kale's `limit:memory:QTY`,
+  the same setting) is the container's memory limit; `retries:` the task's retry policy (no
+  backoff, as `nb2pipe run` retries; the stage command then tries once: `--no-retries`);
+  `timeout:` the pod's activeDeadlineSeconds (kfp-kubernetes); `env:NAME=VALUE` a container
+  environment variable (`env:NAME` passes through from the image's environment); `secret:NAME` the
+  key NAME of the Kubernetes Secret `nb2pipe-<pipeline>` as the variable NAME (create it from the
+  `.env` file: `kubectl create secret generic nb2pipe-<pipeline> --from-env-file=.env`); the
+  value is never in the spec. `allow-failure`: the step of such a stage and every step after it
+  return a status ("ok", "failed", "skipped") that the next steps take as inputs: a failed
+  allowed stage ends its step successfully with "failed", the steps after it print why and
+  return "skipped" without running, and the run succeeds (the stage's own retries then happen
+  inside its step). `kernel:` and `cell-timeout:` are applied by the stage command in the step.
+- Kale's step tags (stage.meta): `image:IMAGE` sets that step's image; `limit:cpu:N` sets the
+  CPU limit (`limit:memory:QTY` is the memory setting, above); any other `limit:RESOURCE:N`
+  (nvidia.com/gpu, amd.com/gpu...) sets an accelerator type and limit; `label:KEY:VALUE` and
+  `annotation:KEY:VALUE` become pod labels and annotations (kfp-kubernetes). Kale's `cache:`
+  and `report:` are not applied. kfp caching is off for every step: the steps' real inputs
+  are files, which kfp does not see.
 """
 
 from __future__ import annotations
@@ -42,7 +54,8 @@ from typing import Any
 from nb2pipe import graph
 from nb2pipe.errors import SpecError
 from nb2pipe.exporters import STAGE_MODULE, pipeline_from_wdir, pipeline_name
-from nb2pipe.model import Pipeline, Stage, meta_dict
+from nb2pipe.exporters.stage_settings import NO_RETRIES_FLAG, kubernetes_quantity, set_env, stage_settings, whole_seconds
+from nb2pipe.model import Pipeline, Settings, Stage, meta_dict
 from nb2pipe.spec import stage_param_values
 
 OPTIONS = ("image", "packages", "pvc", "mount_path")
@@ -63,10 +76,34 @@ _COMPONENT_BODY = """\
     _nb2pipe_pipeline = _nb2pipe_inputs.pop({pipeline_input})
     _nb2pipe_subprocess.run(
         [_nb2pipe_sys.executable, "-m", {stage_module}, _nb2pipe_pipeline, {stage},
-         "--engine", "kubeflow", "--params-json", _nb2pipe_json.dumps(_nb2pipe_inputs)],
+         "--engine", "kubeflow", "--params-json", _nb2pipe_json.dumps(_nb2pipe_inputs){retries}],
         check=True,
     )
 """
+# The body of a step at or after an `allow-failure` stage: it takes the status of each step
+# before it that has one, and returns its own.
+_GATED_BODY = """\
+    _nb2pipe_inputs = dict(locals())
+    import json as _nb2pipe_json, subprocess as _nb2pipe_subprocess, sys as _nb2pipe_sys
+
+    _nb2pipe_pipeline = _nb2pipe_inputs.pop({pipeline_input})
+    _nb2pipe_before = {{_nb2pipe_stage: _nb2pipe_inputs.pop(_nb2pipe_input) for _nb2pipe_input, _nb2pipe_stage in {after}}}
+    for _nb2pipe_stage, _nb2pipe_status in sorted(_nb2pipe_before.items()):
+        if _nb2pipe_status != "ok":
+            _nb2pipe_why = "failed" if _nb2pipe_status == "failed" else "was skipped"
+            print("stage %r skipped: stage %r before it %s" % ({stage}, _nb2pipe_stage, _nb2pipe_why))
+            return "skipped"
+    _nb2pipe_done = _nb2pipe_subprocess.run(
+        [_nb2pipe_sys.executable, "-m", {stage_module}, _nb2pipe_pipeline, {stage},
+         "--engine", "kubeflow", "--params-json", _nb2pipe_json.dumps(_nb2pipe_inputs){retries}],
+        check={check},
+    )
+    if _nb2pipe_done.returncode:
+        print("stage %r failed and allows failure: the stages after it are skipped" % {stage})
+        return "failed"
+    return "ok"
+"""
+AFTER_PREFIX = "nb2pipe_after_"  # the input of a step that takes the status of the step before it
 
 
 def _require_kfp(kubernetes: bool) -> None:
@@ -84,6 +121,16 @@ def _require_kfp(kubernetes: bool) -> None:
 
 
 @dataclass(frozen=True)
+class Gate:
+    """How a step stands to the `allow-failure` stages before it (all empty: it does not)."""
+
+    statuses: tuple[tuple[str, str], ...] = ()  # (input name, stage) of the steps before it that return a status
+    returns_status: bool = False  # the step is allowed to fail, or comes after one that is
+    allowed: bool = False  # its own stage allows failure
+    engine_retries: bool = True  # kfp retries the step (else the stage command does: an allowed failure ends the step well)
+
+
+@dataclass(frozen=True)
 class _Step:
     stage: str
     function: str  # the component's Python name
@@ -91,6 +138,8 @@ class _Step:
     params: tuple[str, ...]
     after: tuple[str, ...]
     settings: tuple[tuple[str, tuple[Any, ...]], ...]  # (what, arguments), applied by _apply
+    run: Settings  # the stage's effective settings
+    gate: Gate
 
 
 @dataclass(frozen=True)
@@ -104,7 +153,14 @@ class _Plan:
 
     @property
     def uses_kubernetes(self) -> bool:
-        return bool(self.pvc) or any(what in ("label", "annotation") for s in self.steps for what, _ in s.settings)
+        return bool(self.pvc) or any(
+            what in ("label", "annotation") for s in self.steps for what, _ in s.settings
+        ) or any(s.run.timeout is not None or s.run.secrets for s in self.steps)
+
+    @property
+    def secret_name(self) -> str:
+        """The Kubernetes Secret holding the stages' secrets, by key."""
+        return "nb2pipe-" + "".join(c if c.isascii() and c.isalnum() else "-" for c in self.name.lower()).strip("-")[:240]
 
 
 def _split(stage: Stage, key: str, value: str) -> tuple[str, str]:
@@ -120,7 +176,9 @@ def _step_settings(stage: Stage) -> tuple[tuple[str, tuple[Any, ...]], ...]:
     settings: list[tuple[str, tuple[Any, ...]]] = []
     for value in meta.get("limit", []):
         resource, amount = _split(stage, "limit", value)
-        if resource in ("cpu", "memory"):
+        if resource == "memory":
+            continue  # the stage's memory setting (settings.kale_memory_limit)
+        if resource == "cpu":
             settings.append((resource, (amount,)))
         elif not amount.isdigit():
             raise SpecError(f"stage '{stage.name}': Kale tag 'limit:{value}': an accelerator limit is a whole number")
@@ -147,7 +205,8 @@ def plan_pipeline(pipeline: Pipeline, params: dict[str, Any], image: str, packag
         if other != name:
             raise SpecError(f"stages '{other}' and '{name}' get the same Kubeflow name; rename one of them")
     for key in params:
-        if key == PIPELINE_INPUT or not isinstance(key, str) or not key.isidentifier() or keyword.iskeyword(key):
+        if (key == PIPELINE_INPUT or not isinstance(key, str) or not key.isidentifier() or keyword.iskeyword(key)
+                or key.startswith(AFTER_PREFIX)):
             raise SpecError(f"parameter '{key}' cannot be a Kubeflow pipeline input; rename it in the notebook")
     default_dir = pipeline_from_wdir(pipeline)
     if pvc:
@@ -155,6 +214,8 @@ def plan_pipeline(pipeline: Pipeline, params: dict[str, Any], image: str, packag
     inputs: list[tuple[str, type, Any]] = [(PIPELINE_INPUT, str, default_dir)]
     inputs += [(key, _type(params, key), _default(key, value)) for key, value in params.items()]
     steps = []
+    run_settings = stage_settings(pipeline)
+    gates = _gates(ordered, edges, run_settings)
     for name in ordered:
         stage = by_name[name]
         stage_param_values(pipeline, stage, params)  # each has a value
@@ -166,9 +227,22 @@ def plan_pipeline(pipeline: Pipeline, params: dict[str, Any], image: str, packag
                 params=tuple(stage.params),
                 after=tuple(edges[name]),
                 settings=_step_settings(stage),
+                run=run_settings[name],
+                gate=gates[name],
             )
         )
     return _Plan(pipeline_name(pipeline), tuple(inputs), tuple(steps), packages, pvc, mount_path)
+
+
+def _gates(ordered: list[str], edges: dict[str, list[str]], settings: dict[str, Settings]) -> dict[str, Gate]:
+    """Each step's gate: the steps at or after an `allow-failure` stage return a status, and take
+    the statuses of the steps just before them that return one."""
+    gates: dict[str, Gate] = {}
+    for name in ordered:
+        allowed = bool(settings[name].allow_failure)
+        statuses = tuple((AFTER_PREFIX + _function_name(up), up) for up in edges[name] if gates[up].returns_status)
+        gates[name] = Gate(statuses, allowed or bool(statuses), allowed, engine_retries=not allowed)
+    return gates
 
 
 def _type(params: dict[str, Any], key: str) -> type:
@@ -191,17 +265,25 @@ def _default(key: str, value: Any) -> Any:
 # --- components: compiled, never run here ---------------------------------------------------
 
 
-def component_source(stage: Stage, params: dict[str, Any]) -> str:
+def component_source(stage: Stage, params: dict[str, Any], gate: Gate = Gate()) -> str:
     """The Python source of the stage's component: what runs in the step's container. Only
-    identifiers, type names and JSON string literals are put into it."""
-    args = ", ".join([f"{PIPELINE_INPUT}: str"] + [f"{p}: {_type(params, p).__name__}" for p in stage.params])
-    return (
-        f"def {_function_name(stage.name)}({args}):\n"
-        f"    {json.dumps(f'Run stage {stage.name} of an nb2pipe pipeline.')}\n"
-        + _COMPONENT_BODY.format(
-            pipeline_input=json.dumps(PIPELINE_INPUT), stage_module=json.dumps(STAGE_MODULE), stage=json.dumps(stage.name)
-        )
+    identifiers, type names, booleans and JSON string literals are put into it."""
+    args = ", ".join(
+        [f"{PIPELINE_INPUT}: str"] + [f"{p}: {_type(params, p).__name__}" for p in stage.params]
+        + [f"{name}: str" for name, _ in gate.statuses]
     )
+    fields = {
+        "pipeline_input": json.dumps(PIPELINE_INPUT), "stage_module": json.dumps(STAGE_MODULE), "stage": json.dumps(stage.name),
+        "retries": f", {json.dumps(NO_RETRIES_FLAG)}" if gate.engine_retries else "",
+    }  # fmt: skip
+    if gate.returns_status:
+        after = "[" + ", ".join(f"({json.dumps(name)}, {json.dumps(up)})" for name, up in gate.statuses) + "]"
+        body = _GATED_BODY.format(**fields, after=after, check=not gate.allowed)
+    else:
+        body = _COMPONENT_BODY.format(**fields)
+    returns = " -> str" if gate.returns_status else ""
+    doc = json.dumps(f"Run stage {stage.name} of an nb2pipe pipeline.")
+    return f"def {_function_name(stage.name)}({args}){returns}:\n    {doc}\n" + body
 
 
 def _component_function(step: _Step, source: str, types_of: dict[str, type]) -> Callable[..., Any]:
@@ -212,7 +294,10 @@ def _component_function(step: _Step, source: str, types_of: dict[str, type]) -> 
     module_code = compile(source, filename, "exec", dont_inherit=True)
     (code,) = [c for c in module_code.co_consts if isinstance(c, types.CodeType)]
     function = types.FunctionType(code, {"__name__": __name__}, step.function)
-    function.__annotations__ = {PIPELINE_INPUT: str, **{p: types_of[p] for p in step.params}}
+    statuses = dict.fromkeys(dict(step.gate.statuses), str)
+    function.__annotations__ = {PIPELINE_INPUT: str, **{p: types_of[p] for p in step.params}, **statuses}
+    if step.gate.returns_status:
+        function.__annotations__["return"] = str
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     return function
 
@@ -223,7 +308,8 @@ def _pipeline_function(plan: _Plan, components: dict[str, Any]) -> Callable[...,
     def add_tasks(values: dict[str, Any]) -> None:
         tasks: dict[str, Any] = {}
         for step in plan.steps:
-            add_task(plan, step, components[step.stage], values, tasks)
+            statuses = {name: tasks[up].output for name, up in step.gate.statuses}
+            add_task(plan, step, components[step.stage], values, tasks, **statuses)
 
     return signed_pipeline(plan, add_tasks)
 
@@ -236,6 +322,7 @@ def add_task(plan: _Plan, step: _Step, component: Any, values: dict[str, Any], t
     for up in step.after:
         task.after(tasks[up])
     _apply(task, step.settings)
+    _apply_run_settings(task, step, plan.secret_name)
     if plan.pvc:
         from kfp import kubernetes
 
@@ -273,6 +360,24 @@ def _apply(task: Any, settings: tuple[tuple[str, tuple[Any, ...]], ...]) -> None
             add(task, *args)
 
 
+def _apply_run_settings(task: Any, step: _Step, secret_name: str) -> None:
+    """The stage's settings that kfp and Kubernetes have a word for (the module's docstring)."""
+    settings = step.run
+    if settings.memory is not None:
+        task.set_memory_limit(kubernetes_quantity(settings.memory))
+    if settings.retries and step.gate.engine_retries:
+        task.set_retry(num_retries=settings.retries)
+    for name, value in set_env(settings).items():
+        task.set_env_variable(name, value)
+    if settings.timeout is not None or settings.secrets:
+        from kfp import kubernetes
+
+        if settings.timeout is not None:
+            kubernetes.set_timeout(task, whole_seconds(settings.timeout))
+        if settings.secrets:
+            kubernetes.use_secret_as_env(task, secret_name=secret_name, secret_key_to_env={n: n for n in settings.secrets})
+
+
 def _kfp_name(name: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-") or "pipeline"
 
@@ -281,7 +386,7 @@ def render(pipeline: Pipeline, params: dict[str, Any], *, image: str | None = No
            pvc: str | None = None, mount_path: str | None = None) -> dict[str, str]:
     plan = plan_pipeline(pipeline, params, image or DEFAULT_IMAGE, tuple(packages or ()), pvc, mount_path or DEFAULT_MOUNT_PATH)
     by_name = {s.name: s for s in pipeline.stages}
-    sources = {step.stage: component_source(by_name[step.stage], params) for step in plan.steps}
+    sources = {step.stage: component_source(by_name[step.stage], params, step.gate) for step in plan.steps}
     compiled = compile_spec(plan, sources, {}, lambda components: _pipeline_function(plan, components))
     return {f"{OUT_DIR}/{plan.name}.yaml": header(plan.name, "`nb2pipe export --to kubeflow`") + compiled}
 

@@ -13,7 +13,11 @@ check, no lock file, no output cache, no restore on failure (the engine owns all
    stage's output to `<stage>.log` there), never an output of the stage.
 3. SIGINT or SIGTERM (the engine cancelling the task) kills the stage's kernel or command, and
    whatever the command started.
-4. Exit status 0 on success; 1 when the stage fails, with one line naming the stage, the cell,
+4. The stage's settings (nb2pipe.yaml's, its own over the pipeline's defaults) go with the job, as
+   `nb2pipe run` gives them; `kernel:` chooses its kernel. A failed stage is tried again as its
+   `retries:` says, in a fresh kernel each time, unless `--no-retries`: the engine retries the
+   task itself (Airflow, Kubeflow). An interrupt is never retried.
+5. Exit status 0 on success; 1 when the stage fails, with one line naming the stage, the cell,
    the exception and the file to open, as `nb2pipe run` words it; 2 for a usage or pipeline
    error; 130 when interrupted.
 """
@@ -31,16 +35,20 @@ from typing import Any
 from nb2pipe import lockfile, state
 from nb2pipe import model as m
 from nb2pipe.errors import Nb2PipeError, SpecError, StageFailed
-from nb2pipe.run.executors import StageJob, executor
+from nb2pipe.run.executors import INTERRUPTED, StageJob, executor
 from nb2pipe.run.runner import signals_interrupt, stage_error
+from nb2pipe.settings import effective
 
 COMMAND = "python -m nb2pipe.run.single"
 ENGINE_NAME = re.compile(r"[A-Za-z0-9_-]+")
 
 
-def run_stage(pipeline_dir: Path, stage_name: str, overrides: dict[str, Any] | None = None, engine: str = "export") -> Path:
+def run_stage(
+    pipeline_dir: Path, stage_name: str, overrides: dict[str, Any] | None = None, engine: str = "export", retries: bool = True
+) -> Path:
     """Run one stage; the executed notebook (a command stage: its log). Raises StageFailed, and
-    KeyboardInterrupt on SIGINT or SIGTERM once the stage is stopped."""
+    KeyboardInterrupt on SIGINT or SIGTERM once the stage is stopped. `retries` False: one try,
+    whatever the stage's `retries:` says."""
     from nb2pipe.run.kernels import choose_kernel, stage_notebook
     from nb2pipe.spec import effective_params, load_pipeline
 
@@ -54,16 +62,22 @@ def run_stage(pipeline_dir: Path, stage_name: str, overrides: dict[str, Any] | N
     params = state.param_values(pipeline, stage, effective_params(pipeline, overrides or {}))
     output = Path(pipeline.root) / m.STATE_DIR / f"{engine}-runs" / f"{stage.name}.ipynb"
     output.parent.mkdir(parents=True, exist_ok=True)
+    settings = effective(pipeline, stage)
     job = StageJob(
         name=stage.name, notebook=None if stage.cmd else stage_notebook(pipeline, stage), parameters=params,
-        output=output, on_cell=lambda index, count: None, cmd=stage.cmd,
+        output=output, on_cell=lambda index, count: None, cmd=stage.cmd, settings=settings,
     )  # fmt: skip
     # a command stage needs no kernel: none is chosen, and none boots (stages=0)
-    kernel = "" if stage.cmd else choose_kernel(pipeline, None, lambda message: print(message, file=sys.stderr))
+    kernel = "" if stage.cmd else choose_kernel(pipeline, settings.kernel, lambda message: print(message, file=sys.stderr))
+    tries = 1 + ((settings.retries or 0) if retries else 0)
     with signals_interrupt():
         runs_on = executor("local", kernel, lockfile.wdir(pipeline), 1, stages=0 if stage.cmd else 1)
         try:
-            outcome = runs_on.submit(job).result()
+            for attempt in range(1, tries + 1):
+                outcome = runs_on.submit(job).result()
+                if outcome.ok or attempt == tries or (outcome.error or {}).get("evalue") == INTERRUPTED:
+                    break
+                print(f"stage '{stage.name}' failed (try {attempt} of {tries}); trying again in a fresh kernel", file=sys.stderr)
         except KeyboardInterrupt:
             runs_on.interrupt()
             raise
@@ -84,9 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("stage", help="the stage to run")
     parser.add_argument("--params-json", default="{}", metavar="JSON", help="parameter values overriding params.yaml, as a JSON object")
     parser.add_argument("--engine", default="export", help="names the folder of executed notebooks: .nb2pipe/<engine>-runs/")
+    parser.add_argument("--no-retries", action="store_true", help="try the stage once: the engine retries it itself (its retries: setting)")
     args = parser.parse_args(argv)
     try:
-        output = run_stage(args.pipeline, args.stage, _overrides(args.params_json), engine=args.engine)
+        output = run_stage(args.pipeline, args.stage, _overrides(args.params_json), engine=args.engine, retries=not args.no_retries)
     except Nb2PipeError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
