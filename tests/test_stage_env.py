@@ -63,13 +63,13 @@ def test_kernel_setting_runs_the_stage_on_that_kernelspec_and_kernel_flag_is_the
         code(write.format(name="a"), "stage:a", "kernel:other", "out:a.txt"),
         code(write.format(name="b"), "stage:b", "out:b.txt"),
     )
-    status, out, err = cli("run", nb)
+    status, _, err = cli("run", nb)
     assert status == 0, err
     assert (tmp_path / "a.txt").read_text() == "other"
     assert (tmp_path / "b.txt").read_text() == "None"  # the notebook's kernel, python3
     assert _lock(nb)["a"]["kernel"] == "other" and "kernel" not in _lock(nb)["b"]
 
-    status, out, err = cli("run", nb, "--force", "--kernel", "third")
+    status, _out, err = cli("run", nb, "--force", "--kernel", "third")
     assert status == 0, err
     assert (tmp_path / "a.txt").read_text() == "other"  # its own kernel wins over --kernel
     assert (tmp_path / "b.txt").read_text() == "third"
@@ -82,7 +82,8 @@ def test_an_unknown_kernel_is_one_error_naming_the_installed_kernels_before_anyt
         code("open('first.txt', 'w').write('x')\n", "stage:first", "out:first.txt"),
         code("x = 1\n", "stage:second", "kernel:nosuch", "after:first"),
     )
-    assert_one_line_error(cli("run", nb), "stage 'second'", "kernel 'nosuch' is not installed", "installed kernels:", "python3")
+    assert cli("export", nb)[0] == 0
+    assert_one_line_error(cli("run", _pipeline(nb)), "stage 'second'", "kernel 'nosuch' is not installed", "installed kernels:", "python3")
     assert not (tmp_path / "first.txt").exists()
 
 
@@ -128,7 +129,8 @@ def test_a_missing_passed_through_variable_is_one_error_before_anything_runs(cli
         code("open('first.txt', 'w').write('x')\n", "stage:first", "out:first.txt"),
         code("x = 1\n", "stage:second", "env:NB2PIPE_TEST_ABSENT", "after:first"),
     )
-    assert_one_line_error(cli("run", nb), "stage 'second'", "NB2PIPE_TEST_ABSENT", "not set")
+    assert cli("export", nb)[0] == 0
+    assert_one_line_error(cli("run", _pipeline(nb)), "stage 'second'", "NB2PIPE_TEST_ABSENT", "not set")
     assert not (tmp_path / "first.txt").exists()
 
 
@@ -187,8 +189,9 @@ def test_a_missing_secret_is_one_error_naming_it_and_where_it_was_looked_for(cli
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("NB2PIPE_TEST_NOWHERE", raising=False)
     nb = write_nb(tmp_path / "s.ipynb", code("x = 1\n", "stage:use", "secret:NB2PIPE_TEST_NOWHERE"))
+    assert cli("export", nb)[0] == 0
     assert_one_line_error(
-        cli("run", nb), "stage 'use'", "secret 'NB2PIPE_TEST_NOWHERE'", "the environment", str(tmp_path / ".env")
+        cli("run", _pipeline(nb)), "stage 'use'", "secret 'NB2PIPE_TEST_NOWHERE'", "the environment", str(tmp_path / ".env")
     )
 
 
@@ -253,6 +256,6 @@ def test_track_env_as_a_pipeline_default_applies_to_every_stage(cli, tmp_path, m
         data = json.loads(nb.read_text())
         data["metadata"]["nb2pipe"] = {"defaults": {"track-env": True}}
         nb.write_text(json.dumps(data))
-    status, out, err = cli("run", nb)
+    status, _out, err = cli("run", nb)
     assert status == 0, err
     assert _lock(nb)["only"]["environment"] == {"python": sys.version.split()[0], "packages": {}}

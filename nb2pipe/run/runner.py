@@ -125,6 +125,8 @@ class Runner:
         self._events: Events | None = None
         self.stage_logs = StageLogs(self.run_dir)  # what each stage printed: runs/<run-id>/<stage>.log
         self.after_only: dict[str, set[str]] = {}  # per stage, the stages it follows by `after:` alone
+        self.kernel_envs: dict[str, dict[str, str]] = {}  # per stage, what its kernel starts with (env:, secret:)
+        self.held_secrets: tuple[str, ...] = ()  # redacted from every output while the run lasts
 
     @property
     def events(self) -> Events:
@@ -147,6 +149,7 @@ class Runner:
         finally:
             self.hashes.save()
             self.stage_logs.close_all()
+            redaction.release(self.held_secrets)
             if self._events:
                 self._events.close()
             if run_lock is not self.held_lock:
@@ -162,6 +165,8 @@ class Runner:
         for name in planned:  # before anything runs: no out may lead out of the project
             for out in self.pipeline.stage(name).produced:
                 lockfile.out_path(self.pipeline, out)
+        if not o.dry_run:  # an unknown kernel, an unset variable or secret: one error before anything runs
+            self._hold_stage_environments(planned)
         self.events.emit(EventName.RUN_STARTED, run=self.run_id, stages=planned, params=self.params, pid=os.getpid())
         if o.dry_run:
             return self._dry_run(planned)
@@ -274,6 +279,13 @@ class Runner:
                 text=f"warning: could not put back the outputs of stage '{name}' ({e.strerror}); the next run puts them back",
             )
 
+    def _hold_stage_environments(self, planned: list[str]) -> None:
+        from nb2pipe.run.kernels import stage_environments
+
+        self.kernel_envs = stage_environments(self.pipeline, planned)
+        secrets = {name for n in planned for name in effective(self.pipeline, self.pipeline.stage(n)).secrets}
+        self.held_secrets = redaction.hold(value for env in self.kernel_envs.values() for name, value in env.items() if name in secrets)
+
     def _dry_run(self, planned: list[str]) -> RunResult:
         status = {s.name: s for s in state.pipeline_status(self.pipeline, self.params).stages}
         outcomes = {}
@@ -350,6 +362,7 @@ class Runner:
             on_output=lambda title, stream, text: self._output(name, title, stream, text),
             env=self.options.stage_env(name) if self.options.stage_env else {},
             settings=effective(self.pipeline, stage),
+            kernel_env=self.kernel_envs.get(name, {}),
         )
 
     def _cell_reporters(self, name: str, own: tuple[str, ...]) -> dict[str, Any]:
@@ -430,7 +443,7 @@ class Runner:
         fingerprint and metrics."""
         entry = self.lock_entries.get(name) or {}
         stage = self.pipeline.stage(name)
-        fingerprint = state.fingerprint(entry.get(lockfile.L_CODE), entry.get(lockfile.L_PARAMS) or {}, entry.get(lockfile.L_DEPS) or {})
+        fingerprint = state.entry_fingerprint(entry)
         return {"fingerprint": fingerprint, "lock": entry, "metrics": read_metrics(self.pipeline, stage)}
 
     def _record(self, name: str, outcome: Outcome, duration: float, error: str | None = None, notebook: str | None = None) -> None:
