@@ -102,11 +102,9 @@ class LocalExecutor:
     def _run(self, job: StageJob, key: PoolKey | None = None) -> StageOutcome:
         if self.interrupted:  # queued behind the running stages when the interrupt came
             return interrupted(job.name, 0.0)
-        if job.cmd:
-            return self._run_command(job, job.cmd)
         held = redaction.hold(job.kernel_env[name] for name in job.settings.secrets if name in job.kernel_env)
         try:
-            return self._run_notebook(job, self.pools.pool(key))
+            return self._run_command(job, job.cmd) if job.cmd else self._run_notebook(job, self.pools.pool(key))
         finally:
             redaction.release(held)
 

@@ -31,6 +31,7 @@ from typing import Any
 from nb2pipe import lockfile, state
 from nb2pipe import model as m
 from nb2pipe.errors import Nb2PipeError, SpecError, StageFailed
+from nb2pipe.run import redact as redaction
 from nb2pipe.run.executors import StageJob, executor
 from nb2pipe.run.runner import signals_interrupt, stage_error
 
@@ -41,7 +42,8 @@ ENGINE_NAME = re.compile(r"[A-Za-z0-9_-]+")
 def run_stage(pipeline_dir: Path, stage_name: str, overrides: dict[str, Any] | None = None, engine: str = "export") -> Path:
     """Run one stage; the executed notebook (a command stage: its log). Raises StageFailed, and
     KeyboardInterrupt on SIGINT or SIGTERM once the stage is stopped."""
-    from nb2pipe.run.kernels import choose_kernel, stage_notebook
+    from nb2pipe.run.kernels import choose_kernel, stage_environments, stage_notebook
+    from nb2pipe.settings import effective
     from nb2pipe.spec import effective_params, load_pipeline
 
     if not ENGINE_NAME.fullmatch(engine):
@@ -57,11 +59,14 @@ def run_stage(pipeline_dir: Path, stage_name: str, overrides: dict[str, Any] | N
     job = StageJob(
         name=stage.name, notebook=None if stage.cmd else stage_notebook(pipeline, stage), parameters=params,
         output=output, on_cell=lambda index, count: None, cmd=stage.cmd,
+        settings=effective(pipeline, stage), kernel_env=stage_environments(pipeline, [stage.name])[stage.name],
     )  # fmt: skip
+    held = redaction.hold(job.kernel_env[name] for name in job.settings.secrets)  # out of the error message too
     # a command stage needs no kernel: none is chosen, and none boots (stages=0)
     kernel = "" if stage.cmd else choose_kernel(pipeline, None, lambda message: print(message, file=sys.stderr))
     with signals_interrupt():
-        runs_on = executor("local", kernel, lockfile.wdir(pipeline), 1, stages=0 if stage.cmd else 1)
+        own_kernel = bool(job.kernel_env or job.settings.kernel)  # started for it by the executor (run/pool.py KernelPools)
+        runs_on = executor("local", kernel, lockfile.wdir(pipeline), 1, stages=0 if stage.cmd or own_kernel else 1)
         try:
             outcome = runs_on.submit(job).result()
         except KeyboardInterrupt:
@@ -70,8 +75,11 @@ def run_stage(pipeline_dir: Path, stage_name: str, overrides: dict[str, Any] | N
         finally:
             runs_on.close()
     opened = output.with_suffix(".log") if stage.cmd else output
-    if not outcome.ok:
-        raise StageFailed(stage_error(pipeline, stage, outcome.error or {}, os.path.relpath(opened)).message)
+    try:
+        if not outcome.ok:
+            raise StageFailed(stage_error(pipeline, stage, outcome.error or {}, os.path.relpath(opened)).message)
+    finally:
+        redaction.release(held)
     return opened
 
 
