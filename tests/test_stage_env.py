@@ -259,3 +259,45 @@ def test_track_env_as_a_pipeline_default_applies_to_every_stage(cli, tmp_path, m
     status, _out, err = cli("run", nb)
     assert status == 0, err
     assert _lock(nb)["only"]["environment"] == {"python": sys.version.split()[0], "packages": {}}
+
+
+# --- the single-stage runner the exports call, and command stages ----------------------------------
+
+
+def test_the_exports_single_stage_runner_gives_a_notebook_stage_its_env_and_redacted_secret(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    token = secrets.token_hex(16)
+    monkeypatch.delenv("NB2PIPE_TEST_DOTENV", raising=False)
+    (tmp_path / ".env").write_text(f"NB2PIPE_TEST_DOTENV={token}\n")
+    nb = write_nb(
+        tmp_path / "x.ipynb",
+        code(
+            READ_START_ENV + "open('seen.txt', 'w').write(start['MODE'] + ' ' + str(len(start['NB2PIPE_TEST_DOTENV'])))\n"
+            "print(os.environ['NB2PIPE_TEST_DOTENV'])\n",
+            "stage:use", "env:MODE=fast", "secret:NB2PIPE_TEST_DOTENV", "out:seen.txt",
+        ),
+    )  # fmt: skip
+    assert cli("export", nb)[0] == 0
+    from nb2pipe.run.single import run_stage
+
+    executed = run_stage(_pipeline(nb), "use", engine="dvc")
+    assert (tmp_path / "seen.txt").read_text() == "fast 32"
+    assert token not in executed.read_text() and "***" in executed.read_text()
+
+
+def test_a_command_stage_gets_its_env_and_secrets_and_its_log_is_redacted(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    token = secrets.token_hex(16)
+    monkeypatch.setenv("NB2PIPE_TEST_TOKEN", token)
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    source = "import os; open('seen.txt', 'w').write(os.environ['MODE']); print('token', os.environ['NB2PIPE_TEST_TOKEN'])"
+    (tools / m.PIPELINE_FILE).write_text(
+        f"version: 1\nwdir: ..\nstages:\n  tool:\n    cmd: {json.dumps([sys.executable, '-c', source])}\n    outs: [seen.txt]\n"
+        "    settings: {env: {MODE: fast}, secret: [NB2PIPE_TEST_TOKEN]}\n"
+    )
+    status, out, err = cli("run", tools)
+    assert status == 0, err
+    assert (tmp_path / "seen.txt").read_text() == "fast"
+    log = next(tools.glob("runs/*/tool.log")).read_text()
+    assert "token ***" in log and token not in log
