@@ -206,3 +206,14 @@ def stage_environments(pipeline: m.Pipeline, names: list[str]) -> dict[str, dict
         env, secrets = kernel_environment(pipeline, name, settings)
         environments[name] = {**env, **secrets}
     return environments
+
+
+def hold_stage_environments(pipeline: m.Pipeline, names: list[str]) -> tuple[dict[str, dict[str, str]], tuple[str, ...]]:
+    """`stage_environments`, with their secrets' values held for redaction (run/redact.py) from
+    now on: (environments, what to release when the run ends)."""
+    from nb2pipe.run.redact import hold
+    from nb2pipe.settings import effective
+
+    environments = stage_environments(pipeline, names)
+    secrets = {(n, s) for n in names for s in effective(pipeline, pipeline.stage(n)).secrets}
+    return environments, hold(value for n, env in environments.items() for name, value in env.items() if (n, name) in secrets)

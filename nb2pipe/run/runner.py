@@ -166,7 +166,9 @@ class Runner:
             for out in self.pipeline.stage(name).produced:
                 lockfile.out_path(self.pipeline, out)
         if not o.dry_run:  # an unknown kernel, an unset variable or secret: one error before anything runs
-            self._hold_stage_environments(planned)
+            from nb2pipe.run.kernels import hold_stage_environments
+
+            self.kernel_envs, self.held_secrets = hold_stage_environments(self.pipeline, planned)
         self.events.emit(EventName.RUN_STARTED, run=self.run_id, stages=planned, params=self.params, pid=os.getpid())
         if o.dry_run:
             return self._dry_run(planned)
@@ -278,13 +280,6 @@ class Runner:
                 EventName.MESSAGE,
                 text=f"warning: could not put back the outputs of stage '{name}' ({e.strerror}); the next run puts them back",
             )
-
-    def _hold_stage_environments(self, planned: list[str]) -> None:
-        from nb2pipe.run.kernels import stage_environments
-
-        self.kernel_envs = stage_environments(self.pipeline, planned)
-        secrets = {name for n in planned for name in effective(self.pipeline, self.pipeline.stage(n)).secrets}
-        self.held_secrets = redaction.hold(value for env in self.kernel_envs.values() for name, value in env.items() if name in secrets)
 
     def _dry_run(self, planned: list[str]) -> RunResult:
         status = {s.name: s for s in state.pipeline_status(self.pipeline, self.params).stages}
