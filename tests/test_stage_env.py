@@ -296,8 +296,27 @@ def test_a_command_stage_gets_its_env_and_secrets_and_its_log_is_redacted(cli, t
         f"version: 1\nwdir: ..\nstages:\n  tool:\n    cmd: {json.dumps([sys.executable, '-c', source])}\n    outs: [seen.txt]\n"
         "    settings: {env: {MODE: fast}, secret: [NB2PIPE_TEST_TOKEN]}\n"
     )
-    status, out, err = cli("run", tools)
+    status, _, err = cli("run", tools)
     assert status == 0, err
     assert (tmp_path / "seen.txt").read_text() == "fast"
     log = next(tools.glob("runs/*/tool.log")).read_text()
     assert "token ***" in log and token not in log
+
+
+def test_redaction_replaces_held_values_also_escaped_and_line_by_line_until_released():
+    from nb2pipe.run import redact
+
+    assert redact.redact("nothing held") == "nothing held"
+    quoted, pem = 'pa"ss\\word', "-----BEGIN KEY-----\nMIIEowIBAAKCAQEA\n-----END KEY-----"
+    held = redact.hold([quoted, pem])
+    again = redact.hold([quoted])  # a second run holding the same value
+    try:
+        assert redact.redact(f"x {quoted} y") == "x *** y"
+        assert redact.redact(json.dumps({"text": quoted})) == '{"text": "***"}'
+        # a multi-line value reaches the logs and the notebook's JSON a line at a time
+        assert redact.redact("MIIEowIBAAKCAQEA\n") == "***\n"
+        redact.release(held)
+        assert redact.redact(quoted) == "***"  # still held by the other run
+    finally:
+        redact.release(again)
+    assert redact.redact(quoted) == quoted

@@ -11,7 +11,9 @@ written through `RedactingWriter`, a papermill I/O handler, at every save.
    of every stage it will run; an executor holds those of the stage it runs (a dask worker is
    another process).
 2. `redact` replaces each held value, longest first, with `***`, also as it appears escaped in
-   JSON. With nothing held (no stage has a secret) it returns the text as it is.
+   JSON; a value of several lines (a key file) also line by line (lines of MIN_LINE characters
+   or more), since output reaches the logs, the events and the notebook's JSON a line at a time.
+   With nothing held (no stage has a secret) it returns the text as it is.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 REDACTED = "***"
+MIN_LINE = 6  # shorter lines of a multi-line secret are left alone ("-----", "}")
 REDACTING_SCHEME = "nb2pipe-redacted:"  # papermill I/O paths `nb2pipe-redacted:/abs/path.ipynb`
 
 _held: Counter[str] = Counter()
@@ -49,7 +52,8 @@ def release(values: Iterable[str]) -> None:
 
 def _refresh() -> None:
     global _needles
-    forms = {form for value in _held for form in (value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1])}
+    parts = {*_held, *(line.strip() for value in _held if "\n" in value for line in value.splitlines() if len(line.strip()) >= MIN_LINE)}
+    forms = {form for part in parts for form in (part, json.dumps(part)[1:-1], json.dumps(part, ensure_ascii=False)[1:-1])}
     _needles = tuple(sorted(forms, key=len, reverse=True))
 
 
