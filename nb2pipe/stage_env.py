@@ -15,7 +15,10 @@ fingerprint and lock entry hold, and the versions of what it imports (`track-env
    `env changed: NAME`, `environment changed: scikit-learn 1.6.1 → 1.7.0`.
 4. The versions are asked of the kernel's own Python (its kernelspec's program, with the
    kernelspec's and the stage's env) in a short subprocess: a kernelspec may be another
-   environment than nb2pipe's. Only stages with track-env pay for it.
+   environment than nb2pipe's. Only stages with track-env pay for it, and only when something
+   changed: the answer is kept with the modification times of the folders on that Python's
+   sys.path (installing, upgrading or removing a distribution changes its folder's), so the
+   sidebar's status polls do not start a Python each.
 """
 
 from __future__ import annotations
@@ -227,8 +230,9 @@ for module in names:
             packages[metadata.metadata(dist)["Name"] or dist] = metadata.version(dist)
         except Exception:
             pass
-print(json.dumps({"python": sys.version.split()[0], "packages": dict(sorted(packages.items()))}))
+print(json.dumps({"python": sys.version.split()[0], "packages": dict(sorted(packages.items())), "path": sys.path}))
 """
+_probed: dict[str, tuple[dict[str, int | None], dict[str, Any]]] = {}  # key → (folder mtimes, answer)
 
 
 def probe_environment(kernel: str, modules: tuple[str, ...], environ: Mapping[str, str]) -> dict[str, Any]:
@@ -237,17 +241,33 @@ def probe_environment(kernel: str, modules: tuple[str, ...], environ: Mapping[st
     python, kernel_env = kernel_program(kernel)
     if python is None:
         return {"python": None, "packages": {}}
+    env = {**environ, **kernel_env}
+    key = json.dumps([python, modules, env], sort_keys=True)
+    if key in _probed and _probed[key][0] == _mtimes(_probed[key][0]):
+        return _probed[key][1]
     try:
         done = subprocess.run(
-            [python, "-c", _PROBE, json.dumps(list(modules))], env={**environ, **kernel_env}, capture_output=True, text=True,
+            [python, "-c", _PROBE, json.dumps(list(modules))], env=env, capture_output=True, text=True,
             timeout=_PROBE_TIMEOUT_S, stdin=subprocess.DEVNULL, check=True,
         )  # fmt: skip
         data = json.loads(done.stdout)
-        return {"python": str(data["python"]), "packages": dict(data["packages"])}
+        answer = {"python": str(data["python"]), "packages": dict(data["packages"])}
+        _probed[key] = (_mtimes([os.path.abspath(p or ".") for p in data["path"]]), answer)
+        return answer
     except (OSError, subprocess.SubprocessError, ValueError, KeyError, TypeError) as e:
         raise SpecError(
             f"kernel '{kernel}': could not read the versions of its packages for track-env ({e}); check the kernel's Python"
         ) from None
+
+
+def _mtimes(folders: Any) -> dict[str, int | None]:
+    times: dict[str, int | None] = {}
+    for folder in folders:
+        try:
+            times[folder] = os.stat(folder).st_mtime_ns
+        except OSError:
+            times[folder] = None
+    return times
 
 
 def kernel_program(kernel: str) -> tuple[str | None, dict[str, str]]:
