@@ -76,7 +76,7 @@ class LocalExecutor:
         self.pool = KernelPool(kernel_name, cwd, size=pool_size, log=log, budget=stages, env=thread_budget(running_at_once))
         # a stage with a kernel or environment of its own: a kernel started for it when it is submitted
         self.pools = KernelPools(
-            self.pool, lambda kernel, env: KernelPool(kernel, cwd, size=1, log=log, budget=1, env={**thread_budget(running_at_once), **env})
+            self.pool, lambda kernel, env: KernelPool(kernel, cwd, size=1, log=log, budget=1, env={**thread_budget(jobs), **env})
         )
         # papermill is imported while the kernels boot, without holding up the first stage's dispatch
         threading.Thread(target=_import_papermill, name="nb2pipe-import-papermill", daemon=True).start()

@@ -337,7 +337,9 @@ class Runner:
         kernel = choose_kernel(self.pipeline, self.options.kernel, lambda text: self.events.emit("message", text=text))
         jobs = min(self.options.jobs or os.cpu_count() or 1, len(planned))
         # a stage with a kernel or environment of its own gets a kernel of its own: none boots for it ahead
-        own = [n for n in planned if self.kernel_envs.get(n) or effective(self.pipeline, self.pipeline.stage(n)).kernel]
+        own = [
+            n for n in planned if self.kernel_envs.get(n) or effective(self.pipeline, self.pipeline.stage(n)).kernel not in (None, kernel)
+        ]
         return executor(
             self.options.executor, kernel, lockfile.wdir(self.pipeline), jobs,
             stages=len(planned) - len(own), log=self.run_dir / "kernels.log", scheduler=self.options.scheduler,
