@@ -320,3 +320,18 @@ def test_redaction_replaces_held_values_also_escaped_and_line_by_line_until_rele
     finally:
         redact.release(again)
     assert redact.redact(quoted) == quoted
+
+
+def test_stages_with_the_same_environment_each_get_a_fresh_kernel_started_with_it(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    record = READ_START_ENV + "open('{name}.txt', 'w').write(start.get('MODE', '-') + ' ' + str(os.getpid()))\n"
+    nb = write_nb(
+        tmp_path / "p.ipynb",
+        *(code(record.format(name=name), f"stage:{name}", "env:MODE=same", f"out:{name}.txt") for name in ("one", "two", "three")),
+        code("x = 1\n", "stage:plain"),
+    )
+    status, _, err = cli("run", nb, "--jobs", "2")
+    assert status == 0, err
+    seen = [(tmp_path / f"{name}.txt").read_text().split() for name in ("one", "two", "three")]
+    assert [mode for mode, _ in seen] == ["same"] * 3
+    assert len({pid for _, pid in seen}) == 3  # never a kernel used by another stage
