@@ -27,8 +27,6 @@ import contextlib
 import json
 import os
 import re
-import shutil
-import subprocess
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -238,6 +236,8 @@ _probed: dict[str, tuple[dict[str, int | None], dict[str, Any]]] = {}  # key →
 def probe_environment(kernel: str, modules: tuple[str, ...], environ: Mapping[str, str]) -> dict[str, Any]:
     """The Python version and the versions of the distributions providing `modules`, as the
     kernel `kernel` sees them ({"python": None, ...} for a kernel that is not Python)."""
+    import subprocess  # only for stages with track-env: `status` of the others does not import it
+
     python, kernel_env = kernel_program(kernel)
     if python is None:
         return {"python": None, "packages": {}}
@@ -281,6 +281,8 @@ def kernel_program(kernel: str) -> tuple[str | None, dict[str, str]]:
     env = {str(k): str(v) for k, v in (spec.get("env") or {}).items()}
     if not Path(program).name.startswith("python") or "{" in program:
         return None, env
+    import shutil
+
     if program in ("python", f"python{sys.version_info[0]}", "python{}.{}".format(*sys.version_info[:2])):
         return sys.executable, env  # as jupyter_client's KernelManager runs these names
     return (program if os.path.isabs(program) else shutil.which(program) or program), env
