@@ -4,7 +4,8 @@ What a stage consumes is hashed once, at dispatch (`StageInputs`): its normalize
 blank lines, markdown and the parameters cells do not count), the values of the params it reads,
 and the content hashes of its deps. Its status compares that, and its outs on disk, with what
 the lock recorded (lockfile.py), cheapest first: never run, last run failed, code changed, param
-changed, dep changed, out missing / modified, upstream stale.
+changed, dep changed, out missing / modified, upstream stale. A stage's kernel, env values
+(hashed) and, with track-env, the versions of what it imports are part of it too (stage_env.py).
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ from nb2pipe.graph import after_only, order, upstream
 from nb2pipe.hashing import HashCache, hash_bytes, memo_by_stat
 from nb2pipe.lockfile import L_CODE, L_DEPS, L_OUTS, L_PARAMS, hash_cache, lock_entry, read_last, read_lock, resolve
 from nb2pipe.percent import read_cells
+from nb2pipe.settings import effective
 from nb2pipe.spec import resolved_pipeline, stage_param_values
+from nb2pipe.stage_env import L_ENV, L_ENVIRONMENT, L_KERNEL, Runtime, runtime
+from nb2pipe.stage_env import reasons as runtime_reasons
 from nb2pipe.vocabulary import Outcome, StageState
 
 # reason kinds, spelled once (the CLI, the JSON and the sidebar show them as they are)
@@ -127,10 +131,18 @@ def hash_paths(pipeline: m.Pipeline, paths: tuple[str, ...], cache: HashCache) -
     return {p: cache.hash_path(resolve(pipeline, p)) for p in paths}
 
 
-def fingerprint(code: str | None, params: dict[str, Any], deps: dict[str, str | None]) -> str:
+def fingerprint(code: str | None, params: dict[str, Any], deps: dict[str, str | None], runtime: Mapping[str, Any] | None = None) -> str:
     """What a run cache entry is keyed by: the stage's code, param values and dep hashes (code
-    None: a lock entry without one)."""
-    return hash_bytes(json.dumps([code, params, deps], sort_keys=True).encode())
+    None: a lock entry without one), and its runtime's lock keys when it has any (a stage
+    without settings keeps the fingerprint it had before settings existed)."""
+    parts: list[Any] = [code, params, deps] + ([dict(runtime)] if runtime else [])
+    return hash_bytes(json.dumps(parts, sort_keys=True).encode())
+
+
+def entry_fingerprint(entry: Mapping[str, Any]) -> str:
+    """The fingerprint of what a lock entry records."""
+    recorded = {key: entry[key] for key in (L_ENV, L_KERNEL, L_ENVIRONMENT) if key in entry}
+    return fingerprint(entry.get(L_CODE), entry.get(L_PARAMS) or {}, entry.get(L_DEPS) or {}, recorded)
 
 
 def same_value(a: Any, b: Any) -> bool:
@@ -147,13 +159,14 @@ class StageInputs:
     params: dict[str, Any]
     deps: dict[str, str | None]
     script: str | None = field(default=None, compare=False, repr=False)  # the text the code hash is of
+    runtime: Runtime = field(default_factory=Runtime)  # kernel, env hashes, tracked environment
 
     @property
     def fingerprint(self) -> str:
-        return fingerprint(self.code, self.params, self.deps)
+        return fingerprint(self.code, self.params, self.deps, self.runtime.entry())
 
     def lock_entry(self, outs: dict[str, str | None]) -> dict[str, Any]:
-        return lock_entry(self.code, self.params, self.deps, outs)
+        return lock_entry(self.code, self.params, self.deps, outs) | self.runtime.entry()
 
 
 def stage_inputs(pipeline: m.Pipeline, stage: m.Stage, params: dict[str, Any], cache: HashCache, script: str | None = None) -> StageInputs:
@@ -170,6 +183,7 @@ def stage_inputs(pipeline: m.Pipeline, stage: m.Stage, params: dict[str, Any], c
         params=param_values(pipeline, stage, params),
         deps=hash_paths(pipeline, stage.deps, cache),
         script=script,
+        runtime=runtime(pipeline, stage, script),
     )
 
 
@@ -218,6 +232,7 @@ def stage_reasons(
             reasons.append(m.Reason(PARAM_CHANGED, f"{name} (new) → {_short(value)}"))
         elif not same_value(recorded[name], value):
             reasons.append(m.Reason(PARAM_CHANGED, f"{name} {_short(recorded[name])} → {_short(value)}"))
+    reasons.extend(runtime_reasons(entry, inputs.runtime if inputs else _runtime_now(pipeline, stage)))
     recorded_deps = entry.get(L_DEPS) or {}
     # a file the stage both reads and writes (appends to) is checked as an out, against what the
     # stage left there, not against what it found
@@ -236,6 +251,12 @@ def stage_reasons(
         elif recorded_outs.get(path) != digest:
             reasons.append(m.Reason(OUT_MODIFIED, path))
     return reasons
+
+
+def _runtime_now(pipeline: m.Pipeline, stage: m.Stage) -> Runtime:
+    """The stage's runtime for `status` (its script is read only when track-env needs its imports)."""
+    script = read_script(pipeline, stage) if effective(pipeline, stage).track_env and not stage.cmd else None
+    return runtime(pipeline, stage, script)
 
 
 @dataclass

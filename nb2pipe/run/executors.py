@@ -52,6 +52,9 @@ class StageJob:
     # the stage's settings (nb2pipe/settings.py effective: its own over the pipeline's defaults);
     # kernel None: the executor's kernel (--kernel or the notebook's)
     settings: Settings = field(default_factory=Settings)
+    # what the stage's kernel process starts with (env: values and secrets, run/kernels.stage_environments);
+    # a notebook stage with any runs on a kernel started for its kernelspec and environment
+    kernel_env: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

@@ -183,3 +183,37 @@ def describe_exit(status: int | None) -> str:
     if name == "SIGKILL":
         return "killed by SIGKILL; out of memory?"  # what the Linux out-of-memory killer sends
     return f"killed by {name}"
+
+
+def stage_environments(pipeline: m.Pipeline, names: list[str]) -> dict[str, dict[str, str]]:
+    """What each named stage's kernel starts with (stage_env.kernel_environment: its env: values
+    and secrets), checked before anything runs: an unknown `kernel:`, a passed-through variable
+    or a secret that is not set is a SpecError naming the stage."""
+    from nb2pipe.settings import effective
+    from nb2pipe.stage_env import kernel_environment
+
+    installed: set[str] | None = None
+    environments: dict[str, dict[str, str]] = {}
+    for name in names:
+        stage = pipeline.stage(name)
+        settings = effective(pipeline, stage)
+        if settings.kernel and settings.kernel != NATIVE_KERNEL_NAME:
+            installed = installed_kernels() if installed is None else installed
+            if settings.kernel.lower() not in installed:
+                raise SpecError(
+                    f"stage '{name}': kernel '{settings.kernel}' is not installed; installed kernels: {', '.join(sorted(installed))}"
+                )
+        env, secrets = kernel_environment(pipeline, name, settings)
+        environments[name] = {**env, **secrets}
+    return environments
+
+
+def hold_stage_environments(pipeline: m.Pipeline, names: list[str]) -> tuple[dict[str, dict[str, str]], tuple[str, ...]]:
+    """`stage_environments`, with their secrets' values held for redaction (run/redact.py) from
+    now on: (environments, what to release when the run ends)."""
+    from nb2pipe.run.redact import hold
+    from nb2pipe.settings import effective
+
+    environments = stage_environments(pipeline, names)
+    secrets = {(n, s) for n in names for s in effective(pipeline, pipeline.stage(n)).secrets}
+    return environments, hold(value for n, env in environments.items() for name, value in env.items() if (n, name) in secrets)

@@ -33,9 +33,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nb2pipe.errors import KernelStartError
+from nb2pipe.run import redact as redaction
 from nb2pipe.run.executors import INTERRUPTED, StageJob, StageOutcome, interrupted
 from nb2pipe.run.kernels import changes_what_imports_see, describe_exit, import_heavy, import_notebook_libraries, imported_modules
-from nb2pipe.run.pool import KernelPool, thread_budget
+from nb2pipe.run.pool import KernelPool, KernelPools, PoolKey, thread_budget
 from nb2pipe.run.stage_output import Batches, StreamLines, plain_traceback, rich_output_lines
 
 if TYPE_CHECKING:
@@ -83,6 +84,10 @@ class LocalExecutor:
             pool_size = jobs if stages is None else min(jobs + 1, stages)
             running_at_once = jobs if stages is None else max(1, min(jobs, stages))
             self.pool = KernelPool(kernel_name, cwd, size=pool_size, log=log, budget=stages, env=thread_budget(running_at_once))
+        # a stage with a kernel or environment of its own: a kernel started for it when it is submitted
+        self.pools = KernelPools(
+            self.pool, lambda kernel, env: KernelPool(kernel, cwd, size=1, log=log, budget=1, env={**thread_budget(jobs), **env})
+        )
         # papermill is imported while the kernels boot, without holding up the first stage's dispatch
         threading.Thread(target=_import_papermill, name="nb2pipe-import-papermill", daemon=True).start()
 
@@ -96,27 +101,32 @@ class LocalExecutor:
             refused: Future[StageOutcome] = Future()
             refused.set_result(interrupted(job.name, 0.0))
             return refused
+        key = self.pools.key(job.settings.kernel, job.kernel_env) if job.notebook is not None else None
+        pool = self.pools.for_stage(key)
         if job.env:  # a stage whose first cell sets its environment: nothing may be imported before that cell
-            self.pool.stop_importing_ahead()
+            pool.stop_importing_ahead()
         elif job.notebook is not None:
-            self.pool.import_ahead(imported_modules(job.notebook))
-        return self.threads.submit(self._run, job)
+            pool.import_ahead(imported_modules(job.notebook))
+        return self.threads.submit(self._run, job, key)
 
-    def _run(self, job: StageJob) -> StageOutcome:
+    def _run(self, job: StageJob, key: PoolKey | None = None) -> StageOutcome:
         if self.interrupted:  # queued behind the running stages when the interrupt came
             return interrupted(job.name, 0.0)
-        if job.cmd:
-            return self._run_command(job, job.cmd)
-        return self._run_notebook(job)
+        held = redaction.hold(job.kernel_env[name] for name in job.settings.secrets if name in job.kernel_env)
+        try:
+            return self._run_command(job, job.cmd) if job.cmd else self._run_notebook(job, self.pools.pool(key))
+        finally:
+            redaction.release(held)
 
-    def _run_notebook(self, job: StageJob) -> StageOutcome:
+    def _run_notebook(self, job: StageJob, pool: KernelPool) -> StageOutcome:
         if job.env:
             _prepend_env_cell(job)
         started = time.monotonic()
         try:
-            km = self.pool.take(untouched=changes_what_imports_see(job.notebook), cwd=self.cwd if self.shared_pool else None)
+            shared = self.shared_pool and pool is self.pool
+            km = pool.take(untouched=changes_what_imports_see(job.notebook), cwd=self.cwd if shared else None)
         except KernelStartError as e:
-            _write_not_run(job, str(e), self.pool.log)
+            _write_not_run(job, str(e), pool.log)
             return StageOutcome(job.name, False, time.monotonic() - started, {"ename": "KernelStartError", "evalue": str(e)})
         km.stage = job.name
         with self._lock:
@@ -127,13 +137,13 @@ class LocalExecutor:
                 return interrupted(job.name, time.monotonic() - started)
             if job.on_kernel is not None and km.pid:
                 job.on_kernel(km.pid)
-            return self._execute(job, km)
+            return self._execute(job, km, pool.kernel_name)
         finally:
             with self._lock:
                 self._kernels.discard(km)
-            self.pool.give_back(km)
+            pool.give_back(km)
 
-    def _execute(self, job: StageJob, km: KernelManager) -> StageOutcome:
+    def _execute(self, job: StageJob, km: KernelManager, kernel_name: str) -> StageOutcome:
         """papermill runs the stage notebook on `km`, which runs in wdir already."""
         import_notebook_libraries()
         papermill = import_heavy("papermill")
@@ -146,9 +156,9 @@ class LocalExecutor:
         try:
             papermill.execute_notebook(
                 job.notebook,
-                str(job.output),
+                _output_path(job),
                 parameters=job.parameters,
-                kernel_name=self.kernel_name,
+                kernel_name=kernel_name,
                 # no cwd: papermill would chdir the whole process, racing the other stage threads;
                 # the kernel already runs in wdir
                 progress_bar=False,
@@ -177,7 +187,7 @@ class LocalExecutor:
         import subprocess  # here: a pipeline of notebooks never needs it in this thread
 
         started = time.monotonic()
-        env = {**os.environ, **job.env} if job.env else None
+        env = {**os.environ, **job.kernel_env, **job.env} if job.env or job.kernel_env else None
         process = subprocess.Popen(
             list(cmd), cwd=self.cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
         )
@@ -191,6 +201,7 @@ class LocalExecutor:
         finally:
             with self._lock:
                 self._commands.discard(process)
+        stdout, stderr = redaction.redact(stdout), redaction.redact(stderr)
         job.output.with_suffix(".log").write_text(stdout + stderr)
         duration = time.monotonic() - started
         if process.returncode == 0:
@@ -205,13 +216,15 @@ class LocalExecutor:
             self.interrupted = True
             commands = list(self._commands)
             kernels = set(self._kernels)
-        self.pool.kill_in_use(only=kernels if self.shared_pool else None)
+        for pool in self.pools.all():  # in a pool shared with other runs, only this executor's kernels
+            pool.kill_in_use(only=kernels if self.shared_pool and pool is self.pool else None)
         for process in commands:
             _kill_group(process)
 
     def close(self) -> None:
-        if not self.shared_pool:
-            self.pool.close()
+        for pool in self.pools.all():
+            if not (self.shared_pool and pool is self.pool):  # a shared pool is closed by whoever made it
+                pool.close()
         self.threads.shutdown(wait=True, cancel_futures=True)
 
 
@@ -219,6 +232,19 @@ def _import_papermill() -> None:
     with contextlib.suppress(Exception):  # a broken install shows where the stage imports it
         import_notebook_libraries()
         import_heavy("papermill")
+
+
+def _output_path(job: StageJob) -> str:
+    """Where papermill writes the executed notebook: through the redacting writer when the stage
+    has secrets (run/redact.py), so no save of it holds their values."""
+    if not job.settings.secrets:
+        return str(job.output)
+    from papermill.iorw import papermill_io
+
+    path = redaction.redacting_path(job.output)
+    if papermill_io.get_handler(path) is not redaction.RedactingWriter:
+        papermill_io.register(redaction.REDACTING_SCHEME, redaction.RedactingWriter)
+    return path
 
 
 def _kill_group(process: subprocess.Popen[Any]) -> None:

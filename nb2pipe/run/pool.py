@@ -22,6 +22,10 @@
    stdout/stderr to a file of its own, appended to the run's kernels.log when the kernel ends.
 6. jupyter_client is imported by the first starter thread (run/kernel_client.py), so making a
    pool costs no import: the runner dispatches the first stage while the kernel boots.
+7. `KernelPools`: an executor's pools, keyed by kernelspec and environment. The stages without
+   a kernel or environment of their own share the first pool (1-6); a stage with one gets a
+   kernel started for its key when it is submitted, with its environment in the process
+   environment from the start (a secret never passes through a code cell).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import contextlib
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import ModuleType
@@ -37,6 +42,7 @@ from typing import IO, TYPE_CHECKING
 
 from nb2pipe.errors import KernelStartError, SpecError
 from nb2pipe.run.kernels import KERNEL_START_TIMEOUT_ENV, KERNEL_START_TIMEOUT_S, describe_exit, import_heavy, start_importing
+from nb2pipe.run.redact import redact_bytes
 
 if TYPE_CHECKING:
     from nb2pipe.run.kernel_client import KernelManager
@@ -183,6 +189,12 @@ class KernelPool:
                 self._in_use.add(km)
         return km
 
+    def start_one(self) -> None:
+        """Start one more kernel, for a stage to come."""
+        with self._lock:
+            if not self._closed:
+                self._ready.append(self._starter.submit(self._start_ready))
+
     def import_ahead(self, modules: tuple[str, ...]) -> None:
         """Import `modules` in the kernels waiting for a stage (when they are ready), and in every
         kernel started from now on. Never waits: the imports run in the pool's threads."""
@@ -254,7 +266,7 @@ class KernelPool:
         """Stop the kernel (if it still runs) and append what it wrote to kernels.log."""
         status = km.exit_status()
         _client().shutdown(km)
-        output = _read_all(km.output)
+        output = redact_bytes(_read_all(km.output))
         km.output.close()
         if self.log is None or not (output or note):
             return
@@ -263,6 +275,45 @@ class KernelPool:
         header = f"[nb2pipe] {who}{ended}" + (f" {note}" if note else "") + "\n"
         with self._log_lock, open(self.log, "ab") as log:
             log.write(header.encode() + output + (b"" if output.endswith(b"\n") or not output else b"\n"))
+
+
+PoolKey = tuple[str, tuple[tuple[str, str], ...]]  # (kernelspec, environment)
+
+
+class KernelPools:
+    """An executor's kernel pools by (kernelspec, environment) (module docstring, 7)."""
+
+    def __init__(self, default: KernelPool, make: Callable[[str, dict[str, str]], KernelPool]):
+        """`default` serves the stages without a kernel or environment of their own; `make(kernel,
+        env)` makes a pool of one kernel for another key."""
+        self.default, self._make = default, make
+        self._keyed: dict[PoolKey, KernelPool] = {}
+        self._lock = threading.Lock()
+
+    def key(self, kernel: str | None, env: dict[str, str]) -> PoolKey | None:
+        """The key of a stage's pool; None for the default pool."""
+        if (kernel is None or kernel == self.default.kernel_name) and not env:
+            return None
+        return (kernel or self.default.kernel_name, tuple(sorted(env.items())))
+
+    def for_stage(self, key: PoolKey | None) -> KernelPool:
+        """The pool of a stage just submitted: for a key of its own, a kernel starts for it now."""
+        if key is None:
+            return self.default
+        with self._lock:
+            pool = self._keyed.get(key)
+            if pool is None:
+                pool = self._keyed[key] = self._make(key[0], dict(key[1]))
+                return pool
+        pool.start_one()
+        return pool
+
+    def pool(self, key: PoolKey | None) -> KernelPool:
+        return self.default if key is None else self._keyed[key]
+
+    def all(self) -> list[KernelPool]:
+        with self._lock:
+            return [self.default, *self._keyed.values()]
 
 
 def kernel_start_timeout() -> float:

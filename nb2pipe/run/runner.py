@@ -147,6 +147,8 @@ class Runner:
         self._events: Events | None = None
         self.stage_logs = StageLogs(self.run_dir)  # what each stage printed: runs/<run-id>/<stage>.log
         self.after_only: dict[str, set[str]] = {}  # per stage, the stages it follows by `after:` alone
+        self.kernel_envs: dict[str, dict[str, str]] = {}  # per stage, what its kernel starts with (env:, secret:)
+        self.held_secrets: tuple[str, ...] = ()  # redacted from every output while the run lasts
 
     @property
     def events(self) -> Events:
@@ -169,6 +171,7 @@ class Runner:
         finally:
             self.hashes.save()
             self.stage_logs.close_all()
+            redaction.release(self.held_secrets)
             if self._events:
                 self._events.close()
             if run_lock is not self.held_lock:
@@ -184,6 +187,10 @@ class Runner:
         for name in planned:  # before anything runs: no out may lead out of the project
             for out in self.pipeline.stage(name).produced:
                 lockfile.out_path(self.pipeline, out)
+        if not o.dry_run:  # an unknown kernel, an unset variable or secret: one error before anything runs
+            from nb2pipe.run.kernels import hold_stage_environments
+
+            self.kernel_envs, self.held_secrets = hold_stage_environments(self.pipeline, planned)
         self.events.emit(EventName.RUN_STARTED, run=self.run_id, stages=planned, params=self.params, pid=os.getpid())
         if o.dry_run:
             return self._dry_run(planned)
@@ -351,9 +358,14 @@ class Runner:
 
         kernel = choose_kernel(self.pipeline, self.options.kernel, lambda text: self.events.emit("message", text=text))
         jobs = min(self.options.jobs or os.cpu_count() or 1, len(planned))
+        # a stage with a kernel or environment of its own gets a kernel of its own: none boots for it ahead
+        own = [
+            n for n in planned if self.kernel_envs.get(n) or effective(self.pipeline, self.pipeline.stage(n)).kernel not in (None, kernel)
+        ]
         return executor(
             self.options.executor, kernel, lockfile.wdir(self.pipeline), jobs,
-            stages=len(planned), log=self.run_dir / "kernels.log", scheduler=self.options.scheduler, pool=self.options.kernel_pool,
+            stages=len(planned) - len(own), log=self.run_dir / "kernels.log", scheduler=self.options.scheduler,
+            pool=self.options.kernel_pool,
         )  # fmt: skip
 
     def _job(self, name: str, inputs: state.StageInputs) -> StageJob:
@@ -372,6 +384,7 @@ class Runner:
             on_output=lambda title, stream, text: self._output(name, title, stream, text),
             env=self.options.stage_env(name) if self.options.stage_env else {},
             settings=effective(self.pipeline, stage),
+            kernel_env=self.kernel_envs.get(name, {}),
         )
 
     def _cell_reporters(self, name: str, own: tuple[str, ...]) -> dict[str, Any]:
@@ -452,7 +465,7 @@ class Runner:
         fingerprint and metrics."""
         entry = self.lock_entries.get(name) or {}
         stage = self.pipeline.stage(name)
-        fingerprint = state.fingerprint(entry.get(lockfile.L_CODE), entry.get(lockfile.L_PARAMS) or {}, entry.get(lockfile.L_DEPS) or {})
+        fingerprint = state.entry_fingerprint(entry)
         return {"fingerprint": fingerprint, "lock": entry, "metrics": read_metrics(self.pipeline, stage)}
 
     def _record(self, name: str, outcome: Outcome, duration: float, error: str | None = None, notebook: str | None = None) -> None:

@@ -35,6 +35,7 @@ from typing import Any
 from nb2pipe import lockfile, state
 from nb2pipe import model as m
 from nb2pipe.errors import Nb2PipeError, SpecError, StageFailed
+from nb2pipe.run import redact as redaction
 from nb2pipe.run.executors import INTERRUPTED, StageJob, executor
 from nb2pipe.run.runner import signals_interrupt, stage_error
 from nb2pipe.settings import effective
@@ -49,7 +50,7 @@ def run_stage(
     """Run one stage; the executed notebook (a command stage: its log). Raises StageFailed, and
     KeyboardInterrupt on SIGINT or SIGTERM once the stage is stopped. `retries` False: one try,
     whatever the stage's `retries:` says."""
-    from nb2pipe.run.kernels import choose_kernel, stage_notebook
+    from nb2pipe.run.kernels import choose_kernel, stage_environments, stage_notebook
     from nb2pipe.spec import effective_params, load_pipeline
 
     if not ENGINE_NAME.fullmatch(engine):
@@ -66,12 +67,16 @@ def run_stage(
     job = StageJob(
         name=stage.name, notebook=None if stage.cmd else stage_notebook(pipeline, stage), parameters=params,
         output=output, on_cell=lambda index, count: None, cmd=stage.cmd, settings=settings,
+        kernel_env=stage_environments(pipeline, [stage.name])[stage.name],
     )  # fmt: skip
+    held = redaction.hold(job.kernel_env[name] for name in job.settings.secrets)  # out of the error message too
     # a command stage needs no kernel: none is chosen, and none boots (stages=0)
     kernel = "" if stage.cmd else choose_kernel(pipeline, settings.kernel, lambda message: print(message, file=sys.stderr))
     tries = 1 + ((settings.retries or 0) if retries else 0)
     with signals_interrupt():
-        runs_on = executor("local", kernel, lockfile.wdir(pipeline), 1, stages=0 if stage.cmd else 1)
+        # started for it by the executor (run/pool.py KernelPools)
+        own_kernel = bool(job.kernel_env) or settings.kernel not in (None, kernel)
+        runs_on = executor("local", kernel, lockfile.wdir(pipeline), 1, stages=0 if stage.cmd or own_kernel else 1)
         try:
             for attempt in range(1, tries + 1):
                 outcome = runs_on.submit(job).result()
@@ -84,8 +89,11 @@ def run_stage(
         finally:
             runs_on.close()
     opened = output.with_suffix(".log") if stage.cmd else output
-    if not outcome.ok:
-        raise StageFailed(stage_error(pipeline, stage, outcome.error or {}, os.path.relpath(opened)).message)
+    try:
+        if not outcome.ok:
+            raise StageFailed(stage_error(pipeline, stage, outcome.error or {}, os.path.relpath(opened)).message)
+    finally:
+        redaction.release(held)
     return opened
 
 
