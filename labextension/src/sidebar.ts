@@ -20,6 +20,7 @@ import { nb2pipeIcon } from './icons';
 import { PipelineModel } from './model';
 import { OutputBoxes } from './output';
 import { ParamsForm } from './paramsform';
+import { settingsSummary, settingsTooltip } from './settingstext';
 import {
   displayState,
   failureView,
@@ -157,7 +158,8 @@ export class Nb2pipeSidebar extends Widget {
           {},
           running,
           true
-        )
+        ),
+        this._defaultsButton()
       );
       this._renderJob(model.job);
       return;
@@ -229,7 +231,8 @@ export class Nb2pipeSidebar extends Widget {
         CommandIDs.refreshStatus,
         {},
         false
-      )
+      ),
+      this._defaultsButton()
     );
     body.append(actions);
     this._renderJob(model.job, model.isCancelling);
@@ -359,7 +362,7 @@ export class Nb2pipeSidebar extends Widget {
       running
     );
     run.title = `Run stage '${stage.name}' (even if up to date)`;
-    head.append(icon, name, run);
+    head.append(icon, name, run, this._settingsButton(stage.name));
     const line = el('div', 'jp-nb2pipe-stage-state');
     line.append(label);
     const duration = formatDuration(stage.last_run?.duration);
@@ -370,7 +373,11 @@ export class Nb2pipeSidebar extends Widget {
     }
     item.append(head, line);
 
-    item.append(...stageReasons(stage, state), ...stageMetrics(stage));
+    item.append(
+      ...stageSettings(stage),
+      ...stageReasons(stage, state),
+      ...stageMetrics(stage)
+    );
 
     if (state === StageState.RUNNING) {
       item.append(this._outputs.box(stage.name, progress?.output)); // output.ts
@@ -400,6 +407,33 @@ export class Nb2pipeSidebar extends Widget {
       })
     );
     return item;
+  }
+
+  /** The stage's settings dialog (settingscommands.ts): it edits the notebook, never a run. */
+  private _settingsButton(stage: string): HTMLButtonElement {
+    const button = this._button(
+      '⚙',
+      'jp-nb2pipe-stage-settings-button',
+      CommandIDs.editStageSettings,
+      { stage },
+      false
+    );
+    button.title = `Settings of stage '${stage}': timeout, retries, memory, kernel, env, secrets`;
+    button.setAttribute('aria-label', `Settings of stage ${stage}`);
+    return button;
+  }
+
+  private _defaultsButton(): HTMLButtonElement {
+    const button = this._button(
+      'Defaults…',
+      'jp-nb2pipe-defaults',
+      CommandIDs.editDefaults,
+      {},
+      false
+    );
+    button.title =
+      "Pipeline defaults: settings every stage runs with unless it sets its own (saved in the notebook's metadata)";
+    return button;
   }
 
   private _button(
@@ -468,6 +502,17 @@ function stageReasons(stage: IStageStatus, state: string): HTMLElement[] {
     reasons.append(el('li', 'jp-nb2pipe-reason', reason));
   }
   return [reasons];
+}
+
+/** A short line of the settings the stage runs with, e.g. "⏱ 30m · ↻2" (none: nothing). */
+function stageSettings(stage: IStageStatus): HTMLElement[] {
+  const summary = settingsSummary(stage.settings);
+  if (!summary) {
+    return [];
+  }
+  const line = el('div', 'jp-nb2pipe-stage-settings', summary);
+  line.title = settingsTooltip(stage.settings);
+  return [line];
 }
 
 /** The stage's metrics, as name and value pairs (none: nothing). */
