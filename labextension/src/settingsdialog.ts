@@ -67,6 +67,17 @@ const TEXT_FIELDS: {
   }
 ];
 
+/** The field a mistake is about, by the words it starts with (settings.formToSettings). */
+const FIELD_OF_LABEL: Record<string, string | undefined> = {
+  timeout: 'timeout',
+  'cell timeout': 'cell-timeout',
+  retries: 'retries',
+  memory: 'memory',
+  kernel: 'kernel',
+  env: 'env',
+  secrets: 'secret'
+};
+
 export class SettingsDialogBody extends Widget {
   constructor(request: ISettingsRequest, form: ISettingsForm) {
     super();
@@ -82,8 +93,15 @@ export class SettingsDialogBody extends Widget {
           : `Settings of stage '${request.stage}', saved on its first cell.`
       )
     );
+    const grid = el('div', 'jp-nb2pipe-settings-grid');
+    this.node.append(grid);
     for (const field of TEXT_FIELDS) {
-      const input = this._input(field.setting, field.label, form[field.key]);
+      const input = this._input(
+        field.setting,
+        field.label,
+        form[field.key],
+        grid
+      );
       input.placeholder = field.placeholder;
       this._text[field.key] = input;
     }
@@ -113,7 +131,7 @@ export class SettingsDialogBody extends Widget {
     this._conflicts = el('ul', 'jp-nb2pipe-settings-conflicts');
     this._error = el('div', 'jp-nb2pipe-dialog-error');
     this._error.setAttribute('role', 'alert');
-    this.node.append(this._conflicts, this._error);
+    this.node.append(this._error, this._conflicts);
     this.node.addEventListener('input', () => this._validate());
     this.node.addEventListener('change', () => this._validate());
     this._validate();
@@ -161,13 +179,9 @@ export class SettingsDialogBody extends Widget {
       }
     } catch (error) {
       problem = (error as Error).message;
-      const field = problem.split(':')[0].replace(' ', '-');
-      const key = field === 'secrets' ? 'secret' : field;
-      this.node
-        .querySelector(`[data-setting="${key}"]`)
-        ?.classList.add('jp-mod-error');
     }
     this._error.textContent = problem;
+    this._showErrorAt(problem);
     const save = this.node
       .closest('.jp-Dialog-content')
       ?.querySelector<HTMLButtonElement>('.jp-Dialog-button.jp-mod-accept');
@@ -176,10 +190,30 @@ export class SettingsDialogBody extends Widget {
     }
   }
 
+  /** Mark the field the mistake is about and say it right under that field. */
+  private _showErrorAt(problem: string): void {
+    if (!problem) {
+      this.node.append(this._error, this._conflicts);
+      return;
+    }
+    const key = FIELD_OF_LABEL[problem.split(':')[0]];
+    const marked =
+      (key && this.node.querySelector(`[data-setting="${key}"]`)) ||
+      this._secrets; // an env name also given as a secret
+    marked.classList.add('jp-mod-error');
+    const row =
+      marked.closest('.jp-nb2pipe-settings-grid') ??
+      marked.closest('label') ??
+      marked;
+    row.after(this._error);
+    this._error.scrollIntoView?.({ block: 'nearest' });
+  }
+
   private _input(
     setting: string,
     label: string,
-    value: string
+    value: string,
+    parent: HTMLElement = this.node
   ): HTMLInputElement {
     const row = el('label', 'jp-nb2pipe-dialog-label', label);
     const input = el('input', 'jp-mod-styled') as HTMLInputElement;
@@ -188,7 +222,7 @@ export class SettingsDialogBody extends Widget {
     input.dataset.setting = setting;
     input.value = value;
     row.append(input);
-    this.node.append(row);
+    parent.append(row);
     return input;
   }
 

@@ -12,17 +12,17 @@ import {
   SettingKey
 } from './settings';
 
-/** A short summary, e.g. "⏱ 30m · ↻2 · 4GiB"; empty when nothing is set. */
+/** A short summary, e.g. "timeout 30m · ↻2 · 4GiB"; empty when nothing is set. */
 export function settingsSummary(settings: ISettings | undefined): string {
   if (!settings) {
     return '';
   }
   const parts: string[] = [];
   if (settings.timeout) {
-    parts.push(`⏱ ${settings.timeout}`);
+    parts.push(`timeout ${settings.timeout}`);
   }
   if (settings['cell-timeout']) {
-    parts.push(`cell ⏱ ${settings['cell-timeout']}`);
+    parts.push(`cell timeout ${settings['cell-timeout']}`);
   }
   if (settings.retries !== undefined && settings.retries !== null) {
     parts.push(`↻${settings.retries}`);

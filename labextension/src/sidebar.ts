@@ -504,7 +504,7 @@ function stageReasons(stage: IStageStatus, state: string): HTMLElement[] {
   return [reasons];
 }
 
-/** A short line of the settings the stage runs with, e.g. "⏱ 30m · ↻2" (none: nothing). */
+/** A short line of the settings the stage runs with, e.g. "timeout 30m · ↻2" (none: nothing). */
 function stageSettings(stage: IStageStatus): HTMLElement[] {
   const summary = settingsSummary(stage.settings);
   if (!summary) {

@@ -250,7 +250,7 @@ describe('settingsSummary', () => {
   it('says what is set in a few characters', () => {
     expect(
       settingsSummary({ timeout: '30m', retries: 2, memory: '4GiB' })
-    ).toBe('⏱ 30m · ↻2 · 4GiB');
+    ).toBe('timeout 30m · ↻2 · 4GiB');
     expect(
       settingsSummary({
         'cell-timeout': '5m',
@@ -261,7 +261,7 @@ describe('settingsSummary', () => {
         'track-env': true
       })
     ).toBe(
-      'cell ⏱ 5m · may fail · kernel ir · env A, B · secret TOKEN · track-env'
+      'cell timeout 5m · may fail · kernel ir · env A, B · secret TOKEN · track-env'
     );
     expect(settingsSummary({})).toBe('');
     expect(settingsSummary(undefined)).toBe('');
