@@ -58,7 +58,10 @@ def _save(page) -> None:
 def _save_and_reexport(page, notebook: Path, expected: str) -> None:
     """Save, wait until the notebook on disk holds `expected`, re-export from the sidebar's banner."""
     _save(page)
-    wait_until(lambda: expected in notebook.read_text(), f"the saved notebook holds {expected}", timeout=60, seen=lambda: notebook.read_text()[-400:])
+    wait_until(
+        lambda: expected in notebook.read_text(), f"the saved notebook holds {expected}", timeout=60,
+        seen=lambda: notebook.read_text()[-400:],
+    )  # fmt: skip
     page.locator(f"{SIDEBAR} button.jp-nb2pipe-reexport").click()
     page.locator(f"{SIDEBAR} .jp-nb2pipe-banner").wait_for(state="detached", timeout=60_000)
 
