@@ -146,9 +146,15 @@ function settingOfTag(tag: string): [SettingKey, string | null] | null {
   return [key, at < 0 ? null : tag.slice(at + 1).trim()];
 }
 
-/** Whether `tag` is a settings tag (`timeout:30m`, `allow-failure`, ...). */
+/** Kale's memory limit (`limit:memory:4Gi`): export reads it as `memory`, over the cell's own. */
+const KALE_MEMORY_PREFIX = 'limit:memory:';
+
+/** Whether `tag` is a settings tag (`timeout:30m`, `allow-failure`, Kale's memory limit, ...). */
 export function isSettingTag(tag: string): boolean {
-  return settingOfTag(String(tag).trim()) !== null;
+  const trimmed = String(tag).trim();
+  return (
+    settingOfTag(trimmed) !== null || trimmed.startsWith(KALE_MEMORY_PREFIX)
+  );
 }
 
 /** A cell's settings: its tags, then its structured metadata over them (as export merges).
@@ -191,6 +197,12 @@ export function cellSettings(
     }
   }
   const merged: Record<string, unknown> = { ...found, ...own };
+  const kale = (metadata?.tags ?? [])
+    .map(tag => String(tag).trim())
+    .find(tag => tag.startsWith(KALE_MEMORY_PREFIX));
+  if (kale) {
+    merged.memory = kale.slice(KALE_MEMORY_PREFIX.length);
+  }
   delete merged.env;
   delete merged.secret;
   if (Object.keys(env).length) {

@@ -154,6 +154,14 @@ describe('cellSettings', () => {
       secret: ['S1', 'S2']
     });
   });
+  it("reads Kale's memory limit as export does: over the structured form", () => {
+    expect(
+      cellSettings({
+        tags: ['block:load', 'limit:memory:2Gi', 'limit:cpu:1'],
+        nb2pipe: { memory: '4GiB' }
+      })
+    ).toEqual({ memory: '2Gi' });
+  });
   it('round-trips through the dialog', () => {
     const settings = {
       timeout: '30m',
@@ -192,6 +200,17 @@ describe('writeSettings', () => {
         timeout: '5m',
         retries: 2
       }
+    });
+  });
+  it("folds Kale's memory limit into the memory setting, keeping its other limits", () => {
+    expect(
+      writeSettings(
+        { tags: ['block:load', 'limit:memory:2Gi', 'limit:cpu:1'] },
+        { memory: '4GiB' }
+      )
+    ).toEqual({
+      tags: ['block:load', 'limit:cpu:1'],
+      nb2pipe: { memory: '4GiB' }
     });
   });
   it('removes the structured form when nothing is left', () => {
