@@ -31,6 +31,13 @@ export const STAGE_SETTINGS_ARGS = {
       stage: {
         type: 'string',
         description: "the stage; without it, the active cell's stage"
+      },
+      cells: {
+        type: 'array',
+        items: { type: 'integer' },
+        description:
+          "the stage's notebook cells (1-based) as the last status gave them: used when the " +
+          'notebook alone does not tell (the first section of a notebook split at headings)'
       }
     }
   }
@@ -68,6 +75,7 @@ export function addSettingsCommands(
         await editStageSettings(
           tracker,
           args.stage as string | undefined,
+          (args.cells as number[] | undefined) ?? [],
           kernels
         );
       } catch (error) {
@@ -95,6 +103,7 @@ export function addSettingsCommands(
 async function editStageSettings(
   tracker: INotebookTracker,
   stage: string | undefined,
+  statusCells: number[],
   kernels: () => Promise<IKernelChoice[]>
 ): Promise<void> {
   const notebook = tracker.currentWidget?.content;
@@ -111,7 +120,12 @@ async function editStageSettings(
       'this cell is in no stage; set its stage first (nb2pipe → Set Stage…)'
     );
   }
-  const cells = models.filter((_, i) => described[i].stage === name);
+  let cells = models.filter((_, i) => described[i].stage === name);
+  if (!cells.length) {
+    cells = statusCells
+      .map(n => models[n - 1])
+      .filter(model => model?.type === 'code');
+  }
   if (!cells.length) {
     throw new Error(
       `stage '${name}' has no cell in this notebook as it is now; save and export it again`

@@ -362,7 +362,7 @@ export class Nb2pipeSidebar extends Widget {
       running
     );
     run.title = `Run stage '${stage.name}' (even if up to date)`;
-    head.append(icon, name, run, this._settingsButton(stage.name));
+    head.append(icon, name, run, this._settingsButton(stage));
     const line = el('div', 'jp-nb2pipe-stage-state');
     line.append(label);
     const duration = formatDuration(stage.last_run?.duration);
@@ -410,16 +410,16 @@ export class Nb2pipeSidebar extends Widget {
   }
 
   /** The stage's settings dialog (settingscommands.ts): it edits the notebook, never a run. */
-  private _settingsButton(stage: string): HTMLButtonElement {
+  private _settingsButton(stage: IStageStatus): HTMLButtonElement {
     const button = this._button(
       '⚙',
       'jp-nb2pipe-stage-settings-button',
       CommandIDs.editStageSettings,
-      { stage },
+      { stage: stage.name, cells: stage.cells },
       false
     );
-    button.title = `Settings of stage '${stage}': timeout, retries, memory, kernel, env, secrets`;
-    button.setAttribute('aria-label', `Settings of stage ${stage}`);
+    button.title = `Settings of stage '${stage.name}': timeout, retries, memory, kernel, env, secrets`;
+    button.setAttribute('aria-label', `Settings of stage ${stage.name}`);
     return button;
   }
 

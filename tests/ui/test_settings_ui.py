@@ -47,17 +47,17 @@ def _open_dialog(page, button: str):
     return dialog
 
 
-def _save(page) -> None:
+def _save(page, name: str = NAME) -> None:
     """Ctrl+S in the notebook; wait until its tab is no longer marked as changed."""
     page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell .jp-InputPrompt").first.click()
     page.keyboard.press("Control+s")
-    dirty = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab.jp-mod-dirty", has_text=NAME)
+    dirty = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab.jp-mod-dirty", has_text=name)
     dirty.wait_for(state="detached", timeout=60_000)
 
 
-def _save_and_reexport(page, notebook: Path, expected: str) -> None:
+def _save_and_reexport(page, notebook: Path, expected: str, name: str = NAME) -> None:
     """Save, wait until the notebook on disk holds `expected`, re-export from the sidebar's banner."""
-    _save(page)
+    _save(page, name)
     wait_until(
         lambda: expected in notebook.read_text(), f"the saved notebook holds {expected}", timeout=60,
         seen=lambda: notebook.read_text()[-400:],
@@ -146,4 +146,31 @@ def test_stage_settings_and_defaults_edited_from_the_sidebar_land_in_nb2pipe_yam
     wait_until(lambda: _settings_line(page, "compare") == "2GiB", "every row shows the default", timeout=60,
                seen=lambda: _settings_line(page, "compare"))  # fmt: skip
     shoot(page, "settings-in-the-sidebar")
+    assert not page.page_errors, page.page_errors
+
+
+def test_the_first_section_of_a_notebook_split_at_headings_gets_its_settings_too(lab, page):
+    """Where the notebook alone does not tell a stage's cells (the first section's code, which
+    export parses), the gear writes on the first code cell the status names."""
+    notebook = lab.root / "sections.ipynb"
+    cells = [("markdown", "## Load"), ("code", "data = [1, 2]\nprint(data)"), ("markdown", "## Use"), ("code", "print(len(data))")]
+    notebook.write_text(json.dumps({
+        "cells": [
+            {"cell_type": kind, "metadata": {}, "source": source, **({"outputs": [], "execution_count": None} if kind == "code" else {})}
+            for kind, source in cells
+        ],
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        "nbformat": 4, "nbformat_minor": 4,
+    }))  # fmt: skip
+    _open(page, lab, notebook.name)
+    page.locator(f"{SIDEBAR} button.jp-nb2pipe-export").click()
+    _wait_states(page, {"load": "never-run", "use": "never-run"}, timeout=60_000)
+    dialog = _open_dialog(page, f'{SIDEBAR} .jp-nb2pipe-stage[data-stage="load"] .jp-nb2pipe-stage-settings-button')
+    dialog.locator('input[data-setting="retries"]').fill("1")
+    page.locator(".jp-Dialog .jp-Dialog-button.jp-mod-accept").click()
+    page.locator(DIALOG).wait_for(state="detached")
+    _save_and_reexport(page, notebook, '"retries": 1', name="sections")
+    spec = safe_load((lab.root / "pipelines" / "sections" / "nb2pipe.yaml").read_text())
+    assert spec["stages"]["load"]["settings"] == {"retries": 1}
+    assert disk_cells(notebook)[1]["metadata"]["nb2pipe"] == {"retries": 1}
     assert not page.page_errors, page.page_errors
