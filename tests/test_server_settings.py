@@ -45,3 +45,10 @@ async def test_status_gives_each_stages_effective_settings_as_the_saved_notebook
     }
     _write(jp_root_dir, "1h")  # saved, not exported again: the sidebar shows it already
     assert (await _settings(jp_fetch))["load"]["timeout"] == "1h"
+
+
+async def test_status_gives_the_pipeline_defaults(jp_fetch, jp_root_dir):
+    _write(jp_root_dir, "30m")
+    await fetch_json(jp_fetch, "export", method="POST", body=json.dumps({"path": PATH}))
+    _, status = await fetch_json(jp_fetch, "status", params={"path": PATH})
+    assert status["defaults"] == {"retries": 2, "memory": "4GiB"}

@@ -57,7 +57,7 @@ export function settingsTooltip(settings: ISettings | undefined): string {
   const lines = SETTING_KEYS.filter(key => settings[key] !== undefined).map(
     key => `${key}: ${shown(key, settings[key])}`
   );
-  return `Settings the stage runs with (its own over the pipeline defaults):\n${lines.join('\n')}`;
+  return lines.join('\n');
 }
 
 function shown(key: SettingKey, value: unknown): string {

@@ -20,6 +20,7 @@ import { nb2pipeIcon } from './icons';
 import { PipelineModel } from './model';
 import { OutputBoxes } from './output';
 import { ParamsForm } from './paramsform';
+import { ISettings } from './settings';
 import { settingsSummary, settingsTooltip } from './settingstext';
 import {
   displayState,
@@ -159,7 +160,7 @@ export class Nb2pipeSidebar extends Widget {
           running,
           true
         ),
-        this._defaultsButton()
+        this._defaultsRow(undefined)
       );
       this._renderJob(model.job);
       return;
@@ -231,8 +232,7 @@ export class Nb2pipeSidebar extends Widget {
         CommandIDs.refreshStatus,
         {},
         false
-      ),
-      this._defaultsButton()
+      )
     );
     body.append(actions);
     this._renderJob(model.job, model.isCancelling);
@@ -242,7 +242,7 @@ export class Nb2pipeSidebar extends Widget {
     for (const stage of status.stages) {
       list.append(this._renderStage(stage, model.job, running, colors));
     }
-    body.append(list, this._verify.node);
+    body.append(list, this._defaultsRow(status.defaults), this._verify.node);
     const runningStages = status.stages
       .filter(stage => displayState(stage, model.job) === StageState.RUNNING)
       .map(stage => stage.name);
@@ -423,7 +423,16 @@ export class Nb2pipeSidebar extends Widget {
     return button;
   }
 
-  private _defaultsButton(): HTMLButtonElement {
+  /** The pipeline-wide settings, and the button that edits them (settingscommands.ts). */
+  private _defaultsRow(defaults: ISettings | undefined): HTMLElement {
+    const row = el('div', 'jp-nb2pipe-defaults-row');
+    const summary = settingsSummary(defaults);
+    const text = el(
+      'span',
+      'jp-nb2pipe-defaults-summary',
+      `Pipeline defaults: ${summary || 'none'}`
+    );
+    text.title = settingsTooltip(defaults);
     const button = this._button(
       'Defaults…',
       'jp-nb2pipe-defaults',
@@ -433,7 +442,8 @@ export class Nb2pipeSidebar extends Widget {
     );
     button.title =
       "Pipeline defaults: settings every stage runs with unless it sets its own (saved in the notebook's metadata)";
-    return button;
+    row.append(text, button);
+    return row;
   }
 
   private _button(
@@ -511,7 +521,9 @@ function stageSettings(stage: IStageStatus): HTMLElement[] {
     return [];
   }
   const line = el('div', 'jp-nb2pipe-stage-settings', summary);
-  line.title = settingsTooltip(stage.settings);
+  line.title =
+    'Settings the stage runs with (its own over the pipeline defaults):\n' +
+    settingsTooltip(stage.settings);
   return [line];
 }
 

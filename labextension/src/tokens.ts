@@ -189,6 +189,8 @@ export interface IStatus {
   job: IJob | null;
   /** The pipeline's parameters (absent when there is no pipeline). */
   parameters?: IParameter[];
+  /** The pipeline-wide settings (absent when there is no pipeline or from older servers). */
+  defaults?: ISettings;
 }
 
 /** `POST export`. */

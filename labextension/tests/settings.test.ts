@@ -21,7 +21,11 @@ import {
   writeDefaults,
   writeSettings
 } from '../src/settings';
-import { settingConflicts, settingsSummary } from '../src/settingstext';
+import {
+  settingConflicts,
+  settingsSummary,
+  settingsTooltip
+} from '../src/settingstext';
 
 const TABLE = JSON.parse(
   fs.readFileSync(
@@ -284,5 +288,20 @@ describe('settingsSummary', () => {
     );
     expect(settingsSummary({})).toBe('');
     expect(settingsSummary(undefined)).toBe('');
+  });
+});
+
+describe('settingsTooltip', () => {
+  it('spells each setting out, secrets as names', () => {
+    expect(
+      settingsTooltip({
+        timeout: '30m',
+        env: { A: '1', B: null },
+        secret: ['S']
+      })
+    ).toBe(
+      'timeout: 30m\nenv: A=1, B (passed through)\nsecret: S (values from the environment or .env)'
+    );
+    expect(settingsTooltip({})).toBe('');
   });
 });

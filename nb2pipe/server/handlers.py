@@ -160,6 +160,7 @@ def _status_payload(root: Path, notebook: Path | None, folder: Path, own_job: di
     return {
         **base, "exists": True, "source_in_sync": source_in_sync(pipeline), "export_error": saved.export_error,
         "stages": stages, "job": job, "parameters": api.parameters(report.pipeline, saved.defaults),
+        "defaults": settings_to_dict(report.pipeline.defaults),
     }  # fmt: skip
 
 

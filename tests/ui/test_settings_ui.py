@@ -8,8 +8,9 @@ One journey over diabetes_kale.ipynb (train_ridge's second cell carries `cell-ti
 4. timeout 5m, retries 2, an env row, a secret name and the python3 kernel (from Lab's
    kernelspecs) saved, the notebook saved and re-exported: nb2pipe.yaml has them under the
    stage's `settings:` (with the other cell's cell-timeout), the row summarises them;
-5. "Defaults…" sets a memory limit: nb2pipe.yaml's `defaults:`, every row shows it;
-6. the dialog meets WCAG AA contrast (axe-core) in the light and the dark theme.
+5. "Defaults…" (below the stages) sets a memory limit: nb2pipe.yaml's `defaults:`, the
+   sidebar and every row show it;
+6. the dialog and the sidebar meet WCAG AA contrast (axe-core) in the light and the dark theme.
 """
 
 from __future__ import annotations
@@ -81,6 +82,8 @@ def test_stage_settings_and_defaults_edited_from_the_sidebar_land_in_nb2pipe_yam
     page.locator(f"{SIDEBAR} button.jp-nb2pipe-export").click()
     _wait_states(page, {name: "never-run" for name in STAGES}, timeout=60_000)
     assert _settings_line(page, "train_ridge") == "cell timeout 1m"
+    assert page.locator(f"{SIDEBAR} .jp-nb2pipe-defaults-summary").inner_text() == "Pipeline defaults: none"
+    assert _contrast_violations(page) == []  # the sidebar with its settings line and buttons, light
 
     # --- a bad value is said in the dialog and nothing is written ----------------------------
     dialog = _open_dialog(page, f'{SIDEBAR} .jp-nb2pipe-stage[data-stage="train_ridge"] .jp-nb2pipe-stage-settings-button')
@@ -143,8 +146,12 @@ def test_stage_settings_and_defaults_edited_from_the_sidebar_land_in_nb2pipe_yam
     page.locator(DIALOG).wait_for(state="detached")
     _save_and_reexport(page, notebook, '"memory": "2GiB"')
     assert _spec(lab)["defaults"] == {"memory": "2GiB"}
+    defaults = page.locator(f"{SIDEBAR} .jp-nb2pipe-defaults-summary")
+    wait_until(lambda: defaults.inner_text() == "Pipeline defaults: 2GiB", "the sidebar shows the defaults", timeout=60,
+               seen=defaults.inner_text)  # fmt: skip
     wait_until(lambda: _settings_line(page, "compare") == "2GiB", "every row shows the default", timeout=60,
                seen=lambda: _settings_line(page, "compare"))  # fmt: skip
+    assert _contrast_violations(page) == []  # dark
     shoot(page, "settings-in-the-sidebar")
     assert not page.page_errors, page.page_errors
 
