@@ -371,13 +371,9 @@ export class Nb2pipeSidebar extends Widget {
       d.title = 'duration of the last run';
       line.append(d);
     }
-    item.append(head, line);
+    item.append(head, line, ...stageSettings(stage));
 
-    item.append(
-      ...stageSettings(stage),
-      ...stageReasons(stage, state),
-      ...stageMetrics(stage)
-    );
+    item.append(...stageReasons(stage, state), ...stageMetrics(stage));
 
     if (state === StageState.RUNNING) {
       item.append(this._outputs.box(stage.name, progress?.output)); // output.ts

@@ -1,7 +1,8 @@
 """Per-stage settings and the pipeline defaults, edited from the sidebar, land in nb2pipe.yaml.
 
 One journey over diabetes_kale.ipynb (train_ridge's second cell carries `cell-timeout:1m`):
-1. export from the sidebar; a stage row's gear opens the stage's settings dialog;
+1. export from the sidebar; a stage row's gear opens the stage's settings dialog (and the cell
+   menu's "Stage Settings…" the dialog of the cell's stage);
 2. a bad timeout ("soon") is said in the dialog with export's words and Save is disabled;
    Enter past it opens the dialog again with what was typed; cancelled, the notebook is unchanged;
 3. a cell timeout other than the other cell's is named with that cell, and goes when cleared;
@@ -23,7 +24,8 @@ import pytest
 from helpers import disk_cells, wait_until
 from nb2pipe.spec import safe_load
 from test_lab_actions import AXE, _contrast_violations, _open, switch_theme
-from test_lab_e2e import SIDEBAR, STAGES, _stage, _wait_states
+from test_lab_chips import _menu_item
+from test_lab_e2e import SIDEBAR, STAGES, _cell, _stage, _wait_states
 
 pytestmark = pytest.mark.ui
 
@@ -102,6 +104,10 @@ def test_stage_settings_and_defaults_edited_from_the_sidebar_land_in_nb2pipe_yam
                      && all[0].querySelector('.jp-nb2pipe-dialog-error').textContent.includes("'soon' is not a duration"); }""",
         timeout=30_000,
     )
+    page.keyboard.press("Escape")
+    page.locator(DIALOG).wait_for(state="detached")
+    _menu_item(page, _cell(page, 10), "nb2pipe:edit-stage-settings")  # the cell menu: cell 11's stage
+    page.locator(".jp-Dialog-header", has_text="Settings of stage 'train_ridge'").wait_for()
     page.keyboard.press("Escape")
     page.locator(DIALOG).wait_for(state="detached")
     _save(page)  # the kernel's start may have changed the notebook's metadata; the cells are as they were
