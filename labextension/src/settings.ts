@@ -305,6 +305,18 @@ export function formToSettings(form: ISettingsForm): ISettings {
   return settings;
 }
 
+/** `after` with the flags `before` set to false and the dialog's checkboxes could only leave
+ * unset: an explicit false overrides a default true, so it is kept. */
+export function keepFalseFlags(before: ISettings, after: ISettings): ISettings {
+  const kept: ISettings = { ...after };
+  for (const flag of ['allow-failure', 'track-env'] as const) {
+    if (before[flag] === false && kept[flag] === undefined) {
+      kept[flag] = false;
+    }
+  }
+  return kept;
+}
+
 function envOfRows(
   rows: { name: string; value: string }[]
 ): Record<string, string | null> {

@@ -138,6 +138,7 @@ async function editStageSettings(
   }));
   const chosen = await askSettings({
     stage: name,
+    cell: models.indexOf(first) + 1,
     settings: cellSettings(cellMetadata(first)),
     kernels: await kernels(),
     conflicts: settings => settingConflicts(settings, others)

@@ -16,6 +16,7 @@ import {
   formToSettings,
   ISettings,
   ISettingsForm,
+  keepFalseFlags,
   settingsToForm
 } from './settings';
 
@@ -29,6 +30,8 @@ export interface IKernelChoice {
 export interface ISettingsRequest {
   /** The stage (null: the pipeline-wide defaults). */
   stage: string | null;
+  /** The stage's first cell (1-based), where its settings are written. */
+  cell?: number;
   settings: ISettings;
   kernels: IKernelChoice[];
   /** The clashes with the stage's other cells of what the dialog holds. */
@@ -89,8 +92,10 @@ export class SettingsDialogBody extends Widget {
         'p',
         'jp-nb2pipe-dialog-label',
         request.stage === null
-          ? "Every stage runs with these unless it sets its own. Saved in the notebook's metadata."
-          : `Settings of stage '${request.stage}', saved on its first cell.`
+          ? "Every stage runs with these unless it sets its own. Saved in the notebook's " +
+              'metadata: save the notebook, and the next export or run uses them.'
+          : `Saved on cell ${request.cell ?? 1}, the stage's first: save the notebook, and the ` +
+              'next export or run uses them.'
       )
     );
     const grid = el('div', 'jp-nb2pipe-settings-grid');
@@ -356,7 +361,7 @@ export async function askSettings(
     }
     form = result.value;
     try {
-      return formToSettings(form);
+      return keepFalseFlags(request.settings, formToSettings(form));
     } catch {
       continue;
     }

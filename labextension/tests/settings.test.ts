@@ -15,6 +15,7 @@ import {
   formatSize,
   formToSettings,
   ISettingsForm,
+  keepFalseFlags,
   parseDuration,
   parseSize,
   settingsToForm,
@@ -303,5 +304,22 @@ describe('settingsTooltip', () => {
       'timeout: 30m\nenv: A=1, B (passed through)\nsecret: S (values from the environment or .env)'
     );
     expect(settingsTooltip({})).toBe('');
+  });
+});
+
+describe('keepFalseFlags', () => {
+  it('keeps an explicit false the checkboxes cannot say (it overrides a default true)', () => {
+    expect(
+      keepFalseFlags(
+        { 'allow-failure': false, 'track-env': false },
+        { retries: 1 }
+      )
+    ).toEqual({ retries: 1, 'allow-failure': false, 'track-env': false });
+    expect(
+      keepFalseFlags({ 'allow-failure': false }, { 'allow-failure': true })
+    ).toEqual({
+      'allow-failure': true
+    });
+    expect(keepFalseFlags({}, {})).toEqual({});
   });
 });

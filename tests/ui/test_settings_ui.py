@@ -89,6 +89,7 @@ def test_stage_settings_and_defaults_edited_from_the_sidebar_land_in_nb2pipe_yam
 
     # --- a bad value is said in the dialog and nothing is written ----------------------------
     dialog = _open_dialog(page, f'{SIDEBAR} .jp-nb2pipe-stage[data-stage="train_ridge"] .jp-nb2pipe-stage-settings-button')
+    assert "Saved on cell 10, the stage's first" in dialog.inner_text()
     timeout = dialog.locator('input[data-setting="timeout"]')
     timeout.fill("soon")
     error = dialog.locator(".jp-nb2pipe-dialog-error")
