@@ -24,6 +24,7 @@ import { DebugStatuses } from './debug';
 import { addGraphCommands, PipelineGraphs } from './graphcommands';
 import { addPipelineCommands } from './pipelinecommands';
 import { PipelineModels } from './registry';
+import { addSettingsCommands } from './settingscommands';
 import { Nb2pipeSidebar } from './sidebar';
 import { followChipStates, NotebookStructure } from './structure';
 /* eslint-enable jupyter/prefer-lazy-imports */
@@ -102,6 +103,7 @@ const cellToolsPlugin: JupyterFrontEndPlugin<void> = {
     palette: ICommandPalette | null
   ) => {
     addCellCommands(app, tracker);
+    addSettingsCommands(app, tracker);
     if (palette) {
       for (const command of [
         CommandIDs.setStage,
@@ -111,7 +113,9 @@ const cellToolsPlugin: JupyterFrontEndPlugin<void> = {
         CommandIDs.toggleMetrics,
         CommandIDs.declareInputs,
         CommandIDs.declareOutputs,
-        CommandIDs.setAfter
+        CommandIDs.setAfter,
+        CommandIDs.editStageSettings,
+        CommandIDs.editDefaults
       ]) {
         palette.addItem({ command, category: PALETTE_CATEGORY });
       }

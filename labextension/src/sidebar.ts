@@ -20,6 +20,8 @@ import { nb2pipeIcon } from './icons';
 import { PipelineModel } from './model';
 import { OutputBoxes } from './output';
 import { ParamsForm } from './paramsform';
+import { ISettings } from './settings';
+import { settingsSummary, settingsTooltip } from './settingstext';
 import {
   displayState,
   failureView,
@@ -157,7 +159,8 @@ export class Nb2pipeSidebar extends Widget {
           {},
           running,
           true
-        )
+        ),
+        this._defaultsRow(undefined)
       );
       this._renderJob(model.job);
       return;
@@ -239,7 +242,7 @@ export class Nb2pipeSidebar extends Widget {
     for (const stage of status.stages) {
       list.append(this._renderStage(stage, model.job, running, colors));
     }
-    body.append(list, this._verify.node);
+    body.append(list, this._defaultsRow(status.defaults), this._verify.node);
     const runningStages = status.stages
       .filter(stage => displayState(stage, model.job) === StageState.RUNNING)
       .map(stage => stage.name);
@@ -359,7 +362,7 @@ export class Nb2pipeSidebar extends Widget {
       running
     );
     run.title = `Run stage '${stage.name}' (even if up to date)`;
-    head.append(icon, name, run);
+    head.append(icon, name, run, this._settingsButton(stage));
     const line = el('div', 'jp-nb2pipe-stage-state');
     line.append(label);
     const duration = formatDuration(stage.last_run?.duration);
@@ -368,7 +371,7 @@ export class Nb2pipeSidebar extends Widget {
       d.title = 'duration of the last run';
       line.append(d);
     }
-    item.append(head, line);
+    item.append(head, line, ...stageSettings(stage));
 
     item.append(...stageReasons(stage, state), ...stageMetrics(stage));
 
@@ -400,6 +403,43 @@ export class Nb2pipeSidebar extends Widget {
       })
     );
     return item;
+  }
+
+  /** The stage's settings dialog (settingscommands.ts): it edits the notebook, never a run. */
+  private _settingsButton(stage: IStageStatus): HTMLButtonElement {
+    const button = this._button(
+      '⚙',
+      'jp-nb2pipe-stage-settings-button',
+      CommandIDs.editStageSettings,
+      { stage: stage.name, cells: stage.cells },
+      false
+    );
+    button.title = `Settings of stage '${stage.name}': timeout, retries, memory, kernel, env, secrets`;
+    button.setAttribute('aria-label', `Settings of stage ${stage.name}`);
+    return button;
+  }
+
+  /** The pipeline-wide settings, and the button that edits them (settingscommands.ts). */
+  private _defaultsRow(defaults: ISettings | undefined): HTMLElement {
+    const row = el('div', 'jp-nb2pipe-defaults-row');
+    const summary = settingsSummary(defaults);
+    const text = el(
+      'span',
+      'jp-nb2pipe-defaults-summary',
+      `Pipeline defaults: ${summary || 'none'}`
+    );
+    text.title = settingsTooltip(defaults);
+    const button = this._button(
+      'Defaults…',
+      'jp-nb2pipe-defaults',
+      CommandIDs.editDefaults,
+      {},
+      false
+    );
+    button.title =
+      "Pipeline defaults: settings every stage runs with unless it sets its own (saved in the notebook's metadata)";
+    row.append(text, button);
+    return row;
   }
 
   private _button(
@@ -468,6 +508,19 @@ function stageReasons(stage: IStageStatus, state: string): HTMLElement[] {
     reasons.append(el('li', 'jp-nb2pipe-reason', reason));
   }
   return [reasons];
+}
+
+/** A short line of the settings the stage runs with, e.g. "timeout 30m · ↻2" (none: nothing). */
+function stageSettings(stage: IStageStatus): HTMLElement[] {
+  const summary = settingsSummary(stage.settings);
+  if (!summary) {
+    return [];
+  }
+  const line = el('div', 'jp-nb2pipe-stage-settings', summary);
+  line.title =
+    'Settings the stage runs with (its own over the pipeline defaults):\n' +
+    settingsTooltip(stage.settings);
+  return [line];
 }
 
 /** The stage's metrics, as name and value pairs (none: nothing). */

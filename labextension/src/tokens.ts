@@ -6,6 +6,7 @@
  * states, outcomes and statuses come from `vocabulary.ts`, generated from nb2pipe/vocabulary.py.
  */
 
+import type { ISettings } from './settings';
 import { JOB_FINISHED, JobStatus, StageState } from './vocabulary';
 
 export { JobStatus, StageState };
@@ -27,6 +28,9 @@ export namespace CommandIDs {
   export const declareInputs = 'nb2pipe:declare-inputs';
   export const declareOutputs = 'nb2pipe:declare-outputs';
   export const setAfter = 'nb2pipe:set-after';
+  // settings (settingscommands.ts): a stage's, the pipeline-wide defaults
+  export const editStageSettings = 'nb2pipe:edit-stage-settings';
+  export const editDefaults = 'nb2pipe:edit-pipeline-defaults';
   // pipeline of the active notebook (sidebar, command palette)
   export const exportPipeline = 'nb2pipe:export-pipeline';
   export const runStale = 'nb2pipe:run-stale';
@@ -165,6 +169,8 @@ export interface IStageStatus {
   outs?: { path: string; how: string }[];
   /** Stages named by `after:`: an order where nothing flows. */
   after?: string[];
+  /** The settings the stage runs with (own over the defaults); absent from older servers. */
+  settings?: ISettings;
 }
 
 /** `GET status?path=NOTEBOOK`. */
@@ -183,6 +189,8 @@ export interface IStatus {
   job: IJob | null;
   /** The pipeline's parameters (absent when there is no pipeline). */
   parameters?: IParameter[];
+  /** The pipeline-wide settings (absent when there is no pipeline or from older servers). */
+  defaults?: ISettings;
 }
 
 /** `POST export`. */

@@ -1,3 +1,4 @@
 import './index.css';
 import './history.css';
 import './chips.css';
+import './settings.css';

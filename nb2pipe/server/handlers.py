@@ -131,6 +131,8 @@ class StatusHandler(Nb2PipeHandler):
 
 def _status_payload(root: Path, notebook: Path | None, folder: Path, own_job: dict[str, Any] | None, jobs: Jobs) -> dict[str, Any]:
     from nb2pipe.run.runner import read_metrics
+    from nb2pipe.settings import effective
+    from nb2pipe.settings import to_dict as settings_to_dict
     from nb2pipe.spec import load_pipeline
     from nb2pipe.state import source_in_sync
 
@@ -153,10 +155,12 @@ def _status_payload(root: Path, notebook: Path | None, folder: Path, own_job: di
         entry["metrics"] = read_metrics(pipeline, stage)
         entry["cells"] = list(stage.cells)
         entry.update(flows[status.name])
+        entry["settings"] = settings_to_dict(effective(report.pipeline, stage))  # the sidebar's summary
         stages.append(entry)
     return {
         **base, "exists": True, "source_in_sync": source_in_sync(pipeline), "export_error": saved.export_error,
         "stages": stages, "job": job, "parameters": api.parameters(report.pipeline, saved.defaults),
+        "defaults": settings_to_dict(report.pipeline.defaults),
     }  # fmt: skip
 
 

@@ -253,17 +253,19 @@ def switch_theme(page, name: str) -> None:
     page.wait_for_function("light => document.body.dataset.jpThemeLight === light", arg=light, timeout=30_000)
 
 
-def _contrast_violations(page) -> list[str]:
-    """axe-core's color-contrast rule over the sidebar and the cells' stage chips."""
+def _contrast_violations(page, where: list[list[str]] | None = None) -> list[str]:
+    """axe-core's color-contrast rule over `where` (axe's `include`), by default the sidebar and
+    the cells' stage chips."""
     if not page.evaluate("() => typeof window.axe !== 'undefined'"):
         page.add_script_tag(path=str(AXE))
     found = page.evaluate(
-        """async () => {
+        """async (include) => {
              const result = await axe.run(
-               {include: [['#jp-nb2pipe-sidebar'], ['.jp-nb2pipe-chip']]},
+               {include},
                {runOnly: {type: 'rule', values: ['color-contrast']}, resultTypes: ['violations']});
              return result.violations.flatMap(v => v.nodes.map(n => `${n.target.join(' ')}: ${n.failureSummary}`));
-           }"""
+           }""",
+        where or [["#jp-nb2pipe-sidebar"], [".jp-nb2pipe-chip"]],
     )
     return list(found)
 
