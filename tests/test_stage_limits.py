@@ -297,3 +297,55 @@ def test_a_command_stage_is_stopped_over_its_timeout_and_its_memory(tmp_path, mo
     errors = sorted(_errors(err))
     assert re.fullmatch(r"error: stage 'hog' ran out of memory \(limit 1GiB, peak \d+\.\d GiB\); open \S+hog\.log", errors[0]), errors
     assert re.fullmatch(r"error: stage 'sleeper' timed out after 2s; open \S+sleeper\.log", errors[1]), errors
+
+
+# --- on dask workers ------------------------------------------------------------------------------
+
+
+@pytest.mark.exports
+def test_timeout_and_retries_hold_on_the_workers_of_a_dask_cluster(tmp_path, monkeypatch, cli):
+    pytest.importorskip("distributed", reason="dask is an optional extra: pip install 'dask[distributed]'")
+    from nb2pipe.run import RunOptions, run_pipeline
+
+    write_nb(
+        tmp_path / NB,
+        code("import time", "setup"),
+        code("time.sleep(600)\n", "stage:sleeper", "timeout:3s"),
+        code(FLAKY, "stage:flaky", "retries:1", "out:flaky.txt"),
+    )
+    monkeypatch.chdir(tmp_path)
+    exit_code, _, err = cli("export", NB)
+    assert exit_code == 0, err
+    events: list[dict] = []
+    result = run_pipeline(tmp_path / PIPE, RunOptions(executor="dask", jobs=2, keep_going=True), [events.append])
+    assert result.outcomes == {"sleeper": Outcome.FAILED, "flaky": Outcome.RAN}
+    assert result.errors["sleeper"].message.startswith("stage 'sleeper' timed out after 3s in cell 2; open ")
+    assert [(e["stage"], e["try"]) for e in events if e["event"] == "stage_retry"] == [("flaky", 1)]
+    assert (tmp_path / "flaky.txt").read_text() == "done"
+
+
+# --- what show says ---------------------------------------------------------------------------------
+
+
+def test_show_names_each_stage_s_settings_over_the_pipeline_defaults(tmp_path, monkeypatch, cli):
+    nb = write_nb(
+        tmp_path / NB,
+        code("x = 1\n", "stage:load", "timeout:30m", "retries:2", "allow-failure"),
+        code("y = 2\n", "stage:fit", "memory:4GiB", "env:MODE=fast", "secret:API_TOKEN"),
+    )
+    data = json.loads(nb.read_text())
+    data["metadata"]["nb2pipe"] = {"defaults": {"cell-timeout": "5m"}}
+    nb.write_text(json.dumps(data))
+    monkeypatch.chdir(tmp_path)
+    assert cli("export", NB)[0] == 0
+    exit_code, out, err = cli("show", PIPE, "--json")
+    assert exit_code == 0, err
+    settings = {s["name"]: s["settings"] for s in json.loads(out)["stages"]}
+    assert settings == {
+        "load": {"timeout": "30m", "cell-timeout": "5m", "retries": 2, "allow-failure": True},
+        "fit": {"cell-timeout": "5m", "memory": "4GiB", "env": {"MODE": "fast"}, "secret": ["API_TOKEN"]},
+    }
+    exit_code, out, err = cli("show", PIPE)
+    assert exit_code == 0, err
+    assert re.search(r"^\s+settings: +timeout:30m cell-timeout:5m retries:2 allow-failure$", out, re.M), out
+    assert re.search(r"^\s+settings: +cell-timeout:5m memory:4GiB env:MODE=fast secret:API_TOKEN$", out, re.M), out
