@@ -24,6 +24,7 @@ import pytest
 from conftest import code, write_nb
 from helpers import run_dirs, run_events, stage_status, subprocess_env, summary, wait_until, wait_until_gone
 from nb2pipe.errors import StageError
+from nb2pipe.run.limits import CELL_TIMEOUT, OUT_OF_MEMORY, STAGE_TIMEOUT, Stopped, failure
 from nb2pipe.run.runner import RunResult
 from nb2pipe.vocabulary import Outcome
 
@@ -183,6 +184,26 @@ def test_the_summary_says_how_many_failures_were_allowed(failed, allowed, words)
     result = RunResult("r", outcomes, {}, list(outcomes), frozenset(list(outcomes)[:allowed]))
     assert result.summary() == f"0 ran, 0 up to date, 0 restored from cache, {words}"
     assert result.ok == (allowed == failed)
+
+
+# --- the words of each limit ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("stopped", "cell", "when", "evalue"),
+    [
+        (Stopped(STAGE_TIMEOUT, "30m"), "cell 4", "", "timed out after 30m in cell 4"),
+        (Stopped(STAGE_TIMEOUT, "30m"), None, "between cells", "timed out after 30m between cells"),
+        (Stopped(STAGE_TIMEOUT, "2s"), None, "", "timed out after 2s"),
+        (Stopped(CELL_TIMEOUT, "5m"), "cell 4", "", "cell 4 timed out after 5m"),
+        (Stopped(CELL_TIMEOUT, "5m"), "the cell 'nb2pipe: save variables'", "", "the cell 'nb2pipe: save variables' timed out after 5m"),
+        (Stopped(OUT_OF_MEMORY, "1GiB", 1181116006), "cell 4", "", "ran out of memory at cell 4 (limit 1GiB, peak 1.1 GiB)"),
+        (Stopped(OUT_OF_MEMORY, "1GiB", 300 * 2**20), None, "", "ran out of memory (limit 1GiB, peak 300 MiB)"),
+        (Stopped(OUT_OF_MEMORY, "1GiB"), None, "before its first cell", "ran out of memory before its first cell (limit 1GiB)"),
+    ],
+)
+def test_each_limit_is_worded_with_the_cell_it_stopped(stopped, cell, when, evalue):
+    assert failure(stopped, cell, when) == {"ename": stopped.ename, "evalue": evalue}
 
 
 # --- an interrupt is never retried --------------------------------------------------------------

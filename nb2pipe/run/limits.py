@@ -11,7 +11,7 @@
 4. The executor asks `stopped_by(exit_status)` why the stage ended: the limit the watch stopped
    it for; or, for a stage with `memory:` whose kernel the OS killed (SIGKILL) while near its
    limit or with its cgroup's `oom_kill` counter risen, the memory limit too (the OOM killer).
-   `failure(stopped, where)` words it: `timed out after 30m in cell 4`, `cell 4 timed out after
+   `failure(stopped, cell)` words it: `timed out after 30m in cell 4`, `cell 4 timed out after
    5m`, `ran out of memory at cell 4 (limit 1GiB, peak 1.1 GiB)`.
 """
 
@@ -209,17 +209,16 @@ def human_size(size: int) -> str:
     return f"{size / 2**30:.1f} GiB" if size >= 2**30 else f"{size / 2**20:.0f} MiB"
 
 
-def failure(stopped: Stopped, cell: int | None, where: str = "") -> dict[str, str]:
-    """The executor's error (ename, evalue) of a stage a limit stopped: `cell` is the notebook's
-    number of the cell that ran (None: not one of the notebook's, or a command stage), `where`
-    says where the stage was then otherwise ('before its first cell', 'between cells'; '' for a
-    command)."""
-    at = f"cell {cell}" if cell is not None else where
+def failure(stopped: Stopped, cell: str | None, when: str = "") -> dict[str, str]:
+    """The executor's error (ename, evalue) of a stage a limit stopped: `cell` names the cell that
+    ran ('cell 4', the notebook's number, or "the cell 'nb2pipe: save variables'" for one nb2pipe
+    added); without one, `when` says where the stage was ('between cells', 'before its first
+    cell'; '' for a command)."""
     if stopped.ename == STAGE_TIMEOUT:
-        parts = [f"timed out after {stopped.limit}", f"in {at}" if cell is not None else where]
+        parts = [f"timed out after {stopped.limit}", f"in {cell}" if cell else when]
     elif stopped.ename == CELL_TIMEOUT:
-        parts = [at or "a cell", f"timed out after {stopped.limit}"]
+        parts = [cell or "a cell", f"timed out after {stopped.limit}"]
     else:
         peak = f", peak {human_size(stopped.peak)}" if stopped.peak else ""
-        parts = ["ran out of memory", f"at {at}" if cell is not None else where, f"(limit {stopped.limit}{peak})"]
+        parts = ["ran out of memory", f"at {cell}" if cell else when, f"(limit {stopped.limit}{peak})"]
     return {"ename": stopped.ename, "evalue": " ".join(part for part in parts if part)}

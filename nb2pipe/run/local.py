@@ -296,7 +296,8 @@ def _stopped_by_limit(job: StageJob, cells: _CellTracker, stopped: limits.Stoppe
         return limits.failure(stopped, None, "between cells" if cells.seen else "before its first cell")
     index, cell = cells.running
     title = str(cell.metadata.get("title", ""))
-    error = limits.failure(stopped, cell_progress(title, ())["notebook_cell"], f"in the cell '{title}'" if title else "")
+    number = cell_progress(title, ())["notebook_cell"]
+    error = limits.failure(stopped, f"cell {number}" if number is not None else f"the cell '{title or index}'")
     _mark_dead_cell(job.output, index, error["evalue"], error["ename"])
     return {**error, "cell_index": index, "source": cell.source, "title": title}
 
