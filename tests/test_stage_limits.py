@@ -54,13 +54,13 @@ def _error_outputs(executed: Path) -> list[tuple[str, str]]:
 
 # --- timeout and cell-timeout -------------------------------------------------------------------
 
-# cells 1-2 setup and parameters; stage `whole` (cells 3-4) with timeout:5s, stage `percell`
+# cells 1-2 setup and parameters; stage `whole` (cells 3-4) with timeout:20s, stage `percell`
 # (cells 5-6) with cell-timeout:3s; each writes its out, then sleeps `nap` seconds
 TIMEOUTS = (
     code("import time", "setup"),
     code("nap = 0", "parameters"),
     code("with open('whole.txt', 'w') as whole_file:\n    whole_file.write('partial')\n",
-         "stage:whole", "timeout:5s", "out:whole.txt"),
+         "stage:whole", "timeout:20s", "out:whole.txt"),
     code("time.sleep(nap)\n"),
     code("with open('percell.txt', 'w') as cell_file:\n    cell_file.write('partial')\n",
          "stage:percell", "cell-timeout:3s", "out:percell.txt"),
@@ -78,9 +78,9 @@ def test_a_stage_over_its_timeout_or_a_cell_over_its_cell_timeout_is_stopped_and
     assert summary(out) == "0 ran, 0 up to date, 0 restored from cache, 2 failed"
     errors = _errors(err)
     whole = next(line for line in errors if "'whole'" in line)
-    match = re.fullmatch(r"error: stage 'whole' timed out after 5s in cell 4; open (\S+)", whole)
+    match = re.fullmatch(r"error: stage 'whole' timed out after 20s in cell 4; open (\S+)", whole)
     assert match, errors
-    assert ("StageTimeout", "timed out after 5s in cell 4") in _error_outputs(Path(match[1]))
+    assert ("StageTimeout", "timed out after 20s in cell 4") in _error_outputs(Path(match[1]))
     percell = next(line for line in errors if "'percell'" in line)
     match = re.fullmatch(
         r"error: stage 'percell' failed in nb\.ipynb cell 6 \(pipelines/nb/stages/percell\.py\): "
@@ -92,7 +92,7 @@ def test_a_stage_over_its_timeout_or_a_cell_over_its_cell_timeout_is_stopped_and
     assert (tmp_path / "whole.txt").read_text() == (tmp_path / "percell.txt").read_text() == "before"
     report = stage_status(cli, PIPE)
     assert report["whole"]["state"] == report["percell"]["state"] == "failed"
-    assert report["whole"]["reasons"][0] == "last run failed: StageTimeout: timed out after 5s in cell 4"
+    assert report["whole"]["reasons"][0] == "last run failed: StageTimeout: timed out after 20s in cell 4"
     events = _only_run(tmp_path / PIPE)
     wait_until_gone(_kernels(events, "whole") | _kernels(events, "percell"), "the stopped stages' kernels end")
 
@@ -331,7 +331,7 @@ def test_timeout_and_retries_hold_on_the_workers_of_a_dask_cluster(tmp_path, mon
     write_nb(
         tmp_path / NB,
         code("import time", "setup"),
-        code("time.sleep(600)\n", "stage:sleeper", "timeout:3s"),
+        code("time.sleep(600)\n", "stage:sleeper", "timeout:15s"),
         code(FLAKY, "stage:flaky", "retries:1", "out:flaky.txt"),
     )
     monkeypatch.chdir(tmp_path)
@@ -340,7 +340,7 @@ def test_timeout_and_retries_hold_on_the_workers_of_a_dask_cluster(tmp_path, mon
     events: list[dict] = []
     result = run_pipeline(tmp_path / PIPE, RunOptions(executor="dask", jobs=2, keep_going=True), [events.append])
     assert result.outcomes == {"sleeper": Outcome.FAILED, "flaky": Outcome.RAN}
-    assert result.errors["sleeper"].message.startswith("stage 'sleeper' timed out after 3s in cell 2; open ")
+    assert result.errors["sleeper"].message.startswith("stage 'sleeper' timed out after 15s in cell 2; open ")
     assert [(e["stage"], e["try"]) for e in events if e["event"] == "stage_retry"] == [("flaky", 1)]
     assert (tmp_path / "flaky.txt").read_text() == "done"
 

@@ -1,5 +1,5 @@
 """Per-stage limits as the sidebar shows them: a run from the sidebar in which a stage with
-`timeout:3s` and `allow-failure` is stopped. The stopped stage is failed with the limit and its
+`timeout:15s` and `allow-failure` is stopped. The stopped stage is failed with the limit and its
 cell in its failure box, the independent stage is up to date, and the run itself ended ok with
 the allowed failure in its summary.
 """
@@ -24,7 +24,7 @@ def test_a_stage_over_its_timeout_shows_failed_with_its_cell_and_an_allowed_fail
     notebook = lab.root / "limits.ipynb"
     cells = [
         _code("import time", "setup"),
-        _code("time.sleep(600)\n", "stage:slow", "timeout:3s", "allow-failure"),
+        _code("time.sleep(600)\n", "stage:slow", "timeout:15s", "allow-failure"),
         _code("with open('fine.txt', 'w') as fine_file:\n    fine_file.write('fine')\n", "stage:fine", "out:fine.txt"),
     ]
     kernel = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
@@ -39,6 +39,6 @@ def test_a_stage_over_its_timeout_shows_failed_with_its_cell_and_an_allowed_fail
     assert "1 ran, 0 up to date, 0 restored from cache, 1 failed (allowed)" in summary, summary
     failure = _stage(page, "slow").locator(".jp-nb2pipe-stage-error")
     failure.wait_for(timeout=60_000)
-    assert failure.locator(".jp-nb2pipe-error-exception").inner_text() == "StageTimeout: timed out after 3s in cell 2"
+    assert failure.locator(".jp-nb2pipe-error-exception").inner_text() == "StageTimeout: timed out after 15s in cell 2"
     shoot(page, "stopped-by-its-timeout")
     assert not page.page_errors, page.page_errors
