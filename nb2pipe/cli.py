@@ -489,6 +489,8 @@ def _show_run(args: argparse.Namespace) -> int:
     for stage in run["stages"]:
         duration = f" {stage['duration']:.1f}s" if stage["duration"] else ""
         print(f"    {stage['name']:<20} {stage['outcome']}{duration}" + (f"  {stage['error']}" if stage["error"] else ""))
+        for tried in stage.get("tries", []):  # the failed tries before the last (retries:)
+            print(f"      try {tried['try']} failed  {tried['error']}")
     return 0
 
 

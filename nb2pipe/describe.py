@@ -11,6 +11,8 @@ from typing import Any
 from nb2pipe import model as m
 from nb2pipe.export import cell_ranges, plan_export
 from nb2pipe.graph import order, upstream
+from nb2pipe.settings import effective
+from nb2pipe.settings import to_dict as settings_to_dict
 from nb2pipe.spec import load_params, load_pipeline, resolve_template, safe_load
 
 
@@ -37,6 +39,8 @@ def describe(path: Path) -> dict[str, Any]:
                 "saves": list(stage.saves),
                 "inferred": list(stage.inferred),
                 "meta": {k: list(v) for k, v in stage.meta},
+                # what it runs with: its own settings over the pipeline's defaults, as nb2pipe.yaml writes them
+                "settings": settings_to_dict(effective(pipeline, stage)),
             }
         )
     return {
@@ -61,11 +65,28 @@ def as_text(info: dict[str, Any]) -> str:
         for key in ("upstream", "after", "deps", "outs", "metrics", "params"):
             if stage[key]:
                 lines.append(f"{'':<{width}}    {key + ':':<10}{', '.join(stage[key])}")
+        if stage.get("settings"):
+            lines.append(f"{'':<{width}}    {'settings:':<10}{settings_as_tags(stage['settings'])}")
     edges = [(up, s["name"]) for s in info["stages"] for up in s["upstream"]]
     if edges:
         lines.append("")
         lines.append("edges: " + ", ".join(f"{a} -> {b}" for a, b in edges))
     return "\n".join(lines) + "\n"
+
+
+def settings_as_tags(settings: dict[str, Any]) -> str:
+    """Settings in nb2pipe.yaml's form as the tags that set them: `timeout:30m retries:2 allow-failure`."""
+    tags = []
+    for key, value in settings.items():
+        if value is True:
+            tags.append(key)
+        elif isinstance(value, dict):
+            tags.extend(f"{key}:{name}" + ("" if given is None else f"={given}") for name, given in value.items())
+        elif isinstance(value, list):
+            tags.extend(f"{key}:{item}" for item in value)
+        elif value is not False:
+            tags.append(f"{key}:{value}")
+    return " ".join(tags)
 
 
 def explain(notebook: Path, split_level: int | None = None) -> dict[str, Any]:

@@ -133,6 +133,10 @@ class PipelineLocked(Nb2PipeError):
     exit_code = 1
 
 
+# the enames of the stages nb2pipe stopped for a limit (run/limits.py) whose evalue is the whole story
+STOPPED_BY_LIMIT = ("StageTimeout", "OutOfMemory")
+
+
 @dataclass(frozen=True)
 class StageError:
     """A stage that failed: where (stage, cell), what (exception type and value), and the
@@ -155,7 +159,10 @@ class StageError:
 
     @property
     def message(self) -> str:
-        """One line: stage, failing cell (and its script), exception, executed notebook."""
+        """One line: stage, failing cell (and its script), exception, executed notebook. A stage a
+        limit stopped says so in its own words: `stage 'x' timed out after 30m in cell 4; open ...`."""
+        if self.ename in STOPPED_BY_LIMIT:
+            return f"stage '{self.stage}' {self.evalue}" + (f"; open {self.notebook}" if self.notebook else "")
         where = ""
         if self.cell:
             where = f" in {self.cell}" + (f" ({self.script})" if self.script else "")

@@ -30,7 +30,7 @@ from nb2pipe.spec import declares
 from nb2pipe.vocabulary import SUCCEEDED, EventName, Outcome, RunStatus
 
 DB_FILE = "runs.db"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Each entry brings a database from the previous version to this one.
 MIGRATIONS: dict[int, list[str]] = {
@@ -50,6 +50,9 @@ MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE runs ADD COLUMN sweep TEXT",
         "ALTER TABLE runs ADD COLUMN trial TEXT",
         "ALTER TABLE stages ADD COLUMN from_run TEXT",  # a restored stage: the run that produced its outputs
+    ],
+    4: [  # retries: the failed tries of a stage that was tried again (JSON list; run/tries.py)
+        "ALTER TABLE stages ADD COLUMN tries TEXT",
     ],
 }
 
@@ -167,6 +170,7 @@ class RunStore:
         run_id: list[str] = []
         failed: list[str] = []
         noted_facts: list[bool] = []  # noted once known, at the latest when the run ends
+        tries: dict[str, list[dict[str, Any]]] = {}  # per stage, its failed tries that were tried again
 
         def record(event: dict[str, Any]) -> None:
             if failed:
@@ -195,16 +199,25 @@ class RunStore:
                     "INSERT OR REPLACE INTO stages (run_id, stage, outcome, fingerprint, lock) VALUES (?, ?, ?, ?, ?)",
                     (run_id[0], event["stage"], RunStatus.RUNNING, event.get("fingerprint"), json.dumps(event.get("lock") or {})),
                 )
+            elif kind == EventName.STAGE_RETRY and run_id:
+                tried = {"try": event.get("try"), "duration": event.get("duration"), "error": event.get("error"),
+                         "notebook": self._pipeline_relative(event.get("notebook"))}  # fmt: skip
+                tries.setdefault(event["stage"], []).append(tried)
+                self.db.execute(
+                    "UPDATE stages SET tries = ? WHERE run_id = ? AND stage = ?",
+                    (json.dumps(tries[event["stage"]]), run_id[0], event["stage"]),
+                )
             elif kind in (EventName.STAGE_FINISHED, EventName.STAGE_FAILED) and run_id:
                 notebook = self._pipeline_relative(event.get("notebook"))
                 producer = self._producer(event, run_id[0])
                 self.db.execute(
                     "INSERT OR REPLACE INTO stages"
-                    " (run_id, stage, outcome, duration, fingerprint, lock, metrics, error, notebook, from_run)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " (run_id, stage, outcome, duration, fingerprint, lock, metrics, error, notebook, from_run, tries)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (run_id[0], event["stage"], event.get("outcome", Outcome.FAILED), event.get("duration"), event.get("fingerprint"),
                      json.dumps(event.get("lock") or {}), json.dumps(event.get("metrics") or {}), event.get("error"),
-                     notebook or (producer["notebook"] if producer else None), producer["run_id"] if producer else None),
+                     notebook or (producer["notebook"] if producer else None), producer["run_id"] if producer else None,
+                     json.dumps(tries[event["stage"]]) if event["stage"] in tries else None),
                 )
             if run_id and not noted_facts and (facts.ready() or kind == EventName.RUN_FINISHED):
                 self._note_facts(run_id[0], *facts.result())
@@ -295,6 +308,7 @@ class RunStore:
                     "error": s["error"],
                     "notebook": s["notebook"],
                     "from_run": s["from_run"],
+                    "tries": json.loads(s["tries"] or "[]"),  # the failed tries before the last, when retried
                 }
                 for s in stages
             ],

@@ -73,6 +73,7 @@ class EventName(StrEnum):
     OUTPUT = "output"
     STAGE_FINISHED = "stage_finished"
     STAGE_FAILED = "stage_failed"
+    STAGE_RETRY = "stage_retry"  # a try of a stage with retries: failed, and the stage runs again
     RUN_FINISHED = "run_finished"
     MESSAGE = "message"
 

@@ -8,8 +8,8 @@ import re
 import threading
 from collections import Counter
 
-from nb2pipe.run import runner
-from nb2pipe.run.runner import new_run_id
+from nb2pipe.run import starting
+from nb2pipe.run.starting import new_run_id
 
 ID_SHAPE = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{4}$")  # labextension/src/executed.ts reads this shape too
 
@@ -32,20 +32,20 @@ def test_thousands_of_ids_minted_within_seconds_from_threads_are_distinct() -> N
 
 def test_an_id_drawn_twice_in_one_second_is_drawn_again(monkeypatch) -> None:
     draws = iter([b"\xab\xcd", b"\xab\xcd", b"\x12\x34"])
-    monkeypatch.setattr(runner.os, "urandom", lambda n: next(draws))
-    monkeypatch.setattr(runner, "_timestamp", lambda: "20260101-120000-")
+    monkeypatch.setattr(starting.os, "urandom", lambda n: next(draws))
+    monkeypatch.setattr(starting, "_timestamp", lambda: "20260101-120000-")
     assert [new_run_id(), new_run_id()] == ["20260101-120000-abcd", "20260101-120000-1234"]
 
 
 def test_an_id_the_history_has_already_is_not_given_out(monkeypatch) -> None:
     draws = iter([b"\x00\x01", b"\x00\x02"])
-    monkeypatch.setattr(runner.os, "urandom", lambda n: next(draws))
-    monkeypatch.setattr(runner, "_timestamp", lambda: "20260101-120001-")
+    monkeypatch.setattr(starting.os, "urandom", lambda n: next(draws))
+    monkeypatch.setattr(starting, "_timestamp", lambda: "20260101-120001-")
     assert new_run_id(taken=lambda run_id: run_id.endswith("0001")) == "20260101-120001-0002"
 
 
 def test_ids_sort_by_the_time_they_were_minted(monkeypatch) -> None:
     stamps = iter(["20260101-235959-", "20260102-000000-"])
-    monkeypatch.setattr(runner, "_timestamp", lambda: next(stamps))
+    monkeypatch.setattr(starting, "_timestamp", lambda: next(stamps))
     first, second = new_run_id(), new_run_id()
     assert first < second

@@ -570,12 +570,12 @@ def test_a_version_1_database_is_migrated_in_place(tmp_path, monkeypatch, cli):
 
     store = track.RunStore(load_pipeline(tmp_path / PIPE))
     (run,) = store.runs()
-    assert store.db.execute("PRAGMA user_version").fetchone()[0] == track.SCHEMA_VERSION == 3
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == track.SCHEMA_VERSION == 4
     assert (run["id"], run["status"], run["git_commit"], run["git_dirty"], run["params"]) == (
         "20240101-000000-abcd", "ok", "0123456789abcdef", False, {"noise": 0.1})
     assert run["metrics"] == {"r2": 0.9, "train.r2": 0.9}
     assert run["environment"] is None
-    assert (run["sweep"], run["trial"], run["stages"][0]["from_run"]) == (None, None, None)
+    assert (run["sweep"], run["trial"], run["stages"][0]["from_run"], run["stages"][0]["tries"]) == (None, None, None, [])
     assert store.tag("20240101", "champion") == "20240101-000000-abcd"
     assert store.resolve("champion") == "20240101-000000-abcd"
     store.close()

@@ -62,6 +62,7 @@ export const EventName = {
   OUTPUT: 'output',
   STAGE_FINISHED: 'stage_finished',
   STAGE_FAILED: 'stage_failed',
+  STAGE_RETRY: 'stage_retry',
   RUN_FINISHED: 'run_finished',
   MESSAGE: 'message'
 } as const;

@@ -104,7 +104,7 @@ def run_sweep(
     `trials` None with `resume`: the trials of that sweep, as runs.db remembers them."""
     from nb2pipe.api.tracked import checked_folder
     from nb2pipe.run.executors import check_executor
-    from nb2pipe.run.runner import acquire_run_lock, new_run_id
+    from nb2pipe.run.starting import acquire_run_lock, new_run_id
     from nb2pipe.spec import load_pipeline
     from nb2pipe.track import RunStore
 
@@ -191,7 +191,7 @@ def _kernel_pool(
 def _run_remaining(
     root: Path, plan: SweepPlan, remaining: list[dict[str, Any]], options: TrialOptions, jobs: int, reporters: list[Reporter]
 ) -> tuple[bool, bool]:
-    from nb2pipe.run.runner import signals_interrupt
+    from nb2pipe.run.starting import signals_interrupt
 
     futures: list[Future[None]] = []
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="nb2pipe-trial") as pool:

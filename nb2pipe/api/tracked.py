@@ -134,7 +134,8 @@ def checked_folder(target: Path) -> Path:
 def _run_locked(
     target: Path, folder: Path, options: RunOptions, reporters: list[Reporter], command: list[str], record: bool, params_from: str | None
 ) -> RunReport:
-    from nb2pipe.run.runner import RUNS_DIR, Runner, acquire_run_lock, new_run_id
+    from nb2pipe.run.runner import RUNS_DIR, Runner
+    from nb2pipe.run.starting import acquire_run_lock, new_run_id
     from nb2pipe.spec import load_pipeline
 
     run_id = new_run_id(taken=lambda candidate: (folder / RUNS_DIR / candidate).exists())

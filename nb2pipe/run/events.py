@@ -5,7 +5,8 @@ cell (`index` of `count` code cells of the executed notebook, and where that is 
 own cells: `title`, `notebook_cell`, `position`, `of`, `role`, see run/cell_progress.py), output
 (`stage`, `cell`: the notebook cell number or null, `stream`: stdout, stderr, display or error,
 `text`: whole lines, redacted; see run/stage_output.py), stage_finished, stage_failed (with
-`stage_error`, an errors.StageError as JSON), run_finished, message.
+`stage_error`, an errors.StageError as JSON), stage_retry (a failed try of a stage with retries:
+that runs again; run/tries.py), run_finished, message.
 Reporters show them as a live line on a terminal, plain lines otherwise,
 or JSON lines for machines (`--events jsonl`). `message_to` tells reporters something outside a
 run's events (a warning before the run starts).

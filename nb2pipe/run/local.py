@@ -12,7 +12,9 @@
    boot, so the first stage starts without waiting for it; nbformat is imported without the
    grammars rfc3987-syntax builds (kernels.import_notebook_libraries).
 4. A command stage runs as its argv in a process group of its own, its output in a log file.
-5. `interrupt` kills the kernels in use and the commands' process groups, so running stages fail
+5. A stage with `timeout:`, `cell-timeout:` or `memory:` runs under a watch (run/limits.py) that
+   kills its kernel or command over a limit; the failure names the limit and the cell.
+6. `interrupt` kills the kernels in use and the commands' process groups, so running stages fail
    at once (Ctrl-C, SIGTERM, cancel); a stage still waiting for a kernel, or submitted later,
    does not start.
 This is the executor registered as 'local' (run/executors.py); the dask workers run it too.
@@ -33,7 +35,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nb2pipe.errors import KernelStartError
+from nb2pipe.run import limits
 from nb2pipe.run import redact as redaction
+from nb2pipe.run.cell_progress import cell_progress
 from nb2pipe.run.executors import INTERRUPTED, StageJob, StageOutcome, interrupted
 from nb2pipe.run.kernels import changes_what_imports_see, describe_exit, import_heavy, import_notebook_libraries, imported_modules
 from nb2pipe.run.pool import KernelPool, KernelPools, PoolKey, thread_budget
@@ -152,7 +156,9 @@ class LocalExecutor:
         started = time.monotonic()
         # papermill adds an injected-parameters cell when there are parameters
         count = sum(1 for c in job.notebook.cells if c.cell_type == "code") + (1 if job.parameters else 0)
-        cells = _CellTracker(job, count)
+        watch = limits.StageWatch(job.settings, lambda: limits.kill_tree(km.pid) if km.pid else None)
+        watch.start(km.pid)
+        cells = _CellTracker(job, count, watch)
         try:
             papermill.execute_notebook(
                 job.notebook,
@@ -173,12 +179,15 @@ class LocalExecutor:
         except Exception as e:  # dead kernel, interrupt, papermill's own errors
             if self.interrupted:
                 error = {"ename": type(e).__name__, "evalue": INTERRUPTED}
+            elif (stopped := watch.stopped_by(km.exit_status())) is not None:
+                error = _stopped_by_limit(job, cells, stopped)
             elif km.exit_status() is not None:
                 error = _kernel_died(job, km, cells)
             else:
                 error = {"ename": type(e).__name__, "evalue": str(e).strip()}
             return StageOutcome(job.name, False, time.monotonic() - started, error)
         finally:
+            watch.close()
             cells.close()
 
     def _run_command(self, job: StageJob, cmd: tuple[str, ...]) -> StageOutcome:
@@ -196,9 +205,12 @@ class LocalExecutor:
             stop = self.interrupted
         if stop:  # the interrupt came while the command started
             _kill_group(process)
+        watch = limits.StageWatch(job.settings, lambda: _kill_group(process))
+        watch.start(process.pid)
         try:
             stdout, stderr = process.communicate()
         finally:
+            watch.close()
             with self._lock:
                 self._commands.discard(process)
         stdout, stderr = redaction.redact(stdout), redaction.redact(stderr)
@@ -208,6 +220,9 @@ class LocalExecutor:
             return StageOutcome(job.name, True, duration)
         if self.interrupted:
             return StageOutcome(job.name, False, duration, {"ename": f"exit status {process.returncode}", "evalue": INTERRUPTED})
+        stopped = watch.stopped_by(process.returncode)
+        if stopped is not None:
+            return StageOutcome(job.name, False, duration, limits.failure(stopped, None))
         tail = (stderr.strip().splitlines() or [""])[-1]
         return StageOutcome(job.name, False, duration, {"ename": f"exit status {process.returncode}", "evalue": tail})
 
@@ -268,8 +283,8 @@ class _CellTracker:
     """papermill's cell hooks: progress events for code cells, the cell in progress, and what
     the cells print (whole lines, run/stage_output.py) when the job wants it."""
 
-    def __init__(self, job: StageJob, count: int):
-        self.job, self.count, self.seen = job, count, 0
+    def __init__(self, job: StageJob, count: int, watch: limits.StageWatch):
+        self.job, self.count, self.seen, self.watch = job, count, 0, watch
         self.running: tuple[int, Any] | None = None  # (index in the executed notebook, cell)
         self.title = ""  # of the code cell that started last
         self.batches = Batches(job.on_output) if job.on_output else None
@@ -281,6 +296,7 @@ class _CellTracker:
 
     def on_cell_start(self, cell: Any = None, cell_index: int = 0, **_: Any) -> None:
         if cell is not None and cell.cell_type == "code":
+            self.watch.cell_started()
             self.seen += 1
             if cell.source.strip():  # an empty cell is skipped: it never runs
                 self.running = (cell_index, cell)
@@ -290,6 +306,7 @@ class _CellTracker:
             self.job.on_cell(self.seen, self.count)
 
     def on_cell_executed(self, cell: Any = None, **_: Any) -> None:
+        self.watch.cell_ended()
         self.running = None
         for stream in self.streams:
             stream.end_cell()
@@ -316,7 +333,20 @@ def _kernel_died(job: StageJob, km: KernelManager, cells: _CellTracker) -> dict[
     return {"ename": DEAD_KERNEL, "evalue": evalue, "cell_index": index, "source": cell.source, "title": cell.metadata.get("title", "")}
 
 
-def _mark_dead_cell(executed: Path, index: int, evalue: str) -> None:
+def _stopped_by_limit(job: StageJob, cells: _CellTracker, stopped: limits.Stopped) -> dict[str, Any]:
+    """The error of a stage a limit stopped (run/limits.py), named with the notebook's number of
+    the cell it ran; that cell gets the error in the executed notebook, as for a dead kernel."""
+    if cells.running is None:
+        return limits.failure(stopped, None, "between cells" if cells.seen else "before its first cell")
+    index, cell = cells.running
+    title = str(cell.metadata.get("title", ""))
+    number = cell_progress(title, ())["notebook_cell"]
+    error = limits.failure(stopped, f"cell {number}" if number is not None else f"the cell '{title or index}'")
+    _mark_dead_cell(job.output, index, error["evalue"], error["ename"])
+    return {**error, "cell_index": index, "source": cell.source, "title": title}
+
+
+def _mark_dead_cell(executed: Path, index: int, evalue: str, ename: str = DEAD_KERNEL) -> None:
     """Put the error in the cell the kernel died in, as papermill does for an exception."""
     import_notebook_libraries()
     import nbformat
@@ -326,7 +356,7 @@ def _mark_dead_cell(executed: Path, index: int, evalue: str) -> None:
     try:
         nb = nbformat.read(str(executed), as_version=4)
         cell = nb.cells[index]
-        cell.outputs.append(nbformat.v4.new_output("error", ename=DEAD_KERNEL, evalue=evalue, traceback=[f"{DEAD_KERNEL}: {evalue}"]))
+        cell.outputs.append(nbformat.v4.new_output("error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"]))
         cell.metadata.setdefault("papermill", {}).update(exception=True, status="failed")
         nb.metadata.setdefault("papermill", {})["exception"] = True
         raise_for_execution_errors(nb, str(executed))  # writes the notebook with the banner, then raises

@@ -11,7 +11,9 @@
 4. Before a stage starts, the journal notes what is at its outs (run/journal.py). Run the rest on
    the executor, several at once. On success hash the outs, store them in the output cache and
    write the lock entry (atomically). On failure put back exactly what was at the stage's outs
-   before it started, keep its lock entry, and do not run its dependants.
+   before it started, keep its lock entry, and do not run its dependants. A stage with
+   `retries:` is tried again first, and one with `allow-failure` does not fail the run
+   (run/tries.py); `timeout:`, `cell-timeout:` and `memory:` are the executor's (run/limits.py).
 5. Ctrl-C or SIGTERM (whatever signal dispositions the process inherited), or an error of the
    runner itself (a full disk), kills the kernels and puts back the outs of the running stages;
    an interrupt exits 130.
@@ -21,15 +23,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import itertools
 import os
-import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from nb2pipe import lockfile, state
@@ -39,10 +38,14 @@ from nb2pipe.graph import after_only, ancestors, order, select, upstream
 from nb2pipe.run import redact as redaction
 from nb2pipe.run.cache import OutputCache
 from nb2pipe.run.cell_progress import cell_progress, own_cells
-from nb2pipe.run.events import Events, Reporter, message_to
+from nb2pipe.run.events import Events, Reporter
 from nb2pipe.run.journal import Journal, read_journal, restore_snapshots
+from nb2pipe.run.limits import check_memory_watch
 from nb2pipe.run.pidlock import RunLock
 from nb2pipe.run.stage_output import StageLogs, event_text
+from nb2pipe.run.starting import RUNS_DIR as RUNS_DIR  # where runs/<run-id>/ lives, for the server and the API
+from nb2pipe.run.starting import acquire_run_lock, new_run_id, signals_interrupt
+from nb2pipe.run.tries import Tries, keep_try, summary_failed
 from nb2pipe.settings import effective
 from nb2pipe.spec import declares, effective_params, load_pipeline, resolved_pipeline
 from nb2pipe.vocabulary import EventName, Outcome, RunStatus
@@ -51,8 +54,6 @@ if TYPE_CHECKING:
     from nb2pipe.run.executors import Executor, StageJob, StageOutcome
     from nb2pipe.run.pool import KernelPool
 
-RUNS_DIR = "runs"
-RUN_LOCK_FILE = "run.pid"
 
 
 
@@ -79,12 +80,14 @@ class RunOptions:
 class RunResult:
     run_id: str
     outcomes: dict[str, Outcome]
-    errors: dict[str, StageError]  # the stages that failed, in the order they failed
+    errors: dict[str, StageError]  # the stages that failed, in the order they failed (but those allowed to)
     planned: list[str]
+    allowed: frozenset[str] = frozenset()  # the stages that failed with allow-failure
 
     @property
     def ok(self) -> bool:
-        return not any(o in (Outcome.FAILED, Outcome.NOT_RUN) for o in self.outcomes.values())
+        failed = [n for n, o in self.outcomes.items() if o == Outcome.FAILED and n not in self.allowed]
+        return not failed and (bool(self.allowed) or Outcome.NOT_RUN not in self.outcomes.values())
 
     def summary(self) -> str:
         """`N ran, M up to date, K restored from cache, F failed` (and how many were not run)."""
@@ -93,32 +96,9 @@ class RunResult:
             return f"{counts[Outcome.WOULD_RUN]} would run, {counts[Outcome.UP_TO_DATE]} up to date (dry run: nothing ran)"
         text = (
             f"{counts[Outcome.RAN]} ran, {counts[Outcome.UP_TO_DATE]} up to date, "
-            f"{counts[Outcome.RESTORED]} restored from cache, {counts[Outcome.FAILED]} failed"
+            f"{counts[Outcome.RESTORED]} restored from cache, {summary_failed(counts[Outcome.FAILED], len(self.allowed))}"
         )
         return text + (f", {counts[Outcome.NOT_RUN]} not run" if counts[Outcome.NOT_RUN] else "")
-
-
-_minted_lock = threading.Lock()
-_minted: set[str] = set()  # the ids this process gave out in the current second
-
-
-def _timestamp() -> str:
-    return dt.datetime.now().strftime("%Y%m%d-%H%M%S-")
-
-
-def new_run_id(taken: Callable[[str], bool] | None = None) -> str:
-    """`YYYYmmdd-HHMMSS-xxxx` (sorts by time; 4 random hex digits): never one this process gave
-    out before (a sweep mints many per second, from several threads), nor one `taken` says is
-    used (e.g. its runs/ folder exists)."""
-    with _minted_lock:
-        while True:
-            stamp = _timestamp()
-            if not any(run_id.startswith(stamp) for run_id in itertools.islice(_minted, 1)):
-                _minted.clear()  # a new second: the ids of earlier ones cannot come again
-            run_id = stamp + os.urandom(2).hex()
-            if run_id not in _minted and not (taken and taken(run_id)):
-                _minted.add(run_id)
-                return run_id
 
 
 class Runner:
@@ -149,6 +129,8 @@ class Runner:
         self.after_only: dict[str, set[str]] = {}  # per stage, the stages it follows by `after:` alone
         self.kernel_envs: dict[str, dict[str, str]] = {}  # per stage, what its kernel starts with (env:, secret:)
         self.held_secrets: tuple[str, ...] = ()  # redacted from every output while the run lasts
+        self.tries = Tries()
+        self.allowed: set[str] = set()  # the stages that failed with allow-failure
 
     @property
     def events(self) -> Events:
@@ -187,6 +169,7 @@ class Runner:
         for name in planned:  # before anything runs: no out may lead out of the project
             for out in self.pipeline.stage(name).produced:
                 lockfile.out_path(self.pipeline, out)
+            check_memory_watch(name, effective(self.pipeline, self.pipeline.stage(name)))
         if not o.dry_run:  # an unknown kernel, an unset variable or secret: one error before anything runs
             from nb2pipe.run.kernels import hold_stage_environments
 
@@ -198,7 +181,7 @@ class Runner:
         errors: dict[str, StageError] = {}
         self._dispatch_all(planned, outcomes, errors)
         lockfile.write_last(self.pipeline, self.last)
-        result = RunResult(self.run_id, {n: outcomes[n] for n in planned}, errors, planned)
+        result = RunResult(self.run_id, {n: outcomes[n] for n in planned}, errors, planned, frozenset(self.allowed))
         status = RunStatus.OK if result.ok else RunStatus.FAILED
         self.events.emit(EventName.RUN_FINISHED, run=self.run_id, status=status, summary=result.summary(), outcomes=result.outcomes)
         return result
@@ -239,7 +222,10 @@ class Runner:
                     done, _ = wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)
                     for future in done:
                         name, inputs = running.pop(future)
-                        outcomes[name] = self._finish(name, inputs, future.result(), errors)
+                        if executor is not None and self._try_again(name, inputs, future.result()):
+                            running[executor.submit(self._job(name, inputs))] = (name, inputs)
+                        else:
+                            outcomes[name] = self._finish(name, inputs, future.result(), errors)
         except BaseException as error:
             self._abandon(executor, running, interrupted=isinstance(error, KeyboardInterrupt))
             raise
@@ -252,12 +238,35 @@ class Runner:
         does not keep going; True when it was."""
         if any(outcomes.get(u) in (Outcome.FAILED, Outcome.NOT_RUN) for u in ups):
             reason = "an upstream stage failed"
-        elif all(u in outcomes for u in ups) and Outcome.FAILED in outcomes.values() and not self.options.keep_going:
+        elif all(u in outcomes for u in ups) and self._failed_run(outcomes) and not self.options.keep_going:
             reason = "the run stopped after a failure"
         else:
             return False
         outcomes[name] = Outcome.NOT_RUN
         self.events.emit(EventName.STAGE_FINISHED, stage=name, outcome=Outcome.NOT_RUN, reason=reason)
+        return True
+
+    def _failed_run(self, outcomes: dict[str, Outcome]) -> bool:
+        """Whether a stage failed that was not allowed to."""
+        return any(o == Outcome.FAILED and n not in self.allowed for n, o in outcomes.items())
+
+    def _try_again(self, name: str, inputs: state.StageInputs, outcome: StageOutcome) -> bool:
+        """Whether a failed try of a stage with retries left is to run again (run/tries.py): its
+        executed notebook is kept aside and a `stage_retry` event names the try and its error."""
+        stage = self.pipeline.stage(name)
+        settings = effective(self.pipeline, stage)
+        stopping = self.options.cancel is not None and self.options.cancel.is_set()
+        if not self.tries.again(name, settings, outcome, stopping):
+            return False
+        keys = self.tries.keys(name, settings, retrying=True)
+        notebook = keep_try(self.run_dir, name, keys["try"], bool(stage.cmd)) or ""
+        error = stage_error(self.pipeline, stage, outcome.error or {}, notebook)
+        self.stage_logs.close(name)
+        self.events.emit(
+            EventName.STAGE_RETRY, stage=name, duration=outcome.duration, error=error.message, stage_error=error.to_json(),
+            notebook=notebook or None, fingerprint=inputs.fingerprint, **keys,
+        )  # fmt: skip
+        self.events.emit(EventName.MESSAGE, text=f"try {keys['try']} of {keys['tries']}: {error.message}; trying again")
         return True
 
     def _submit(self, executor: Executor, name: str, inputs: state.StageInputs) -> Future[StageOutcome]:
@@ -428,7 +437,12 @@ class Runner:
                 outcome.ok = False
                 outcome.error = {"ename": "MissingOutput", "evalue": f"the stage did not write its declared output '{missing[0]}'"}
         if not outcome.ok:
-            errors[name] = self._fail(name, inputs, outcome, notebook)
+            error = self._fail(name, inputs, outcome, notebook)
+            if effective(self.pipeline, stage).allow_failure:
+                self.allowed.add(name)
+                self.events.emit(EventName.MESSAGE, text=f"{error.message} (allow-failure: its dependants are not run, the run goes on)")
+            else:
+                errors[name] = error
             return Outcome.FAILED
         for path, digest in outs.items():
             assert digest is not None  # a missing out failed the stage above
@@ -439,24 +453,23 @@ class Runner:
         self.journal.end(name)
         self._record(name, Outcome.RAN, outcome.duration, notebook=notebook)
         self.events.emit(
-            EventName.STAGE_FINISHED,
-            stage=name,
-            outcome=Outcome.RAN,
-            duration=outcome.duration,
-            notebook=notebook,
-            **self._stage_record(name),
-        )
+            EventName.STAGE_FINISHED, stage=name, outcome=Outcome.RAN, duration=outcome.duration, notebook=notebook,
+            **self._stage_record(name), **self.tries.keys(name, effective(self.pipeline, stage)),
+        )  # fmt: skip
         return Outcome.RAN
 
     def _fail(self, name: str, inputs: state.StageInputs, outcome: StageOutcome, notebook: str) -> StageError:
         """Put back the stage's outs and say that it failed, where, and what to open."""
-        error = stage_error(self.pipeline, self.pipeline.stage(name), outcome.error or {}, notebook)
+        stage = self.pipeline.stage(name)
+        error = stage_error(self.pipeline, stage, outcome.error or {}, notebook)
+        settings = effective(self.pipeline, stage)
         self._put_back(name)
         self._record(name, Outcome.FAILED, outcome.duration, error=error.exception, notebook=notebook)
         self.last[name]["stage_error"] = error.rebased(os.getcwd(), self.pipeline.root).to_json()
         self.events.emit(
             EventName.STAGE_FAILED, stage=name, duration=outcome.duration, error=error.message, stage_error=error.to_json(),
             notebook=notebook, cell=error.cell, lock=inputs.lock_entry({}), fingerprint=inputs.fingerprint,
+            **self.tries.keys(name, settings), **({"allowed": True} if settings.allow_failure else {}),
         )
         return error
 
@@ -500,18 +513,6 @@ class Runner:
         lockfile.write_last(self.pipeline, self.last)
 
 
-def acquire_run_lock(pipeline_root: str | Path, wait: bool, reporters: list[Reporter], run_id: str) -> RunLock:
-    """Take the pipeline's run lock (one run at a time) for run `run_id`, saying so while waiting
-    for it. The lock file names the run and its events file, for `nb2pipe.run.registry`."""
-    root = Path(pipeline_root)
-    run_lock = RunLock(root / m.STATE_DIR / RUN_LOCK_FILE)
-    run_lock.acquire(
-        wait=wait, where=str(root), run_id=run_id, events=root / RUNS_DIR / run_id / "events.jsonl",
-        on_wait=lambda text: message_to(reporters, text),
-    )
-    return run_lock
-
-
 def read_metrics(pipeline: m.Pipeline, stage: m.Stage) -> dict[str, Any]:
     """The numbers in a stage's metrics files ({} when it has none)."""
     metrics: dict[str, Any] = {}
@@ -535,27 +536,6 @@ def stage_error(pipeline: m.Pipeline, stage: m.Stage, error: dict[str, Any], not
         notebook=notebook,
         traceback=redaction.redact(error["traceback"]) if error.get("traceback") else None,
     )
-
-
-@contextlib.contextmanager
-def signals_interrupt() -> Iterator[None]:
-    """SIGINT and SIGTERM raise KeyboardInterrupt while the stages run, whatever dispositions the
-    process inherited (a server or a script may start `nb2pipe run` with SIGINT ignored)."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    previous = {}
-    try:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, handler)
-    except ValueError:  # not the main thread (e.g. inside a server): leave signals alone
-        pass
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 def run_pipeline(

@@ -37,7 +37,8 @@ from nb2pipe import model as m
 from nb2pipe.errors import Nb2PipeError, SpecError, StageFailed
 from nb2pipe.run import redact as redaction
 from nb2pipe.run.executors import INTERRUPTED, StageJob, executor
-from nb2pipe.run.runner import signals_interrupt, stage_error
+from nb2pipe.run.runner import stage_error
+from nb2pipe.run.starting import signals_interrupt
 from nb2pipe.settings import effective
 
 COMMAND = "python -m nb2pipe.run.single"
