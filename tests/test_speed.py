@@ -71,6 +71,22 @@ def test_jobs_above_the_stage_count_do_not_shrink_the_budget(two_independent_sta
     assert seen(two_independent_stages, "p")["OMP_NUM_THREADS"] == str(max(1, cores() // 2))
 
 
+def test_a_stage_overrides_its_thread_budget_with_env(tmp_path, monkeypatch, cli):
+    """`env:OMP_NUM_THREADS=N` on a stage (issue 13: the budget is overridable per stage) wins
+    over the budget for that stage only; the other stage keeps cores // stages at once."""
+    monkeypatch.chdir(tmp_path)
+    for variable in THREAD_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+    own = threads_stage("p")
+    own["metadata"]["tags"] += ["env:OMP_NUM_THREADS=7"]
+    write_nb(tmp_path / "threads.ipynb", code("import json, os", "setup"), own, threads_stage("q"))
+    exit_code, _out, err = cli("run", "threads.ipynb", "--jobs", "2")
+    assert exit_code == 0, err
+    budget = str(max(1, cores() // 2))
+    assert seen(tmp_path, "p") == {**dict.fromkeys(THREAD_VARIABLES, budget), "OMP_NUM_THREADS": "7"}
+    assert seen(tmp_path, "q") == dict.fromkeys(THREAD_VARIABLES, budget)
+
+
 def test_thread_variables_the_user_set_are_left_alone(two_independent_stages, cli, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     monkeypatch.setenv("MKL_NUM_THREADS", "7")

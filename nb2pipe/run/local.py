@@ -86,7 +86,9 @@ class LocalExecutor:
             self.pool = pool
         else:
             pool_size = jobs if stages is None else min(jobs + 1, stages)
-            running_at_once = jobs if stages is None else max(1, min(jobs, stages))
+            # `jobs` stages at once (the runner caps it at the stages to run), counting those on
+            # kernels of their own (KernelPools below), which `stages` leaves out
+            running_at_once = max(1, jobs)
             self.pool = KernelPool(kernel_name, cwd, size=pool_size, log=log, budget=stages, env=thread_budget(running_at_once))
         # a stage with a kernel or environment of its own: a kernel started for it when it is submitted
         self.pools = KernelPools(
