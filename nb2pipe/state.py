@@ -172,12 +172,12 @@ class StageInputs:
 def stage_inputs(pipeline: m.Pipeline, stage: m.Stage, params: dict[str, Any], cache: HashCache, script: str | None = None) -> StageInputs:
     """What the stage consumes now; `script`, when given, is its code instead of the file on disk."""
     if script is None and not stage.cmd:
-        script = read_script(pipeline, stage)
-    if script is not None:  # normalizing (tokenize) costs more than reading: done once per text
-        text = script
+        # the script on disk: normalizing it (tokenize) costs more than reading it, so that is done
+        # once per text and kept in the hash cache; a text given (not saved yet) is not remembered
+        text = script = read_script(pipeline, stage)
         code = cache.derived(f"normalized-code {hash_bytes(text.encode())}", lambda: code_hash(pipeline, stage, text))
     else:
-        code = code_hash(pipeline, stage)
+        code = code_hash(pipeline, stage, script)
     return StageInputs(
         code=code,
         params=param_values(pipeline, stage, params),
