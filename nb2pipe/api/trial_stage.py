@@ -83,7 +83,7 @@ def _copy_shared_outs(pipeline: m.Pipeline, shared: list[str], root: Path) -> No
 
 
 def main(argv: list[str] | None = None) -> int:
-    from nb2pipe.run.single import _overrides, run_stage
+    from nb2pipe.run.single import overrides_from_json, run_stage
 
     parser = argparse.ArgumentParser(prog=COMMAND, description="Run one stage of one trial of a sweep (the sweep exports call this).")
     parser.add_argument("pipeline", type=Path, help="the pipeline folder (holding nb2pipe.yaml)")
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engine", default="export", help="names the folders .nb2pipe/<engine>-trials/ and <engine>-runs/")
     args = parser.parse_args(argv)
     try:
-        overrides: dict[str, Any] = _overrides(args.params_json)
+        overrides: dict[str, Any] = overrides_from_json(args.params_json)
         folder = trial_workspace(args.pipeline, args.sweep, args.trial, args.engine, args.shared)
         output = run_stage(folder, args.stage, overrides, engine=args.engine)
     except Nb2PipeError as e:

@@ -110,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-retries", action="store_true", help="try the stage once: the engine retries it itself (its retries: setting)")
     args = parser.parse_args(argv)
     try:
-        output = run_stage(args.pipeline, args.stage, _overrides(args.params_json), engine=args.engine, retries=not args.no_retries)
+        overrides = overrides_from_json(args.params_json)
+        output = run_stage(args.pipeline, args.stage, overrides, engine=args.engine, retries=not args.no_retries)
     except Nb2PipeError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
@@ -121,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _overrides(text: str) -> dict[str, Any]:
+def overrides_from_json(text: str) -> dict[str, Any]:
     try:
         overrides = json.loads(text)
     except json.JSONDecodeError as e:
