@@ -72,7 +72,9 @@ def check_memory_watch(stage: str, settings: m.Settings) -> None:
 class StageWatch:
     """The thread that stops a stage over its limits (see the module's docstring)."""
 
-    def __init__(self, settings: m.Settings, stop: Callable[[], None]):
+    def __init__(self, settings: m.Settings, stop: Callable[[Any], None]):
+        """`stop(process)` ends the stage over a limit: `process` is the psutil Process watched
+        since `start` (so a pid the OS gave to another process since is never signalled)."""
         self.settings = settings
         self._stop = stop
         self.stopped: Stopped | None = None
@@ -131,7 +133,7 @@ class StageWatch:
             why = self._over(process)
             if why is not None:
                 self.stopped = why
-                self._stop()
+                self._stop(process)
                 return
 
     def _over(self, process: Any) -> Stopped | None:
@@ -164,12 +166,12 @@ def tree_memory(process: Any) -> int:
     return total
 
 
-def kill_tree(pid: int) -> None:
-    """SIGKILL process `pid` and its children (children first, so none is left without a parent to reap it)."""
+def kill_tree(process: Any) -> None:
+    """SIGKILL a psutil Process and its children (children first, so none is left without a parent
+    to reap it). psutil checks the process is still the one it was, not a reused pid."""
     import psutil
 
     try:
-        process = psutil.Process(pid)
         children = process.children(recursive=True)
     except psutil.Error:
         return

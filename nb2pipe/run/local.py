@@ -158,7 +158,7 @@ class LocalExecutor:
         started = time.monotonic()
         # papermill adds an injected-parameters cell when there are parameters
         count = sum(1 for c in job.notebook.cells if c.cell_type == "code") + (1 if job.parameters else 0)
-        watch = limits.StageWatch(job.settings, lambda: limits.kill_tree(km.pid) if km.pid else None)
+        watch = limits.StageWatch(job.settings, limits.kill_tree)
         watch.start(km.pid)
         cells = _CellTracker(job, count, watch)
         try:
@@ -207,7 +207,7 @@ class LocalExecutor:
             stop = self.interrupted
         if stop:  # the interrupt came while the command started
             _kill_group(process)
-        watch = limits.StageWatch(job.settings, lambda: _kill_group(process))
+        watch = limits.StageWatch(job.settings, lambda _: _kill_group(process))
         watch.start(process.pid)
         try:
             stdout, stderr = process.communicate()
