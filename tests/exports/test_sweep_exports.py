@@ -17,6 +17,7 @@ import pytest
 import yaml
 from test_exports import PIPELINE, _json, require_git, run, tool_env, write_notebook
 
+from conftest import code, write_nb  # at import: tests/ui/ has a conftest of its own, loaded later
 from helpers import wait_until
 from nb2pipe.cli import main
 
@@ -191,7 +192,6 @@ NASTY = [ATTACK, "two\nlines", 'a"""b\\', "${oc.env:HOME}", "it's", "a,b=c:d"]
 @pytest.fixture
 def nasty(tmp_path: Path, monkeypatch) -> Path:
     """nb.ipynb with a string parameter `label`, exported, and values.yaml sweeping it over NASTY."""
-    from conftest import code, write_nb
     from nb2pipe.export import export_notebook
 
     monkeypatch.chdir(tmp_path)
