@@ -11,13 +11,13 @@ beside the notebook: `talk` (`env:MODE=...`) prints the secret, `boom` raises it
 
 from __future__ import annotations
 
-import json
 import secrets
 
 import pytest
 
 from helpers import main_quietly
 from test_lab_actions import _open
+from test_lab_chips import _notebook
 from test_lab_e2e import SIDEBAR, _stage
 from test_lab_output import _states
 
@@ -41,14 +41,8 @@ WATCH = """token => {
 
 
 def _write_notebook(path, mode: str) -> None:
-    cells = [(TALK, ["stage:talk", "secret:NB2PIPE_UI_TOKEN", f"env:MODE={mode}"]), (BOOM, ["stage:boom", "secret:NB2PIPE_UI_TOKEN"])]
-    path.write_text(json.dumps({
-        "cells": [{"cell_type": "code", "execution_count": None, "metadata": {"tags": tags}, "outputs": [], "source": source}
-                  for source, tags in cells],
-        "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
-        "nbformat": 4,
-        "nbformat_minor": 5,
-    }))  # fmt: skip
+    secret = "secret:NB2PIPE_UI_TOKEN"
+    _notebook(path, (TALK, ["stage:talk", secret, f"env:MODE={mode}"]), (BOOM, ["stage:boom", secret]))
 
 
 def test_env_reason_and_redacted_secret_in_the_sidebar(lab, page, shoot):
