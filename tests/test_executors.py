@@ -161,6 +161,28 @@ def test_the_runner_runs_its_stages_on_the_executor_registered_by_name(two_stage
     assert args["log"] == two_stages / PIPE / "runs" / result.run_id / "kernels.log"
 
 
+def test_an_executor_that_cannot_be_made_fails_the_started_stage_and_loses_nothing(two_stages, monkeypatch):
+    """The executor is made once the first stage started (its kernels' imports would only slow
+    that stage's dispatch down): one that cannot be made (a scheduler out of reach) is the run's
+    one error, the started stage ends failed, and what was at its outs is back."""
+    monkeypatch.setattr(executors, "_REGISTRY", dict(executors._REGISTRY))  # registered for this test only
+
+    def unreachable(*args, **options):
+        raise SpecError("cannot reach the scheduler at tcp://192.0.2.1:8786; start it, or leave out --scheduler")
+
+    register_executor("unreachable", unreachable)
+    (two_stages / "a.txt").write_text("kept")
+    seen: list[dict] = []
+    with pytest.raises(SpecError, match=r"^cannot reach the scheduler"):
+        run_pipeline(Path(PIPE), RunOptions(executor="unreachable"), [seen.append])
+    stage_events = [(e["event"], e.get("stage")) for e in seen if e["event"].startswith("stage")]
+    assert stage_events == [("stage_started", "a"), ("stage_failed", "a")]
+    assert [e["status"] for e in seen if e["event"] == "run_finished"] == ["failed"]
+    assert (two_stages / "a.txt").read_text() == "kept"
+    assert not (two_stages / PIPE / ".nb2pipe" / "journal.json").exists()
+    assert not (two_stages / PIPE / "nb2pipe.lock").exists()
+
+
 # --- the protocol, on every built-in executor --------------------------------------------------
 
 

@@ -80,8 +80,12 @@ def test_the_way_to_the_first_stage_imports_no_kernel_or_notebook_library(tmp_pa
     heavy = ("jupyter_client", "zmq", "tornado", "papermill", "nbclient", "nbformat", "jupytext", "jsonschema", "IPython", "jupyter_server")
     # for a pipeline folder, neither the notebook reader nor what only the run's record needs (the
     # environment, its hash, the git commit: provenance.RunFacts works them out once a stage
-    # started), nor subprocess (kernels are launched by the pool's threads)
-    not_needed_to_start = ("nb2pipe.notebook", "platform", "hashlib", "tempfile", "subprocess")
+    # started), nor subprocess (kernels are launched by the pool's threads), nor the executor and
+    # its kernel pool, made once the first stage started, with concurrent.futures and logging
+    not_needed_to_start = (
+        "nb2pipe.notebook", "platform", "hashlib", "tempfile", "subprocess",
+        "nb2pipe.run.local", "nb2pipe.run.pool", "concurrent.futures", "logging",
+    )  # fmt: skip
     for target, exact in (("nb.ipynb", ()), ("pipelines/nb", not_needed_to_start)):
         result = subprocess.run(
             [sys.executable, "-c", FIRST_STAGE_PROBE.format(heavy=heavy, exact=exact), "run", target, "--force", "--events", "jsonl"],

@@ -23,13 +23,15 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from nb2pipe.errors import SpecError, close_match
 from nb2pipe.model import Settings
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future  # imported by the executors themselves, after the first stage started
 
 INTERRUPTED = "interrupted"  # the evalue of every stage an interrupt ended
 

@@ -26,7 +26,6 @@ import datetime as dt
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,6 +50,8 @@ from nb2pipe.spec import declares, effective_params, load_pipeline, resolved_pip
 from nb2pipe.vocabulary import EventName, Outcome, RunStatus
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from nb2pipe.run.executors import Executor, StageJob, StageOutcome
     from nb2pipe.run.pool import KernelPool
 
@@ -129,6 +130,8 @@ class Runner:
         self.after_only: dict[str, set[str]] = {}  # per stage, the stages it follows by `after:` alone
         self.kernel_envs: dict[str, dict[str, str]] = {}  # per stage, what its kernel starts with (env:, secret:)
         self.held_secrets: tuple[str, ...] = ()  # redacted from every output while the run lasts
+        self.kernel = ""  # the kernel of the stages without one of their own, chosen before the run starts
+        self.kernel_warnings: list[str] = []  # about that choice, said once a stage runs on it
         self.tries = Tries()
         self.allowed: set[str] = set()  # the stages that failed with allow-failure
 
@@ -171,9 +174,10 @@ class Runner:
                 lockfile.out_path(self.pipeline, out)
             check_memory_watch(name, effective(self.pipeline, self.pipeline.stage(name)))
         if not o.dry_run:  # an unknown kernel, an unset variable or secret: one error before anything runs
-            from nb2pipe.run.kernels import hold_stage_environments
+            from nb2pipe.run.kernels import choose_kernel, hold_stage_environments
 
             self.kernel_envs, self.held_secrets = hold_stage_environments(self.pipeline, planned)
+            self.kernel = choose_kernel(self.pipeline, o.kernel, self.kernel_warnings.append)
         self.events.emit(EventName.RUN_STARTED, run=self.run_id, stages=planned, params=self.params, pid=os.getpid())
         if o.dry_run:
             return self._dry_run(planned)
@@ -192,6 +196,7 @@ class Runner:
         self.after_only = after_only(self.pipeline)
         executor = None
         running: dict[Future[StageOutcome], tuple[str, state.StageInputs]] = {}
+        starting: list[tuple[str, state.StageInputs]] = []  # a stage that started and is not submitted yet
         pending = list(planned)
         slots = min(self.options.jobs or os.cpu_count() or 1, len(planned))
         try:
@@ -214,20 +219,21 @@ class Runner:
                         if decision is not None:
                             outcomes[name] = decision
                             continue
-                        if executor is None:
+                        self._start(name, inputs)
+                        starting.append((name, inputs))
+                        if executor is None:  # after the first stage started: see _executor
                             executor = self._executor([*pending, name])
-                        running[self._submit(executor, name, inputs)] = (name, inputs)
+                        running[executor.submit(self._job(name, inputs))] = starting.pop()
                     if not running:
                         continue
-                    done, _ = wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)
-                    for future in done:
+                    for future in _first_done(running):
                         name, inputs = running.pop(future)
                         if executor is not None and self._try_again(name, inputs, future.result()):
                             running[executor.submit(self._job(name, inputs))] = (name, inputs)
                         else:
                             outcomes[name] = self._finish(name, inputs, future.result(), errors)
         except BaseException as error:
-            self._abandon(executor, running, interrupted=isinstance(error, KeyboardInterrupt))
+            self._abandon(executor, running, starting, interrupted=isinstance(error, KeyboardInterrupt))
             raise
         finally:
             if executor is not None:
@@ -269,23 +275,29 @@ class Runner:
         self.events.emit(EventName.MESSAGE, text=f"try {keys['try']} of {keys['tries']}: {error.message}; trying again")
         return True
 
-    def _submit(self, executor: Executor, name: str, inputs: state.StageInputs) -> Future[StageOutcome]:
+    def _start(self, name: str, inputs: state.StageInputs) -> None:
+        """Note what is at the stage's outs (the journal), then say it started."""
         self.journal.start(self.pipeline.stage(name), self.hashes)
         self.events.emit(EventName.STAGE_STARTED, stage=name, fingerprint=inputs.fingerprint, lock=inputs.lock_entry({}))
-        return executor.submit(self._job(name, inputs))
 
     def _abandon(
-        self, executor: Executor | None, running: dict[Future[StageOutcome], tuple[str, state.StageInputs]], interrupted: bool
+        self,
+        executor: Executor | None,
+        running: dict[Future[StageOutcome], tuple[str, state.StageInputs]],
+        starting: list[tuple[str, state.StageInputs]],
+        interrupted: bool,
     ) -> None:
-        """Stop the running stages and put back what was at their outs before they started. A
-        stage whose outs cannot be put back (a full disk) stays in the journal, so the next run
-        puts them back first."""
+        """Stop the running stages (and one that started but was not submitted: the executor
+        could not be made) and put back what was at their outs before they started. A stage whose
+        outs cannot be put back (a full disk) stays in the journal, so the next run puts them back
+        first."""
         if executor is not None:
             executor.interrupt()
         reason = RunStatus.INTERRUPTED if interrupted else "the run stopped: nb2pipe itself failed"
-        for future, (name, inputs) in running.items():
+        for future in running:
             with contextlib.suppress(BaseException):
                 future.result()
+        for name, inputs in [*running.values(), *starting]:
             self._record(name, Outcome.FAILED, 0.0, error=reason)
             self.events.emit(
                 EventName.STAGE_FAILED,
@@ -296,7 +308,7 @@ class Runner:
                 fingerprint=inputs.fingerprint,
             )
             self._put_back(name)
-        for name in list(self.journal.stages):  # a stage caught between dispatch and submit
+        for name in list(self.journal.stages):  # a stage caught between its journal and its `stage_started`
             self._put_back(name)
         with contextlib.suppress(OSError):
             lockfile.write_last(self.pipeline, self.last)
@@ -361,11 +373,15 @@ class Runner:
 
     def _executor(self, planned: list[str]) -> Executor:
         """The executor named by the options, from the registry (run/executors.py), for the
-        stages still to run: at most that many at once, and never more kernels than stages."""
+        stages still to run: at most that many at once, and never more kernels than stages.
+        Made once the first stage started: its kernels' boot begins with importing jupyter_client
+        (~0.1 s of CPU), which would share the GIL with the first stage's dispatch and slow it
+        down without making the kernel ready any sooner."""
         from nb2pipe.run.executors import executor
-        from nb2pipe.run.kernels import choose_kernel
 
-        kernel = choose_kernel(self.pipeline, self.options.kernel, lambda text: self.events.emit("message", text=text))
+        kernel = self.kernel
+        for text in self.kernel_warnings:
+            self.events.emit(EventName.MESSAGE, text=text)
         jobs = min(self.options.jobs or os.cpu_count() or 1, len(planned))
         # a stage with a kernel or environment of its own gets a kernel of its own: none boots for it ahead
         own = [
@@ -511,6 +527,14 @@ class Runner:
                 )
         self.journal.path.unlink()
         lockfile.write_last(self.pipeline, self.last)
+
+
+def _first_done(running: dict[Future[StageOutcome], Any]) -> set[Future[StageOutcome]]:
+    """The running stages' futures that are done, waiting up to 0.5 s for one (so Ctrl-C and a
+    cancel are seen); concurrent.futures is imported here, after the first stage started."""
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    return wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)[0]
 
 
 def read_metrics(pipeline: m.Pipeline, stage: m.Stage) -> dict[str, Any]:
