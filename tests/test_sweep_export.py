@@ -78,7 +78,8 @@ def test_export_plans_like_the_sweep_and_runs_nothing(project: Path, cli):
     text = (project / "dags/nb_sweep.py").read_text(encoding="utf-8")
     assert f"SWEEP = {sweep_id!r}" in text
     assert "'load': PythonOperator(task_id='load'" in text
-    assert "'train': PythonOperator.partial(task_id='train', python_callable=run_trial_stage).expand(" in text
+    mapped = "PythonOperator.partial(task_id='train', python_callable=run_trial_stage, map_index_template=TRIAL_LABEL)"
+    assert f"'train': {mapped}.expand(" in text
     assert not (project / "pipelines/nb/.nb2pipe/runs.db").exists() and not list(project.rglob("*-runs"))
 
 

@@ -3,7 +3,7 @@
 The DAG of `nb2pipe export --to airflow` (exporters/airflow.py), with the trial set: a stage that
 reads no swept parameter (nor follows one that does) is a plain task, run once in the notebook's
 folder by `python -m nb2pipe.run.single`; every other stage is a mapped task
-(`PythonOperator.partial(...).expand(op_kwargs=[one per trial])`), each instance running its
+(`PythonOperator.partial(...).expand(op_kwargs=[one per trial])`, each labelled `trial N`), each instance running its
 trial's stage through `python -m nb2pipe.api.trial_stage` in the trial's own folder, so the
 trials never write each other's files. Edges are the pipeline's: a mapped stage waits for its
 shared upstream tasks and for every instance of its mapped upstream tasks.
@@ -88,6 +88,9 @@ def run_trial_stage(stage: str, trial: int, params: dict) -> None:
     subprocess.run(command, check=True)
 
 
+TRIAL_LABEL = "trial {{{{ task.op_kwargs['trial'] }}}}"  # what Airflow's UI shows for each mapped instance
+
+
 def each_trial(stage: str) -> list[dict]:
     return [{{"stage": stage, "trial": number}} for number in range(1, len(TRIALS) + 1)]
 
@@ -121,7 +124,10 @@ def render_sweep(pipeline: Pipeline, params: dict[str, Any], trial_set: TrialSet
         if stage in trial_set.shared:
             operator = f"PythonOperator(task_id={stage!r}, python_callable=run_stage, op_kwargs={{'stage': {stage!r}}})"
         else:
-            operator = f"PythonOperator.partial(task_id={stage!r}, python_callable=run_trial_stage).expand(op_kwargs=each_trial({stage!r}))"
+            operator = (
+                f"PythonOperator.partial(task_id={stage!r}, python_callable=run_trial_stage, map_index_template=TRIAL_LABEL)"
+                f".expand(op_kwargs=each_trial({stage!r}))"
+            )
         tasks.append(f"\n        {stage!r}: {operator},")
     edge_lines = [f"    tasks[{up!r}] >> tasks[{stage!r}]\n" for stage in ordered for up in edges[stage]]
     doc = _DOC.format(

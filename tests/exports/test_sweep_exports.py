@@ -85,6 +85,20 @@ print(json.dumps({
 """
 
 
+# what Airflow's UI shows for each mapped instance of a stage, by map index
+_MAP_LABELS = """
+import json
+from airflow.models import TaskInstance
+from airflow.utils.session import create_session
+with create_session() as session:
+    rows = session.query(TaskInstance).filter(TaskInstance.dag_id == "tiny_sweep", TaskInstance.map_index >= 0).all()
+    labels = {}
+    for ti in sorted(rows, key=lambda ti: (ti.task_id, ti.map_index)):
+        labels.setdefault(ti.task_id, []).append(ti.rendered_map_index)
+print(json.dumps(labels))
+"""
+
+
 def test_airflow_maps_the_swept_stages_over_the_trials_and_runs_the_shared_ones_once(project: Path, capsys, tmp_path_factory):
     pytest.importorskip("airflow.sdk", reason="Airflow 3 is not installed: pip install 'nb2pipe[airflow]'")
     sweep_id = sweep_export(capsys, "--export", "airflow", sweep=SWEEP_SCALE_3)
@@ -105,6 +119,8 @@ def test_airflow_maps_the_swept_stages_over_the_trials_and_runs_the_shared_ones_
     run([sys.executable, "-m", "airflow", "db", "migrate"], project, env)
     run([sys.executable, "-m", "airflow", "dags", "test", "tiny_sweep"], project, env)
     assert_trials_ran_apart(project, "airflow", sweep_id)
+    labels = json.loads(run([sys.executable, "-c", _MAP_LABELS], project, env).stdout.splitlines()[-1])
+    assert labels == {stage: [f"trial {n}" for n in sorted(TOTALS_SCALE_3)] for stage in MAPPED}
 
 
 # --- Kubeflow --------------------------------------------------------------------------------------
