@@ -11,10 +11,15 @@ Prints one line per figure, with its goal:
   wall time / (sum of the trials' stage times / jobs)   goal <= 1.2x
   papermill: the notebook run once per trial with -p, --jobs calls at once: its wall time, and
   the ratio sweep / papermill
-The DVC experiment queue side of the issue is not measured here (not installed on this machine).
+  DVC: the same trials as a DVC experiment queue (`nb2pipe sweep ... --export dvc`: `dvc exp run --queue`
+  per trial, `dvc queue start -j JOBS`, in a git + DVC copy of the project; bench_sweep_dvc.py): the trials
+  with metrics, failed and lost (never reported), its wall time from the script's start until the queue is
+  empty, and the ratio sweep / DVC. dvc is --dvc PATH, else `dvc` on PATH, else a `dvc` next to this Python;
+  with none the side is skipped in one line. --no-dvc skips it.
 
     PYTHONPATH=. python benchmarks/bench_sweep.py                  # 100 trials, --jobs 4
     PYTHONPATH=. python benchmarks/bench_sweep.py --trials 20 --jobs 2 --keep
+    PYTHONPATH=. python benchmarks/bench_sweep.py --trials 20 --jobs 2 --dvc ../.venv-exports/bin/dvc   # DVC in another venv
     PYTHONPATH=OTHER_CHECKOUT python benchmarks/bench_sweep.py --trials 20 --jobs 2 --no-papermill   # A/B
 On a shared machine the times swing with the load: compare the ratios, and rerun when it is quiet.
 """
@@ -33,6 +38,8 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from bench_sweep_dvc import dvc_side, find_dvc, print_dvc_line
 
 PIPE = "pipelines/bench"
 
@@ -114,7 +121,13 @@ def main() -> int:
     parser.add_argument("--work", type=float, default=0.5, help="seconds train sleeps in every trial (default 0.5)")
     parser.add_argument("--keep", action="store_true", help="leave the temp folder")
     parser.add_argument("--no-papermill", action="store_true", help="measure the sweep only (A/B runs of nb2pipe on a busy machine)")
+    parser.add_argument("--dvc", metavar="PATH", help="the dvc executable (default: `dvc` on PATH, else next to this Python)")
+    parser.add_argument("--no-dvc", action="store_true", help="skip the DVC experiment-queue side")
+    parser.add_argument("--dvc-timeout", type=float, default=1800, help="seconds the DVC queue may take in all (default 1800)")
     args = parser.parse_args()
+    dvc = None if args.no_dvc else find_dvc(args.dvc)
+    if args.dvc and not os.access(args.dvc, os.X_OK):
+        parser.error(f"--dvc {args.dvc}: not an executable file; give the path of a dvc executable, or --no-dvc")
     root = Path(tempfile.mkdtemp(prefix="nb2pipe-bench-sweep-"))
     try:
         (root / "bench.ipynb").write_text(json.dumps(notebook(args.work)))
@@ -132,6 +145,11 @@ def main() -> int:
         print(f"  wall {wall:.1f}s vs stage time / jobs {figures['ideal']:.1f}s: {ratio:.2f}x   (goal <= 1.2x)")
         if paper is not None:
             print(f"  the same trials as {n} papermill calls, {args.jobs} at once: {paper:.1f}s; sweep / papermill {wall / paper:.2f}x")
+        if dvc is None and not args.no_dvc:
+            print("DVC side: skipped (no dvc executable; pass --dvc PATH)")
+        elif dvc is not None:
+            nb = notebook(args.work)
+            print_dvc_line(dvc_side(dvc, nb, alphas, depths, args.jobs, args.dvc_timeout, args.keep), wall, args.dvc_timeout)
     finally:
         if args.keep:
             print(f"kept {root}", file=sys.stderr)
