@@ -148,8 +148,12 @@ def main() -> int:
         if dvc is None and not args.no_dvc:
             print("DVC side: skipped (no dvc executable; pass --dvc PATH)")
         elif dvc is not None:
-            nb = notebook(args.work)
-            print_dvc_line(dvc_side(dvc, nb, alphas, depths, args.jobs, args.dvc_timeout, args.keep), wall, args.dvc_timeout)
+            try:
+                figures_dvc = dvc_side(dvc, notebook(args.work), alphas, depths, args.jobs, args.dvc_timeout, args.keep)
+            except RuntimeError as failure:  # a dvc or git command failed: say which, keep the figures above
+                print(f"  DVC side: failed: {failure}")
+            else:
+                print_dvc_line(figures_dvc, wall, args.dvc_timeout)
     finally:
         if args.keep:
             print(f"kept {root}", file=sys.stderr)
