@@ -27,6 +27,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 PARAMS_FILE = "pipelines/bench/params.yaml"
 SCRIPT = "dvc/bench-sweep.sh"
@@ -40,6 +41,7 @@ class DvcFigures:
     failed: int
     lost: int
     wall: float
+    queueing: float  # of the wall: the script (`dvc repro` of the shared stages, queueing, `dvc queue start`)
     timed_out: bool
 
 
@@ -84,7 +86,7 @@ def _run(argv: list[str], root: Path, env: dict[str, str], timeout: float = 600)
     return done.stdout
 
 
-def prepare_project(root: Path, notebook: dict, alphas: list[float], depths: list[int], jobs: int, env: dict[str, str]) -> None:
+def prepare_project(root: Path, notebook: dict[str, Any], alphas: list[float], depths: list[int], jobs: int, env: dict[str, str]) -> None:
     """bench.ipynb exported as a DVC sweep, in a git + DVC repository with everything committed."""
     (root / "bench.ipynb").write_text(json.dumps(notebook))
     _run([sys.executable, "-m", "nb2pipe", "sweep", "bench.ipynb", "-p", "alpha=" + ",".join(map(str, alphas)),
@@ -97,20 +99,22 @@ def queue_status(root: Path, env: dict[str, str]) -> str:
     return _run(["dvc", "queue", "status"], root, env)
 
 
-def run_queue(root: Path, env: dict[str, str], timeout: float) -> tuple[float, bool, str]:
-    """Run the sweep script and follow the queue until it is empty: (wall seconds, timed out, last status)."""
+def run_queue(root: Path, env: dict[str, str], timeout: float) -> tuple[float, float, bool, str]:
+    """Run the sweep script and follow the queue until it is empty: (wall seconds, seconds of the script,
+    timed out, last status)."""
     started = time.perf_counter()
     deadline = started + timeout
     try:
         _run(["sh", SCRIPT], root, env, timeout=timeout)
     except subprocess.TimeoutExpired:
-        return time.perf_counter() - started, True, queue_status(root, env)
+        return time.perf_counter() - started, timeout, True, queue_status(root, env)
+    queueing = time.perf_counter() - started
     while True:
         status = queue_status(root, env)
         if not re.search(r"\b(Queued|Running)\b", status):
-            return time.perf_counter() - started, False, status
+            return time.perf_counter() - started, queueing, False, status
         if time.perf_counter() > deadline:
-            return time.perf_counter() - started, True, status
+            return time.perf_counter() - started, queueing, True, status
         time.sleep(POLL_SECONDS)
 
 
@@ -129,18 +133,21 @@ def trials_with_score(root: Path, env: dict[str, str]) -> set[tuple[float, int]]
     return found
 
 
-def dvc_side(dvc: str, notebook: dict, alphas: list[float], depths: list[int], jobs: int, timeout: float, keep: bool) -> DvcFigures:
+def dvc_side(
+    dvc: str, notebook: dict[str, Any], alphas: list[float], depths: list[int], jobs: int, timeout: float, keep: bool
+) -> DvcFigures:
     """The sweep as a DVC experiment queue in its own temporary project; the queue's workers are stopped after."""
     root = Path(tempfile.mkdtemp(prefix="nb2pipe-bench-sweep-dvc-"))
     env = dvc_env(dvc, root / ".bench-bin")
     (root / ".gitignore").write_text(".bench-bin/\n")
     try:
         prepare_project(root, notebook, alphas, depths, jobs, env)
-        wall, timed_out, status = run_queue(root, env, timeout)
+        wall, queueing, timed_out, status = run_queue(root, env, timeout)
         trials = {(a, d) for a in alphas for d in depths}
         with_metrics = len(trials & trials_with_score(root, env))
         failed = len(re.findall(r"\bFailed\b", status))
-        return DvcFigures(len(trials), with_metrics, failed, max(len(trials) - with_metrics - failed, 0), wall, timed_out)
+        lost = max(len(trials) - with_metrics - failed, 0)
+        return DvcFigures(len(trials), with_metrics, failed, lost, wall, queueing, timed_out)
     finally:
         subprocess.run(["dvc", "queue", "stop", "--kill"], cwd=root, env=env, capture_output=True, stdin=subprocess.DEVNULL)
         if keep:
@@ -153,4 +160,5 @@ def print_dvc_line(figures: DvcFigures, sweep_wall: float, timeout: float) -> No
     n = figures.trials
     timed_out = f" (timed out after {timeout:.0f} s: the queue was still running)" if figures.timed_out else ""
     print(f"  DVC queue: {figures.with_metrics}/{n} trials with metrics, {figures.failed} failed, {figures.lost} lost; "
-          f"wall {figures.wall:.1f} s{timed_out}; sweep / DVC = {sweep_wall / figures.wall:.2f}x")  # fmt: skip
+          f"wall {figures.wall:.1f} s ({figures.queueing:.1f} s of it queueing){timed_out}; "
+          f"sweep / DVC = {sweep_wall / figures.wall:.2f}x")  # fmt: skip
