@@ -19,8 +19,8 @@ Prints one line per figure, with its goal:
 
     PYTHONPATH=. python benchmarks/bench_sweep.py                  # 100 trials, --jobs 4
     PYTHONPATH=. python benchmarks/bench_sweep.py --trials 20 --jobs 2 --keep
-    PYTHONPATH=. python benchmarks/bench_sweep.py --trials 20 --jobs 2 --dvc ../.venv-exports/bin/dvc   # DVC in another venv
-    PYTHONPATH=OTHER_CHECKOUT python benchmarks/bench_sweep.py --trials 20 --jobs 2 --no-papermill   # A/B
+    PYTHONPATH=. python benchmarks/bench_sweep.py --trials 20 --jobs 2 --dvc OTHER_VENV/bin/dvc   # dvc in another venv
+    PYTHONPATH=OTHER_CHECKOUT python benchmarks/bench_sweep.py --trials 20 --jobs 2 --no-papermill --no-dvc   # A/B
 On a shared machine the times swing with the load: compare the ratios, and rerun when it is quiet.
 """
 

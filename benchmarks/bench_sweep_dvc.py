@@ -161,4 +161,4 @@ def print_dvc_line(figures: DvcFigures, sweep_wall: float, timeout: float) -> No
     timed_out = f" (timed out after {timeout:.0f} s: the queue was still running)" if figures.timed_out else ""
     print(f"  DVC queue: {figures.with_metrics}/{n} trials with metrics, {figures.failed} failed, {figures.lost} lost; "
           f"wall {figures.wall:.1f} s ({figures.queueing:.1f} s of it queueing){timed_out}; "
-          f"sweep / DVC = {sweep_wall / figures.wall:.2f}x")  # fmt: skip
+          f"sweep / DVC = {sweep_wall / figures.wall:.2f}x; load average {os.getloadavg()[0]:.1f}")  # fmt: skip
