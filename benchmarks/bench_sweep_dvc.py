@@ -4,8 +4,9 @@
    --export dvc --jobs N` writes dvc.yaml and dvc/bench-sweep.sh (nothing runs).
 2. git init, dvc init, commit (DVC queues the committed workspace).
 3. The clock starts; the script runs (`dvc repro` of the shared `load`, one `dvc exp run --queue -S ...` per trial,
-   `dvc queue start -j N`, which returns at once); `dvc queue status` is followed until nothing is queued or
-   running, or the time-out passes (reported, never hidden). The clock stops.
+   `dvc queue start -j N`, which returns at once; its output goes to a file, since the workers inherit it);
+   `dvc queue status` is followed until nothing is queued or running, or the time-out passes (reported, never
+   hidden). The clock stops.
 4. `dvc exp show --json` gives the trials that finished with the metric `score`, `dvc queue status` the failed
    ones; the rest are lost (never reported).
 
@@ -32,6 +33,7 @@ from typing import Any
 PARAMS_FILE = "pipelines/bench/params.yaml"
 SCRIPT = "dvc/bench-sweep.sh"
 POLL_SECONDS = 2.0
+LINK_DIR = ".bench-bin"  # git-ignored: the `dvc` link and the script's output
 
 
 @dataclass(frozen=True)
@@ -99,13 +101,24 @@ def queue_status(root: Path, env: dict[str, str]) -> str:
     return _run(["dvc", "queue", "status"], root, env)
 
 
+def _run_script(root: Path, env: dict[str, str], timeout: float) -> None:
+    """The sweep script, its output into a file: the queue's workers inherit it, and a pipe would keep the
+    script's call waiting until they exit (the whole queue's run)."""
+    log_path = root / LINK_DIR / "sweep-script.log"
+    with log_path.open("w") as log:
+        done = subprocess.run(["sh", SCRIPT], cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                              timeout=timeout)  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"sh {SCRIPT} exited with {done.returncode}:\n{log_path.read_text()[-3000:]}")
+
+
 def run_queue(root: Path, env: dict[str, str], timeout: float) -> tuple[float, float, bool, str]:
     """Run the sweep script and follow the queue until it is empty: (wall seconds, seconds of the script,
     timed out, last status)."""
     started = time.perf_counter()
     deadline = started + timeout
     try:
-        _run(["sh", SCRIPT], root, env, timeout=timeout)
+        _run_script(root, env, timeout)
     except subprocess.TimeoutExpired:
         return time.perf_counter() - started, timeout, True, queue_status(root, env)
     queueing = time.perf_counter() - started
@@ -138,8 +151,8 @@ def dvc_side(
 ) -> DvcFigures:
     """The sweep as a DVC experiment queue in its own temporary project; the queue's workers are stopped after."""
     root = Path(tempfile.mkdtemp(prefix="nb2pipe-bench-sweep-dvc-"))
-    env = dvc_env(dvc, root / ".bench-bin")
-    (root / ".gitignore").write_text(".bench-bin/\n")
+    env = dvc_env(dvc, root / LINK_DIR)
+    (root / ".gitignore").write_text(f"{LINK_DIR}/\n")
     try:
         prepare_project(root, notebook, alphas, depths, jobs, env)
         wall, queueing, timed_out, status = run_queue(root, env, timeout)
