@@ -15,7 +15,9 @@ Prints one line per figure, with its goal:
   per trial, `dvc queue start -j JOBS`, in a git + DVC copy of the project; bench_sweep_dvc.py): the trials
   with metrics, failed and lost (never reported), its wall time from the script's start until the queue is
   empty, and the ratio sweep / DVC. dvc is --dvc PATH, else `dvc` on PATH, else a `dvc` next to this Python;
-  with none the side is skipped in one line. --no-dvc skips it.
+  with none the side is skipped in one line. --no-dvc skips it. Measured with dvc 3.67 on 2 cores (load ~4): 20
+  trials, --jobs 2: 20/20 with metrics, 0 lost, DVC 109.6 s (31.6 s of it queueing) against the sweep's 8.6 s;
+  100 trials, --jobs 4: 100/100, 0 lost, 290.4 s (96.0 s queueing) against 45.6 s.
 
     PYTHONPATH=. python benchmarks/bench_sweep.py                  # 100 trials, --jobs 4
     PYTHONPATH=. python benchmarks/bench_sweep.py --trials 20 --jobs 2 --keep
