@@ -146,6 +146,29 @@ def trials_with_score(root: Path, env: dict[str, str]) -> set[tuple[float, int]]
     return found
 
 
+def wait_for_workers(root: Path, timeout: float = 120) -> None:
+    """Wait until the queue's workers (their pid files under .dvc/tmp/exps/celery) have exited: one still
+    closing down writes its files again into a folder removed under it."""
+    deadline = time.perf_counter() + timeout
+    for pid_file in (root / ".dvc/tmp/exps/celery").glob("*.pid"):
+        try:
+            pid = int(pid_file.read_text().strip())
+        except (OSError, ValueError):
+            continue
+        while time.perf_counter() < deadline and _alive(pid):
+            time.sleep(0.5)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def dvc_side(
     dvc: str, notebook: dict[str, Any], alphas: list[float], depths: list[int], jobs: int, timeout: float, keep: bool
 ) -> DvcFigures:
@@ -163,6 +186,7 @@ def dvc_side(
         return DvcFigures(len(trials), with_metrics, failed, lost, wall, queueing, timed_out)
     finally:
         subprocess.run(["dvc", "queue", "stop", "--kill"], cwd=root, env=env, capture_output=True, stdin=subprocess.DEVNULL)
+        wait_for_workers(root)
         if keep:
             print(f"kept {root}", file=sys.stderr)
         else:
