@@ -9,6 +9,8 @@ Prints one line per figure, with its goal:
   times `load` ran in the sweep                     goal: 1
   trials without an executed notebook of their own  goal: 0
   wall time / (sum of the trials' stage times / jobs)   goal <= 1.2x
+  the CPU seconds of the sweep and its kernels, and the wall time they allow at best on this
+  many cores, as a ratio like the one above: where it is over 1.2x the goal cannot be met here
   papermill: the notebook run once per trial with -p, --jobs calls at once: its wall time, and
   the ratio sweep / papermill
   DVC: the same trials as a DVC experiment queue (`nb2pipe sweep ... --export dvc`: `dvc exp run --queue`
@@ -32,6 +34,7 @@ import argparse
 import json
 import math
 import os
+import resource
 import shutil
 import sqlite3
 import subprocess
@@ -70,14 +73,18 @@ def grid_axes(trials: int) -> tuple[list[float], list[int]]:
     return [round(0.01 * (i + 1), 2) for i in range(alphas)], list(range(1, depths + 1))
 
 
-def run_sweep(root: Path, alphas: list[float], depths: list[int], jobs: int) -> float:
+def run_sweep(root: Path, alphas: list[float], depths: list[int], jobs: int) -> tuple[float, float]:
+    """The sweep's wall time, and the CPU seconds of its process and every process it waited for
+    (its kernels, one per stage run)."""
     argv = [sys.executable, "-m", "nb2pipe", "sweep", "bench.ipynb", "-p", "alpha=" + ",".join(map(str, alphas)),
             "-p", "depth=" + ",".join(map(str, depths)), "--jobs", str(jobs)]  # fmt: skip
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(argv, cwd=root, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     print(done.stdout.splitlines()[-1] if done.stdout else done.stderr[-2000:], file=sys.stderr)
-    return wall
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def sweep_figures(root: Path, jobs: int) -> dict[str, float]:
@@ -134,7 +141,7 @@ def main() -> int:
     try:
         (root / "bench.ipynb").write_text(json.dumps(notebook(args.work)))
         alphas, depths = grid_axes(args.trials)
-        wall = run_sweep(root, alphas, depths, args.jobs)
+        wall, cpu = run_sweep(root, alphas, depths, args.jobs)
         figures = sweep_figures(root, args.jobs)
         paper = None if args.no_papermill else papermill_side(root, alphas, depths, args.jobs)
         n = len(alphas) * len(depths)
@@ -145,6 +152,10 @@ def main() -> int:
         print(f"  trials without an executed notebook    {figures['without_notebook']}   (goal 0)")
         ratio = wall / figures["ideal"] if figures["ideal"] else float("inf")
         print(f"  wall {wall:.1f}s vs stage time / jobs {figures['ideal']:.1f}s: {ratio:.2f}x   (goal <= 1.2x)")
+        cores = os.cpu_count() or 1
+        floor = cpu / cores / figures["ideal"] if figures["ideal"] else float("inf")
+        print(f"  CPU {cpu:.1f}s (the sweep and its kernels, {cpu / n:.2f}s a trial): no less than {cpu / cores:.1f}s of wall "
+              f"on {cores} cores = {floor:.2f}x of stage time / jobs")  # fmt: skip
         if paper is not None:
             print(f"  the same trials as {n} papermill calls, {args.jobs} at once: {paper:.1f}s; sweep / papermill {wall / paper:.2f}x")
         if dvc is None and not args.no_dvc:
