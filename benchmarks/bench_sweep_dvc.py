@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nb2pipe.run.pidlock import pid_alive
+
 PARAMS_FILE = "pipelines/bench/params.yaml"
 SCRIPT = "dvc/bench-sweep.sh"
 POLL_SECONDS = 2.0
@@ -155,18 +157,8 @@ def wait_for_workers(root: Path, timeout: float = 120) -> None:
             pid = int(pid_file.read_text().strip())
         except (OSError, ValueError):
             continue
-        while time.perf_counter() < deadline and _alive(pid):
+        while time.perf_counter() < deadline and pid_alive(pid):
             time.sleep(0.5)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def dvc_side(
