@@ -74,7 +74,7 @@ def timeline(pipeline: Path) -> str:
     ends = [e["time"] - t0 for e in events if e["event"] == "stage_finished"]
     done = next(e["time"] - t0 for e in events if e["event"] == "run_finished")
     return (
-        f"first stage submitted {min(starts):.2f} s after run_started (executor made), "
+        f"first stage started {min(starts):.2f} s after run_started (the executor, its cluster included, is made after it), "
         f"last stage finished {max(ends):.2f} s, run_finished (executor closed) {done:.2f} s"
     )
 
