@@ -3,10 +3,11 @@
 The DAG of `nb2pipe export --to airflow` (exporters/airflow.py), with the trial set: a stage that
 reads no swept parameter (nor follows one that does) is a plain task, run once in the notebook's
 folder by `python -m nb2pipe.run.single`; every other stage is a mapped task
-(`PythonOperator.partial(...).expand(op_kwargs=[one per trial])`, each labelled `trial N`), each instance running its
-trial's stage through `python -m nb2pipe.api.trial_stage` in the trial's own folder, so the
-trials never write each other's files. Edges are the pipeline's: a mapped stage waits for its
-shared upstream tasks and for every instance of its mapped upstream tasks.
+(`PythonOperator.partial(...).expand(op_kwargs=[one per trial])`), each instance, labelled
+`trial N` in Airflow's UI, running its trial's stage through `python -m nb2pipe.api.trial_stage`
+in the trial's own folder, so the trials never write each other's files. Edges are the
+pipeline's: a mapped stage waits for its shared upstream tasks and for every instance of its
+mapped upstream tasks.
 
 Trial values reach the file only inside one JSON string literal (`repr(json.dumps(...))`), read
 with `json.loads` when Airflow parses the DAG.
