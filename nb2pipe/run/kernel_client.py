@@ -21,6 +21,8 @@ from jupyter_client.manager import AsyncKernelManager
 
 from nb2pipe.run.kernels import KERNEL_START_TIMEOUT_ENV, KERNEL_START_TIMEOUT_S, describe_exit
 
+KERNEL_INFO_AGAIN_S = 1.0  # how often a kernel that has not answered is asked again (as jupyter_client does)
+
 _Result = TypeVar("_Result")
 
 
@@ -112,19 +114,25 @@ async def _kernel_info_answered(km: KernelManager, timeout: float, closed: Calla
     """Return once the kernel replied to `kernel_info` on its shell channel, else raise NotReady.
 
     Only the shell channel is opened: no iopub check and no 0.2 s flush as in a client's
-    `wait_for_ready`, so the check costs one round trip once the kernel is up."""
+    `wait_for_ready`, so the check costs one round trip once the kernel is up. As
+    `wait_for_ready` does, the request is sent again every KERNEL_INFO_AGAIN_S until one is
+    answered: a request sent while the kernel is still starting can be lost."""
     client = own_client(km)
     client.start_channels(shell=True, iopub=False, stdin=False, hb=False, control=False)
     try:
-        request = client.kernel_info()
+        requests: set[str] = set()
         deadline = time.monotonic() + timeout
+        sent = 0.0
         while True:
+            if time.monotonic() - sent >= KERNEL_INFO_AGAIN_S:
+                requests.add(client.kernel_info())
+                sent = time.monotonic()
             try:
                 reply = await client.shell_channel.get_msg(timeout=0.1)
             except queue.Empty:
                 pass
             else:
-                if reply.get("parent_header", {}).get("msg_id") == request:
+                if reply.get("parent_header", {}).get("msg_id") in requests:
                     return
                 continue
             if not await km.is_alive():
