@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from helpers import disk_cells, saved_cells, wait_until
-from test_lab_e2e import SIDEBAR, STAGES, _cell, _hold_stage_at_gate, _stage, _wait_states
+from test_lab_e2e import SIDEBAR, STAGES, _cell, _hold_stage_at_gate, _stage, _wait_states, save_until
 
 pytestmark = pytest.mark.ui
 
@@ -135,7 +135,7 @@ def test_a_saved_edit_shows_what_it_makes_stale_before_any_re_export(lab, page, 
     page.keyboard.press("Control+End")
     page.keyboard.type("\nprint('forest trained')")
     page.keyboard.press("Escape")
-    page.keyboard.press("Control+s")
+    save_until(page, lambda: "forest trained" in notebook.read_text(), "the edit is saved", seen=lambda: notebook.read_text()[-500:])
     _wait_states(
         page,
         {"load_data": "up-to-date", "train_ridge": "up-to-date", "train_forest": "stale", "compare": "stale"},
@@ -193,8 +193,8 @@ def test_deleting_cells_keeps_the_chips_right(lab, page, copy_example):
     after = chips()
     assert not page.page_errors, page.page_errors
 
-    page.keyboard.press("Control+s")  # the same notebook opened afresh shows the same chips
-    wait_until(lambda: len(saved_cells(notebook) or ()) == len(after), "the notebook is saved", timeout=60)
+    # the same notebook opened afresh shows the same chips
+    save_until(page, lambda: len(saved_cells(notebook) or ()) == len(after), "the notebook is saved")
     _open(page, lab, notebook.name)
     page.wait_for_function("() => document.querySelectorAll('.jp-Notebook .jp-Cell .jp-nb2pipe-chip').length >= 9")
     wait_until(lambda: chips() == after, "the reopened notebook shows the same chips", timeout=30, seen=chips)

@@ -22,7 +22,7 @@ import yaml
 
 from helpers import disk_cells, saved_cells, wait_until
 from test_lab_actions import RUN_TIMEOUT_MS, _contrast_violations, _low_contrast_chips, _open, switch_theme
-from test_lab_e2e import SIDEBAR, STAGES, _cell, _hold_stage_at_gate, _wait_states
+from test_lab_e2e import SIDEBAR, STAGES, _cell, _hold_stage_at_gate, _wait_states, save_until
 
 pytestmark = pytest.mark.ui
 
@@ -186,9 +186,8 @@ def test_run_after_is_set_from_the_cell_menu(lab, page, shoot):
     page.keyboard.press("Escape")
     page.locator(".jp-Dialog").wait_for(state="detached")
 
-    page.keyboard.press("Control+s")
-    wait_until(lambda: "after:first" in json.dumps((saved_cells(notebook) or [{}] * 3)[2].get("metadata")),
-               "the notebook is saved with after:first", timeout=60, seen=notebook.read_text)
+    save_until(page, lambda: "after:first" in json.dumps((saved_cells(notebook) or [{}] * 3)[2].get("metadata")),
+               "the notebook is saved with after:first", seen=notebook.read_text)  # fmt: skip
     assert "after:" not in json.dumps(disk_cells(notebook)[0]["metadata"])
     page.locator(SIDEBAR).locator("button.jp-nb2pipe-export").click()
     spec = lab.root / "pipelines" / "order" / "nb2pipe.yaml"

@@ -25,7 +25,7 @@ from helpers import disk_cells, wait_until
 from nb2pipe.spec import safe_load
 from test_lab_actions import AXE, _contrast_violations, _open, switch_theme
 from test_lab_chips import _menu_item
-from test_lab_e2e import SIDEBAR, STAGES, _cell, _stage, _wait_states
+from test_lab_e2e import SIDEBAR, STAGES, _cell, _stage, _wait_states, save_until
 
 pytestmark = pytest.mark.ui
 
@@ -53,9 +53,8 @@ def _open_dialog(page, button: str):
 def _save(page, name: str = NAME) -> None:
     """Ctrl+S in the notebook; wait until its tab is no longer marked as changed."""
     page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell .jp-InputPrompt").first.click()
-    page.keyboard.press("Control+s")
     dirty = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab.jp-mod-dirty", has_text=name)
-    dirty.wait_for(state="detached", timeout=60_000)
+    save_until(page, lambda: dirty.count() == 0, f"the tab of {name} is no longer marked as changed")
 
 
 def _save_and_reexport(page, notebook: Path, expected: str, name: str = NAME) -> None:
