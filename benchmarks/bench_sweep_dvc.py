@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import nb2pipe
 from nb2pipe.run.pidlock import pid_alive
 
 PARAMS_FILE = "pipelines/bench/params.yaml"
@@ -57,15 +58,6 @@ def find_dvc(given: str | None) -> str | None:
     return shutil.which("dvc") or (str(beside) if os.access(beside, os.X_OK) else None)
 
 
-def checkout_of_nb2pipe() -> str:
-    """The folder holding the nb2pipe package this benchmark's Python imports (the tree under test)."""
-    where = subprocess.run(
-        [sys.executable, "-c", "import nb2pipe, pathlib; print(pathlib.Path(nb2pipe.__file__).resolve().parent.parent)"],
-        capture_output=True, text=True, check=True, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
-    return where.stdout.strip()
-
-
 def dvc_env(dvc: str, link_dir: Path) -> dict[str, str]:
     """The environment of the DVC side: `dvc` (a link) first on PATH, then this Python's folder; the tree under
     test first on PYTHONPATH; no analytics, git without the user's configuration."""
@@ -73,7 +65,8 @@ def dvc_env(dvc: str, link_dir: Path) -> dict[str, str]:
     (link_dir / "dvc").symlink_to(Path(dvc).resolve())
     env = dict(os.environ)
     env["PATH"] = os.pathsep.join([str(link_dir), str(Path(sys.executable).parent), env.get("PATH", "")])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in [checkout_of_nb2pipe(), env.get("PYTHONPATH", "")] if p)
+    checkout = str(Path(nb2pipe.__file__).resolve().parent.parent)  # the tree under test, as this Python imports it
+    env["PYTHONPATH"] = os.pathsep.join(p for p in [checkout, env.get("PYTHONPATH", "")] if p)
     env.update(
         DVC_NO_ANALYTICS="1",
         GIT_AUTHOR_NAME="nb2pipe-bench", GIT_AUTHOR_EMAIL="bench@example.invalid",

@@ -31,7 +31,7 @@ from typing import Any
 
 from nb2pipe import model as m
 from nb2pipe.api.scratch import Scratch, copy_specs, folder_inside_wdir, link_inputs
-from nb2pipe.errors import Nb2PipeError, SpecError
+from nb2pipe.errors import SpecError
 
 COMMAND = "python -m nb2pipe.api.trial_stage"
 TRIALS_DIR = "{engine}-trials"
@@ -83,7 +83,7 @@ def _copy_shared_outs(pipeline: m.Pipeline, shared: list[str], root: Path) -> No
 
 
 def main(argv: list[str] | None = None) -> int:
-    from nb2pipe.run.single import overrides_from_json, run_stage
+    from nb2pipe.run.single import overrides_from_json, reported, run_stage
 
     parser = argparse.ArgumentParser(prog=COMMAND, description="Run one stage of one trial of a sweep (the sweep exports call this).")
     parser.add_argument("pipeline", type=Path, help="the pipeline folder (holding nb2pipe.yaml)")
@@ -94,18 +94,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params-json", default="{}", metavar="JSON", help="the trial's parameter values, as a JSON object")
     parser.add_argument("--engine", default="export", help="names the folders .nb2pipe/<engine>-trials/ and <engine>-runs/")
     args = parser.parse_args(argv)
-    try:
+
+    def run() -> Path:
         overrides: dict[str, Any] = overrides_from_json(args.params_json)
         folder = trial_workspace(args.pipeline, args.sweep, args.trial, args.engine, args.shared)
-        output = run_stage(folder, args.stage, overrides, engine=args.engine)
-    except Nb2PipeError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        print(f"stage '{args.stage}' of trial {args.trial} interrupted", file=sys.stderr)
-        return 130
-    print(f"stage '{args.stage}' of trial {args.trial} done; output in {os.path.relpath(output)}")
-    return 0
+        return run_stage(folder, args.stage, overrides, engine=args.engine)
+
+    return reported(f"stage '{args.stage}' of trial {args.trial}", run)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ import json
 import os
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -109,16 +110,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engine", default="export", help="names the folder of executed notebooks: .nb2pipe/<engine>-runs/")
     parser.add_argument("--no-retries", action="store_true", help="try the stage once: the engine retries it itself (its retries: setting)")
     args = parser.parse_args(argv)
+    return reported(
+        f"stage '{args.stage}'",
+        lambda: run_stage(
+            args.pipeline, args.stage, overrides_from_json(args.params_json), engine=args.engine, retries=not args.no_retries
+        ),
+    )
+
+
+def reported(what: str, run: Callable[[], Path]) -> int:
+    """The exit status of an engine's stage command running `run` (which returns the executed
+    notebook): an error is one line, an interrupt says `what` was interrupted (130)."""
     try:
-        overrides = overrides_from_json(args.params_json)
-        output = run_stage(args.pipeline, args.stage, overrides, engine=args.engine, retries=not args.no_retries)
+        output = run()
     except Nb2PipeError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        print(f"stage '{args.stage}' interrupted", file=sys.stderr)
+        print(f"{what} interrupted", file=sys.stderr)
         return 130
-    print(f"stage '{args.stage}' done; output in {os.path.relpath(output)}")
+    print(f"{what} done; output in {os.path.relpath(output)}")
     return 0
 
 

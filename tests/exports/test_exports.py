@@ -208,14 +208,17 @@ def test_dvc_repro_runs_the_pipeline_and_reruns_only_what_a_param_change_touches
 
 # --- Airflow ---------------------------------------------------------------------------------------
 
-_DAGBAG = """
+# a script's start that loads the DAG folder given as its argument into `bag`
+DAGBAG_LOAD = """
 import json, sys
 try:
     from airflow.dag_processing.dagbag import DagBag
 except ImportError:  # Airflow before 3.1
     from airflow.models.dagbag import DagBag
 bag = DagBag(dag_folder=sys.argv[1])  # examples are off: AIRFLOW__CORE__LOAD_EXAMPLES=False
-dag = bag.dags.get("tiny")
+"""
+
+_DAGBAG = DAGBAG_LOAD + """dag = bag.dags.get("tiny")
 print(json.dumps({
     "errors": {k: str(v) for k, v in bag.import_errors.items()},
     "tasks": {t.task_id: sorted(t.upstream_task_ids) for t in dag.tasks} if dag else None,

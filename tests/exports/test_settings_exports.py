@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_exports import require_git, run, tool_env
+from test_exports import DAGBAG_LOAD, require_git, run, tool_env
 
 from conftest import code, write_nb
 from nb2pipe.export import export_notebook
@@ -74,11 +74,7 @@ def test_a_secrets_value_reaches_no_exported_file(project: Path, monkeypatch) ->
 
 # --- Airflow --------------------------------------------------------------------------------------
 
-_DAGBAG = """
-import json, sys
-from airflow.dag_processing.dagbag import DagBag
-bag = DagBag(dag_folder=sys.argv[1])
-dag = bag.dags["settings"]
+_DAGBAG = DAGBAG_LOAD + """dag = bag.dags["settings"]
 print(json.dumps({
     "errors": {k: str(v) for k, v in bag.import_errors.items()},
     "tasks": {t.task_id: {

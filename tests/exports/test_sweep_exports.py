@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_exports import PIPELINE, _json, require_git, run, tool_env, write_notebook
+from test_exports import DAGBAG_LOAD, PIPELINE, _json, require_git, run, tool_env, write_notebook
 
 from conftest import code, write_nb  # at import: tests/ui/ has a conftest of its own, loaded later
 from helpers import wait_until
@@ -70,14 +70,7 @@ def assert_trials_ran_apart(project: Path, engine: str, sweep_id: str) -> None:
 
 # --- Airflow ---------------------------------------------------------------------------------------
 
-_DAGBAG = """
-import json, sys
-try:
-    from airflow.dag_processing.dagbag import DagBag
-except ImportError:  # Airflow before 3.1
-    from airflow.models.dagbag import DagBag
-bag = DagBag(dag_folder=sys.argv[1])  # examples are off: AIRFLOW__CORE__LOAD_EXAMPLES=False
-dag = bag.dags.get("tiny_sweep")
+_DAGBAG = DAGBAG_LOAD + """dag = bag.dags.get("tiny_sweep")
 print(json.dumps({
     "errors": {k: str(v) for k, v in bag.import_errors.items()},
     "tasks": {t.task_id: [type(t).__name__, sorted(t.upstream_task_ids)] for t in dag.tasks} if dag else None,
