@@ -19,6 +19,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -101,6 +102,59 @@ def run_cli(*argv: str | Path, cwd: Path | None = None, timeout: float = 300) ->
     except subprocess.TimeoutExpired as expired:
         pytest.fail(f"nb2pipe {' '.join(map(str, argv))} still running after {timeout:.0f} s; it printed: {expired.stderr!r}")
     return done.returncode, done.stdout, done.stderr
+
+
+# `python -m nb2pipe`, with every thread's stack written to $NB2PIPE_TEST_STACKS on SIGUSR1: a
+# test that gives up waiting for a command shows where the command waits (`output_or_stacks`)
+_WITH_STACKS = (
+    "import faulthandler, os, signal, sys\n"
+    "faulthandler.register(signal.SIGUSR1, open(os.environ['NB2PIPE_TEST_STACKS'], 'w'), all_threads=True)\n"
+    "from nb2pipe.cli import main\n"
+    "sys.exit(main())\n"
+)
+
+
+def nb2pipe_command(*argv: str | Path) -> list[str]:
+    """The argv of `python -m nb2pipe ARGV` that can show its stacks (start it with `stacks_env`)."""
+    return [sys.executable, "-c", _WITH_STACKS, *map(str, argv)]
+
+
+def stacks_env(stacks: Path, **extra: str) -> dict[str, str]:
+    """subprocess_env for `nb2pipe_command`, its stacks going to the file `stacks`."""
+    return subprocess_env(NB2PIPE_TEST_STACKS=str(stacks), **extra)
+
+
+def output_or_stacks(proc: subprocess.Popen, stacks: Path, timeout: float) -> tuple[str, str]:
+    """`proc.communicate(timeout)`; a command still running then fails the test with the stack of
+    each of its threads (it was started as `nb2pipe_command`) and what it printed."""
+    try:
+        return proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pass
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(proc.pid, signal.SIGUSR1)
+    wait_until(lambda: stacks.exists() and stacks.stat().st_size, "the stacks are written", timeout=30)
+    time.sleep(1)  # the other threads' stacks follow the first
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    out, err = proc.communicate()
+    pytest.fail(f"still running after {timeout:.0f} s; its threads:\n{stacks.read_text()}\nstdout: {out!r}\nstderr: {err!r}")
+
+
+def signal_another_thread(pid: int, sig: int) -> int:
+    """Send `sig` to a thread of process `pid` other than its main one, and return that thread's
+    id: what the OS may do with a Ctrl-C, since a signal sent to a process goes to any of its
+    threads that does not block it, while Python runs the handler in the main thread only."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for task in sorted(Path(f"/proc/{pid}/task").iterdir(), key=lambda path: int(path.name)):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            blocked = re.search(r"^SigBlk:\s*([0-9a-f]+)$", (task / "status").read_text(), re.M)
+            takes = not int(blocked.group(1), 16) & (1 << (sig - 1))  # type: ignore[union-attr]
+            if int(task.name) != pid and takes and libc.tgkill(pid, int(task.name), sig) == 0:
+                return int(task.name)
+    pytest.fail(f"process {pid} has no thread besides its main one that takes signal {sig}")
 
 
 def one_error_line(err: str) -> str:

@@ -13,13 +13,12 @@ import re
 import signal
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from conftest import code, write_nb
-from helpers import subprocess_env, wait_until
+from helpers import nb2pipe_command, output_or_stacks, signal_another_thread, stacks_env, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -160,23 +159,30 @@ def _train_rows(db: Path, outcome: str) -> int:
             return 0
 
 
-def test_ctrl_c_stops_the_sweep_with_no_trial_shown_ok_and_the_same_command_runs_the_rest(tmp_path, monkeypatch, cli):
+@pytest.mark.parametrize("to", ["the process group", "a thread other than the main one"])
+def test_ctrl_c_stops_the_sweep_with_no_trial_shown_ok_and_the_same_command_runs_the_rest(tmp_path, monkeypatch, cli, to):
+    """A terminal's Ctrl-C goes to the process group, and the OS hands it to any thread of the
+    sweep: the main thread, or one of the trials' or kernels' threads."""
     monkeypatch.chdir(tmp_path)
     gate = tmp_path / "gate"
     gate.write_text("closed")
     wait_for_gate = f"import os, time\nwhile os.path.exists({str(gate)!r}):\n    time.sleep(0.1)\n"
     project(tmp_path, train=wait_for_gate + "model = sum(data) * alpha + depth")
-    argv = [sys.executable, "-m", "nb2pipe", "sweep", "nb.ipynb", "-p", "depth=1,2,3", "--jobs", "2"]
+    stacks = tmp_path / "stacks.txt"
+    argv = nb2pipe_command("sweep", "nb.ipynb", "-p", "depth=1,2,3", "--jobs", "2")
     proc = subprocess.Popen(
-        argv, cwd=tmp_path, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        argv, cwd=tmp_path, env=stacks_env(stacks), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         stdin=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     try:
         db = tmp_path / PIPE / ".nb2pipe" / "runs.db"
         wait_until(lambda: _train_rows(db, "running") >= 2, "two trials run at once", timeout=300, proc=proc,
                    seen=lambda: f"train rows running: {_train_rows(db, 'running')}", interval=0.2)
-        os.killpg(proc.pid, signal.SIGINT)  # as a terminal does
-        out, err = proc.communicate(timeout=300)
+        if to == "the process group":
+            os.killpg(proc.pid, signal.SIGINT)  # as a terminal does
+        else:
+            signal_another_thread(proc.pid, signal.SIGINT)
+        out, err = output_or_stacks(proc, stacks, timeout=300)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)

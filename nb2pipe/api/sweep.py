@@ -28,7 +28,7 @@ import os
 import shutil
 import threading
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -191,7 +191,7 @@ def _kernel_pool(
 def _run_remaining(
     root: Path, plan: SweepPlan, remaining: list[dict[str, Any]], options: TrialOptions, jobs: int, reporters: list[Reporter]
 ) -> tuple[bool, bool]:
-    from nb2pipe.run.starting import signals_interrupt
+    from nb2pipe.run.starting import signals_interrupt, wait_all
 
     futures: list[Future[None]] = []
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="nb2pipe-trial") as pool:
@@ -202,7 +202,7 @@ def _run_remaining(
                 for number, trial in enumerate(remaining, 1):
                     label = f"trial {number}/{len(remaining)}"
                     futures.append(pool.submit(_run_trial, root, plan.sweep_id, trial, label, options, reporters))
-                wait(futures)
+                wait_all(futures)  # not an untimed wait: it would never see a Ctrl-C the OS gave another thread
         except KeyboardInterrupt:
             options.cancel.set()
             for future in futures:
@@ -216,9 +216,11 @@ def _run_remaining(
 
 def _wait_ignoring_interrupts(futures: list[Future[None]]) -> None:
     """Wait for the running trials to record themselves stopped (a second Ctrl-C does not cut that short)."""
+    from nb2pipe.run.starting import wait_all
+
     while True:
         try:
-            wait(futures)
+            wait_all(futures)
             return
         except KeyboardInterrupt:
             continue

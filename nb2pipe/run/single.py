@@ -39,7 +39,7 @@ from nb2pipe.errors import Nb2PipeError, SpecError, StageFailed
 from nb2pipe.run import redact as redaction
 from nb2pipe.run.executors import INTERRUPTED, StageJob, executor
 from nb2pipe.run.runner import stage_error
-from nb2pipe.run.starting import signals_interrupt
+from nb2pipe.run.starting import result_of, signals_interrupt
 from nb2pipe.settings import effective
 
 COMMAND = "python -m nb2pipe.run.single"
@@ -81,7 +81,7 @@ def run_stage(
         runs_on = executor("local", kernel, lockfile.wdir(pipeline), 1, stages=0 if stage.cmd or own_kernel else 1)
         try:
             for attempt in range(1, tries + 1):
-                outcome = runs_on.submit(job).result()
+                outcome = result_of(runs_on.submit(job))
                 if outcome.ok or attempt == tries or (outcome.error or {}).get("evalue") == INTERRUPTED:
                     break
                 print(f"stage '{stage.name}' failed (try {attempt} of {tries}); trying again in a fresh kernel", file=sys.stderr)

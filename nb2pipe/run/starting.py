@@ -2,6 +2,11 @@
 
 Used by the runner, a sweep's trials (api/sweep.py) and the stage command the exports run
 (run/single.py).
+
+Python runs a signal's handler in the main thread only, and only when that thread runs; the OS
+hands a signal sent to the process (a terminal's Ctrl-C) to any of its threads. A main thread
+blocked without a timeout on the threads that run the stages would never see the Ctrl-C, so it
+waits for them in steps of SIGNALS_SEEN_WITHIN_S (`wait_all`, `result_of`).
 """
 
 from __future__ import annotations
@@ -12,16 +17,23 @@ import itertools
 import os
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from nb2pipe import model as m
 from nb2pipe.run.events import Reporter, message_to
 from nb2pipe.run.pidlock import RunLock
 
+if TYPE_CHECKING:
+    from concurrent.futures import Future  # imported where a run waits, after its first stage started
+
 RUNS_DIR = "runs"
 RUN_LOCK_FILE = "run.pid"
+SIGNALS_SEEN_WITHIN_S = 0.5  # the longest a main thread waits for other threads at a time (module description)
+
+_Result = TypeVar("_Result")
 
 _minted_lock = threading.Lock()
 _minted: set[str] = set()  # the ids this process gave out in the current second
@@ -77,3 +89,18 @@ def signals_interrupt() -> Iterator[None]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+def wait_all(futures: Collection[Future[Any]]) -> None:
+    """Return once every future is done, waking every SIGNALS_SEEN_WITHIN_S so that a Ctrl-C the
+    OS handed to another thread raises KeyboardInterrupt here."""
+    from concurrent.futures import wait
+
+    while wait(futures, timeout=SIGNALS_SEEN_WITHIN_S).not_done:
+        pass
+
+
+def result_of(future: Future[_Result]) -> _Result:
+    """`future.result()`, waited for as `wait_all` waits."""
+    wait_all([future])
+    return future.result()
