@@ -8,12 +8,24 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from conftest import code, md, write_nb
-from helpers import assert_one_line_error, run_cli
+from helpers import (
+    assert_one_line_error,
+    kernel_processes,
+    nb2pipe_command,
+    output_or_stacks,
+    run_cli,
+    signal_another_thread,
+    stacks_env,
+    survivors,
+    wait_until,
+)
 from nb2pipe.api.compare import Comparison, PipelineRun, PlainRun, compare, short_diff
 
 pytestmark = pytest.mark.slow
@@ -267,3 +279,38 @@ def test_an_install_cell_is_not_comparable_rather_than_a_difference(tmp_path, mo
     lines = out.splitlines()
     assert "not comparable: cell 1: installs packages, which the pipeline leaves to its environment" in lines, out
     assert lines[-1] == "verified: 1 cell, 0 files equal; 1 not comparable", out
+
+
+# --- stopping it ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["SIGINT, ignored by inheritance", "SIGTERM", "SIGINT to a thread other than the main one"])
+def test_an_interrupted_verify_stops_at_once_and_leaves_no_copy_or_kernel(tmp_path, how):
+    """Ctrl-C or SIGTERM, however `nb2pipe verify` was started (a CI job in the background
+    inherits SIGINT ignored) and whichever thread the OS hands the signal to."""
+    temp, started, stacks = tmp_path / "tmp", tmp_path / "started", tmp_path / "stacks.txt"
+    temp.mkdir()
+    endless = f"import time\nopen({str(started)!r}, 'w').close()\nwhile True:\n    time.sleep(0.1)"
+    write_nb(tmp_path / "nb.ipynb", md("## Load"), code("x = 1"), md("## Wait"), code(endless))
+    proc = subprocess.Popen(
+        nb2pipe_command("verify", "nb.ipynb"), cwd=tmp_path, env=stacks_env(stacks, TMPDIR=str(temp)), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL, start_new_session=True,
+        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if "ignored" in how else None,
+    )  # fmt: skip
+    kernels: dict[int, float] = {}
+    try:
+        wait_until(started.exists, "the notebook's endless cell runs", timeout=300, proc=proc)
+        kernels = kernel_processes(proc.pid)
+        if "thread" in how:
+            signal_another_thread(proc.pid, signal.SIGINT)
+        else:
+            proc.send_signal(signal.SIGTERM if how == "SIGTERM" else signal.SIGINT)
+        _, err = output_or_stacks(proc, stacks, timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert proc.returncode == 130, err
+    assert err.splitlines()[-1] == "interrupted"
+    assert kernels and survivors(kernels, timeout=30) == [], "the notebook's kernel outlived the verify"
+    assert not list(temp.glob("nb2pipe-verify-*")), "the copies verify ran in are removed"

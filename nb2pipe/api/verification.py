@@ -14,6 +14,8 @@
    noise that happened to repeat (a die-roll cell gives the same number twice one time in six).
 6. Compare (`compare`): every cell's printed output and `text/plain` results, every file both
    wrote. The report: the differences, one line each, what was not comparable, and the summary.
+7. Ctrl-C or SIGTERM (whatever signal dispositions the process inherited) stops it as it stops
+   `nb2pipe run`: the kernels are stopped and the copies removed.
 """
 
 from __future__ import annotations
@@ -117,6 +119,7 @@ def verify(
     """Run the notebook top to bottom and its pipeline, each in a copy of its working folder, and
     compare them (see the module's description). The workspace is never written."""
     from nb2pipe.export import plan_export
+    from nb2pipe.run.starting import signals_interrupt
 
     notebook = Path(notebook)
     _check_notebook(notebook)
@@ -127,7 +130,7 @@ def verify(
     values = dict(params or {})
     root = Path(tempfile.mkdtemp(prefix="nb2pipe-verify-"))
     try:
-        with _no_progress_bars():
+        with _no_progress_bars(), signals_interrupt():
             return _verify_in(root, notebook, values, jobs, kernel, progress)
     finally:
         shutil.rmtree(root, ignore_errors=True)
