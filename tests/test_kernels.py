@@ -8,6 +8,8 @@ fail the way a busy machine makes them fail:
 - `port`:  another socket holds the kernel's shell port (the port race of two runs starting
            kernels at once, provoked on purpose), so ipykernel dies with `ZMQError: Address
            already in use`;
+- `iopub`: the same with its iopub port: ipykernel binds its shell port, fails on iopub, and
+           hangs half-started, neither answering nor ending;
 - `sleep`: the process never answers at all;
 - `deaf`:  a ZMQ socket on the kernel's shell port takes the first message sent there and drops
            it, then ipykernel starts (a request sent while a kernel starts can be lost);
@@ -52,10 +54,10 @@ if fails < 0 or number < fails:
         time.sleep(delay)  # alive when the pool looks, dead before it answers
         print(f"flaky kernel: start {number + 1} refused", file=sys.stderr, flush=True)
         sys.exit(1)
-    if mode == "port":
+    if mode in ("port", "iopub"):
         connection = json.load(open(kernel_args[kernel_args.index("-f") + 1]))
         taken = socket.socket()
-        taken.bind((connection["ip"], connection["shell_port"]))
+        taken.bind((connection["ip"], connection["shell_port" if mode == "port" else "iopub_port"]))
         taken.listen()
         taken.set_inheritable(True)  # still held after exec: ipykernel's own bind fails
         time.sleep(delay)
@@ -160,6 +162,22 @@ def test_a_kernel_that_dies_at_start_is_replaced_and_the_run_succeeds(project, t
 
 
 @pytest.mark.slow
+def test_a_kernel_hung_half_started_by_a_taken_port_is_killed_and_replaced(project, tmp_path, cli, monkeypatch):
+    """Seen in CI: a stage failed with `it did not answer within 60 s`, its kernel's iopub port
+    taken by another process starting a kernel. The start timeout here would fail the run: the
+    kernel is replaced as soon as it says why it cannot answer."""
+    monkeypatch.setenv("NB2PIPE_KERNEL_START_TIMEOUT", "300")
+    state = install_kernel(tmp_path / "jupyter", "half", "iopub", fails=2, delay=1.0)
+    exit_code, out, err = cli("run", NB, "--kernel", "half", "--jobs", "1")
+    assert exit_code == 0, err
+    assert summary(out) == "2 ran, 0 up to date, 0 restored from cache, 0 failed"
+    assert len(starts(state)) == 2 + 2, "two stages, two kernels hung half-started"
+    log = (the_run(project) / "kernels.log").read_text()
+    assert log.count("(another process took one of its ports); starting another") == 2, log
+    wait_until_gone(starts(state), "the kernels the pool started end, the hung ones too")
+
+
+@pytest.mark.slow
 def test_a_kernel_that_never_answers_is_a_one_line_error_and_is_killed(project, tmp_path, cli, monkeypatch):
     monkeypatch.setenv("NB2PIPE_KERNEL_START_TIMEOUT", "2")
     state = install_kernel(tmp_path / "jupyter", "sleepy", "sleep", fails=-1)
@@ -179,7 +197,7 @@ def test_a_kernel_that_never_answers_is_a_one_line_error_and_is_killed(project, 
 def test_a_kernel_whose_first_request_is_lost_is_asked_again(project, tmp_path, cli, monkeypatch):
     """It answers the next `kernel_info`: asked only once, it made the run wait for the start
     timeout and fail (seen once in CI, two test workers starting kernels at once)."""
-    monkeypatch.setenv("NB2PIPE_KERNEL_START_TIMEOUT", "20")
+    monkeypatch.setenv("NB2PIPE_KERNEL_START_TIMEOUT", "300")
     state = install_kernel(tmp_path / "jupyter", "deaf", "deaf", fails=-1)
     exit_code, out, err = cli("run", NB, "--kernel", "deaf", "--jobs", "1")
     assert exit_code == 0, err

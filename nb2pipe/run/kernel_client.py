@@ -22,6 +22,9 @@ from jupyter_client.manager import AsyncKernelManager
 from nb2pipe.run.kernels import KERNEL_START_TIMEOUT_ENV, KERNEL_START_TIMEOUT_S, describe_exit
 
 KERNEL_INFO_AGAIN_S = 1.0  # how often a kernel that has not answered is asked again (as jupyter_client does)
+# what a kernel writes when another process took one of the ports jupyter_client picked for it
+# (the port race of kernels starting at once): past its shell port, it then hangs half-started
+PORT_TAKEN = "ZMQError: Address already in use"
 
 _Result = TypeVar("_Result")
 
@@ -91,10 +94,16 @@ class KernelManager(AsyncKernelManager):
 
     def last_words(self) -> str:
         """The last line the kernel wrote to its stdout/stderr ('' if none)."""
-        size = os.fstat(self.output.fileno()).st_size
-        tail = os.pread(self.output.fileno(), 4096, max(0, size - 4096)).decode("utf-8", "replace")
-        lines = [line.strip() for line in tail.splitlines() if line.strip()]
+        lines = [line.strip() for line in self._tail().splitlines() if line.strip()]
         return lines[-1][:300] if lines else ""
+
+    def port_taken(self) -> str:
+        """The line in which the kernel says another process took one of its ports ('' if none)."""
+        return next((line.strip()[:300] for line in self._tail().splitlines() if PORT_TAKEN in line), "")
+
+    def _tail(self) -> str:
+        size = os.fstat(self.output.fileno()).st_size
+        return os.pread(self.output.fileno(), 4096, max(0, size - 4096)).decode("utf-8", "replace")
 
 
 class NotReady(Exception):
@@ -116,7 +125,9 @@ async def _kernel_info_answered(km: KernelManager, timeout: float, closed: Calla
     Only the shell channel is opened: no iopub check and no 0.2 s flush as in a client's
     `wait_for_ready`, so the check costs one round trip once the kernel is up. As
     `wait_for_ready` does, the request is sent again every KERNEL_INFO_AGAIN_S until one is
-    answered: a request sent while the kernel is still starting can be lost."""
+    answered: a request sent while the kernel is still starting can be lost. A kernel that says
+    another process took one of its ports is not waited for: bound past its shell port, it
+    would hang half-started, neither answering nor ending."""
     client = own_client(km)
     client.start_channels(shell=True, iopub=False, stdin=False, hb=False, control=False)
     try:
@@ -139,6 +150,8 @@ async def _kernel_info_answered(km: KernelManager, timeout: float, closed: Calla
                 words = km.last_words()
                 status = describe_exit(km.exit_status())
                 raise NotReady(f"{words} ({status})" if words else f"it ended before it answered ({status})", retry=True)
+            if taken := km.port_taken():  # it will never answer, and may never end by itself
+                raise NotReady(f"{taken} (another process took one of its ports)", retry=True)
             if closed():
                 raise NotReady("the run ended before it answered", retry=False)
             if time.monotonic() > deadline:

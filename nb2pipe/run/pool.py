@@ -3,9 +3,10 @@
 1. A `KernelPool` keeps kernels booting ahead of need (one more than the stages that can run at
    once), so a stage finds a ready kernel instead of waiting ~0.5 s for one. A kernel is ready
    once it answered `kernel_info`, checked in the pool's starter threads while other stages run:
-   a kernel that died at start (most often another process took one of the TCP ports
-   jupyter_client picked for it) is replaced, up to KERNEL_START_ATTEMPTS starts; one that does
-   not answer within the start timeout is killed. Either way the stage gets a one-line reason.
+   a kernel that died at start, or says another process took one of the TCP ports
+   jupyter_client picked for it (most often the reason it died; past its shell port it hangs
+   half-started instead), is killed and replaced, up to KERNEL_START_ATTEMPTS starts; one that
+   does not answer within the start timeout is killed. Either way the stage gets a one-line reason.
 2. The client a stage's notebook client makes on a pooled kernel (kernel_client.QuickReadyClient) is ready
    after one `kernel_info` round trip seen on both shell and iopub: no fixed 0.2 s wait for
    iopub to fall silent, as jupyter_client's `wait_for_ready` does, on every stage.
@@ -128,7 +129,8 @@ class KernelPool:
                 return km
             except _client().NotReady as not_ready:
                 again = not_ready.retry and attempt < KERNEL_START_ATTEMPTS and not self._closed
-                what = f"died at start ({describe_exit(km.exit_status())})" if not_ready.retry else str(not_ready)
+                ended = km.exit_status() is not None
+                what = f"died at start ({describe_exit(km.exit_status())})" if not_ready.retry and ended else str(not_ready)
                 self._retire(km, f"{what}; {'starting another' if again else 'giving up'}")
                 if not again:
                     error = KernelStartError(f"could not start kernel '{self.kernel_name}': {not_ready}")
