@@ -32,7 +32,8 @@ _Result = TypeVar("_Result")
 class QuickReadyClient(AsyncKernelClient):
     """The client nbclient makes on a pooled kernel: ready once a `kernel_info` request was
     answered on shell and its `idle` status arrived on iopub (so iopub is connected, and nothing
-    older waits in it), instead of jupyter_client's wait for 0.2 s of iopub silence per stage."""
+    older waits in it), instead of jupyter_client's wait for 0.2 s of iopub silence per stage.
+    A kernel hung half-started by a taken port (`KernelManager.port_taken`) counts as dead."""
 
     async def wait_for_ready(self, timeout: float | None = None) -> None:
         deadline = time.monotonic() + (KERNEL_START_TIMEOUT_S if timeout is None else timeout)
@@ -45,6 +46,8 @@ class QuickReadyClient(AsyncKernelClient):
                 return
             if not await self._async_is_alive():
                 raise RuntimeError("Kernel died before replying to kernel_info")
+            if isinstance(self.parent, KernelManager) and (taken := self.parent.port_taken()):  # hung half-started
+                raise RuntimeError(f"Kernel died before replying to kernel_info: {taken}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"Kernel didn't respond in {timeout or KERNEL_START_TIMEOUT_S:g} seconds")
 

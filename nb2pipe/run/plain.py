@@ -56,17 +56,27 @@ def run_top_to_bottom(
 
 
 def quiet_kernel_manager() -> type:
-    """A kernel manager whose kernels' own stdout and stderr (start-up chatter) go nowhere: what
-    the cells print comes over ZMQ, and the verify command's output stays its own."""
-    import subprocess
+    """A kernel manager whose kernels' own stdout and stderr (start-up chatter) go to a file of
+    their own, not to the verify command's output: what the cells print comes over ZMQ. It is
+    the stages' kernel manager (run/kernel_client.py), so its client sees a kernel hung
+    half-started by a taken port as dead before it answered, and the kernel is started again."""
+    import tempfile
 
-    from jupyter_client.manager import AsyncKernelManager
+    from nb2pipe.run.kernel_client import KernelManager
 
-    class QuietKernelManager(AsyncKernelManager):
+    class QuietKernelManager(KernelManager):
+        def __init__(self, **kwargs: Any):
+            super().__init__(tempfile.TemporaryFile(), **kwargs)  # noqa: SIM115  # closed with the manager's kernel
+
         async def start_kernel(self, **kw: Any) -> None:  # type: ignore[override]  # AsyncKernelManager makes it async
-            kw.setdefault("stdout", subprocess.DEVNULL)
-            kw.setdefault("stderr", subprocess.DEVNULL)
+            kw.setdefault("stdout", self.output)
+            kw.setdefault("stderr", self.output)
             await super().start_kernel(**kw)
+
+        async def _async_cleanup_resources(self, restart: bool = False) -> None:
+            await super()._async_cleanup_resources(restart=restart)
+            if not restart:
+                self.output.close()
 
     return QuietKernelManager
 
