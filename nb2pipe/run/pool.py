@@ -129,8 +129,8 @@ class KernelPool:
                 return km
             except _client().NotReady as not_ready:
                 again = not_ready.retry and attempt < KERNEL_START_ATTEMPTS and not self._closed
-                ended = km.exit_status() is not None
-                what = f"died at start ({describe_exit(km.exit_status())})" if not_ready.retry and ended else str(not_ready)
+                status = km.exit_status()  # None: it hangs half-started, and says why
+                what = f"died at start ({describe_exit(status)})" if not_ready.retry and status is not None else str(not_ready)
                 self._retire(km, f"{what}; {'starting another' if again else 'giving up'}")
                 if not again:
                     error = KernelStartError(f"could not start kernel '{self.kernel_name}': {not_ready}")

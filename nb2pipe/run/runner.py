@@ -43,7 +43,7 @@ from nb2pipe.run.limits import check_memory_watch
 from nb2pipe.run.pidlock import RunLock
 from nb2pipe.run.stage_output import StageLogs, event_text
 from nb2pipe.run.starting import RUNS_DIR as RUNS_DIR  # where runs/<run-id>/ lives, for the server and the API
-from nb2pipe.run.starting import SIGNALS_SEEN_WITHIN_S, acquire_run_lock, new_run_id, signals_interrupt
+from nb2pipe.run.starting import acquire_run_lock, first_done, new_run_id, signals_interrupt
 from nb2pipe.run.tries import Tries, keep_try, summary_failed
 from nb2pipe.settings import effective
 from nb2pipe.spec import declares, effective_params, load_pipeline, resolved_pipeline
@@ -226,7 +226,7 @@ class Runner:
                         running[executor.submit(self._job(name, inputs))] = starting.pop()
                     if not running:
                         continue
-                    for future in _first_done(running):
+                    for future in first_done(running):  # so a cancel is seen too
                         name, inputs = running.pop(future)
                         if executor is not None and self._try_again(name, inputs, future.result()):
                             running[executor.submit(self._job(name, inputs))] = (name, inputs)
@@ -527,15 +527,6 @@ class Runner:
                 )
         self.journal.path.unlink()
         lockfile.write_last(self.pipeline, self.last)
-
-
-def _first_done(running: dict[Future[StageOutcome], Any]) -> set[Future[StageOutcome]]:
-    """The running stages' futures that are done, waiting up to SIGNALS_SEEN_WITHIN_S for one
-    (so a Ctrl-C and a cancel are seen: run/starting.py); concurrent.futures is imported here,
-    after the first stage started."""
-    from concurrent.futures import FIRST_COMPLETED, wait
-
-    return wait(list(running), timeout=SIGNALS_SEEN_WITHIN_S, return_when=FIRST_COMPLETED)[0]
 
 
 def read_metrics(pipeline: m.Pipeline, stage: m.Stage) -> dict[str, Any]:

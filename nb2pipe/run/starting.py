@@ -6,7 +6,8 @@ Used by the runner, a sweep's trials (api/sweep.py) and the stage command the ex
 Python runs a signal's handler in the main thread only, and only when that thread runs; the OS
 hands a signal sent to the process (a terminal's Ctrl-C) to any of its threads. A main thread
 blocked without a timeout on the threads that run the stages would never see the Ctrl-C, so it
-waits for them in steps of SIGNALS_SEEN_WITHIN_S (`wait_all`, `result_of`).
+waits for them in steps of SIGNALS_SEEN_WITHIN_S (`first_done`, `wait_all`, `result_of`).
+concurrent.futures is imported by these, once a run waits: not on the way to its first stage.
 """
 
 from __future__ import annotations
@@ -89,6 +90,13 @@ def signals_interrupt() -> Iterator[None]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+def first_done(futures: Collection[Future[_Result]]) -> set[Future[_Result]]:
+    """The futures that are done, waiting up to SIGNALS_SEEN_WITHIN_S for one."""
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    return wait(futures, timeout=SIGNALS_SEEN_WITHIN_S, return_when=FIRST_COMPLETED).done
 
 
 def wait_all(futures: Collection[Future[Any]]) -> None:
